@@ -1,0 +1,1 @@
+//! The SystemTap language front end: lexer, preprocessor, parser, AST, pretty-printer and diagnostics.

@@ -1,0 +1,62 @@
+//! `tapmatrix`: compile SystemTap scripts and tapsets without debuginfo, run
+//! them across a matrix of kernels in QEMU, and report what needs porting.
+//!
+//! Exit status: 0 all good, 1 something failed or differs, 2 usage or input
+//! error, 3 infrastructure error (no kernel booted, QEMU missing).
+
+mod cmd;
+mod exit;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// The command line.
+#[derive(Parser)]
+#[command(name = "tapmatrix", version, about, propagate_version = true)]
+struct Cli {
+    /// Log more (-v: debug, -vv: trace). `RUST_LOG` overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// The subcommands.
+#[derive(Subcommand)]
+enum Command {
+    /// The kernel matrix and its cache: lock, fetch, harvest, list, facts, diff.
+    #[command(subcommand)]
+    Kernels(cmd::kernels::KernelsCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    let result = match cli.command {
+        Command::Kernels(command) => cmd::kernels::run(command),
+    };
+    match result {
+        Ok(status) => status.into(),
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            exit::status_of(&error).into()
+        }
+    }
+}
+
+/// Logs go to stderr; `RUST_LOG` wins over `-v`.
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .without_time()
+        .init();
+}

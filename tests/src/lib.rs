@@ -1,0 +1,1 @@
+//! End-to-end tests of tapmatrix: shared helpers for tests that boot real kernels in QEMU.

@@ -1,0 +1,3 @@
+//! The in-guest agent (PID 1 of the initramfs).
+
+fn main() {}
