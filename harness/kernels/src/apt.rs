@@ -1,0 +1,279 @@
+//! apt-get and apt-cache run against a private state directory inside the
+//! cache: its own sources.list (the host's Debian mirror URIs with the
+//! matrix's suites), its own lists and archives, an empty dpkg status. The
+//! host's /etc/apt is only read; nothing is installed.
+//!
+//! Keys: Debian signs bullseye, bookworm, trixie, trixie-backports and sid
+//! with keys that bookworm's `debian-archive-keyring` holds (checked with
+//! `apt-get update` against all five on a bookworm host, 2026-11), so the
+//! host's own `Signed-By` keyring is used as is. `apt-get update` runs with
+//! `--error-on=any`, so a suite whose signature does not verify is an error,
+//! never silently skipped or trusted.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use indicatif::ProgressBar;
+
+use crate::deb822;
+use crate::lock::LockedPackage;
+use crate::resolve::{PackageRecord, SuiteIndex};
+use crate::sources::{self, ArchiveMirror};
+use crate::{Error, atomic_write};
+
+/// Where the host's apt configuration and os-release are (the real ones
+/// unless a test points elsewhere).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostApt {
+    /// The host's apt configuration directory, normally `/etc/apt`.
+    pub etc_apt: PathBuf,
+    /// The host's os-release, normally `/etc/os-release`.
+    pub os_release: PathBuf,
+}
+
+impl Default for HostApt {
+    fn default() -> HostApt {
+        HostApt {
+            etc_apt: PathBuf::from("/etc/apt"),
+            os_release: PathBuf::from("/etc/os-release"),
+        }
+    }
+}
+
+/// A prepared private apt state (`<cache>/apt`).
+#[derive(Debug, Clone)]
+pub struct AptState {
+    dir: PathBuf,
+}
+
+impl AptState {
+    /// Writes the private sources.list for these suites from the host's
+    /// mirrors and creates the state directories.
+    pub fn prepare(dir: &Path, suites: &[String], host: &HostApt) -> Result<AptState, Error> {
+        let codename = sources::host_codename(&host.os_release)?;
+        let host_sources = sources::read_host_sources(&host.etc_apt)?;
+        let mirrors = sources::archive_mirrors(&host_sources, &codename)?;
+        for sub in ["lists/partial", "archives/partial"] {
+            let path = dir.join(sub);
+            std::fs::create_dir_all(&path).map_err(|error| Error::io(&path, error))?;
+        }
+        let mut keyrings = Vec::new();
+        for (index, mirror) in mirrors.iter().enumerate() {
+            keyrings.push(keyring_option(dir, index, mirror)?);
+        }
+        let text = sources::render_sources_list(&mirrors, suites, |mirror| {
+            mirrors
+                .iter()
+                .position(|known| known == mirror)
+                .and_then(|index| keyrings.get(index).cloned().flatten())
+        });
+        atomic_write(&dir.join("sources.list"), text.as_bytes())?;
+        Ok(AptState { dir: dir.to_owned() })
+    }
+
+    /// The `-o` options that point apt at the private state.
+    fn options(&self) -> Vec<String> {
+        let dir = self.dir.display();
+        [
+            format!("Dir::Etc::SourceList={dir}/sources.list"),
+            "Dir::Etc::SourceParts=/dev/null".to_owned(),
+            format!("Dir::State::Lists={dir}/lists"),
+            format!("Dir::Cache={dir}"),
+            "Dir::State::status=/dev/null".to_owned(),
+            "APT::Architecture=amd64".to_owned(),
+            "APT::Architectures=amd64".to_owned(),
+            "Acquire::Languages=none".to_owned(),
+            "Acquire::IndexTargets::deb::DEP-11::DefaultEnabled=false".to_owned(),
+        ]
+        .into_iter()
+        .flat_map(|option| ["-o".to_owned(), option])
+        .collect()
+    }
+
+    fn command(&self, program: &str) -> Command {
+        let mut command = Command::new(program);
+        command.args(self.options()).env("LC_ALL", "C.UTF-8");
+        command
+    }
+
+    /// `apt-get update` of the private lists.
+    pub fn update(&self) -> Result<(), Error> {
+        let mut command = self.command("apt-get");
+        command.args(["--error-on=any", "-q", "update"]);
+        run(command, "apt-get update").map(drop)
+    }
+
+    /// Reads one suite's `Packages` index (only the `linux-*` paragraphs).
+    pub fn read_index(&self, suite: &str) -> Result<SuiteIndex, Error> {
+        let mut command = self.command("apt-get");
+        command.args([
+            "indextargets",
+            "--format",
+            "$(FILENAME)",
+            "Identifier: Packages",
+            &format!("Release: {suite}"),
+        ]);
+        let listing = run(command, "apt-get indextargets")?;
+        let files: Vec<&str> = listing
+            .lines()
+            .map(str::trim)
+            .filter(|file| !file.is_empty() && Path::new(file).exists())
+            .collect();
+        if files.is_empty() {
+            return Err(Error::Apt {
+                command: "apt-get indextargets".to_owned(),
+                output: format!("no Packages index for suite `{suite}`: did `apt-get update` fetch it?"),
+            });
+        }
+        let mut index = SuiteIndex::new(suite);
+        for file in files {
+            let mut command = Command::new("/usr/lib/apt/apt-helper");
+            command.args(["cat-file", file]);
+            let text = run(command, "apt-helper cat-file")?;
+            for chunk in text.split("\n\n") {
+                if !chunk.trim_start().starts_with("Package: linux-") {
+                    continue;
+                }
+                for paragraph in deb822::parse(chunk) {
+                    if let Some(record) = PackageRecord::from_paragraph(&paragraph) {
+                        index.insert(record);
+                    }
+                }
+            }
+        }
+        Ok(index)
+    }
+
+    /// `apt-get download NAME=VERSION` into `into`; returns the .deb's path.
+    /// The bar follows the bytes written.
+    pub fn download(&self, package: &LockedPackage, into: &Path, bar: &ProgressBar) -> Result<PathBuf, Error> {
+        let log_path = into.join("apt-get.log");
+        let log = std::fs::File::create(&log_path).map_err(|error| Error::io(&log_path, error))?;
+        let log_err = log.try_clone().map_err(|error| Error::io(&log_path, error))?;
+        let mut command = self.command("apt-get");
+        command
+            .args(["-q", "download", &format!("{}={}", package.name, package.version)])
+            .current_dir(into)
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log_err);
+        let what = format!("apt-get download {}={}", package.name, package.version);
+        let mut child = command.spawn().map_err(|error| Error::Apt {
+            command: what.clone(),
+            output: error.to_string(),
+        })?;
+        let deb = into.join(package.deb_name());
+        let status = loop {
+            match child.try_wait() {
+                Ok(Some(status)) => break status,
+                Ok(None) => {
+                    let written = std::fs::metadata(&deb).map_or(0, |metadata| metadata.len());
+                    bar.set_position(written.min(package.size));
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                Err(error) => {
+                    return Err(Error::Apt {
+                        command: what,
+                        output: error.to_string(),
+                    });
+                }
+            }
+        };
+        let output = std::fs::read_to_string(&log_path).unwrap_or_default();
+        if !status.success() {
+            return Err(Error::Apt {
+                command: what,
+                output: apt_words(&output),
+            });
+        }
+        if !deb.is_file() {
+            return Err(Error::Apt {
+                command: what,
+                output: format!("apt-get did not write {}\n{}", deb.display(), apt_words(&output)),
+            });
+        }
+        bar.set_position(package.size);
+        Ok(deb)
+    }
+}
+
+/// The `signed-by=` value for a mirror: its keyring paths or fingerprints
+/// as the host wrote them, or for an inline key block, a file holding it.
+fn keyring_option(dir: &Path, index: usize, mirror: &ArchiveMirror) -> Result<Option<String>, Error> {
+    let Some(signed_by) = &mirror.signed_by else {
+        return Ok(None);
+    };
+    if signed_by.contains("BEGIN PGP PUBLIC KEY BLOCK") {
+        let path = dir.join(format!("keyring-{index}.asc"));
+        let mut text = signed_by.clone();
+        text.push('\n');
+        atomic_write(&path, text.as_bytes())?;
+        return Ok(Some(path.display().to_string()));
+    }
+    Ok(Some(signed_by.split_whitespace().collect::<Vec<_>>().join(",")))
+}
+
+/// Runs a command to completion; its stdout on success, else its own words.
+fn run(mut command: Command, what: &str) -> Result<String, Error> {
+    let output = command.stdin(Stdio::null()).output().map_err(|error| Error::Apt {
+        command: what.to_owned(),
+        output: error.to_string(),
+    })?;
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    if output.status.success() {
+        return Ok(stdout);
+    }
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    Err(Error::Apt {
+        command: what.to_owned(),
+        output: apt_words(&format!("{stdout}\n{stderr}")),
+    })
+}
+
+/// apt's own error and warning lines, else the last lines of its output.
+fn apt_words(output: &str) -> String {
+    let flagged: Vec<&str> = output
+        .lines()
+        .filter(|line| line.starts_with("E:") || line.starts_with("W:") || line.starts_with("Err:"))
+        .collect();
+    let lines: Vec<&str> = if flagged.is_empty() {
+        let all: Vec<&str> = output.lines().filter(|line| !line.trim().is_empty()).collect();
+        all[all.len().saturating_sub(5)..].to_vec()
+    } else {
+        flagged
+    };
+    lines.join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn apt_words_prefer_error_lines() {
+        let output = "Hit:1 http://m.example/debian sid InRelease\nErr:2 http://m.example/debian nope Release\n  404  Not Found\nE: The repository 'http://m.example/debian nope Release' does not have a Release file.\n";
+        let words = apt_words(output);
+        assert!(words.starts_with("Err:2"), "{words}");
+        assert!(words.contains("E: The repository"), "{words}");
+        assert!(!words.contains("Hit:1"), "{words}");
+        assert_eq!(apt_words("a\nb\n"), "a\nb");
+    }
+
+    #[test]
+    fn inline_keys_go_to_a_file_and_paths_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        let inline = ArchiveMirror {
+            uri: "http://m.example/debian".into(),
+            signed_by: Some("-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nabc\n-----END PGP PUBLIC KEY BLOCK-----".into()),
+        };
+        let option = keyring_option(dir.path(), 0, &inline).unwrap().unwrap();
+        assert!(option.ends_with("keyring-0.asc"), "{option}");
+        assert!(std::fs::read_to_string(&option).unwrap().contains("abc"));
+        let path = ArchiveMirror {
+            uri: "http://m.example/debian".into(),
+            signed_by: Some("/a.gpg /b.gpg".into()),
+        };
+        assert_eq!(keyring_option(dir.path(), 1, &path).unwrap().as_deref(), Some("/a.gpg,/b.gpg"));
+    }
+}
