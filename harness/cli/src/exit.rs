@@ -1,5 +1,4 @@
 //! Exit statuses, and how an error chooses one.
-#![allow(dead_code)] // skeleton: the subcommands landing next classify their errors with these.
 
 use std::process::ExitCode;
 

@@ -26,15 +26,14 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// The kernel matrix and its cache: lock, fetch, harvest, list, facts, diff.
-    #[command(subcommand)]
-    Kernels(cmd::kernels::KernelsCommand),
+    Kernels(cmd::kernels::KernelsArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
     let result = match cli.command {
-        Command::Kernels(command) => cmd::kernels::run(command),
+        Command::Kernels(args) => cmd::kernels::run(args),
     };
     match result {
         Ok(status) => status.into(),

@@ -69,7 +69,9 @@ impl AptState {
                 .and_then(|index| keyrings.get(index).cloned().flatten())
         });
         atomic_write(&dir.join("sources.list"), text.as_bytes())?;
-        Ok(AptState { dir: dir.to_owned() })
+        Ok(AptState {
+            dir: dir.to_owned(),
+        })
     }
 
     /// The `-o` options that point apt at the private state.
@@ -80,6 +82,10 @@ impl AptState {
             "Dir::Etc::SourceParts=/dev/null".to_owned(),
             format!("Dir::State::Lists={dir}/lists"),
             format!("Dir::Cache={dir}"),
+            // The host may disable apt's binary caches (Docker images do);
+            // without them every apt-get call re-parses all the indices.
+            "Dir::Cache::pkgcache=pkgcache.bin".to_owned(),
+            "Dir::Cache::srcpkgcache=srcpkgcache.bin".to_owned(),
             "Dir::State::status=/dev/null".to_owned(),
             "APT::Architecture=amd64".to_owned(),
             "APT::Architectures=amd64".to_owned(),
@@ -104,56 +110,74 @@ impl AptState {
         run(command, "apt-get update").map(drop)
     }
 
-    /// Reads one suite's `Packages` index (only the `linux-*` paragraphs).
-    pub fn read_index(&self, suite: &str) -> Result<SuiteIndex, Error> {
+    /// Reads the `Packages` indices of these suites (only the `linux-*`
+    /// paragraphs), one [`SuiteIndex`] per suite, in order.
+    pub fn read_indices(&self, suites: &[String]) -> Result<Vec<SuiteIndex>, Error> {
         let mut command = self.command("apt-get");
         command.args([
             "indextargets",
             "--format",
-            "$(FILENAME)",
+            "$(RELEASE) $(FILENAME)",
             "Identifier: Packages",
-            &format!("Release: {suite}"),
         ]);
         let listing = run(command, "apt-get indextargets")?;
-        let files: Vec<&str> = listing
-            .lines()
-            .map(str::trim)
-            .filter(|file| !file.is_empty() && Path::new(file).exists())
-            .collect();
-        if files.is_empty() {
-            return Err(Error::Apt {
-                command: "apt-get indextargets".to_owned(),
-                output: format!("no Packages index for suite `{suite}`: did `apt-get update` fetch it?"),
-            });
-        }
-        let mut index = SuiteIndex::new(suite);
-        for file in files {
-            let mut command = Command::new("/usr/lib/apt/apt-helper");
-            command.args(["cat-file", file]);
-            let text = run(command, "apt-helper cat-file")?;
-            for chunk in text.split("\n\n") {
-                if !chunk.trim_start().starts_with("Package: linux-") {
-                    continue;
-                }
-                for paragraph in deb822::parse(chunk) {
-                    if let Some(record) = PackageRecord::from_paragraph(&paragraph) {
-                        index.insert(record);
+        let mut indices = Vec::new();
+        for suite in suites {
+            let files: Vec<&str> = listing
+                .lines()
+                .filter_map(|line| line.trim().split_once(' '))
+                .filter(|(release, file)| release == suite && Path::new(file).exists())
+                .map(|(_, file)| file)
+                .collect();
+            if files.is_empty() {
+                return Err(Error::Apt {
+                    command: "apt-get indextargets".to_owned(),
+                    output: format!(
+                        "no Packages index for suite `{suite}`: did `apt-get update` fetch it?"
+                    ),
+                });
+            }
+            let mut index = SuiteIndex::new(suite);
+            for file in files {
+                let mut command = Command::new("/usr/lib/apt/apt-helper");
+                command.args(["cat-file", file]);
+                let text = run(command, "apt-helper cat-file")?;
+                for chunk in text.split("\n\n") {
+                    if !chunk.trim_start().starts_with("Package: linux-") {
+                        continue;
+                    }
+                    for paragraph in deb822::parse(chunk) {
+                        if let Some(record) = PackageRecord::from_paragraph(&paragraph) {
+                            index.insert(record);
+                        }
                     }
                 }
             }
+            indices.push(index);
         }
-        Ok(index)
+        Ok(indices)
     }
 
     /// `apt-get download NAME=VERSION` into `into`; returns the .deb's path.
     /// The bar follows the bytes written.
-    pub fn download(&self, package: &LockedPackage, into: &Path, bar: &ProgressBar) -> Result<PathBuf, Error> {
+    pub fn download(
+        &self,
+        package: &LockedPackage,
+        into: &Path,
+        bar: &ProgressBar,
+    ) -> Result<PathBuf, Error> {
         let log_path = into.join("apt-get.log");
         let log = std::fs::File::create(&log_path).map_err(|error| Error::io(&log_path, error))?;
-        let log_err = log.try_clone().map_err(|error| Error::io(&log_path, error))?;
+        let log_err = log
+            .try_clone()
+            .map_err(|error| Error::io(&log_path, error))?;
         let mut command = self.command("apt-get");
         command
-            .args(["-q", "download", &format!("{}={}", package.name, package.version)])
+            .args([
+                "-q",
+                "download",
+                &format!("{}={}", package.name, package.version),
+            ])
             .current_dir(into)
             .stdin(Stdio::null())
             .stdout(log)
@@ -190,7 +214,11 @@ impl AptState {
         if !deb.is_file() {
             return Err(Error::Apt {
                 command: what,
-                output: format!("apt-get did not write {}\n{}", deb.display(), apt_words(&output)),
+                output: format!(
+                    "apt-get did not write {}\n{}",
+                    deb.display(),
+                    apt_words(&output)
+                ),
             });
         }
         bar.set_position(package.size);
@@ -200,7 +228,11 @@ impl AptState {
 
 /// The `signed-by=` value for a mirror: its keyring paths or fingerprints
 /// as the host wrote them, or for an inline key block, a file holding it.
-fn keyring_option(dir: &Path, index: usize, mirror: &ArchiveMirror) -> Result<Option<String>, Error> {
+fn keyring_option(
+    dir: &Path,
+    index: usize,
+    mirror: &ArchiveMirror,
+) -> Result<Option<String>, Error> {
     let Some(signed_by) = &mirror.signed_by else {
         return Ok(None);
     };
@@ -211,15 +243,20 @@ fn keyring_option(dir: &Path, index: usize, mirror: &ArchiveMirror) -> Result<Op
         atomic_write(&path, text.as_bytes())?;
         return Ok(Some(path.display().to_string()));
     }
-    Ok(Some(signed_by.split_whitespace().collect::<Vec<_>>().join(",")))
+    Ok(Some(
+        signed_by.split_whitespace().collect::<Vec<_>>().join(","),
+    ))
 }
 
 /// Runs a command to completion; its stdout on success, else its own words.
 fn run(mut command: Command, what: &str) -> Result<String, Error> {
-    let output = command.stdin(Stdio::null()).output().map_err(|error| Error::Apt {
-        command: what.to_owned(),
-        output: error.to_string(),
-    })?;
+    let output = command
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|error| Error::Apt {
+            command: what.to_owned(),
+            output: error.to_string(),
+        })?;
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     if output.status.success() {
         return Ok(stdout);
@@ -238,7 +275,10 @@ fn apt_words(output: &str) -> String {
         .filter(|line| line.starts_with("E:") || line.starts_with("W:") || line.starts_with("Err:"))
         .collect();
     let lines: Vec<&str> = if flagged.is_empty() {
-        let all: Vec<&str> = output.lines().filter(|line| !line.trim().is_empty()).collect();
+        let all: Vec<&str> = output
+            .lines()
+            .filter(|line| !line.trim().is_empty())
+            .collect();
         all[all.len().saturating_sub(5)..].to_vec()
     } else {
         flagged
@@ -265,7 +305,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let inline = ArchiveMirror {
             uri: "http://m.example/debian".into(),
-            signed_by: Some("-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nabc\n-----END PGP PUBLIC KEY BLOCK-----".into()),
+            signed_by: Some(
+                "-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nabc\n-----END PGP PUBLIC KEY BLOCK-----"
+                    .into(),
+            ),
         };
         let option = keyring_option(dir.path(), 0, &inline).unwrap().unwrap();
         assert!(option.ends_with("keyring-0.asc"), "{option}");
@@ -274,6 +317,9 @@ mod tests {
             uri: "http://m.example/debian".into(),
             signed_by: Some("/a.gpg /b.gpg".into()),
         };
-        assert_eq!(keyring_option(dir.path(), 1, &path).unwrap().as_deref(), Some("/a.gpg,/b.gpg"));
+        assert_eq!(
+            keyring_option(dir.path(), 1, &path).unwrap().as_deref(),
+            Some("/a.gpg,/b.gpg")
+        );
     }
 }

@@ -218,7 +218,11 @@ impl Cache {
             Err(TryLockError::Error(error)) => return Err(Error::io(&path, error)),
         }
         let command: Vec<String> = std::env::args().collect();
-        let stamp = format!("pid {}\ncommand {}\n", std::process::id(), command.join(" "));
+        let stamp = format!(
+            "pid {}\ncommand {}\n",
+            std::process::id(),
+            command.join(" ")
+        );
         file.set_len(0)
             .and_then(|()| file.rewind())
             .and_then(|()| file.write_all(stamp.as_bytes()))
@@ -228,7 +232,10 @@ impl Cache {
         if tmp.exists() {
             std::fs::remove_dir_all(&tmp).map_err(|error| Error::io(&tmp, error))?;
         }
-        Ok(CacheGuard { cache: self, _file: file })
+        Ok(CacheGuard {
+            cache: self,
+            _file: file,
+        })
     }
 }
 
@@ -257,7 +264,10 @@ mod tests {
         let first = cache.lock().unwrap();
         let error = cache.lock().unwrap_err();
         let text = error.to_string();
-        assert!(text.contains(&format!("pid {}", std::process::id())), "{text}");
+        assert!(
+            text.contains(&format!("pid {}", std::process::id())),
+            "{text}"
+        );
         assert!(text.contains("--cache-dir"), "{text}");
         drop(first);
         cache.lock().unwrap();

@@ -30,7 +30,9 @@ fn classify(path: &str) -> Option<(Part, &str)> {
     if let Some(release) = path.strip_prefix("boot/config-") {
         return Some((Part::Config, release));
     }
-    let rest = path.strip_prefix("usr/lib/modules/").or_else(|| path.strip_prefix("lib/modules/"))?;
+    let rest = path
+        .strip_prefix("usr/lib/modules/")
+        .or_else(|| path.strip_prefix("lib/modules/"))?;
     let (release, file) = rest.split_once('/')?;
     match file {
         "vmlinuz" | "vmlinuz.unsigned" => Some((Part::Vmlinuz, release)),
@@ -61,17 +63,28 @@ pub fn unpack(deb: &Path, wanted: &[Part], into: &Path) -> Result<Unpacked, Erro
             "" => Box::new(entry),
             ".xz" => Box::new(liblzma::read::XzDecoder::new(entry)),
             ".zst" => Box::new(
-                zstd::stream::read::Decoder::new(entry).map_err(|error| bad(deb, error.to_string()))?,
+                zstd::stream::read::Decoder::new(entry)
+                    .map_err(|error| bad(deb, error.to_string()))?,
             ),
             ".gz" => Box::new(flate2::read::GzDecoder::new(entry)),
-            other => return Err(bad(deb, format!("data.tar{other}: compression not supported"))),
+            other => {
+                return Err(bad(
+                    deb,
+                    format!("data.tar{other}: compression not supported"),
+                ));
+            }
         };
         return unpack_tar(deb, reader, wanted, into);
     }
     Err(bad(deb, "no data.tar member"))
 }
 
-fn unpack_tar(deb: &Path, reader: impl Read, wanted: &[Part], into: &Path) -> Result<Unpacked, Error> {
+fn unpack_tar(
+    deb: &Path,
+    reader: impl Read,
+    wanted: &[Part],
+    into: &Path,
+) -> Result<Unpacked, Error> {
     let mut tar = tar::Archive::new(reader);
     let mut unpacked = Unpacked::default();
     let entries = tar.entries().map_err(|error| bad(deb, error.to_string()))?;
@@ -80,7 +93,11 @@ fn unpack_tar(deb: &Path, reader: impl Read, wanted: &[Part], into: &Path) -> Re
         if !entry.header().entry_type().is_file() {
             continue;
         }
-        let path = entry.path().map_err(|error| bad(deb, error.to_string()))?.to_string_lossy().into_owned();
+        let path = entry
+            .path()
+            .map_err(|error| bad(deb, error.to_string()))?
+            .to_string_lossy()
+            .into_owned();
         let Some((part, release)) = classify(&path) else {
             continue;
         };
@@ -101,7 +118,10 @@ fn unpack_tar(deb: &Path, reader: impl Read, wanted: &[Part], into: &Path) -> Re
         *slot = Some(target);
         match &unpacked.release {
             Some(known) if known != release => {
-                return Err(bad(deb, format!("names two releases: {known} and {release}")));
+                return Err(bad(
+                    deb,
+                    format!("names two releases: {known} and {release}"),
+                ));
             }
             _ => unpacked.release = Some(release.to_owned()),
         }
@@ -112,7 +132,10 @@ fn unpack_tar(deb: &Path, reader: impl Read, wanted: &[Part], into: &Path) -> Re
             Part::Config => unpacked.config.is_none().then_some("config"),
         };
         if let Some(missing) = missing {
-            return Err(bad(deb, format!("has no {missing} (looked in /boot and /usr/lib/modules/RELEASE)")));
+            return Err(bad(
+                deb,
+                format!("has no {missing} (looked in /boot and /usr/lib/modules/RELEASE)"),
+            ));
         }
     }
     Ok(unpacked)
@@ -124,8 +147,14 @@ mod tests {
 
     #[test]
     fn classifies_both_layouts() {
-        assert_eq!(classify("./boot/vmlinuz-5.10.0-32-amd64"), Some((Part::Vmlinuz, "5.10.0-32-amd64")));
-        assert_eq!(classify("./boot/config-6.1.0-40-amd64"), Some((Part::Config, "6.1.0-40-amd64")));
+        assert_eq!(
+            classify("./boot/vmlinuz-5.10.0-32-amd64"),
+            Some((Part::Vmlinuz, "5.10.0-32-amd64"))
+        );
+        assert_eq!(
+            classify("./boot/config-6.1.0-40-amd64"),
+            Some((Part::Config, "6.1.0-40-amd64"))
+        );
         assert_eq!(
             classify("./usr/lib/modules/7.3.4+deb13-amd64/vmlinuz.unsigned"),
             Some((Part::Vmlinuz, "7.3.4+deb13-amd64"))
@@ -134,13 +163,19 @@ mod tests {
             classify("./usr/lib/modules/7.3.4+deb13-amd64/config"),
             Some((Part::Config, "7.3.4+deb13-amd64"))
         );
-        assert_eq!(classify("./usr/lib/modules/7.3.4+deb13-amd64/System.map"), None);
+        assert_eq!(
+            classify("./usr/lib/modules/7.3.4+deb13-amd64/System.map"),
+            None
+        );
         assert_eq!(classify("./boot/System.map-6.1.0-40-amd64"), None);
     }
 
     /// Builds a .deb (ar with a gzipped data.tar) holding the given files.
     fn fake_deb(dir: &Path, files: &[(&str, &[u8])]) -> PathBuf {
-        let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast()));
+        let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(
+            Vec::new(),
+            flate2::Compression::fast(),
+        ));
         for (path, data) in files {
             let mut header = tar::Header::new_gnu();
             header.set_size(data.len() as u64);
@@ -152,10 +187,16 @@ mod tests {
         let path = dir.join("test.deb");
         let mut builder = ar::Builder::new(File::create(&path).unwrap());
         builder
-            .append(&ar::Header::new(b"debian-binary".to_vec(), 4), &b"2.0\n"[..])
+            .append(
+                &ar::Header::new(b"debian-binary".to_vec(), 4),
+                &b"2.0\n"[..],
+            )
             .unwrap();
         builder
-            .append(&ar::Header::new(b"data.tar.gz".to_vec(), data.len() as u64), &data[..])
+            .append(
+                &ar::Header::new(b"data.tar.gz".to_vec(), data.len() as u64),
+                &data[..],
+            )
             .unwrap();
         path
     }
@@ -165,7 +206,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let deb = fake_deb(
             dir.path(),
-            &[("./boot/vmlinuz-6.1.0-40-amd64", b"image"), ("./boot/config-6.1.0-40-amd64", b"CONFIG_X=y\n")],
+            &[
+                ("./boot/vmlinuz-6.1.0-40-amd64", b"image"),
+                ("./boot/config-6.1.0-40-amd64", b"CONFIG_X=y\n"),
+            ],
         );
         let out = dir.path().join("out");
         std::fs::create_dir(&out).unwrap();

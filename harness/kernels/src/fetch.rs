@@ -59,9 +59,11 @@ impl Progress {
     fn bytes(&self, length: u64, message: String) -> ProgressBar {
         let bar = self.multi.add(ProgressBar::new(length));
         bar.set_style(
-            ProgressStyle::with_template("{msg:40} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> "),
+            ProgressStyle::with_template(
+                "{msg:40} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
         );
         bar.set_message(message);
         bar
@@ -70,22 +72,27 @@ impl Progress {
 
 /// Resolves every Debian entry of the matrix to exact packages: prepares
 /// the private apt state, runs `apt-get update`, reads each suite's index.
-pub fn lock_matrix(matrix: &Matrix, guard: &CacheGuard<'_>, host: &HostApt, progress: &Progress) -> Result<Lock, Error> {
+pub fn lock_matrix(
+    matrix: &Matrix,
+    guard: &CacheGuard<'_>,
+    host: &HostApt,
+    progress: &Progress,
+) -> Result<Lock, Error> {
     let suites = matrix.suites();
     let mut kernels = Vec::new();
     if !suites.is_empty() {
         let apt = AptState::prepare(&guard.cache().apt_dir(), &suites, host)?;
         let spinner = progress.spinner(format!("apt-get update ({})", suites.join(", ")));
         apt.update()?;
-        let mut indices = Vec::new();
-        for suite in &suites {
-            spinner.set_message(format!("reading the {suite} index"));
-            indices.push((suite.clone(), apt.read_index(suite)?));
-        }
+        spinner.set_message("reading the package indices");
+        let indices = apt.read_indices(&suites)?;
         spinner.finish_and_clear();
         for entry in &matrix.kernels {
             if let KernelSource::Debian(spec) = &entry.source
-                && let Some((_, index)) = indices.iter().find(|(suite, _)| *suite == spec.suite)
+                && let Some(index) = suites
+                    .iter()
+                    .position(|suite| *suite == spec.suite)
+                    .and_then(|position| indices.get(position))
             {
                 kernels.push(resolve::resolve(&entry.id, spec, index)?);
             }
@@ -112,7 +119,12 @@ impl<'a> Fetcher<'a> {
     /// A fetcher whose private sources list covers `suites` (pass every
     /// suite of the lock, so that fetching a few kernels does not drop the
     /// other suites' lists).
-    pub fn new(guard: &'a CacheGuard<'a>, suites: Vec<String>, host: HostApt, progress: Progress) -> Fetcher<'a> {
+    pub fn new(
+        guard: &'a CacheGuard<'a>,
+        suites: Vec<String>,
+        host: HostApt,
+        progress: Progress,
+    ) -> Fetcher<'a> {
         Fetcher {
             guard,
             suites,
@@ -174,14 +186,17 @@ impl<'a> Fetcher<'a> {
         ];
         for (source, name) in copies {
             if let Some(source) = source {
-                std::fs::copy(source, work.path().join(name)).map_err(|error| Error::LocalFile {
-                    id: id.clone(),
-                    path: source.clone(),
-                    source: error,
+                std::fs::copy(source, work.path().join(name)).map_err(|error| {
+                    Error::LocalFile {
+                        id: id.clone(),
+                        path: source.clone(),
+                        source: error,
+                    }
                 })?;
             }
         }
-        let image = std::fs::read(work.path().join(VMLINUZ)).map_err(|error| Error::io(&spec.bzimage, error))?;
+        let image = std::fs::read(work.path().join(VMLINUZ))
+            .map_err(|error| Error::io(&spec.bzimage, error))?;
         let release = bzimage_release(&image).ok_or_else(|| Error::NotABzImage {
             id: id.clone(),
             path: spec.bzimage.clone(),
@@ -191,7 +206,13 @@ impl<'a> Fetcher<'a> {
 
     /// Records the files of a work directory in `kernel.json` and renames
     /// it into `kernels/<id>/`.
-    fn install(&self, work: tempfile::TempDir, id: &KernelId, release: String, origin: Origin) -> Result<FetchedKernel, Error> {
+    fn install(
+        &self,
+        work: tempfile::TempDir,
+        id: &KernelId,
+        release: String,
+        origin: Origin,
+    ) -> Result<FetchedKernel, Error> {
         let mut files = Vec::new();
         for name in [VMLINUZ, CONFIG, VMLINUX, SYSTEM_MAP] {
             let path = work.path().join(name);
@@ -237,7 +258,9 @@ impl<'a> Fetcher<'a> {
         if !path.is_file() {
             let apt = self.apt()?;
             let download = self.work_dir()?;
-            let bar = self.progress.bytes(package.size, format!("{id}: {}", package.name));
+            let bar = self
+                .progress
+                .bytes(package.size, format!("{id}: {}", package.name));
             let deb = apt.download(package, download.path(), &bar)?;
             bar.finish_and_clear();
             verify(&deb, package)?;
@@ -255,7 +278,9 @@ impl<'a> Fetcher<'a> {
             return Ok(apt.clone());
         }
         let apt = AptState::prepare(&self.guard.cache().apt_dir(), &self.suites, &self.host)?;
-        let spinner = self.progress.spinner(format!("apt-get update ({})", self.suites.join(", ")));
+        let spinner = self
+            .progress
+            .spinner(format!("apt-get update ({})", self.suites.join(", ")));
         apt.update()?;
         spinner.finish_and_clear();
         self.apt = Some(apt.clone());
@@ -314,13 +339,19 @@ pub fn sha256_file(path: &Path) -> Result<String, Error> {
     let mut hasher = Sha256::new();
     let mut buffer = vec![0u8; 1 << 16];
     loop {
-        let read = file.read(&mut buffer).map_err(|error| Error::io(path, error))?;
+        let read = file
+            .read(&mut buffer)
+            .map_err(|error| Error::io(path, error))?;
         if read == 0 {
             break;
         }
         hasher.update(&buffer[..read]);
     }
-    Ok(hasher.finalize().iter().map(|byte| format!("{byte:02x}")).collect())
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect())
 }
 
 /// The release string in an x86 bzImage's setup header (what `file`
@@ -358,7 +389,10 @@ mod tests {
 
     #[test]
     fn bzimage_release_from_the_header() {
-        assert_eq!(bzimage_release(&fake_bzimage("7.3.0-rc1+")).as_deref(), Some("7.3.0-rc1+"));
+        assert_eq!(
+            bzimage_release(&fake_bzimage("7.3.0-rc1+")).as_deref(),
+            Some("7.3.0-rc1+")
+        );
         assert_eq!(bzimage_release(b"not a kernel"), None);
         assert_eq!(bzimage_release(&vec![0u8; 0x400]), None);
     }
@@ -403,17 +437,33 @@ mod tests {
             config: Some(tree.join(".config")),
             system_map: None,
         };
-        let fetched = fetcher.fetch(&LockEntry::Local { id: id.clone(), spec: spec.clone() }).unwrap();
+        let fetched = fetcher
+            .fetch(&LockEntry::Local {
+                id: id.clone(),
+                spec: spec.clone(),
+            })
+            .unwrap();
         assert_eq!(fetched.release, "7.4.0-rc2-dev");
-        assert_eq!(std::fs::read_to_string(fetched.config.as_ref().unwrap()).unwrap(), "CONFIG_FTRACE=y\n");
+        assert_eq!(
+            std::fs::read_to_string(fetched.config.as_ref().unwrap()).unwrap(),
+            "CONFIG_FTRACE=y\n"
+        );
         assert_eq!(cache.fetched(&id), Some(fetched.clone()));
-        assert_eq!(fetched.record.files[0].sha256, sha256_file(&tree.join("bzImage")).unwrap());
+        assert_eq!(
+            fetched.record.files[0].sha256,
+            sha256_file(&tree.join("bzImage")).unwrap()
+        );
 
         let missing = LocalSpec {
             bzimage: tree.join("nope"),
             ..spec
         };
-        let error = fetcher.fetch(&LockEntry::Local { id: id.clone(), spec: missing }).unwrap_err();
+        let error = fetcher
+            .fetch(&LockEntry::Local {
+                id: id.clone(),
+                spec: missing,
+            })
+            .unwrap_err();
         assert!(error.to_string().contains("nope"), "{error}");
         assert!(error.is_input());
         // The earlier fetch is still whole.

@@ -21,9 +21,7 @@ mod sources;
 use std::path::{Path, PathBuf};
 
 pub use apt::HostApt;
-pub use cache::{
-    CACHE_ENV, Cache, CacheGuard, FetchedKernel, FileRecord, KernelRecord, Origin,
-};
+pub use cache::{CACHE_ENV, Cache, CacheGuard, FetchedKernel, FileRecord, KernelRecord, Origin};
 pub use fetch::{Fetcher, Progress, bzimage_release, lock_matrix, sha256_file};
 pub use lock::{LOCK_FORMAT, Lock, LockEntry, LockedKernel, LockedPackage, Part};
 pub use matrix::{DebianSpec, KernelId, KernelSource, LocalSpec, Matrix, MatrixEntry};
@@ -31,7 +29,11 @@ pub use matrix::{DebianSpec, KernelId, KernelSource, LocalSpec, Matrix, MatrixEn
 /// Fetches one kernel into the cache held by `guard`: the one-call form of
 /// [`Fetcher`] (whose apt state covers only this entry's suite; use a
 /// `Fetcher` to fetch several).
-pub fn fetch(entry: &LockEntry, guard: &CacheGuard<'_>, progress: Progress) -> Result<FetchedKernel, Error> {
+pub fn fetch(
+    entry: &LockEntry,
+    guard: &CacheGuard<'_>,
+    progress: Progress,
+) -> Result<FetchedKernel, Error> {
     let suites = match entry {
         LockEntry::Debian(locked) => vec![locked.debian.suite.clone()],
         LockEntry::Local { .. } => Vec::new(),
@@ -109,7 +111,9 @@ pub enum Error {
         detail: String,
     },
     /// The host's apt sources name no Debian mirror.
-    #[error("cannot find the Debian archive in the host's apt sources: {detail}; tapmatrix takes the mirror URI from the entry for the host's own release")]
+    #[error(
+        "cannot find the Debian archive in the host's apt sources: {detail}; tapmatrix takes the mirror URI from the entry for the host's own release"
+    )]
     NoDebianMirror {
         /// What was missing.
         detail: String,
@@ -211,7 +215,11 @@ pub(crate) fn atomic_write(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     use std::io::Write;
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|error| Error::io(dir, error))?;
-    let mut file = tempfile::NamedTempFile::new_in(dir).map_err(|error| Error::io(dir, error))?;
+    // Readable by all like any file we write (NamedTempFile's default is 0600).
+    let mut file = tempfile::Builder::new()
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
+        .tempfile_in(dir)
+        .map_err(|error| Error::io(dir, error))?;
     file.write_all(bytes)
         .and_then(|()| file.as_file().sync_all())
         .map_err(|error| Error::io(path, error))?;

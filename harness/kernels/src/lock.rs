@@ -61,6 +61,10 @@ pub struct LockedKernel {
     /// The packages to download (the image's own, or for split images its
     /// `linux-binary-*` and `linux-base-*` dependencies).
     pub packages: Vec<LockedPackage>,
+    /// Dependencies the suite lacks, and what is missing for it (e.g. no
+    /// config when `linux-base-*` is gone from the suite).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing: Vec<String>,
 }
 
 /// The whole lock file.
@@ -186,11 +190,14 @@ mod tests {
                 packages: vec![LockedPackage {
                     name: "linux-base-7.3.4+deb13-amd64".into(),
                     version: "7.3.4-1~bpo13+1".into(),
-                    filename: "pool/main/l/linux/linux-base-7.3.4+deb13-amd64_7.3.4-1~bpo13+1_amd64.deb".into(),
+                    filename:
+                        "pool/main/l/linux/linux-base-7.3.4+deb13-amd64_7.3.4-1~bpo13+1_amd64.deb"
+                            .into(),
                     size: 1077476,
                     sha256: "00".repeat(32),
                     holds: vec![Part::Config],
                 }],
+                missing: vec![],
             }],
         }
     }
@@ -213,7 +220,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("matrix.lock");
         let error = Lock::load(&path).unwrap_err();
-        assert!(error.to_string().contains("tapmatrix kernels lock"), "{error}");
+        assert!(
+            error.to_string().contains("tapmatrix kernels lock"),
+            "{error}"
+        );
         std::fs::write(&path, "{\n  \"format\": 1,\n  \"kernels\": [x]\n}").unwrap();
         let error = Lock::load(&path).unwrap_err();
         assert!(error.to_string().contains("matrix.lock:3:"), "{error}");
@@ -237,6 +247,9 @@ mod tests {
         )
         .unwrap();
         let error = lock.entries(&stale).unwrap_err();
-        assert!(error.to_string().contains("tapmatrix kernels lock"), "{error}");
+        assert!(
+            error.to_string().contains("tapmatrix kernels lock"),
+            "{error}"
+        );
     }
 }

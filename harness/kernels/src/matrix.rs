@@ -62,7 +62,7 @@ impl From<KernelId> for String {
 
 impl fmt::Display for KernelId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.pad(&self.0)
     }
 }
 
@@ -248,10 +248,16 @@ fn check_debian(debian: &DebianSpec) -> Result<(), String> {
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
     };
     if !word(&debian.suite) {
-        return Err(format!("suite `{}` is not a Debian suite name", debian.suite));
+        return Err(format!(
+            "suite `{}` is not a Debian suite name",
+            debian.suite
+        ));
     }
     if !word(&debian.flavour) {
-        return Err(format!("flavour `{}` is not a kernel flavour", debian.flavour));
+        return Err(format!(
+            "flavour `{}` is not a kernel flavour",
+            debian.flavour
+        ));
     }
     Ok(())
 }
@@ -311,8 +317,9 @@ mod tests {
 
     #[test]
     fn unknown_field_has_line_and_column() {
-        let error = parse("kernels:\n  - id: a\n    debian: { suite: sid, series: \"7.2\", flavor: rt }\n")
-            .unwrap_err();
+        let error =
+            parse("kernels:\n  - id: a\n    debian: { suite: sid, series: \"7.2\", flavor: rt }\n")
+                .unwrap_err();
         let text = error.to_string();
         assert!(text.starts_with("/repo/kernels/matrix.yaml:3:"), "{text}");
         assert!(text.contains("flavor"), "{text}");
@@ -339,7 +346,10 @@ mod tests {
             "/repo/kernels/matrix.yaml:4:9: kernel id `a` appears twice"
         );
         let error = parse("kernels:\n  - id: ../etc\n    local: { bzimage: x }\n").unwrap_err();
-        assert!(error.to_string().contains("not a valid kernel id"), "{error}");
+        assert!(
+            error.to_string().contains("not a valid kernel id"),
+            "{error}"
+        );
         assert!(error.to_string().contains(":2:"), "{error}");
     }
 
@@ -359,7 +369,8 @@ mod tests {
 
     #[test]
     fn bad_series_is_an_error() {
-        let error = parse("kernels:\n  - id: a\n    debian: { suite: sid, series: \"7\" }\n").unwrap_err();
+        let error =
+            parse("kernels:\n  - id: a\n    debian: { suite: sid, series: \"7\" }\n").unwrap_err();
         assert!(error.to_string().contains("MAJOR.MINOR"), "{error}");
     }
 }

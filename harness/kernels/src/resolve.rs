@@ -69,7 +69,10 @@ impl SuiteIndex {
 
     /// Adds a record.
     pub fn insert(&mut self, record: PackageRecord) {
-        self.packages.entry(record.name.clone()).or_default().push(record);
+        self.packages
+            .entry(record.name.clone())
+            .or_default()
+            .push(record);
     }
 
     /// The number of distinct package names.
@@ -98,7 +101,10 @@ fn is_series_image(name: &str, series: &str, flavour: &str) -> bool {
     else {
         return false;
     };
-    let Some(after) = abi.strip_prefix(series).and_then(|rest| rest.strip_prefix('.')) else {
+    let Some(after) = abi
+        .strip_prefix(series)
+        .and_then(|rest| rest.strip_prefix('.'))
+    else {
         return false;
     };
     let starts_with_digit = |part: &str| part.starts_with(|c: char| c.is_ascii_digit());
@@ -126,7 +132,11 @@ fn newest<'a>(records: impl Iterator<Item = &'a PackageRecord>) -> Option<&'a Pa
 }
 
 /// Resolves one Debian entry against its suite's index.
-pub fn resolve(id: &KernelId, spec: &DebianSpec, index: &SuiteIndex) -> Result<LockedKernel, Error> {
+pub fn resolve(
+    id: &KernelId,
+    spec: &DebianSpec,
+    index: &SuiteIndex,
+) -> Result<LockedKernel, Error> {
     let no_package = |detail: String| Error::Resolve {
         id: id.clone(),
         suite: spec.suite.clone(),
@@ -162,7 +172,9 @@ pub fn resolve(id: &KernelId, spec: &DebianSpec, index: &SuiteIndex) -> Result<L
         }
     };
     let depends = dependency_names(&image.depends);
-    let binary = depends.iter().find(|name| name.starts_with("linux-binary-"));
+    let binary = depends
+        .iter()
+        .find(|name| name.starts_with("linux-binary-"));
     let base = depends.iter().find(|name| name.starts_with("linux-base-"));
     let vmlinuz = match binary {
         Some(binary) => {
@@ -179,11 +191,24 @@ pub fn resolve(id: &KernelId, spec: &DebianSpec, index: &SuiteIndex) -> Result<L
         sha256: record.sha256.clone(),
         holds,
     };
+    let mut missing = Vec::new();
     let packages = match base {
-        Some(base) => vec![
-            locked(vmlinuz, vec![Part::Vmlinuz]),
-            locked(pinned(base)?, vec![Part::Config]),
-        ],
+        Some(base) => match index.exact(base, version) {
+            Some(record) => vec![
+                locked(vmlinuz, vec![Part::Vmlinuz]),
+                locked(record, vec![Part::Config]),
+            ],
+            // Seen in trixie-backports for 7.0 and 7.1: the suite kept the
+            // signed linux-binary-* but no longer has the linux-base-* it
+            // depends on. The kernel still boots; it just has no config.
+            None => {
+                missing.push(format!(
+                    "{base} {version} (the config): not in suite {}",
+                    index.suite
+                ));
+                vec![locked(vmlinuz, vec![Part::Vmlinuz])]
+            }
+        },
         None => vec![locked(vmlinuz, vec![Part::Vmlinuz, Part::Config])],
     };
     Ok(LockedKernel {
@@ -192,6 +217,7 @@ pub fn resolve(id: &KernelId, spec: &DebianSpec, index: &SuiteIndex) -> Result<L
         image: image.name.clone(),
         version: version.to_owned(),
         packages,
+        missing,
     })
 }
 
@@ -224,20 +250,58 @@ mod tests {
 
     #[test]
     fn series_image_names() {
-        assert!(is_series_image("linux-image-5.10.0-32-amd64", "5.10", "amd64"));
-        assert!(is_series_image("linux-image-6.12.117+deb13-amd64", "6.12", "amd64"));
-        assert!(is_series_image("linux-image-6.1.0-0.deb11.13-amd64", "6.1", "amd64"));
-        assert!(!is_series_image("linux-image-6.12.117+deb13-amd64", "6.1", "amd64"));
-        assert!(!is_series_image("linux-image-5.10.0-32-amd64-unsigned", "5.10", "amd64"));
-        assert!(!is_series_image("linux-image-5.10.0-32-cloud-amd64", "5.10", "amd64"));
-        assert!(!is_series_image("linux-image-7.3.4+deb13-amd64-dbg", "7.3", "amd64"));
+        assert!(is_series_image(
+            "linux-image-5.10.0-32-amd64",
+            "5.10",
+            "amd64"
+        ));
+        assert!(is_series_image(
+            "linux-image-6.12.117+deb13-amd64",
+            "6.12",
+            "amd64"
+        ));
+        assert!(is_series_image(
+            "linux-image-6.1.0-0.deb11.13-amd64",
+            "6.1",
+            "amd64"
+        ));
+        assert!(!is_series_image(
+            "linux-image-6.12.117+deb13-amd64",
+            "6.1",
+            "amd64"
+        ));
+        assert!(!is_series_image(
+            "linux-image-5.10.0-32-amd64-unsigned",
+            "5.10",
+            "amd64"
+        ));
+        assert!(!is_series_image(
+            "linux-image-5.10.0-32-cloud-amd64",
+            "5.10",
+            "amd64"
+        ));
+        assert!(!is_series_image(
+            "linux-image-7.3.4+deb13-amd64-dbg",
+            "7.3",
+            "amd64"
+        ));
         assert!(!is_series_image("linux-image-amd64", "7.3", "amd64"));
-        assert!(is_series_image("linux-image-5.10.0-32-cloud-amd64", "5.10", "cloud-amd64"));
+        assert!(is_series_image(
+            "linux-image-5.10.0-32-cloud-amd64",
+            "5.10",
+            "cloud-amd64"
+        ));
     }
 
     #[test]
     fn version_ordering_is_debians() {
-        let ascending = ["7.0.4-1~bpo13+1", "7.0.4-1", "7.0.13-1~bpo13+1", "7.0.13-1", "1:0.1"];
+        let ascending = [
+            "7.0.4-1~bpo13+1",
+            "7.0.4-1",
+            "7.0.13-1~bpo13+1",
+            "7.0.13-1",
+            "1:0.1",
+        ];
         let versions: Vec<Version> = ascending.iter().map(|text| text.parse().unwrap()).collect();
         for pair in versions.windows(2) {
             assert!(pair[0] < pair[1], "{} < {}", pair[0], pair[1]);
@@ -250,16 +314,35 @@ mod tests {
     fn old_layout_takes_the_unsigned_image() {
         let mut index = SuiteIndex::new("bullseye");
         for abi in ["30", "32"] {
-            let version = if abi == "30" { "5.10.218-1" } else { "5.10.223-1" };
-            index.insert(record(&format!("linux-image-5.10.0-{abi}-amd64"), version, "kmod"));
-            index.insert(record(&format!("linux-image-5.10.0-{abi}-amd64-unsigned"), version, "kmod"));
-            index.insert(record(&format!("linux-image-5.10.0-{abi}-cloud-amd64"), "5.10.999-1", "kmod"));
+            let version = if abi == "30" {
+                "5.10.218-1"
+            } else {
+                "5.10.223-1"
+            };
+            index.insert(record(
+                &format!("linux-image-5.10.0-{abi}-amd64"),
+                version,
+                "kmod",
+            ));
+            index.insert(record(
+                &format!("linux-image-5.10.0-{abi}-amd64-unsigned"),
+                version,
+                "kmod",
+            ));
+            index.insert(record(
+                &format!("linux-image-5.10.0-{abi}-cloud-amd64"),
+                "5.10.999-1",
+                "kmod",
+            ));
         }
         let locked = resolve(&id("5.10"), &spec("bullseye", "5.10"), &index).unwrap();
         assert_eq!(locked.image, "linux-image-5.10.0-32-amd64");
         assert_eq!(locked.version, "5.10.223-1");
         assert_eq!(locked.packages.len(), 1);
-        assert_eq!(locked.packages[0].name, "linux-image-5.10.0-32-amd64-unsigned");
+        assert_eq!(
+            locked.packages[0].name,
+            "linux-image-5.10.0-32-amd64-unsigned"
+        );
         assert_eq!(locked.packages[0].holds, [Part::Vmlinuz, Part::Config]);
     }
 
@@ -272,24 +355,40 @@ mod tests {
             v,
             &format!("dracut | initramfs-tools (>= 0.120+deb8u2), linux-base-7.0.13+deb13-amd64 (= {v}), linux-binary-7.0.13+deb13-amd64 (= {v}), linux-modules-7.0.13+deb13-amd64 (= {v})"),
         ));
-        index.insert(record("linux-image-7.0.9+deb13-amd64", "7.0.9-1~bpo13+1", ""));
+        index.insert(record(
+            "linux-image-7.0.9+deb13-amd64",
+            "7.0.9-1~bpo13+1",
+            "",
+        ));
         index.insert(record("linux-binary-7.0.13+deb13-amd64", v, ""));
         index.insert(record("linux-base-7.0.13+deb13-amd64", v, ""));
         let locked = resolve(&id("7.0"), &spec("trixie-backports", "7.0"), &index).unwrap();
         let names: Vec<&str> = locked.packages.iter().map(|p| p.name.as_str()).collect();
-        assert_eq!(names, ["linux-binary-7.0.13+deb13-amd64", "linux-base-7.0.13+deb13-amd64"]);
+        assert_eq!(
+            names,
+            [
+                "linux-binary-7.0.13+deb13-amd64",
+                "linux-base-7.0.13+deb13-amd64"
+            ]
+        );
         assert_eq!(locked.packages[1].holds, [Part::Config]);
 
         index.insert(record("linux-binary-unsigned-7.0.13+deb13-amd64", v, ""));
         let locked = resolve(&id("7.0"), &spec("trixie-backports", "7.0"), &index).unwrap();
-        assert_eq!(locked.packages[0].name, "linux-binary-unsigned-7.0.13+deb13-amd64");
+        assert_eq!(
+            locked.packages[0].name,
+            "linux-binary-unsigned-7.0.13+deb13-amd64"
+        );
     }
 
     #[test]
     fn missing_series_or_dependency_is_a_clear_error() {
         let index = SuiteIndex::new("sid");
         let error = resolve(&id("7.9"), &spec("sid", "7.9"), &index).unwrap_err();
-        assert!(error.to_string().contains("no linux-image-7.9.*-amd64"), "{error}");
+        assert!(
+            error.to_string().contains("no linux-image-7.9.*-amd64"),
+            "{error}"
+        );
 
         let mut index = SuiteIndex::new("sid");
         index.insert(record(
@@ -298,6 +397,21 @@ mod tests {
             "linux-base-7.2.13+deb14-amd64 (= 7.2.13-1), linux-binary-7.2.13+deb14-amd64 (= 7.2.13-1)",
         ));
         let error = resolve(&id("7.2"), &spec("sid", "7.2"), &index).unwrap_err();
-        assert!(error.to_string().contains("linux-binary-7.2.13+deb14-amd64 7.2.13-1"), "{error}");
+        assert!(
+            error
+                .to_string()
+                .contains("linux-binary-7.2.13+deb14-amd64 7.2.13-1"),
+            "{error}"
+        );
+
+        // The binary is there but its linux-base is gone: locked without a config, and said so.
+        index.insert(record("linux-binary-7.2.13+deb14-amd64", "7.2.13-1", ""));
+        let locked = resolve(&id("7.2"), &spec("sid", "7.2"), &index).unwrap();
+        assert_eq!(locked.packages.len(), 1);
+        assert_eq!(locked.packages[0].holds, [Part::Vmlinuz]);
+        assert_eq!(
+            locked.missing,
+            ["linux-base-7.2.13+deb14-amd64 7.2.13-1 (the config): not in suite sid"]
+        );
     }
 }

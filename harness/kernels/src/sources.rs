@@ -77,7 +77,10 @@ pub fn parse_one_line(text: &str, file: &Path) -> Vec<AptSource> {
     let mut sources = Vec::new();
     for line in text.lines() {
         let line = line.split('#').next().unwrap_or("").trim();
-        let Some(rest) = line.strip_prefix("deb ").or_else(|| line.strip_prefix("deb\t")) else {
+        let Some(rest) = line
+            .strip_prefix("deb ")
+            .or_else(|| line.strip_prefix("deb\t"))
+        else {
             continue;
         };
         let rest = rest.trim_start();
@@ -94,7 +97,8 @@ pub fn parse_one_line(text: &str, file: &Path) -> Vec<AptSource> {
         };
         let signed_by = options.split_whitespace().find_map(|option| {
             let (name, value) = option.split_once('=')?;
-            name.eq_ignore_ascii_case("signed-by").then(|| value.to_owned())
+            name.eq_ignore_ascii_case("signed-by")
+                .then(|| value.to_owned())
         });
         sources.push(AptSource {
             uris: vec![uri.to_owned()],
@@ -246,13 +250,18 @@ mod tests {
         std::fs::create_dir(dir.path().join("sources.list.d")).unwrap();
         std::fs::write(dir.path().join("sources.list.d/debian.sources"), DEB822).unwrap();
         std::fs::write(
-            dir.path().join("sources.list.d/other.list.disabled-by-farm"),
+            dir.path()
+                .join("sources.list.d/other.list.disabled-by-farm"),
             "deb http://other.example/apt bookworm main\n",
         )
         .unwrap();
         let sources = read_host_sources(dir.path()).unwrap();
         assert_eq!(sources.len(), 2);
-        assert!(sources.iter().all(|source| !source.uris[0].contains("other")));
+        assert!(
+            sources
+                .iter()
+                .all(|source| !source.uris[0].contains("other"))
+        );
     }
 
     #[test]
@@ -271,7 +280,11 @@ mod tests {
     fn codename_from_os_release() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("os-release");
-        std::fs::write(&path, "NAME=\"Debian GNU/Linux\"\nVERSION_CODENAME=bookworm\n").unwrap();
+        std::fs::write(
+            &path,
+            "NAME=\"Debian GNU/Linux\"\nVERSION_CODENAME=bookworm\n",
+        )
+        .unwrap();
         assert_eq!(host_codename(&path).unwrap(), "bookworm");
     }
 }

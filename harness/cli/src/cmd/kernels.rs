@@ -1,19 +1,211 @@
 //! `tapmatrix kernels ...`: the kernel matrix and its cache.
 
-use clap::Subcommand;
+use std::path::PathBuf;
 
-use crate::exit::Status;
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use tapmatrix_kernels::{
+    Cache, Fetcher, HostApt, KernelSource, Lock, LockEntry, Matrix, Origin, Progress,
+};
+
+use crate::exit::{Status, infra_error, input_error};
+
+/// `tapmatrix kernels [OPTIONS] COMMAND`.
+#[derive(Args)]
+pub struct KernelsArgs {
+    /// The cache directory (default: $XDG_CACHE_HOME/tapmatrix, else ~/.cache/tapmatrix).
+    #[arg(long, env = tapmatrix_kernels::CACHE_ENV, global = true, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// The kernel matrix; its lock file is `matrix.lock` beside it.
+    #[arg(
+        long,
+        default_value = "kernels/matrix.yaml",
+        global = true,
+        value_name = "FILE"
+    )]
+    pub matrix: PathBuf,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: KernelsCommand,
+}
 
 /// `tapmatrix kernels` subcommands.
 #[derive(Subcommand)]
 pub enum KernelsCommand {
+    /// Resolve the matrix to exact Debian packages, versions and SHA256 into matrix.lock.
+    Lock,
+    /// Download, check and unpack the kernels the lock names into the cache.
+    Fetch {
+        /// Kernel ids to fetch (default: all).
+        ids: Vec<String>,
+    },
     /// Show the matrix: lock state, cache state, harvested or not.
     List,
 }
 
 /// Runs a `kernels` subcommand.
-pub fn run(command: KernelsCommand) -> anyhow::Result<Status> {
-    match command {
-        KernelsCommand::List => Ok(Status::Success),
+pub fn run(args: KernelsArgs) -> anyhow::Result<Status> {
+    match args.command {
+        KernelsCommand::Lock => lock(&args.matrix, args.cache_dir),
+        KernelsCommand::Fetch { ref ids } => fetch(&args.matrix, args.cache_dir.clone(), ids),
+        KernelsCommand::List => list(&args.matrix, args.cache_dir),
     }
+}
+
+/// Classifies a library error: the user's input (exit 2) or the infrastructure (exit 3).
+fn classify(error: tapmatrix_kernels::Error) -> anyhow::Error {
+    if error.is_input() {
+        input_error(error)
+    } else {
+        infra_error(error)
+    }
+}
+
+fn lock(matrix_path: &std::path::Path, cache_dir: Option<PathBuf>) -> anyhow::Result<Status> {
+    let matrix = Matrix::load(matrix_path).map_err(classify)?;
+    let cache = Cache::resolve(cache_dir.as_deref()).map_err(classify)?;
+    let guard = cache.lock().map_err(classify)?;
+    let previous = Lock::load(&matrix.lock_path()).ok();
+    let lock =
+        tapmatrix_kernels::lock_matrix(&matrix, &guard, &HostApt::default(), &Progress::stderr())
+            .map_err(classify)?;
+    lock.save(&matrix.lock_path()).map_err(classify)?;
+    for locked in &lock.kernels {
+        let was = previous
+            .as_ref()
+            .and_then(|previous| previous.get(locked.id.as_str()))
+            .filter(|old| old.version != locked.version)
+            .map(|old| format!(" (was {})", old.version))
+            .unwrap_or_default();
+        eprintln!("{:6} {} {}{was}", locked.id, locked.image, locked.version);
+        for missing in &locked.missing {
+            eprintln!("       warning: missing {missing}");
+        }
+    }
+    eprintln!("wrote {}", matrix.lock_path().display());
+    Ok(Status::Success)
+}
+
+fn fetch(
+    matrix_path: &std::path::Path,
+    cache_dir: Option<PathBuf>,
+    ids: &[String],
+) -> anyhow::Result<Status> {
+    let matrix = Matrix::load(matrix_path).map_err(classify)?;
+    let lock = Lock::load(&matrix.lock_path()).map_err(classify)?;
+    let unknown: Vec<&String> = ids.iter().filter(|id| matrix.get(id).is_none()).collect();
+    if !unknown.is_empty() {
+        let known: Vec<String> = matrix.ids().iter().map(ToString::to_string).collect();
+        return Err(input_error(anyhow::anyhow!(
+            "unknown kernel id(s) {}; the matrix {} has: {}",
+            unknown
+                .iter()
+                .map(|id| format!("`{id}`"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            matrix.path.display(),
+            known.join(", ")
+        )));
+    }
+    let entries: Vec<LockEntry> = lock
+        .entries(&matrix)
+        .map_err(classify)?
+        .into_iter()
+        .filter(|entry| ids.is_empty() || ids.iter().any(|id| id == entry.id().as_str()))
+        .collect();
+    let cache = Cache::resolve(cache_dir.as_deref()).map_err(classify)?;
+    let guard = cache.lock().map_err(classify)?;
+    let mut fetcher = Fetcher::new(
+        &guard,
+        matrix.suites(),
+        HostApt::default(),
+        Progress::stderr(),
+    );
+    for entry in &entries {
+        let fetched = fetcher
+            .fetch(entry)
+            .map_err(classify)
+            .with_context(|| format!("fetching kernel `{}`", entry.id()))?;
+        println!(
+            "{}\t{}\t{}",
+            fetched.id,
+            fetched.release,
+            fetched.vmlinuz.display()
+        );
+    }
+    Ok(Status::Success)
+}
+
+fn list(matrix_path: &std::path::Path, cache_dir: Option<PathBuf>) -> anyhow::Result<Status> {
+    let matrix = Matrix::load(matrix_path).map_err(classify)?;
+    let lock = match Lock::load(&matrix.lock_path()) {
+        Ok(lock) => Some(lock),
+        Err(tapmatrix_kernels::Error::NoLock { .. }) => None,
+        Err(error) => return Err(classify(error)),
+    };
+    let cache = Cache::resolve(cache_dir.as_deref()).map_err(classify)?;
+    let mut rows = vec![[
+        "ID".to_owned(),
+        "SOURCE".to_owned(),
+        "LOCKED".to_owned(),
+        "FETCHED".to_owned(),
+        "HARVESTED".to_owned(),
+    ]];
+    for entry in &matrix.kernels {
+        let fetched = cache.fetched(&entry.id);
+        let (source, locked, current) = match &entry.source {
+            KernelSource::Debian(spec) => {
+                let locked = lock
+                    .as_ref()
+                    .and_then(|lock| lock.get(entry.id.as_str()))
+                    .filter(|locked| locked.debian == *spec);
+                let current = match (&fetched, locked) {
+                    (Some(fetched), Some(locked)) => {
+                        fetched.record.origin == Origin::Debian(locked.clone())
+                    }
+                    _ => false,
+                };
+                let locked = match (locked, &lock) {
+                    (Some(locked), _) => locked.version.clone(),
+                    (None, Some(_)) => "stale: run lock".to_owned(),
+                    (None, None) => "no lock".to_owned(),
+                };
+                (format!("debian {}", spec.suite), locked, current)
+            }
+            KernelSource::Local(spec) => (
+                format!("local {}", spec.bzimage.display()),
+                "-".to_owned(),
+                true,
+            ),
+        };
+        let fetched = match fetched {
+            Some(fetched) if current => fetched.release,
+            Some(fetched) => format!("{} (not the locked one)", fetched.release),
+            None => "no".to_owned(),
+        };
+        let harvested = if cache.harvested(&entry.id) {
+            "yes"
+        } else {
+            "no"
+        };
+        rows.push([
+            entry.id.to_string(),
+            source,
+            locked,
+            fetched,
+            harvested.to_owned(),
+        ]);
+    }
+    let widths: Vec<usize> = (0..5)
+        .map(|column| rows.iter().map(|row| row[column].len()).max().unwrap_or(0))
+        .collect();
+    for row in rows {
+        let line: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, width)| format!("{cell:width$}"))
+            .collect();
+        println!("{}", line.join("  ").trim_end());
+    }
+    Ok(Status::Success)
 }
