@@ -48,8 +48,9 @@ pub struct AptState {
 }
 
 impl AptState {
-    /// Writes the private sources.list for these suites from the host's
-    /// mirrors and creates the state directories.
+    /// Writes the private sources.list for these suites (plus those it
+    /// already listed) from the host's mirrors and creates the state
+    /// directories.
     pub fn prepare(dir: &Path, suites: &[String], host: &HostApt) -> Result<AptState, Error> {
         let codename = sources::host_codename(&host.os_release)?;
         let host_sources = sources::read_host_sources(&host.etc_apt)?;
@@ -62,13 +63,30 @@ impl AptState {
         for (index, mirror) in mirrors.iter().enumerate() {
             keyrings.push(keyring_option(dir, index, mirror)?);
         }
-        let text = sources::render_sources_list(&mirrors, suites, |mirror| {
+        // Keep the suites an earlier run listed: apt-get update drops the
+        // lists of suites no longer in sources.list, and `lock` needs them all.
+        let list = dir.join("sources.list");
+        let mut all: Vec<String> = match std::fs::read_to_string(&list) {
+            Ok(text) => sources::parse_one_line(&text, &list)
+                .into_iter()
+                .flat_map(|source| source.suites)
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        all.extend(suites.iter().cloned());
+        let mut suites: Vec<String> = Vec::new();
+        for suite in all {
+            if !suites.contains(&suite) {
+                suites.push(suite);
+            }
+        }
+        let text = sources::render_sources_list(&mirrors, &suites, |mirror| {
             mirrors
                 .iter()
                 .position(|known| known == mirror)
                 .and_then(|index| keyrings.get(index).cloned().flatten())
         });
-        atomic_write(&dir.join("sources.list"), text.as_bytes())?;
+        atomic_write(&list, text.as_bytes())?;
         Ok(AptState {
             dir: dir.to_owned(),
         })

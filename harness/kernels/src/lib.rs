@@ -27,8 +27,7 @@ pub use lock::{LOCK_FORMAT, Lock, LockEntry, LockedKernel, LockedPackage, Part};
 pub use matrix::{DebianSpec, KernelId, KernelSource, LocalSpec, Matrix, MatrixEntry};
 
 /// Fetches one kernel into the cache held by `guard`: the one-call form of
-/// [`Fetcher`] (whose apt state covers only this entry's suite; use a
-/// `Fetcher` to fetch several).
+/// [`Fetcher`] (use a `Fetcher` to fetch several with one `apt-get update`).
 pub fn fetch(
     entry: &LockEntry,
     guard: &CacheGuard<'_>,

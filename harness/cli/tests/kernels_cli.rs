@@ -1,0 +1,141 @@
+//! `tapmatrix kernels` from the outside: exit statuses and messages for
+//! the user's mistakes and for a cache another run holds. No network: each
+//! case fails before any apt work.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use tapmatrix_kernels::Cache;
+
+fn repo_matrix() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../kernels/matrix.yaml")
+}
+
+fn tapmatrix(args: &[&str], cache: &std::path::Path) -> std::io::Result<Output> {
+    Command::new(env!("CARGO_BIN_EXE_tapmatrix"))
+        .args(args)
+        .env("TAPMATRIX_CACHE", cache)
+        .output()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn unknown_ids_exit_2_listing_the_known_ones() {
+    let cache = tempfile::tempdir().unwrap();
+    let matrix = repo_matrix();
+    let output = tapmatrix(
+        &[
+            "kernels",
+            "--matrix",
+            matrix.to_str().unwrap(),
+            "fetch",
+            "6.1",
+            "9.9",
+        ],
+        cache.path(),
+    )
+    .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    let text = stderr(&output);
+    assert!(text.contains("`9.9`"), "{text}");
+    assert!(
+        text.contains("5.10, 6.1, 6.12, 7.0, 7.1, 7.2, 7.3"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_held_cache_exits_3_naming_the_holder() {
+    let cache_dir = tempfile::tempdir().unwrap();
+    let cache = Cache::open(cache_dir.path()).unwrap();
+    let _guard = cache.lock().unwrap();
+    let matrix = repo_matrix();
+    let output = tapmatrix(
+        &[
+            "kernels",
+            "--matrix",
+            matrix.to_str().unwrap(),
+            "fetch",
+            "7.3",
+        ],
+        cache_dir.path(),
+    )
+    .unwrap();
+    assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
+    let text = stderr(&output);
+    assert!(
+        text.contains(&format!("pid {}", std::process::id())),
+        "{text}"
+    );
+    assert!(text.contains("another --cache-dir"), "{text}");
+    // Nothing was written into the held cache.
+    assert!(!cache_dir.path().join("kernels").exists());
+}
+
+#[test]
+fn matrix_errors_and_a_stale_lock_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let matrix = dir.path().join("matrix.yaml");
+    std::fs::write(
+        &matrix,
+        "kernels:\n  - id: a\n    debain: { suite: sid, series: \"7.2\" }\n",
+    )
+    .unwrap();
+    let output = tapmatrix(
+        &["kernels", "--matrix", matrix.to_str().unwrap(), "list"],
+        dir.path(),
+    )
+    .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("matrix.yaml:3:"),
+        "{}",
+        stderr(&output)
+    );
+
+    std::fs::write(
+        &matrix,
+        "kernels:\n  - id: a\n    debian: { suite: sid, series: \"7.2\" }\n",
+    )
+    .unwrap();
+    let output = tapmatrix(
+        &["kernels", "--matrix", matrix.to_str().unwrap(), "fetch"],
+        dir.path(),
+    )
+    .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("run `tapmatrix kernels lock` first"),
+        "{}",
+        stderr(&output)
+    );
+
+    std::fs::copy(
+        repo_matrix().with_file_name("matrix.lock"),
+        dir.path().join("matrix.lock"),
+    )
+    .unwrap();
+    let output = tapmatrix(
+        &["kernels", "--matrix", matrix.to_str().unwrap(), "fetch"],
+        dir.path(),
+    )
+    .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("kernel `a`"),
+        "{}",
+        stderr(&output)
+    );
+
+    let output = tapmatrix(
+        &["kernels", "--matrix", matrix.to_str().unwrap(), "list"],
+        dir.path(),
+    )
+    .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let table = String::from_utf8_lossy(&output.stdout);
+    assert!(table.contains("stale: run lock"), "{table}");
+}
