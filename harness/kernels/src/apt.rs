@@ -224,9 +224,16 @@ impl AptState {
         };
         let output = std::fs::read_to_string(&log_path).unwrap_or_default();
         if !status.success() {
+            let mut words = apt_words(&output);
+            if words.contains("was not found") || words.contains("Unable to locate") {
+                words.push_str(
+                    "\nThe locked version has left the archive (sid and backports keep only recent ones): \
+                     run `tapmatrix kernels lock` to pin the newest.",
+                );
+            }
             return Err(Error::Apt {
                 command: what,
-                output: apt_words(&output),
+                output: words,
             });
         }
         if !deb.is_file() {
