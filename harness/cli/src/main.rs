@@ -28,6 +28,8 @@ enum Command {
     /// The kernel matrix and its cache: lock, fetch, harvest, list, facts, diff.
     #[command(subcommand)]
     Kernels(cmd::kernels::KernelsCommand),
+    /// Preprocess and parse scripts and tapsets; print the AST or, with --check, only errors.
+    Parse(cmd::parse::ParseArgs),
 }
 
 fn main() -> ExitCode {
@@ -35,6 +37,7 @@ fn main() -> ExitCode {
     init_logging(cli.verbose);
     let result = match cli.command {
         Command::Kernels(command) => cmd::kernels::run(command),
+        Command::Parse(args) => cmd::parse::run(args),
     };
     match result {
         Ok(status) => status.into(),
