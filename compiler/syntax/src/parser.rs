@@ -13,7 +13,17 @@ use crate::span::{SourceMap, Span};
 use crate::token::{Keyword, Op, Token, TokenKind};
 
 /// How deep expressions, statements and probe-point braces may nest.
-const MAX_DEPTH: usize = 100;
+const MAX_DEPTH: usize = 200;
+/// How much stack the parser's recursion may use (it also stops at
+/// [`MAX_DEPTH`]); frames are much bigger in debug builds, so the depth
+/// alone cannot keep a 2 MiB thread stack safe.
+const MAX_STACK_BYTES: usize = 1 << 20;
+
+/// An address on the current stack frame.
+fn stack_position() -> usize {
+    let marker = 0u8;
+    std::hint::black_box(&marker) as *const u8 as usize
+}
 
 /// What the parser knows about the file it parses.
 #[derive(Debug, Clone, Copy, Default)]
@@ -47,6 +57,7 @@ pub fn parse_tokens(
         kind,
         in_function: false,
         depth: 0,
+        stack_base: stack_position(),
         arg_count,
         globals: HashSet::new(),
     };
@@ -61,6 +72,7 @@ struct Parser<'a, 'd> {
     kind: FileKind,
     in_function: bool,
     depth: usize,
+    stack_base: usize,
     arg_count: usize,
     globals: HashSet<String>,
 }
@@ -197,7 +209,7 @@ impl<'a> Parser<'a, '_> {
     }
 
     fn nested<T>(&mut self, f: impl FnOnce(&mut Self) -> PResult<T>) -> PResult<T> {
-        if self.depth >= MAX_DEPTH {
+        if self.depth >= MAX_DEPTH || self.stack_base.abs_diff(stack_position()) > MAX_STACK_BYTES {
             let span = self.peek().map_or_else(|| self.eof_span(), |t| t.span);
             return self.error_at(span, format!("nested more than {MAX_DEPTH} levels deep"));
         }
