@@ -1,6 +1,7 @@
 //! Property tests: random bytes and random token streams never panic the
 //! front end and always terminate; whatever parses without errors prints
 //! to text that parses back to the same AST.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 use proptest::prelude::*;
 use tapmatrix_syntax::{FileKind, Profile, Session, print_file};

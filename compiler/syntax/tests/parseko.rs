@@ -1,6 +1,7 @@
 //! Scripts SystemTap rejects at parse time are rejected here, with a
 //! diagnostic at the right line and column. (Cases written for this
 //! project after SystemTap's testsuite categories.)
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 mod common;
 

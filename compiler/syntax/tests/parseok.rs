@@ -1,5 +1,6 @@
 //! Every construct of the language parses, prints canonically (snapshot),
 //! and the print parses back to an equal AST.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 mod common;
 

@@ -6,6 +6,7 @@
 //! cargo target directory and reused by later runs; none of its files are
 //! part of this repository. Without apt-get the test is skipped, unless the
 //! `CI` environment variable is set, where that is a failure.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
