@@ -99,7 +99,10 @@ fn literals_and_boolean_joins() {
     assert!(holds("1 == 2 && 1 == 1 || 1 == 1", &p));
     assert!(holds("1 == 1 || 1 == 2 && 1 == 2", &p));
     assert!(!holds("1 == 2 || 1 == 1 && 1 == 2", &p));
-    assert!(holds(r#"arch == "x86_64" && kernel_v >= "5.0" && CONFIG_Y == "y""#, &p));
+    assert!(holds(
+        r#"arch == "x86_64" && kernel_v >= "5.0" && CONFIG_Y == "y""#,
+        &p
+    ));
 }
 
 #[test]
