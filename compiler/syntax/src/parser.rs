@@ -534,6 +534,19 @@ impl<'a> Parser<'a, '_> {
             let suffix = self.component()?;
             if points.is_empty() {
                 points = suffix;
+            } else if points.len() == 1
+                && suffix.len() == 1
+                && !points[0].optional
+                && !points[0].sufficient
+                && points[0].condition.is_none()
+            {
+                // The common case, a plain dotted name: no product to build.
+                if let (Some(head), Some(tail)) = (points.first_mut(), suffix.into_iter().next()) {
+                    head.components.extend(tail.components);
+                    head.optional = tail.optional;
+                    head.sufficient = tail.sufficient;
+                    head.condition = tail.condition;
+                }
             } else {
                 if let Some(bad) = points
                     .iter()
@@ -1082,36 +1095,41 @@ impl<'a> Parser<'a, '_> {
         })
     }
 
-    /// Left-associative binary levels: 0 `||`, 1 `&&`, 2 `|`, 3 `^`, 4 `&`,
-    /// then `in` (5), comparison and regex (6), shift (7), `.` (8),
-    /// additive (9), multiplicative (10), unary below.
-    fn binary(&mut self, level: u8) -> PResult<Expr> {
-        match level {
-            5 => return self.array_in(),
-            6 => return self.comparison(),
-            11 => return self.unary(),
-            _ => {}
-        }
-        let mut lhs = self.binary(level + 1)?;
+    /// Left-associative binary operators by precedence climbing. Levels:
+    /// 0 `||`, 1 `&&`, 2 `|`, 3 `^`, 4 `&` (operands: `in` tests), then
+    /// 7 shifts, 8 `.`, 9 additive, 10 multiplicative (operands: unary).
+    /// Levels 5 (`in`) and 6 (comparison, regex) sit between, as in
+    /// SystemTap's grammar.
+    fn binary(&mut self, min: u8) -> PResult<Expr> {
+        let mut lhs = if min <= 5 {
+            self.array_in()?
+        } else {
+            self.unary()?
+        };
         while let Some(t) = self.peek() {
             let TokenKind::Op(op) = t.kind else { break };
-            let bin = match (level, op) {
-                (0, Op::OrOr) => BinOp::OrOr,
-                (1, Op::AndAnd) => BinOp::AndAnd,
-                (2, Op::Pipe) => BinOp::BitOr,
-                (3, Op::Caret) => BinOp::BitXor,
-                (4, Op::Amp) => BinOp::BitAnd,
-                (7, Op::Shl) => BinOp::Shl,
-                (7, Op::Shr) => BinOp::Shr,
-                (7, Op::GtGtGt) => BinOp::UShr,
-                (8, Op::Dot) => BinOp::Concat,
-                (9, Op::Plus) => BinOp::Add,
-                (9, Op::Minus) => BinOp::Sub,
-                (10, Op::Star) => BinOp::Mul,
-                (10, Op::Slash) => BinOp::Div,
-                (10, Op::Percent) => BinOp::Mod,
+            let (level, bin) = match op {
+                Op::OrOr => (0, BinOp::OrOr),
+                Op::AndAnd => (1, BinOp::AndAnd),
+                Op::Pipe => (2, BinOp::BitOr),
+                Op::Caret => (3, BinOp::BitXor),
+                Op::Amp => (4, BinOp::BitAnd),
+                Op::Shl => (7, BinOp::Shl),
+                Op::Shr => (7, BinOp::Shr),
+                Op::GtGtGt => (7, BinOp::UShr),
+                Op::Dot => (8, BinOp::Concat),
+                Op::Plus => (9, BinOp::Add),
+                Op::Minus => (9, BinOp::Sub),
+                Op::Star => (10, BinOp::Mul),
+                Op::Slash => (10, BinOp::Div),
+                Op::Percent => (10, BinOp::Mod),
                 _ => break,
             };
+            // Operators of the other band belong to another rule: `a + b
+            // == c` leaves `==` to `comparison`, which called us at 7.
+            if level < min || (min <= 5 && level >= 7) {
+                break;
+            }
             self.pos += 1;
             let rhs = self.binary(level + 1)?;
             lhs = Expr {
