@@ -19,7 +19,7 @@ use crate::token::{Op, Token, TokenKind};
 /// How deep macro invocations may nest before we call it runaway recursion.
 const MAX_MACRO_DEPTH: usize = 200;
 /// How many tokens macro expansion may produce for one file.
-const MAX_EXPANDED_TOKENS: usize = 8_000_000;
+const MAX_EXPANDED_TOKENS: usize = 2_000_000;
 
 /// A macro defined with `@define`.
 #[derive(Debug)]
