@@ -8,6 +8,8 @@
 //! number of arguments. Each argument is its own file in the [`SourceMap`], so
 //! tokens that came from one point there.
 
+use std::collections::VecDeque;
+
 use crate::span::{FileId, SourceMap, Span};
 use crate::token::{Junk, Keyword, Op, Token, TokenKind};
 
@@ -65,21 +67,55 @@ fn quote(text: &str) -> String {
 
 /// Lexes one file of `sources` into tokens (no end-of-file token).
 pub fn lex(sources: &SourceMap, file: FileId, args: &Args) -> Vec<Token> {
-    let Some(source) = sources.file(file) else {
-        return Vec::new();
-    };
-    // Real tapsets average one token per five or six bytes.
-    let mut out = Vec::with_capacity(source.text.len() / 5);
-    let mut lexer = Lexer {
-        src: source.text.as_bytes(),
-        file,
-        pos: 0,
-        line: 1,
-        line_start: 0,
-        nested: false,
-    };
-    lexer.run(sources, args, &mut out);
-    out
+    Tokens::new(sources, file, args).collect()
+}
+
+/// The tokens of one file, lexed on demand.
+pub struct Tokens<'a> {
+    lexer: Lexer<'a>,
+    sources: &'a SourceMap,
+    args: &'a Args,
+    /// Tokens of a substituted argument not handed out yet.
+    pending: VecDeque<Token>,
+}
+
+impl<'a> Tokens<'a> {
+    /// The tokens of `file`.
+    pub fn new(sources: &'a SourceMap, file: FileId, args: &'a Args) -> Tokens<'a> {
+        let src = sources.file(file).map_or(&b""[..], |f| f.text.as_bytes());
+        Tokens {
+            lexer: Lexer {
+                src,
+                file,
+                pos: 0,
+                line: 1,
+                line_start: 0,
+                nested: false,
+            },
+            sources,
+            args,
+            pending: VecDeque::new(),
+        }
+    }
+}
+
+impl Tokens<'_> {
+    /// The size of the file in bytes.
+    pub fn source_len(&self) -> usize {
+        self.lexer.src.len()
+    }
+}
+
+impl Iterator for Tokens<'_> {
+    type Item = Token;
+
+    fn next(&mut self) -> Option<Token> {
+        if let Some(t) = self.pending.pop_front() {
+            return Some(t);
+        }
+        self.lexer
+            .next_token(self.sources, self.args, &mut self.pending)
+    }
 }
 
 struct Lexer<'a> {
@@ -120,13 +156,20 @@ impl Lexer<'_> {
         }
     }
 
-    fn run(&mut self, sources: &SourceMap, args: &Args, out: &mut Vec<Token>) {
+    /// The next token; the tokens of a substituted argument after the
+    /// first go to `pending`.
+    fn next_token(
+        &mut self,
+        sources: &SourceMap,
+        args: &Args,
+        pending: &mut VecDeque<Token>,
+    ) -> Option<Token> {
         let mut space_before = false;
         loop {
             // Whitespace and comments.
             let c = self.peek(0);
             if self.at_end() {
-                return;
+                return None;
             }
             if c.is_ascii_whitespace() || c == 0x0b {
                 self.bump();
@@ -195,27 +238,29 @@ impl Lexer<'_> {
                     space_before,
                 };
                 if self.nested {
-                    out.push(junk(Junk::NestedArg));
-                } else if let Some(Some(file)) = substitute {
-                    if let Some(source) = sources.file(file) {
-                        let first = out.len();
-                        let mut inner = Lexer {
-                            src: source.text.as_bytes(),
-                            file,
-                            pos: 0,
-                            line: 1,
-                            line_start: 0,
-                            nested: true,
-                        };
-                        inner.run(sources, args, out);
-                        if let Some(t) = out.get_mut(first) {
-                            t.space_before = space_before;
-                        }
-                    }
-                } else {
-                    out.push(junk(Junk::ArgOutOfRange));
+                    return Some(junk(Junk::NestedArg));
                 }
-                space_before = false;
+                let Some(Some(file)) = substitute else {
+                    return Some(junk(Junk::ArgOutOfRange));
+                };
+                if let Some(source) = sources.file(file) {
+                    let mut inner = Lexer {
+                        src: source.text.as_bytes(),
+                        file,
+                        pos: 0,
+                        line: 1,
+                        line_start: 0,
+                        nested: true,
+                    };
+                    let mut nowhere = VecDeque::new();
+                    while let Some(t) = inner.next_token(sources, args, &mut nowhere) {
+                        pending.push_back(t);
+                    }
+                }
+                if let Some(mut first) = pending.pop_front() {
+                    first.space_before = space_before;
+                    return Some(first);
+                }
                 continue;
             }
 
@@ -229,10 +274,7 @@ impl Lexer<'_> {
                 if c == b'@' {
                     TokenKind::AtWord
                 } else {
-                    std::str::from_utf8(text)
-                        .ok()
-                        .and_then(Keyword::from_word)
-                        .map_or(TokenKind::Ident, TokenKind::Keyword)
+                    Keyword::from_word(text).map_or(TokenKind::Ident, TokenKind::Keyword)
                 }
             } else if c.is_ascii_digit() {
                 while self.peek(0).is_ascii_alphanumeric() {
@@ -351,12 +393,11 @@ impl Lexer<'_> {
                 }
                 TokenKind::Junk(Junk::Unknown)
             };
-            out.push(Token {
+            return Some(Token {
                 kind,
                 span: self.span_from(start, line, col),
                 space_before,
             });
-            space_before = false;
         }
     }
 }

@@ -116,7 +116,7 @@ impl Session {
     /// every file parsed afterwards. A file with any error (or a macro that
     /// another library file already defines) adds no macro, as in SystemTap.
     pub fn define_library_macros(&mut self, file: FileId) -> Vec<Diagnostic> {
-        let tokens = lexer::lex(&self.sources, file, &self.args);
+        let tokens = lexer::Tokens::new(&self.sources, file, &self.args);
         let mut pp = Preprocessor::new(&self.sources, &self.profile, &self.library_macros, tokens);
         pp.library_file = true;
         let rest = pp.run();
@@ -152,7 +152,7 @@ impl Session {
 
     /// Preprocesses and parses one file.
     pub fn parse(&self, file: FileId, kind: FileKind) -> Parsed {
-        let tokens = lexer::lex(&self.sources, file, &self.args);
+        let tokens = lexer::Tokens::new(&self.sources, file, &self.args);
         let mut pp = Preprocessor::new(&self.sources, &self.profile, &self.library_macros, tokens);
         let tokens = pp.run();
         let mut diagnostics = std::mem::take(&mut pp.diagnostics);

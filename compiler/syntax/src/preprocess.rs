@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use crate::diagnostic::Diagnostic;
-use crate::lexer::string_value;
+use crate::lexer::{Tokens, string_value};
 use crate::profile::{Profile, fnmatch, version_cmp};
 use crate::span::{SourceMap, Span};
 use crate::token::{Op, Token, TokenKind};
@@ -68,8 +68,9 @@ pub struct Preprocessor<'a> {
     sources: &'a SourceMap,
     profile: &'a Profile,
     library: &'a LibraryMacros,
-    input: Vec<Token>,
-    pos: usize,
+    input: Tokens<'a>,
+    /// The input was abandoned (runaway expansion).
+    input_done: bool,
     stack: Vec<Activation>,
     local: HashMap<String, Rc<Macro>>,
     conditionals: Vec<(Token, PpState)>,
@@ -85,20 +86,20 @@ pub struct Preprocessor<'a> {
 type PpResult<T> = Result<T, Diagnostic>;
 
 impl<'a> Preprocessor<'a> {
-    /// A preprocessor over `input`, the lexed tokens of one file.
+    /// A preprocessor over `input`, the tokens of one file.
     pub fn new(
         sources: &'a SourceMap,
         profile: &'a Profile,
         library: &'a LibraryMacros,
-        input: Vec<Token>,
+        input: Tokens<'a>,
     ) -> Preprocessor<'a> {
         Preprocessor {
             sources,
             profile,
             library,
-            saw_tokens: !input.is_empty(),
+            saw_tokens: false,
             input,
-            pos: 0,
+            input_done: false,
             stack: Vec::new(),
             local: HashMap::new(),
             conditionals: Vec::new(),
@@ -110,7 +111,9 @@ impl<'a> Preprocessor<'a> {
 
     /// Runs both passes to the end and returns the tokens the parser sees.
     pub fn run(&mut self) -> Vec<Token> {
-        let mut out = Vec::with_capacity(self.input.len());
+        // Real tapsets average one token per five or six bytes.
+        let bytes = self.input.source_len();
+        let mut out = Vec::with_capacity(bytes / 5);
         loop {
             match self.scan_pp() {
                 Ok(Some(t)) => out.push(t),
@@ -136,10 +139,11 @@ impl<'a> Preprocessor<'a> {
     }
 
     fn next_raw(&mut self) -> Option<Token> {
-        let t = self.input.get(self.pos).copied();
-        if t.is_some() {
-            self.pos += 1;
+        if self.input_done {
+            return None;
         }
+        let t = self.input.next();
+        self.saw_tokens |= t.is_some();
         t
     }
 
@@ -170,7 +174,7 @@ impl<'a> Preprocessor<'a> {
             };
             if self.expanded > MAX_EXPANDED_TOKENS {
                 self.stack.clear();
-                self.pos = self.input.len();
+                self.input_done = true;
                 return Err(Diagnostic::new(
                     t.span,
                     "macro expansion produces too many tokens",
