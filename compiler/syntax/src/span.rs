@@ -33,17 +33,6 @@ impl Span {
     pub fn same_place(&self, other: &Span) -> bool {
         self.file == other.file && self.start == other.start && self.end == other.end
     }
-
-    /// The span from the start of `self` to the end of `other` (same file).
-    pub fn to(self, other: Span) -> Span {
-        if other.file != self.file || other.end < self.start {
-            return self;
-        }
-        Span {
-            end: other.end,
-            ..self
-        }
-    }
 }
 
 impl PartialEq for Span {

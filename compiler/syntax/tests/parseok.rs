@@ -213,3 +213,21 @@ fn command_line_arguments() {
     assert!(out.errors.is_empty(), "{:?}", out.rendered);
     assert_snapshot!(tapmatrix_syntax::print_file(&out.file));
 }
+
+/// ASTs compare by structure and values, not by where they came from.
+#[test]
+fn equality_ignores_spans_only() {
+    let a = common::parse_ok("probe begin { x = 1 + 2 }");
+    let b = common::parse_ok("\n\n  probe   begin{x=1+\n2;}");
+    let c = common::parse_ok("probe begin { x = 1 + 3 }");
+    let d = common::parse_ok("probe begin { x = (1 + 2) }");
+    assert_eq!(a, b);
+    assert_ne!(a, c);
+    assert_eq!(a, d, "parentheses leave no trace, as in SystemTap");
+    let first = |f: &tapmatrix_syntax::File| match &f.items[0] {
+        tapmatrix_syntax::ast::Item::Probe(p) => p.span,
+        _ => panic!("not a probe"),
+    };
+    assert!(!first(&a).same_place(&first(&b)));
+    assert_eq!((first(&b).line, first(&b).col), (3, 3));
+}
