@@ -129,3 +129,27 @@ fn embedded_c_in_a_script_needs_guru_mode() {
     let out = tapmatrix(&["parse", "--check", "-g", script.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
 }
+
+#[test]
+fn runtime_and_compatible_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("r.stp");
+    std::fs::write(
+        &script,
+        "probe begin { r = %( runtime == \"bpf\" %? 1 %: 2 %); v = %( systemtap_v >= \"5.0\" %? 3 %: 4 %) }\n",
+    )
+    .unwrap();
+    let path = script.to_str().unwrap();
+    let out = tapmatrix(&["parse", path]);
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("r = 2;") && stdout.contains("v = 4;"),
+        "{stdout}"
+    );
+    let out = tapmatrix(&["parse", "--runtime", "bpf", "--compatible", "5.1", path]);
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("r = 1;") && stdout.contains("v = 3;"),
+        "{stdout}"
+    );
+}

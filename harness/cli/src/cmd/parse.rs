@@ -8,8 +8,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use clap::Args;
 use tapmatrix_syntax::ast::Item;
-use tapmatrix_syntax::profile::{DEFAULT_ARCH, DEFAULT_KERNEL_RELEASE, parse_kernel_config};
-use tapmatrix_syntax::{FileKind, Profile, Session, print_file, tapset_files};
+use tapmatrix_syntax::profile::{
+    DEFAULT_ARCH, DEFAULT_KERNEL_RELEASE, DEFAULT_SYSTEMTAP_VERSION, parse_kernel_config,
+};
+use tapmatrix_syntax::{FileKind, Profile, Runtime, Session, print_file, tapset_files};
 
 use crate::exit::{Status, input_error};
 
@@ -29,6 +31,13 @@ pub struct ParseArgs {
     /// (without it every CONFIG_* is empty).
     #[arg(long, value_name = "FILE")]
     kernel_config: Option<PathBuf>,
+    /// Runtime (`stap --runtime`): `runtime` in conditionals and the tapset
+    /// subdirectory read (`linux/`, `dyninst/`, `bpf/`).
+    #[arg(long, value_enum, default_value_t = RuntimeArg::Kernel)]
+    runtime: RuntimeArg,
+    /// Language version `systemtap_v` compares against (`stap --compatible`).
+    #[arg(long, value_name = "VERSION", default_value = DEFAULT_SYSTEMTAP_VERSION)]
+    compatible: String,
     /// Guru mode (`stap -g`): allow embedded C in scripts.
     #[arg(short = 'g', long)]
     guru: bool,
@@ -44,6 +53,27 @@ pub struct ParseArgs {
     /// Script arguments for `$1`, `@1`, `$#` (after `--`).
     #[arg(last = true, value_name = "ARGS")]
     args: Vec<String>,
+}
+
+/// `--runtime` values.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum RuntimeArg {
+    /// The kernel-module runtime (SystemTap's default).
+    Kernel,
+    /// The Dyninst user-space runtime.
+    Dyninst,
+    /// The BPF runtime.
+    Bpf,
+}
+
+impl From<RuntimeArg> for Runtime {
+    fn from(arg: RuntimeArg) -> Runtime {
+        match arg {
+            RuntimeArg::Kernel => Runtime::Kernel,
+            RuntimeArg::Dyninst => Runtime::Dyninst,
+            RuntimeArg::Bpf => Runtime::Bpf,
+        }
+    }
 }
 
 /// What to parse, as what.
@@ -106,6 +136,8 @@ pub fn run(args: ParseArgs) -> anyhow::Result<Status> {
         arch: args.arch.clone(),
         kernel_release: args.kernel_release.clone(),
         guru_mode: args.guru,
+        runtime: args.runtime.into(),
+        systemtap_version: args.compatible.clone(),
         ..Profile::default()
     };
     if let Some(config) = &args.kernel_config {
