@@ -172,7 +172,9 @@ impl Lexer<'_> {
                 return None;
             }
             if c.is_ascii_whitespace() || c == 0x0b {
-                self.bump();
+                while matches!(self.peek(0), b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c) {
+                    self.bump();
+                }
                 space_before = true;
                 continue;
             }

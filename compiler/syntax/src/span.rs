@@ -54,23 +54,31 @@ pub struct SourceFile {
     pub name: String,
     /// The full text.
     pub text: String,
-    line_starts: Vec<usize>,
+    /// Byte offsets of line starts, computed when a diagnostic first needs them.
+    line_starts: std::cell::OnceCell<Vec<usize>>,
 }
 
 impl SourceFile {
     fn new(name: String, text: String) -> SourceFile {
-        let mut line_starts = vec![0];
-        line_starts.extend(
-            text.bytes()
-                .enumerate()
-                .filter(|&(_, b)| b == b'\n')
-                .map(|(i, _)| i + 1),
-        );
         SourceFile {
             name,
             text,
-            line_starts,
+            line_starts: std::cell::OnceCell::new(),
         }
+    }
+
+    fn line_starts(&self) -> &[usize] {
+        self.line_starts.get_or_init(|| {
+            let mut starts = vec![0];
+            starts.extend(
+                self.text
+                    .bytes()
+                    .enumerate()
+                    .filter(|&(_, b)| b == b'\n')
+                    .map(|(i, _)| i + 1),
+            );
+            starts
+        })
     }
 
     /// The text of a span of this file (empty when out of range).
@@ -165,7 +173,7 @@ impl<'a> codespan_reporting::files::Files<'a> for SourceMap {
             .file(id)
             .ok_or(codespan_reporting::files::Error::FileMissing)?;
         Ok(file
-            .line_starts
+            .line_starts()
             .binary_search(&byte_index)
             .unwrap_or_else(|next| next.saturating_sub(1)))
     }
@@ -178,14 +186,15 @@ impl<'a> codespan_reporting::files::Files<'a> for SourceMap {
         let file = self
             .file(id)
             .ok_or(codespan_reporting::files::Error::FileMissing)?;
-        let start = *file.line_starts.get(line_index).ok_or(
-            codespan_reporting::files::Error::LineTooLarge {
-                given: line_index,
-                max: file.line_starts.len().saturating_sub(1),
-            },
-        )?;
-        let end = file
-            .line_starts
+        let starts = file.line_starts();
+        let start =
+            *starts
+                .get(line_index)
+                .ok_or(codespan_reporting::files::Error::LineTooLarge {
+                    given: line_index,
+                    max: starts.len().saturating_sub(1),
+                })?;
+        let end = starts
             .get(line_index + 1)
             .copied()
             .unwrap_or(file.text.len());
