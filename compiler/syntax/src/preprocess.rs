@@ -183,7 +183,7 @@ impl<'a> Preprocessor<'a> {
             if t.kind != TokenKind::AtWord {
                 return Ok(Some(t));
             }
-            let name = &self.text(&t)[1..];
+            let name = self.text(&t).get(1..).unwrap_or("");
             if name == "define" && !ignore_macros {
                 self.define(t)?;
                 continue;
