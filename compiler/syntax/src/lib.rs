@@ -150,6 +150,26 @@ impl Session {
         diagnostics
     }
 
+    /// Reads `.stpm` library macro files (e.g. [`TapsetFiles::macros`]), in
+    /// order; returns their diagnostics.
+    pub fn load_library_macros(
+        &mut self,
+        paths: &[impl AsRef<Path>],
+    ) -> Result<Vec<Diagnostic>, SyntaxError> {
+        let mut diagnostics = Vec::new();
+        for path in paths {
+            let id = self.load(path.as_ref())?;
+            diagnostics.extend(self.define_library_macros(id));
+        }
+        Ok(diagnostics)
+    }
+
+    /// Reads and parses one file.
+    pub fn parse_path(&mut self, path: &Path, kind: FileKind) -> Result<Parsed, SyntaxError> {
+        let id = self.load(path)?;
+        Ok(self.parse(id, kind))
+    }
+
     /// Preprocesses and parses one file.
     pub fn parse(&self, file: FileId, kind: FileKind) -> Parsed {
         let tokens = lexer::Tokens::new(&self.sources, file, &self.args);

@@ -3,7 +3,7 @@
 //! `--check`, only the diagnostics and a summary.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use clap::Args;
@@ -126,10 +126,6 @@ fn collect(args: &ParseArgs, profile: &Profile) -> anyhow::Result<Inputs> {
     Ok(inputs)
 }
 
-fn load(session: &mut Session, path: &Path) -> anyhow::Result<tapmatrix_syntax::FileId> {
-    session.load(path).map_err(input_error)
-}
-
 /// Runs `tapmatrix parse`.
 pub fn run(args: ParseArgs) -> anyhow::Result<Status> {
     let mut profile = Profile {
@@ -153,23 +149,20 @@ pub fn run(args: ParseArgs) -> anyhow::Result<Status> {
     let stderr = std::io::stderr();
     let mut err = stderr.lock();
     let mut errors = 0usize;
-    for path in &inputs.macros {
-        let id = load(&mut session, path)?;
-        for d in session.define_library_macros(id) {
-            errors += 1;
-            write!(err, "{}", d.render(session.sources()))?;
-        }
+    for d in session
+        .load_library_macros(&inputs.macros)
+        .map_err(input_error)?
+    {
+        errors += 1;
+        write!(err, "{}", d.render(session.sources()))?;
     }
     let (mut probes, mut functions, mut globals) = (0usize, 0usize, 0usize);
     for (path, library) in &inputs.scripts {
-        let id = load(&mut session, path)?;
-        let parsed = session.parse(
-            id,
-            FileKind {
-                privileged: *library,
-                user_file: !*library,
-            },
-        );
+        let kind = FileKind {
+            privileged: *library,
+            user_file: !*library,
+        };
+        let parsed = session.parse_path(path, kind).map_err(input_error)?;
         for d in &parsed.diagnostics {
             write!(err, "{}", d.render(session.sources()))?;
         }
