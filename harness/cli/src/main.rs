@@ -27,6 +27,8 @@ struct Cli {
 enum Command {
     /// The kernel matrix and its cache: lock, fetch, harvest, list, facts, diff.
     Kernels(cmd::kernels::KernelsArgs),
+    /// Preprocess and parse scripts and tapsets; print the AST or, with --check, only errors.
+    Parse(cmd::parse::ParseArgs),
 }
 
 fn main() -> ExitCode {
@@ -34,6 +36,7 @@ fn main() -> ExitCode {
     init_logging(cli.verbose);
     let result = match cli.command {
         Command::Kernels(args) => cmd::kernels::run(args),
+        Command::Parse(args) => cmd::parse::run(args),
     };
     match result {
         Ok(status) => status.into(),
