@@ -6,7 +6,7 @@
 //! a [`BtfError`], never a panic. Format: the kernel's
 //! `Documentation/bpf/btf.rst`.
 
-use std::hash::{Hash, Hasher};
+use std::hash::Hasher;
 use std::sync::OnceLock;
 
 /// A BTF type id (0 is `void`).
@@ -173,7 +173,7 @@ pub struct Btf {
     strings: (usize, usize),
     /// Offset (absolute, into `data`) of each type record; index = id - 1.
     offsets: Vec<u32>,
-    names: OnceLock<Vec<(u64, TypeId)>>,
+    names: OnceLock<Vec<TypeId>>,
 }
 
 impl std::fmt::Debug for Btf {
@@ -410,32 +410,57 @@ impl Btf {
         })
     }
 
-    fn name_index(&self) -> &[(u64, TypeId)] {
+    /// The raw bytes of a name (no UTF-8 check), for hashing.
+    fn name_bytes(&self, offset: u32) -> Option<&[u8]> {
+        let (start, len) = self.strings;
+        let rest = self.data.get(start..start + len)?.get(offset as usize..)?;
+        let end = rest.iter().position(|&b| b == 0)?;
+        Some(&rest[..end])
+    }
+
+    /// An open-addressing hash table of named type ids (0 = empty slot),
+    /// built on first use: one pass, no allocation per name.
+    fn name_index(&self) -> &[TypeId] {
         self.names.get_or_init(|| {
-            let mut index = Vec::with_capacity(self.offsets.len());
-            for id in 1..=self.offsets.len() as TypeId {
-                if let Ok(r) = self.record(id)
-                    && r.name_off != 0
-                    && let Ok(name) = self.string(r.name_off)
-                {
-                    index.push((hash_name(name), id));
+            let capacity = (self.offsets.len() * 2).next_power_of_two().max(16);
+            let mask = capacity - 1;
+            let mut slots = vec![0; capacity];
+            for (index, &at) in self.offsets.iter().enumerate() {
+                let name_off = u32_at(&self.data, at as usize).unwrap_or(0);
+                if name_off == 0 {
+                    continue;
                 }
+                let Some(name) = self.name_bytes(name_off) else {
+                    continue;
+                };
+                let mut slot = hash_name(name) as usize & mask;
+                while slots[slot] != 0 {
+                    slot = (slot + 1) & mask;
+                }
+                slots[slot] = index as TypeId + 1;
             }
-            index.sort_unstable();
-            index
+            slots
         })
     }
 
-    /// Every type with this name, in id order.
+    /// Every type with this name (in no particular order).
     pub fn ids_by_name<'a>(&'a self, name: &'a str) -> impl Iterator<Item = TypeId> + 'a {
-        let index = self.name_index();
-        let hash = hash_name(name);
-        let start = index.partition_point(|&(h, _)| h < hash);
-        index[start..]
-            .iter()
-            .take_while(move |&&(h, _)| h == hash)
-            .map(|&(_, id)| id)
-            .filter(move |&id| self.name(id).is_ok_and(|n| n == name))
+        let slots = self.name_index();
+        let mask = slots.len() - 1;
+        let mut slot = hash_name(name.as_bytes()) as usize & mask;
+        std::iter::from_fn(move || {
+            loop {
+                let id = slots[slot];
+                if id == 0 {
+                    return None;
+                }
+                slot = (slot + 1) & mask;
+                let off = self.record(id).map(|r| r.name_off).unwrap_or(0);
+                if self.name_bytes(off) == Some(name.as_bytes()) {
+                    return Some(id);
+                }
+            }
+        })
     }
 
     /// The first type of this kind and name.
@@ -645,9 +670,9 @@ impl Btf {
     }
 }
 
-fn hash_name(name: &str) -> u64 {
+fn hash_name(name: &[u8]) -> u64 {
     let mut hasher = rustc_hash::FxHasher::default();
-    name.hash(&mut hasher);
+    hasher.write(name);
     hasher.finish()
 }
 

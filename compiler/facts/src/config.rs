@@ -5,13 +5,10 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::ParseError;
+use crate::names::NameList;
 
 /// One option's value.
-///
-/// Serialised as the config file writes it: `y`, `m`, `n` (not set), a
-/// quoted string, or the number's text.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(into = "String", from = "String")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConfigValue {
     /// `=y`.
     Yes,
@@ -25,44 +22,26 @@ pub enum ConfigValue {
     Other(String),
 }
 
-impl From<ConfigValue> for String {
-    fn from(value: ConfigValue) -> String {
-        match value {
-            ConfigValue::Yes => "y".to_owned(),
-            ConfigValue::Module => "m".to_owned(),
-            ConfigValue::NotSet => "n".to_owned(),
-            ConfigValue::Str(text) => format!("\"{text}\""),
-            ConfigValue::Other(text) => text,
-        }
-    }
-}
-
-impl From<String> for ConfigValue {
-    fn from(text: String) -> ConfigValue {
-        match text.as_str() {
-            "y" => ConfigValue::Yes,
-            "m" => ConfigValue::Module,
-            "n" => ConfigValue::NotSet,
-            _ => match text.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
-                Some(inner) => ConfigValue::Str(inner.to_owned()),
-                None => ConfigValue::Other(text),
-            },
-        }
-    }
-}
-
-/// The kernel configuration: option name (with `CONFIG_`) to value.
+/// The kernel configuration. Options are kept without their `CONFIG_`
+/// prefix, in name lists for `y`, `m` and not set (cheap to load) and a
+/// map for the rest (values as written, strings with their quotes).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
 pub struct KernelConfig {
-    /// Every option the file mentions.
-    pub options: BTreeMap<String, ConfigValue>,
+    /// Options set to `y`.
+    pub yes: NameList,
+    /// Options set to `m`.
+    pub module: NameList,
+    /// Options `# ... is not set`.
+    pub not_set: NameList,
+    /// Options with another value, as written (`"-amd64"`, `8192`, `0x1000`).
+    pub values: BTreeMap<String, String>,
 }
 
 impl KernelConfig {
     /// Parses a `.config` file.
     pub fn parse(text: &str) -> Result<KernelConfig, ParseError> {
-        let mut options = BTreeMap::new();
+        let (mut yes, mut module, mut not_set) = (Vec::new(), Vec::new(), Vec::new());
+        let mut values = BTreeMap::new();
         for (index, line) in text.lines().enumerate() {
             let line = line.trim();
             if line.is_empty() {
@@ -72,37 +51,72 @@ impl KernelConfig {
                 if let Some(name) = comment
                     .trim()
                     .strip_suffix(" is not set")
-                    .filter(|name| name.starts_with("CONFIG_"))
+                    .and_then(|name| name.strip_prefix("CONFIG_"))
                 {
-                    options.insert(name.to_owned(), ConfigValue::NotSet);
+                    not_set.push(name);
                 }
                 continue;
             }
             let (name, value) = line
                 .split_once('=')
-                .filter(|(name, _)| name.starts_with("CONFIG_"))
+                .and_then(|(name, value)| Some((name.strip_prefix("CONFIG_")?, value)))
+                .filter(|(name, _)| !name.is_empty() && !name.contains(char::is_whitespace))
                 .ok_or_else(|| {
                     ParseError::new(
                         index + 1,
                         format!("expected `CONFIG_NAME=value`, found {line:?}"),
                     )
                 })?;
-            options.insert(name.to_owned(), ConfigValue::from(value.to_owned()));
+            match value {
+                "y" => yes.push(name),
+                "m" => module.push(name),
+                _ => {
+                    values.insert(name.to_owned(), value.to_owned());
+                }
+            }
         }
-        Ok(KernelConfig { options })
+        Ok(KernelConfig {
+            yes: NameList::from_lines(yes),
+            module: NameList::from_lines(module),
+            not_set: NameList::from_lines(not_set),
+            values,
+        })
     }
 
     /// An option's value; `name` with or without `CONFIG_`.
-    pub fn get(&self, name: &str) -> Option<&ConfigValue> {
-        match name.strip_prefix("CONFIG_") {
-            Some(_) => self.options.get(name),
-            None => self.options.get(&format!("CONFIG_{name}")),
+    pub fn get(&self, name: &str) -> Option<ConfigValue> {
+        let name = name.strip_prefix("CONFIG_").unwrap_or(name);
+        if self.yes.contains(name) {
+            Some(ConfigValue::Yes)
+        } else if self.module.contains(name) {
+            Some(ConfigValue::Module)
+        } else if self.not_set.contains(name) {
+            Some(ConfigValue::NotSet)
+        } else {
+            let value = self.values.get(name)?;
+            Some(
+                match value.strip_prefix('"').and_then(|v| v.strip_suffix('"')) {
+                    Some(text) => ConfigValue::Str(text.to_owned()),
+                    None => ConfigValue::Other(value.clone()),
+                },
+            )
         }
     }
 
     /// Whether an option is `y` or `m`.
     pub fn is_enabled(&self, name: &str) -> bool {
-        matches!(self.get(name), Some(ConfigValue::Yes | ConfigValue::Module))
+        let name = name.strip_prefix("CONFIG_").unwrap_or(name);
+        self.yes.contains(name) || self.module.contains(name)
+    }
+
+    /// The number of options the file mentions.
+    pub fn len(&self) -> usize {
+        self.yes.len() + self.module.len() + self.not_set.len() + self.values.len()
+    }
+
+    /// The file mentions no option.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -117,15 +131,19 @@ mod tests {
         )
         .unwrap();
         assert!(config.is_enabled("KPROBES") && config.is_enabled("CONFIG_E1000"));
-        assert_eq!(config.get("HIST_TRIGGERS"), Some(&ConfigValue::NotSet));
+        assert!(!config.is_enabled("HIST_TRIGGERS") && !config.is_enabled("NOPE"));
+        assert_eq!(config.get("HIST_TRIGGERS"), Some(ConfigValue::NotSet));
+        assert_eq!(config.get("CONFIG_KPROBES"), Some(ConfigValue::Yes));
         assert_eq!(
             config.get("LOCALVERSION"),
-            Some(&ConfigValue::Str("-amd64".into()))
+            Some(ConfigValue::Str("-amd64".into()))
         );
         assert_eq!(
             config.get("NR_CPUS"),
-            Some(&ConfigValue::Other("8192".into()))
+            Some(ConfigValue::Other("8192".into()))
         );
+        assert_eq!(config.get("NOPE"), None);
+        assert_eq!(config.len(), 5);
         let json = serde_json::to_string(&config).unwrap();
         assert_eq!(serde_json::from_str::<KernelConfig>(&json).unwrap(), config);
         assert_eq!(

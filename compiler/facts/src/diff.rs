@@ -114,12 +114,10 @@ fn attachable(facts: &KernelFacts) -> Vec<&str> {
     let Some(functions) = &facts.functions else {
         return Vec::new();
     };
-    let blacklist = facts.blacklist.as_deref().unwrap_or_default();
     functions
         .names
         .iter()
-        .filter(|name| !crate::symbols::contains(blacklist, name))
-        .map(String::as_str)
+        .filter(|name| !facts.blacklist.as_ref().is_some_and(|b| b.contains(name)))
         .collect()
 }
 
@@ -166,7 +164,9 @@ pub(crate) fn prototype(btf: &Btf, name: &str) -> Option<Result<String, BtfError
             if param.ty == 0 && param.name.is_empty() {
                 params.push("...".to_owned());
             } else {
-                params.push(format!("{} {}", btf.render(param.ty)?, param.name));
+                let ty = btf.render(param.ty)?;
+                let space = if ty.ends_with('*') { "" } else { " " };
+                params.push(format!("{ty}{space}{}", param.name));
             }
         }
         Ok(format!(
@@ -225,7 +225,7 @@ impl FactsDiff {
         let prototypes = match (&a.btf, &b.btf) {
             (Some(btf_a), Some(btf_b)) => fa
                 .iter()
-                .filter(|name| crate::symbols::contains(&fb, name))
+                .filter(|name| fb.binary_search(name).is_ok())
                 .filter_map(|name| {
                     let from = prototype(btf_a, name)?.ok()?;
                     let to = prototype(btf_b, name)?.ok()?;

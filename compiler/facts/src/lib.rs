@@ -10,6 +10,7 @@ pub mod btf;
 mod config;
 mod diff;
 mod features;
+mod names;
 mod summary;
 mod symbols;
 mod tracepoints;
@@ -24,8 +25,9 @@ pub use btf::{Btf, BtfError};
 pub use config::{ConfigValue, KernelConfig};
 pub use diff::{AddedRemoved, FactsDiff, FieldChange, PrototypeChange, TracepointChange};
 pub use features::TracingFeatures;
+pub use names::NameList;
 pub use summary::FactsSummary;
-pub use symbols::{Binding, CloneSuffix, FilterFunctions, TextSymbol, split_clone};
+pub use symbols::{Binding, CloneSuffix, FilterFunctions, ModuleSymbol, TextSymbols, split_clone};
 pub use tracepoints::{Field, Syscall, Tracepoint};
 
 /// The version of the saved format; facts saved with another are re-harvested.
@@ -113,9 +115,9 @@ pub struct KernelFacts {
     /// `available_filter_functions`.
     pub functions: Option<FilterFunctions>,
     /// The kprobe blacklist's function names, sorted.
-    pub blacklist: Option<Vec<String>>,
+    pub blacklist: Option<NameList>,
     /// kallsyms text symbols, sorted by name.
-    pub kallsyms: Option<Vec<TextSymbol>>,
+    pub kallsyms: Option<TextSymbols>,
     /// Trace events sorted by (system, name).
     pub tracepoints: Option<Vec<Tracepoint>>,
     /// The `common_*` fields every event record starts with.
@@ -320,14 +322,26 @@ impl KernelFacts {
             path: facts_path.clone(),
             source,
         };
-        let version: Version = serde_json::from_slice(&json).map_err(json_error)?;
-        if version.format_version != FORMAT_VERSION {
-            return Err(FactsError::Stale {
-                dir: dir.to_owned(),
-                found: version.format_version,
-            });
+        // One parse; only when it fails or the version differs is the
+        // version read alone, to tell stale facts from corrupt ones.
+        let stale = |found| FactsError::Stale {
+            dir: dir.to_owned(),
+            found,
+        };
+        let mut facts: KernelFacts = match serde_json::from_slice(&json) {
+            Ok(facts) => facts,
+            Err(error) => {
+                return Err(match serde_json::from_slice::<Version>(&json) {
+                    Ok(version) if version.format_version != FORMAT_VERSION => {
+                        stale(version.format_version)
+                    }
+                    _ => json_error(error),
+                });
+            }
+        };
+        if facts.format_version != FORMAT_VERSION {
+            return Err(stale(facts.format_version));
         }
-        let mut facts: KernelFacts = serde_json::from_slice(&json).map_err(json_error)?;
         if let Some(size) = facts.btf_size {
             let btf_path = dir.join(BTF_FILE);
             let bytes = fs::read(&btf_path).map_err(io_error(&btf_path))?;
@@ -358,8 +372,8 @@ impl KernelFacts {
         };
         let blacklisted = |name: &str| {
             self.blacklist
-                .as_deref()
-                .is_some_and(|list| symbols::contains(list, name))
+                .as_ref()
+                .is_some_and(|list| list.contains(name))
         };
         if functions.contains(name) {
             return if blacklisted(name) {
@@ -384,11 +398,9 @@ impl KernelFacts {
 
     /// Whether kallsyms has a text symbol by this name.
     pub fn is_text_symbol(&self, name: &str) -> bool {
-        self.kallsyms.as_deref().is_some_and(|symbols| {
-            symbols
-                .binary_search_by(|symbol| symbol.name.as_str().cmp(name))
-                .is_ok()
-        })
+        self.kallsyms
+            .as_ref()
+            .is_some_and(|symbols| symbols.contains(name))
     }
 
     /// A tracepoint by system and name.
@@ -420,12 +432,11 @@ impl KernelFacts {
     /// The number of attachable functions (listed and not blacklisted).
     pub fn attachable_count(&self) -> Option<usize> {
         let functions = self.functions.as_ref()?;
-        let blacklist = self.blacklist.as_deref().unwrap_or_default();
         Some(
             functions
                 .names
                 .iter()
-                .filter(|name| !symbols::contains(blacklist, name))
+                .filter(|name| !self.blacklist.as_ref().is_some_and(|b| b.contains(name)))
                 .count(),
         )
     }

@@ -4,7 +4,7 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::KernelFacts;
+use crate::{KernelConfig, KernelFacts};
 
 /// What a kernel offers, counted (`None`: the kernel lacked the source).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -37,13 +37,13 @@ impl FactsSummary {
         FactsSummary {
             release: facts.release.clone(),
             attachable_functions: facts.attachable_count(),
-            blacklisted: facts.blacklist.as_ref().map(Vec::len),
+            blacklisted: facts.blacklist.as_ref().map(crate::NameList::len),
             ambiguous_functions: facts.functions.as_ref().map(|f| f.ambiguous.len()),
-            text_symbols: facts.kallsyms.as_ref().map(Vec::len),
+            text_symbols: facts.kallsyms.as_ref().map(crate::TextSymbols::len),
             tracepoints: facts.tracepoints.as_ref().map(Vec::len),
             syscalls: facts.syscalls.as_ref().map(Vec::len),
             btf_types: facts.btf.as_ref().map(crate::Btf::type_count),
-            config_options: facts.config.as_ref().map(|c| c.options.len()),
+            config_options: facts.config.as_ref().map(KernelConfig::len),
             probe_syntax: facts.features.as_ref().map(|f| f.probe_syntax()),
         }
     }

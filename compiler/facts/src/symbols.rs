@@ -4,15 +4,16 @@
 use serde::{Deserialize, Serialize};
 
 use crate::ParseError;
+use crate::names::NameList;
 
 /// The functions ftrace can attach to (`available_filter_functions`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FilterFunctions {
     /// Every function name, sorted, each once.
-    pub names: Vec<String>,
+    pub names: NameList,
     /// Names listed more than once (static functions of the same name in
     /// several files): a kprobe by name alone is ambiguous on them.
-    pub ambiguous: Vec<String>,
+    pub ambiguous: NameList,
 }
 
 impl FilterFunctions {
@@ -31,55 +32,43 @@ impl FilterFunctions {
                     module.starts_with('[') && module.ends_with(']') && words.next().is_none()
                 }
             };
+            if name.starts_with("__ftrace_invalid_address__") {
+                // A placeholder for a record ftrace dropped (6.x), not a function.
+                continue;
+            }
             if !is_symbol_name(name) || !module_ok {
                 return Err(ParseError::new(
                     index + 1,
                     format!("not a function name: {line:?}"),
                 ));
             }
-            names.push(name.to_owned());
+            names.push(name);
         }
         names.sort_unstable();
-        let mut ambiguous: Vec<String> = names
-            .windows(2)
-            .filter(|pair| pair[0] == pair[1])
-            .map(|pair| pair[0].clone())
-            .collect();
-        ambiguous.dedup();
-        names.dedup();
-        Ok(FilterFunctions { names, ambiguous })
+        let ambiguous = NameList::from_lines(
+            names
+                .windows(2)
+                .filter(|pair| pair[0] == pair[1])
+                .map(|pair| pair[0]),
+        );
+        Ok(FilterFunctions {
+            names: NameList::from_lines(names),
+            ambiguous,
+        })
     }
 
     /// Whether the name is listed.
     pub fn contains(&self, name: &str) -> bool {
-        contains(&self.names, name)
+        self.names.contains(name)
     }
 
     /// Listed names that are compiler clones of `base` (`base.isra.0`, ...).
     pub fn clones_of<'a>(&'a self, base: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        clones_of(&self.names, base)
+        self.names
+            .with_prefix(base)
+            .filter(move |name| name.as_bytes().get(base.len()) == Some(&b'.'))
+            .filter(move |name| split_clone(name).is_some_and(|(b, _)| b == base))
     }
-}
-
-/// Binary search in a sorted list of names.
-pub(crate) fn contains<S: AsRef<str>>(sorted: &[S], name: &str) -> bool {
-    sorted
-        .binary_search_by(|probe| probe.as_ref().cmp(name))
-        .is_ok()
-}
-
-/// Names in a sorted list that are compiler clones of `base`.
-pub(crate) fn clones_of<'a>(
-    sorted: &'a [String],
-    base: &'a str,
-) -> impl Iterator<Item = &'a str> + 'a {
-    let start = sorted.partition_point(|probe| probe.as_str() <= base);
-    sorted[start..]
-        .iter()
-        .take_while(move |name| name.starts_with(base))
-        .filter(move |name| name.as_bytes().get(base.len()) == Some(&b'.'))
-        .map(String::as_str)
-        .filter(move |name| split_clone(name).is_some_and(|(b, _)| b == base))
 }
 
 fn is_symbol_name(name: &str) -> bool {
@@ -131,7 +120,7 @@ pub fn split_clone(name: &str) -> Option<(&str, Vec<CloneSuffix>)> {
 
 /// Parses the kprobe blacklist (`0xSTART-0xEND\tname` per line; addresses
 /// are dropped: they move with KASLR). Gives the sorted names.
-pub fn parse_blacklist(text: &str) -> Result<Vec<String>, ParseError> {
+pub fn parse_blacklist(text: &str) -> Result<NameList, ParseError> {
     let mut names = Vec::new();
     for (index, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
@@ -152,11 +141,9 @@ pub fn parse_blacklist(text: &str) -> Result<Vec<String>, ParseError> {
         if !is_symbol_name(name) {
             return Err(fail());
         }
-        names.push(name.to_owned());
+        names.push(name);
     }
-    names.sort_unstable();
-    names.dedup();
-    Ok(names)
+    Ok(NameList::from_lines(names))
 }
 
 fn is_hex_address(text: &str) -> bool {
@@ -175,50 +162,58 @@ pub enum Binding {
     Weak,
 }
 
-/// One text symbol from `/proc/kallsyms` (address dropped: KASLR moves it).
-///
-/// Serialised as one string, `"T name"` or `"t name [module]"`, to keep
-/// `facts.json` lean.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(into = "String", try_from = "String")]
-pub struct TextSymbol {
+/// kallsyms text symbols: one name list per binding, and the few symbols
+/// of loaded modules apart.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TextSymbols {
+    /// `T` symbols of vmlinux.
+    pub global: NameList,
+    /// `t` symbols of vmlinux.
+    pub local: NameList,
+    /// `w`/`W` symbols of vmlinux.
+    pub weak: NameList,
+    /// Symbols of loaded modules, sorted by name.
+    pub modules: Vec<ModuleSymbol>,
+}
+
+/// A text symbol of a loaded module.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ModuleSymbol {
     /// The symbol's name.
     pub name: String,
-    /// Its binding.
-    pub binding: Binding,
-    /// The module it lives in, if not vmlinux.
-    pub module: Option<String>,
+    /// Its module.
+    pub module: String,
+    /// File-local (`t`) rather than global or weak.
+    pub local: bool,
 }
 
-impl From<TextSymbol> for String {
-    fn from(symbol: TextSymbol) -> String {
-        let kind = match symbol.binding {
-            Binding::Local => 't',
-            Binding::Global => 'T',
-            Binding::Weak => 'W',
-        };
-        match symbol.module {
-            Some(module) => format!("{kind} {} [{module}]", symbol.name),
-            None => format!("{kind} {}", symbol.name),
-        }
+impl TextSymbols {
+    /// The number of symbols (a name bound two ways counts twice).
+    pub fn len(&self) -> usize {
+        self.global.len() + self.local.len() + self.weak.len() + self.modules.len()
     }
-}
 
-impl TryFrom<String> for TextSymbol {
-    type Error = String;
-    fn try_from(text: String) -> Result<TextSymbol, String> {
-        let mut words = text.split(' ');
-        let (Some(kind), Some(name)) = (words.next(), words.next()) else {
-            return Err(format!("bad text symbol {text:?}"));
-        };
-        let module = words
-            .next()
-            .map(|m| m.trim_start_matches('[').trim_end_matches(']').to_owned());
-        Ok(TextSymbol {
-            name: name.to_owned(),
-            binding: binding(kind).ok_or_else(|| format!("bad symbol type in {text:?}"))?,
-            module,
-        })
+    /// No symbols.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether a symbol has this name.
+    pub fn contains(&self, name: &str) -> bool {
+        self.binding(name).is_some() || self.modules.iter().any(|s| s.name == name)
+    }
+
+    /// How vmlinux binds a name (global first, then weak, then local).
+    pub fn binding(&self, name: &str) -> Option<Binding> {
+        if self.global.contains(name) {
+            Some(Binding::Global)
+        } else if self.weak.contains(name) {
+            Some(Binding::Weak)
+        } else if self.local.contains(name) {
+            Some(Binding::Local)
+        } else {
+            None
+        }
     }
 }
 
@@ -232,9 +227,10 @@ fn binding(kind: &str) -> Option<Binding> {
 }
 
 /// Parses kallsyms lines (`addr type name [module]`), keeping text symbols
-/// (types t, T, w, W), sorted by name, each once.
-pub fn parse_kallsyms(text: &str) -> Result<Vec<TextSymbol>, ParseError> {
-    let mut symbols = Vec::new();
+/// (types t, T, w, W).
+pub fn parse_kallsyms(text: &str) -> Result<TextSymbols, ParseError> {
+    let (mut global, mut local, mut weak, mut modules) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for (index, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
@@ -256,25 +252,33 @@ pub fn parse_kallsyms(text: &str) -> Result<Vec<TextSymbol>, ParseError> {
         let Some(binding) = binding(kind) else {
             continue;
         };
-        let module = match words.next() {
-            Some(module) => Some(
-                module
+        match words.next() {
+            Some(module) => {
+                let module = module
                     .strip_prefix('[')
                     .and_then(|m| m.strip_suffix(']'))
-                    .ok_or_else(fail)?
-                    .to_owned(),
-            ),
-            None => None,
-        };
-        symbols.push(TextSymbol {
-            name: name.to_owned(),
-            binding,
-            module,
-        });
+                    .ok_or_else(fail)?;
+                modules.push(ModuleSymbol {
+                    name: name.to_owned(),
+                    module: module.to_owned(),
+                    local: binding == Binding::Local,
+                });
+            }
+            None => match binding {
+                Binding::Global => global.push(name),
+                Binding::Local => local.push(name),
+                Binding::Weak => weak.push(name),
+            },
+        }
     }
-    symbols.sort_unstable();
-    symbols.dedup();
-    Ok(symbols)
+    modules.sort();
+    modules.dedup();
+    Ok(TextSymbols {
+        global: NameList::from_lines(global),
+        local: NameList::from_lines(local),
+        weak: NameList::from_lines(weak),
+        modules,
+    })
 }
 
 #[cfg(test)]
@@ -302,13 +306,15 @@ mod tests {
 
     #[test]
     fn filter_functions_sorted_with_ambiguous_and_clones() {
-        let f =
-            FilterFunctions::parse("b\na\nfoo.isra.0\nfoo\nfoo_bar\nb\nmod_fn [mymod]\n").unwrap();
+        let f = FilterFunctions::parse(
+            "b\na\nfoo.isra.0\nfoo\nfoo_bar\nb\nmod_fn [mymod]\n__ftrace_invalid_address___1152\n",
+        )
+        .unwrap();
         assert_eq!(
-            f.names,
+            f.names.iter().collect::<Vec<_>>(),
             ["a", "b", "foo", "foo.isra.0", "foo_bar", "mod_fn"]
         );
-        assert_eq!(f.ambiguous, ["b"]);
+        assert_eq!(f.ambiguous.iter().collect::<Vec<_>>(), ["b"]);
         assert!(f.contains("foo_bar") && !f.contains("fo"));
         assert_eq!(f.clones_of("foo").collect::<Vec<_>>(), ["foo.isra.0"]);
         let err = FilterFunctions::parse("ok\nnot ok(\n").unwrap_err();
@@ -321,7 +327,10 @@ mod tests {
             "0xffffffffa8c00990-0xffffffffa8c009b0\tasm_exc_divide_error\n0x0000000000000000-0x0000000000000000\tnotify_die\n",
         )
         .unwrap();
-        assert_eq!(names, ["asm_exc_divide_error", "notify_die"]);
+        assert_eq!(
+            names.iter().collect::<Vec<_>>(),
+            ["asm_exc_divide_error", "notify_die"]
+        );
         let err = parse_blacklist("0xa-0xb\tx\nffff-0x1 y\n").unwrap_err();
         assert_eq!(err.line, 2);
     }
@@ -332,12 +341,14 @@ mod tests {
             "ffffffffa8000000 T startup_64\nffffffffa8000010 t helper\nffffffffa9000000 D data\nffffffffc0000000 t mod_fn\t[e1000]\n",
         )
         .unwrap();
-        let names: Vec<_> = symbols.iter().map(|s| s.name.as_str()).collect();
-        assert_eq!(names, ["helper", "mod_fn", "startup_64"]);
-        assert_eq!(symbols[1].module.as_deref(), Some("e1000"));
+        assert_eq!(symbols.global.iter().collect::<Vec<_>>(), ["startup_64"]);
+        assert_eq!(symbols.local.iter().collect::<Vec<_>>(), ["helper"]);
+        assert_eq!(symbols.modules[0].module, "e1000");
+        assert!(symbols.contains("helper") && symbols.contains("mod_fn"));
+        assert!(!symbols.contains("help") && !symbols.contains("data"));
+        assert_eq!(symbols.binding("helper"), Some(Binding::Local));
         let json = serde_json::to_string(&symbols).unwrap();
-        assert_eq!(json, r#"["t helper","t mod_fn [e1000]","T startup_64"]"#);
-        let back: Vec<TextSymbol> = serde_json::from_str(&json).unwrap();
+        let back: TextSymbols = serde_json::from_str(&json).unwrap();
         assert_eq!(back, symbols);
         assert_eq!(parse_kallsyms("zz T x\n").unwrap_err().line, 1);
     }
