@@ -494,6 +494,39 @@ impl Btf {
         }
     }
 
+    /// A tracepoint's own arguments (`preempt`, `prev`, `next` of
+    /// `sched_switch`), from the functions the kernel generates per event
+    /// (`__bpf_trace_<event>`, else `trace_event_raw_event_<event>`: they
+    /// carry parameter names), else the `btf_trace_<event>` typedef (types
+    /// only, names empty). The leading `void *__data` is left out.
+    pub fn tracepoint_args(&self, event: &str) -> Option<Result<Vec<Param<'_>>, BtfError>> {
+        for prefix in ["__bpf_trace_", "trace_event_raw_event_"] {
+            if let Some(function) = self.function(&format!("{prefix}{event}")) {
+                return Some(function.and_then(|f| f.proto.params().skip(1).collect()));
+            }
+        }
+        let typedef = self.find(Kind::Typedef, &format!("btf_trace_{event}"))?;
+        let args = || -> Result<Vec<Param<'_>>, BtfError> {
+            let pointer = self.resolve(typedef)?;
+            let Type::Ptr(target) = self.get(pointer)? else {
+                return Err(BtfError::WrongKind {
+                    id: pointer,
+                    expected: "ptr",
+                    found: self.kind(pointer)?.name(),
+                });
+            };
+            let Type::FuncProto(proto) = self.get(target)? else {
+                return Err(BtfError::WrongKind {
+                    id: target,
+                    expected: "func_proto",
+                    found: self.kind(target)?.name(),
+                });
+            };
+            proto.params().skip(1).collect()
+        };
+        Some(args())
+    }
+
     /// Follows typedefs, `const`, `volatile`, `restrict` and type tags to
     /// the type they name.
     pub fn resolve(&self, mut id: TypeId) -> Result<TypeId, BtfError> {
@@ -1098,6 +1131,29 @@ pub(crate) mod tests {
         };
         let values: Vec<_> = e.values().map(Result::unwrap).collect();
         assert_eq!(values, vec![("RED", 1), ("NEG", -2)]);
+    }
+
+    #[test]
+    fn renders_declarators() {
+        let mut b = Builder::new();
+        b.ty("char", 1, 0, false, 1, &[(1 << 24) | 8]); // 1
+        b.ty("", 2, 0, false, 1, &[]); // 2: char *
+        b.ty("", 10, 0, false, 2, &[]); // 3: char *const
+        b.ty("", 3, 0, false, 0, &[2, 1, 4]); // 4: char *[4]
+        b.ty("", 2, 0, false, 4, &[]); // 5: char *(*)[4]
+        let x = b.str("x");
+        b.ty("", 13, 2, false, 2, &[x, 1, 0, 0]); // 6: char *(char, ...)
+        b.ty("", 2, 0, false, 6, &[]); // 7: pointer to it
+        b.ty("", 9, 0, false, 1, &[]); // 8: volatile char
+        b.ty("", 2, 0, false, 8, &[]); // 9: volatile char *
+        let btf = Btf::parse(b.build()).unwrap();
+        assert_eq!(btf.render(3).unwrap(), "char *const");
+        assert_eq!(btf.render(4).unwrap(), "char *[4]");
+        assert_eq!(btf.render(5).unwrap(), "char *(*)[4]");
+        assert_eq!(btf.render(7).unwrap(), "char *(*)(char, ...)");
+        assert_eq!(btf.render(9).unwrap(), "volatile char *");
+        assert_eq!(btf.size_of(4).unwrap(), Some(32));
+        assert_eq!(btf.size_of(6).unwrap(), None);
     }
 
     #[test]

@@ -69,10 +69,6 @@ const MARKERS: &[(&str, Flag)] = &[
     ("$stack<index>", |f| &mut f.stack),
     ("\\imm-value", |f| &mut f.immediate),
     ("\\\"imm-string\"", |f| &mut f.immediate_string),
-    ("f[:[<group>/][<event>]]", |f| &mut f.fprobe),
-    ("t[:[<group>/][<event>]]", |f| &mut f.tprobe),
-    ("e[:[<group>/][<event>]]", |f| &mut f.eprobe),
-    ("s:[synthetic/]<event>", |f| &mut f.synthetic),
     ("ustring", |f| &mut f.ustring),
     ("symstr", |f| &mut f.symstr),
     (" char,", |f| &mut f.char_type),
@@ -90,6 +86,22 @@ impl TracingFeatures {
         let mut features = TracingFeatures::default();
         for (marker, flag) in MARKERS {
             *flag(&mut features) = readme.contains(marker);
+        }
+        // Event definition formats, one per line after `Format:`; the
+        // brackets changed over versions (`e[:[<group>/]<event>]` on 5.15,
+        // `e[:[<group>/][<event>]]` later), so only the leading letter counts.
+        for line in readme.lines() {
+            let line = line.trim_start();
+            let line = line.strip_prefix("Format:").unwrap_or(line).trim_start();
+            if line.starts_with("f[:") {
+                features.fprobe = true;
+            } else if line.starts_with("t[:") {
+                features.tprobe = true;
+            } else if line.starts_with("e[:") {
+                features.eprobe = true;
+            } else if line.starts_with("s:[synthetic/]") {
+                features.synthetic = true;
+            }
         }
         features
     }
@@ -131,6 +143,11 @@ mod tests {
         assert!(f.kprobe_events && f.arg_n && f.retval && f.comm && f.eprobe);
         assert!(f.immediate && f.immediate_string);
         assert!(!f.fprobe && !f.btf_args && !f.uprobe_events);
+        // 5.15's eprobe line had other brackets.
+        let old = "\t           e[:[<group>/]<event>] <attached-group>.<attached-event> [<args>]\n";
+        assert!(TracingFeatures::from_readme(old).eprobe);
+        // A mention inside prose is not a format line.
+        assert!(!TracingFeatures::from_readme("see f[:[<group>/][<event>]] below").fprobe);
         let later = format!(
             "{README_6_1}\t           <argname>[->field[->field|.field...]],\n\t           f[:[<group>/][<event>]] <func-name>[%return] [<args>]\n"
         );

@@ -291,7 +291,33 @@ fn full_harvest_btf() {
     // A bitfield: task_struct's sched_reset_on_fork.
     let bits = btf.member(task, "sched_reset_on_fork").unwrap().unwrap();
     assert_eq!(bits.bitfield_size, Some(1));
+    let args: Vec<_> = btf
+        .tracepoint_args("sched_switch")
+        .unwrap()
+        .unwrap()
+        .iter()
+        .map(|p| (p.name, btf.render(p.ty).unwrap()))
+        .collect();
+    assert_eq!(args[0], ("preempt", "bool".to_owned()));
+    assert_eq!(args[1], ("prev", "struct task_struct *".to_owned()));
+    assert!(btf.tracepoint_args("no_such_event").is_none());
     for id in 1..=btf.type_count() as u32 {
         btf.render(id).unwrap();
+    }
+    // Corrupting the real blob gives errors, never a panic.
+    let good = btf.bytes().to_vec();
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    for _ in 0..40 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let mut bytes = good.clone();
+        for k in 0..64 {
+            let at = (seed.rotate_left(k) as usize) % bytes.len();
+            bytes[at] = (seed >> (k % 56)) as u8;
+        }
+        if let Ok(corrupt) = Btf::parse(bytes) {
+            btf::tests::walk(&corrupt);
+        }
     }
 }
