@@ -5,6 +5,20 @@
 //!
 //! Every source is optional: a kernel that lacks a file has `None` there,
 //! never an empty list.
+//!
+//! A raw harvest directory holds what the guest dumped, each file as read:
+//!
+//! | file | from |
+//! | --- | --- |
+//! | `uname_release`, `proc_version` | `uname -r`, `/proc/version` |
+//! | `tracing/README`, `tracing/available_filter_functions`, `tracing/available_events` | tracefs |
+//! | `tracing/events/<system>/<event>/format` | tracefs, every event |
+//! | `kprobes_blacklist` | debugfs `kprobes/blacklist` (`0xSTART-0xEND\tname`) |
+//! | `kallsyms` | `/proc/kallsyms`, text symbols only |
+//! | `btf_vmlinux` | `/sys/kernel/btf/vmlinux` |
+//!
+//! Saved facts are `facts.json` (lean: big name lists are single
+//! space-joined strings) and `btf.bin` (the raw blob, indexed on load).
 
 pub mod btf;
 mod config;
@@ -234,8 +248,8 @@ fn read_tracepoints(events: &Path, available: Option<&str>) -> Result<Option<Eve
 }
 
 impl KernelFacts {
-    /// Parses a raw harvest directory (see the crate's README for its
-    /// layout) and, when given, the kernel's config file.
+    /// Parses a raw harvest directory (layout in the crate docs) and, when
+    /// given, the kernel's config file.
     pub fn from_raw(raw_dir: &Path, config: Option<&Path>) -> Result<KernelFacts, FactsError> {
         let text = |name: &str| read_optional(&raw_dir.join(name));
         let line = |text: Option<String>| text.map(|t| t.trim().to_owned());
