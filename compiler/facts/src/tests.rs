@@ -136,6 +136,41 @@ fn features_differ_between_6_1_and_6_12() {
 }
 
 #[test]
+fn the_5_10_fixture_lacks_later_syntax() {
+    let old = facts("linux-5.10");
+    assert_eq!(old.release.as_deref(), Some("5.10.0-46-amd64"));
+    let features = old.features.as_ref().unwrap();
+    assert!(features.kprobe_events && features.arg_n && features.return_suffix);
+    assert!(!features.eprobe && !features.symstr && !features.hist_triggers && !features.synthetic);
+    assert!(!features.fprobe && !features.btf_args);
+    assert!(!old.config.as_ref().unwrap().is_enabled("HIST_TRIGGERS"));
+    // The blacklist has the same `0xSTART-0xEND\tname` lines as 6.x.
+    assert!(
+        old.blacklist
+            .as_ref()
+            .unwrap()
+            .contains("asm_exc_divide_error")
+    );
+    assert!(old.syscall("openat").unwrap().has_exit);
+}
+
+#[test]
+fn diff_5_10_to_6_12() {
+    let diff = FactsDiff::between(&facts("linux-5.10"), &facts("linux-6.12"));
+    assert!(diff.syscalls.added.contains(&"cachestat".to_owned()));
+    assert!(!diff.functions.added.is_empty() && !diff.functions.removed.is_empty());
+    let json = serde_json::to_value(&diff).unwrap();
+    assert_eq!(json["from"], "5.10.0-46-amd64");
+    assert!(
+        json["syscalls"]["added"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s == "cachestat")
+    );
+}
+
+#[test]
 fn diff_shows_real_differences() {
     let diff = FactsDiff::between(&facts("linux-6.1"), &facts("linux-6.12"));
     assert!(diff.syscalls.added.contains(&"cachestat".to_owned()));
@@ -298,8 +333,14 @@ fn full_harvest_btf() {
         .iter()
         .map(|p| (p.name, btf.render(p.ty).unwrap()))
         .collect();
-    assert_eq!(args[0], ("preempt", "bool".to_owned()));
-    assert_eq!(args[1], ("prev", "struct task_struct *".to_owned()));
+    assert_eq!(args[1].1, "struct task_struct *");
+    // 5.10's BTF lacks the per-event functions: types only, no names.
+    if btf.function("__bpf_trace_sched_switch").is_some() {
+        assert_eq!(args[0], ("preempt", "bool".to_owned()));
+        assert_eq!(args[1].0, "prev");
+    } else {
+        assert_eq!(args[1].0, "");
+    }
     assert!(btf.tracepoint_args("no_such_event").is_none());
     for id in 1..=btf.type_count() as u32 {
         btf.render(id).unwrap();
