@@ -45,12 +45,7 @@ impl NameList {
         let mut starts = Vec::new();
         if !text.is_empty() {
             starts.push(0);
-            starts.extend(
-                text.bytes()
-                    .enumerate()
-                    .filter(|&(_, b)| b == b' ')
-                    .map(|(i, _)| i as u32 + 1),
-            );
+            starts.extend(memchr::memchr_iter(b' ', text.as_bytes()).map(|i| i as u32 + 1));
         }
         NameList { text, starts }
     }
@@ -123,8 +118,16 @@ impl<'de> Deserialize<'de> for NameList {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<NameList, D::Error> {
         let text = String::deserialize(deserializer)?;
         let list = NameList::from_text(text);
-        let sorted = (1..list.len()).all(|i| list.get(i - 1) < list.get(i));
-        if !sorted || list.iter().any(str::is_empty) || list.text.contains(['\n', '\t']) {
+        let mut names = list.text.split(' ');
+        let mut previous = names.next().unwrap_or_default();
+        let sorted = names.all(|name| {
+            let ordered = previous < name;
+            previous = name;
+            ordered
+        });
+        let blank = list.text.starts_with(' ')
+            || memchr::memchr2(b'\n', b'\t', list.text.as_bytes()).is_some();
+        if !sorted || blank {
             return Err(serde::de::Error::custom(
                 "name list not sorted, distinct and space-separated",
             ));

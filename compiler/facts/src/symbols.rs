@@ -227,7 +227,8 @@ fn binding(kind: &str) -> Option<Binding> {
 }
 
 /// Parses kallsyms lines (`addr type name [module]`), keeping text symbols
-/// (types t, T, w, W).
+/// (types t, T, w, W) except the `__pfx_` padding symbols 6.2+ places
+/// before every function (half of all symbols there, and not functions).
 pub fn parse_kallsyms(text: &str) -> Result<TextSymbols, ParseError> {
     let (mut global, mut local, mut weak, mut modules) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
@@ -252,6 +253,9 @@ pub fn parse_kallsyms(text: &str) -> Result<TextSymbols, ParseError> {
         let Some(binding) = binding(kind) else {
             continue;
         };
+        if name.starts_with("__pfx_") {
+            continue;
+        }
         match words.next() {
             Some(module) => {
                 let module = module
@@ -338,7 +342,7 @@ mod tests {
     #[test]
     fn kallsyms_text_only() {
         let symbols = parse_kallsyms(
-            "ffffffffa8000000 T startup_64\nffffffffa8000010 t helper\nffffffffa9000000 D data\nffffffffc0000000 t mod_fn\t[e1000]\n",
+            "ffffffffa8000000 T startup_64\nffffffffa8000008 t __pfx_helper\nffffffffa8000010 t helper\nffffffffa9000000 D data\nffffffffc0000000 t mod_fn\t[e1000]\n",
         )
         .unwrap();
         assert_eq!(symbols.global.iter().collect::<Vec<_>>(), ["startup_64"]);
