@@ -84,6 +84,9 @@ pub struct TracepointChange {
 pub struct PrototypeChange {
     /// The function.
     pub function: String,
+    /// Only parameter names changed (types, arity and return type did not):
+    /// `$name` accesses need porting, register-based ones do not.
+    pub renamed_only: bool,
     /// Its prototype on the first kernel, as C.
     pub from: String,
     /// Its prototype on the second kernel, as C.
@@ -151,29 +154,38 @@ fn field_changes(a: &Tracepoint, b: &Tracepoint) -> Vec<FieldChange> {
     changes
 }
 
-/// A function's prototype as C: `ssize_t vfs_read(struct file *file, char *buf)`.
-pub(crate) fn prototype(btf: &Btf, name: &str) -> Option<Result<String, BtfError>> {
+impl Btf {
+    /// A function's prototype as C, with parameter names:
+    /// `ssize_t vfs_read(struct file *file, char *buf, size_t count, loff_t *pos)`.
+    pub fn render_function(&self, name: &str) -> Option<Result<String, BtfError>> {
+        prototype_and_types(self, name).map(|result| result.map(|(full, _)| full))
+    }
+}
+
+/// The prototype, and the same without parameter names.
+fn prototype_and_types(btf: &Btf, name: &str) -> Option<Result<(String, String), BtfError>> {
     let function = match btf.function(name)? {
         Ok(function) => function,
         Err(error) => return Some(Err(error)),
     };
-    let render = || -> Result<String, BtfError> {
-        let mut params = Vec::new();
+    let render = || -> Result<(String, String), BtfError> {
+        let (mut params, mut types) = (Vec::new(), Vec::new());
         for param in function.proto.params() {
             let param = param?;
             if param.ty == 0 && param.name.is_empty() {
                 params.push("...".to_owned());
+                types.push("...".to_owned());
             } else {
                 let ty = btf.render(param.ty)?;
                 let space = if ty.ends_with('*') { "" } else { " " };
                 params.push(format!("{ty}{space}{}", param.name));
+                types.push(ty);
             }
         }
-        Ok(format!(
-            "{} {}({})",
-            btf.render(function.proto.ret)?,
-            name,
-            params.join(", ")
+        let ret = btf.render(function.proto.ret)?;
+        Ok((
+            format!("{ret} {name}({})", params.join(", ")),
+            format!("{ret} ({})", types.join(", ")),
         ))
     };
     Some(render())
@@ -227,10 +239,11 @@ impl FactsDiff {
                 .iter()
                 .filter(|name| fb.binary_search(name).is_ok())
                 .filter_map(|name| {
-                    let from = prototype(btf_a, name)?.ok()?;
-                    let to = prototype(btf_b, name)?.ok()?;
+                    let (from, from_types) = prototype_and_types(btf_a, name)?.ok()?;
+                    let (to, to_types) = prototype_and_types(btf_b, name)?.ok()?;
                     (from != to).then(|| PrototypeChange {
                         function: (*name).to_owned(),
+                        renamed_only: from_types == to_types,
                         from,
                         to,
                     })
@@ -238,6 +251,9 @@ impl FactsDiff {
                 .collect(),
             _ => Vec::new(),
         };
+        let mut prototypes = prototypes;
+        // Retyped functions first: they matter more than renamed parameters.
+        prototypes.sort_by_key(|change: &PrototypeChange| change.renamed_only);
         FactsDiff {
             from: a.release.clone(),
             to: b.release.clone(),
@@ -283,9 +299,10 @@ impl FactsDiff {
             "fields changed",
             self.tracepoint_fields.len()
         );
+        let renamed = self.prototypes.iter().filter(|p| p.renamed_only).count();
         let _ = writeln!(
             out,
-            "  {:<18} {} functions",
+            "  {:<18} {} functions ({renamed} only renamed parameters)",
             "prototypes changed",
             self.prototypes.len()
         );

@@ -314,7 +314,7 @@ fn full_harvest_btf() {
     assert_eq!(params[1], ("buf", "char *".to_owned()));
     assert_eq!(btf.render(read.proto.ret).unwrap(), "ssize_t");
     assert_eq!(
-        diff::prototype(btf, "vfs_read").unwrap().unwrap(),
+        btf.render_function("vfs_read").unwrap().unwrap(),
         "ssize_t vfs_read(struct file *file, char *buf, size_t count, loff_t *pos)"
     );
     let task = btf.find(Kind::Struct, "task_struct").unwrap();
@@ -361,4 +361,41 @@ fn full_harvest_btf() {
             btf::tests::walk(&corrupt);
         }
     }
+}
+
+/// Two kernels with `vfs_read` in BTF: the second renames a parameter, or
+/// changes its type.
+#[test]
+fn prototype_changes_tell_renames_from_retypes() {
+    let kernel = |param: &str, ty: u32| {
+        let mut b = btf::tests::Builder::new();
+        b.ty("int", 1, 0, false, 4, &[(1 << 24) | 32]); // 1
+        b.ty("long", 1, 0, false, 8, &[(1 << 24) | 64]); // 2
+        let name = b.str(param);
+        b.ty("", 13, 1, false, 1, &[name, ty]); // 3
+        b.ty("vfs_read", 12, 1, false, 3, &[]); // 4
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("btf_vmlinux"), b.build()).unwrap();
+        std::fs::create_dir(dir.path().join("tracing")).unwrap();
+        std::fs::write(
+            dir.path().join("tracing/available_filter_functions"),
+            "vfs_read\n",
+        )
+        .unwrap();
+        KernelFacts::from_raw(dir.path(), None).unwrap()
+    };
+    let base = kernel("count", 1);
+    let renamed = FactsDiff::between(&base, &kernel("len", 1));
+    assert_eq!(renamed.prototypes.len(), 1);
+    assert!(renamed.prototypes[0].renamed_only);
+    assert_eq!(renamed.prototypes[0].from, "int vfs_read(int count)");
+    assert_eq!(renamed.prototypes[0].to, "int vfs_read(int len)");
+    let retyped = FactsDiff::between(&base, &kernel("count", 2));
+    assert!(!retyped.prototypes[0].renamed_only);
+    assert!(
+        retyped
+            .render(None)
+            .contains("1 functions (0 only renamed parameters)")
+    );
+    assert!(FactsDiff::between(&base, &kernel("count", 1)).is_empty());
 }

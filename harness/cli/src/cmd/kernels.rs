@@ -2,6 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
+use std::io::Write as _;
+
 use anyhow::Context as _;
 use clap::Subcommand;
 use tapmatrix_facts::{FactsDiff, FactsSummary, KernelFacts};
@@ -64,6 +66,14 @@ fn load(dir: &Path) -> anyhow::Result<KernelFacts> {
         .with_context(|| format!("loading kernel facts from {}", dir.display()))
 }
 
+/// Writes to stdout; a reader that went away (`| head`) is not an error.
+fn print(text: &str) -> anyhow::Result<()> {
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => Err(error.into()),
+        _ => Ok(()),
+    }
+}
+
 fn facts(
     facts_dir: PathBuf,
     from_raw: Option<PathBuf>,
@@ -80,9 +90,9 @@ fn facts(
     };
     let summary = FactsSummary::of(&facts);
     if json {
-        println!("{}", serde_json::to_string_pretty(&summary)?);
+        print(&format!("{}\n", serde_json::to_string_pretty(&summary)?))?;
     } else {
-        print!("{summary}");
+        print(&summary.to_string())?;
     }
     Ok(Status::Success)
 }
@@ -90,9 +100,9 @@ fn facts(
 fn diff(a: PathBuf, b: PathBuf, full: bool, json: bool) -> anyhow::Result<Status> {
     let diff = FactsDiff::between(&load(&a)?, &load(&b)?);
     if json {
-        println!("{}", serde_json::to_string_pretty(&diff)?);
+        print(&format!("{}\n", serde_json::to_string_pretty(&diff)?))?;
     } else {
-        print!("{}", diff.render((!full).then_some(20)));
+        print(&diff.render((!full).then_some(20)))?;
     }
     Ok(if diff.is_empty() {
         Status::Success
