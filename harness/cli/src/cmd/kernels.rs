@@ -1,11 +1,13 @@
 //! `tapmatrix kernels ...`: the kernel matrix and its cache.
 
+use std::io::Write as _;
 use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
+use tapmatrix_facts::{FactsDiff, FactsSummary, KernelFacts};
 use tapmatrix_kernels::{
-    Cache, Fetcher, HostApt, KernelSource, Lock, LockEntry, Matrix, Origin, Progress,
+    Cache, Fetcher, HostApt, KernelId, KernelSource, Lock, LockEntry, Matrix, Origin, Progress,
 };
 
 use crate::exit::{Status, infra_error, input_error};
@@ -41,6 +43,28 @@ pub enum KernelsCommand {
     },
     /// Show the matrix: lock state, cache state, harvested or not.
     List,
+    /// Summarise one harvested kernel's facts: release, counts, probe syntax.
+    Facts {
+        /// The kernel id (see `tapmatrix kernels list`).
+        id: String,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Functions, tracepoints, fields, syscalls and prototypes that differ
+    /// between two harvested kernels (exit status 1 when they differ).
+    Diff {
+        /// The first (older) kernel's id.
+        a: String,
+        /// The second (newer) kernel's id.
+        b: String,
+        /// List everything instead of the first 20 of each list.
+        #[arg(long)]
+        full: bool,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Runs a `kernels` subcommand.
@@ -49,6 +73,13 @@ pub fn run(args: KernelsArgs) -> anyhow::Result<Status> {
         KernelsCommand::Lock => lock(&args.matrix, args.cache_dir),
         KernelsCommand::Fetch { ref ids } => fetch(&args.matrix, args.cache_dir.clone(), ids),
         KernelsCommand::List => list(&args.matrix, args.cache_dir),
+        KernelsCommand::Facts { ref id, json } => facts(&args, id, json),
+        KernelsCommand::Diff {
+            ref a,
+            ref b,
+            full,
+            json,
+        } => diff(&args, a, b, full, json),
     }
 }
 
@@ -93,25 +124,12 @@ fn fetch(
 ) -> anyhow::Result<Status> {
     let matrix = Matrix::load(matrix_path).map_err(classify)?;
     let lock = Lock::load(&matrix.lock_path()).map_err(classify)?;
-    let unknown: Vec<&String> = ids.iter().filter(|id| matrix.get(id).is_none()).collect();
-    if !unknown.is_empty() {
-        let known: Vec<String> = matrix.ids().iter().map(ToString::to_string).collect();
-        return Err(input_error(anyhow::anyhow!(
-            "unknown kernel id(s) {}; the matrix {} has: {}",
-            unknown
-                .iter()
-                .map(|id| format!("`{id}`"))
-                .collect::<Vec<_>>()
-                .join(", "),
-            matrix.path.display(),
-            known.join(", ")
-        )));
-    }
+    let ids = known_ids(&matrix, ids)?;
     let entries: Vec<LockEntry> = lock
         .entries(&matrix)
         .map_err(classify)?
         .into_iter()
-        .filter(|entry| ids.is_empty() || ids.iter().any(|id| id == entry.id().as_str()))
+        .filter(|entry| ids.is_empty() || ids.contains(entry.id()))
         .collect();
     let cache = Cache::resolve(cache_dir.as_deref()).map_err(classify)?;
     let guard = cache.lock().map_err(classify)?;
@@ -208,4 +226,79 @@ fn list(matrix_path: &std::path::Path, cache_dir: Option<PathBuf>) -> anyhow::Re
         println!("{}", line.join("  ").trim_end());
     }
     Ok(Status::Success)
+}
+
+/// Parses kernel ids given on the command line: each must name an entry of
+/// the matrix (exit 2 naming every unknown one and the known ids otherwise).
+fn known_ids(matrix: &Matrix, ids: &[String]) -> anyhow::Result<Vec<KernelId>> {
+    let unknown: Vec<String> = ids
+        .iter()
+        .filter(|id| matrix.get(id).is_none())
+        .map(|id| format!("`{id}`"))
+        .collect();
+    if !unknown.is_empty() {
+        let known: Vec<String> = matrix.ids().iter().map(ToString::to_string).collect();
+        return Err(input_error(anyhow::anyhow!(
+            "unknown kernel id(s) {}; the matrix {} has: {}",
+            unknown.join(", "),
+            matrix.path.display(),
+            known.join(", ")
+        )));
+    }
+    Ok(ids
+        .iter()
+        .filter_map(|id| matrix.get(id).map(|entry| entry.id.clone()))
+        .collect())
+}
+
+/// Loads a harvested kernel's facts from the cache.
+fn load(args: &KernelsArgs, id: &str) -> anyhow::Result<KernelFacts> {
+    let matrix = Matrix::load(&args.matrix).map_err(classify)?;
+    let id = known_ids(&matrix, &[id.to_owned()])?
+        .into_iter()
+        .next()
+        .context("no kernel id given")?;
+    let cache = Cache::resolve(args.cache_dir.as_deref()).map_err(classify)?;
+    if !cache.harvested(&id) {
+        return Err(input_error(anyhow::anyhow!(
+            "kernel `{id}` has no harvested facts in {}: run `tapmatrix kernels harvest {id}`",
+            cache.root().display()
+        )));
+    }
+    let dir = cache.facts_dir(&id);
+    KernelFacts::load(&dir)
+        .map_err(input_error)
+        .with_context(|| format!("loading kernel facts from {}", dir.display()))
+}
+
+/// Writes to stdout; a reader that went away (`| head`) is not an error.
+fn print(text: &str) -> anyhow::Result<()> {
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => Err(error.into()),
+        _ => Ok(()),
+    }
+}
+
+fn facts(args: &KernelsArgs, id: &str, json: bool) -> anyhow::Result<Status> {
+    let summary = FactsSummary::of(&load(args, id)?);
+    if json {
+        print(&format!("{}\n", serde_json::to_string_pretty(&summary)?))?;
+    } else {
+        print(&summary.to_string())?;
+    }
+    Ok(Status::Success)
+}
+
+fn diff(args: &KernelsArgs, a: &str, b: &str, full: bool, json: bool) -> anyhow::Result<Status> {
+    let diff = FactsDiff::between(&load(args, a)?, &load(args, b)?);
+    if json {
+        print(&format!("{}\n", serde_json::to_string_pretty(&diff)?))?;
+    } else {
+        print(&diff.render((!full).then_some(20)))?;
+    }
+    Ok(if diff.is_empty() {
+        Status::Success
+    } else {
+        Status::Failed
+    })
 }
