@@ -28,6 +28,11 @@ enum Command {
     /// The kernel matrix and its cache: lock, fetch, harvest, list, facts, diff.
     #[command(subcommand)]
     Kernels(cmd::kernels::KernelsCommand),
+    /// Host prerequisites, the accelerator a boot would use, the cache directory.
+    Doctor(cmd::doctor::DoctorArgs),
+    /// Timings: `bench harvest` measures the facts harvest against a bare boot.
+    #[command(subcommand)]
+    Bench(cmd::bench::BenchCommand),
 }
 
 fn main() -> ExitCode {
@@ -35,6 +40,8 @@ fn main() -> ExitCode {
     init_logging(cli.verbose);
     let result = match cli.command {
         Command::Kernels(command) => cmd::kernels::run(command),
+        Command::Doctor(args) => cmd::doctor::run(&args),
+        Command::Bench(command) => cmd::bench::run(command),
     };
     match result {
         Ok(status) => status.into(),

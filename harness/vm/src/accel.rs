@@ -146,7 +146,7 @@ pub(crate) fn probe(accel: ResolvedAccel) -> Result<(), String> {
         .stdout_null()
         .stderr_capture()
         .unchecked();
-    let ended = run_with_timeout(&expression, PROBE_TIMEOUT);
+    let ended = run_with_timeout(&expression, PROBE_TIMEOUT, None);
     let _ = std::fs::remove_dir_all(&dir);
     match ended {
         Ok(Ended::Exited(output)) if output.status.code() == Some(3) => Ok(()),

@@ -31,8 +31,7 @@ pub enum Member {
 /// parents come first) as a newc archive with its trailer.
 pub fn write_newc<'a>(members: impl IntoIterator<Item = (&'a str, &'a Member)>) -> Vec<u8> {
     let mut out = Vec::new();
-    let mut inode = 1;
-    for (path, member) in members {
+    for (inode, (path, member)) in (1..).zip(members) {
         let (mode, data, rdev): (u32, &[u8], (u32, u32)) = match member {
             Member::Dir => (0o040_755, &[], (0, 0)),
             Member::File { data, mode } => (0o100_000 | mode, data, (0, 0)),
@@ -41,7 +40,6 @@ pub fn write_newc<'a>(members: impl IntoIterator<Item = (&'a str, &'a Member)>) 
         };
         let nlink = if matches!(member, Member::Dir) { 2 } else { 1 };
         write_entry(&mut out, inode, path, mode, nlink, data, rdev);
-        inode += 1;
     }
     write_entry(&mut out, 0, "TRAILER!!!", 0, 1, &[], (0, 0));
     out
@@ -85,7 +83,7 @@ fn write_entry(
 
 /// Pads with zeros to a multiple of four bytes.
 fn pad4(out: &mut Vec<u8>) {
-    while out.len() % 4 != 0 {
+    while !out.len().is_multiple_of(4) {
         out.push(0);
     }
 }

@@ -3,12 +3,16 @@
 //! timeout, and a verdict. QEMU never outlives the boot: it is killed on
 //! timeout and on drop, and gets SIGKILL if this process dies.
 
-use std::fs;
+use std::fs::{self, File};
 use std::io::BufReader;
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use tapmatrix_wire::{DoneStatus, Record, RecordKind, RecordReader};
+use tapmatrix_wire::{
+    DoneStatus, Record, RecordKind, RecordReader, WINDOW_HEADER_LEN, WINDOW_MAGIC, WINDOW_PARAM,
+};
 
 use crate::{ResolvedAccel, VmOptions};
 
@@ -137,10 +141,17 @@ pub fn boot(spec: &BootSpec) -> Result<BootOutcome, BootError> {
     })?;
     let console_log = spec.work_dir.join("console.log");
     let data = spec.work_dir.join("data.bin");
+    let ram = GuestRam::create(spec.memory_mib).map_err(|source| BootError::WorkDir {
+        path: ram_dir(),
+        source,
+    })?;
+    let window = ram.window;
     let mut append = vec![
         "console=ttyS0".to_owned(),
         "panic=-1".to_owned(),
         "quiet".to_owned(),
+        format!("memmap={}${:#x}", window.size, window.base),
+        format!("{WINDOW_PARAM}={:#x}:{:#x}", window.base, window.size),
     ];
     append.extend(spec.append.iter().cloned());
     let mut args: Vec<std::ffi::OsString> = Vec::new();
@@ -159,7 +170,15 @@ pub fn boot(spec: &BootSpec) -> Result<BootOutcome, BootError> {
         push(&arg);
     }
     push(&"-m");
-    push(&spec.memory_mib.to_string());
+    push(&format!("{}M", spec.memory_mib));
+    push(&"-object");
+    push(&format!(
+        "memory-backend-file,id=tapmatrix-ram,size={}M,mem-path=/proc/self/fd/{},share=on",
+        spec.memory_mib,
+        ram.file.as_raw_fd()
+    ));
+    push(&"-machine");
+    push(&"pc,memory-backend=tapmatrix-ram");
     push(&"-smp");
     push(&spec.cpus.to_string());
     push(&"-kernel");
@@ -178,7 +197,7 @@ pub fn boot(spec: &BootSpec) -> Result<BootOutcome, BootError> {
         .stderr_capture()
         .unchecked();
     let started = Instant::now();
-    let ended = run_with_timeout(&expression, spec.timeout)
+    let ended = run_with_timeout(&expression, spec.timeout, Some(ram.file.as_raw_fd()))
         .map_err(|source| BootError::Spawn { source })?;
     let wall = started.elapsed();
     let console = fs::read(&console_log).unwrap_or_default();
@@ -218,9 +237,15 @@ pub fn boot(spec: &BootSpec) -> Result<BootOutcome, BootError> {
     let (records, done) = match spec.ending {
         Ending::PowerOff => (Vec::new(), None),
         Ending::AgentDone => {
-            let file = fs::File::open(&data)
-                .map_err(|error| early(format!("no data channel file: {error}")))?;
-            let (records, done) = read_records(BufReader::new(file)).map_err(early)?;
+            let (records, done) = match ram.read_window() {
+                Some(stream) => read_records(stream.as_slice()),
+                None => {
+                    let file = File::open(&data)
+                        .map_err(|error| early(format!("no data channel file: {error}")))?;
+                    read_records(BufReader::new(file))
+                }
+            }
+            .map_err(early)?;
             (records, Some(done))
         }
     };
@@ -255,6 +280,65 @@ fn read_records(input: impl std::io::Read) -> Result<(Vec<Record>, DoneStatus), 
     }
 }
 
+/// Guest RAM as an unlinked file of ours that QEMU maps shared (passed as
+/// `/proc/self/fd/N`), so that the memory window can be read from the host
+/// and nothing is left behind whatever way this process ends.
+struct GuestRam {
+    file: File,
+    window: Window,
+}
+
+/// The physical range reserved from the guest kernel for the data stream.
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    base: u64,
+    size: u64,
+}
+
+/// Where guest RAM files are created: `/dev/shm` (memory), else the temp dir.
+fn ram_dir() -> PathBuf {
+    let shm = Path::new("/dev/shm");
+    if shm.is_dir() {
+        shm.to_path_buf()
+    } else {
+        std::env::temp_dir()
+    }
+}
+
+impl GuestRam {
+    /// A RAM file of `memory_mib` MiB; the window sits in the middle (away
+    /// from the kernel at the bottom and the initrd QEMU loads at the top).
+    fn create(memory_mib: u32) -> std::io::Result<Self> {
+        let file = tempfile::tempfile_in(ram_dir())?;
+        let bytes = u64::from(memory_mib) << 20;
+        file.set_len(bytes)?;
+        let window = Window {
+            base: (bytes / 2) & !0xF_FFFF,
+            size: (bytes / 4).min(64 << 20) & !0xF_FFFF,
+        };
+        Ok(Self { file, window })
+    }
+
+    /// The stream the agent committed to the window, if it opened one.
+    fn read_window(&self) -> Option<Vec<u8>> {
+        let mut header = [0u8; WINDOW_HEADER_LEN as usize];
+        self.file
+            .read_exact_at(&mut header, self.window.base)
+            .ok()?;
+        if header[..8] != WINDOW_MAGIC {
+            return None;
+        }
+        let mut length = [0u8; 8];
+        length.copy_from_slice(&header[8..]);
+        let length = u64::from_le_bytes(length).min(self.window.size - WINDOW_HEADER_LEN);
+        let mut stream = vec![0u8; usize::try_from(length).ok()?];
+        self.file
+            .read_exact_at(&mut stream, self.window.base + WINDOW_HEADER_LEN)
+            .ok()?;
+        Some(stream)
+    }
+}
+
 /// A path as a QEMU option value (commas doubled).
 fn qemu_path(path: &Path) -> String {
     path.display().to_string().replace(',', ",,")
@@ -271,11 +355,15 @@ pub(crate) enum Ended {
 /// Runs `expression` (with unchecked status), killing it after `timeout`.
 /// The child gets SIGKILL if this process dies, and is killed if the
 /// waiting is abandoned (panic unwinding drops the guard).
+/// `pass_fd` is a descriptor the child inherits (the others stay close-on-exec).
 pub(crate) fn run_with_timeout(
     expression: &duct::Expression,
     timeout: Duration,
+    pass_fd: Option<RawFd>,
 ) -> std::io::Result<Ended> {
-    let handle = expression.before_spawn(kill_with_parent).start()?;
+    let handle = expression
+        .before_spawn(move |command| prepare_child(command, pass_fd))
+        .start()?;
     let guard = KillOnDrop(Some(handle));
     let deadline = Instant::now() + timeout;
     let handle = guard
@@ -308,18 +396,27 @@ impl Drop for KillOnDrop {
     }
 }
 
-/// Asks the kernel to SIGKILL the child when the thread that spawned it exits
-/// (each boot is spawned and waited for on the same thread).
+/// In the child: asks the kernel to SIGKILL it when the thread that spawned
+/// it exits (each boot is spawned and waited for on the same thread), and
+/// lets it inherit `pass_fd`.
 #[allow(unsafe_code)]
-fn kill_with_parent(command: &mut std::process::Command) -> std::io::Result<()> {
+fn prepare_child(
+    command: &mut std::process::Command,
+    pass_fd: Option<RawFd>,
+) -> std::io::Result<()> {
     use std::os::unix::process::CommandExt;
     // SAFETY: the closure runs between fork and exec; it only makes the
-    // prctl(PR_SET_PDEATHSIG) system call, which is async-signal-safe, and
-    // allocates nothing.
+    // prctl(PR_SET_PDEATHSIG) and fcntl(F_SETFD) system calls, which are
+    // async-signal-safe, and allocates nothing. `pass_fd` belongs to a file
+    // the parent keeps open until the child has exited, so it is valid here.
     unsafe {
-        command.pre_exec(|| {
-            rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
-                .map_err(std::io::Error::from)
+        command.pre_exec(move || {
+            rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))?;
+            if let Some(fd) = pass_fd {
+                let fd = std::os::fd::BorrowedFd::borrow_raw(fd);
+                rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::empty())?;
+            }
+            Ok(())
         });
     }
     Ok(())

@@ -42,13 +42,17 @@ pub fn run(channel: &Channel) -> Result<()> {
     for (name, path) in PLAIN_FILES {
         send_file(channel, name, Path::new(path), |bytes| bytes)?;
     }
+    crate::log("tracefs and BTF files queued");
     send_file(
         channel,
         "kallsyms",
         Path::new("/proc/kallsyms"),
         text_symbols,
     )?;
-    send_event_formats(channel)
+    crate::log("kallsyms queued");
+    send_event_formats(channel)?;
+    crate::log("event formats queued");
+    Ok(())
 }
 
 /// Sends one file, or the error reading it.

@@ -7,6 +7,7 @@
 //! never exit (the kernel would panic).
 
 mod harvest;
+mod window;
 
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
@@ -18,6 +19,7 @@ use rustix::mount::{MountFlags, mount};
 use rustix::system::{RebootCommand, reboot};
 use rustix::termios::{OptionalActions, tcdrain, tcgetattr, tcsetattr};
 use tapmatrix_wire::{DoneStatus, JOB_PATH, Job, RecordKind, RecordWriter};
+use window::MemoryWindow;
 
 /// The serial port that carries the data channel.
 const DATA_CHANNEL: &str = "/dev/ttyS1";
@@ -38,6 +40,7 @@ fn main() {
             log(&format!("mount {fstype} on {target}: {error}"));
         }
     }
+    log("started");
     match Channel::open() {
         Ok(channel) => {
             let status = match run(&channel) {
@@ -72,7 +75,7 @@ fn run(channel: &Channel) -> Result<()> {
 }
 
 /// The data channel: records go to a writer thread so that reading and
-/// compressing overlap with the (slow) serial transmission.
+/// compressing overlap with the transfer.
 struct Channel {
     frames: SyncSender<Frame>,
     writer: JoinHandle<Result<()>>,
@@ -86,19 +89,37 @@ enum Frame {
     Finish(DoneStatus),
 }
 
+/// Where the stream goes.
+enum Sink {
+    /// The memory window the host named on the command line.
+    Window(MemoryWindow),
+    /// The serial port, in raw mode.
+    Serial(File),
+}
+
 impl Channel {
-    /// Opens the serial port in raw mode and starts the writer thread.
+    /// Opens the memory window, else the serial port, and starts the writer thread.
     fn open() -> Result<Self> {
-        let port = File::options()
-            .read(true)
-            .write(true)
-            .open(DATA_CHANNEL)
-            .with_context(|| format!("opening {DATA_CHANNEL}"))?;
-        let mut termios = tcgetattr(&port).context("reading the port's termios")?;
-        termios.make_raw();
-        tcsetattr(&port, OptionalActions::Now, &termios).context("setting raw mode")?;
+        let sink = match MemoryWindow::from_cmdline() {
+            Ok(Some(window)) => Sink::Window(window),
+            Ok(None) => Sink::Serial(open_serial()?),
+            Err(error) => {
+                log(&format!(
+                    "no memory window ({error:#}), using {DATA_CHANNEL}"
+                ));
+                Sink::Serial(open_serial()?)
+            }
+        };
         let (frames, receiver) = sync_channel(64);
-        let writer = thread::spawn(move || write_frames(port, receiver));
+        let writer = thread::spawn(move || match sink {
+            Sink::Window(window) => write_frames(window, receiver, |_| Ok(())),
+            Sink::Serial(port) => {
+                let drain = port.try_clone().context("duplicating the port")?;
+                write_frames(port, receiver, move |_| {
+                    tcdrain(&drain).context("draining the data channel")
+                })
+            }
+        });
         Ok(Self { frames, writer })
     }
 
@@ -109,7 +130,7 @@ impl Channel {
             .context("the data channel's writer stopped")
     }
 
-    /// Sends the done record and waits until every byte left the port.
+    /// Sends the done record and waits until every byte left.
     fn close(self, status: &DoneStatus) -> Result<()> {
         let _ = self.frames.send(Frame::Finish(status.clone()));
         drop(self.frames);
@@ -120,16 +141,37 @@ impl Channel {
     }
 }
 
-/// The writer thread: frames records onto the port until told to finish.
-fn write_frames(port: File, frames: Receiver<Frame>) -> Result<()> {
-    let drain = port.try_clone().context("duplicating the port")?;
-    let mut writer = RecordWriter::new(BufWriter::with_capacity(1 << 16, port));
+/// Opens the serial port in raw mode (no output processing: binary-safe).
+fn open_serial() -> Result<File> {
+    let port = File::options()
+        .read(true)
+        .write(true)
+        .open(DATA_CHANNEL)
+        .with_context(|| format!("opening {DATA_CHANNEL}"))?;
+    let mut termios = tcgetattr(&port).context("reading the port's termios")?;
+    termios.make_raw();
+    tcsetattr(&port, OptionalActions::Now, &termios).context("setting raw mode")?;
+    Ok(port)
+}
+
+/// The writer thread: frames records onto `out` until told to finish, then
+/// flushes and runs `drain`.
+fn write_frames<W: Write>(
+    out: W,
+    frames: Receiver<Frame>,
+    drain: impl FnOnce(&W) -> Result<()>,
+) -> Result<()> {
+    let mut writer = RecordWriter::new(BufWriter::with_capacity(1 << 16, out));
     for frame in frames {
         match frame {
             Frame::Record(kind, name, payload) => writer.write(kind, &name, &payload)?,
             Frame::Finish(status) => {
                 writer.finish(&status)?;
-                tcdrain(&drain).context("draining the data channel")?;
+                drain(writer.get_ref().get_ref())?;
+                log(&format!(
+                    "data channel done, {} bytes sent",
+                    writer.bytes_written()
+                ));
                 return Ok(());
             }
         }
@@ -137,9 +179,16 @@ fn write_frames(port: File, frames: Receiver<Frame>) -> Result<()> {
     Ok(())
 }
 
-/// A line on the console (ttyS0), which the host keeps as the boot log.
+/// A line on the console (ttyS0), which the host keeps as the boot log,
+/// stamped with the time since boot.
 fn log(message: &str) {
-    let _ = writeln!(std::io::stderr(), "tapmatrix-agent: {message}");
+    let uptime = rustix::time::clock_gettime(rustix::time::ClockId::Boottime);
+    let _ = writeln!(
+        std::io::stderr(),
+        "[{:5}.{:03}] tapmatrix-agent: {message}",
+        uptime.tv_sec,
+        uptime.tv_nsec / 1_000_000
+    );
 }
 
 /// Powers the machine off; QEMU (run with `-no-reboot`) then exits.

@@ -8,7 +8,8 @@
 //! magic "TMR1" | kind u8 | flags u8 | name_len u16 | payload_len u32 | raw_len u32 | name | payload
 //! ```
 //!
-//! (integers little-endian). Flag bit 0 means the payload is an LZ4 block
+//! (integers little-endian). The stream travels through a memory window
+//! (see [`WINDOW_PARAM`]) or, where that is unavailable, the serial port. Flag bit 0 means the payload is an LZ4 block
 //! that decompresses to `raw_len` bytes. The stream ends with exactly one
 //! [`RecordKind::Done`] record carrying a [`DoneStatus`]: a stream without
 //! it was cut short (the guest died, panicked or timed out).
@@ -19,6 +20,20 @@ use serde::{Deserialize, Serialize};
 
 /// Where the host puts the job in the initramfs.
 pub const JOB_PATH: &str = "/job.json";
+
+/// The kernel command line parameter naming the memory window:
+/// `tapmatrix.window=<base>:<size>` (hexadecimal physical address and size).
+/// The host reserves that range from the kernel (`memmap=<size>$<base>`) and
+/// backs guest RAM with a file it can read; the agent writes the stream into
+/// the range through `/dev/mem`. The window starts with [`WINDOW_MAGIC`] and
+/// the committed stream length (u64 LE), then the stream itself.
+pub const WINDOW_PARAM: &str = "tapmatrix.window";
+
+/// The magic at the start of a memory window the agent has opened.
+pub const WINDOW_MAGIC: [u8; 8] = *b"TMWIN001";
+
+/// The length of the window's header (magic and committed length).
+pub const WINDOW_HEADER_LEN: u64 = 16;
 
 /// The magic that starts every record.
 pub const MAGIC: [u8; 4] = *b"TMR1";
@@ -113,12 +128,18 @@ pub enum WireError {
 #[derive(Debug)]
 pub struct RecordWriter<W: Write> {
     out: W,
+    written: u64,
 }
 
 impl<W: Write> RecordWriter<W> {
     /// A writer over `out` (give it a buffered writer).
     pub fn new(out: W) -> Self {
-        Self { out }
+        Self { out, written: 0 }
+    }
+
+    /// How many bytes were written so far (headers included).
+    pub fn bytes_written(&self) -> u64 {
+        self.written
     }
 
     /// Writes one record, compressing payloads where that makes them smaller.
@@ -145,7 +166,9 @@ impl<W: Write> RecordWriter<W> {
         header[12..16].copy_from_slice(&raw_len.to_le_bytes());
         self.out.write_all(&header)?;
         self.out.write_all(name.as_bytes())?;
-        self.out.write_all(body)
+        self.out.write_all(body)?;
+        self.written += (HEADER_LEN + name.len() + body.len()) as u64;
+        Ok(())
     }
 
     /// Writes the final record and flushes.
@@ -153,6 +176,11 @@ impl<W: Write> RecordWriter<W> {
         let payload = serde_json::to_vec(status).map_err(io::Error::other)?;
         self.write(RecordKind::Done, "done", &payload)?;
         self.out.flush()
+    }
+
+    /// The underlying writer.
+    pub fn get_ref(&self) -> &W {
+        &self.out
     }
 
     /// Flushes what is buffered.
