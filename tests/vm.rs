@@ -1,9 +1,14 @@
 //! Booting real kernels: the raw facts harvest, and each way a boot can fail.
 
-use std::time::Instant;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
 
 use tapmatrix_e2e::test_kernel;
-use tapmatrix_vm::{Accel, VmOptions, harvest_raw};
+use tapmatrix_vm::{
+    Accel, BootError, BootSpec, ExtraFile, Initramfs, VmOptions, boot, harvest_raw,
+};
+use tapmatrix_wire::Job;
 
 fn options(cache: &std::path::Path) -> VmOptions {
     VmOptions {
@@ -52,4 +57,149 @@ fn harvest_of_a_real_6_1_kernel_has_real_content() {
     let manifest: tapmatrix_vm::Manifest = serde_json::from_slice(&read("manifest.json")).unwrap();
     assert_eq!(manifest.files["btf_vmlinux"].size, Some(btf.len() as u64));
     assert!(manifest.files.len() > 1000, "every event format is listed");
+}
+
+/// A boot of the test kernel with `image`, extra kernel arguments and a timeout.
+fn boot_with(
+    image: &Initramfs,
+    append: &[&str],
+    timeout: Duration,
+    scratch: &Path,
+) -> Result<tapmatrix_vm::BootOutcome, BootError> {
+    let options = VmOptions {
+        timeout,
+        ..options(scratch)
+    };
+    let image = image.build(&options.cache_dir).unwrap();
+    let mut spec = BootSpec::new(&test_kernel(), &image, &scratch.join("boot"), &options);
+    spec.append
+        .extend(append.iter().map(|arg| (*arg).to_owned()));
+    boot(&spec)
+}
+
+/// Processes whose command line mentions `needle`.
+fn processes_mentioning(needle: &str) -> Vec<String> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|entry| std::fs::read(entry.path().join("cmdline")).ok())
+        .map(|cmdline| String::from_utf8_lossy(&cmdline).replace('\0', " "))
+        .filter(|cmdline| cmdline.contains(needle))
+        .collect()
+}
+
+#[test]
+fn a_kernel_panic_is_an_infra_error_quoting_the_panic() {
+    let scratch = tempfile::tempdir().unwrap();
+    let error = boot_with(
+        &Initramfs::with_job(Job::Harvest),
+        &["rdinit=/nonexistent"],
+        Duration::from_secs(180),
+        scratch.path(),
+    )
+    .unwrap_err();
+    let BootError::KernelPanic { line, console_log } = &error else {
+        panic!("expected a kernel panic, got {error}");
+    };
+    assert!(line.contains("Kernel panic - not syncing"), "{line}");
+    assert!(console_log.is_file(), "the console log is kept");
+    assert!(
+        error.to_string().contains("kernel panic: Kernel panic"),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_guest_that_never_powers_off_times_out_and_leaves_no_qemu() {
+    let scratch = tempfile::tempdir().unwrap();
+    let hang = Initramfs {
+        job: None,
+        extra: vec![ExtraFile {
+            path: "/hang".into(),
+            data: b"#!/bin/sh\nwhile :; do sleep 1; done\n".to_vec(),
+            mode: 0o755,
+        }],
+    };
+    let started = Instant::now();
+    let error = boot_with(
+        &hang,
+        &["rdinit=/hang"],
+        Duration::from_secs(25),
+        scratch.path(),
+    )
+    .unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "the timeout was honoured"
+    );
+    let BootError::Timeout { console_log, .. } = &error else {
+        panic!("expected a timeout, got {error}");
+    };
+    assert!(console_log.is_file(), "the console log is kept");
+    assert!(error.to_string().contains("timed out after 25s"), "{error}");
+    let marker = scratch.path().to_string_lossy().into_owned();
+    assert_eq!(
+        processes_mentioning(&marker),
+        Vec::<String>::new(),
+        "no QEMU left behind"
+    );
+}
+
+#[test]
+fn a_guest_that_stops_without_the_agents_done_record_is_an_early_exit() {
+    let scratch = tempfile::tempdir().unwrap();
+    let error = boot_with(
+        &Initramfs::with_job(Job::Harvest),
+        &["rdinit=/sbin/poweroff", "--", "-f"],
+        Duration::from_secs(180),
+        scratch.path(),
+    )
+    .unwrap_err();
+    assert!(matches!(error, BootError::EarlyExit { .. }), "{error}");
+    assert!(
+        error.to_string().contains("before the agent finished"),
+        "{error}"
+    );
+}
+
+/// The variable that turns [`child_boot_without_qemu`] on, holding the kernel path.
+const CHILD_KERNEL: &str = "TAPMATRIX_TEST_CHILD_KERNEL";
+
+#[test]
+fn a_missing_qemu_names_the_package_to_install() {
+    let output = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "child_boot_without_qemu",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env("PATH", "/nonexistent")
+        .env(CHILD_KERNEL, test_kernel())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("error: could not start qemu-system-x86_64"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("install the Debian package qemu-system-x86"),
+        "{stdout}"
+    );
+}
+
+#[test]
+#[ignore = "run by a_missing_qemu_names_the_package_to_install, with PATH emptied"]
+fn child_boot_without_qemu() {
+    let kernel = std::env::var_os(CHILD_KERNEL).expect("run by its parent test");
+    let scratch = tempfile::tempdir().unwrap();
+    let error = harvest_raw(
+        Path::new(&kernel),
+        &scratch.path().join("out"),
+        &options(scratch.path()),
+    )
+    .unwrap_err();
+    println!("error: {error}");
 }

@@ -10,7 +10,10 @@ const TEST_KERNEL_PACKAGE: &str = "linux-image-6.1.0-";
 /// A real Debian 6.1 kernel image (`vmlinuz`), downloaded once with the host's
 /// apt (`apt-get download` of the newest `linux-image-6.1.0-N-amd64-unsigned`)
 /// and unpacked under the cargo target dir. Panics with the reason if that fails.
-#[allow(clippy::panic, reason = "test support: no test kernel fails the test that asked")]
+#[allow(
+    clippy::panic,
+    reason = "test support: no test kernel fails the test that asked"
+)]
 pub fn test_kernel() -> PathBuf {
     static KERNEL: OnceLock<PathBuf> = OnceLock::new();
     KERNEL

@@ -202,7 +202,8 @@ pub fn boot(spec: &BootSpec) -> Result<BootOutcome, BootError> {
     let wall = started.elapsed();
     let console = fs::read(&console_log).unwrap_or_default();
     let console = String::from_utf8_lossy(&console);
-    if let Some(line) = console.lines().find(|line| line.contains("Kernel panic")) {
+    if let Some(at) = console.find("Kernel panic") {
+        let line = console[at..].lines().next().unwrap_or_default();
         return Err(BootError::KernelPanic {
             line: line.trim().to_owned(),
             console_log,
@@ -391,7 +392,9 @@ struct KillOnDrop(Option<duct::Handle>);
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
         if let Some(handle) = self.0.take() {
+            // `kill` only signals; `wait` reaps, so no process is left when this returns.
             let _ = handle.kill();
+            let _ = handle.wait();
         }
     }
 }
