@@ -1,4 +1,8 @@
 //! Booting real kernels: the raw facts harvest, and each way a boot can fail.
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers: a failure here is the test failing"
+)]
 
 use std::path::Path;
 use std::process::Command;

@@ -19,7 +19,7 @@ use crate::{ResolvedAccel, VmOptions};
 /// One boot to run.
 #[derive(Debug, Clone)]
 pub struct BootSpec {
-    /// The kernel image (`vmlinuz`).
+    /// The kernel image QEMU boots (see [`crate::bootable_kernel`]).
     pub kernel: PathBuf,
     /// The initramfs image.
     pub initramfs: PathBuf,
@@ -40,10 +40,12 @@ pub struct BootSpec {
 }
 
 impl BootSpec {
-    /// A boot of `kernel` with `initramfs` using `options`, logging into `work_dir`.
+    /// A boot of `kernel` (a vmlinuz; its PVH vmlinux is extracted once and
+    /// booted instead where possible) with `initramfs` using `options`,
+    /// logging into `work_dir`.
     pub fn new(kernel: &Path, initramfs: &Path, work_dir: &Path, options: &VmOptions) -> Self {
         Self {
-            kernel: kernel.to_path_buf(),
+            kernel: crate::bootable_kernel(kernel, &options.cache_dir),
             initramfs: initramfs.to_path_buf(),
             append: Vec::new(),
             work_dir: work_dir.to_path_buf(),

@@ -11,6 +11,7 @@ mod launch;
 mod options;
 mod parallel;
 mod prereq;
+mod vmlinux;
 
 pub use accel::{Accel, AccelError, ResolvedAccel};
 pub use harvest::{HarvestError, HarvestReport, Manifest, ManifestEntry, harvest_raw};
@@ -19,6 +20,7 @@ pub use launch::{BootError, BootOutcome, BootSpec, Ending, boot};
 pub use options::{VmOptions, default_cache_dir};
 pub use parallel::{boot_floor, floor_many, harvest_many};
 pub use prereq::{KvmState, Package, PrereqError, Prerequisites};
+pub use vmlinux::bootable_kernel;
 
 /// The static agent (PID 1 of every image), built by this crate's build script.
 const AGENT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/tapmatrix-agent"));

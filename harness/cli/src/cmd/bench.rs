@@ -69,7 +69,10 @@ fn harvest(args: &HarvestBenchArgs) -> anyhow::Result<Status> {
             .map(|(index, path)| (path.clone(), root.join(format!("{what}-{index}"))))
             .collect()
     };
-    // Warm the image cache so neither side pays for building an image.
+    // Warm the caches (unpacked kernels, images) so neither side pays for them.
+    for path in &args.vmlinuz {
+        tapmatrix_vm::bootable_kernel(path, &options.cache_dir);
+    }
     let warm = pairs("warm");
     floor_many(&warm[..1], &options, 1);
     let (floor_wall, floors) = timed(|| floor_many(&pairs("floor"), &options, jobs));
