@@ -48,7 +48,12 @@ fn build_agent() -> Result<(), String> {
         .ok_or("harness/vm is not two levels below the workspace root")?
         .to_path_buf();
     let out_dir = PathBuf::from(env::var("OUT_DIR").map_err(|e| e.to_string())?);
-    for watched in ["vm-images/agent", "vm-images/wire", "Cargo.lock"] {
+    for watched in [
+        "vm-images/agent",
+        "vm-images/wire",
+        "Cargo.lock",
+        "Cargo.toml",
+    ] {
         println!(
             "cargo::rerun-if-changed={}",
             workspace.join(watched).display()
