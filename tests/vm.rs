@@ -116,14 +116,7 @@ fn a_kernel_panic_is_an_infra_error_quoting_the_panic() {
 #[test]
 fn a_guest_that_never_powers_off_times_out_and_leaves_no_qemu() {
     let scratch = tempfile::tempdir().unwrap();
-    let hang = Initramfs {
-        job: None,
-        extra: vec![ExtraFile {
-            path: "/hang".into(),
-            data: b"#!/bin/sh\nwhile :; do sleep 1; done\n".to_vec(),
-            mode: 0o755,
-        }],
-    };
+    let hang = hanging_image();
     let started = Instant::now();
     let error = boot_with(
         &hang,
@@ -206,4 +199,71 @@ fn child_boot_without_qemu() {
     )
     .unwrap_err();
     println!("error: {error}");
+}
+
+/// The variable that turns [`child_boot_that_hangs`] on, holding its scratch directory.
+const CHILD_SCRATCH: &str = "TAPMATRIX_TEST_CHILD_SCRATCH";
+
+/// An image whose init never powers off.
+fn hanging_image() -> Initramfs {
+    Initramfs {
+        job: None,
+        extra: vec![ExtraFile {
+            path: "/hang".into(),
+            data: b"#!/bin/sh\nwhile :; do sleep 1; done\n".to_vec(),
+            mode: 0o755,
+        }],
+    }
+}
+
+#[test]
+fn interrupting_tapmatrix_leaves_no_qemu() {
+    let scratch = tempfile::tempdir().unwrap();
+    let marker = scratch.path().to_string_lossy().into_owned();
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "child_boot_that_hangs", "--ignored"])
+        .env(CHILD_SCRATCH, scratch.path())
+        .env("TAPMATRIX_TEST_KERNEL_PATH", test_kernel())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while processes_mentioning(&marker).is_empty() {
+        assert!(Instant::now() < deadline, "QEMU never started");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // What Ctrl-C does to tapmatrix (the terminal would also signal QEMU,
+    // which shares the process group; here only tapmatrix gets it).
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    child.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !processes_mentioning(&marker).is_empty() {
+        assert!(Instant::now() < deadline, "QEMU outlived tapmatrix");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+#[ignore = "run by interrupting_tapmatrix_leaves_no_qemu, which interrupts it"]
+fn child_boot_that_hangs() {
+    let scratch = std::env::var_os(CHILD_SCRATCH).expect("run by its parent test");
+    let kernel = std::env::var_os("TAPMATRIX_TEST_KERNEL_PATH").expect("run by its parent test");
+    let options = VmOptions {
+        timeout: Duration::from_secs(600),
+        ..options(Path::new(&scratch))
+    };
+    let image = hanging_image().build(&options.cache_dir).unwrap();
+    let mut spec = BootSpec::new(
+        Path::new(&kernel),
+        &image,
+        &Path::new(&scratch).join("boot"),
+        &options,
+    );
+    spec.append.push("rdinit=/hang".to_owned());
+    let _ = boot(&spec);
 }
