@@ -2,6 +2,7 @@
 //! one record each, named by its path in the raw harvest layout.
 
 use std::fs;
+use std::io::Read;
 use std::path::Path;
 
 use anyhow::Result;
@@ -62,7 +63,7 @@ fn send_file(
     path: &Path,
     transform: impl FnOnce(Vec<u8>) -> Vec<u8>,
 ) -> Result<()> {
-    match fs::read(path) {
+    match read(path) {
         Ok(bytes) => channel.send(RecordKind::File, name, transform(bytes)),
         Err(error) => channel.send(
             RecordKind::FileError,
@@ -72,15 +73,23 @@ fn send_file(
     }
 }
 
+/// Reads a whole file. (`fs::read` asks for the size first, which proc,
+/// sysfs and tracefs files do not know: one system call less per file.)
+fn read(path: &Path) -> std::io::Result<Vec<u8>> {
+    let mut bytes = Vec::with_capacity(8192);
+    fs::File::open(path)?.read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
 /// Sends `events/<system>/<event>/format` for every event that has one.
 fn send_event_formats(channel: &Channel) -> Result<()> {
     let events = Path::new(TRACING).join("events");
     for system in sorted_dirs(&events) {
         for event in sorted_dirs(&events.join(&system)) {
             let path = events.join(&system).join(&event).join("format");
-            if path.exists() {
+            if let Ok(bytes) = read(&path) {
                 let name = format!("tracing/events/{system}/{event}/format");
-                send_file(channel, &name, &path, |bytes| bytes)?;
+                channel.send(RecordKind::File, &name, bytes)?;
             }
         }
     }
