@@ -105,10 +105,13 @@ pub fn harvest_raw(
         let path = path.to_path_buf();
         move |source| HarvestError::Write { path, source }
     };
+    let started = std::time::Instant::now();
     prepare_out_dir(out_dir)?;
     let image = Initramfs::with_job(Job::Harvest).build(&options.cache_dir)?;
     let spec = BootSpec::new(vmlinuz, &image, out_dir, options);
+    tracing::debug!(elapsed = ?started.elapsed(), "harvest: image and kernel ready");
     let outcome = boot(&spec)?;
+    tracing::debug!(elapsed = ?started.elapsed(), "harvest: guest done");
     let _ = std::fs::remove_file(out_dir.join("data.bin"));
     if let Some(done) = outcome.done.as_ref().filter(|done| !done.ok) {
         return Err(HarvestError::Agent {
@@ -155,6 +158,7 @@ pub fn harvest_raw(
         source: error.into(),
     })?;
     std::fs::write(&manifest_path, json).map_err(write_error(&manifest_path))?;
+    tracing::debug!(elapsed = ?started.elapsed(), "harvest: files written");
     let release = std::fs::read_to_string(out_dir.join("uname_release"))
         .map(|text| text.trim().to_owned())
         .unwrap_or_default();

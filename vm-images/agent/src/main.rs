@@ -112,10 +112,13 @@ impl Channel {
         };
         let (frames, receiver) = sync_channel(64);
         let writer = thread::spawn(move || match sink {
-            Sink::Window(window) => write_frames(window, receiver, |_| Ok(())),
+            // The window takes bytes faster than LZ4 makes them in a TCG
+            // guest (measured: 1.0 s of agent time uncompressed, 1.5 s with
+            // LZ4 for 6.1's 8 MB); the serial port is 0.2 MB/s: compress there.
+            Sink::Window(window) => write_frames(window, false, receiver, |_| Ok(())),
             Sink::Serial(port) => {
                 let drain = port.try_clone().context("duplicating the port")?;
-                write_frames(port, receiver, move |_| {
+                write_frames(port, true, receiver, move |_| {
                     tcdrain(&drain).context("draining the data channel")
                 })
             }
@@ -158,10 +161,16 @@ fn open_serial() -> Result<File> {
 /// flushes and runs `drain`.
 fn write_frames<W: Write>(
     out: W,
+    compress: bool,
     frames: Receiver<Frame>,
     drain: impl FnOnce(&W) -> Result<()>,
 ) -> Result<()> {
-    let mut writer = RecordWriter::new(BufWriter::with_capacity(1 << 16, out));
+    let out = BufWriter::with_capacity(1 << 16, out);
+    let mut writer = if compress {
+        RecordWriter::new(out)
+    } else {
+        RecordWriter::uncompressed(out)
+    };
     for frame in frames {
         match frame {
             Frame::Record(kind, name, payload) => writer.write(kind, &name, &payload)?,
