@@ -146,7 +146,7 @@ pub(crate) fn probe(accel: ResolvedAccel) -> Result<(), String> {
         .stdout_null()
         .stderr_capture()
         .unchecked();
-    let ended = run_with_timeout(&expression, PROBE_TIMEOUT, None);
+    let ended = run_with_timeout(&expression, PROBE_TIMEOUT, None, &mut || Ok(()));
     let _ = std::fs::remove_dir_all(&dir);
     match ended {
         Ok(Ended::Exited(output)) if output.status.code() == Some(3) => Ok(()),
@@ -155,6 +155,7 @@ pub(crate) fn probe(accel: ResolvedAccel) -> Result<(), String> {
             output.status,
             String::from_utf8_lossy(&output.stderr).trim()
         )),
+        Ok(Ended::Aborted(message)) => Err(message),
         Ok(Ended::TimedOut) => Err(format!(
             "the probe boot hung (killed after {}s)",
             PROBE_TIMEOUT.as_secs()

@@ -13,9 +13,11 @@ use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use tapmatrix_wire::{Job, RecordKind};
+use tapmatrix_wire::{Job, Record, RecordKind};
 
-use crate::{BootError, BootSpec, Initramfs, InitramfsError, ResolvedAccel, VmOptions, boot};
+use crate::{
+    BootError, BootSpec, Initramfs, InitramfsError, ResolvedAccel, VmOptions, boot_streaming,
+};
 
 /// The manifest's file name in a harvest directory.
 const MANIFEST: &str = "manifest.json";
@@ -110,47 +112,45 @@ pub fn harvest_raw(
     let image = Initramfs::with_job(Job::Harvest).build(&options.cache_dir)?;
     let spec = BootSpec::new(vmlinuz, &image, out_dir, options);
     tracing::debug!(elapsed = ?started.elapsed(), "harvest: image and kernel ready");
-    let outcome = boot(&spec)?;
-    tracing::debug!(elapsed = ?started.elapsed(), "harvest: guest done");
+    // Files are written as the agent sends them, while the guest still runs.
+    let mut manifest = Manifest::default();
+    let mut dirs = std::collections::HashSet::new();
+    let mut bytes = 0;
+    let mut on_record = |record: Record| -> Result<(), String> {
+        let relative = plain_relative(&record.name).map_err(|error| error.to_string())?;
+        let entry = match record.kind {
+            RecordKind::File => {
+                let path = out_dir.join(relative);
+                if let Some(parent) = path.parent()
+                    && dirs.insert(parent.to_path_buf())
+                {
+                    std::fs::create_dir_all(parent)
+                        .map_err(|error| format!("creating {}: {error}", parent.display()))?;
+                }
+                std::fs::write(&path, &record.payload)
+                    .map_err(|error| format!("writing {}: {error}", path.display()))?;
+                bytes += record.payload.len() as u64;
+                ManifestEntry {
+                    size: Some(record.payload.len() as u64),
+                    error: None,
+                }
+            }
+            RecordKind::FileError => ManifestEntry {
+                size: None,
+                error: Some(String::from_utf8_lossy(&record.payload).into_owned()),
+            },
+            RecordKind::Line | RecordKind::Done => return Ok(()),
+        };
+        manifest.files.insert(record.name, entry);
+        Ok(())
+    };
+    let outcome = boot_streaming(&spec, &mut on_record)?;
+    tracing::debug!(elapsed = ?started.elapsed(), "harvest: guest done, files written");
     let _ = std::fs::remove_file(out_dir.join("data.bin"));
     if let Some(done) = outcome.done.as_ref().filter(|done| !done.ok) {
         return Err(HarvestError::Agent {
             message: done.message.clone(),
         });
-    }
-    let mut manifest = Manifest::default();
-    let mut bytes = 0;
-    for record in &outcome.records {
-        let relative = plain_relative(&record.name)?;
-        match record.kind {
-            RecordKind::File => {
-                let path = out_dir.join(relative);
-                if let Some(parent) = path.parent() {
-                    std::fs::create_dir_all(parent).map_err(write_error(parent))?;
-                }
-                std::fs::write(&path, &record.payload).map_err(write_error(&path))?;
-                let size = record.payload.len() as u64;
-                bytes += size;
-                manifest.files.insert(
-                    record.name.clone(),
-                    ManifestEntry {
-                        size: Some(size),
-                        error: None,
-                    },
-                );
-            }
-            RecordKind::FileError => {
-                let error = String::from_utf8_lossy(&record.payload).into_owned();
-                manifest.files.insert(
-                    record.name.clone(),
-                    ManifestEntry {
-                        size: None,
-                        error: Some(error),
-                    },
-                );
-            }
-            RecordKind::Line | RecordKind::Done => {}
-        }
     }
     let manifest_path = out_dir.join(MANIFEST);
     let json = serde_json::to_vec_pretty(&manifest).map_err(|error| HarvestError::Write {
@@ -158,7 +158,6 @@ pub fn harvest_raw(
         source: error.into(),
     })?;
     std::fs::write(&manifest_path, json).map_err(write_error(&manifest_path))?;
-    tracing::debug!(elapsed = ?started.elapsed(), "harvest: files written");
     let release = std::fs::read_to_string(out_dir.join("uname_release"))
         .map(|text| text.trim().to_owned())
         .unwrap_or_default();

@@ -4,7 +4,6 @@
 //! timeout and on drop, and gets SIGKILL if this process dies.
 
 use std::fs::{self, File};
-use std::io::BufReader;
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -12,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use tapmatrix_wire::{
     DoneStatus, Record, RecordKind, RecordReader, WINDOW_HEADER_LEN, WINDOW_MAGIC, WINDOW_PARAM,
+    WireError,
 };
 
 use crate::{ResolvedAccel, VmOptions};
@@ -123,6 +123,13 @@ pub enum BootError {
         /// What QEMU printed.
         stderr: String,
     },
+    /// Handling the agent's records failed (a corrupt stream, or the
+    /// caller's handler failed); QEMU was killed if still running.
+    #[error("handling the guest's output: {message}")]
+    Output {
+        /// What failed.
+        message: String,
+    },
     /// The guest powered off or died without the agent's `done` record.
     #[error("the guest stopped before the agent finished ({reason}); last console line: {last_line:?}; console log: {}", .console_log.display())]
     EarlyExit {
@@ -135,8 +142,26 @@ pub enum BootError {
     },
 }
 
-/// Boots `spec` and waits for it to end, at most `spec.timeout`.
+/// Boots `spec` and waits for it to end, at most `spec.timeout`; the
+/// outcome holds every record the agent sent.
 pub fn boot(spec: &BootSpec) -> Result<BootOutcome, BootError> {
+    let mut records = Vec::new();
+    let mut outcome = boot_streaming(spec, &mut |record| {
+        records.push(record);
+        Ok(())
+    })?;
+    outcome.records = records;
+    Ok(outcome)
+}
+
+/// Boots `spec` like [`boot`], handing each record to `on_record` as soon as
+/// the agent commits it (the memory window is read while the guest runs);
+/// the outcome's `records` is then empty. An error from `on_record` stops
+/// the boot.
+pub fn boot_streaming(
+    spec: &BootSpec,
+    on_record: &mut dyn FnMut(Record) -> Result<(), String>,
+) -> Result<BootOutcome, BootError> {
     fs::create_dir_all(&spec.work_dir).map_err(|source| BootError::WorkDir {
         path: spec.work_dir.clone(),
         source,
@@ -198,9 +223,23 @@ pub fn boot(spec: &BootSpec) -> Result<BootOutcome, BootError> {
         .stdout_capture()
         .stderr_capture()
         .unchecked();
+    let mut stream = Stream::default();
+    let streaming = spec.ending == Ending::AgentDone;
+    let mut on_poll = || {
+        if streaming {
+            stream.pull_window(&ram)?;
+            stream.deliver(on_record)?;
+        }
+        Ok(())
+    };
     let started = Instant::now();
-    let ended = run_with_timeout(&expression, spec.timeout, Some(ram.file.as_raw_fd()))
-        .map_err(|source| BootError::Spawn { source })?;
+    let ended = run_with_timeout(
+        &expression,
+        spec.timeout,
+        Some(ram.file.as_raw_fd()),
+        &mut on_poll,
+    )
+    .map_err(|source| BootError::Spawn { source })?;
     let wall = started.elapsed();
     let console = fs::read(&console_log).unwrap_or_default();
     let console = String::from_utf8_lossy(&console);
@@ -218,6 +257,7 @@ pub fn boot(spec: &BootSpec) -> Result<BootOutcome, BootError> {
                 console_log,
             });
         }
+        Ended::Aborted(message) => return Err(BootError::Output { message }),
         Ended::Exited(output) => output,
     };
     if !output.status.success() {
@@ -237,49 +277,115 @@ pub fn boot(spec: &BootSpec) -> Result<BootOutcome, BootError> {
         last_line: last_line.clone(),
         console_log: console_log.clone(),
     };
-    let (records, done) = match spec.ending {
-        Ending::PowerOff => (Vec::new(), None),
+    let done = match spec.ending {
+        Ending::PowerOff => None,
         Ending::AgentDone => {
-            let (records, done) = match ram.read_window() {
-                Some(stream) => read_records(stream.as_slice()),
-                None => {
-                    let file = File::open(&data)
-                        .map_err(|error| early(format!("no data channel file: {error}")))?;
-                    read_records(BufReader::new(file))
-                }
+            stream.pull_window(&ram).map_err(early)?;
+            if !stream.window_seen {
+                // No memory window: the agent used the serial port.
+                let bytes = fs::read(&data)
+                    .map_err(|error| early(format!("no data channel file: {error}")))?;
+                stream.buffer.extend_from_slice(&bytes);
             }
-            .map_err(early)?;
-            (records, Some(done))
+            stream
+                .deliver(on_record)
+                .map_err(|message| BootError::Output { message })?;
+            Some(stream.finish().map_err(early)?)
         }
     };
     Ok(BootOutcome {
-        records,
+        records: Vec::new(),
         done,
         console_log,
         wall,
     })
 }
 
-/// The records of a data channel up to its `done` record.
-fn read_records(input: impl std::io::Read) -> Result<(Vec<Record>, DoneStatus), String> {
-    let mut reader = RecordReader::new(input);
-    let mut records = Vec::new();
-    loop {
-        match reader.next_record() {
-            Ok(Some(record)) if record.kind == RecordKind::Done => {
-                let done = serde_json::from_slice(&record.payload)
-                    .map_err(|error| format!("bad done record: {error}"))?;
-                return Ok((records, done));
-            }
-            Ok(Some(record)) => records.push(record),
-            Ok(None) => {
-                return Err(format!(
-                    "the data channel ends after {} records without a done record",
-                    records.len()
-                ));
-            }
-            Err(error) => return Err(error.to_string()),
+/// The data stream as received so far, and what of it was handed on.
+#[derive(Default)]
+struct Stream {
+    /// Received bytes not yet discarded.
+    buffer: Vec<u8>,
+    /// How much of `buffer` was parsed into records.
+    parsed: usize,
+    /// How many stream bytes were fetched from the window.
+    fetched: u64,
+    /// Whether the agent opened the memory window.
+    window_seen: bool,
+    /// Records handed on.
+    records: usize,
+    /// The agent's final status, once its `done` record arrived.
+    done: Option<DoneStatus>,
+}
+
+impl Stream {
+    /// Fetches what the agent committed to the window since the last call.
+    fn pull_window(&mut self, ram: &GuestRam) -> Result<(), String> {
+        let Some(committed) = ram.committed() else {
+            return Ok(());
+        };
+        self.window_seen = true;
+        if committed > self.fetched {
+            let at = ram.window.base + WINDOW_HEADER_LEN + self.fetched;
+            let length =
+                usize::try_from(committed - self.fetched).map_err(|error| error.to_string())?;
+            let start = self.buffer.len();
+            self.buffer.resize(start + length, 0);
+            ram.file
+                .read_exact_at(&mut self.buffer[start..], at)
+                .map_err(|error| format!("reading the memory window: {error}"))?;
+            self.fetched = committed;
         }
+        Ok(())
+    }
+
+    /// Hands every complete record received to `on_record`, up to `done`.
+    fn deliver(
+        &mut self,
+        on_record: &mut dyn FnMut(Record) -> Result<(), String>,
+    ) -> Result<(), String> {
+        while self.done.is_none() {
+            let mut reader = RecordReader::new(&self.buffer[self.parsed..]);
+            match reader.next_record() {
+                Ok(Some(record)) => {
+                    self.parsed +=
+                        usize::try_from(reader.offset()).map_err(|error| error.to_string())?;
+                    if record.kind == RecordKind::Done {
+                        let done = serde_json::from_slice(&record.payload)
+                            .map_err(|error| format!("bad done record: {error}"))?;
+                        self.done = Some(done);
+                    } else {
+                        self.records += 1;
+                        on_record(record)?;
+                    }
+                }
+                Ok(None) | Err(WireError::Truncated { .. }) => break,
+                Err(error) => return Err(error.to_string()),
+            }
+        }
+        if self.parsed >= 1 << 20 {
+            self.buffer.drain(..self.parsed);
+            self.parsed = 0;
+        }
+        Ok(())
+    }
+
+    /// The agent's final status, or why the stream is incomplete.
+    fn finish(self) -> Result<DoneStatus, String> {
+        self.done.ok_or_else(|| {
+            let rest = self.buffer.len() - self.parsed;
+            if rest > 0 {
+                format!(
+                    "the data channel ends inside a record after {} records ({rest} bytes left over)",
+                    self.records
+                )
+            } else {
+                format!(
+                    "the data channel ends after {} records without a done record",
+                    self.records
+                )
+            }
+        })
     }
 }
 
@@ -322,8 +428,8 @@ impl GuestRam {
         Ok(Self { file, window })
     }
 
-    /// The stream the agent committed to the window, if it opened one.
-    fn read_window(&self) -> Option<Vec<u8>> {
+    /// How many stream bytes the agent committed, if it opened the window.
+    fn committed(&self) -> Option<u64> {
         let mut header = [0u8; WINDOW_HEADER_LEN as usize];
         self.file
             .read_exact_at(&mut header, self.window.base)
@@ -333,12 +439,7 @@ impl GuestRam {
         }
         let mut length = [0u8; 8];
         length.copy_from_slice(&header[8..]);
-        let length = u64::from_le_bytes(length).min(self.window.size - WINDOW_HEADER_LEN);
-        let mut stream = vec![0u8; usize::try_from(length).ok()?];
-        self.file
-            .read_exact_at(&mut stream, self.window.base + WINDOW_HEADER_LEN)
-            .ok()?;
-        Some(stream)
+        Some(u64::from_le_bytes(length).min(self.window.size - WINDOW_HEADER_LEN))
     }
 }
 
@@ -353,9 +454,12 @@ pub(crate) enum Ended {
     Exited(std::process::Output),
     /// It ran out of time and was killed.
     TimedOut,
+    /// The caller's polling failed; it was killed.
+    Aborted(String),
 }
 
-/// Runs `expression` (with unchecked status), killing it after `timeout`.
+/// Runs `expression` (with unchecked status), killing it after `timeout`;
+/// `on_poll` runs about every 10 ms while it does.
 /// The child gets SIGKILL if this process dies, and is killed if the
 /// waiting is abandoned (panic unwinding drops the guard).
 /// `pass_fd` is a descriptor the child inherits (the others stay close-on-exec).
@@ -363,6 +467,7 @@ pub(crate) fn run_with_timeout(
     expression: &duct::Expression,
     timeout: Duration,
     pass_fd: Option<RawFd>,
+    on_poll: &mut dyn FnMut() -> Result<(), String>,
 ) -> std::io::Result<Ended> {
     let handle = expression
         .before_spawn(move |command| prepare_child(command, pass_fd))
@@ -383,6 +488,10 @@ pub(crate) fn run_with_timeout(
         if Instant::now() >= deadline {
             drop(guard);
             return Ok(Ended::TimedOut);
+        }
+        if let Err(message) = on_poll() {
+            drop(guard);
+            return Ok(Ended::Aborted(message));
         }
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -425,4 +534,57 @@ fn prepare_child(
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tapmatrix_wire::RecordWriter;
+
+    fn stream_bytes(done: bool) -> Vec<u8> {
+        let mut writer = RecordWriter::new(Vec::new());
+        writer.write(RecordKind::File, "a", b"first").unwrap();
+        writer.write(RecordKind::File, "b", &[7; 3000]).unwrap();
+        if done {
+            writer
+                .finish(&DoneStatus {
+                    ok: true,
+                    message: "done".into(),
+                })
+                .unwrap();
+        }
+        writer.get_ref().clone()
+    }
+
+    #[test]
+    fn records_are_handed_on_as_they_complete() {
+        let bytes = stream_bytes(true);
+        let mut stream = Stream::default();
+        let mut names = Vec::new();
+        // Arrive in ragged pieces, as a running guest commits them.
+        for piece in bytes.chunks(7) {
+            stream.buffer.extend_from_slice(piece);
+            stream
+                .deliver(&mut |record| {
+                    names.push(record.name);
+                    Ok(())
+                })
+                .unwrap();
+        }
+        assert_eq!(names, ["a", "b"]);
+        assert!(stream.finish().unwrap().ok);
+    }
+
+    #[test]
+    fn a_stream_without_done_is_incomplete() {
+        let bytes = stream_bytes(false);
+        let mut stream = Stream::default();
+        stream.buffer.extend_from_slice(&bytes[..bytes.len() - 10]);
+        stream.deliver(&mut |_| Ok(())).unwrap();
+        let error = stream.finish().unwrap_err();
+        assert!(
+            error.contains("ends inside a record after 1 records"),
+            "{error}"
+        );
+    }
 }

@@ -215,6 +215,11 @@ impl<R: Read> RecordReader<R> {
         Self { input, offset: 0 }
     }
 
+    /// How many bytes the records read so far took.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
     /// The next record; `Ok(None)` at a clean end of input between records.
     pub fn next_record(&mut self) -> Result<Option<Record>, WireError> {
         let start = self.offset;
