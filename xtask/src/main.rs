@@ -6,12 +6,6 @@
 use anyhow::{Result, bail};
 use xshell::{Shell, cmd};
 
-/// Debian packages the tests need on the host, with a program each provides.
-const HOST_PACKAGES: &[(&str, &str)] = &[
-    ("qemu-system-x86", "qemu-system-x86_64"),
-    ("busybox-static", "busybox"),
-];
-
 fn main() -> Result<()> {
     let task = std::env::args().nth(1);
     let sh = Shell::new()?;
@@ -30,46 +24,11 @@ fn workspace_root() -> std::path::PathBuf {
 
 /// What CI runs: prerequisites, formatting, lints, then the whole test suite.
 fn test(sh: &Shell) -> Result<()> {
-    install_host_packages(sh)?;
+    // The host prerequisites (qemu-system-x86, busybox-static), installed
+    // with apt-get when missing, or named for the user to install elsewhere.
+    cmd!(sh, "cargo run -q -p tapmatrix -- doctor --install").run()?;
     cmd!(sh, "cargo fmt --all -- --check").run()?;
     cmd!(sh, "cargo clippy --workspace --all-targets -- -D warnings").run()?;
     cmd!(sh, "cargo test --workspace").run()?;
     Ok(())
-}
-
-/// Installs the missing host packages with apt-get (asking nothing), or says
-/// exactly what to install where apt-get is not available.
-fn install_host_packages(sh: &Shell) -> Result<()> {
-    let missing: Vec<&str> = HOST_PACKAGES
-        .iter()
-        .filter(|(_, program)| !on_path(program))
-        .map(|(package, _)| *package)
-        .collect();
-    if missing.is_empty() {
-        return Ok(());
-    }
-    if cmd!(sh, "sh -c 'command -v apt-get'")
-        .quiet()
-        .ignore_stdout()
-        .run()
-        .is_err()
-    {
-        bail!(
-            "missing host packages: install {} (Debian names) and run again",
-            missing.join(" ")
-        );
-    }
-    cmd!(sh, "apt-get update -qq")
-        .env("DEBIAN_FRONTEND", "noninteractive")
-        .run()?;
-    cmd!(sh, "apt-get install -y -qq {missing...}")
-        .env("DEBIAN_FRONTEND", "noninteractive")
-        .run()?;
-    Ok(())
-}
-
-/// Whether `program` is an executable file in a directory of `PATH`.
-fn on_path(program: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
 }

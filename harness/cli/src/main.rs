@@ -29,6 +29,11 @@ enum Command {
     Kernels(cmd::kernels::KernelsArgs),
     /// Preprocess and parse scripts and tapsets; print the AST or, with --check, only errors.
     Parse(cmd::parse::ParseArgs),
+    /// Host prerequisites, the accelerator a boot would use, the cache directory.
+    Doctor(cmd::doctor::DoctorArgs),
+    /// Timings: `bench harvest` measures the facts harvest against a bare boot.
+    #[command(subcommand)]
+    Bench(cmd::bench::BenchCommand),
 }
 
 fn main() -> ExitCode {
@@ -37,6 +42,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Kernels(args) => cmd::kernels::run(args),
         Command::Parse(args) => cmd::parse::run(args),
+        Command::Doctor(args) => cmd::doctor::run(&args),
+        Command::Bench(command) => cmd::bench::run(command),
     };
     match result {
         Ok(status) => status.into(),

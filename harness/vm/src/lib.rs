@@ -1,1 +1,26 @@
-//! Booting kernels in QEMU: initramfs builder, QEMU launcher, accelerator probe, prerequisites, and the raw facts harvest.
+//! Booting kernels in QEMU: the host prerequisites, the accelerator probe,
+//! the initramfs builder (busybox + the static agent + a job), the QEMU
+//! launcher with its timeout and failure detection, and the raw facts
+//! harvest that writes what a kernel exposes into a directory.
+
+mod accel;
+mod cpio;
+mod harvest;
+mod initramfs;
+mod launch;
+mod options;
+mod parallel;
+mod prereq;
+mod vmlinux;
+
+pub use accel::{Accel, AccelError, ResolvedAccel};
+pub use harvest::{HarvestError, HarvestReport, Manifest, ManifestEntry, harvest_raw};
+pub use initramfs::{ExtraFile, Initramfs, InitramfsError};
+pub use launch::{BootError, BootOutcome, BootSpec, Ending, boot, boot_streaming};
+pub use options::{VmOptions, default_cache_dir};
+pub use parallel::{boot_floor, floor_many, harvest_many};
+pub use prereq::{KvmState, Package, PrereqError, Prerequisites};
+pub use vmlinux::bootable_kernel;
+
+/// The static agent (PID 1 of every image), built by this crate's build script.
+const AGENT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/tapmatrix-agent"));

@@ -1,0 +1,233 @@
+//! The raw facts harvest: boot a kernel with the agent's harvest job and
+//! write what it sends into a directory, in the layout the facts parser reads:
+//!
+//! `uname_release`, `proc_version`, `tracing/README`,
+//! `tracing/available_filter_functions`, `tracing/available_events`,
+//! `tracing/events/<system>/<event>/format`, `kprobes_blacklist`,
+//! `kallsyms` (text symbols only), `btf_vmlinux`, and `manifest.json` (every
+//! file with its size or the error reading it). A file that is absent is one
+//! the kernel does not have. `console.log` is the boot's console.
+
+use std::collections::BTreeMap;
+use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tapmatrix_wire::{Job, Record, RecordKind};
+
+use crate::{
+    BootError, BootSpec, Initramfs, InitramfsError, ResolvedAccel, VmOptions, boot_streaming,
+};
+
+/// The manifest's file name in a harvest directory.
+const MANIFEST: &str = "manifest.json";
+
+/// What a harvest wrote.
+#[derive(Debug, Clone)]
+pub struct HarvestReport {
+    /// The harvest directory.
+    pub out_dir: PathBuf,
+    /// The kernel's release (`uname -r`).
+    pub release: String,
+    /// How many files were written.
+    pub files: usize,
+    /// Their total size in bytes.
+    pub bytes: u64,
+    /// How many files could not be read in the guest (see the manifest).
+    pub errors: usize,
+    /// Wall time of the boot.
+    pub wall: Duration,
+    /// The accelerator used.
+    pub accel: ResolvedAccel,
+}
+
+/// `manifest.json`: what each harvested file is.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// By path in the harvest directory.
+    pub files: BTreeMap<String, ManifestEntry>,
+}
+
+/// One file of the manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestEntry {
+    /// Its size, when it was read.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub size: Option<u64>,
+    /// Why it could not be read in the guest (the file is then absent).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub error: Option<String>,
+}
+
+/// Why a harvest failed.
+#[derive(Debug, thiserror::Error)]
+pub enum HarvestError {
+    /// The image could not be built.
+    #[error(transparent)]
+    Image(#[from] InitramfsError),
+    /// The boot failed (timeout, panic, QEMU missing, early exit).
+    #[error(transparent)]
+    Boot(#[from] BootError),
+    /// The agent ran but reported a failure.
+    #[error("the agent failed in the guest: {message}")]
+    Agent {
+        /// The agent's message.
+        message: String,
+    },
+    /// The output directory holds something that is not a harvest.
+    #[error("{} is not empty and not a harvest directory (no manifest.json): choose another output directory", .path.display())]
+    NotAHarvestDir {
+        /// The directory.
+        path: PathBuf,
+    },
+    /// The agent sent a file name that is not a relative path.
+    #[error("the agent sent a file named {name:?}, which is not a plain relative path")]
+    BadName {
+        /// The name.
+        name: String,
+    },
+    /// Writing the output failed.
+    #[error("writing {}: {source}", .path.display())]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+/// Boots `vmlinuz`, harvests its raw facts into `out_dir` (replacing an
+/// earlier harvest there), and reports what was written.
+pub fn harvest_raw(
+    vmlinuz: &Path,
+    out_dir: &Path,
+    options: &VmOptions,
+) -> Result<HarvestReport, HarvestError> {
+    let write_error = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| HarvestError::Write { path, source }
+    };
+    let started = std::time::Instant::now();
+    prepare_out_dir(out_dir)?;
+    let image = Initramfs::with_job(Job::Harvest).build(&options.cache_dir)?;
+    let spec = BootSpec::new(vmlinuz, &image, out_dir, options);
+    tracing::debug!(elapsed = ?started.elapsed(), "harvest: image and kernel ready");
+    // Files are written as the agent sends them, while the guest still runs.
+    let mut manifest = Manifest::default();
+    let mut dirs = std::collections::HashSet::new();
+    let mut bytes = 0;
+    let mut on_record = |record: Record| -> Result<(), String> {
+        let relative = plain_relative(&record.name).map_err(|error| error.to_string())?;
+        let entry = match record.kind {
+            RecordKind::File => {
+                let path = out_dir.join(relative);
+                if let Some(parent) = path.parent()
+                    && dirs.insert(parent.to_path_buf())
+                {
+                    std::fs::create_dir_all(parent)
+                        .map_err(|error| format!("creating {}: {error}", parent.display()))?;
+                }
+                std::fs::write(&path, &record.payload)
+                    .map_err(|error| format!("writing {}: {error}", path.display()))?;
+                bytes += record.payload.len() as u64;
+                ManifestEntry {
+                    size: Some(record.payload.len() as u64),
+                    error: None,
+                }
+            }
+            RecordKind::FileError => ManifestEntry {
+                size: None,
+                error: Some(String::from_utf8_lossy(&record.payload).into_owned()),
+            },
+            RecordKind::Line | RecordKind::Done => return Ok(()),
+        };
+        manifest.files.insert(record.name, entry);
+        Ok(())
+    };
+    let outcome = boot_streaming(&spec, &mut on_record)?;
+    tracing::debug!(elapsed = ?started.elapsed(), "harvest: guest done, files written");
+    let _ = std::fs::remove_file(out_dir.join("data.bin"));
+    if let Some(done) = outcome.done.as_ref().filter(|done| !done.ok) {
+        return Err(HarvestError::Agent {
+            message: done.message.clone(),
+        });
+    }
+    let manifest_path = out_dir.join(MANIFEST);
+    let json = serde_json::to_vec_pretty(&manifest).map_err(|error| HarvestError::Write {
+        path: manifest_path.clone(),
+        source: error.into(),
+    })?;
+    std::fs::write(&manifest_path, json).map_err(write_error(&manifest_path))?;
+    let release = std::fs::read_to_string(out_dir.join("uname_release"))
+        .map(|text| text.trim().to_owned())
+        .unwrap_or_default();
+    let files = manifest
+        .files
+        .values()
+        .filter(|entry| entry.size.is_some())
+        .count();
+    Ok(HarvestReport {
+        out_dir: out_dir.to_path_buf(),
+        release,
+        files,
+        bytes,
+        errors: manifest.files.len() - files,
+        wall: outcome.wall,
+        accel: spec.accel,
+    })
+}
+
+/// Makes `out_dir` an empty directory, removing an earlier harvest but nothing else.
+fn prepare_out_dir(out_dir: &Path) -> Result<(), HarvestError> {
+    let write_error = |source| HarvestError::Write {
+        path: out_dir.to_path_buf(),
+        source,
+    };
+    if out_dir.join(MANIFEST).is_file() {
+        std::fs::remove_dir_all(out_dir).map_err(write_error)?;
+    } else if std::fs::read_dir(out_dir).is_ok_and(|mut entries| entries.next().is_some()) {
+        return Err(HarvestError::NotAHarvestDir {
+            path: out_dir.to_path_buf(),
+        });
+    }
+    std::fs::create_dir_all(out_dir).map_err(write_error)
+}
+
+/// `name` as a relative path of plain components.
+fn plain_relative(name: &str) -> Result<&Path, HarvestError> {
+    let path = Path::new(name);
+    if name.is_empty()
+        || !path
+            .components()
+            .all(|part| matches!(part, Component::Normal(_)))
+    {
+        return Err(HarvestError::BadName {
+            name: name.to_owned(),
+        });
+    }
+    Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_plain_relative_names_are_written() {
+        assert!(plain_relative("tracing/events/sched/sched_switch/format").is_ok());
+        for bad in ["", "/etc/passwd", "../x", "a/../../b", "./a"] {
+            assert!(plain_relative(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn an_unrelated_directory_is_not_cleared() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("precious"), "x").unwrap();
+        assert!(matches!(
+            prepare_out_dir(dir.path()),
+            Err(HarvestError::NotAHarvestDir { .. })
+        ));
+        assert!(dir.path().join("precious").exists());
+    }
+}

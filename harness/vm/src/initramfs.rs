@@ -1,0 +1,264 @@
+//! Initramfs images: the static agent as `/init`, busybox at `/bin/busybox`
+//! with its applet links, the job as `/job.json`, and whatever files a run
+//! adds. A gzip-compressed cpio newc archive (every Debian kernel from 5.10
+//! on has `CONFIG_RD_GZIP=y`), reproducible, built once per content and
+//! cached under `<cache>/initramfs/<sha256>.cpio.gz`.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use flate2::Compression;
+use flate2::write::GzEncoder;
+use sha2::{Digest, Sha256};
+use tapmatrix_wire::Job;
+
+use crate::cpio::{Member, write_newc};
+
+/// A file a run adds to the image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtraFile {
+    /// Absolute path in the guest (e.g. `/floor`).
+    pub path: String,
+    /// Content.
+    pub data: Vec<u8>,
+    /// Permission bits.
+    pub mode: u32,
+}
+
+/// What goes into an image besides the agent and busybox.
+#[derive(Debug, Clone, Default)]
+pub struct Initramfs {
+    /// The job, written to `/job.json`.
+    pub job: Option<Job>,
+    /// More files.
+    pub extra: Vec<ExtraFile>,
+}
+
+/// Why an image could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum InitramfsError {
+    /// busybox is missing or not static.
+    #[error(
+        "no static busybox at /bin/busybox: install the Debian package busybox-static (`tapmatrix doctor --install`)"
+    )]
+    NoBusybox,
+    /// Reading busybox or listing its applets failed.
+    #[error("reading busybox at {path}: {reason}")]
+    Busybox {
+        /// Where busybox is.
+        path: PathBuf,
+        /// What failed.
+        reason: String,
+    },
+    /// An extra file's path is not absolute or collides with a built-in one.
+    #[error("bad initramfs path {path:?}: {reason}")]
+    BadPath {
+        /// The path.
+        path: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// Writing the image to the cache failed.
+    #[error("writing the initramfs to {path}: {source}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+impl Initramfs {
+    /// An image that runs `job`.
+    pub fn with_job(job: Job) -> Self {
+        Self {
+            job: Some(job),
+            extra: Vec::new(),
+        }
+    }
+
+    /// Builds the image (or finds it in `cache_dir`) and returns its path.
+    pub fn build(&self, cache_dir: &Path) -> Result<PathBuf, InitramfsError> {
+        let busybox = crate::Prerequisites::check()
+            .busybox
+            .ok_or(InitramfsError::NoBusybox)?;
+        let members = self.members(&busybox)?;
+        let archive = write_newc(members.iter().map(|(path, member)| (path.as_str(), member)));
+        let digest = Sha256::digest(&archive);
+        let name: String = digest.iter().map(|byte| format!("{byte:02x}")).collect();
+        let dir = cache_dir.join("initramfs");
+        let path = dir.join(format!("{name}.cpio.gz"));
+        if path.is_file() {
+            return Ok(path);
+        }
+        let write_error = |source| InitramfsError::Write {
+            path: path.clone(),
+            source,
+        };
+        std::fs::create_dir_all(&dir).map_err(write_error)?;
+        let mut encoder = GzEncoder::new(Vec::new(), Compression::fast());
+        encoder.write_all(&archive).map_err(write_error)?;
+        let compressed = encoder.finish().map_err(write_error)?;
+        let temporary = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+        std::fs::write(&temporary, compressed).map_err(write_error)?;
+        std::fs::rename(&temporary, &path).map_err(write_error)?;
+        Ok(path)
+    }
+
+    /// Every member, by path relative to the root (sorted: parents first).
+    fn members(&self, busybox: &Path) -> Result<BTreeMap<String, Member>, InitramfsError> {
+        let busybox_error = |reason: String| InitramfsError::Busybox {
+            path: busybox.to_path_buf(),
+            reason,
+        };
+        let mut members = BTreeMap::new();
+        for dir in [
+            "bin", "dev", "etc", "proc", "root", "sbin", "sys", "tmp", "usr", "usr/bin", "usr/sbin",
+        ] {
+            members.insert(dir.to_owned(), Member::Dir);
+        }
+        members.insert(
+            "dev/console".to_owned(),
+            Member::CharDevice { major: 5, minor: 1 },
+        );
+        members.insert(
+            "init".to_owned(),
+            Member::File {
+                data: crate::AGENT.to_vec(),
+                mode: 0o755,
+            },
+        );
+        let data = std::fs::read(busybox).map_err(|error| busybox_error(error.to_string()))?;
+        members.insert("bin/busybox".to_owned(), Member::File { data, mode: 0o755 });
+        let list = duct::cmd(busybox, ["--list-full"])
+            .stdout_capture()
+            .stderr_null()
+            .read()
+            .map_err(|error| busybox_error(format!("`busybox --list-full`: {error}")))?;
+        for applet in list.lines().map(str::trim).filter(|line| !line.is_empty()) {
+            if applet.contains("..") || applet.starts_with('/') || applet == "bin/busybox" {
+                continue;
+            }
+            members.entry(applet.to_owned()).or_insert(Member::Symlink {
+                target: "/bin/busybox".to_owned(),
+            });
+        }
+        if let Some(job) = &self.job {
+            let data = serde_json::to_vec(job).map_err(|error| busybox_error(error.to_string()))?;
+            members.insert(
+                tapmatrix_wire::JOB_PATH.trim_start_matches('/').to_owned(),
+                Member::File { data, mode: 0o644 },
+            );
+        }
+        for file in &self.extra {
+            let relative = file.path.strip_prefix('/').ok_or(InitramfsError::BadPath {
+                path: file.path.clone(),
+                reason: "not absolute",
+            })?;
+            if relative.is_empty()
+                || relative
+                    .split('/')
+                    .any(|part| part.is_empty() || part == "." || part == "..")
+            {
+                return Err(InitramfsError::BadPath {
+                    path: file.path.clone(),
+                    reason: "empty, `.` or `..` component",
+                });
+            }
+            let mut parent = String::new();
+            for part in relative
+                .split('/')
+                .collect::<Vec<_>>()
+                .split_last()
+                .map_or(&[][..], |(_, dirs)| dirs)
+            {
+                if !parent.is_empty() {
+                    parent.push('/');
+                }
+                parent.push_str(part);
+                members.entry(parent.clone()).or_insert(Member::Dir);
+            }
+            members.insert(
+                relative.to_owned(),
+                Member::File {
+                    data: file.data.clone(),
+                    mode: file.mode,
+                },
+            );
+        }
+        Ok(members)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn images_are_reproducible_and_cached_by_content() {
+        let cache = tempfile::tempdir().unwrap();
+        let image = Initramfs {
+            job: Some(Job::Harvest),
+            extra: vec![ExtraFile {
+                path: "/scripts/a.sh".into(),
+                data: b"echo hi\n".to_vec(),
+                mode: 0o755,
+            }],
+        };
+        let first = image.build(cache.path()).unwrap();
+        let bytes = std::fs::read(&first).unwrap();
+        std::fs::remove_file(&first).unwrap();
+        let second = image.build(cache.path()).unwrap();
+        assert_eq!(first, second);
+        assert_eq!(
+            bytes,
+            std::fs::read(&second).unwrap(),
+            "same content, same bytes"
+        );
+        assert_eq!(&bytes[..2], &[0x1f, 0x8b], "gzip");
+        let other = Initramfs::default().build(cache.path()).unwrap();
+        assert_ne!(other, first);
+    }
+
+    #[test]
+    fn members_hold_init_busybox_applets_job_and_extras() {
+        let image = Initramfs {
+            job: Some(Job::Harvest),
+            extra: vec![ExtraFile {
+                path: "/scripts/a.sh".into(),
+                data: Vec::new(),
+                mode: 0o755,
+            }],
+        };
+        let members = image.members(Path::new("/bin/busybox")).unwrap();
+        assert!(matches!(members["init"], Member::File { mode: 0o755, .. }));
+        assert_eq!(
+            members["bin/sh"],
+            Member::Symlink {
+                target: "/bin/busybox".into()
+            }
+        );
+        assert!(matches!(members["job.json"], Member::File { .. }));
+        assert_eq!(members["scripts"], Member::Dir);
+        assert!(members.contains_key("scripts/a.sh"));
+    }
+
+    #[test]
+    fn rejects_relative_and_dotted_paths() {
+        for path in ["relative", "/a/../b", "/"] {
+            let image = Initramfs {
+                job: None,
+                extra: vec![ExtraFile {
+                    path: path.into(),
+                    data: Vec::new(),
+                    mode: 0o644,
+                }],
+            };
+            assert!(matches!(
+                image.members(Path::new("/bin/busybox")),
+                Err(InitramfsError::BadPath { .. })
+            ));
+        }
+    }
+}

@@ -1,0 +1,141 @@
+//! The facts harvest: every raw file the host's facts parser needs, sent as
+//! one record each, named by its path in the raw harvest layout.
+
+use std::fs;
+use std::io::Read;
+use std::path::Path;
+
+use anyhow::Result;
+use tapmatrix_wire::RecordKind;
+
+use crate::Channel;
+
+/// The tracefs mount point.
+const TRACING: &str = "/sys/kernel/tracing";
+
+/// Plain files copied as they are: (name in the harvest, path in the guest).
+const PLAIN_FILES: &[(&str, &str)] = &[
+    ("proc_version", "/proc/version"),
+    ("tracing/README", "/sys/kernel/tracing/README"),
+    (
+        "tracing/available_filter_functions",
+        "/sys/kernel/tracing/available_filter_functions",
+    ),
+    (
+        "tracing/available_events",
+        "/sys/kernel/tracing/available_events",
+    ),
+    ("kprobes_blacklist", "/sys/kernel/debug/kprobes/blacklist"),
+    ("btf_vmlinux", "/sys/kernel/btf/vmlinux"),
+];
+
+/// Sends the whole harvest.
+pub fn run(channel: &Channel) -> Result<()> {
+    let release = rustix::system::uname()
+        .release()
+        .to_string_lossy()
+        .into_owned();
+    channel.send(
+        RecordKind::File,
+        "uname_release",
+        format!("{release}\n").into_bytes(),
+    )?;
+    for (name, path) in PLAIN_FILES {
+        send_file(channel, name, Path::new(path), |bytes| bytes)?;
+    }
+    crate::log("tracefs and BTF files queued");
+    send_file(
+        channel,
+        "kallsyms",
+        Path::new("/proc/kallsyms"),
+        text_symbols,
+    )?;
+    crate::log("kallsyms queued");
+    send_event_formats(channel)?;
+    crate::log("event formats queued");
+    Ok(())
+}
+
+/// Sends one file, or the error reading it.
+fn send_file(
+    channel: &Channel,
+    name: &str,
+    path: &Path,
+    transform: impl FnOnce(Vec<u8>) -> Vec<u8>,
+) -> Result<()> {
+    match read(path) {
+        Ok(bytes) => channel.send(RecordKind::File, name, transform(bytes)),
+        Err(error) => channel.send(
+            RecordKind::FileError,
+            name,
+            format!("{}: {error}", path.display()).into_bytes(),
+        ),
+    }
+}
+
+/// Reads a whole file. (`fs::read` asks for the size first, which proc,
+/// sysfs and tracefs files do not know: one system call less per file.)
+fn read(path: &Path) -> std::io::Result<Vec<u8>> {
+    let mut bytes = Vec::with_capacity(8192);
+    fs::File::open(path)?.read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+/// Sends `events/<system>/<event>/format` for every event that has one.
+fn send_event_formats(channel: &Channel) -> Result<()> {
+    let events = Path::new(TRACING).join("events");
+    for system in sorted_dirs(&events) {
+        for event in sorted_dirs(&events.join(&system)) {
+            let path = events.join(&system).join(&event).join("format");
+            if let Ok(bytes) = read(&path) {
+                let name = format!("tracing/events/{system}/{event}/format");
+                channel.send(RecordKind::File, &name, bytes)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The names of the directories in `dir`, sorted (none if it cannot be read).
+fn sorted_dirs(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|entry| entry.file_type().is_ok_and(|kind| kind.is_dir()))
+        .filter_map(|entry| entry.file_name().into_string().ok())
+        .collect();
+    names.sort();
+    names
+}
+
+/// The lines of `/proc/kallsyms` whose type is a text or weak symbol (t T w W).
+fn text_symbols(kallsyms: Vec<u8>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(kallsyms.len() / 2);
+    for line in kallsyms.split_inclusive(|&byte| byte == b'\n') {
+        let kind = line
+            .iter()
+            .position(|&byte| byte == b' ')
+            .and_then(|space| line.get(space + 1));
+        if matches!(kind, Some(b't' | b'T' | b'w' | b'W')) {
+            out.extend_from_slice(line);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_only_text_and_weak_symbols() {
+        let input = b"ffffffff81000000 T _text\nffffffff82000000 D jiffies\n\
+ffffffff81001000 t helper\t[mod]\nffffffff81002000 W weak_fn\nffffffff83000000 b bss\n";
+        let kept = String::from_utf8(text_symbols(input.to_vec())).unwrap();
+        assert_eq!(
+            kept,
+            "ffffffff81000000 T _text\nffffffff81001000 t helper\t[mod]\nffffffff81002000 W weak_fn\n"
+        );
+    }
+}
