@@ -251,6 +251,41 @@ impl CacheGuard<'_> {
     pub fn cache(&self) -> &Cache {
         self.cache
     }
+
+    /// A new empty directory under the cache's `tmp/` (the cache's own file
+    /// system, so that [`CacheGuard::install_dir`] is a rename). Removed on
+    /// drop unless installed; the next guard holder empties `tmp/` anyway.
+    pub fn work_dir(&self) -> Result<tempfile::TempDir, Error> {
+        let tmp = self.cache.tmp_dir();
+        std::fs::create_dir_all(&tmp).map_err(|error| Error::io(&tmp, error))?;
+        tempfile::Builder::new()
+            .prefix("work-")
+            .tempdir_in(&tmp)
+            .map_err(|error| Error::io(&tmp, error))
+    }
+
+    /// Renames a work directory to `target`, replacing a previous `target`
+    /// (moved aside into `tmp/` first, then removed): readers see the old
+    /// directory or the new one, never a half-written one.
+    pub fn install_dir(&self, work: tempfile::TempDir, target: &Path) -> Result<(), Error> {
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent).map_err(|error| Error::io(parent, error))?;
+        }
+        let old = self
+            .cache
+            .tmp_dir()
+            .join(format!("old-{}", std::process::id()));
+        let had_old = target.exists();
+        if had_old {
+            std::fs::rename(target, &old).map_err(|error| Error::io(target, error))?;
+        }
+        let staged = work.keep();
+        std::fs::rename(&staged, target).map_err(|error| Error::io(target, error))?;
+        if had_old {
+            std::fs::remove_dir_all(&old).map_err(|error| Error::io(&old, error))?;
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

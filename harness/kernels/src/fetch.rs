@@ -155,7 +155,7 @@ impl<'a> Fetcher<'a> {
         for package in &locked.packages {
             debs.push((self.verified_deb(&locked.id, package)?, package));
         }
-        let work = self.work_dir()?;
+        let work = self.guard.work_dir()?;
         let spinner = self.progress.spinner(format!("{}: unpacking", locked.id));
         let mut release: Option<String> = None;
         for (deb, package) in &debs {
@@ -177,7 +177,7 @@ impl<'a> Fetcher<'a> {
     }
 
     fn fetch_local(&mut self, id: &KernelId, spec: &LocalSpec) -> Result<FetchedKernel, Error> {
-        let work = self.work_dir()?;
+        let work = self.guard.work_dir()?;
         let copies = [
             (Some(&spec.bzimage), VMLINUZ),
             (spec.vmlinux.as_ref(), VMLINUX),
@@ -237,17 +237,8 @@ impl<'a> Fetcher<'a> {
         atomic_write(&json_path, json.as_bytes())?;
         let cache = self.guard.cache();
         let target = cache.kernel_dir(id);
-        replace_dir(work, &target, &cache.tmp_dir())?;
+        self.guard.install_dir(work, &target)?;
         Ok(FetchedKernel::from_record(&target, record))
-    }
-
-    fn work_dir(&self) -> Result<tempfile::TempDir, Error> {
-        let tmp = self.guard.cache().tmp_dir();
-        std::fs::create_dir_all(&tmp).map_err(|error| Error::io(&tmp, error))?;
-        tempfile::Builder::new()
-            .prefix("work-")
-            .tempdir_in(&tmp)
-            .map_err(|error| Error::io(&tmp, error))
     }
 
     /// The package's .deb in `apt/archives/`, downloaded if missing, always
@@ -257,7 +248,7 @@ impl<'a> Fetcher<'a> {
         let path = archives.join(package.deb_name());
         if !path.is_file() {
             let apt = self.apt()?;
-            let download = self.work_dir()?;
+            let download = self.guard.work_dir()?;
             let bar = self
                 .progress
                 .bytes(package.size, format!("{id}: {}", package.name));
@@ -312,25 +303,6 @@ fn files_intact(dir: &Path, record: &KernelRecord) -> bool {
             .files
             .iter()
             .all(|file| sha256_file(&dir.join(&file.name)).is_ok_and(|sha| sha == file.sha256))
-}
-
-/// Renames `work` to `target`, replacing a previous `target` (moved aside
-/// into `tmp` first, then removed).
-fn replace_dir(work: tempfile::TempDir, target: &Path, tmp: &Path) -> Result<(), Error> {
-    if let Some(parent) = target.parent() {
-        std::fs::create_dir_all(parent).map_err(|error| Error::io(parent, error))?;
-    }
-    let old = tmp.join(format!("old-{}", std::process::id()));
-    let had_old = target.exists();
-    if had_old {
-        std::fs::rename(target, &old).map_err(|error| Error::io(target, error))?;
-    }
-    let staged = work.keep();
-    std::fs::rename(&staged, target).map_err(|error| Error::io(target, error))?;
-    if had_old {
-        std::fs::remove_dir_all(&old).map_err(|error| Error::io(&old, error))?;
-    }
-    Ok(())
 }
 
 /// SHA256 of a file, lowercase hex.

@@ -6,9 +6,12 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use tapmatrix_facts::{FactsDiff, FactsSummary, KernelFacts};
+use tapmatrix_harvest::{Harvested, harvest_kernels};
 use tapmatrix_kernels::{
-    Cache, Fetcher, HostApt, KernelId, KernelSource, Lock, LockEntry, Matrix, Origin, Progress,
+    Cache, CacheGuard, FetchedKernel, Fetcher, HostApt, KernelId, KernelSource, Lock, LockEntry,
+    Matrix, Origin, Progress,
 };
+use tapmatrix_vm::{Accel, VmOptions};
 
 use crate::exit::{Status, infra_error, input_error};
 
@@ -41,6 +44,9 @@ pub enum KernelsCommand {
         /// Kernel ids to fetch (default: all).
         ids: Vec<String>,
     },
+    /// Boot each kernel once and store its facts in the cache (fetching
+    /// it first if needed); kernels with current facts are not booted again.
+    Harvest(HarvestArgs),
     /// Show the matrix: lock state, cache state, harvested or not.
     List,
     /// Summarise one harvested kernel's facts: release, counts, probe syntax.
@@ -67,11 +73,31 @@ pub enum KernelsCommand {
     },
 }
 
+/// `tapmatrix kernels harvest` options.
+#[derive(Args)]
+pub struct HarvestArgs {
+    /// Kernel ids to harvest (default: all).
+    ids: Vec<String>,
+    /// Boots at a time (default: the number of cores).
+    #[arg(short, long)]
+    jobs: Option<usize>,
+    /// Accelerator: auto (KVM if a probe boot works, else TCG), kvm or tcg.
+    #[arg(long, default_value = "auto")]
+    accel: Accel,
+    /// Seconds one boot may take before it is killed.
+    #[arg(long, default_value_t = 120)]
+    timeout: u64,
+    /// Boot even the kernels whose facts are current.
+    #[arg(long)]
+    force: bool,
+}
+
 /// Runs a `kernels` subcommand.
 pub fn run(args: KernelsArgs) -> anyhow::Result<Status> {
     match args.command {
         KernelsCommand::Lock => lock(&args.matrix, args.cache_dir),
         KernelsCommand::Fetch { ref ids } => fetch(&args.matrix, args.cache_dir.clone(), ids),
+        KernelsCommand::Harvest(ref harvest_args) => harvest(&args, harvest_args),
         KernelsCommand::List => list(&args.matrix, args.cache_dir),
         KernelsCommand::Facts { ref id, json } => facts(&args, id, json),
         KernelsCommand::Diff {
@@ -122,6 +148,26 @@ fn fetch(
     cache_dir: Option<PathBuf>,
     ids: &[String],
 ) -> anyhow::Result<Status> {
+    let cache = Cache::resolve(cache_dir.as_deref()).map_err(classify)?;
+    let guard = cache.lock().map_err(classify)?;
+    for fetched in fetch_all(&guard, matrix_path, ids)? {
+        println!(
+            "{}\t{}\t{}",
+            fetched.id,
+            fetched.release,
+            fetched.vmlinuz.display()
+        );
+    }
+    Ok(Status::Success)
+}
+
+/// Brings the kernels named by `ids` (all when empty) into the cache, in
+/// matrix order; a kernel already there as locked costs no network.
+fn fetch_all(
+    guard: &CacheGuard<'_>,
+    matrix_path: &std::path::Path,
+    ids: &[String],
+) -> anyhow::Result<Vec<FetchedKernel>> {
     let matrix = Matrix::load(matrix_path).map_err(classify)?;
     let lock = Lock::load(&matrix.lock_path()).map_err(classify)?;
     let ids = known_ids(&matrix, ids)?;
@@ -131,25 +177,59 @@ fn fetch(
         .into_iter()
         .filter(|entry| ids.is_empty() || ids.contains(entry.id()))
         .collect();
-    let cache = Cache::resolve(cache_dir.as_deref()).map_err(classify)?;
-    let guard = cache.lock().map_err(classify)?;
     let mut fetcher = Fetcher::new(
-        &guard,
+        guard,
         matrix.suites(),
         HostApt::default(),
         Progress::stderr(),
     );
-    for entry in &entries {
-        let fetched = fetcher
-            .fetch(entry)
-            .map_err(classify)
-            .with_context(|| format!("fetching kernel `{}`", entry.id()))?;
-        println!(
-            "{}\t{}\t{}",
-            fetched.id,
-            fetched.release,
-            fetched.vmlinuz.display()
-        );
+    entries
+        .iter()
+        .map(|entry| {
+            fetcher
+                .fetch(entry)
+                .map_err(classify)
+                .with_context(|| format!("fetching kernel `{}`", entry.id()))
+        })
+        .collect()
+}
+
+/// Fetches (if needed) and harvests kernels; a kernel that fails is reported
+/// and the others go on (exit 3 if any failed).
+fn harvest(args: &KernelsArgs, harvest: &HarvestArgs) -> anyhow::Result<Status> {
+    let cache = Cache::resolve(args.cache_dir.as_deref()).map_err(classify)?;
+    let guard = cache.lock().map_err(classify)?;
+    let kernels = fetch_all(&guard, &args.matrix, &harvest.ids)?;
+    let options = VmOptions {
+        accel: harvest.accel,
+        timeout: std::time::Duration::from_secs(harvest.timeout),
+        cache_dir: cache.root().to_path_buf(),
+        ..VmOptions::default()
+    };
+    let jobs = harvest
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+    let mut failed = 0;
+    for kernel in harvest_kernels(&guard, &kernels, &options, jobs, harvest.force) {
+        match kernel.outcome {
+            Ok(Harvested::Cached) => println!("{}\t{}\tcached", kernel.id, kernel.release),
+            Ok(Harvested::Booted { wall }) => println!(
+                "{}\t{}\tharvested in {:.1} s",
+                kernel.id,
+                kernel.release,
+                wall.as_secs_f64()
+            ),
+            Err(error) => {
+                failed += 1;
+                eprintln!("error: {error}");
+            }
+        }
+    }
+    if failed > 0 {
+        return Err(infra_error(anyhow::anyhow!(
+            "{failed} of {} kernel(s) could not be harvested (see above)",
+            kernels.len()
+        )));
     }
     Ok(Status::Success)
 }

@@ -1,0 +1,217 @@
+//! The facts harvest of a kernel matrix: boot each fetched kernel once (in
+//! parallel, bounded by `jobs`), parse what it exposed into
+//! [`KernelFacts`], and store them in the cache as `facts/<id>/`.
+//!
+//! A kernel whose stored facts were harvested from the same image with the
+//! current facts format is not booted again: every later step works offline.
+//! The raw harvest and the console log of the last boot stay in
+//! `boots/<id>/harvest/`.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tapmatrix_facts::{FORMAT_VERSION, FactsError, KernelFacts};
+use tapmatrix_kernels::{CacheGuard, FetchedKernel, KernelId};
+use tapmatrix_vm::{HarvestError, VmOptions, harvest_many};
+
+/// `facts/<id>/harvest.json`: where the stored facts came from.
+const STAMP: &str = "harvest.json";
+
+/// What a kernel's stored facts were harvested from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HarvestStamp {
+    /// SHA256 of the booted `vmlinuz`.
+    pub vmlinuz_sha256: String,
+    /// The facts format they were written in ([`FORMAT_VERSION`]).
+    pub facts_format: u32,
+    /// The kernel's release, as the guest reported it.
+    pub release: String,
+}
+
+/// How one kernel's facts came to be in the cache.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Harvested {
+    /// They were already there, from the same image and facts format.
+    Cached,
+    /// The kernel was booted for them.
+    Booted {
+        /// Wall time of the boot.
+        wall: Duration,
+    },
+}
+
+/// Why one kernel's harvest failed.
+#[derive(Debug, thiserror::Error)]
+pub enum HarvestFailure {
+    /// The boot or the agent failed (an infrastructure error).
+    #[error("harvesting kernel `{id}`: {source}")]
+    Boot {
+        /// The kernel.
+        id: KernelId,
+        /// What failed.
+        source: HarvestError,
+    },
+    /// What the kernel exposed could not be parsed into facts.
+    #[error("parsing the facts of kernel `{id}` (raw harvest kept in {}): {source}", .raw_dir.display())]
+    Facts {
+        /// The kernel.
+        id: KernelId,
+        /// The raw harvest.
+        raw_dir: PathBuf,
+        /// What was wrong.
+        source: FactsError,
+    },
+    /// The cache could not be written.
+    #[error("storing the facts of kernel `{id}`: {source}")]
+    Cache {
+        /// The kernel.
+        id: KernelId,
+        /// What failed.
+        source: Box<tapmatrix_kernels::Error>,
+    },
+}
+
+/// One kernel's harvest: its id and how it went.
+#[derive(Debug)]
+pub struct KernelHarvest {
+    /// The kernel.
+    pub id: KernelId,
+    /// Its release.
+    pub release: String,
+    /// Cached, booted, or why not.
+    pub outcome: Result<Harvested, HarvestFailure>,
+}
+
+impl HarvestStamp {
+    /// The stamp for facts harvested now from `kernel`, which reported `release`.
+    fn new(kernel: &FetchedKernel, release: &str) -> HarvestStamp {
+        HarvestStamp {
+            vmlinuz_sha256: vmlinuz_sha256(kernel),
+            facts_format: FORMAT_VERSION,
+            release: release.to_owned(),
+        }
+    }
+}
+
+/// The recorded SHA256 of the kernel's `vmlinuz` (empty when not recorded,
+/// which no stored stamp matches).
+fn vmlinuz_sha256(kernel: &FetchedKernel) -> String {
+    kernel
+        .record
+        .files
+        .iter()
+        .find(|file| kernel.vmlinuz.ends_with(&file.name))
+        .map(|file| file.sha256.clone())
+        .unwrap_or_default()
+}
+
+/// The stamp of the facts stored in `facts_dir`, if any.
+fn stored_stamp(facts_dir: &Path) -> Option<HarvestStamp> {
+    let text = std::fs::read_to_string(facts_dir.join(STAMP)).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// Whether the cache holds facts for `kernel` harvested from the same
+/// image in the current facts format.
+pub fn is_current(guard: &CacheGuard<'_>, kernel: &FetchedKernel) -> bool {
+    let facts_dir = guard.cache().facts_dir(&kernel.id);
+    let sha256 = vmlinuz_sha256(kernel);
+    guard.cache().harvested(&kernel.id)
+        && stored_stamp(&facts_dir).is_some_and(|stamp| {
+            !sha256.is_empty()
+                && stamp.vmlinuz_sha256 == sha256
+                && stamp.facts_format == FORMAT_VERSION
+        })
+}
+
+/// Harvests the facts of `kernels` into the cache: boots those without
+/// current facts (all of them with `force`), at most `jobs` at a time, and
+/// returns one result per kernel, in order. A failure of one kernel does not
+/// stop the others.
+pub fn harvest_kernels(
+    guard: &CacheGuard<'_>,
+    kernels: &[FetchedKernel],
+    options: &VmOptions,
+    jobs: usize,
+    force: bool,
+) -> Vec<KernelHarvest> {
+    let cache = guard.cache();
+    let needs_boot: Vec<bool> = kernels
+        .iter()
+        .map(|kernel| force || !is_current(guard, kernel))
+        .collect();
+    let pairs: Vec<(PathBuf, PathBuf)> = kernels
+        .iter()
+        .zip(&needs_boot)
+        .filter(|(_, boot)| **boot)
+        .map(|(kernel, _)| {
+            let raw_dir = cache.boots_dir(&kernel.id).join("harvest");
+            (kernel.vmlinuz.clone(), raw_dir)
+        })
+        .collect();
+    let mut reports = harvest_many(&pairs, options, jobs).into_iter();
+    kernels
+        .iter()
+        .zip(needs_boot)
+        .map(|(kernel, boot)| {
+            let report = if boot { reports.next() } else { None };
+            let outcome = match report {
+                None => Ok(Harvested::Cached),
+                Some(Ok(report)) => store(guard, kernel, &report.out_dir, &report.release)
+                    .map(|()| Harvested::Booted { wall: report.wall }),
+                Some(Err(source)) => Err(HarvestFailure::Boot {
+                    id: kernel.id.clone(),
+                    source,
+                }),
+            };
+            KernelHarvest {
+                id: kernel.id.clone(),
+                release: kernel.release.clone(),
+                outcome,
+            }
+        })
+        .collect()
+}
+
+/// Parses a raw harvest into facts and installs them, with their stamp, as
+/// `facts/<id>/` (by rename: readers never see half of it).
+fn store(
+    guard: &CacheGuard<'_>,
+    kernel: &FetchedKernel,
+    raw_dir: &Path,
+    release: &str,
+) -> Result<(), HarvestFailure> {
+    let id = kernel.id.clone();
+    let cache_error = |source| HarvestFailure::Cache {
+        id: id.clone(),
+        source: Box::new(source),
+    };
+    let facts = KernelFacts::from_raw(raw_dir, kernel.config.as_deref()).map_err(|source| {
+        HarvestFailure::Facts {
+            id: id.clone(),
+            raw_dir: raw_dir.to_path_buf(),
+            source,
+        }
+    })?;
+    let work = guard.work_dir().map_err(cache_error)?;
+    let facts_error = |source| HarvestFailure::Facts {
+        id: id.clone(),
+        raw_dir: raw_dir.to_path_buf(),
+        source,
+    };
+    facts.save(work.path()).map_err(facts_error)?;
+    let stamp_path = work.path().join(STAMP);
+    let json = serde_json::to_string_pretty(&HarvestStamp::new(kernel, release))
+        .map_err(|error| std::io::Error::other(error.to_string()));
+    json.and_then(|json| std::fs::write(&stamp_path, json))
+        .map_err(|source| {
+            cache_error(tapmatrix_kernels::Error::Io {
+                path: stamp_path.clone(),
+                source,
+            })
+        })?;
+    guard
+        .install_dir(work, &guard.cache().facts_dir(&kernel.id))
+        .map_err(cache_error)
+}
