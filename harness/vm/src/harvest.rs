@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use tapmatrix_wire::{Job, Record, RecordKind};
 
@@ -112,39 +113,59 @@ pub fn harvest_raw(
     let image = Initramfs::with_job(Job::Harvest).build(&options.cache_dir)?;
     let spec = BootSpec::new(vmlinuz, &image, out_dir, options);
     tracing::debug!(elapsed = ?started.elapsed(), "harvest: image and kernel ready");
-    // Files are written as the agent sends them, while the guest still runs.
+    // Files are written as the agent sends them, while the guest still runs,
+    // by a writer thread spreading them over rayon's pool: on a busy disk
+    // each small file costs a millisecond or more, 1500 of them add up.
     let mut manifest = Manifest::default();
-    let mut dirs = std::collections::HashSet::new();
     let mut bytes = 0;
-    let mut on_record = |record: Record| -> Result<(), String> {
-        let relative = plain_relative(&record.name).map_err(|error| error.to_string())?;
-        let entry = match record.kind {
-            RecordKind::File => {
-                let path = out_dir.join(relative);
-                if let Some(parent) = path.parent()
-                    && dirs.insert(parent.to_path_buf())
-                {
-                    std::fs::create_dir_all(parent)
-                        .map_err(|error| format!("creating {}: {error}", parent.display()))?;
+    let (files, to_write) = std::sync::mpsc::channel::<(PathBuf, Vec<u8>)>();
+    let (outcome, written) = std::thread::scope(|scope| {
+        let writer = scope.spawn(move || {
+            to_write
+                .into_iter()
+                .par_bridge()
+                .try_for_each(|(path, payload)| {
+                    if let Some(parent) = path.parent() {
+                        std::fs::create_dir_all(parent).map_err(write_error(parent))?;
+                    }
+                    std::fs::write(&path, payload).map_err(write_error(&path))
+                })
+        });
+        let mut on_record = |record: Record| -> Result<(), String> {
+            let relative = plain_relative(&record.name).map_err(|error| error.to_string())?;
+            let entry = match record.kind {
+                RecordKind::File => {
+                    let size = record.payload.len() as u64;
+                    bytes += size;
+                    files
+                        .send((out_dir.join(relative), record.payload))
+                        .map_err(|_| "the file writer stopped".to_owned())?;
+                    ManifestEntry {
+                        size: Some(size),
+                        error: None,
+                    }
                 }
-                std::fs::write(&path, &record.payload)
-                    .map_err(|error| format!("writing {}: {error}", path.display()))?;
-                bytes += record.payload.len() as u64;
-                ManifestEntry {
-                    size: Some(record.payload.len() as u64),
-                    error: None,
-                }
-            }
-            RecordKind::FileError => ManifestEntry {
-                size: None,
-                error: Some(String::from_utf8_lossy(&record.payload).into_owned()),
-            },
-            RecordKind::Line | RecordKind::Done => return Ok(()),
+                RecordKind::FileError => ManifestEntry {
+                    size: None,
+                    error: Some(String::from_utf8_lossy(&record.payload).into_owned()),
+                },
+                RecordKind::Line | RecordKind::Done => return Ok(()),
+            };
+            manifest.files.insert(record.name, entry);
+            Ok(())
         };
-        manifest.files.insert(record.name, entry);
-        Ok(())
-    };
-    let outcome = boot_streaming(&spec, &mut on_record)?;
+        let outcome = boot_streaming(&spec, &mut on_record);
+        drop(files);
+        let written = writer.join().unwrap_or_else(|_| {
+            Err(HarvestError::Write {
+                path: out_dir.to_path_buf(),
+                source: std::io::Error::other("the file writer panicked"),
+            })
+        });
+        (outcome, written)
+    });
+    let outcome = outcome?;
+    written?;
     tracing::debug!(elapsed = ?started.elapsed(), "harvest: guest done, files written");
     let _ = std::fs::remove_file(out_dir.join("data.bin"));
     if let Some(done) = outcome.done.as_ref().filter(|done| !done.ok) {

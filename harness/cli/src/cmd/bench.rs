@@ -83,8 +83,12 @@ fn harvest(args: &HarvestBenchArgs) -> anyhow::Result<Status> {
     let mut best_floor = Duration::MAX;
     let mut best_harvest = Duration::MAX;
     for round in 1..=args.rounds.max(1) {
-        let (floor_wall, floors) = timed(|| floor_many(&pairs("floor"), &options, jobs));
-        let (harvest_wall, harvests) = timed(|| harvest_many(&pairs("harvest"), &options, jobs));
+        let (floor_wall, floors) =
+            timed(|| floor_many(&pairs(&format!("floor{round}")), &options, jobs));
+        let (harvest_wall, harvests) = timed(|| {
+            // A fresh directory per round: clearing an earlier harvest is no part of one.
+            harvest_many(&pairs(&format!("harvest{round}")), &options, jobs)
+        });
         for ((path, floor), harvest) in args.vmlinuz.iter().zip(&floors).zip(&harvests) {
             let failed = |error: &dyn std::fmt::Display| {
                 infra_error(anyhow::anyhow!("{}: {error}", path.display()))
