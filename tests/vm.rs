@@ -9,17 +9,11 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use tapmatrix_e2e::test_kernel;
-use tapmatrix_vm::{
-    Accel, BootError, BootSpec, ExtraFile, Initramfs, VmOptions, boot, harvest_raw,
-};
+use tapmatrix_vm::{BootError, BootSpec, ExtraFile, Initramfs, VmOptions, boot, harvest_raw};
 use tapmatrix_wire::Job;
 
 fn options(cache: &std::path::Path) -> VmOptions {
-    VmOptions {
-        accel: Accel::Auto,
-        cache_dir: cache.to_path_buf(),
-        ..VmOptions::default()
-    }
+    VmOptions::new(cache)
 }
 
 #[test]

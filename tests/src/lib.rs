@@ -1,109 +1,122 @@
-//! End-to-end tests of tapmatrix: shared helpers for tests that boot real kernels in QEMU.
+//! End-to-end tests of tapmatrix: the kernel cache the tests share, filled
+//! from the committed `kernels/matrix.lock` with the same code a user runs
+//! (`tapmatrix kernels fetch` and `harvest`).
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::OnceLock;
+use std::sync::Mutex;
 
-/// The Debian package family the test kernel comes from (bookworm's 6.1).
-const TEST_KERNEL_PACKAGE: &str = "linux-image-6.1.0-";
+use tapmatrix_harvest::{Harvested, harvest_kernels};
+use tapmatrix_kernels::{
+    Cache, FetchedKernel, Fetcher, HostApt, Lock, LockEntry, Matrix, Progress,
+};
+use tapmatrix_vm::VmOptions;
 
-/// A real Debian 6.1 kernel image (`vmlinuz`), downloaded once with the host's
-/// apt (`apt-get download` of the newest `linux-image-6.1.0-N-amd64-unsigned`)
-/// and unpacked under the cargo target dir. Panics with the reason if that fails.
+/// The kernel a test boots when any kernel of the matrix will do.
+pub const DEFAULT_TEST_KERNEL: &str = "6.1";
+
+/// Serialises this process's use of the cache guard (tests run in threads).
+static CACHE_USE: Mutex<()> = Mutex::new(());
+
+/// The workspace root.
+pub fn workspace_root() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().unwrap_or(manifest).to_path_buf()
+}
+
+/// The cache the tests share: `$TAPMATRIX_TEST_CACHE`, else
+/// `<target>/test-cache` (kept between runs, so kernels download once).
+pub fn test_cache_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("TAPMATRIX_TEST_CACHE") {
+        return PathBuf::from(dir);
+    }
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"))
+        .join("test-cache")
+}
+
+/// The default matrix, `kernels/matrix.yaml`.
+pub fn default_matrix() -> Matrix {
+    Matrix::load(&workspace_root().join("kernels/matrix.yaml"))
+        .unwrap_or_else(|error| panic_with(format!("loading the matrix: {error}")))
+}
+
+/// Fetches the kernels `ids` of the default matrix into the test cache
+/// (no network when they are there already) and returns them, in order.
+pub fn fetched_kernels(ids: &[&str]) -> Vec<FetchedKernel> {
+    let _one_at_a_time = CACHE_USE
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let matrix = default_matrix();
+    let lock = Lock::load(&matrix.lock_path())
+        .unwrap_or_else(|error| panic_with(format!("loading the lock: {error}")));
+    let entries: Vec<LockEntry> = lock
+        .entries(&matrix)
+        .unwrap_or_else(|error| panic_with(format!("reading the lock: {error}")));
+    let cache = test_cache();
+    let guard = cache
+        .lock()
+        .unwrap_or_else(|error| panic_with(format!("taking the test cache: {error}")));
+    let mut fetcher = Fetcher::new(
+        &guard,
+        matrix.suites(),
+        HostApt::default(),
+        Progress::stderr(),
+    );
+    ids.iter()
+        .map(|id| {
+            let entry = entries
+                .iter()
+                .find(|entry| entry.id().as_str() == *id)
+                .unwrap_or_else(|| panic_with(format!("no kernel `{id}` in the lock")));
+            fetcher
+                .fetch(entry)
+                .unwrap_or_else(|error| panic_with(format!("fetching kernel `{id}`: {error}")))
+        })
+        .collect()
+}
+
+/// A real kernel image of the matrix ([`DEFAULT_TEST_KERNEL`]) from the test cache.
+pub fn test_kernel() -> PathBuf {
+    fetched_kernels(&[DEFAULT_TEST_KERNEL])
+        .into_iter()
+        .next()
+        .map(|kernel| kernel.vmlinuz)
+        .unwrap_or_else(|| panic_with("no test kernel".to_owned()))
+}
+
+/// Fetches and harvests the kernels `ids` into the test cache (booting
+/// only those without current facts); returns how each went, in order.
+pub fn harvested_kernels(ids: &[&str]) -> Vec<(String, Harvested)> {
+    let kernels = fetched_kernels(ids);
+    let _one_at_a_time = CACHE_USE
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let cache = test_cache();
+    let guard = cache
+        .lock()
+        .unwrap_or_else(|error| panic_with(format!("taking the test cache: {error}")));
+    let jobs = std::thread::available_parallelism().map_or(1, usize::from);
+    harvest_kernels(&guard, &kernels, &VmOptions::new(cache.root()), jobs, false)
+        .into_iter()
+        .map(|kernel| match kernel.outcome {
+            Ok(harvested) => (kernel.id.to_string(), harvested),
+            Err(error) => panic_with(format!("{error}")),
+        })
+        .collect()
+}
+
+/// The test cache, opened.
+pub fn test_cache() -> Cache {
+    Cache::open(&test_cache_dir())
+        .unwrap_or_else(|error| panic_with(format!("opening the test cache: {error}")))
+}
+
+/// Test support fails the test that asked, with the reason.
 #[allow(
     clippy::panic,
-    reason = "test support: no test kernel fails the test that asked"
+    reason = "test support: a missing kernel fails the test that asked"
 )]
-pub fn test_kernel() -> PathBuf {
-    static KERNEL: OnceLock<PathBuf> = OnceLock::new();
-    KERNEL
-        .get_or_init(|| match fetch_test_kernel() {
-            Ok(path) => path,
-            Err(message) => panic!("getting the test kernel: {message}"),
-        })
-        .clone()
-}
-
-/// Where test kernels are kept: `<target>/test-kernels`.
-fn kernels_dir() -> PathBuf {
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| manifest.parent().unwrap_or(manifest).join("target"));
-    target.join("test-kernels")
-}
-
-fn fetch_test_kernel() -> Result<PathBuf, String> {
-    let dir = kernels_dir();
-    if let Some(found) = find_vmlinuz(&dir) {
-        return Ok(found);
-    }
-    let search = run(Command::new("apt-cache").args([
-        "search",
-        "--names-only",
-        "^linux-image-6\\.1\\.0-[0-9]+-amd64-unsigned$",
-    ]))?;
-    let package = search
-        .lines()
-        .filter_map(|line| line.split_whitespace().next())
-        .filter(|name| name.starts_with(TEST_KERNEL_PACKAGE))
-        .max_by_key(|name| abi_number(name))
-        .ok_or("apt-cache knows no linux-image-6.1.0-N-amd64-unsigned (run apt-get update)")?
-        .to_owned();
-    let scratch = dir.join(format!("download-{}", std::process::id()));
-    std::fs::create_dir_all(&scratch).map_err(|error| error.to_string())?;
-    run(Command::new("apt-get")
-        .args(["download", "-qq", &package])
-        .current_dir(&scratch))?;
-    let deb = std::fs::read_dir(&scratch)
-        .map_err(|error| error.to_string())?
-        .flatten()
-        .map(|entry| entry.path())
-        .find(|path| path.extension().is_some_and(|ext| ext == "deb"))
-        .ok_or("apt-get download left no .deb")?;
-    let unpacked = scratch.join("root");
-    run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&unpacked))?;
-    let vmlinuz =
-        find_vmlinuz(&unpacked.join("boot")).ok_or("no /boot/vmlinuz-* in the package")?;
-    let name = vmlinuz.file_name().ok_or("no file name")?.to_owned();
-    std::fs::rename(&vmlinuz, dir.join(&name)).map_err(|error| error.to_string())?;
-    let _ = std::fs::remove_dir_all(&scratch);
-    Ok(dir.join(name))
-}
-
-/// The ABI number N of `linux-image-6.1.0-N-amd64-unsigned`.
-fn abi_number(package: &str) -> u32 {
-    package
-        .trim_start_matches(TEST_KERNEL_PACKAGE)
-        .split('-')
-        .next()
-        .and_then(|number| number.parse().ok())
-        .unwrap_or(0)
-}
-
-/// The first `vmlinuz-*` file in `dir`.
-fn find_vmlinuz(dir: &Path) -> Option<PathBuf> {
-    std::fs::read_dir(dir)
-        .ok()?
-        .flatten()
-        .map(|entry| entry.path())
-        .find(|path| {
-            path.file_name()
-                .is_some_and(|name| name.to_string_lossy().starts_with("vmlinuz-"))
-        })
-}
-
-/// Runs `command`, returning its stdout or an error naming it.
-fn run(command: &mut Command) -> Result<String, String> {
-    let output = command
-        .output()
-        .map_err(|error| format!("{command:?}: {error}"))?;
-    if !output.status.success() {
-        return Err(format!(
-            "{command:?}: {}: {}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr).trim()
-        ));
-    }
-    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+fn panic_with(message: String) -> ! {
+    panic!("{message}")
 }

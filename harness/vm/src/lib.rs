@@ -17,7 +17,7 @@ pub use accel::{Accel, AccelError, ResolvedAccel};
 pub use harvest::{HarvestError, HarvestReport, Manifest, ManifestEntry, harvest_raw};
 pub use initramfs::{ExtraFile, Initramfs, InitramfsError};
 pub use launch::{BootError, BootOutcome, BootSpec, Ending, boot, boot_streaming};
-pub use options::{VmOptions, default_cache_dir};
+pub use options::VmOptions;
 pub use parallel::{boot_floor, floor_many, harvest_many};
 pub use prereq::{KvmState, Package, PrereqError, Prerequisites};
 pub use vmlinux::bootable_kernel;

@@ -1,6 +1,6 @@
 //! How guests are run: accelerator, size, timeout, where images are cached.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::Accel;
@@ -20,28 +20,16 @@ pub struct VmOptions {
     pub cache_dir: PathBuf,
 }
 
-impl Default for VmOptions {
-    fn default() -> Self {
+impl VmOptions {
+    /// Defaults (auto accelerator, 512 MiB, one CPU, 120 s timeout) with
+    /// images cached under `cache_dir` (the kernel cache's root).
+    pub fn new(cache_dir: &Path) -> Self {
         Self {
             accel: Accel::Auto,
             memory_mib: 512,
             cpus: 1,
             timeout: Duration::from_secs(120),
-            cache_dir: default_cache_dir(),
+            cache_dir: cache_dir.to_path_buf(),
         }
     }
-}
-
-/// The cache directory: `$TAPMATRIX_CACHE`, else `$XDG_CACHE_HOME/tapmatrix`,
-/// else `~/.cache/tapmatrix`, else a directory under the system's temp dir.
-pub fn default_cache_dir() -> PathBuf {
-    let var = |name| {
-        std::env::var_os(name)
-            .filter(|value| !value.is_empty())
-            .map(PathBuf::from)
-    };
-    var("TAPMATRIX_CACHE")
-        .or_else(|| var("XDG_CACHE_HOME").map(|dir| dir.join("tapmatrix")))
-        .or_else(|| var("HOME").map(|dir| dir.join(".cache").join("tapmatrix")))
-        .unwrap_or_else(|| std::env::temp_dir().join("tapmatrix-cache"))
 }

@@ -4,9 +4,12 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use clap::{Args, Subcommand};
-use tapmatrix_vm::{Accel, VmOptions, floor_many, harvest_many};
+use tapmatrix_harvest::{Harvested, harvest_kernels};
+use tapmatrix_vm::{Accel, VmOptions, floor_many};
 
-use crate::exit::{Status, infra_error, input_error};
+use crate::cmd::kernels::{MatrixArgs, classify, fetch_all};
+
+use crate::exit::{Status, infra_error};
 
 /// `tapmatrix bench` subcommands.
 #[derive(Subcommand)]
@@ -19,9 +22,11 @@ pub enum BenchCommand {
 /// `tapmatrix bench harvest` options.
 #[derive(Args)]
 pub struct HarvestBenchArgs {
-    /// Kernel images to boot.
-    #[arg(long, required = true, num_args = 1..)]
-    vmlinuz: Vec<PathBuf>,
+    /// Kernel ids of the matrix (default: all).
+    ids: Vec<String>,
+    /// The matrix and the cache.
+    #[command(flatten)]
+    matrix: MatrixArgs,
     /// Boots at a time (default: the number of cores).
     #[arg(short, long)]
     jobs: Option<usize>,
@@ -31,9 +36,6 @@ pub struct HarvestBenchArgs {
     /// Rounds to run; each side's best round counts.
     #[arg(long, default_value_t = 3)]
     rounds: u32,
-    /// Keep each boot's directory (console logs, harvests) under DIR.
-    #[arg(long, value_name = "DIR")]
-    keep: Option<PathBuf>,
 }
 
 /// Runs a `bench` subcommand.
@@ -43,65 +45,57 @@ pub fn run(command: BenchCommand) -> anyhow::Result<Status> {
     }
 }
 
+/// Times `tapmatrix kernels harvest --force` of the kernels (boot, raw
+/// harvest, parse and store the facts) against booting the same kernels to
+/// a bare busybox shell that powers off, with the same parallelism.
 fn harvest(args: &HarvestBenchArgs) -> anyhow::Result<Status> {
-    for path in &args.vmlinuz {
-        if !path.is_file() {
-            return Err(input_error(anyhow::anyhow!(
-                "no kernel image at {}",
-                path.display()
-            )));
-        }
-    }
+    let cache = args.matrix.cache()?;
+    let guard = cache.lock().map_err(classify)?;
+    let kernels = fetch_all(&guard, &args.matrix, &args.ids)?;
     let jobs = args
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
     let scratch = tempfile::tempdir()?;
-    let root = args
-        .keep
-        .clone()
-        .unwrap_or_else(|| scratch.path().to_path_buf());
     let options = VmOptions {
         accel: args.accel,
-        ..VmOptions::default()
+        ..VmOptions::new(cache.root())
     };
     let accel = options.accel.resolve();
-    let pairs = |what: &str| -> Vec<(PathBuf, PathBuf)> {
-        args.vmlinuz
+    let floor_pairs = |round: u32| -> Vec<(PathBuf, PathBuf)> {
+        kernels
             .iter()
-            .enumerate()
-            .map(|(index, path)| (path.clone(), root.join(format!("{what}-{index}"))))
+            .map(|kernel| {
+                let dir = scratch.path().join(format!("floor{round}-{}", kernel.id));
+                (kernel.vmlinuz.clone(), dir)
+            })
             .collect()
     };
     // Warm the caches (unpacked kernels, images) so neither side pays for them.
-    for path in &args.vmlinuz {
-        tapmatrix_vm::bootable_kernel(path, &options.cache_dir);
+    for kernel in &kernels {
+        tapmatrix_vm::bootable_kernel(&kernel.vmlinuz, &options.cache_dir);
     }
-    let warm = pairs("warm");
-    floor_many(&warm[..1], &options, 1);
+    floor_many(&floor_pairs(0)[..1], &options, 1);
     // Alternate the two sides round by round and keep each side's best wall
     // time, so that load from other processes does not land on one side only.
     let mut best_floor = Duration::MAX;
     let mut best_harvest = Duration::MAX;
     for round in 1..=args.rounds.max(1) {
-        let (floor_wall, floors) =
-            timed(|| floor_many(&pairs(&format!("floor{round}")), &options, jobs));
-        let (harvest_wall, harvests) = timed(|| {
-            // A fresh directory per round: clearing an earlier harvest is no part of one.
-            harvest_many(&pairs(&format!("harvest{round}")), &options, jobs)
-        });
-        for ((path, floor), harvest) in args.vmlinuz.iter().zip(&floors).zip(&harvests) {
-            let failed = |error: &dyn std::fmt::Display| {
-                infra_error(anyhow::anyhow!("{}: {error}", path.display()))
+        let (floor_wall, floors) = timed(|| floor_many(&floor_pairs(round), &options, jobs));
+        let (harvest_wall, harvests) =
+            timed(|| harvest_kernels(&guard, &kernels, &options, jobs, true));
+        for ((kernel, floor), harvest) in kernels.iter().zip(&floors).zip(harvests) {
+            let floor = floor
+                .as_ref()
+                .map_err(|error| infra_error(anyhow::anyhow!("{}: {error}", kernel.id)))?;
+            let wall = match harvest.outcome.map_err(infra_error)? {
+                Harvested::Booted { wall } => wall,
+                Harvested::Cached => Duration::ZERO,
             };
-            let floor = floor.as_ref().map_err(|error| failed(error))?;
-            let report = harvest.as_ref().map_err(|error| failed(error))?;
             println!(
-                "round {round}: {}: bare boot {:.2}s, harvest {:.2}s ({} files, {:.1} MB)",
-                report.release,
+                "round {round}: {}: bare boot {:.2}s, harvest boot {:.2}s",
+                kernel.release,
                 floor.as_secs_f64(),
-                report.wall.as_secs_f64(),
-                report.files,
-                report.bytes as f64 / 1e6
+                wall.as_secs_f64(),
             );
         }
         println!(
@@ -114,7 +108,7 @@ fn harvest(args: &HarvestBenchArgs) -> anyhow::Result<Status> {
     }
     println!(
         "{} kernels, -j {jobs}, accel {}, best of {}: harvest {:.2}s, floor {:.2}s, ratio {:.2} (aim: 1.3)",
-        args.vmlinuz.len(),
+        kernels.len(),
         accel.name(),
         args.rounds.max(1),
         best_harvest.as_secs_f64(),

@@ -2,7 +2,8 @@
 //! use (this runs the KVM probe), and the cache directory.
 
 use clap::Args;
-use tapmatrix_vm::{Accel, KvmState, Prerequisites, default_cache_dir};
+use tapmatrix_kernels::Cache;
+use tapmatrix_vm::{Accel, KvmState, Prerequisites};
 
 use crate::exit::{Status, infra_error};
 
@@ -44,7 +45,10 @@ pub fn run(args: &DoctorArgs) -> anyhow::Result<Status> {
             Err(why) => println!("accelerator: tcg (KVM unusable: {why})"),
         }
     }
-    println!("cache: {}", default_cache_dir().display());
+    match Cache::resolve(None) {
+        Ok(cache) => println!("cache: {}", cache.root().display()),
+        Err(error) => println!("cache: unusable ({error})"),
+    }
     found.require().map_err(infra_error)?;
     Ok(Status::Success)
 }

@@ -15,9 +15,10 @@ use tapmatrix_vm::{Accel, VmOptions};
 
 use crate::exit::{Status, infra_error, input_error};
 
-/// `tapmatrix kernels [OPTIONS] COMMAND`.
+/// Where the kernel matrix and the cache are: options of every command
+/// that works on kernels.
 #[derive(Args)]
-pub struct KernelsArgs {
+pub struct MatrixArgs {
     /// The cache directory (default: $XDG_CACHE_HOME/tapmatrix, else ~/.cache/tapmatrix).
     #[arg(long, env = tapmatrix_kernels::CACHE_ENV, global = true, value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
@@ -29,6 +30,21 @@ pub struct KernelsArgs {
         value_name = "FILE"
     )]
     pub matrix: PathBuf,
+}
+
+impl MatrixArgs {
+    /// The cache these options name.
+    pub fn cache(&self) -> anyhow::Result<Cache> {
+        Cache::resolve(self.cache_dir.as_deref()).map_err(classify)
+    }
+}
+
+/// `tapmatrix kernels [OPTIONS] COMMAND`.
+#[derive(Args)]
+pub struct KernelsArgs {
+    /// The matrix and the cache.
+    #[command(flatten)]
+    pub matrix: MatrixArgs,
     /// What to do.
     #[command(subcommand)]
     pub command: KernelsCommand,
@@ -95,22 +111,22 @@ pub struct HarvestArgs {
 /// Runs a `kernels` subcommand.
 pub fn run(args: KernelsArgs) -> anyhow::Result<Status> {
     match args.command {
-        KernelsCommand::Lock => lock(&args.matrix, args.cache_dir),
-        KernelsCommand::Fetch { ref ids } => fetch(&args.matrix, args.cache_dir.clone(), ids),
-        KernelsCommand::Harvest(ref harvest_args) => harvest(&args, harvest_args),
-        KernelsCommand::List => list(&args.matrix, args.cache_dir),
-        KernelsCommand::Facts { ref id, json } => facts(&args, id, json),
+        KernelsCommand::Lock => lock(&args.matrix),
+        KernelsCommand::Fetch { ref ids } => fetch(&args.matrix, ids),
+        KernelsCommand::Harvest(ref harvest_args) => harvest(&args.matrix, harvest_args),
+        KernelsCommand::List => list(&args.matrix),
+        KernelsCommand::Facts { ref id, json } => facts(&args.matrix, id, json),
         KernelsCommand::Diff {
             ref a,
             ref b,
             full,
             json,
-        } => diff(&args, a, b, full, json),
+        } => diff(&args.matrix, a, b, full, json),
     }
 }
 
 /// Classifies a library error: the user's input (exit 2) or the infrastructure (exit 3).
-fn classify(error: tapmatrix_kernels::Error) -> anyhow::Error {
+pub fn classify(error: tapmatrix_kernels::Error) -> anyhow::Error {
     if error.is_input() {
         input_error(error)
     } else {
@@ -118,9 +134,9 @@ fn classify(error: tapmatrix_kernels::Error) -> anyhow::Error {
     }
 }
 
-fn lock(matrix_path: &std::path::Path, cache_dir: Option<PathBuf>) -> anyhow::Result<Status> {
-    let matrix = Matrix::load(matrix_path).map_err(classify)?;
-    let cache = Cache::resolve(cache_dir.as_deref()).map_err(classify)?;
+fn lock(args: &MatrixArgs) -> anyhow::Result<Status> {
+    let matrix = Matrix::load(&args.matrix).map_err(classify)?;
+    let cache = args.cache()?;
     let guard = cache.lock().map_err(classify)?;
     let previous = Lock::load(&matrix.lock_path()).ok();
     let lock =
@@ -143,14 +159,10 @@ fn lock(matrix_path: &std::path::Path, cache_dir: Option<PathBuf>) -> anyhow::Re
     Ok(Status::Success)
 }
 
-fn fetch(
-    matrix_path: &std::path::Path,
-    cache_dir: Option<PathBuf>,
-    ids: &[String],
-) -> anyhow::Result<Status> {
-    let cache = Cache::resolve(cache_dir.as_deref()).map_err(classify)?;
+fn fetch(args: &MatrixArgs, ids: &[String]) -> anyhow::Result<Status> {
+    let cache = args.cache()?;
     let guard = cache.lock().map_err(classify)?;
-    for fetched in fetch_all(&guard, matrix_path, ids)? {
+    for fetched in fetch_all(&guard, args, ids)? {
         println!(
             "{}\t{}\t{}",
             fetched.id,
@@ -163,12 +175,12 @@ fn fetch(
 
 /// Brings the kernels named by `ids` (all when empty) into the cache, in
 /// matrix order; a kernel already there as locked costs no network.
-fn fetch_all(
+pub fn fetch_all(
     guard: &CacheGuard<'_>,
-    matrix_path: &std::path::Path,
+    args: &MatrixArgs,
     ids: &[String],
 ) -> anyhow::Result<Vec<FetchedKernel>> {
-    let matrix = Matrix::load(matrix_path).map_err(classify)?;
+    let matrix = Matrix::load(&args.matrix).map_err(classify)?;
     let lock = Lock::load(&matrix.lock_path()).map_err(classify)?;
     let ids = known_ids(&matrix, ids)?;
     let entries: Vec<LockEntry> = lock
@@ -196,15 +208,14 @@ fn fetch_all(
 
 /// Fetches (if needed) and harvests kernels; a kernel that fails is reported
 /// and the others go on (exit 3 if any failed).
-fn harvest(args: &KernelsArgs, harvest: &HarvestArgs) -> anyhow::Result<Status> {
-    let cache = Cache::resolve(args.cache_dir.as_deref()).map_err(classify)?;
+fn harvest(args: &MatrixArgs, harvest: &HarvestArgs) -> anyhow::Result<Status> {
+    let cache = args.cache()?;
     let guard = cache.lock().map_err(classify)?;
-    let kernels = fetch_all(&guard, &args.matrix, &harvest.ids)?;
+    let kernels = fetch_all(&guard, args, &harvest.ids)?;
     let options = VmOptions {
         accel: harvest.accel,
         timeout: std::time::Duration::from_secs(harvest.timeout),
-        cache_dir: cache.root().to_path_buf(),
-        ..VmOptions::default()
+        ..VmOptions::new(cache.root())
     };
     let jobs = harvest
         .jobs
@@ -234,14 +245,14 @@ fn harvest(args: &KernelsArgs, harvest: &HarvestArgs) -> anyhow::Result<Status> 
     Ok(Status::Success)
 }
 
-fn list(matrix_path: &std::path::Path, cache_dir: Option<PathBuf>) -> anyhow::Result<Status> {
-    let matrix = Matrix::load(matrix_path).map_err(classify)?;
+fn list(args: &MatrixArgs) -> anyhow::Result<Status> {
+    let matrix = Matrix::load(&args.matrix).map_err(classify)?;
     let lock = match Lock::load(&matrix.lock_path()) {
         Ok(lock) => Some(lock),
         Err(tapmatrix_kernels::Error::NoLock { .. }) => None,
         Err(error) => return Err(classify(error)),
     };
-    let cache = Cache::resolve(cache_dir.as_deref()).map_err(classify)?;
+    let cache = args.cache()?;
     let mut rows = vec![[
         "ID".to_owned(),
         "SOURCE".to_owned(),
@@ -332,13 +343,13 @@ fn known_ids(matrix: &Matrix, ids: &[String]) -> anyhow::Result<Vec<KernelId>> {
 }
 
 /// Loads a harvested kernel's facts from the cache.
-fn load(args: &KernelsArgs, id: &str) -> anyhow::Result<KernelFacts> {
+fn load(args: &MatrixArgs, id: &str) -> anyhow::Result<KernelFacts> {
     let matrix = Matrix::load(&args.matrix).map_err(classify)?;
     let id = known_ids(&matrix, &[id.to_owned()])?
         .into_iter()
         .next()
         .context("no kernel id given")?;
-    let cache = Cache::resolve(args.cache_dir.as_deref()).map_err(classify)?;
+    let cache = args.cache()?;
     if !cache.harvested(&id) {
         return Err(input_error(anyhow::anyhow!(
             "kernel `{id}` has no harvested facts in {}: run `tapmatrix kernels harvest {id}`",
@@ -359,7 +370,7 @@ fn print(text: &str) -> anyhow::Result<()> {
     }
 }
 
-fn facts(args: &KernelsArgs, id: &str, json: bool) -> anyhow::Result<Status> {
+fn facts(args: &MatrixArgs, id: &str, json: bool) -> anyhow::Result<Status> {
     let summary = FactsSummary::of(&load(args, id)?);
     if json {
         print(&format!("{}\n", serde_json::to_string_pretty(&summary)?))?;
@@ -369,7 +380,7 @@ fn facts(args: &KernelsArgs, id: &str, json: bool) -> anyhow::Result<Status> {
     Ok(Status::Success)
 }
 
-fn diff(args: &KernelsArgs, a: &str, b: &str, full: bool, json: bool) -> anyhow::Result<Status> {
+fn diff(args: &MatrixArgs, a: &str, b: &str, full: bool, json: bool) -> anyhow::Result<Status> {
     let diff = FactsDiff::between(&load(args, a)?, &load(args, b)?);
     if json {
         print(&format!("{}\n", serde_json::to_string_pretty(&diff)?))?;
