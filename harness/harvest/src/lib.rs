@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tapmatrix_facts::{FORMAT_VERSION, FactsError, KernelFacts};
 use tapmatrix_kernels::{CacheGuard, FetchedKernel, KernelId};
-use tapmatrix_vm::{HarvestError, VmOptions, harvest_many};
+use tapmatrix_vm::{HarvestError, VmOptions, boot_many, harvest_raw};
 
 /// `facts/<id>/harvest.json`: where the stored facts came from.
 const STAMP: &str = "harvest.json";
@@ -137,34 +137,34 @@ pub fn harvest_kernels(
     force: bool,
 ) -> Vec<KernelHarvest> {
     let cache = guard.cache();
-    let needs_boot: Vec<bool> = kernels
+    let to_boot: Vec<&FetchedKernel> = kernels
         .iter()
-        .map(|kernel| force || !is_current(guard, kernel))
+        .filter(|kernel| force || !is_current(guard, kernel))
         .collect();
-    let pairs: Vec<(PathBuf, PathBuf)> = kernels
+    // Each worker parses and stores its kernel's facts as soon as its boot
+    // ends, while the other workers' guests still run.
+    let booted = boot_many(&to_boot, options, jobs, "harvest", |kernel, options| {
+        let raw_dir = cache.boots_dir(&kernel.id).join("harvest");
+        let report = harvest_raw(&kernel.vmlinuz, &raw_dir, options).map_err(|source| {
+            HarvestFailure::Boot {
+                id: kernel.id.clone(),
+                source,
+            }
+        })?;
+        store(guard, kernel, &raw_dir, &report.release)?;
+        Ok(Harvested::Booted { wall: report.wall })
+    });
+    let mut booted = to_boot
         .iter()
-        .zip(&needs_boot)
-        .filter(|(_, boot)| **boot)
-        .map(|(kernel, _)| {
-            let raw_dir = cache.boots_dir(&kernel.id).join("harvest");
-            (kernel.vmlinuz.clone(), raw_dir)
-        })
-        .collect();
-    let mut reports = harvest_many(&pairs, options, jobs).into_iter();
+        .map(|kernel| &kernel.id)
+        .zip(booted)
+        .peekable();
     kernels
         .iter()
-        .zip(needs_boot)
-        .map(|(kernel, boot)| {
-            let report = if boot { reports.next() } else { None };
-            let outcome = match report {
-                None => Ok(Harvested::Cached),
-                Some(Ok(report)) => store(guard, kernel, &report.out_dir, &report.release)
-                    .map(|()| Harvested::Booted { wall: report.wall }),
-                Some(Err(source)) => Err(HarvestFailure::Boot {
-                    id: kernel.id.clone(),
-                    source,
-                }),
-            };
+        .map(|kernel| {
+            let outcome = booted
+                .next_if(|(id, _)| **id == kernel.id)
+                .map_or(Ok(Harvested::Cached), |(_, outcome)| outcome);
             KernelHarvest {
                 id: kernel.id.clone(),
                 release: kernel.release.clone(),

@@ -7,25 +7,7 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 
-use crate::{
-    BootError, BootSpec, Ending, ExtraFile, HarvestError, HarvestReport, Initramfs, VmOptions,
-    boot, harvest_raw,
-};
-
-/// Harvests each `(vmlinuz, out_dir)` pair, at most `jobs` at a time; one result per pair, in order.
-pub fn harvest_many(
-    kernels: &[(PathBuf, PathBuf)],
-    options: &VmOptions,
-    jobs: usize,
-) -> Vec<Result<HarvestReport, HarvestError>> {
-    run_parallel(
-        kernels,
-        options,
-        jobs,
-        "harvest",
-        |(vmlinuz, out_dir), options| harvest_raw(vmlinuz, out_dir, options),
-    )
-}
+use crate::{BootError, BootSpec, Ending, ExtraFile, Initramfs, VmOptions, boot};
 
 /// Boots each `(vmlinuz, work_dir)` pair to a busybox shell that powers off at
 /// once (same image size, launcher and accelerator as a harvest), at most
@@ -35,7 +17,7 @@ pub fn floor_many(
     options: &VmOptions,
     jobs: usize,
 ) -> Vec<Result<Duration, BootError>> {
-    run_parallel(
+    boot_many(
         kernels,
         options,
         jobs,
@@ -69,8 +51,10 @@ pub fn boot_floor(
     boot(&spec).map(|outcome| outcome.wall)
 }
 
-/// Runs `task` over `items` on a pool of `jobs` threads with a progress bar.
-fn run_parallel<T, R>(
+/// Runs `task` (a boot, and whatever goes with it) over `items` on a pool
+/// of `jobs` threads with a progress bar labelled `what`; the accelerator is
+/// decided once, before the first boot. One result per item, in order.
+pub fn boot_many<T, R>(
     items: &[T],
     options: &VmOptions,
     jobs: usize,

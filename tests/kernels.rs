@@ -1,0 +1,110 @@
+//! The whole default matrix, for real: every kernel of `kernels/matrix.lock`
+//! fetched from Debian, booted in QEMU and harvested, then its facts checked
+//! against what each of these kernels is known to have.
+
+// An integration test binary: a panic is how it reports a failure.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeSet;
+
+use tapmatrix_e2e::{harvested_kernels, test_cache};
+use tapmatrix_facts::{FactsDiff, KernelFacts};
+use tapmatrix_harvest::Harvested;
+use tapmatrix_kernels::KernelId;
+
+/// The default matrix, oldest first.
+const MATRIX: [&str; 7] = ["5.10", "6.1", "6.12", "7.0", "7.1", "7.2", "7.3"];
+
+fn facts(id: &str) -> KernelFacts {
+    let id = KernelId::try_from(id.to_owned()).unwrap();
+    KernelFacts::load(&test_cache().facts_dir(&id)).unwrap()
+}
+
+#[test]
+fn the_default_matrix_harvests_and_its_facts_are_real() {
+    let first = harvested_kernels(&MATRIX);
+    assert_eq!(
+        first.iter().map(|(id, _)| id.as_str()).collect::<Vec<_>>(),
+        MATRIX
+    );
+
+    for id in MATRIX {
+        let facts = facts(id);
+        let release = facts.release.as_deref().unwrap();
+        let series = release.split('-').next().unwrap();
+        assert!(
+            series.starts_with(&format!("{id}.")),
+            "kernel {id} reports release {release}"
+        );
+        assert!(
+            facts.attachable_count().unwrap() > 20_000,
+            "{id}: attachable functions"
+        );
+        assert!(facts.is_attachable("vfs_read"), "{id}: vfs_read");
+        let switch = facts.tracepoint("sched", "sched_switch").unwrap();
+        for field in [
+            "prev_comm",
+            "prev_pid",
+            "prev_state",
+            "next_comm",
+            "next_pid",
+        ] {
+            assert!(switch.field(field).is_some(), "{id}: sched_switch.{field}");
+        }
+        let openat = facts.syscall("openat").unwrap();
+        assert!(openat.has_exit, "{id}: sys_exit_openat");
+        let args: Vec<&str> = openat.args.iter().map(|arg| arg.name.as_str()).collect();
+        assert_eq!(args[..4], ["dfd", "filename", "flags", "mode"], "{id}");
+        // From 7.0 the syscall events also carry the user string itself.
+        let with_string = id.starts_with("7.");
+        assert_eq!(
+            args[4..] == ["__filename_val"],
+            with_string,
+            "{id}: {args:?}"
+        );
+
+        let btf = facts.btf.as_ref().unwrap();
+        assert!(btf.type_count() > 50_000, "{id}: BTF types");
+        let vfs_read = btf.function("vfs_read").unwrap().unwrap();
+        let params: Vec<String> = vfs_read
+            .proto
+            .params()
+            .map(|param| param.unwrap().name.to_owned())
+            .collect();
+        assert_eq!(params, ["file", "buf", "count", "pos"], "{id}: vfs_read");
+
+        let features = facts.features.as_ref().unwrap();
+        assert!(features.kprobe_events, "{id}: kprobe events");
+        // fprobe events and BTF argument names came with 6.x; 5.10 has neither.
+        let new = id != "5.10" && id != "6.1";
+        assert_eq!(features.fprobe, new, "{id}: fprobe events");
+        assert_eq!(features.btf_args, new, "{id}: BTF args");
+    }
+
+    // Harvested facts are reused: no kernel boots the second time.
+    let second = harvested_kernels(&MATRIX);
+    assert!(
+        second
+            .iter()
+            .all(|(_, harvested)| *harvested == Harvested::Cached),
+        "{second:?}"
+    );
+}
+
+#[test]
+fn five_years_of_kernels_differ_in_real_ways() {
+    harvested_kernels(&["5.10", "7.3"]);
+    let diff = FactsDiff::between(&facts("5.10"), &facts("7.3"));
+    // Syscalls added since 5.10 (cachestat: 6.5, fchmodat2: 6.6,
+    // map_shadow_stack: 6.6, mseal: 6.10), none removed that 7.3 lacks.
+    let added: BTreeSet<&str> = diff.syscalls.added.iter().map(String::as_str).collect();
+    for syscall in ["cachestat", "fchmodat2", "map_shadow_stack", "mseal"] {
+        assert!(added.contains(syscall), "{syscall} added: {added:?}");
+    }
+    // Functions and tracepoints come and go in both directions.
+    assert!(diff.functions.added.len() > 1000);
+    assert!(diff.functions.removed.len() > 1000);
+    assert!(!diff.tracepoints.added.is_empty());
+    assert!(!diff.tracepoints.removed.is_empty());
+    assert!(!diff.prototypes.is_empty());
+}
