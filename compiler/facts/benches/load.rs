@@ -3,7 +3,7 @@
 //!
 //! `TAPMATRIX_FACTS_DIR=/path/to/saved/facts cargo bench -p tapmatrix-facts`
 //! times a real kernel's saved facts; without it, the committed 6.1
-//! fixture (small, no BTF) is parsed, saved and timed.
+//! fixture (small, with a BTF subset) is parsed, saved and timed.
 
 // A benchmark is a test harness: a setup failure should stop it loudly.
 #![allow(clippy::expect_used)]

@@ -9,6 +9,10 @@
 use std::hash::Hasher;
 use std::sync::OnceLock;
 
+mod subset;
+
+pub use subset::{SubsetOptions, SubsetRoot};
+
 /// A BTF type id (0 is `void`).
 pub type TypeId = u32;
 
@@ -48,6 +52,9 @@ pub enum BtfError {
         /// What the type is.
         found: &'static str,
     },
+    /// A [`Btf::subset`] root names nothing in the blob.
+    #[error("BTF has no {0}")]
+    NoSuchRoot(SubsetRoot),
 }
 
 /// The kinds of BTF type, as numbered by the format.
@@ -1188,6 +1195,13 @@ pub(crate) mod tests {
             }
         }
         let _ = btf.function("vfs_read");
+        let root = SubsetRoot::Function("vfs_read".to_owned());
+        let options = SubsetOptions {
+            max_pointer_depth: Some(1),
+        };
+        if let Ok(bytes) = btf.subset(&[root], options) {
+            Btf::parse(bytes).unwrap();
+        }
     }
 
     #[test]

@@ -72,7 +72,7 @@ fn facts_then_diff() {
     );
     let summary = String::from_utf8(out.stdout).unwrap();
     assert!(
-        summary.starts_with("release:              5.10.0-46-amd64\n"),
+        summary.starts_with("release:              5.10.0-32-amd64\n"),
         "{summary}"
     );
     assert!(
@@ -84,7 +84,7 @@ fn facts_then_diff() {
     assert_eq!(out.status.code(), Some(0));
     let json = String::from_utf8(out.stdout).unwrap();
     assert!(
-        json.contains("\"release\": \"6.12.117+deb12-amd64\""),
+        json.contains("\"release\": \"6.12.117+deb13-amd64\""),
         "{json}"
     );
 
@@ -92,7 +92,7 @@ fn facts_then_diff() {
     assert_eq!(out.status.code(), Some(1), "kernels differ: exit 1");
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(
-        text.starts_with("5.10.0-46-amd64 -> 6.12.117+deb12-amd64\n"),
+        text.starts_with("5.10.0-32-amd64 -> 6.12.117+deb13-amd64\n"),
         "{text}"
     );
     assert!(text.contains("\n    cachestat\n"), "{text}");
