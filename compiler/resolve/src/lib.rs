@@ -1,0 +1,32 @@
+//! Probe resolution against kernel facts, offline.
+//!
+//! [`Sources::load`] reads tapset directories and a script for one
+//! kernel's profile into a [`Library`] (aliases and the script's probes);
+//! a [`Resolver`] expands aliases (`=`, `+=`, wildcards, `?`/`!`, alias
+//! suffixes) and resolves the built-in providers (`kernel.function`,
+//! `kprobe.function`, `module().function`, `kernel.trace`, `begin`/`end`/
+//! `error`/`never`, `timer.*`, `perf.*`) against [`KernelFacts`]: concrete
+//! [`AttachPoint`]s, or classified [`Miss`]es. [`Matrix`] does that for
+//! every probe on every kernel, with porting [`Suggestion`]s.
+//!
+//! [`KernelFacts`]: tapmatrix_facts::KernelFacts
+
+mod library;
+mod matrix;
+mod outcome;
+mod point;
+mod resolver;
+mod suggest;
+
+pub use library::{
+    Alias, AliasMatch, Library, LoadDiagnostic, LoadError, Loaded, ScriptProbe, Sources,
+    kernel_profile,
+};
+pub use matrix::{Cell, KernelInput, Matrix, Row, RowsOf, SCHEMA};
+pub use outcome::{AttachKind, AttachPoint, Found, Miss, Outcome, Reason};
+pub use point::{Arg, Component, PointSyntaxError, ProbePoint, has_wildcard};
+pub use resolver::Resolver;
+pub use suggest::{Suggestion, suggest};
+
+#[cfg(test)]
+mod tests;
