@@ -7,7 +7,9 @@
 //! `kprobe.function`, `module().function`, `kernel.trace`, `begin`/`end`/
 //! `error`/`never`, `timer.*`, `perf.*`) against [`KernelFacts`]: concrete
 //! [`AttachPoint`]s, or classified [`Miss`]es. [`Matrix`] does that for
-//! every probe on every kernel, with porting [`Suggestion`]s.
+//! every probe on every kernel, with porting [`Suggestion`]s;
+//! [`target_vars`] lists an attach point's target variables from BTF and
+//! the tracepoint formats.
 //!
 //! [`KernelFacts`]: tapmatrix_facts::KernelFacts
 
@@ -17,6 +19,7 @@ mod outcome;
 mod point;
 mod resolver;
 mod suggest;
+mod target;
 
 pub use library::{
     Alias, AliasMatch, Library, LoadDiagnostic, LoadError, Loaded, ScriptProbe, Sources,
@@ -27,6 +30,7 @@ pub use outcome::{AttachKind, AttachPoint, Found, Miss, Outcome, Reason};
 pub use point::{Arg, Component, PointSyntaxError, ProbePoint, has_wildcard};
 pub use resolver::Resolver;
 pub use suggest::{Suggestion, suggest};
+pub use target::{TargetVar, target_vars};
 
 #[cfg(test)]
 mod tests;

@@ -458,3 +458,45 @@ fn real_matrix_renamed_function_and_starter_tapsets() {
         matrix.render_table()
     );
 }
+
+#[test]
+fn real_btf_target_vars() {
+    let Some(kernels) = cached_matrix() else {
+        return;
+    };
+    for (id, facts) in &kernels {
+        let render = |point: AttachPoint| -> Vec<String> {
+            target_vars(facts, &point)
+                .iter()
+                .map(TargetVar::render)
+                .collect()
+        };
+        let read = render(AttachPoint::new(AttachKind::Kretprobe, "vfs_read"));
+        assert_eq!(
+            read,
+            [
+                "$file:struct file*",
+                "$buf:char*",
+                "$count:size_t",
+                "$pos:loff_t*",
+                "$return:ssize_t"
+            ],
+            "{id}"
+        );
+        let switch = render(AttachPoint::new(
+            AttachKind::Tracepoint,
+            "sched:sched_switch",
+        ));
+        // 5.10's BTF has only the btf_trace_ typedef: argument types, no names.
+        if id != "5.10" {
+            assert!(
+                switch.contains(&"$prev:struct task_struct*".to_owned()),
+                "{id}: {switch:?}"
+            );
+        }
+        assert!(
+            switch.contains(&"$prev_pid:pid_t".to_owned()),
+            "{id}: {switch:?}"
+        );
+    }
+}
