@@ -1,2 +1,105 @@
-//! Resolving the tapset library against every cached kernel (see below).
-fn main() {}
+//! The time to resolve the tapset library against every cached kernel,
+//! facts loading and tapset parsing included (one kernel's library is
+//! parsed per kernel, as its preprocessor conditionals need):
+//!
+//! ```text
+//! TAPMATRIX_RESOLVE_FACTS=/path/to/cache/facts cargo bench -p tapmatrix-resolve
+//! ```
+//!
+//! The library is the repository's `tapsets/` and, when the syntax crate's
+//! `real_tapsets` test has fetched it into the target directory, Debian's
+//! SystemTap tapset directory.
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)] // bench code
+
+use std::path::{Path, PathBuf};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use tapmatrix_facts::KernelFacts;
+use tapmatrix_resolve::{KernelInput, Library, Matrix, RowsOf, Sources, kernel_profile};
+
+fn library_dirs() -> Vec<PathBuf> {
+    let mut dirs = vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tapsets")];
+    let debian = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("systemtap-common/root/usr/share/systemtap/tapset");
+    if debian.is_dir() {
+        dirs.push(debian);
+    }
+    dirs
+}
+
+fn kernel_dirs(root: &Path) -> Vec<(String, PathBuf)> {
+    let mut dirs: Vec<(String, PathBuf)> = std::fs::read_dir(root)
+        .expect("read the facts directory")
+        .map(|entry| entry.expect("a directory entry").path())
+        .filter(|path| path.join(tapmatrix_facts::FACTS_FILE).is_file())
+        .map(|path| {
+            (
+                path.file_name().unwrap().to_string_lossy().into_owned(),
+                path,
+            )
+        })
+        .collect();
+    dirs.sort_by(|a, b| tapmatrix_syntax::profile::version_cmp(&a.0, &b.0));
+    dirs
+}
+
+/// Loads every kernel's facts, parses the library for each, builds the matrix.
+fn resolve_all(kernels: &[(String, PathBuf)], sources: &Sources) -> Matrix {
+    let facts: Vec<KernelFacts> = kernels
+        .iter()
+        .map(|(_, dir)| KernelFacts::load(dir).expect("load facts"))
+        .collect();
+    let libraries: Vec<Library> = facts
+        .iter()
+        .map(|facts| {
+            sources
+                .load(kernel_profile(facts))
+                .expect("load tapsets")
+                .library
+        })
+        .collect();
+    let inputs: Vec<KernelInput<'_>> = kernels
+        .iter()
+        .zip(&facts)
+        .zip(&libraries)
+        .map(|(((id, _), facts), library)| KernelInput { id, facts, library })
+        .collect();
+    Matrix::build(&inputs, RowsOf::Aliases)
+}
+
+fn bench(c: &mut Criterion) {
+    let Some(root) = std::env::var_os("TAPMATRIX_RESOLVE_FACTS") else {
+        eprintln!(
+            "skipped: set TAPMATRIX_RESOLVE_FACTS=/path/to/cache/facts (facts/<id>/ of each kernel)"
+        );
+        return;
+    };
+    let kernels = kernel_dirs(Path::new(&root));
+    let sources = Sources {
+        tapset_dirs: library_dirs(),
+        script: None,
+    };
+    let matrix = resolve_all(&kernels, &sources);
+    let cells = matrix.rows.len() * matrix.kernels.len();
+    let unresolved = matrix
+        .rows
+        .iter()
+        .flat_map(|row| &row.cells)
+        .filter(|cell| cell.is_unresolved())
+        .count();
+    eprintln!(
+        "{} kernels, {} tapset dirs, {} aliases, {cells} cells, {unresolved} unresolved",
+        kernels.len(),
+        sources.tapset_dirs.len(),
+        matrix.rows.len()
+    );
+    let mut group = c.benchmark_group("resolve");
+    group.sample_size(10);
+    group.bench_function("tapsets_x_all_kernels", |b| {
+        b.iter(|| resolve_all(&kernels, &sources))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -30,7 +30,9 @@ pub use outcome::{AttachKind, AttachPoint, Found, Miss, Outcome, Reason};
 pub use point::{Arg, Component, PointSyntaxError, ProbePoint, has_wildcard};
 pub use resolver::Resolver;
 pub use suggest::{Suggestion, suggest};
-pub use target::{TargetVar, target_vars};
+pub use target::{
+    TargetAccess, TargetBase, TargetError, TargetVar, is_defined, resolve_target, target_vars,
+};
 
 #[cfg(test)]
 mod tests;

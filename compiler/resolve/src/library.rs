@@ -2,13 +2,14 @@
 //! define, with where, read for one kernel's profile (preprocessor
 //! conditionals depend on the kernel).
 
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use tapmatrix_facts::KernelFacts;
 use tapmatrix_syntax::ast::{self, AliasKind, Item};
 use tapmatrix_syntax::{FileKind, Profile, Session, SourceMap, Span, tapset_files};
 
-use crate::point::{Component, ProbePoint};
+use crate::point::{Component, ProbePoint, has_wildcard};
 
 /// A probe alias: `probe NAME = POINTS { prologue }` or `+=` (epilogue).
 #[derive(Debug, Clone)]
@@ -46,7 +47,11 @@ impl ScriptProbe {
 #[derive(Debug, Clone, Default)]
 pub struct Library {
     /// Every alias, in the order SystemTap reads them.
-    pub aliases: Vec<Alias>,
+    aliases: Vec<Alias>,
+    /// Alias indexes by whole name (`syscall.read`).
+    by_name: HashMap<String, Vec<usize>>,
+    /// Alias indexes by first component name (`syscall`).
+    by_first: HashMap<String, Vec<usize>>,
     /// The script's probes (empty for a tapset directory alone).
     pub probes: Vec<ScriptProbe>,
 }
@@ -93,7 +98,7 @@ impl Library {
                     let points: Vec<ProbePoint> =
                         alias.points.iter().map(ProbePoint::from_ast).collect();
                     for name in &alias.names {
-                        self.aliases.push(Alias {
+                        self.push_alias(Alias {
                             name: ProbePoint::from_ast(name),
                             kind: alias.kind,
                             points: points.clone(),
@@ -111,16 +116,39 @@ impl Library {
         }
     }
 
+    fn push_alias(&mut self, alias: Alias) {
+        let index = self.aliases.len();
+        let first = alias.name.name(0).unwrap_or_default().to_owned();
+        self.by_name
+            .entry(alias.name.bare())
+            .or_default()
+            .push(index);
+        self.by_first.entry(first).or_default().push(index);
+        self.aliases.push(alias);
+    }
+
+    /// Every alias, in the order SystemTap reads them.
+    pub fn aliases(&self) -> &[Alias] {
+        &self.aliases
+    }
+
+    /// The definitions of the alias `name` (`syscall.read`), in order.
+    pub fn aliases_named<'a>(&'a self, name: &str) -> impl Iterator<Item = &'a Alias> + 'a {
+        self.by_name
+            .get(name)
+            .into_iter()
+            .flatten()
+            .filter_map(|&index| self.aliases.get(index))
+    }
+
     /// The distinct alias names, in definition order.
     pub fn alias_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = Vec::new();
-        for alias in &self.aliases {
-            let name = alias.name.bare();
-            if !names.contains(&name) {
-                names.push(name);
-            }
-        }
-        names
+        let mut seen = HashSet::new();
+        self.aliases
+            .iter()
+            .map(|alias| alias.name.bare())
+            .filter(|name| seen.insert(name.clone()))
+            .collect()
     }
 
     /// The aliases a probe point names. Whole-name matches win; failing
@@ -129,7 +157,19 @@ impl Library {
     pub fn matching<'a>(&'a self, point: &'a ProbePoint) -> Vec<AliasMatch<'a>> {
         let mut best: Vec<AliasMatch<'a>> = Vec::new();
         let mut best_len = 0;
-        for alias in &self.aliases {
+        let first = point.name(0).unwrap_or_default();
+        let candidates: Box<dyn Iterator<Item = &Alias>> = if has_wildcard(first) {
+            Box::new(self.aliases.iter())
+        } else {
+            Box::new(
+                self.by_first
+                    .get(first)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|&index| self.aliases.get(index)),
+            )
+        };
+        for alias in candidates {
             let name = &alias.name.components;
             if name.is_empty() || name.len() > point.components.len() {
                 continue;
@@ -295,10 +335,10 @@ mod tests {
             "probe a.b = c.d, e? { x = 1 }\nprobe p = q = r {}\nprobe two = x { } , { }\nprobe a.b {}\n",
         );
         assert_eq!(lib.alias_names(), ["a.b", "p", "q", "two"]);
-        assert_eq!(lib.aliases[0].points.len(), 2);
-        assert!(lib.aliases[0].points[1].optional);
-        assert!(lib.aliases[3].has_epilogue && !lib.aliases[0].has_epilogue);
-        assert_eq!(lib.aliases[1].location, "t.stp:2:1");
+        assert_eq!(lib.aliases()[0].points.len(), 2);
+        assert!(lib.aliases()[0].points[1].optional);
+        assert!(lib.aliases()[3].has_epilogue && !lib.aliases()[0].has_epilogue);
+        assert_eq!(lib.aliases()[1].location, "t.stp:2:1");
         assert_eq!(lib.probes.len(), 1);
         assert_eq!(lib.probes[0].label(), "a.b");
     }

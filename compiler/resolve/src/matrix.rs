@@ -71,9 +71,17 @@ impl Cell {
             Cell::Resolved { attach_points, .. } => format!("ok {attach_points}"),
             Cell::OptionalMissing { .. } => "optional".to_owned(),
             Cell::Unresolved { misses, .. } => {
-                let mut classes: Vec<&str> = misses.iter().map(|m| m.reason.class()).collect();
-                classes.dedup();
-                classes.join(",")
+                let mut classes: Vec<&str> = Vec::new();
+                for miss in misses {
+                    if !classes.contains(&miss.reason.class()) {
+                        classes.push(miss.reason.class());
+                    }
+                }
+                match classes.as_slice() {
+                    [one] => (*one).to_owned(),
+                    [first, rest @ ..] => format!("{first}+{}", rest.len()),
+                    [] => "unresolved".to_owned(),
+                }
             }
             Cell::Undefined => "-".to_owned(),
         }
@@ -167,11 +175,7 @@ impl Matrix {
                     .alias_names()
                     .into_iter()
                     .filter_map(|name| {
-                        let alias = kernel
-                            .library
-                            .aliases
-                            .iter()
-                            .find(|a| a.name.bare() == name)?;
+                        let alias = kernel.library.aliases_named(&name).next()?;
                         Some((name, alias.location.clone()))
                     })
                     .collect(),
@@ -200,12 +204,7 @@ impl Matrix {
                 let resolver = Resolver::new(kernel.library, kernel.facts);
                 let outcome = match rows_of {
                     RowsOf::Aliases => {
-                        if !kernel
-                            .library
-                            .aliases
-                            .iter()
-                            .any(|a| a.name.bare() == probe)
-                        {
+                        if kernel.library.aliases_named(&probe).next().is_none() {
                             cells.push(Cell::Undefined);
                             continue;
                         }

@@ -46,12 +46,7 @@ impl<'a> Resolver<'a> {
         let mut found = Found::default();
         let mut failed = Vec::new();
         let mut defined = false;
-        for alias in self
-            .library
-            .aliases
-            .iter()
-            .filter(|a| a.name.bare() == name)
-        {
+        for alias in self.library.aliases_named(name) {
             defined = true;
             match self.points(&alias.points, 1) {
                 Ok(one) => found.extend(one),
@@ -331,7 +326,7 @@ impl<'a> Resolver<'a> {
         let mut index = 0;
         while let Some(component) = rest.get(index) {
             match (component.name.as_str(), &component.arg) {
-                ("call", None) if dwarf_style => {}
+                ("call", None) => {}
                 ("exported", None) if dwarf_style => exported = true,
                 ("return", None) => kind = AttachKind::Kretprobe,
                 ("maxactive", Some(Arg::Number(_))) if kind == AttachKind::Kretprobe => {}

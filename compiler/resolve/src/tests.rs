@@ -500,3 +500,137 @@ fn real_btf_target_vars() {
         );
     }
 }
+
+/// The first target expression in `probe begin { x = EXPR }`.
+fn parse_target(expr: &str) -> tapmatrix_syntax::ast::Target {
+    use tapmatrix_syntax::ast::{ExprKind, Item, StmtKind};
+    let mut session = Session::new(Profile::default(), &[]);
+    let id = session.add_source("t.stp", format!("probe begin {{ x = {expr} }}"));
+    let parsed = session.parse(
+        id,
+        FileKind {
+            privileged: false,
+            user_file: true,
+        },
+    );
+    let Item::Probe(probe) = &parsed.file.items[0] else {
+        panic!("{parsed:?}")
+    };
+    let StmtKind::Expr(assign) = &probe.body.stmts[0].kind else {
+        panic!()
+    };
+    let ExprKind::Assign { rhs, .. } = &assign.kind else {
+        panic!()
+    };
+    let ExprKind::Target(target) = &rhs.kind else {
+        panic!("{rhs:?}")
+    };
+    (**target).clone()
+}
+
+#[test]
+fn tracepoint_field_targets_without_btf() {
+    let facts = fixture("6.1");
+    let at = AttachPoint::new(AttachKind::Tracepoint, "sched:sched_switch");
+    let access = resolve_target(&facts, &at, &parse_target("$prev_pid")).unwrap();
+    assert_eq!(
+        access.base,
+        TargetBase::Field {
+            name: "prev_pid".to_owned(),
+            offset: 24
+        }
+    );
+    assert_eq!((access.var.size, access.var.signed), (Some(4), Some(true)));
+    assert!(matches!(
+        resolve_target(&facts, &at, &parse_target("$nosuch")),
+        Err(TargetError::NoVariable { .. })
+    ));
+    let function = AttachPoint::new(AttachKind::Kprobe, "vfs_read");
+    assert!(matches!(
+        resolve_target(&facts, &function, &parse_target("$file")),
+        Err(TargetError::NoBtf { .. })
+    ));
+}
+
+#[test]
+fn real_btf_target_access_paths() {
+    let Some(kernels) = cached_matrix() else {
+        return;
+    };
+    for (id, facts) in &kernels {
+        let btf = facts.btf.as_ref().unwrap();
+        let offset = |st: &str, member: &str| {
+            let ty = btf.find(tapmatrix_facts::btf::Kind::Struct, st).unwrap();
+            u64::from(btf.member(ty, member).unwrap().unwrap().bit_offset / 8)
+        };
+        let read = AttachPoint::new(AttachKind::Kretprobe, "vfs_read");
+        let access = |expr: &str| resolve_target(facts, &read, &parse_target(expr));
+        let ino = access("$file->f_inode->i_ino").unwrap();
+        assert_eq!(
+            ino.base,
+            TargetBase::Param {
+                name: "file".to_owned(),
+                index: 0
+            },
+            "{id}"
+        );
+        assert_eq!(
+            ino.loads,
+            [offset("file", "f_inode"), offset("inode", "i_ino")],
+            "{id}"
+        );
+        // i_ino became u64 in 7.1.
+        let ino_type = if matches!(id.as_str(), "7.1" | "7.2" | "7.3") {
+            "u64"
+        } else {
+            "long unsigned int"
+        };
+        assert_eq!(ino.var.c_type, ino_type, "{id}");
+        assert_eq!((ino.var.size, ino.var.signed), (Some(8), Some(false)));
+        // f_path is embedded: its dentry is read in one load.
+        let dentry = access("$file->f_path->dentry").unwrap();
+        assert_eq!(
+            dentry.loads,
+            [offset("file", "f_path") + offset("path", "dentry")],
+            "{id}"
+        );
+        assert_eq!(dentry.var.c_type, "struct dentry*");
+        assert_eq!(access("$count").unwrap().loads, Vec::<u64>::new());
+        assert_eq!(access("$return").unwrap().var.c_type, "ssize_t");
+        assert_eq!(access("$file$").unwrap().var.c_type, "string");
+        let comm = resolve_target(
+            facts,
+            &read,
+            &parse_target(r#"@cast(0, "struct task_struct")->comm"#),
+        )
+        .unwrap();
+        assert_eq!(comm.address, Some(offset("task_struct", "comm")), "{id}");
+        let pid = resolve_target(
+            facts,
+            &read,
+            &parse_target(r#"@cast(0, "struct task_struct")->pid"#),
+        )
+        .unwrap();
+        assert_eq!(pid.loads, [offset("task_struct", "pid")]);
+        assert_eq!(
+            (pid.var.c_type.as_str(), pid.var.signed),
+            ("pid_t", Some(true))
+        );
+        assert!(matches!(
+            access("$file->no_such_member"),
+            Err(TargetError::NoMember { .. })
+        ));
+        match access("$nosuch") {
+            Err(TargetError::NoVariable { available, .. }) => {
+                assert_eq!(available, ["file", "buf", "count", "pos"]);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            access("$count->x"),
+            Err(TargetError::BadAccess { .. })
+        ));
+        assert!(is_defined(facts, &read, &parse_target("$buf")));
+        assert!(!is_defined(facts, &read, &parse_target("$buffer")));
+    }
+}

@@ -133,7 +133,10 @@ fn tapsets_resolve_on_both_kernels_and_diff() {
         .filter(|l| !l.ends_with("ok 1"))
         .collect();
     assert_eq!(unresolved.len(), 1, "{table}");
-    assert!(unresolved[0].starts_with("scheduler.process_exit "), "{table}");
+    assert!(
+        unresolved[0].starts_with("scheduler.process_exit "),
+        "{table}"
+    );
     let script = scratch.script();
     let (code, diff, _) = scratch.run(&["resolve", &script, "--diff", "5.10", "6.12"]);
     assert_eq!(code, Some(1), "{diff}");
