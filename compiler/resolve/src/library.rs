@@ -50,6 +50,8 @@ pub struct Library {
     aliases: Vec<Alias>,
     /// Alias indexes by whole name (`syscall.read`).
     by_name: HashMap<String, Vec<usize>>,
+    /// Alias indexes by component names without arguments (`syscall.read`).
+    by_names: HashMap<String, Vec<usize>>,
     /// Alias indexes by first component name (`syscall`).
     by_first: HashMap<String, Vec<usize>>,
     /// The script's probes (empty for a tapset directory alone).
@@ -124,6 +126,16 @@ impl Library {
             .or_default()
             .push(index);
         self.by_first.entry(first).or_default().push(index);
+        let names: Vec<&str> = alias
+            .name
+            .components
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect();
+        self.by_names
+            .entry(names.join("."))
+            .or_default()
+            .push(index);
         self.aliases.push(alias);
     }
 
@@ -158,7 +170,43 @@ impl Library {
         let mut best: Vec<AliasMatch<'a>> = Vec::new();
         let mut best_len = 0;
         let first = point.name(0).unwrap_or_default();
-        let candidates: Box<dyn Iterator<Item = &Alias>> = if has_wildcard(first) {
+        let candidates: Box<dyn Iterator<Item = &Alias>> = if !point.has_wildcard() {
+            // Whole names, then shorter prefixes (alias suffixes): hash lookups.
+            let mut key: String = point
+                .components
+                .iter()
+                .map(|c| c.name.as_str())
+                .collect::<Vec<_>>()
+                .join(".");
+            let mut found: Vec<&Alias> = Vec::new();
+            for length in (1..=point.components.len()).rev() {
+                if let Some(indexes) = self.by_names.get(&key) {
+                    found.extend(indexes.iter().filter_map(|&index| self.aliases.get(index)));
+                    let whole: Vec<AliasMatch<'a>> = found
+                        .iter()
+                        .filter(|alias| {
+                            point
+                                .components
+                                .iter()
+                                .zip(&alias.name.components)
+                                .all(|(pattern, component)| pattern.matches(component))
+                        })
+                        .map(|alias| AliasMatch {
+                            alias,
+                            suffix: &point.components[length..],
+                        })
+                        .collect();
+                    if !whole.is_empty() {
+                        return whole;
+                    }
+                    found.clear();
+                }
+                if let Some(dot) = key.rfind('.') {
+                    key.truncate(dot);
+                }
+            }
+            return Vec::new();
+        } else if has_wildcard(first) {
             Box::new(self.aliases.iter())
         } else {
             Box::new(

@@ -19,6 +19,7 @@
 //!
 //! `cells[i]` is the cell of `kernels[i]`.
 
+use std::collections::HashSet;
 use std::fmt::Write as _;
 
 use serde::Serialize;
@@ -168,6 +169,7 @@ impl Matrix {
     pub fn build(kernels: &[KernelInput<'_>], rows_of: RowsOf) -> Matrix {
         let mut rows: Vec<Row> = Vec::new();
         let mut row_keys: Vec<(String, String)> = Vec::new();
+        let mut seen: HashSet<String> = HashSet::new();
         for kernel in kernels {
             let keys: Vec<(String, String)> = match rows_of {
                 RowsOf::Aliases => kernel
@@ -187,21 +189,29 @@ impl Matrix {
                     .collect(),
             };
             for key in keys {
-                if !row_keys.iter().any(|(k, _)| *k == key.0) {
+                if seen.insert(key.0.clone()) {
                     row_keys.push(key);
                 }
             }
         }
-        for (probe, location) in row_keys {
-            let mut cells = Vec::new();
-            for (index, kernel) in kernels.iter().enumerate() {
-                let others: Vec<&KernelFacts> = kernels
+        let resolvers: Vec<Resolver<'_>> = kernels
+            .iter()
+            .map(|kernel| Resolver::new(kernel.library, kernel.facts))
+            .collect();
+        let others: Vec<Vec<&KernelFacts>> = (0..kernels.len())
+            .map(|index| {
+                kernels
                     .iter()
                     .enumerate()
                     .filter(|(i, _)| *i != index)
                     .map(|(_, k)| k.facts)
-                    .collect();
-                let resolver = Resolver::new(kernel.library, kernel.facts);
+                    .collect()
+            })
+            .collect();
+        for (probe, location) in row_keys {
+            let mut cells = Vec::new();
+            for (index, kernel) in kernels.iter().enumerate() {
+                let (resolver, others) = (&resolvers[index], &others[index]);
                 let outcome = match rows_of {
                     RowsOf::Aliases => {
                         if kernel.library.aliases_named(&probe).next().is_none() {
@@ -220,7 +230,7 @@ impl Matrix {
                         }
                     }
                 };
-                cells.push(cell_of(outcome, kernel.facts, &others));
+                cells.push(cell_of(outcome, kernel.facts, others));
             }
             rows.push(Row {
                 probe,

@@ -6,7 +6,10 @@
 //! alias resolves when its own list does; a wildcard point resolves when
 //! at least one alias or function it matches does.
 
-use tapmatrix_facts::{ConfigValue, FunctionPresence, KernelFacts, split_clone};
+use std::cell::OnceCell;
+use std::collections::HashMap;
+
+use tapmatrix_facts::{ConfigValue, FunctionPresence, KernelFacts, Tracepoint, split_clone};
 use tapmatrix_syntax::profile::fnmatch;
 
 use crate::library::Library;
@@ -17,10 +20,12 @@ use crate::point::{Arg, Component, ProbePoint, has_wildcard};
 const MAX_DEPTH: usize = 32;
 
 /// Resolves probe points of a library on one kernel.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Resolver<'a> {
     library: &'a Library,
     facts: &'a KernelFacts,
+    /// Trace events by name, built on first use.
+    events_by_name: OnceCell<HashMap<&'a str, Vec<&'a Tracepoint>>>,
 }
 
 type Resolved = Result<Found, Vec<Miss>>;
@@ -28,7 +33,11 @@ type Resolved = Result<Found, Vec<Miss>>;
 impl<'a> Resolver<'a> {
     /// A resolver of `library`'s aliases on the kernel `facts` describes.
     pub fn new(library: &'a Library, facts: &'a KernelFacts) -> Resolver<'a> {
-        Resolver { library, facts }
+        Resolver {
+            library,
+            facts,
+            events_by_name: OnceCell::new(),
+        }
     }
 
     /// Resolves a probe's alternatives, in order, with their marks.
@@ -368,7 +377,7 @@ impl<'a> Resolver<'a> {
             let in_module: Vec<_> = symbols
                 .modules
                 .iter()
-                .filter(|s| fnmatch(module_pattern, &s.module))
+                .filter(|s| glob_match(module_pattern, &s.module))
                 .collect();
             if in_module.is_empty() {
                 return fail(Reason::ModuleNotLoaded {
@@ -377,7 +386,7 @@ impl<'a> Resolver<'a> {
             }
             let points: Vec<AttachPoint> = in_module
                 .iter()
-                .filter(|s| fnmatch(name, &s.name) && functions.contains(&s.name))
+                .filter(|s| glob_match(name, &s.name) && functions.contains(&s.name))
                 .filter(|s| !self.blacklisted(&s.name))
                 .map(|s| attach(&s.name, None, Some(&s.module)))
                 .collect();
@@ -393,6 +402,11 @@ impl<'a> Resolver<'a> {
                 });
             }
             return Ok(found(point, points));
+        }
+        if has_wildcard(name) && place.is_some() {
+            return fail(Reason::NeedsDwarf {
+                what: format!("the functions of a source file (\"{pattern}\")"),
+            });
         }
         if has_wildcard(name) {
             let prefix = &name[..name.find(['*', '?', '[']).unwrap_or(name.len())];
@@ -461,9 +475,21 @@ impl<'a> Resolver<'a> {
             Some((system, event)) => (system, event),
             None => ("*", pattern),
         };
-        let points: Vec<AttachPoint> = tracepoints
-            .iter()
-            .filter(|tp| fnmatch(system, &tp.system) && fnmatch(event, &tp.name))
+        let candidates: Vec<&Tracepoint> = if has_wildcard(event) {
+            tracepoints.iter().collect()
+        } else {
+            let by_name = self.events_by_name.get_or_init(|| {
+                let mut map: HashMap<&str, Vec<&Tracepoint>> = HashMap::new();
+                for tp in tracepoints {
+                    map.entry(tp.name.as_str()).or_default().push(tp);
+                }
+                map
+            });
+            by_name.get(event).cloned().unwrap_or_default()
+        };
+        let points: Vec<AttachPoint> = candidates
+            .into_iter()
+            .filter(|tp| glob_match(event, &tp.name) && glob_match(system, &tp.system))
             .map(|tp| {
                 AttachPoint::new(AttachKind::Tracepoint, format!("{}:{}", tp.system, tp.name))
             })
@@ -481,6 +507,15 @@ impl<'a> Resolver<'a> {
             return Err(vec![miss(point, reason)]);
         }
         Ok(found(point, points))
+    }
+}
+
+/// `fnmatch`, with plain string equality for a pattern without wildcards.
+fn glob_match(pattern: &str, text: &str) -> bool {
+    if has_wildcard(pattern) {
+        fnmatch(pattern, text)
+    } else {
+        pattern == text
     }
 }
 

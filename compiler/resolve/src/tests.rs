@@ -118,6 +118,7 @@ fn function_providers_and_classifications() {
         r#"kernel.function("vfs_read").inline"#,
         r#"kernel.function("vfs_read").label("out")"#,
         r#"kernel.statement("vfs_read@fs/read_write.c:450")"#,
+        r#"kernel.function("*@fs/read_write.c")"#,
     ] {
         assert!(
             matches!(reason(&k61, &lib, dwarf), Reason::NeedsDwarf { .. }),
