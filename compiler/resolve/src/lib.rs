@@ -13,6 +13,7 @@
 //!
 //! [`KernelFacts`]: tapmatrix_facts::KernelFacts
 
+mod body;
 mod library;
 mod matrix;
 mod outcome;
@@ -21,6 +22,7 @@ mod resolver;
 mod suggest;
 mod target;
 
+pub use body::{BodyTarget, block_targets};
 pub use library::{
     Alias, AliasMatch, Library, LoadDiagnostic, LoadError, Loaded, ScriptProbe, Sources,
     kernel_profile,

@@ -9,6 +9,7 @@ use tapmatrix_facts::KernelFacts;
 use tapmatrix_syntax::ast::{self, AliasKind, Item};
 use tapmatrix_syntax::{FileKind, Profile, Session, SourceMap, Span, tapset_files};
 
+use crate::body::{BodyTarget, block_targets};
 use crate::point::{Component, ProbePoint, has_wildcard};
 
 /// A probe alias: `probe NAME = POINTS { prologue }` or `+=` (epilogue).
@@ -24,6 +25,8 @@ pub struct Alias {
     pub has_epilogue: bool,
     /// `file:line:col` of its `probe` keyword.
     pub location: String,
+    /// The target expressions its bodies read unguarded.
+    pub targets: Vec<BodyTarget>,
 }
 
 /// A probe of the script: `probe POINTS { ... }`.
@@ -33,6 +36,8 @@ pub struct ScriptProbe {
     pub points: Vec<ProbePoint>,
     /// `file:line:col` of its `probe` keyword.
     pub location: String,
+    /// The target expressions its body reads unguarded.
+    pub targets: Vec<BodyTarget>,
 }
 
 impl ScriptProbe {
@@ -99,6 +104,10 @@ impl Library {
                 Item::Alias(alias) => {
                     let points: Vec<ProbePoint> =
                         alias.points.iter().map(ProbePoint::from_ast).collect();
+                    let mut targets = block_targets(&alias.body);
+                    if let Some(epilogue) = &alias.epilogue {
+                        targets.extend(block_targets(epilogue));
+                    }
                     for name in &alias.names {
                         self.push_alias(Alias {
                             name: ProbePoint::from_ast(name),
@@ -106,12 +115,14 @@ impl Library {
                             points: points.clone(),
                             has_epilogue: alias.epilogue.is_some(),
                             location: location(alias.span),
+                            targets: targets.clone(),
                         });
                     }
                 }
                 Item::Probe(probe) if script => self.probes.push(ScriptProbe {
                     points: probe.points.iter().map(ProbePoint::from_ast).collect(),
                     location: location(probe.span),
+                    targets: block_targets(&probe.body),
                 }),
                 _ => {}
             }

@@ -222,7 +222,17 @@ impl Matrix {
                     }
                     RowsOf::ScriptProbes => {
                         match kernel.library.probes.iter().find(|p| p.label() == probe) {
-                            Some(p) => resolver.resolve_probe(&p.points),
+                            Some(p) => match resolver.resolve_probe(&p.points) {
+                                Outcome::Resolved(found) => {
+                                    let misses = resolver.check_targets(&found.attach, &p.targets);
+                                    if misses.is_empty() {
+                                        Outcome::Resolved(found)
+                                    } else {
+                                        Outcome::Unresolved(misses)
+                                    }
+                                }
+                                other => other,
+                            },
                             None => {
                                 cells.push(Cell::Undefined);
                                 continue;

@@ -155,6 +155,30 @@ pub enum Reason {
     },
     /// Alias expansion nests too deep (a cycle).
     TooDeep,
+    /// A target variable the handler reads is not there: a parameter
+    /// renamed or removed, a tracepoint field gone.
+    TargetVarMissing {
+        /// The expression (`$file->f_inode`).
+        expr: String,
+        /// The variables there are.
+        available: Vec<String>,
+    },
+    /// A struct member the handler reads is gone (or moved into another struct).
+    MemberMissing {
+        /// The expression.
+        expr: String,
+        /// The struct or union.
+        type_name: String,
+        /// The member.
+        member: String,
+    },
+    /// A target expression no longer fits the types (`->` on a non-pointer...): retyped.
+    TargetRetyped {
+        /// The expression.
+        expr: String,
+        /// What does not fit.
+        message: String,
+    },
 }
 
 impl Reason {
@@ -177,6 +201,9 @@ impl Reason {
             Reason::BadPoint { .. } => "bad_point",
             Reason::FactsMissing { .. } => "facts_missing",
             Reason::TooDeep => "too_deep",
+            Reason::TargetVarMissing { .. } => "target_var_missing",
+            Reason::MemberMissing { .. } => "member_missing",
+            Reason::TargetRetyped { .. } => "target_retyped",
         }
     }
 }
@@ -221,6 +248,17 @@ impl fmt::Display for Reason {
             Reason::BadPoint { message } => write!(f, "{message}"),
             Reason::FactsMissing { what } => write!(f, "{what} not harvested for this kernel"),
             Reason::TooDeep => write!(f, "alias expansion nests too deep (a cycle?)"),
+            Reason::TargetVarMissing { expr, available } => write!(
+                f,
+                "{expr} is not there (renamed or removed); there are: {}",
+                available.join(" ")
+            ),
+            Reason::MemberMissing {
+                expr,
+                type_name,
+                member,
+            } => write!(f, "{expr}: {type_name} has no member {member} any more"),
+            Reason::TargetRetyped { expr, message } => write!(f, "{expr}: {message}"),
         }
     }
 }

@@ -12,9 +12,11 @@ use std::collections::HashMap;
 use tapmatrix_facts::{ConfigValue, FunctionPresence, KernelFacts, Tracepoint, split_clone};
 use tapmatrix_syntax::profile::fnmatch;
 
+use crate::body::BodyTarget;
 use crate::library::Library;
 use crate::outcome::{AttachKind, AttachPoint, Found, Miss, Outcome, Reason};
 use crate::point::{Arg, Component, ProbePoint, has_wildcard};
+use crate::target::{TargetError, resolve_target};
 
 /// How deep aliases may nest.
 const MAX_DEPTH: usize = 32;
@@ -58,7 +60,10 @@ impl<'a> Resolver<'a> {
         for alias in self.library.aliases_named(name) {
             defined = true;
             match self.points(&alias.points, 1) {
-                Ok(one) => found.extend(one),
+                Ok(one) => {
+                    failed.extend(self.check_targets(&one.attach, &alias.targets));
+                    found.extend(one);
+                }
                 Err(misses) => failed.extend(misses),
             }
         }
@@ -74,6 +79,45 @@ impl<'a> Resolver<'a> {
         } else {
             Outcome::Resolved(found)
         }
+    }
+
+    /// The target expressions that do not resolve at these attach points,
+    /// as misses (one per expression and reason). Kernels without BTF,
+    /// and constructs not resolved offline, give no miss: no evidence.
+    pub fn check_targets(&self, attach: &[AttachPoint], targets: &[BodyTarget]) -> Vec<Miss> {
+        let mut misses: Vec<Miss> = Vec::new();
+        if self.facts.btf.is_none() {
+            return misses;
+        }
+        for point in attach {
+            for target in targets {
+                let reason = match resolve_target(self.facts, point, &target.target) {
+                    Ok(_) | Err(TargetError::NoBtf { .. } | TargetError::Unsupported { .. }) => {
+                        continue;
+                    }
+                    Err(TargetError::NoVariable { available, .. }) => Reason::TargetVarMissing {
+                        expr: target.text.clone(),
+                        available,
+                    },
+                    Err(TargetError::NoMember { type_name, member }) => Reason::MemberMissing {
+                        expr: target.text.clone(),
+                        type_name,
+                        member,
+                    },
+                    Err(error @ TargetError::BadAccess { .. }) => Reason::TargetRetyped {
+                        expr: target.text.clone(),
+                        message: error.to_string(),
+                    },
+                };
+                if !misses.iter().any(|m| m.reason == reason) {
+                    misses.push(Miss {
+                        point: point.probe_point(),
+                        reason,
+                    });
+                }
+            }
+        }
+        misses
     }
 
     /// Resolves one (non-optional unless marked) probe point.

@@ -463,6 +463,10 @@ fn base_var(
                     Some(args[index].ty),
                 ));
             }
+            let unnamed_args = btf
+                .and_then(|btf| btf.tracepoint_args(event))
+                .and_then(Result::ok)
+                .is_some_and(|args| !args.is_empty() && args.iter().all(|a| a.name.is_empty()));
             match facts.tracepoint(system, event) {
                 Some(tp) => match tp.field(name) {
                     Some(field) => Ok((
@@ -472,6 +476,9 @@ fn base_var(
                         },
                         None,
                     )),
+                    // BTF gives the arguments' types but not their names:
+                    // `name` may be one of them.
+                    None if unnamed_args => Err(no_btf(format!("the argument names of {event}"))),
                     None => Err(TargetError::NoVariable {
                         name: name.to_owned(),
                         available: target_vars(facts, at).into_iter().map(|v| v.name).collect(),

@@ -635,3 +635,48 @@ fn real_btf_target_access_paths() {
         assert!(!is_defined(facts, &read, &parse_target("$buffer")));
     }
 }
+
+#[test]
+fn real_target_classifications() {
+    let Some(kernels) = cached_matrix() else {
+        return;
+    };
+    let lib = library(
+        r#"
+probe ok = kernel.function("vfs_read") { a = $file->f_inode->i_ino; b = $count }
+probe guarded = kernel.function("vfs_read") { a = @defined($nosuch) ? $nosuch : 0; if (@defined($gone)) b = $gone }
+probe param = kernel.function("vfs_read") { a = $nosuch }
+probe member = kernel.function("vfs_read") { a = $file->f_nosuch }
+probe state = kernel.trace("sched:sched_switch") { s = @cast($prev, "struct task_struct")->state }
+probe field = kernel.trace("sched:sched_switch") { s = $prev_nosuch }
+"#,
+    );
+    let inputs: Vec<KernelInput<'_>> = kernels
+        .iter()
+        .map(|(id, facts)| KernelInput {
+            id,
+            facts,
+            library: &lib,
+        })
+        .collect();
+    let matrix = Matrix::build(&inputs, RowsOf::Aliases);
+    let row = |name: &str| matrix.rows.iter().find(|r| r.probe == name).unwrap();
+    let class = |name: &str, kernel: usize| row(name).cells[kernel].short();
+    let last = matrix.kernels.len() - 1;
+    assert_eq!(class("ok", last), "ok 1");
+    assert_eq!(class("guarded", last), "ok 1");
+    assert_eq!(class("param", last), "target_var_missing");
+    assert_eq!(class("member", last), "member_missing");
+    assert_eq!(class("field", last), "target_var_missing");
+    // task_struct.state became __state in 5.14: fine on 5.10, gone after.
+    // (5.10's BTF does not name sched_switch's arguments: $prev cannot be
+    // checked there, which is no evidence either way.)
+    assert_eq!(
+        class("state", last),
+        "member_missing",
+        "{}",
+        matrix.render_table()
+    );
+    assert_eq!(matrix.kernels[0], "5.10");
+    assert_eq!(class("state", 0), "ok 1");
+}
