@@ -284,7 +284,8 @@ pub fn resolve_target(
     let mut loads: Vec<u64> = Vec::new();
     let mut bitfield = None;
     let mut pretty = false;
-    for component in &target.components {
+    for (step, component) in target.components.iter().enumerate() {
+        let first = step == 0;
         match component {
             ast::TargetComponent::Member(member) => {
                 let (object, base_bits) =
@@ -321,7 +322,17 @@ pub fn resolve_target(
                 let (elem, bits) = match place {
                     Place::Object(ty, bits) => match btf.get(btf.resolve(ty).map_err(btf_error)?) {
                         Ok(Type::Array { elem, .. }) => (elem, bits),
-                        _ => pointee(btf, &mut place, &mut loads, &format!("[{i}]"))?,
+                        Ok(Type::Ptr(_)) => {
+                            pointee(btf, &mut place, &mut loads, &format!("[{i}]"))?
+                        }
+                        // `@cast(p, "type")[i]`: the i-th `type` from p.
+                        _ if first && matches!(base, TargetBase::Cast { .. }) => (ty, bits),
+                        _ => {
+                            return Err(TargetError::BadAccess {
+                                what: format!("[{i}]"),
+                                type_name: render(ty),
+                            });
+                        }
                     },
                     Place::Value(_) => pointee(btf, &mut place, &mut loads, &format!("[{i}]"))?,
                 };

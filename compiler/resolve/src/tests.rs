@@ -613,6 +613,17 @@ fn real_btf_target_access_paths() {
         )
         .unwrap();
         assert_eq!(pid.loads, [offset("task_struct", "pid")]);
+        let second =
+            resolve_target(facts, &read, &parse_target(r#"@cast(0, "ulong")[2]"#)).unwrap();
+        assert_eq!(
+            (second.loads.as_slice(), second.var.size),
+            (&[16][..], Some(8)),
+            "{id}"
+        );
+        assert!(matches!(
+            access("$file->f_pos[1]"),
+            Err(TargetError::BadAccess { .. })
+        ));
         assert_eq!(
             (pid.var.c_type.as_str(), pid.var.signed),
             ("pid_t", Some(true))
