@@ -6,9 +6,9 @@
 //! TAPMATRIX_RESOLVE_FACTS=/path/to/cache/facts cargo bench -p tapmatrix-resolve
 //! ```
 //!
-//! The library is the repository's `tapsets/` and, when the syntax crate's
-//! `real_tapsets` test has fetched it into the target directory, Debian's
-//! SystemTap tapset directory.
+//! Two libraries: the repository's `tapsets/`, and with it Debian's
+//! SystemTap 4.8 tapset directory when the syntax crate's `real_tapsets`
+//! test has fetched it into the target directory.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)] // bench code
 
 use std::path::{Path, PathBuf};
@@ -17,14 +17,15 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use tapmatrix_facts::KernelFacts;
 use tapmatrix_resolve::{KernelInput, Library, Matrix, RowsOf, Sources, kernel_profile};
 
-fn library_dirs() -> Vec<PathBuf> {
-    let mut dirs = vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tapsets")];
+fn repo_tapsets() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tapsets")
+}
+
+/// Debian's SystemTap tapset directory, when fetched.
+fn debian_tapsets() -> Option<PathBuf> {
     let debian = Path::new(env!("CARGO_TARGET_TMPDIR"))
         .join("systemtap-common/root/usr/share/systemtap/tapset");
-    if debian.is_dir() {
-        dirs.push(debian);
-    }
-    dirs
+    debian.is_dir().then_some(debian)
 }
 
 fn kernel_dirs(root: &Path) -> Vec<(String, PathBuf)> {
@@ -75,29 +76,35 @@ fn bench(c: &mut Criterion) {
         return;
     };
     let kernels = kernel_dirs(Path::new(&root));
-    let sources = Sources {
-        tapset_dirs: library_dirs(),
-        script: None,
-    };
-    let matrix = resolve_all(&kernels, &sources);
-    let cells = matrix.rows.len() * matrix.kernels.len();
-    let unresolved = matrix
-        .rows
-        .iter()
-        .flat_map(|row| &row.cells)
-        .filter(|cell| cell.is_unresolved())
-        .count();
-    eprintln!(
-        "{} kernels, {} tapset dirs, {} aliases, {cells} cells, {unresolved} unresolved",
-        kernels.len(),
-        sources.tapset_dirs.len(),
-        matrix.rows.len()
-    );
-    let mut group = c.benchmark_group("resolve");
+    let mut libraries = vec![("repo_tapsets", vec![repo_tapsets()])];
+    match debian_tapsets() {
+        Some(debian) => libraries.push(("repo_and_debian_tapsets", vec![repo_tapsets(), debian])),
+        None => eprintln!(
+            "Debian's tapsets not fetched (cargo test -p tapmatrix-syntax --test real_tapsets): repo tapsets only"
+        ),
+    }
+    let mut group = c.benchmark_group("resolve_x_all_kernels");
     group.sample_size(10);
-    group.bench_function("tapsets_x_all_kernels", |b| {
-        b.iter(|| resolve_all(&kernels, &sources))
-    });
+    for (name, dirs) in libraries {
+        let sources = Sources {
+            tapset_dirs: dirs,
+            script: None,
+        };
+        let matrix = resolve_all(&kernels, &sources);
+        let cells = matrix.rows.len() * matrix.kernels.len();
+        let unresolved = matrix
+            .rows
+            .iter()
+            .flat_map(|row| &row.cells)
+            .filter(|cell| cell.is_unresolved())
+            .count();
+        eprintln!(
+            "{name}: {} kernels, {} aliases, {cells} cells, {unresolved} unresolved",
+            kernels.len(),
+            matrix.rows.len()
+        );
+        group.bench_function(name, |b| b.iter(|| resolve_all(&kernels, &sources)));
+    }
     group.finish();
 }
 
