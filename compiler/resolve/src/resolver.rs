@@ -95,8 +95,8 @@ impl<'a> Resolver<'a> {
                     Ok(_) | Err(TargetError::NoBtf { .. } | TargetError::Unsupported { .. }) => {
                         continue;
                     }
-                    Err(TargetError::NoVariable { available, .. }) => Reason::TargetVarMissing {
-                        expr: target.text.clone(),
+                    Err(TargetError::NoVariable { name, available }) => Reason::TargetVarMissing {
+                        expr: format!("${name}"),
                         available,
                     },
                     Err(TargetError::NoMember { type_name, member }) => Reason::MemberMissing {

@@ -163,13 +163,14 @@ fn renamed(function: &str, here: &KernelFacts, others: &[&KernelFacts]) -> Optio
             continue;
         }
         let score = strsim::normalized_damerau_levenshtein(function, &candidate);
-        let contained = function.len().min(candidate.len()) >= 4
-            && (candidate.contains(function) || function.contains(candidate.as_str()));
+        // `__alloc_pages` -> `__alloc_pages_noprof`: the old name inside the new.
+        let contained = function.len() >= 4 && candidate.contains(function);
         if score < 0.8 && !contained {
             continue;
         }
+        // `void (void)` is shared by too many functions to be evidence.
         let same = match (&reference, here.btf.as_ref()) {
-            (Some(reference), Some(btf)) => {
+            (Some(reference), Some(btf)) if reference != "void (void)" => {
                 prototype_types(btf, &candidate).as_deref() == Some(reference.as_str())
             }
             _ => false,

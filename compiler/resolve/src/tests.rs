@@ -417,6 +417,32 @@ fn real_matrix_renamed_function_and_starter_tapsets() {
             to: "__alloc_pages_noprof".to_owned()
         }
     );
+    // scheduler_tick became sched_tick (6.10): `void (void)` and a shorter
+    // name that the old one contains (`schedule`) are no evidence.
+    let tick = library(r#"probe tick = kernel.function("scheduler_tick") {}"#);
+    let inputs: Vec<KernelInput<'_>> = kernels
+        .iter()
+        .map(|(id, facts)| KernelInput {
+            id,
+            facts,
+            library: &tick,
+        })
+        .collect();
+    let ticks = Matrix::build(&inputs, RowsOf::Aliases);
+    let Cell::Unresolved {
+        misses,
+        suggestions,
+    } = ticks.rows[0].cells.last().unwrap()
+    else {
+        panic!("{}", ticks.render_table());
+    };
+    assert_eq!(misses[0].reason.class(), "function_absent");
+    assert!(
+        suggestions
+            .iter()
+            .all(|s| !s.probe_point.contains("\"schedule\"")),
+        "{suggestions:?}"
+    );
     // 7.3 added a parameter: still suggested, as a near name.
     let last = matrix.rows[0].cells.last().unwrap();
     let Cell::Unresolved { suggestions, .. } = last else {
