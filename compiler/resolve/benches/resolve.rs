@@ -50,14 +50,11 @@ fn resolve_all(kernels: &[(String, PathBuf)], sources: &Sources) -> Matrix {
         .iter()
         .map(|(_, dir)| KernelFacts::load(dir).expect("load facts"))
         .collect();
-    let libraries: Vec<Library> = facts
-        .iter()
-        .map(|facts| {
-            sources
-                .load(kernel_profile(facts))
-                .expect("load tapsets")
-                .library
-        })
+    let libraries: Vec<Library> = sources
+        .load_all(facts.iter().map(kernel_profile).collect())
+        .expect("load tapsets")
+        .into_iter()
+        .map(|loaded| loaded.library)
         .collect();
     let inputs: Vec<KernelInput<'_>> = kernels
         .iter()

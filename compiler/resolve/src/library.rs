@@ -309,16 +309,94 @@ pub struct Loaded {
 impl Sources {
     /// Reads and parses everything for one profile.
     pub fn load(&self, profile: Profile) -> Result<Loaded, LoadError> {
+        let mut loaded = self.load_all(vec![profile])?;
+        loaded.pop().ok_or_else(|| LoadError::Read {
+            path: PathBuf::new(),
+            source: std::io::Error::other("no profile"),
+        })
+    }
+
+    /// Reads and parses everything for each profile (one per kernel). A
+    /// tapset file whose text has no `%( cond %? ... %)` conditional (no
+    /// `%?`) and uses no library macro that has one reads the same for
+    /// every profile: it is parsed once and shared.
+    pub fn load_all(&self, profiles: Vec<Profile>) -> Result<Vec<Loaded>, LoadError> {
+        let mut kernels = Vec::new();
+        let mut macro_files: Vec<PathBuf> = Vec::new();
+        for profile in profiles {
+            let (session, diagnostics, scripts, macros) = self.prepare(profile)?;
+            for path in macros {
+                if !macro_files.contains(&path) {
+                    macro_files.push(path);
+                }
+            }
+            kernels.push((session, Library::default(), diagnostics, scripts));
+        }
+        let conditional = conditional_macros(&macro_files);
+        let mut independent: HashMap<PathBuf, bool> = HashMap::new();
+        // Path -> (kernel whose session parsed it, the AST, diagnostics, clean).
+        let mut shared: HashMap<PathBuf, (usize, ast::File, Vec<LoadDiagnostic>, bool)> =
+            HashMap::new();
+        for index in 0..kernels.len() {
+            let scripts = std::mem::take(&mut kernels[index].3);
+            for path in &scripts {
+                let is_independent = *independent.entry(path.clone()).or_insert_with(|| {
+                    std::fs::read_to_string(path)
+                        .is_ok_and(|text| !text.contains("%?") && !uses_any(&text, &conditional))
+                });
+                if is_independent && let Some((owner, file, diagnostics, clean)) = shared.get(path)
+                {
+                    let (head, tail) = kernels.split_at_mut(index);
+                    let sources = match head.get(*owner) {
+                        Some(owner) => owner.0.sources(),
+                        None => continue,
+                    };
+                    let Some(kernel) = tail.first_mut() else {
+                        continue;
+                    };
+                    kernel.2.extend(diagnostics.iter().cloned());
+                    if *clean {
+                        kernel.1.add_file(file, sources, false);
+                    }
+                    continue;
+                }
+                let kernel = &mut kernels[index];
+                let (file, diagnostics, clean) = parse_into(&mut kernel.0, path, false)?;
+                kernel.2.extend(diagnostics.iter().cloned());
+                if clean {
+                    kernel.1.add_file(&file, kernel.0.sources(), false);
+                }
+                if is_independent {
+                    shared.insert(path.clone(), (index, file, diagnostics, clean));
+                }
+            }
+            if let Some(script) = &self.script {
+                let kernel = &mut kernels[index];
+                let (file, diagnostics, _) = parse_into(&mut kernel.0, script, true)?;
+                kernel.2.extend(diagnostics);
+                kernel.1.add_file(&file, kernel.0.sources(), true);
+            }
+        }
+        Ok(kernels
+            .into_iter()
+            .map(|(_, library, diagnostics, _)| Loaded {
+                library,
+                diagnostics,
+            })
+            .collect())
+    }
+
+    /// A session with the library macros loaded, and the tapset scripts to read.
+    fn prepare(&self, profile: Profile) -> Result<Prepared, LoadError> {
         let mut session = Session::new(profile, &[]);
-        let mut library = Library::default();
         let mut diagnostics = Vec::new();
-        let read_error = |path: &Path| {
-            let path = path.to_owned();
-            move |source| LoadError::Read { path, source }
-        };
         let mut scripts = Vec::new();
+        let mut macro_files = Vec::new();
         for dir in &self.tapset_dirs {
-            let files = tapset_files(dir, session.profile()).map_err(read_error(dir))?;
+            let files = tapset_files(dir, session.profile()).map_err(|source| LoadError::Read {
+                path: dir.clone(),
+                source,
+            })?;
             for macros in &files.macros {
                 let found = session
                     .load_library_macros(std::slice::from_ref(macros))
@@ -331,40 +409,92 @@ impl Sources {
                     rendered: d.render(session.sources()),
                 }));
             }
+            macro_files.extend(files.macros);
             scripts.extend(files.scripts);
         }
-        let mut parse = |path: &Path, script: bool| -> Result<(), LoadError> {
-            let id = session.load(path).map_err(|e| LoadError::Read {
-                path: path.to_owned(),
-                source: std::io::Error::other(e.to_string()),
-            })?;
-            let parsed = session.parse(
-                id,
-                FileKind {
-                    privileged: !script,
-                    user_file: script,
-                },
-            );
-            let clean = parsed.diagnostics.is_empty();
-            diagnostics.extend(parsed.diagnostics.iter().map(|d| LoadDiagnostic {
-                in_script: script,
-                rendered: d.render(session.sources()),
-            }));
-            if clean || script {
-                library.add_file(&parsed.file, session.sources(), script);
-            }
-            Ok(())
-        };
-        for path in &scripts {
-            parse(path, false)?;
-        }
-        if let Some(script) = &self.script {
-            parse(script, true)?;
-        }
-        Ok(Loaded {
-            library,
-            diagnostics,
+        Ok((session, diagnostics, scripts, macro_files))
+    }
+}
+
+/// A session, its macro diagnostics, the scripts and the macro files.
+type Prepared = (Session, Vec<LoadDiagnostic>, Vec<PathBuf>, Vec<PathBuf>);
+
+/// Parses one file in a session: the AST, its diagnostics, and whether it had none.
+fn parse_into(
+    session: &mut Session,
+    path: &Path,
+    script: bool,
+) -> Result<(ast::File, Vec<LoadDiagnostic>, bool), LoadError> {
+    let id = session.load(path).map_err(|e| LoadError::Read {
+        path: path.to_owned(),
+        source: std::io::Error::other(e.to_string()),
+    })?;
+    let parsed = session.parse(
+        id,
+        FileKind {
+            privileged: !script,
+            user_file: script,
+        },
+    );
+    let diagnostics: Vec<LoadDiagnostic> = parsed
+        .diagnostics
+        .iter()
+        .map(|d| LoadDiagnostic {
+            in_script: script,
+            rendered: d.render(session.sources()),
         })
+        .collect();
+    let clean = diagnostics.is_empty();
+    Ok((parsed.file, diagnostics, clean))
+}
+
+/// The names of `@define`d macros in `text`.
+fn defined_macros(text: &str) -> Vec<String> {
+    text.match_indices("@define")
+        .filter_map(|(at, word)| {
+            let rest = text[at + word.len()..].trim_start();
+            let name: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            (!name.is_empty()).then_some(name)
+        })
+        .collect()
+}
+
+/// Whether `text` uses `@name` for one of `names`.
+fn uses_any(text: &str, names: &HashSet<String>) -> bool {
+    text.match_indices('@').any(|(at, _)| {
+        let name: String = text[at + 1..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        names.contains(&name)
+    })
+}
+
+/// Library macros whose expansion can depend on the profile: defined in a
+/// macro file with a conditional (`%?`), or using such a macro (to a fixpoint;
+/// by file, so conservative).
+fn conditional_macros(files: &[PathBuf]) -> HashSet<String> {
+    let texts: Vec<String> = files
+        .iter()
+        .filter_map(|path| std::fs::read_to_string(path).ok())
+        .collect();
+    let mut conditional: HashSet<String> = HashSet::new();
+    let mut marked = vec![false; texts.len()];
+    loop {
+        let mut changed = false;
+        for (text, marked) in texts.iter().zip(marked.iter_mut()) {
+            if !*marked && (text.contains("%?") || uses_any(text, &conditional)) {
+                *marked = true;
+                changed = true;
+                conditional.extend(defined_macros(text));
+            }
+        }
+        if !changed {
+            return conditional;
+        }
     }
 }
 
@@ -417,5 +547,60 @@ mod tests {
         assert_eq!(found[0].suffix.len(), 1);
         let point = ProbePoint::parse("s.*").unwrap();
         assert_eq!(lib.matching(&point).len(), 2);
+    }
+
+    #[test]
+    fn load_all_shares_only_profile_independent_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: &str| std::fs::write(dir.path().join(name), text).unwrap();
+        write(
+            "m.stpm",
+            "@define new_kernel %( %( kernel_v >= \"6.0\" %? 1 %: 0 %) %)\n",
+        );
+        write("p.stpm", "@define plain %( 7 %)\n");
+        write("a.stp", "probe a = kernel.function(\"x\") { v = @plain }\n");
+        write(
+            "b.stp",
+            "probe b = kernel.function(\"y\") { v = @new_kernel }\n",
+        );
+        write(
+            "c.stp",
+            "%( kernel_v >= \"6.0\" %? probe c.new = begin {} %: probe c.old = begin {} %)\n",
+        );
+        let sources = Sources {
+            tapset_dirs: vec![dir.path().to_owned()],
+            script: None,
+        };
+        let profile = |release: &str| Profile {
+            kernel_release: release.to_owned(),
+            ..Profile::default()
+        };
+        let all = sources
+            .load_all(vec![profile("5.10.0"), profile("6.1.0")])
+            .unwrap();
+        for (loaded, release) in all.iter().zip(["5.10.0", "6.1.0"]) {
+            let alone = sources.load(profile(release)).unwrap();
+            assert_eq!(loaded.library.alias_names(), alone.library.alias_names());
+            let locations: Vec<&str> = loaded
+                .library
+                .aliases()
+                .iter()
+                .map(|a| a.location.as_str())
+                .collect();
+            let alone_locations: Vec<&str> = alone
+                .library
+                .aliases()
+                .iter()
+                .map(|a| a.location.as_str())
+                .collect();
+            assert_eq!(locations, alone_locations);
+        }
+        assert!(all[0].diagnostics.is_empty(), "{:?}", all[0].diagnostics);
+        assert_eq!(all[0].library.alias_names(), ["a", "b", "c.old"]);
+        assert_eq!(all[1].library.alias_names(), ["a", "b", "c.new"]);
+        let conditional =
+            conditional_macros(&[dir.path().join("m.stpm"), dir.path().join("p.stpm")]);
+        assert!(conditional.contains("new_kernel") && !conditional.contains("plain"));
+        assert!(uses_any("x = @new_kernel;", &conditional) && !uses_any("@cast(p)", &conditional));
     }
 }

@@ -94,8 +94,10 @@ pub fn run(args: &ResolveArgs) -> anyhow::Result<Status> {
         .map(|id| load_facts(&args.matrix, id, infra_error))
         .collect::<anyhow::Result<_>>()?;
     let mut libraries: Vec<Library> = Vec::new();
-    for (index, kernel) in facts.iter().enumerate() {
-        let loaded = sources.load(kernel_profile(kernel)).map_err(input_error)?;
+    let all = sources
+        .load_all(facts.iter().map(kernel_profile).collect())
+        .map_err(input_error)?;
+    for (index, loaded) in all.into_iter().enumerate() {
         let script_errors: Vec<&str> = loaded
             .diagnostics
             .iter()
