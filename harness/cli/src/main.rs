@@ -29,6 +29,10 @@ enum Command {
     Kernels(cmd::kernels::KernelsArgs),
     /// Preprocess and parse scripts and tapsets; print the AST or, with --check, only errors.
     Parse(cmd::parse::ParseArgs),
+    /// Probe points a pattern matches on one harvested kernel (like `stap -l`/`-L`).
+    List(cmd::list::ListArgs),
+    /// The availability matrix, probe x kernel, offline, with reasons and porting suggestions.
+    Resolve(cmd::resolve::ResolveArgs),
     /// Host prerequisites, the accelerator a boot would use, the cache directory.
     Doctor(cmd::doctor::DoctorArgs),
     /// Timings: `bench harvest` measures the facts harvest against a bare boot.
@@ -42,6 +46,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Kernels(args) => cmd::kernels::run(args),
         Command::Parse(args) => cmd::parse::run(args),
+        Command::List(args) => cmd::list::run(&args),
+        Command::Resolve(args) => cmd::resolve::run(&args),
         Command::Doctor(args) => cmd::doctor::run(&args),
         Command::Bench(command) => cmd::bench::run(command),
     };

@@ -342,8 +342,31 @@ fn known_ids(matrix: &Matrix, ids: &[String]) -> anyhow::Result<Vec<KernelId>> {
         .collect())
 }
 
-/// Loads a harvested kernel's facts from the cache.
+/// Loads a harvested kernel's facts from the cache (a kernel without
+/// facts is an input error).
 fn load(args: &MatrixArgs, id: &str) -> anyhow::Result<KernelFacts> {
+    load_facts(args, id, input_error)
+}
+
+/// The ids of the matrix's kernels that have harvested facts, in matrix order.
+pub fn harvested_ids(args: &MatrixArgs) -> anyhow::Result<Vec<String>> {
+    let matrix = Matrix::load(&args.matrix).map_err(classify)?;
+    let cache = args.cache()?;
+    Ok(matrix
+        .ids()
+        .iter()
+        .filter(|id| cache.harvested(id))
+        .map(ToString::to_string)
+        .collect())
+}
+
+/// Loads a harvested kernel's facts from the cache; `not_harvested`
+/// classifies the error for a kernel of the matrix without facts.
+pub fn load_facts(
+    args: &MatrixArgs,
+    id: &str,
+    not_harvested: fn(anyhow::Error) -> anyhow::Error,
+) -> anyhow::Result<KernelFacts> {
     let matrix = Matrix::load(&args.matrix).map_err(classify)?;
     let id = known_ids(&matrix, &[id.to_owned()])?
         .into_iter()
@@ -351,7 +374,7 @@ fn load(args: &MatrixArgs, id: &str) -> anyhow::Result<KernelFacts> {
         .context("no kernel id given")?;
     let cache = args.cache()?;
     if !cache.harvested(&id) {
-        return Err(input_error(anyhow::anyhow!(
+        return Err(not_harvested(anyhow::anyhow!(
             "kernel `{id}` has no harvested facts in {}: run `tapmatrix kernels harvest {id}`",
             cache.root().display()
         )));
@@ -363,7 +386,7 @@ fn load(args: &MatrixArgs, id: &str) -> anyhow::Result<KernelFacts> {
 }
 
 /// Writes to stdout; a reader that went away (`| head`) is not an error.
-fn print(text: &str) -> anyhow::Result<()> {
+pub fn print(text: &str) -> anyhow::Result<()> {
     match std::io::stdout().lock().write_all(text.as_bytes()) {
         Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => Err(error.into()),
         _ => Ok(()),

@@ -3,4 +3,6 @@
 pub mod bench;
 pub mod doctor;
 pub mod kernels;
+pub mod list;
 pub mod parse;
+pub mod resolve;

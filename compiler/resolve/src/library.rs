@@ -1,0 +1,606 @@
+//! The alias table and the script's probes: what tapset files and a script
+//! define, with where, read for one kernel's profile (preprocessor
+//! conditionals depend on the kernel).
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use tapmatrix_facts::KernelFacts;
+use tapmatrix_syntax::ast::{self, AliasKind, Item};
+use tapmatrix_syntax::{FileKind, Profile, Session, SourceMap, Span, tapset_files};
+
+use crate::body::{BodyTarget, block_targets};
+use crate::point::{Component, ProbePoint, has_wildcard};
+
+/// A probe alias: `probe NAME = POINTS { prologue }` or `+=` (epilogue).
+#[derive(Debug, Clone)]
+pub struct Alias {
+    /// The name it defines (its components).
+    pub name: ProbePoint,
+    /// `=` (prologue) or `+=` (epilogue).
+    pub kind: AliasKind,
+    /// What it expands to, in order.
+    pub points: Vec<ProbePoint>,
+    /// A second body: `probe a = b { prologue }, { epilogue }`.
+    pub has_epilogue: bool,
+    /// `file:line:col` of its `probe` keyword.
+    pub location: String,
+    /// The target expressions its bodies read unguarded.
+    pub targets: Vec<BodyTarget>,
+}
+
+/// A probe of the script: `probe POINTS { ... }`.
+#[derive(Debug, Clone)]
+pub struct ScriptProbe {
+    /// Its alternatives, in order.
+    pub points: Vec<ProbePoint>,
+    /// `file:line:col` of its `probe` keyword.
+    pub location: String,
+    /// The target expressions its body reads unguarded.
+    pub targets: Vec<BodyTarget>,
+}
+
+impl ScriptProbe {
+    /// The probe as its points: `a, b?`.
+    pub fn label(&self) -> String {
+        let points: Vec<String> = self.points.iter().map(ToString::to_string).collect();
+        points.join(", ")
+    }
+}
+
+/// What the tapsets and the script define.
+#[derive(Debug, Clone, Default)]
+pub struct Library {
+    /// Every alias, in the order SystemTap reads them.
+    aliases: Vec<Alias>,
+    /// Alias indexes by whole name (`syscall.read`).
+    by_name: HashMap<String, Vec<usize>>,
+    /// Alias indexes by component names without arguments (`syscall.read`).
+    by_names: HashMap<String, Vec<usize>>,
+    /// Alias indexes by first component name (`syscall`).
+    by_first: HashMap<String, Vec<usize>>,
+    /// The script's probes (empty for a tapset directory alone).
+    pub probes: Vec<ScriptProbe>,
+}
+
+/// One parse error found while loading.
+#[derive(Debug, Clone)]
+pub struct LoadDiagnostic {
+    /// In the user's script (an input error) or in a tapset file (skipped, as SystemTap does).
+    pub in_script: bool,
+    /// The rendered diagnostic (`file:line:col: message` with context).
+    pub rendered: String,
+}
+
+/// Why a library could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// A tapset directory or script could not be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// An alias matched by a probe point, and the components after its name.
+#[derive(Debug, Clone, Copy)]
+pub struct AliasMatch<'a> {
+    /// The alias.
+    pub alias: &'a Alias,
+    /// Components of the probe point after the alias name (alias suffixes,
+    /// appended to every point of the expansion).
+    pub suffix: &'a [Component],
+}
+
+impl Library {
+    /// Adds the aliases (and, for the script, the probes) of one parsed file.
+    pub fn add_file(&mut self, file: &ast::File, sources: &SourceMap, script: bool) {
+        let location = |span: Span| sources.location(span).to_string();
+        for item in &file.items {
+            match item {
+                Item::Alias(alias) => {
+                    let points: Vec<ProbePoint> =
+                        alias.points.iter().map(ProbePoint::from_ast).collect();
+                    let mut targets = block_targets(&alias.body);
+                    if let Some(epilogue) = &alias.epilogue {
+                        targets.extend(block_targets(epilogue));
+                    }
+                    for name in &alias.names {
+                        self.push_alias(Alias {
+                            name: ProbePoint::from_ast(name),
+                            kind: alias.kind,
+                            points: points.clone(),
+                            has_epilogue: alias.epilogue.is_some(),
+                            location: location(alias.span),
+                            targets: targets.clone(),
+                        });
+                    }
+                }
+                Item::Probe(probe) if script => self.probes.push(ScriptProbe {
+                    points: probe.points.iter().map(ProbePoint::from_ast).collect(),
+                    location: location(probe.span),
+                    targets: block_targets(&probe.body),
+                }),
+                _ => {}
+            }
+        }
+    }
+
+    fn push_alias(&mut self, alias: Alias) {
+        let index = self.aliases.len();
+        let first = alias.name.name(0).unwrap_or_default().to_owned();
+        self.by_name
+            .entry(alias.name.bare())
+            .or_default()
+            .push(index);
+        self.by_first.entry(first).or_default().push(index);
+        let names: Vec<&str> = alias
+            .name
+            .components
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect();
+        self.by_names
+            .entry(names.join("."))
+            .or_default()
+            .push(index);
+        self.aliases.push(alias);
+    }
+
+    /// Every alias, in the order SystemTap reads them.
+    pub fn aliases(&self) -> &[Alias] {
+        &self.aliases
+    }
+
+    /// The definitions of the alias `name` (`syscall.read`), in order.
+    pub fn aliases_named<'a>(&'a self, name: &str) -> impl Iterator<Item = &'a Alias> + 'a {
+        self.by_name
+            .get(name)
+            .into_iter()
+            .flatten()
+            .filter_map(|&index| self.aliases.get(index))
+    }
+
+    /// The distinct alias names, in definition order.
+    pub fn alias_names(&self) -> Vec<String> {
+        let mut seen = HashSet::new();
+        self.aliases
+            .iter()
+            .map(|alias| alias.name.bare())
+            .filter(|name| seen.insert(name.clone()))
+            .collect()
+    }
+
+    /// The aliases a probe point names. Whole-name matches win; failing
+    /// those, the longest alias names that are a prefix of the point match,
+    /// with the rest as a suffix (SystemTap's alias suffixes).
+    pub fn matching<'a>(&'a self, point: &'a ProbePoint) -> Vec<AliasMatch<'a>> {
+        let mut best: Vec<AliasMatch<'a>> = Vec::new();
+        let mut best_len = 0;
+        let first = point.name(0).unwrap_or_default();
+        let candidates: Box<dyn Iterator<Item = &Alias>> = if !point.has_wildcard() {
+            // Whole names, then shorter prefixes (alias suffixes): hash lookups.
+            let mut key: String = point
+                .components
+                .iter()
+                .map(|c| c.name.as_str())
+                .collect::<Vec<_>>()
+                .join(".");
+            let mut found: Vec<&Alias> = Vec::new();
+            for length in (1..=point.components.len()).rev() {
+                if let Some(indexes) = self.by_names.get(&key) {
+                    found.extend(indexes.iter().filter_map(|&index| self.aliases.get(index)));
+                    let whole: Vec<AliasMatch<'a>> = found
+                        .iter()
+                        .filter(|alias| {
+                            point
+                                .components
+                                .iter()
+                                .zip(&alias.name.components)
+                                .all(|(pattern, component)| pattern.matches(component))
+                        })
+                        .map(|alias| AliasMatch {
+                            alias,
+                            suffix: &point.components[length..],
+                        })
+                        .collect();
+                    if !whole.is_empty() {
+                        return whole;
+                    }
+                    found.clear();
+                }
+                if let Some(dot) = key.rfind('.') {
+                    key.truncate(dot);
+                }
+            }
+            return Vec::new();
+        } else if has_wildcard(first) {
+            Box::new(self.aliases.iter())
+        } else {
+            Box::new(
+                self.by_first
+                    .get(first)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|&index| self.aliases.get(index)),
+            )
+        };
+        for alias in candidates {
+            let name = &alias.name.components;
+            if name.is_empty() || name.len() > point.components.len() {
+                continue;
+            }
+            let matched = point
+                .components
+                .iter()
+                .zip(name)
+                .all(|(pattern, component)| pattern.matches(component));
+            if !matched {
+                continue;
+            }
+            if name.len() > best_len {
+                best.clear();
+                best_len = name.len();
+            }
+            if name.len() == best_len {
+                best.push(AliasMatch {
+                    alias,
+                    suffix: &point.components[name.len()..],
+                });
+            }
+        }
+        best
+    }
+}
+
+/// The preprocessor profile of a harvested kernel: its release and config.
+pub fn kernel_profile(facts: &KernelFacts) -> Profile {
+    let mut profile = Profile::default();
+    if let Some(release) = &facts.release {
+        profile.kernel_release = release.clone();
+    }
+    if let Some(config) = &facts.config {
+        let config_name = |name: &str| format!("CONFIG_{name}");
+        for name in config.yes.iter() {
+            profile
+                .kernel_config
+                .insert(config_name(name), "y".to_owned());
+        }
+        for name in config.module.iter() {
+            profile
+                .kernel_config
+                .insert(config_name(name), "m".to_owned());
+        }
+        for (name, value) in &config.values {
+            let value = value
+                .strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .unwrap_or(value);
+            profile.kernel_config.insert(
+                config_name(name.trim_start_matches("CONFIG_")),
+                value.to_owned(),
+            );
+        }
+    }
+    profile
+}
+
+/// What to load: tapset directories (`-I`, in order) and an optional script.
+#[derive(Debug, Clone, Default)]
+pub struct Sources {
+    /// Tapset directories, read as SystemTap reads them.
+    pub tapset_dirs: Vec<PathBuf>,
+    /// The user's script.
+    pub script: Option<PathBuf>,
+}
+
+/// A library and the parse errors met while loading it.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// What was defined.
+    pub library: Library,
+    /// Parse errors; a tapset file with errors is skipped, as SystemTap does.
+    pub diagnostics: Vec<LoadDiagnostic>,
+}
+
+impl Sources {
+    /// Reads and parses everything for one profile.
+    pub fn load(&self, profile: Profile) -> Result<Loaded, LoadError> {
+        let mut loaded = self.load_all(vec![profile])?;
+        loaded.pop().ok_or_else(|| LoadError::Read {
+            path: PathBuf::new(),
+            source: std::io::Error::other("no profile"),
+        })
+    }
+
+    /// Reads and parses everything for each profile (one per kernel). A
+    /// tapset file whose text has no `%( cond %? ... %)` conditional (no
+    /// `%?`) and uses no library macro that has one reads the same for
+    /// every profile: it is parsed once and shared.
+    pub fn load_all(&self, profiles: Vec<Profile>) -> Result<Vec<Loaded>, LoadError> {
+        let mut kernels = Vec::new();
+        let mut macro_files: Vec<PathBuf> = Vec::new();
+        for profile in profiles {
+            let (session, diagnostics, scripts, macros) = self.prepare(profile)?;
+            for path in macros {
+                if !macro_files.contains(&path) {
+                    macro_files.push(path);
+                }
+            }
+            kernels.push((session, Library::default(), diagnostics, scripts));
+        }
+        let conditional = conditional_macros(&macro_files);
+        let mut independent: HashMap<PathBuf, bool> = HashMap::new();
+        // Path -> (kernel whose session parsed it, the AST, diagnostics, clean).
+        let mut shared: HashMap<PathBuf, (usize, ast::File, Vec<LoadDiagnostic>, bool)> =
+            HashMap::new();
+        for index in 0..kernels.len() {
+            let scripts = std::mem::take(&mut kernels[index].3);
+            for path in &scripts {
+                let is_independent = *independent.entry(path.clone()).or_insert_with(|| {
+                    std::fs::read_to_string(path)
+                        .is_ok_and(|text| !text.contains("%?") && !uses_any(&text, &conditional))
+                });
+                if is_independent && let Some((owner, file, diagnostics, clean)) = shared.get(path)
+                {
+                    let (head, tail) = kernels.split_at_mut(index);
+                    let sources = match head.get(*owner) {
+                        Some(owner) => owner.0.sources(),
+                        None => continue,
+                    };
+                    let Some(kernel) = tail.first_mut() else {
+                        continue;
+                    };
+                    kernel.2.extend(diagnostics.iter().cloned());
+                    if *clean {
+                        kernel.1.add_file(file, sources, false);
+                    }
+                    continue;
+                }
+                let kernel = &mut kernels[index];
+                let (file, diagnostics, clean) = parse_into(&mut kernel.0, path, false)?;
+                kernel.2.extend(diagnostics.iter().cloned());
+                if clean {
+                    kernel.1.add_file(&file, kernel.0.sources(), false);
+                }
+                if is_independent {
+                    shared.insert(path.clone(), (index, file, diagnostics, clean));
+                }
+            }
+            if let Some(script) = &self.script {
+                let kernel = &mut kernels[index];
+                let (file, diagnostics, _) = parse_into(&mut kernel.0, script, true)?;
+                kernel.2.extend(diagnostics);
+                kernel.1.add_file(&file, kernel.0.sources(), true);
+            }
+        }
+        Ok(kernels
+            .into_iter()
+            .map(|(_, library, diagnostics, _)| Loaded {
+                library,
+                diagnostics,
+            })
+            .collect())
+    }
+
+    /// A session with the library macros loaded, and the tapset scripts to read.
+    fn prepare(&self, profile: Profile) -> Result<Prepared, LoadError> {
+        let mut session = Session::new(profile, &[]);
+        let mut diagnostics = Vec::new();
+        let mut scripts = Vec::new();
+        let mut macro_files = Vec::new();
+        for dir in &self.tapset_dirs {
+            let files = tapset_files(dir, session.profile()).map_err(|source| LoadError::Read {
+                path: dir.clone(),
+                source,
+            })?;
+            for macros in &files.macros {
+                let found = session
+                    .load_library_macros(std::slice::from_ref(macros))
+                    .map_err(|e| LoadError::Read {
+                        path: macros.clone(),
+                        source: std::io::Error::other(e.to_string()),
+                    })?;
+                diagnostics.extend(found.iter().map(|d| LoadDiagnostic {
+                    in_script: false,
+                    rendered: d.render(session.sources()),
+                }));
+            }
+            macro_files.extend(files.macros);
+            scripts.extend(files.scripts);
+        }
+        Ok((session, diagnostics, scripts, macro_files))
+    }
+}
+
+/// A session, its macro diagnostics, the scripts and the macro files.
+type Prepared = (Session, Vec<LoadDiagnostic>, Vec<PathBuf>, Vec<PathBuf>);
+
+/// Parses one file in a session: the AST, its diagnostics, and whether it had none.
+fn parse_into(
+    session: &mut Session,
+    path: &Path,
+    script: bool,
+) -> Result<(ast::File, Vec<LoadDiagnostic>, bool), LoadError> {
+    let id = session.load(path).map_err(|e| LoadError::Read {
+        path: path.to_owned(),
+        source: std::io::Error::other(e.to_string()),
+    })?;
+    let parsed = session.parse(
+        id,
+        FileKind {
+            privileged: !script,
+            user_file: script,
+        },
+    );
+    let diagnostics: Vec<LoadDiagnostic> = parsed
+        .diagnostics
+        .iter()
+        .map(|d| LoadDiagnostic {
+            in_script: script,
+            rendered: d.render(session.sources()),
+        })
+        .collect();
+    let clean = diagnostics.is_empty();
+    Ok((parsed.file, diagnostics, clean))
+}
+
+/// The names of `@define`d macros in `text`.
+fn defined_macros(text: &str) -> Vec<String> {
+    text.match_indices("@define")
+        .filter_map(|(at, word)| {
+            let rest = text[at + word.len()..].trim_start();
+            let name: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            (!name.is_empty()).then_some(name)
+        })
+        .collect()
+}
+
+/// Whether `text` uses `@name` for one of `names`.
+fn uses_any(text: &str, names: &HashSet<String>) -> bool {
+    text.match_indices('@').any(|(at, _)| {
+        let name: String = text[at + 1..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        names.contains(&name)
+    })
+}
+
+/// Library macros whose expansion can depend on the profile: defined in a
+/// macro file with a conditional (`%?`), or using such a macro (to a fixpoint;
+/// by file, so conservative).
+fn conditional_macros(files: &[PathBuf]) -> HashSet<String> {
+    let texts: Vec<String> = files
+        .iter()
+        .filter_map(|path| std::fs::read_to_string(path).ok())
+        .collect();
+    let mut conditional: HashSet<String> = HashSet::new();
+    let mut marked = vec![false; texts.len()];
+    loop {
+        let mut changed = false;
+        for (text, marked) in texts.iter().zip(marked.iter_mut()) {
+            if !*marked && (text.contains("%?") || uses_any(text, &conditional)) {
+                *marked = true;
+                changed = true;
+                conditional.extend(defined_macros(text));
+            }
+        }
+        if !changed {
+            return conditional;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn library(text: &str) -> Library {
+        let mut session = Session::new(Profile::default(), &[]);
+        let id = session.add_source("t.stp", text);
+        let parsed = session.parse(
+            id,
+            FileKind {
+                privileged: true,
+                user_file: true,
+            },
+        );
+        assert!(parsed.diagnostics.is_empty(), "{:?}", parsed.diagnostics);
+        let mut library = Library::default();
+        library.add_file(&parsed.file, session.sources(), true);
+        library
+    }
+
+    #[test]
+    fn aliases_and_probes_with_locations() {
+        let lib = library(
+            "probe a.b = c.d, e? { x = 1 }\nprobe p = q = r {}\nprobe two = x { } , { }\nprobe a.b {}\n",
+        );
+        assert_eq!(lib.alias_names(), ["a.b", "p", "q", "two"]);
+        assert_eq!(lib.aliases()[0].points.len(), 2);
+        assert!(lib.aliases()[0].points[1].optional);
+        assert!(lib.aliases()[3].has_epilogue && !lib.aliases()[0].has_epilogue);
+        assert_eq!(lib.aliases()[1].location, "t.stp:2:1");
+        assert_eq!(lib.probes.len(), 1);
+        assert_eq!(lib.probes[0].label(), "a.b");
+    }
+
+    #[test]
+    fn whole_names_win_over_suffix_matches() {
+        let lib =
+            library("probe s.read = x {}\nprobe s.read.return = y {}\nprobe s.write = z {}\n");
+        let point = ProbePoint::parse("s.read.return").unwrap();
+        let found = lib.matching(&point);
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].alias.name.bare(), "s.read.return");
+        assert!(found[0].suffix.is_empty());
+        let point = ProbePoint::parse("s.write.maxactive(3)").unwrap();
+        let found = lib.matching(&point);
+        assert_eq!(found[0].alias.name.bare(), "s.write");
+        assert_eq!(found[0].suffix.len(), 1);
+        let point = ProbePoint::parse("s.*").unwrap();
+        assert_eq!(lib.matching(&point).len(), 2);
+    }
+
+    #[test]
+    fn load_all_shares_only_profile_independent_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: &str| std::fs::write(dir.path().join(name), text).unwrap();
+        write(
+            "m.stpm",
+            "@define new_kernel %( %( kernel_v >= \"6.0\" %? 1 %: 0 %) %)\n",
+        );
+        write("p.stpm", "@define plain %( 7 %)\n");
+        write("a.stp", "probe a = kernel.function(\"x\") { v = @plain }\n");
+        write(
+            "b.stp",
+            "probe b = kernel.function(\"y\") { v = @new_kernel }\n",
+        );
+        write(
+            "c.stp",
+            "%( kernel_v >= \"6.0\" %? probe c.new = begin {} %: probe c.old = begin {} %)\n",
+        );
+        let sources = Sources {
+            tapset_dirs: vec![dir.path().to_owned()],
+            script: None,
+        };
+        let profile = |release: &str| Profile {
+            kernel_release: release.to_owned(),
+            ..Profile::default()
+        };
+        let all = sources
+            .load_all(vec![profile("5.10.0"), profile("6.1.0")])
+            .unwrap();
+        for (loaded, release) in all.iter().zip(["5.10.0", "6.1.0"]) {
+            let alone = sources.load(profile(release)).unwrap();
+            assert_eq!(loaded.library.alias_names(), alone.library.alias_names());
+            let locations: Vec<&str> = loaded
+                .library
+                .aliases()
+                .iter()
+                .map(|a| a.location.as_str())
+                .collect();
+            let alone_locations: Vec<&str> = alone
+                .library
+                .aliases()
+                .iter()
+                .map(|a| a.location.as_str())
+                .collect();
+            assert_eq!(locations, alone_locations);
+        }
+        assert!(all[0].diagnostics.is_empty(), "{:?}", all[0].diagnostics);
+        assert_eq!(all[0].library.alias_names(), ["a", "b", "c.old"]);
+        assert_eq!(all[1].library.alias_names(), ["a", "b", "c.new"]);
+        let conditional =
+            conditional_macros(&[dir.path().join("m.stpm"), dir.path().join("p.stpm")]);
+        assert!(conditional.contains("new_kernel") && !conditional.contains("plain"));
+        assert!(uses_any("x = @new_kernel;", &conditional) && !uses_any("@cast(p)", &conditional));
+    }
+}

@@ -1,0 +1,390 @@
+//! The availability matrix: probe (alias or script probe) x kernel, each
+//! cell resolved, optional-missing, unresolved (classified, with
+//! suggestions) or undefined; rendered as a table, JSON or Markdown.
+//!
+//! JSON schema (`tapmatrix resolve --format json`, version 1):
+//!
+//! ```text
+//! { "schema": 1,
+//!   "kernels": ["5.10", ...],
+//!   "rows": [ { "probe": "vfs.read", "location": "tapsets/vfs.stp:11:1",
+//!               "cells": [ { "status": "resolved", "alternatives": ["kernel.function(\"vfs_read\")"], "attach_points": 1 }
+//!                        | { "status": "optional_missing", "misses": [MISS...] }
+//!                        | { "status": "unresolved", "misses": [MISS...], "suggestions": [SUGGESTION...] }
+//!                        | { "status": "undefined" } ] } ] }
+//! MISS = { "point": "kernel.function(\"x\")", "reason": { "kind": "function_absent", "function": "x" } }
+//!        (kinds: see Reason: renamed has "to", clones_only has "clones", ...)
+//! SUGGESTION = { "probe_point": "kernel.function(\"y\")?", "evidence": "...", "strength": 3 }
+//! ```
+//!
+//! `cells[i]` is the cell of `kernels[i]`.
+
+use std::collections::HashSet;
+use std::fmt::Write as _;
+
+use serde::Serialize;
+use tapmatrix_facts::KernelFacts;
+
+use crate::library::Library;
+use crate::outcome::{Miss, Outcome};
+use crate::resolver::Resolver;
+use crate::suggest::{Suggestion, suggest};
+
+/// The JSON schema version.
+pub const SCHEMA: u32 = 1;
+
+/// One cell: a probe on a kernel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Cell {
+    /// It attaches.
+    Resolved {
+        /// The leaf probe points used.
+        alternatives: Vec<String>,
+        /// How many places it attaches to.
+        attach_points: usize,
+    },
+    /// Only optional points, all missing.
+    OptionalMissing {
+        /// What is missing.
+        misses: Vec<Miss>,
+    },
+    /// A required point is missing.
+    Unresolved {
+        /// What is missing, classified.
+        misses: Vec<Miss>,
+        /// What to add, strongest first.
+        suggestions: Vec<Suggestion>,
+    },
+    /// The sources define no such probe for this kernel (preprocessor conditionals).
+    Undefined,
+}
+
+impl Cell {
+    /// Whether the cell counts as a failure (exit status 1).
+    pub fn is_unresolved(&self) -> bool {
+        matches!(self, Cell::Unresolved { .. })
+    }
+
+    /// A short text for the terminal table.
+    pub fn short(&self) -> String {
+        match self {
+            Cell::Resolved { attach_points, .. } => format!("ok {attach_points}"),
+            Cell::OptionalMissing { .. } => "optional".to_owned(),
+            Cell::Unresolved { misses, .. } => {
+                let mut classes: Vec<&str> = Vec::new();
+                for miss in misses {
+                    if !classes.contains(&miss.reason.class()) {
+                        classes.push(miss.reason.class());
+                    }
+                }
+                match classes.as_slice() {
+                    [one] => (*one).to_owned(),
+                    [first, rest @ ..] => format!("{first}+{}", rest.len()),
+                    [] => "unresolved".to_owned(),
+                }
+            }
+            Cell::Undefined => "-".to_owned(),
+        }
+    }
+}
+
+/// One row: a probe alias, or a probe of the script.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Row {
+    /// The alias name, or the script probe's points.
+    pub probe: String,
+    /// Where it is defined (first definition).
+    pub location: String,
+    /// One cell per kernel.
+    pub cells: Vec<Cell>,
+}
+
+/// The whole matrix.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Matrix {
+    /// [`SCHEMA`].
+    pub schema: u32,
+    /// Kernel ids, in column order.
+    pub kernels: Vec<String>,
+    /// The rows.
+    pub rows: Vec<Row>,
+}
+
+/// One kernel's input: its id, facts, and the library as read for it.
+#[derive(Debug, Clone, Copy)]
+pub struct KernelInput<'a> {
+    /// The kernel id.
+    pub id: &'a str,
+    /// Its facts.
+    pub facts: &'a KernelFacts,
+    /// The sources as preprocessed for it.
+    pub library: &'a Library,
+}
+
+/// What the rows are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowsOf {
+    /// Every alias the library defines (a tapset directory).
+    Aliases,
+    /// The script's probes.
+    ScriptProbes,
+}
+
+fn cell_of(outcome: Outcome, here: &KernelFacts, others: &[&KernelFacts]) -> Cell {
+    match outcome {
+        Outcome::Resolved(found) => Cell::Resolved {
+            alternatives: found.alternatives,
+            attach_points: found.attach.len(),
+        },
+        Outcome::OptionalMissing(misses) => Cell::OptionalMissing { misses },
+        Outcome::Unresolved(misses) => {
+            let mut suggestions: Vec<Suggestion> = Vec::new();
+            let misses = misses
+                .into_iter()
+                .map(|miss| {
+                    let (reason, more) = suggest(&miss, here, others);
+                    for suggestion in more {
+                        if !suggestions
+                            .iter()
+                            .any(|s| s.probe_point == suggestion.probe_point)
+                        {
+                            suggestions.push(suggestion);
+                        }
+                    }
+                    Miss { reason, ..miss }
+                })
+                .collect();
+            suggestions.sort_by_key(|s| std::cmp::Reverse(s.strength));
+            Cell::Unresolved {
+                misses,
+                suggestions,
+            }
+        }
+    }
+}
+
+impl Matrix {
+    /// Resolves every row on every kernel.
+    pub fn build(kernels: &[KernelInput<'_>], rows_of: RowsOf) -> Matrix {
+        let mut rows: Vec<Row> = Vec::new();
+        let mut row_keys: Vec<(String, String)> = Vec::new();
+        let mut seen: HashSet<String> = HashSet::new();
+        for kernel in kernels {
+            let keys: Vec<(String, String)> = match rows_of {
+                RowsOf::Aliases => kernel
+                    .library
+                    .alias_names()
+                    .into_iter()
+                    .filter_map(|name| {
+                        let alias = kernel.library.aliases_named(&name).next()?;
+                        Some((name, alias.location.clone()))
+                    })
+                    .collect(),
+                RowsOf::ScriptProbes => kernel
+                    .library
+                    .probes
+                    .iter()
+                    .map(|p| (p.label(), p.location.clone()))
+                    .collect(),
+            };
+            for key in keys {
+                if seen.insert(key.0.clone()) {
+                    row_keys.push(key);
+                }
+            }
+        }
+        let resolvers: Vec<Resolver<'_>> = kernels
+            .iter()
+            .map(|kernel| Resolver::new(kernel.library, kernel.facts))
+            .collect();
+        let others: Vec<Vec<&KernelFacts>> = (0..kernels.len())
+            .map(|index| {
+                kernels
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| *i != index)
+                    .map(|(_, k)| k.facts)
+                    .collect()
+            })
+            .collect();
+        for (probe, location) in row_keys {
+            let mut cells = Vec::new();
+            for (index, kernel) in kernels.iter().enumerate() {
+                let (resolver, others) = (&resolvers[index], &others[index]);
+                let outcome = match rows_of {
+                    RowsOf::Aliases => {
+                        if kernel.library.aliases_named(&probe).next().is_none() {
+                            cells.push(Cell::Undefined);
+                            continue;
+                        }
+                        resolver.resolve_alias(&probe)
+                    }
+                    RowsOf::ScriptProbes => {
+                        match kernel.library.probes.iter().find(|p| p.label() == probe) {
+                            Some(p) => match resolver.resolve_probe(&p.points) {
+                                Outcome::Resolved(found) => {
+                                    let misses = resolver.check_targets(&found.attach, &p.targets);
+                                    if misses.is_empty() {
+                                        Outcome::Resolved(found)
+                                    } else {
+                                        Outcome::Unresolved(misses)
+                                    }
+                                }
+                                other => other,
+                            },
+                            None => {
+                                cells.push(Cell::Undefined);
+                                continue;
+                            }
+                        }
+                    }
+                };
+                cells.push(cell_of(outcome, kernel.facts, others));
+            }
+            rows.push(Row {
+                probe,
+                location,
+                cells,
+            });
+        }
+        Matrix {
+            schema: SCHEMA,
+            kernels: kernels.iter().map(|k| k.id.to_owned()).collect(),
+            rows,
+        }
+    }
+
+    /// Whether any cell is unresolved.
+    pub fn has_unresolved(&self) -> bool {
+        self.rows
+            .iter()
+            .flat_map(|r| &r.cells)
+            .any(Cell::is_unresolved)
+    }
+
+    /// Only the rows whose cells differ between kernel columns `a` and `b`
+    /// (by status and classification), with just those two columns.
+    pub fn diff(&self, a: usize, b: usize) -> Matrix {
+        let key = |cell: &Cell| match cell {
+            Cell::Resolved { alternatives, .. } => format!("ok {alternatives:?}"),
+            other => other.short(),
+        };
+        let rows = self
+            .rows
+            .iter()
+            .filter_map(|row| {
+                let (x, y) = (row.cells.get(a)?, row.cells.get(b)?);
+                (key(x) != key(y)).then(|| Row {
+                    probe: row.probe.clone(),
+                    location: row.location.clone(),
+                    cells: vec![x.clone(), y.clone()],
+                })
+            })
+            .collect();
+        let id = |i: usize| self.kernels.get(i).cloned().unwrap_or_default();
+        Matrix {
+            schema: SCHEMA,
+            kernels: vec![id(a), id(b)],
+            rows,
+        }
+    }
+
+    /// The terminal table, then the details of every unresolved cell.
+    pub fn render_table(&self) -> String {
+        let mut grid = vec![
+            std::iter::once("PROBE".to_owned())
+                .chain(self.kernels.iter().cloned())
+                .collect::<Vec<_>>(),
+        ];
+        for row in &self.rows {
+            grid.push(
+                std::iter::once(row.probe.clone())
+                    .chain(row.cells.iter().map(Cell::short))
+                    .collect(),
+            );
+        }
+        let columns = grid.first().map_or(0, Vec::len);
+        let widths: Vec<usize> = (0..columns)
+            .map(|c| {
+                grid.iter()
+                    .map(|r| r.get(c).map_or(0, String::len))
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
+        let mut out = String::new();
+        for line in &grid {
+            let cells: Vec<String> = line
+                .iter()
+                .zip(&widths)
+                .map(|(cell, width)| format!("{cell:width$}"))
+                .collect();
+            let _ = writeln!(out, "{}", cells.join("  ").trim_end());
+        }
+        out.push_str(&self.details(false));
+        out
+    }
+
+    fn details(&self, markdown: bool) -> String {
+        let mut out = String::new();
+        for row in &self.rows {
+            for (kernel, cell) in self.kernels.iter().zip(&row.cells) {
+                let Cell::Unresolved {
+                    misses,
+                    suggestions,
+                } = cell
+                else {
+                    continue;
+                };
+                if markdown {
+                    let _ = writeln!(
+                        out,
+                        "\n### `{}` on {kernel} ({})\n",
+                        row.probe, row.location
+                    );
+                } else {
+                    let _ = writeln!(out, "\n{} on {kernel} ({}):", row.probe, row.location);
+                }
+                for miss in misses {
+                    if markdown {
+                        let _ = writeln!(out, "- `{}`: {}", miss.point, miss.reason);
+                    } else {
+                        let _ = writeln!(out, "  {}: {}", miss.point, miss.reason);
+                    }
+                }
+                for s in suggestions {
+                    if markdown {
+                        let _ = writeln!(out, "- suggest `{}` ({})", s.probe_point, s.evidence);
+                    } else {
+                        let _ = writeln!(out, "  suggest {}  ({})", s.probe_point, s.evidence);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// The Markdown report: a table, then each unresolved cell's reasons
+    /// and suggestions.
+    pub fn render_markdown(&self) -> String {
+        let mut out = String::from("| probe |");
+        for kernel in &self.kernels {
+            let _ = write!(out, " {kernel} |");
+        }
+        out.push_str("\n| --- |");
+        for _ in &self.kernels {
+            out.push_str(" --- |");
+        }
+        out.push('\n');
+        for row in &self.rows {
+            let _ = write!(out, "| `{}` |", row.probe);
+            for cell in &row.cells {
+                let _ = write!(out, " {} |", cell.short());
+            }
+            out.push('\n');
+        }
+        out.push_str(&self.details(true));
+        out
+    }
+}

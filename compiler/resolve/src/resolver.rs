@@ -1,0 +1,588 @@
+//! Alias expansion and the built-in providers, against one kernel's facts.
+//!
+//! SystemTap's semantics: a probe's alternatives are tried in order; one
+//! that resolves to nothing is an error unless marked `?` (optional) or `!`
+//! (optional, and when it resolves the later alternatives are skipped). An
+//! alias resolves when its own list does; a wildcard point resolves when
+//! at least one alias or function it matches does.
+
+use std::cell::OnceCell;
+use std::collections::HashMap;
+
+use tapmatrix_facts::{ConfigValue, FunctionPresence, KernelFacts, Tracepoint, split_clone};
+use tapmatrix_syntax::profile::fnmatch;
+
+use crate::body::BodyTarget;
+use crate::library::Library;
+use crate::outcome::{AttachKind, AttachPoint, Found, Miss, Outcome, Reason};
+use crate::point::{Arg, Component, ProbePoint, has_wildcard};
+use crate::target::{TargetError, resolve_target};
+
+/// How deep aliases may nest.
+const MAX_DEPTH: usize = 32;
+
+/// Resolves probe points of a library on one kernel.
+#[derive(Debug, Clone)]
+pub struct Resolver<'a> {
+    library: &'a Library,
+    facts: &'a KernelFacts,
+    /// Trace events by name, built on first use.
+    events_by_name: OnceCell<HashMap<&'a str, Vec<&'a Tracepoint>>>,
+}
+
+type Resolved = Result<Found, Vec<Miss>>;
+
+impl<'a> Resolver<'a> {
+    /// A resolver of `library`'s aliases on the kernel `facts` describes.
+    pub fn new(library: &'a Library, facts: &'a KernelFacts) -> Resolver<'a> {
+        Resolver {
+            library,
+            facts,
+            events_by_name: OnceCell::new(),
+        }
+    }
+
+    /// Resolves a probe's alternatives, in order, with their marks.
+    pub fn resolve_probe(&self, points: &[ProbePoint]) -> Outcome {
+        match self.points(points, 0) {
+            Ok(found) if !found.attach.is_empty() => Outcome::Resolved(found),
+            Ok(found) => Outcome::OptionalMissing(found.optional_misses),
+            Err(misses) => Outcome::Unresolved(misses),
+        }
+    }
+
+    /// Resolves every definition of the alias `name` (a tapset row): each
+    /// definition's own list must resolve, with its own marks.
+    pub fn resolve_alias(&self, name: &str) -> Outcome {
+        let mut found = Found::default();
+        let mut failed = Vec::new();
+        let mut defined = false;
+        for alias in self.library.aliases_named(name) {
+            defined = true;
+            match self.points(&alias.points, 1) {
+                Ok(one) => {
+                    failed.extend(self.check_targets(&one.attach, &alias.targets));
+                    found.extend(one);
+                }
+                Err(misses) => failed.extend(misses),
+            }
+        }
+        if !defined {
+            Outcome::Unresolved(vec![Miss {
+                point: name.to_owned(),
+                reason: Reason::NoSuchProbe,
+            }])
+        } else if !failed.is_empty() {
+            Outcome::Unresolved(failed)
+        } else if found.attach.is_empty() {
+            Outcome::OptionalMissing(found.optional_misses)
+        } else {
+            Outcome::Resolved(found)
+        }
+    }
+
+    /// The target expressions that do not resolve at these attach points,
+    /// as misses (one per expression and reason). Kernels without BTF,
+    /// and constructs not resolved offline, give no miss: no evidence.
+    pub fn check_targets(&self, attach: &[AttachPoint], targets: &[BodyTarget]) -> Vec<Miss> {
+        let mut misses: Vec<Miss> = Vec::new();
+        if self.facts.btf.is_none() {
+            return misses;
+        }
+        for point in attach {
+            for target in targets {
+                let reason = match resolve_target(self.facts, point, &target.target) {
+                    Ok(_) | Err(TargetError::NoBtf { .. } | TargetError::Unsupported { .. }) => {
+                        continue;
+                    }
+                    Err(TargetError::NoVariable { name, available }) => Reason::TargetVarMissing {
+                        expr: format!("${name}"),
+                        available,
+                    },
+                    Err(TargetError::NoMember { type_name, member }) => Reason::MemberMissing {
+                        expr: target.text.clone(),
+                        type_name,
+                        member,
+                    },
+                    Err(error @ TargetError::BadAccess { .. }) => Reason::TargetRetyped {
+                        expr: target.text.clone(),
+                        message: error.to_string(),
+                    },
+                };
+                if !misses.iter().any(|m| m.reason == reason) {
+                    misses.push(Miss {
+                        point: point.probe_point(),
+                        reason,
+                    });
+                }
+            }
+        }
+        misses
+    }
+
+    /// Resolves one (non-optional unless marked) probe point.
+    pub fn resolve_point(&self, point: &ProbePoint) -> Outcome {
+        self.resolve_probe(std::slice::from_ref(point))
+    }
+
+    fn points(&self, points: &[ProbePoint], depth: usize) -> Resolved {
+        let mut found = Found::default();
+        let mut failed = Vec::new();
+        for point in points {
+            match self.point(point, depth) {
+                Ok(one) if !one.attach.is_empty() => {
+                    found.extend(one);
+                    if point.sufficient {
+                        break;
+                    }
+                }
+                Ok(empty) if point.optional => found.optional_misses.extend(empty.optional_misses),
+                Ok(empty) => failed.extend(empty.optional_misses),
+                Err(misses) if point.optional => found.optional_misses.extend(misses),
+                Err(misses) => failed.extend(misses),
+            }
+        }
+        if failed.is_empty() {
+            Ok(found)
+        } else {
+            Err(failed)
+        }
+    }
+
+    fn point(&self, point: &ProbePoint, depth: usize) -> Resolved {
+        if depth > MAX_DEPTH {
+            return Err(vec![miss(point, Reason::TooDeep)]);
+        }
+        let aliases = self.library.matching(point);
+        if aliases.is_empty() {
+            return self.builtin(point);
+        }
+        let wildcard = point.has_wildcard();
+        let mut found = Found::default();
+        let mut misses = Vec::new();
+        for matched in aliases {
+            let expansion: Vec<ProbePoint> = matched
+                .alias
+                .points
+                .iter()
+                .map(|p| p.with_suffix(matched.suffix))
+                .collect();
+            match self.points(&expansion, depth + 1) {
+                Ok(one) => found.extend(one),
+                Err(more) if wildcard => found.optional_misses.extend(more),
+                Err(more) => misses.extend(more),
+            }
+        }
+        if !misses.is_empty() {
+            Err(misses)
+        } else if wildcard && found.attach.is_empty() {
+            Err(std::mem::take(&mut found.optional_misses))
+        } else {
+            Ok(found)
+        }
+    }
+
+    /// The providers SystemTap builds in.
+    fn builtin(&self, point: &ProbePoint) -> Resolved {
+        let c = &point.components;
+        let name = |i: usize| c.get(i).map_or("", |c| c.name.as_str());
+        let bad = |message: String| Err(vec![miss(point, Reason::BadPoint { message })]);
+        match name(0) {
+            "begin" | "end" | "error" if c.len() == 1 => {
+                let kind = match name(0) {
+                    "begin" => AttachKind::Begin,
+                    "end" => AttachKind::End,
+                    _ => AttachKind::Error,
+                };
+                Ok(found(point, vec![AttachPoint::new(kind, "")]))
+            }
+            "never" if c.len() == 1 => {
+                Ok(found(point, vec![AttachPoint::new(AttachKind::Never, "")]))
+            }
+            "timer" => self.timer(point),
+            "perf" => self.perf(point),
+            "kernel" => match (name(1), c.get(1).and_then(|c| c.arg.as_ref())) {
+                ("function", Some(Arg::String(pattern))) => {
+                    self.function(point, pattern, None, &c[2..], true)
+                }
+                ("trace", Some(Arg::String(pattern))) if c.len() == 2 => self.trace(point, pattern),
+                ("statement", _) => Err(vec![miss(
+                    point,
+                    Reason::NeedsDwarf {
+                        what: "kernel.statement".to_owned(),
+                    },
+                )]),
+                ("data", _) => unsupported(point, "kernel.data"),
+                _ => bad(format!(
+                    "kernel.{} is not a probe point kernel.function(\"f\"), kernel.trace(\"e\") or kernel.statement(...)",
+                    name(1)
+                )),
+            },
+            "kprobe" => {
+                let (module, rest) = match (name(1), c.get(1).and_then(|c| c.arg.as_ref())) {
+                    ("module", Some(Arg::String(module))) => (Some(module.as_str()), &c[2..]),
+                    _ => (None, &c[1..]),
+                };
+                match rest.first() {
+                    Some(Component {
+                        name,
+                        arg: Some(Arg::String(function)),
+                    }) if name == "function" => {
+                        self.function(point, function, module, &rest[1..], false)
+                    }
+                    _ => bad(
+                        "expected kprobe.function(\"f\") or kprobe.module(\"m\").function(\"f\")"
+                            .to_owned(),
+                    ),
+                }
+            }
+            "module" => match (c[0].arg.as_ref(), c.get(1)) {
+                (
+                    Some(Arg::String(module)),
+                    Some(Component {
+                        name,
+                        arg: Some(Arg::String(function)),
+                    }),
+                ) if name == "function" => {
+                    self.function(point, function, Some(module), &c[2..], true)
+                }
+                (Some(Arg::String(_)), Some(Component { name, .. })) if name == "statement" => {
+                    Err(vec![miss(
+                        point,
+                        Reason::NeedsDwarf {
+                            what: "module(...).statement".to_owned(),
+                        },
+                    )])
+                }
+                _ => bad("expected module(\"m\").function(\"f\")".to_owned()),
+            },
+            provider @ ("process" | "netfilter" | "procfs" | "java" | "python2" | "python3"
+            | "hrtimer" | "kprobe_multi" | "uprobe" | "itrace" | "insn" | "mark") => {
+                unsupported(point, provider)
+            }
+            _ => Err(vec![miss(point, Reason::NoSuchProbe)]),
+        }
+    }
+
+    fn timer(&self, point: &ProbePoint) -> Resolved {
+        let c = &point.components;
+        let bad = |message: &str| {
+            Err(vec![miss(
+                point,
+                Reason::BadPoint {
+                    message: message.to_owned(),
+                },
+            )])
+        };
+        let positive = |c: &Component| matches!(c.arg, Some(Arg::Number(n)) if n > 0);
+        match c.get(1) {
+            Some(unit)
+                if matches!(
+                    unit.name.as_str(),
+                    "s" | "sec" | "ms" | "msec" | "us" | "usec" | "ns" | "nsec" | "hz" | "jiffies"
+                ) =>
+            {
+                if !positive(unit) {
+                    return bad("a timer needs a positive number: timer.ms(100)");
+                }
+                match c.get(2) {
+                    None => {}
+                    Some(r) if r.name == "randomize" && positive(r) && c.len() == 3 => {}
+                    Some(_) => return bad("after timer.UNIT(N) only .randomize(N) may follow"),
+                }
+            }
+            Some(profile) if profile.name == "profile" && profile.arg.is_none() => {
+                if !(c.len() == 2 || (c.len() == 3 && c[2].name == "tick" && c[2].arg.is_none())) {
+                    return bad("expected timer.profile or timer.profile.tick");
+                }
+            }
+            _ => return bad("expected timer.s/ms/us/ns/hz/jiffies(N) or timer.profile"),
+        }
+        Ok(found(
+            point,
+            vec![AttachPoint::new(AttachKind::Timer, point.bare())],
+        ))
+    }
+
+    fn perf(&self, point: &ProbePoint) -> Resolved {
+        let c = &point.components;
+        let number = |i: usize, name: &str| {
+            c.get(i)
+                .filter(|c| c.name == name)
+                .and_then(|c| match c.arg {
+                    Some(Arg::Number(n)) => Some(n),
+                    _ => None,
+                })
+        };
+        if number(1, "type").is_none() || number(2, "config").is_none() {
+            return Err(vec![miss(
+                point,
+                Reason::BadPoint {
+                    message: "expected perf.type(N).config(M)".to_owned(),
+                },
+            )]);
+        }
+        let configured = self
+            .facts
+            .config
+            .as_ref()
+            .and_then(|c| c.get("PERF_EVENTS"));
+        let enabled = match configured {
+            Some(value) => Some(matches!(value, ConfigValue::Yes | ConfigValue::Module)),
+            None => self
+                .facts
+                .syscalls
+                .as_ref()
+                .map(|_| self.facts.syscall("perf_event_open").is_some()),
+        };
+        match enabled {
+            Some(true) => Ok(found(
+                point,
+                vec![AttachPoint::new(AttachKind::Perf, point.bare())],
+            )),
+            Some(false) => Err(vec![miss(
+                point,
+                Reason::FeatureMissing {
+                    feature: "perf events (CONFIG_PERF_EVENTS)".to_owned(),
+                },
+            )]),
+            None => Err(vec![miss(
+                point,
+                Reason::FactsMissing {
+                    what: "the config and the syscall list".to_owned(),
+                },
+            )]),
+        }
+    }
+
+    /// `kernel.function`, `kprobe.function` and `module(...).function`.
+    fn function(
+        &self,
+        point: &ProbePoint,
+        pattern: &str,
+        module: Option<&str>,
+        rest: &[Component],
+        dwarf_style: bool,
+    ) -> Resolved {
+        let fail = |reason: Reason| Err(vec![miss(point, reason)]);
+        let (name, place) = match pattern.split_once('@') {
+            Some((name, place)) => (name, Some(place)),
+            None => (pattern, None),
+        };
+        if place.is_some_and(|place| place.contains(':')) {
+            return fail(Reason::NeedsDwarf {
+                what: format!("the source line in \"{pattern}\""),
+            });
+        }
+        let mut kind = AttachKind::Kprobe;
+        let mut exported = false;
+        let mut index = 0;
+        while let Some(component) = rest.get(index) {
+            match (component.name.as_str(), &component.arg) {
+                ("call", None) => {}
+                ("exported", None) if dwarf_style => exported = true,
+                ("return", None) => kind = AttachKind::Kretprobe,
+                ("maxactive", Some(Arg::Number(_))) if kind == AttachKind::Kretprobe => {}
+                ("inline" | "label" | "callee" | "callees" | "statement", _) if dwarf_style => {
+                    return fail(Reason::NeedsDwarf {
+                        what: format!(".{}", component.name),
+                    });
+                }
+                _ => {
+                    return fail(Reason::BadPoint {
+                        message: format!("unexpected .{} here", component.name),
+                    });
+                }
+            }
+            index += 1;
+        }
+        let Some(functions) = &self.facts.functions else {
+            return fail(Reason::FactsMissing {
+                what: "available_filter_functions".to_owned(),
+            });
+        };
+        let attach = |target: &str, clone_of: Option<&str>, module: Option<&str>| AttachPoint {
+            kind,
+            target: target.to_owned(),
+            module: module.map(str::to_owned),
+            clone_of: clone_of.map(str::to_owned),
+        };
+        let global = |target: &str| {
+            self.facts.kallsyms.as_ref().is_some_and(|symbols| {
+                symbols.binding(target) == Some(tapmatrix_facts::Binding::Global)
+            })
+        };
+        if let Some(module_pattern) = module {
+            let Some(symbols) = &self.facts.kallsyms else {
+                return fail(Reason::FactsMissing {
+                    what: "kallsyms".to_owned(),
+                });
+            };
+            let in_module: Vec<_> = symbols
+                .modules
+                .iter()
+                .filter(|s| glob_match(module_pattern, &s.module))
+                .collect();
+            if in_module.is_empty() {
+                return fail(Reason::ModuleNotLoaded {
+                    module: module_pattern.to_owned(),
+                });
+            }
+            let points: Vec<AttachPoint> = in_module
+                .iter()
+                .filter(|s| glob_match(name, &s.name) && functions.contains(&s.name))
+                .filter(|s| !self.blacklisted(&s.name))
+                .map(|s| attach(&s.name, None, Some(&s.module)))
+                .collect();
+            if points.is_empty() {
+                return fail(if has_wildcard(name) {
+                    Reason::NothingMatched {
+                        pattern: pattern.to_owned(),
+                    }
+                } else {
+                    Reason::FunctionAbsent {
+                        function: name.to_owned(),
+                    }
+                });
+            }
+            return Ok(found(point, points));
+        }
+        if has_wildcard(name) && place.is_some() {
+            return fail(Reason::NeedsDwarf {
+                what: format!("the functions of a source file (\"{pattern}\")"),
+            });
+        }
+        if has_wildcard(name) {
+            let prefix = &name[..name.find(['*', '?', '[']).unwrap_or(name.len())];
+            let points: Vec<AttachPoint> = functions
+                .names
+                .with_prefix(prefix)
+                .filter_map(|target| {
+                    let base = split_clone(target).map_or(target, |(base, _)| base);
+                    (fnmatch(name, base)
+                        && !self.blacklisted(target)
+                        && (!exported || global(target)))
+                    .then(|| attach(target, (base != target).then_some(base), None))
+                })
+                .collect();
+            if points.is_empty() {
+                return fail(Reason::NothingMatched {
+                    pattern: pattern.to_owned(),
+                });
+            }
+            return Ok(found(point, points));
+        }
+        match self.facts.function_presence(name) {
+            FunctionPresence::Attachable if exported && !global(name) => {
+                fail(Reason::NotExported {
+                    function: name.to_owned(),
+                })
+            }
+            FunctionPresence::Attachable => Ok(found(point, vec![attach(name, None, None)])),
+            FunctionPresence::Blacklisted => fail(Reason::Blacklisted {
+                function: name.to_owned(),
+            }),
+            FunctionPresence::Clones(clones) => fail(Reason::ClonesOnly {
+                function: name.to_owned(),
+                clones: clones.into_iter().map(str::to_owned).collect(),
+            }),
+            FunctionPresence::SymbolOnly => fail(Reason::SymbolOnly {
+                function: name.to_owned(),
+            }),
+            FunctionPresence::Absent => fail(Reason::FunctionAbsent {
+                function: name.to_owned(),
+            }),
+            FunctionPresence::Unknown => fail(Reason::FactsMissing {
+                what: "available_filter_functions".to_owned(),
+            }),
+        }
+    }
+
+    fn blacklisted(&self, name: &str) -> bool {
+        self.facts
+            .blacklist
+            .as_ref()
+            .is_some_and(|list| list.contains(name))
+    }
+
+    /// `kernel.trace("system:event")` or `kernel.trace("event")`.
+    fn trace(&self, point: &ProbePoint, pattern: &str) -> Resolved {
+        let Some(tracepoints) = &self.facts.tracepoints else {
+            return Err(vec![miss(
+                point,
+                Reason::FactsMissing {
+                    what: "the trace events".to_owned(),
+                },
+            )]);
+        };
+        let (system, event) = match pattern.split_once(':') {
+            Some((system, event)) => (system, event),
+            None => ("*", pattern),
+        };
+        let candidates: Vec<&Tracepoint> = if has_wildcard(event) {
+            tracepoints.iter().collect()
+        } else {
+            let by_name = self.events_by_name.get_or_init(|| {
+                let mut map: HashMap<&str, Vec<&Tracepoint>> = HashMap::new();
+                for tp in tracepoints {
+                    map.entry(tp.name.as_str()).or_default().push(tp);
+                }
+                map
+            });
+            by_name.get(event).cloned().unwrap_or_default()
+        };
+        let points: Vec<AttachPoint> = candidates
+            .into_iter()
+            .filter(|tp| glob_match(event, &tp.name) && glob_match(system, &tp.system))
+            .map(|tp| {
+                AttachPoint::new(AttachKind::Tracepoint, format!("{}:{}", tp.system, tp.name))
+            })
+            .collect();
+        if points.is_empty() {
+            let reason = if has_wildcard(pattern) {
+                Reason::NothingMatched {
+                    pattern: pattern.to_owned(),
+                }
+            } else {
+                Reason::TracepointAbsent {
+                    event: pattern.to_owned(),
+                }
+            };
+            return Err(vec![miss(point, reason)]);
+        }
+        Ok(found(point, points))
+    }
+}
+
+/// `fnmatch`, with plain string equality for a pattern without wildcards.
+fn glob_match(pattern: &str, text: &str) -> bool {
+    if has_wildcard(pattern) {
+        fnmatch(pattern, text)
+    } else {
+        pattern == text
+    }
+}
+
+fn miss(point: &ProbePoint, reason: Reason) -> Miss {
+    Miss {
+        point: point.bare(),
+        reason,
+    }
+}
+
+fn found(point: &ProbePoint, attach: Vec<AttachPoint>) -> Found {
+    Found {
+        attach,
+        alternatives: vec![point.bare()],
+        optional_misses: Vec::new(),
+    }
+}
+
+fn unsupported(point: &ProbePoint, provider: &str) -> Resolved {
+    Err(vec![miss(
+        point,
+        Reason::Unsupported {
+            provider: provider.to_owned(),
+        },
+    )])
+}

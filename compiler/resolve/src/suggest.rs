@@ -1,0 +1,258 @@
+//! Porting suggestions for a miss, ranked by evidence, written as the
+//! probe point to add: the renamed function (same BTF prototype, near
+//! name), the syscall tracepoint that replaces a syscall wrapper, the
+//! tracepoint that carries the same fields.
+
+use serde::Serialize;
+use tapmatrix_facts::{Btf, KernelFacts};
+
+use crate::outcome::{Miss, Reason};
+
+/// One replacement to add to the tapset.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Suggestion {
+    /// The probe point to add (with `?` it is harmless on kernels that lack it).
+    pub probe_point: String,
+    /// What backs it.
+    pub evidence: String,
+    /// Higher is stronger: 3 same prototype or same fields, 2 the syscall's
+    /// own tracepoint, 1 a near name only.
+    pub strength: u8,
+}
+
+/// A function's prototype as types only: `ssize_t (struct file *, char *, size_t, loff_t *)`.
+fn prototype_types(btf: &Btf, name: &str) -> Option<String> {
+    let function = btf.function(name)?.ok()?;
+    let mut types = Vec::new();
+    for param in function.proto.params() {
+        let param = param.ok()?;
+        types.push(btf.render(param.ty).ok()?);
+    }
+    let ret = btf.render(function.proto.ret).ok()?;
+    Some(format!("{ret} ({})", types.join(", ")))
+}
+
+/// The syscall a wrapper function serves (`__x64_sys_openat` -> `openat`).
+fn wrapped_syscall(function: &str) -> Option<&str> {
+    [
+        "__x64_sys_",
+        "__ia32_sys_",
+        "__se_sys_",
+        "__do_sys_",
+        "ksys_",
+        "sys_",
+    ]
+    .iter()
+    .find_map(|prefix| function.strip_prefix(prefix))
+    .filter(|name| !name.is_empty())
+}
+
+/// Replaces the quoted argument `old` in a probe point with `new`.
+fn replace_arg(point: &str, old: &str, new: &str) -> String {
+    point.replacen(&format!("(\"{old}\")"), &format!("(\"{new}\")"), 1)
+}
+
+/// Reclassifies a miss with what other kernels show (a function absent here
+/// but present there under a near name with the same prototype is
+/// [`Reason::Renamed`]) and lists suggestions, strongest first.
+pub fn suggest(
+    miss: &Miss,
+    here: &KernelFacts,
+    others: &[&KernelFacts],
+) -> (Reason, Vec<Suggestion>) {
+    let mut reason = miss.reason.clone();
+    let mut out = Vec::new();
+    let is_return = miss.point.ends_with(".return");
+    match &miss.reason {
+        Reason::FunctionAbsent { function } | Reason::SymbolOnly { function } => {
+            if let Some((to, same_prototype)) = renamed(function, here, others) {
+                let evidence = if same_prototype {
+                    if matches!(miss.reason, Reason::FunctionAbsent { .. }) {
+                        reason = Reason::Renamed {
+                            function: function.clone(),
+                            to: to.clone(),
+                        };
+                    }
+                    format!("{to} has the BTF prototype {function} has on other kernels")
+                } else if here.btf.is_some() {
+                    format!("{to} has a near name but another prototype")
+                } else {
+                    format!("{to} has a near name (prototype not compared: no BTF)")
+                };
+                out.push(Suggestion {
+                    probe_point: format!("{}?", replace_arg(&miss.point, function, &to)),
+                    evidence,
+                    strength: if same_prototype { 3 } else { 1 },
+                });
+            }
+            if let Some(syscall) = wrapped_syscall(function)
+                && here.syscall(syscall).is_some()
+            {
+                let event = if is_return { "sys_exit_" } else { "sys_enter_" };
+                out.push(Suggestion {
+                    probe_point: format!("kernel.trace(\"syscalls:{event}{syscall}\")?"),
+                    evidence: format!(
+                        "the tracepoint of syscall {syscall}, which {function} wrapped"
+                    ),
+                    strength: 2,
+                });
+            }
+        }
+        Reason::ClonesOnly { clones, .. } => {
+            for clone in clones {
+                let ret = if is_return { ".return" } else { "" };
+                out.push(Suggestion {
+                    probe_point: format!("kprobe.function(\"{clone}\"){ret}?"),
+                    evidence: format!(
+                        "{clone} is a compiler clone: kprobes attach, parameters may differ"
+                    ),
+                    strength: 1,
+                });
+            }
+        }
+        Reason::NeedsDwarf { .. } => {
+            if let Some(function) = quoted_function(&miss.point)
+                && here.is_attachable(function)
+            {
+                out.push(Suggestion {
+                    probe_point: format!("kernel.function(\"{function}\")?"),
+                    evidence: format!("{function} is attachable by name without debuginfo"),
+                    strength: 1,
+                });
+            }
+        }
+        Reason::TracepointAbsent { event } => {
+            out.extend(tracepoint_suggestions(event, here, others))
+        }
+        _ => {}
+    }
+    out.sort_by_key(|s| std::cmp::Reverse(s.strength));
+    (reason, out)
+}
+
+/// The function name in `kernel.function("name@file:line")`.
+fn quoted_function(point: &str) -> Option<&str> {
+    let start = point.find("function(\"")? + "function(\"".len();
+    let rest = &point[start..];
+    let end = rest.find(['"', '@'])?;
+    Some(&rest[..end])
+}
+
+/// A function of `here` with a near name; `true` when its BTF prototype
+/// equals the missing function's on another kernel.
+fn renamed(function: &str, here: &KernelFacts, others: &[&KernelFacts]) -> Option<(String, bool)> {
+    let functions = here.functions.as_ref()?;
+    let reference = others
+        .iter()
+        .filter_map(|facts| prototype_types(facts.btf.as_ref()?, function))
+        .next();
+    let stem = function.trim_start_matches('_');
+    let prefix_len = stem.char_indices().nth(5).map_or(stem.len(), |(i, _)| i);
+    let prefix = &stem[..prefix_len];
+    let mut best: Option<(f64, String, bool)> = None;
+    let candidates = ["", "_", "__"].into_iter().flat_map(|underscores| {
+        let prefix = format!("{underscores}{prefix}");
+        functions
+            .names
+            .with_prefix(&prefix)
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    });
+    for candidate in candidates {
+        if candidate == function || candidate.contains('.') || !here.is_attachable(&candidate) {
+            continue;
+        }
+        let score = strsim::normalized_damerau_levenshtein(function, &candidate);
+        // `__alloc_pages` -> `__alloc_pages_noprof`: the old name inside the new.
+        let contained = function.len() >= 4 && candidate.contains(function);
+        if score < 0.8 && !contained {
+            continue;
+        }
+        // `void (void)` is shared by too many functions to be evidence.
+        let same = match (&reference, here.btf.as_ref()) {
+            (Some(reference), Some(btf)) if reference != "void (void)" => {
+                prototype_types(btf, &candidate).as_deref() == Some(reference.as_str())
+            }
+            _ => false,
+        };
+        let better = best
+            .as_ref()
+            .is_none_or(|(s, _, was_same)| (same, score) > (*was_same, *s));
+        if better {
+            best = Some((score, candidate, same));
+        }
+    }
+    best.map(|(_, name, same)| (name, same))
+}
+
+fn tracepoint_suggestions(
+    event: &str,
+    here: &KernelFacts,
+    others: &[&KernelFacts],
+) -> Vec<crate::suggest::Suggestion> {
+    let (system, name) = event.split_once(':').unwrap_or(("", event));
+    let Some(tracepoints) = &here.tracepoints else {
+        return Vec::new();
+    };
+    let reference: Option<Vec<String>> = others.iter().find_map(|facts| {
+        let tp = if system.is_empty() {
+            facts.tracepoints_named(name).next()
+        } else {
+            facts.tracepoint(system, name)
+        }?;
+        Some(tp.fields.iter().map(|f| f.name.clone()).collect())
+    });
+    let mut out = Vec::new();
+    for tp in tracepoints {
+        let full = format!("{}:{}", tp.system, tp.name);
+        if tp.name == name && tp.system != system {
+            out.push(Suggestion {
+                probe_point: format!("kernel.trace(\"{full}\")?"),
+                evidence: format!("the same event name in system {}", tp.system),
+                strength: 3,
+            });
+            continue;
+        }
+        let Some(reference) = &reference else {
+            continue;
+        };
+        if reference.is_empty() || strsim::jaro_winkler(name, &tp.name) < 0.8 {
+            continue;
+        }
+        let fields: Vec<&str> = tp.fields.iter().map(|f| f.name.as_str()).collect();
+        let shared = reference
+            .iter()
+            .filter(|f| fields.contains(&f.as_str()))
+            .count();
+        let union = reference.len() + fields.len() - shared;
+        if union > 0 && shared * 4 >= union * 3 {
+            out.push(Suggestion {
+                probe_point: format!("kernel.trace(\"{full}\")?"),
+                evidence: format!(
+                    "a near-named event with {shared} of its {} fields",
+                    reference.len()
+                ),
+                strength: 3,
+            });
+        }
+    }
+    out.truncate(3);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn syscall_wrappers_and_points() {
+        assert_eq!(wrapped_syscall("__x64_sys_openat"), Some("openat"));
+        assert_eq!(wrapped_syscall("ksys_read"), Some("read"));
+        assert_eq!(wrapped_syscall("vfs_read"), None);
+        assert_eq!(
+            replace_arg("kernel.function(\"a\").return", "a", "b"),
+            "kernel.function(\"b\").return"
+        );
+        assert_eq!(quoted_function("kernel.function(\"f@x.c:3\")"), Some("f"));
+    }
+}

@@ -1,0 +1,151 @@
+//! `tapmatrix resolve [SCRIPT|TAPSET-DIR] [--kernels ...] [--diff A B]`:
+//! the availability matrix, probe x kernel, offline from harvested facts,
+//! with the reason for every miss and porting suggestions.
+
+use std::path::PathBuf;
+
+use anyhow::anyhow;
+use clap::{Args, ValueEnum};
+use tapmatrix_facts::KernelFacts;
+use tapmatrix_resolve::{KernelInput, Library, Matrix, RowsOf, Sources, kernel_profile};
+
+use crate::cmd::kernels::{MatrixArgs, harvested_ids, load_facts, print};
+use crate::cmd::list::tapset_dirs;
+use crate::exit::{Status, infra_error, input_error};
+
+/// Output formats.
+#[derive(Clone, Copy, ValueEnum)]
+pub enum Format {
+    /// A terminal table, then each unresolved cell's reasons and suggestions.
+    Table,
+    /// JSON (schema documented in `tapmatrix_resolve::Matrix`).
+    Json,
+    /// Markdown, for a mail to the maintainers.
+    Markdown,
+}
+
+/// `tapmatrix resolve` options.
+#[derive(Args)]
+pub struct ResolveArgs {
+    /// The matrix and the cache.
+    #[command(flatten)]
+    pub matrix: MatrixArgs,
+    /// A script (rows: its probes) or a tapset directory (rows: its aliases); default tapsets/.
+    pub path: Option<PathBuf>,
+    /// Kernel ids, comma-separated (default: every harvested kernel of the matrix).
+    #[arg(long, value_delimiter = ',', value_name = "ID,...")]
+    pub kernels: Vec<String>,
+    /// Only the probes whose resolution differs between kernels A and B (exit 1 if any).
+    #[arg(long, num_args = 2, value_names = ["A", "B"])]
+    pub diff: Vec<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Tapset directories a script's probes may use (repeatable; default: tapsets/).
+    #[arg(short = 'I', value_name = "DIR")]
+    pub include: Vec<PathBuf>,
+}
+
+/// Runs `tapmatrix resolve`.
+pub fn run(args: &ResolveArgs) -> anyhow::Result<Status> {
+    let path = args
+        .path
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("tapsets"));
+    let (sources, rows_of) = if path.is_dir() {
+        let mut dirs = args.include.clone();
+        dirs.push(path);
+        (
+            Sources {
+                tapset_dirs: dirs,
+                script: None,
+            },
+            RowsOf::Aliases,
+        )
+    } else if path.is_file() {
+        (
+            Sources {
+                tapset_dirs: tapset_dirs(&args.include),
+                script: Some(path),
+            },
+            RowsOf::ScriptProbes,
+        )
+    } else {
+        return Err(input_error(anyhow!(
+            "{}: no such script or tapset directory",
+            path.display()
+        )));
+    };
+    let ids = if !args.diff.is_empty() {
+        args.diff.clone()
+    } else if !args.kernels.is_empty() {
+        args.kernels.clone()
+    } else {
+        let ids = harvested_ids(&args.matrix)?;
+        if ids.is_empty() {
+            return Err(infra_error(anyhow!(
+                "no kernel of the matrix has harvested facts: run `tapmatrix kernels harvest`"
+            )));
+        }
+        ids
+    };
+    let facts: Vec<KernelFacts> = ids
+        .iter()
+        .map(|id| load_facts(&args.matrix, id, infra_error))
+        .collect::<anyhow::Result<_>>()?;
+    let mut libraries: Vec<Library> = Vec::new();
+    let all = sources
+        .load_all(facts.iter().map(kernel_profile).collect())
+        .map_err(input_error)?;
+    for (index, loaded) in all.into_iter().enumerate() {
+        let script_errors: Vec<&str> = loaded
+            .diagnostics
+            .iter()
+            .filter(|d| d.in_script)
+            .map(|d| d.rendered.as_str())
+            .collect();
+        if !script_errors.is_empty() {
+            return Err(input_error(anyhow!(
+                "the script does not parse for kernel {}:\n{}",
+                ids[index],
+                script_errors.join("\n")
+            )));
+        }
+        if index == 0
+            && let Some(first) = loaded.diagnostics.first()
+        {
+            {
+                eprintln!(
+                    "warning: {} parse error(s) in tapset files, which are skipped; the first:\n{}",
+                    loaded.diagnostics.len(),
+                    first.rendered
+                );
+            }
+        }
+        libraries.push(loaded.library);
+    }
+    let inputs: Vec<KernelInput<'_>> = ids
+        .iter()
+        .zip(&facts)
+        .zip(&libraries)
+        .map(|((id, facts), library)| KernelInput { id, facts, library })
+        .collect();
+    let mut matrix = Matrix::build(&inputs, rows_of);
+    let failed = if args.diff.is_empty() {
+        matrix.has_unresolved()
+    } else {
+        matrix = matrix.diff(0, 1);
+        !matrix.rows.is_empty()
+    };
+    let text = match args.format {
+        Format::Table => matrix.render_table(),
+        Format::Markdown => matrix.render_markdown(),
+        Format::Json => format!("{}\n", serde_json::to_string_pretty(&matrix)?),
+    };
+    print(&text)?;
+    Ok(if failed {
+        Status::Failed
+    } else {
+        Status::Success
+    })
+}
