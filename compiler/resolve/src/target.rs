@@ -511,8 +511,8 @@ mod tests {
     use crate::tests::fixture;
 
     #[test]
-    fn tracepoint_fields_without_btf() {
-        let facts = fixture("6.1");
+    fn tracepoint_fields_and_btf_params() {
+        let mut facts = fixture("6.1");
         let point = AttachPoint::new(AttachKind::Tracepoint, "sched:sched_switch");
         let vars: Vec<String> = target_vars(&facts, &point)
             .iter()
@@ -521,6 +521,26 @@ mod tests {
         assert!(vars.contains(&"$prev_pid:pid_t".to_owned()), "{vars:?}");
         assert!(vars.contains(&"$next_comm:char[16]".to_owned()), "{vars:?}");
         let function = AttachPoint::new(AttachKind::Kprobe, "vfs_read");
+        let params: Vec<String> = target_vars(&facts, &function)
+            .iter()
+            .map(TargetVar::render)
+            .collect();
+        assert_eq!(
+            params,
+            [
+                "$file:struct file*",
+                "$buf:char*",
+                "$count:size_t",
+                "$pos:loff_t*"
+            ]
+        );
+        // Without BTF a function has no named parameters.
+        facts.btf = None;
         assert!(target_vars(&facts, &function).is_empty());
+        let still: Vec<String> = target_vars(&facts, &point)
+            .iter()
+            .map(TargetVar::render)
+            .collect();
+        assert!(still.contains(&"$prev_pid:pid_t".to_owned()), "{still:?}");
     }
 }

@@ -556,7 +556,7 @@ fn parse_target(expr: &str) -> tapmatrix_syntax::ast::Target {
 }
 
 #[test]
-fn tracepoint_field_targets_without_btf() {
+fn tracepoint_field_and_btf_targets() {
     let facts = fixture("6.1");
     let at = AttachPoint::new(AttachKind::Tracepoint, "sched:sched_switch");
     let access = resolve_target(&facts, &at, &parse_target("$prev_pid")).unwrap();
@@ -573,8 +573,12 @@ fn tracepoint_field_targets_without_btf() {
         Err(TargetError::NoVariable { .. })
     ));
     let function = AttachPoint::new(AttachKind::Kprobe, "vfs_read");
+    let file = resolve_target(&facts, &function, &parse_target("$file")).unwrap();
+    assert_eq!(file.var.size, Some(8), "a pointer: {file:?}");
+    let mut without_btf = facts;
+    without_btf.btf = None;
     assert!(matches!(
-        resolve_target(&facts, &function, &parse_target("$file")),
+        resolve_target(&without_btf, &function, &parse_target("$file")),
         Err(TargetError::NoBtf { .. })
     ));
 }
