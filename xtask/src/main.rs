@@ -1,7 +1,7 @@
 //! `cargo xtask`: the project's chores, as two commands a person remembers.
 //!
 //! - `cargo xtask matrix`: the main job: host prerequisites, the kernel
-//!   matrix fetched and harvested, the tapsets parsed.
+//!   matrix fetched and harvested, the tapsets parsed and resolved on it.
 //! - `cargo xtask test`: host prerequisites, format check, clippy, and every
 //!   test (what CI runs).
 
@@ -27,7 +27,8 @@ fn workspace_root() -> std::path::PathBuf {
 
 /// The main job, through the release `tapmatrix` binary: prerequisites,
 /// every kernel of `kernels/matrix.lock` fetched and harvested (cached ones
-/// cost nothing), the matrix's state, and the tapsets parsed.
+/// cost nothing), the matrix's state, and the tapsets parsed and resolved
+/// on every kernel (the availability matrix).
 fn matrix(sh: &Shell) -> Result<()> {
     let tapmatrix =
         |args: &[&str]| cmd!(sh, "cargo run --release -q -p tapmatrix -- {args...}").run();
@@ -36,6 +37,7 @@ fn matrix(sh: &Shell) -> Result<()> {
     tapmatrix(&["kernels", "harvest"])?;
     tapmatrix(&["kernels", "list"])?;
     tapmatrix(&["parse", "--check", "tapsets/"])?;
+    tapmatrix(&["resolve", "tapsets/"])?;
     Ok(())
 }
 
@@ -46,6 +48,27 @@ fn test(sh: &Shell) -> Result<()> {
     cmd!(sh, "cargo run -q -p tapmatrix -- doctor --install").run()?;
     cmd!(sh, "cargo fmt --all -- --check").run()?;
     cmd!(sh, "cargo clippy --workspace --all-targets -- -D warnings").run()?;
-    cmd!(sh, "cargo test --workspace").run()?;
+    // The end-to-end test of the kernel matrix fills the tests' kernel
+    // cache (all seven default kernels fetched and harvested); the tests
+    // that want real facts of every kernel then read it.
+    cmd!(sh, "cargo test -p tapmatrix-e2e --test kernels").run()?;
+    let cache = test_cache_dir();
+    cmd!(sh, "cargo test --workspace")
+        .env("TAPMATRIX_RESOLVE_FACTS", cache.join("facts"))
+        .env("TAPMATRIX_FACTS_CACHE", cache.join("facts"))
+        .env("TAPMATRIX_FACTS_RAW", cache.join("boots/7.3/harvest"))
+        .run()?;
     Ok(())
+}
+
+/// The kernel cache the tests share (as `tapmatrix_e2e::test_cache_dir`):
+/// `$TAPMATRIX_TEST_CACHE`, else `<target>/test-cache`.
+fn test_cache_dir() -> std::path::PathBuf {
+    if let Some(dir) = std::env::var_os("TAPMATRIX_TEST_CACHE") {
+        return dir.into();
+    }
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"))
+        .join("test-cache")
 }
