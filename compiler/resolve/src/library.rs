@@ -501,22 +501,7 @@ fn conditional_macros(files: &[PathBuf]) -> HashSet<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    pub(crate) fn library(text: &str) -> Library {
-        let mut session = Session::new(Profile::default(), &[]);
-        let id = session.add_source("t.stp", text);
-        let parsed = session.parse(
-            id,
-            FileKind {
-                privileged: true,
-                user_file: true,
-            },
-        );
-        assert!(parsed.diagnostics.is_empty(), "{:?}", parsed.diagnostics);
-        let mut library = Library::default();
-        library.add_file(&parsed.file, session.sources(), true);
-        library
-    }
+    use crate::tests::library;
 
     #[test]
     fn aliases_and_probes_with_locations() {

@@ -15,6 +15,19 @@ pub(crate) fn fixture(id: &str) -> KernelFacts {
     KernelFacts::from_raw(&dir, config.exists().then_some(config.as_path())).unwrap()
 }
 
+/// The alias matrix of one library over `kernels`.
+fn matrix_of(kernels: &[(impl AsRef<str>, KernelFacts)], library: &Library) -> Matrix {
+    let inputs: Vec<KernelInput<'_>> = kernels
+        .iter()
+        .map(|(id, facts)| KernelInput {
+            id: id.as_ref(),
+            facts,
+            library,
+        })
+        .collect();
+    Matrix::build(&inputs, RowsOf::Aliases)
+}
+
 pub(crate) fn library(text: &str) -> Library {
     let mut session = Session::new(Profile::default(), &[]);
     let id = session.add_source("t.stp", text);
@@ -337,15 +350,7 @@ probe clones = kernel.function("perf_iommu_stop") {}
 probe inline = kernel.function("vfs_read").inline {}
 "#,
     );
-    let inputs: Vec<KernelInput<'_>> = kernels
-        .iter()
-        .map(|(id, facts)| KernelInput {
-            id,
-            facts,
-            library: &lib,
-        })
-        .collect();
-    let matrix = Matrix::build(&inputs, RowsOf::Aliases);
+    let matrix = matrix_of(&kernels, &lib);
     assert!(matrix.has_unresolved());
     insta::assert_snapshot!("fixture_matrix_table", matrix.render_table());
     insta::assert_snapshot!("fixture_matrix_markdown", matrix.render_markdown());
@@ -396,15 +401,7 @@ fn real_matrix_renamed_function_and_starter_tapsets() {
 
     // __alloc_pages became __alloc_pages_noprof (6.10): same prototype.
     let lib = library(r#"probe alloc = kernel.function("__alloc_pages") {}"#);
-    let inputs: Vec<KernelInput<'_>> = kernels
-        .iter()
-        .map(|(id, facts)| KernelInput {
-            id,
-            facts,
-            library: &lib,
-        })
-        .collect();
-    let matrix = Matrix::build(&inputs, RowsOf::Aliases);
+    let matrix = matrix_of(&kernels, &lib);
     let column = |id: &str| matrix.kernels.iter().position(|k| k == id).unwrap();
     let cell = &matrix.rows[0].cells[column("6.12")];
     let Cell::Unresolved { misses, .. } = cell else {
@@ -420,15 +417,7 @@ fn real_matrix_renamed_function_and_starter_tapsets() {
     // scheduler_tick became sched_tick (6.10): `void (void)` and a shorter
     // name that the old one contains (`schedule`) are no evidence.
     let tick = library(r#"probe tick = kernel.function("scheduler_tick") {}"#);
-    let inputs: Vec<KernelInput<'_>> = kernels
-        .iter()
-        .map(|(id, facts)| KernelInput {
-            id,
-            facts,
-            library: &tick,
-        })
-        .collect();
-    let ticks = Matrix::build(&inputs, RowsOf::Aliases);
+    let ticks = matrix_of(&kernels, &tick);
     let Cell::Unresolved {
         misses,
         suggestions,
@@ -467,15 +456,7 @@ fn real_matrix_renamed_function_and_starter_tapsets() {
         "probe alloc = kernel.function(\"__alloc_pages\") ?, {} {{}}",
         fixes.join(", ")
     ));
-    let inputs: Vec<KernelInput<'_>> = kernels
-        .iter()
-        .map(|(id, facts)| KernelInput {
-            id,
-            facts,
-            library: &fixed,
-        })
-        .collect();
-    let matrix = Matrix::build(&inputs, RowsOf::Aliases);
+    let matrix = matrix_of(&kernels, &fixed);
     assert!(
         matrix.rows[0]
             .cells
@@ -692,15 +673,7 @@ probe state = kernel.trace("sched:sched_switch") { s = @cast($prev, "struct task
 probe field = kernel.trace("sched:sched_switch") { s = $prev_nosuch }
 "#,
     );
-    let inputs: Vec<KernelInput<'_>> = kernels
-        .iter()
-        .map(|(id, facts)| KernelInput {
-            id,
-            facts,
-            library: &lib,
-        })
-        .collect();
-    let matrix = Matrix::build(&inputs, RowsOf::Aliases);
+    let matrix = matrix_of(&kernels, &lib);
     let row = |name: &str| matrix.rows.iter().find(|r| r.probe == name).unwrap();
     let class = |name: &str, kernel: usize| row(name).cells[kernel].short();
     let last = matrix.kernels.len() - 1;

@@ -4,66 +4,24 @@
 // An integration test binary: a panic is how it reports a failure.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../compiler/facts/fixtures")
-        .join(name)
+use std::process::Output;
+
+/// A matrix of 5.10 and 6.12, both harvested.
+fn scratch() -> common::Scratch {
+    common::Scratch::new(&["5.10", "6.12"], &["5.10", "6.12"])
 }
 
-fn tapmatrix(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tapmatrix"))
-        .args(args)
-        .output()
-        .expect("tapmatrix runs")
-}
-
-/// A scratch cache and matrix whose kernels "5.10" and "6.12" carry facts
-/// parsed from the fixtures, as a harvest would leave them.
-struct Scratch {
-    dir: tempfile::TempDir,
-}
-
-impl Scratch {
-    fn new() -> Scratch {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            dir.path().join("matrix.yaml"),
-            "kernels:\n  - id: \"5.10\"\n    debian: { suite: bullseye, series: \"5.10\" }\n  - id: \"6.12\"\n    debian: { suite: trixie, series: \"6.12\" }\n",
-        )
-        .unwrap();
-        for (id, raw) in [("5.10", "linux-5.10"), ("6.12", "linux-6.12")] {
-            let raw = fixture(raw);
-            let facts =
-                tapmatrix_facts::KernelFacts::from_raw(&raw, Some(&raw.join("config"))).unwrap();
-            facts
-                .save(&dir.path().join("cache/facts").join(id))
-                .unwrap();
-        }
-        Scratch { dir }
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        let matrix = self.dir.path().join("matrix.yaml");
-        let cache = self.dir.path().join("cache");
-        let mut all = vec![
-            "kernels",
-            "--matrix",
-            matrix.to_str().unwrap(),
-            "--cache-dir",
-            cache.to_str().unwrap(),
-        ];
-        all.extend_from_slice(args);
-        tapmatrix(&all)
-    }
+/// `tapmatrix kernels --matrix M --cache-dir C ARGS...`.
+fn kernels(scratch: &common::Scratch, args: &[&str]) -> Output {
+    scratch.run("kernels", args)
 }
 
 #[test]
 fn facts_then_diff() {
-    let scratch = Scratch::new();
-    let out = scratch.run(&["facts", "5.10"]);
+    let scratch = scratch();
+    let out = kernels(&scratch, &["facts", "5.10"]);
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -80,7 +38,7 @@ fn facts_then_diff() {
         "{summary}"
     );
 
-    let out = scratch.run(&["facts", "6.12", "--json"]);
+    let out = kernels(&scratch, &["facts", "6.12", "--json"]);
     assert_eq!(out.status.code(), Some(0));
     let json = String::from_utf8(out.stdout).unwrap();
     assert!(
@@ -88,7 +46,7 @@ fn facts_then_diff() {
         "{json}"
     );
 
-    let out = scratch.run(&["diff", "5.10", "6.12"]);
+    let out = kernels(&scratch, &["diff", "5.10", "6.12"]);
     assert_eq!(out.status.code(), Some(1), "kernels differ: exit 1");
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(
@@ -97,15 +55,15 @@ fn facts_then_diff() {
     );
     assert!(text.contains("\n    cachestat\n"), "{text}");
 
-    let out = scratch.run(&["diff", "5.10", "5.10"]);
+    let out = kernels(&scratch, &["diff", "5.10", "5.10"]);
     assert_eq!(out.status.code(), Some(0), "a kernel equals itself");
 }
 
 #[test]
 fn unharvested_and_unknown_kernels_are_input_errors() {
-    let scratch = Scratch::new();
+    let scratch = scratch();
     std::fs::remove_dir_all(scratch.dir.path().join("cache/facts/6.12")).unwrap();
-    let out = scratch.run(&["facts", "6.12"]);
+    let out = kernels(&scratch, &["facts", "6.12"]);
     assert_eq!(
         out.status.code(),
         Some(2),
@@ -117,7 +75,7 @@ fn unharvested_and_unknown_kernels_are_input_errors() {
         "{stderr}"
     );
 
-    let out = scratch.run(&["diff", "5.10", "9.9"]);
+    let out = kernels(&scratch, &["diff", "5.10", "9.9"]);
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("unknown kernel id(s) `9.9`"), "{stderr}");

@@ -4,38 +4,16 @@
 // An integration test binary: a panic is how it reports a failure.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn repo(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .join(path)
-}
-
-/// A matrix of 5.10, 6.1 and 6.12 where 5.10 and 6.12 are harvested.
-struct Scratch {
-    dir: tempfile::TempDir,
-}
+/// A matrix of 5.10, 6.1 and 6.12 where 5.10 and 6.12 are harvested, and a script.
+struct Scratch(common::Scratch);
 
 impl Scratch {
     fn new() -> Scratch {
-        let dir = tempfile::tempdir().unwrap();
+        let scratch = common::Scratch::new(&["5.10", "6.1", "6.12"], &["5.10", "6.12"]);
         std::fs::write(
-            dir.path().join("matrix.yaml"),
-            "kernels:\n  - id: \"5.10\"\n    debian: { suite: bullseye, series: \"5.10\" }\n  - id: \"6.1\"\n    debian: { suite: bookworm, series: \"6.1\" }\n  - id: \"6.12\"\n    debian: { suite: trixie, series: \"6.12\" }\n",
-        )
-        .unwrap();
-        for id in ["5.10", "6.12"] {
-            let raw = repo(&format!("compiler/facts/fixtures/linux-{id}"));
-            let facts =
-                tapmatrix_facts::KernelFacts::from_raw(&raw, Some(&raw.join("config"))).unwrap();
-            facts
-                .save(&dir.path().join("cache/facts").join(id))
-                .unwrap();
-        }
-        std::fs::write(
-            dir.path().join("script.stp"),
+            scratch.dir.path().join("script.stp"),
             r#"probe kernel.function("vfs_read") { }
 probe kernel.function("__alloc_pages") ? { }
 probe kernel.function("_do_fork") !, kernel.function("kernel_clone") { }
@@ -44,25 +22,11 @@ probe vfs.write.return, timer.ms(100) { }
 "#,
         )
         .unwrap();
-        Scratch { dir }
+        Scratch(scratch)
     }
 
     fn run(&self, args: &[&str]) -> (Option<i32>, String, String) {
-        let matrix = self.dir.path().join("matrix.yaml");
-        let cache = self.dir.path().join("cache");
-        let mut all = vec![args[0]];
-        all.extend_from_slice(&[
-            "--matrix",
-            matrix.to_str().unwrap(),
-            "--cache-dir",
-            cache.to_str().unwrap(),
-        ]);
-        all.extend_from_slice(&args[1..]);
-        let out: Output = Command::new(env!("CARGO_BIN_EXE_tapmatrix"))
-            .current_dir(repo(""))
-            .args(&all)
-            .output()
-            .expect("tapmatrix runs");
+        let out = self.0.run(args[0], &args[1..]);
         (
             out.status.code(),
             String::from_utf8(out.stdout).unwrap(),
@@ -71,7 +35,8 @@ probe vfs.write.return, timer.ms(100) { }
     }
 
     fn script(&self) -> String {
-        self.dir
+        self.0
+            .dir
             .path()
             .join("script.stp")
             .to_str()
@@ -156,7 +121,7 @@ fn input_and_infra_errors() {
     let (code, _, stderr) = scratch.run(&["resolve", "--kernels", "6.1"]);
     assert_eq!(code, Some(3), "{stderr}");
     assert!(stderr.contains("tapmatrix kernels harvest 6.1"), "{stderr}");
-    let bad = scratch.dir.path().join("bad.stp");
+    let bad = scratch.0.dir.path().join("bad.stp");
     std::fs::write(&bad, "probe begin {").unwrap();
     let (code, _, stderr) = scratch.run(&["resolve", bad.to_str().unwrap(), "--kernels", "5.10"]);
     assert_eq!(code, Some(2), "{stderr}");
