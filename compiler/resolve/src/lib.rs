@@ -13,6 +13,7 @@
 //!
 //! [`KernelFacts`]: tapmatrix_facts::KernelFacts
 
+mod availability;
 mod body;
 mod library;
 mod matrix;
@@ -22,6 +23,7 @@ mod resolver;
 mod suggest;
 mod target;
 
+pub use availability::{Availability, AvailabilityError, availability};
 pub use body::{BodyTarget, block_targets};
 pub use library::{
     Alias, AliasMatch, Library, LoadDiagnostic, LoadError, Loaded, ScriptProbe, Sources,

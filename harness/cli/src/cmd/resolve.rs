@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::anyhow;
 use clap::{Args, ValueEnum};
 use tapmatrix_facts::KernelFacts;
-use tapmatrix_resolve::{KernelInput, Library, Matrix, RowsOf, Sources, kernel_profile};
+use tapmatrix_resolve::{Availability, RowsOf, Sources, availability};
 
 use crate::cmd::kernels::{MatrixArgs, harvested_ids, load_facts, print};
 use crate::cmd::list::tapset_dirs;
@@ -93,44 +93,18 @@ pub fn run(args: &ResolveArgs) -> anyhow::Result<Status> {
         .iter()
         .map(|id| load_facts(&args.matrix, id, infra_error))
         .collect::<anyhow::Result<_>>()?;
-    let mut libraries: Vec<Library> = Vec::new();
-    let all = sources
-        .load_all(facts.iter().map(kernel_profile).collect())
-        .map_err(input_error)?;
-    for (index, loaded) in all.into_iter().enumerate() {
-        let script_errors: Vec<&str> = loaded
-            .diagnostics
-            .iter()
-            .filter(|d| d.in_script)
-            .map(|d| d.rendered.as_str())
-            .collect();
-        if !script_errors.is_empty() {
-            return Err(input_error(anyhow!(
-                "the script does not parse for kernel {}:\n{}",
-                ids[index],
-                script_errors.join("\n")
-            )));
-        }
-        if index == 0
-            && let Some(first) = loaded.diagnostics.first()
-        {
-            {
-                eprintln!(
-                    "warning: {} parse error(s) in tapset files, which are skipped; the first:\n{}",
-                    loaded.diagnostics.len(),
-                    first.rendered
-                );
-            }
-        }
-        libraries.push(loaded.library);
+    let kernels: Vec<(&str, &KernelFacts)> = ids.iter().map(String::as_str).zip(&facts).collect();
+    let Availability {
+        mut matrix,
+        skipped,
+    } = availability(&sources, &kernels, rows_of).map_err(input_error)?;
+    if let Some(first) = skipped.first() {
+        eprintln!(
+            "warning: {} parse error(s) in tapset files, which are skipped; the first:\n{}",
+            skipped.len(),
+            first.rendered
+        );
     }
-    let inputs: Vec<KernelInput<'_>> = ids
-        .iter()
-        .zip(&facts)
-        .zip(&libraries)
-        .map(|((id, facts), library)| KernelInput { id, facts, library })
-        .collect();
-    let mut matrix = Matrix::build(&inputs, rows_of);
     let failed = if args.diff.is_empty() {
         matrix.has_unresolved()
     } else {
