@@ -96,14 +96,19 @@ pub fn harvested_kernels(ids: &[&str]) -> Vec<(String, Harvested)> {
     let guard = cache
         .lock()
         .unwrap_or_else(|error| panic_with(format!("taking the test cache: {error}")));
-    let jobs = std::thread::available_parallelism().map_or(1, usize::from);
-    harvest_kernels(&guard, &kernels, &VmOptions::new(cache.root()), jobs, false)
-        .into_iter()
-        .map(|kernel| match kernel.outcome {
-            Ok(harvested) => (kernel.id.to_string(), harvested),
-            Err(error) => panic_with(format!("{error}")),
-        })
-        .collect()
+    harvest_kernels(
+        &guard,
+        &kernels,
+        &VmOptions::new(cache.root()),
+        tapmatrix_vm::default_jobs(),
+        false,
+    )
+    .into_iter()
+    .map(|kernel| match kernel.outcome {
+        Ok(harvested) => (kernel.id.to_string(), harvested),
+        Err(error) => panic_with(format!("{error}")),
+    })
+    .collect()
 }
 
 /// The test cache, opened.

@@ -187,19 +187,13 @@ fn store(
         id: id.clone(),
         source: Box::new(source),
     };
-    let facts = KernelFacts::from_raw(raw_dir, kernel.config.as_deref()).map_err(|source| {
-        HarvestFailure::Facts {
-            id: id.clone(),
-            raw_dir: raw_dir.to_path_buf(),
-            source,
-        }
-    })?;
-    let work = guard.work_dir().map_err(cache_error)?;
     let facts_error = |source| HarvestFailure::Facts {
         id: id.clone(),
         raw_dir: raw_dir.to_path_buf(),
         source,
     };
+    let facts = KernelFacts::from_raw(raw_dir, kernel.config.as_deref()).map_err(facts_error)?;
+    let work = guard.work_dir().map_err(cache_error)?;
     facts.save(work.path()).map_err(facts_error)?;
     let stamp_path = work.path().join(STAMP);
     let json = serde_json::to_string_pretty(&HarvestStamp::new(kernel, release))

@@ -18,7 +18,7 @@ pub use harvest::{HarvestError, HarvestReport, Manifest, ManifestEntry, harvest_
 pub use initramfs::{ExtraFile, Initramfs, InitramfsError};
 pub use launch::{BootError, BootOutcome, BootSpec, Ending, boot, boot_streaming};
 pub use options::VmOptions;
-pub use parallel::{boot_floor, boot_many, floor_many};
+pub use parallel::{boot_floor, boot_many, default_jobs, floor_many};
 pub use prereq::{KvmState, Package, PrereqError, Prerequisites};
 pub use vmlinux::bootable_kernel;
 

@@ -51,6 +51,11 @@ pub fn boot_floor(
     boot(&spec).map(|outcome| outcome.wall)
 }
 
+/// How many boots run at once unless the user says: the number of cores.
+pub fn default_jobs() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
+
 /// Runs `task` (a boot, and whatever goes with it) over `items` on a pool
 /// of `jobs` threads with a progress bar labelled `what`; the accelerator is
 /// decided once, before the first boot. One result per item, in order.

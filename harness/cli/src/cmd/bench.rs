@@ -52,9 +52,7 @@ fn harvest(args: &HarvestBenchArgs) -> anyhow::Result<Status> {
     let cache = args.matrix.cache()?;
     let guard = cache.lock().map_err(classify)?;
     let kernels = fetch_all(&guard, &args.matrix, &args.ids)?;
-    let jobs = args
-        .jobs
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+    let jobs = args.jobs.unwrap_or_else(tapmatrix_vm::default_jobs);
     let scratch = tempfile::tempdir()?;
     let options = VmOptions {
         accel: args.accel,

@@ -217,9 +217,7 @@ fn harvest(args: &MatrixArgs, harvest: &HarvestArgs) -> anyhow::Result<Status> {
         timeout: std::time::Duration::from_secs(harvest.timeout),
         ..VmOptions::new(cache.root())
     };
-    let jobs = harvest
-        .jobs
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+    let jobs = harvest.jobs.unwrap_or_else(tapmatrix_vm::default_jobs);
     let mut failed = 0;
     for kernel in harvest_kernels(&guard, &kernels, &options, jobs, harvest.force) {
         match kernel.outcome {
