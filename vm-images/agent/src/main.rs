@@ -71,6 +71,10 @@ fn run(channel: &Channel) -> Result<()> {
     let job: Job = serde_json::from_slice(&text).with_context(|| format!("parsing {JOB_PATH}"))?;
     match job {
         Job::Harvest => harvest::run(channel),
+        Job::Run { items } => anyhow::bail!(
+            "this agent cannot run scripts yet ({} items asked)",
+            items.len()
+        ),
     }
 }
 

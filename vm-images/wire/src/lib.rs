@@ -54,6 +54,24 @@ pub enum Job {
     /// Read the kernel's facts (release, tracefs, kallsyms, BTF) and send
     /// each as a [`RecordKind::File`] named by its path in the raw harvest.
     Harvest,
+    /// Run each item in turn (events created, workload started, handlers
+    /// run) and stream [`tapmatrix_ir::RunMessage`]s as
+    /// [`RecordKind::Line`] records named `run`.
+    Run {
+        /// What to run, in order.
+        items: Vec<RunItem>,
+    },
+}
+
+/// One script to run in the guest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunItem {
+    /// The script's name (for the console log).
+    pub name: String,
+    /// The compiled script.
+    pub bundle: tapmatrix_ir::Bundle,
+    /// What runs while it is enabled.
+    pub workload: tapmatrix_ir::Workload,
 }
 
 /// What a record carries.

@@ -1,0 +1,93 @@
+//! The lowered form of a script: what the compiler hands to the guest.
+//!
+//! A [`Bundle`] is one script compiled for one kernel: the tracefs
+//! [`Event`]s to create, and the [`Program`] whose handlers run in the
+//! agent's runtime on every hit. The program is typed and name-resolved:
+//! variables are slots, calls name a function by index or a [`Builtin`],
+//! and every value a handler reads from the kernel is a [`Fetch`] that the
+//! event gathers in the kernel (`Expr::Fetch(slot)`), so the runtime never
+//! touches kernel memory.
+//!
+//! This crate has no logic beyond small helpers: it is the contract between
+//! the compiler (`tapmatrix-elaborate`, the tracefs back end), the runtime
+//! (`tapmatrix-runtime`) and the agent. It is built into the static agent,
+//! so it depends on serde only.
+
+mod bundle;
+mod program;
+mod report;
+
+pub use bundle::{Bundle, Event, EventKind, Fetch, Workload};
+pub use program::{
+    ArrayRef, BinaryOp, Block, Builtin, CompareOp, Expr, FormatSpec, Function, Global, GlobalType,
+    HistSpec, LValue, Limits, Loc, Probe, ProbeKind, Program, ScalarType, Sort, SortKey, StatOp,
+    Stmt, UnaryOp, Value,
+};
+pub use report::{RunEnd, RunMessage};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bundle_survives_json() {
+        let bundle = Bundle {
+            program: Program {
+                files: vec!["t.stp".to_owned()],
+                globals: vec![Global {
+                    name: "n".to_owned(),
+                    ty: GlobalType::Array {
+                        keys: vec![ScalarType::String],
+                        value: Some(ScalarType::Long),
+                    },
+                    init: None,
+                    max_entries: Some(10),
+                    wrap: false,
+                }],
+                functions: Vec::new(),
+                probes: vec![Probe {
+                    kind: ProbeKind::Event,
+                    name: "kernel.function(\"vfs_read\")".to_owned(),
+                    locals: Vec::new(),
+                    fetches: vec![ScalarType::String],
+                    body: vec![Stmt::Expr(Expr::Crement {
+                        target: Box::new(LValue::Index {
+                            array: 0,
+                            keys: vec![Some(Expr::Fetch(0))],
+                            loc: Loc {
+                                file: 0,
+                                line: 1,
+                                col: 40,
+                            },
+                        }),
+                        increment: true,
+                        prefix: false,
+                        loc: Loc {
+                            file: 0,
+                            line: 1,
+                            col: 40,
+                        },
+                    })],
+                }],
+                limits: Limits::default(),
+            },
+            events: vec![Event {
+                probe: 0,
+                pp: "kernel.function(\"vfs_read\")".to_owned(),
+                function: "vfs_read".to_owned(),
+                kind: EventKind::Kprobe {
+                    function: "vfs_read".to_owned(),
+                },
+                fetches: vec![Fetch {
+                    arg: "$comm:string".to_owned(),
+                    ty: ScalarType::String,
+                }],
+                comm: Some(0),
+                filter: Some("f0 != \"sh\"".to_owned()),
+            }],
+        };
+        let json = serde_json::to_string(&bundle).unwrap();
+        assert_eq!(serde_json::from_str::<Bundle>(&json).unwrap(), bundle);
+        assert_eq!(Fetch::field(3), "f3");
+    }
+}

@@ -1,0 +1,679 @@
+//! The handler program: globals, functions and probes, typed and resolved.
+
+use serde::{Deserialize, Serialize};
+
+/// A whole script, elaborated: everything the runtime needs to run it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Program {
+    /// Source file names, indexed by [`Loc::file`].
+    pub files: Vec<String>,
+    /// The global variables, indexed by `Expr::Global` and [`ArrayRef`].
+    pub globals: Vec<Global>,
+    /// The functions, indexed by `Expr::Call`.
+    pub functions: Vec<Function>,
+    /// The probes. `begin`, `end` and `error` probes run in their sequence
+    /// order, then in this order.
+    pub probes: Vec<Probe>,
+    /// Run-time limits.
+    pub limits: Limits,
+}
+
+/// A place in the script, for run-time error messages
+/// (`division by zero near operator '/' at f.stp:3:9`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Loc {
+    /// Index into [`Program::files`].
+    pub file: u32,
+    /// 1-based line.
+    pub line: u32,
+    /// 1-based column.
+    pub col: u32,
+}
+
+/// SystemTap's run-time limits (its `-D` settings).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limits {
+    /// `MAXSTRINGLEN`: longest string, in bytes, terminator excluded.
+    pub max_string_len: u32,
+    /// `MAXMAPENTRIES`: default size of an array.
+    pub max_map_entries: u32,
+    /// `MAXNESTING`: deepest chain of function calls.
+    pub max_nesting: u32,
+    /// `MAXACTION`: statements one probe hit may execute.
+    pub max_action: u64,
+    /// `MAXERRORS`: run-time errors tolerated before the script stops
+    /// (SystemTap's default is 0: the first error ends the run).
+    pub max_errors: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_string_len: 512,
+            max_map_entries: 2048,
+            max_nesting: 10,
+            max_action: 1000,
+            max_errors: 0,
+        }
+    }
+}
+
+/// A scalar type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScalarType {
+    /// 64-bit signed, wrapping.
+    Long,
+    /// A string of at most `MAXSTRINGLEN` bytes.
+    String,
+}
+
+/// A value at run time (and the initial value of a global).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Value {
+    /// A long.
+    Long(i64),
+    /// A string.
+    Str(String),
+}
+
+/// What a global holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum GlobalType {
+    /// A long or a string.
+    Scalar {
+        /// Its type.
+        ty: ScalarType,
+    },
+    /// A statistic (`x <<< v`).
+    Stats,
+    /// An associative array.
+    Array {
+        /// The key types, in order.
+        keys: Vec<ScalarType>,
+        /// The value: a scalar, or `None` for statistics.
+        value: Option<ScalarType>,
+    },
+}
+
+/// A global variable.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Global {
+    /// Its name, for messages and for printing globals left at the end.
+    pub name: String,
+    /// Its type.
+    pub ty: GlobalType,
+    /// The initial value of a scalar.
+    pub init: Option<Value>,
+    /// The array's size limit (`global a[100]`); `None`: `MAXMAPENTRIES`.
+    pub max_entries: Option<u32>,
+    /// `global a%[N]`: a full array drops its oldest entry instead of failing.
+    pub wrap: bool,
+}
+
+/// A user function (script or tapset).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Function {
+    /// Its name.
+    pub name: String,
+    /// Parameter types: locals `0..params.len()` hold the arguments.
+    pub params: Vec<ScalarType>,
+    /// The return type; `None` for a function that returns nothing.
+    pub ret: Option<ScalarType>,
+    /// Types of all locals, parameters first.
+    pub locals: Vec<ScalarType>,
+    /// The body.
+    pub body: Block,
+}
+
+/// When a probe's handler runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ProbeKind {
+    /// `begin(seq)`: before the workload starts.
+    Begin {
+        /// Sequence: lower first.
+        seq: i64,
+    },
+    /// `end(seq)`: after the run stops.
+    End {
+        /// Sequence: lower first.
+        seq: i64,
+    },
+    /// `error(seq)`: after a run-time error, before `end`.
+    Error {
+        /// Sequence: lower first.
+        seq: i64,
+    },
+    /// `timer.ms(N)` and friends: every `period_ns`, plus up to
+    /// `randomize_ns` of random jitter.
+    Timer {
+        /// The period.
+        period_ns: u64,
+        /// `.randomize(N)` in nanoseconds; 0 for none.
+        randomize_ns: u64,
+    },
+    /// Fed by kernel events: every [`crate::Event`] whose `probe` is this
+    /// probe's index.
+    Event,
+}
+
+/// A probe: its trigger and its handler (alias prologues and epilogues
+/// already composed in).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Probe {
+    /// When it runs.
+    pub kind: ProbeKind,
+    /// The probe point as the script wrote it (for messages).
+    pub name: String,
+    /// Types of its locals.
+    pub locals: Vec<ScalarType>,
+    /// Types of its fetch slots (`Expr::Fetch`), filled per hit by the event.
+    pub fetches: Vec<ScalarType>,
+    /// The handler.
+    pub body: Block,
+}
+
+/// A block of statements.
+pub type Block = Vec<Stmt>;
+
+/// A statement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stmt {
+    /// Evaluate and drop.
+    Expr(Expr),
+    /// A nested block.
+    Block(Block),
+    /// `if`.
+    If {
+        /// The condition (a long: non-zero is true).
+        cond: Expr,
+        /// Taken when true.
+        then: Block,
+        /// Taken when false.
+        otherwise: Block,
+    },
+    /// `while` and `for` (init is lowered before it).
+    Loop {
+        /// Tested before each iteration; `None` is always true.
+        cond: Option<Expr>,
+        /// The body.
+        body: Block,
+        /// Run after each iteration and on `continue`.
+        step: Option<Expr>,
+    },
+    /// `foreach ([k1, k2] in a[slice] sort limit n)`.
+    Foreach {
+        /// The array.
+        array: ArrayRef,
+        /// Locals receiving the keys.
+        keys: Vec<u32>,
+        /// Local receiving the value (`v = [k] in a`).
+        value: Option<u32>,
+        /// `a[k1, *]`: keys that must match (`None` is `*`).
+        slice: Vec<Option<Expr>>,
+        /// Sorting, if any.
+        sort: Option<Sort>,
+        /// `limit n`.
+        limit: Option<Expr>,
+        /// The body.
+        body: Block,
+    },
+    /// `foreach (bucket in @hist_log(s))`: iterate over a histogram's buckets.
+    ForeachHist {
+        /// The histogram.
+        hist: HistSpec,
+        /// The statistic.
+        stat: Expr,
+        /// Local receiving each bucket's index.
+        bucket: u32,
+        /// The body.
+        body: Block,
+    },
+    /// `break`.
+    Break,
+    /// `continue`.
+    Continue,
+    /// `next`: leave the probe handler.
+    Next,
+    /// `return` from a function.
+    Return(Option<Expr>),
+    /// `delete a`, `delete a[k]`, `delete a[k, *]`, `delete scalar`.
+    Delete(LValue),
+    /// `s <<< value`.
+    Aggregate {
+        /// The statistic: a global or an array element.
+        target: LValue,
+        /// The value added.
+        value: Expr,
+    },
+    /// `try { } catch (msg) { }`.
+    Try {
+        /// The guarded block.
+        body: Block,
+        /// Local receiving the error message.
+        catch_var: Option<u32>,
+        /// The handler.
+        catch: Block,
+    },
+}
+
+/// An array: a global (arrays are always global in SystemTap).
+pub type ArrayRef = u32;
+
+/// How `foreach` orders its keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sort {
+    /// By value or by a key.
+    pub key: SortKey,
+    /// Descending (`-`) rather than ascending (`+`).
+    pub descending: bool,
+}
+
+/// What `foreach` sorts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum SortKey {
+    /// The value (for statistics, the aggregate named, `@count` by default).
+    Value {
+        /// For statistics: the aggregate.
+        aggregate: Option<StatOp>,
+    },
+    /// The Nth key, from 0.
+    Key {
+        /// Index.
+        index: u32,
+    },
+}
+
+/// Something that can be assigned, deleted or aggregated into.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LValue {
+    /// A local of the current probe or function.
+    Local(u32),
+    /// A scalar or statistics global, or a whole array (for `delete`).
+    Global(u32),
+    /// An array element; `None` keys are `*` (only in `delete`).
+    Index {
+        /// The array.
+        array: ArrayRef,
+        /// The keys.
+        keys: Vec<Option<Expr>>,
+        /// Where (for the "array full" error).
+        loc: Loc,
+    },
+}
+
+/// Statistics aggregates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StatOp {
+    /// `@count`.
+    Count,
+    /// `@sum`.
+    Sum,
+    /// `@min`.
+    Min,
+    /// `@max`.
+    Max,
+    /// `@avg`.
+    Avg,
+    /// `@variance(s, bit_shift)`.
+    Variance,
+}
+
+/// A histogram's shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum HistSpec {
+    /// `@hist_log`.
+    Log,
+    /// `@hist_linear(s, start, stop, interval)`.
+    Linear {
+        /// Low bound.
+        start: i64,
+        /// High bound.
+        stop: i64,
+        /// Bucket width.
+        interval: i64,
+    },
+}
+
+/// Unary operators on longs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnaryOp {
+    /// `-x`.
+    Neg,
+    /// `!x`.
+    Not,
+    /// `~x`.
+    BitNot,
+}
+
+/// Binary operators on longs (strings only compare and concatenate).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BinaryOp {
+    /// `+`.
+    Add,
+    /// `-`.
+    Sub,
+    /// `*`.
+    Mul,
+    /// `/`: division by zero is a run-time error.
+    Div,
+    /// `%`: division by zero is a run-time error.
+    Mod,
+    /// `<<`.
+    Shl,
+    /// `>>` (arithmetic).
+    Shr,
+    /// `>>>` (logical).
+    UShr,
+    /// `&`.
+    BitAnd,
+    /// `|`.
+    BitOr,
+    /// `^`.
+    BitXor,
+}
+
+/// Comparisons, on two longs or two strings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CompareOp {
+    /// `==`.
+    Eq,
+    /// `!=`.
+    Ne,
+    /// `<`.
+    Lt,
+    /// `<=`.
+    Le,
+    /// `>`.
+    Gt,
+    /// `>=`.
+    Ge,
+}
+
+/// A parsed `printf` directive or literal piece.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum FormatSpec {
+    /// Text copied as is (escapes already decoded).
+    Literal {
+        /// The text.
+        text: String,
+    },
+    /// One `%` directive consuming an argument (or two with `*` width).
+    Directive {
+        /// Flags as written: any of `-+ #0`.
+        flags: String,
+        /// Width: a number, or `-1` for `*` (taken from the arguments).
+        width: Option<i64>,
+        /// Precision: a number, or `-1` for `*`.
+        precision: Option<i64>,
+        /// The conversion: one of `d i u o x X c s p b m M`.
+        conversion: char,
+    },
+}
+
+/// The functions the runtime provides itself: context, strings, output,
+/// control. The elaborator maps a call to one of these when no script or
+/// tapset function body (other than embedded C) defines the name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Builtin {
+    /// `print(...)`: each argument printed as is, no separator.
+    Print,
+    /// `println(...)`.
+    Println,
+    /// `sprint(...)`.
+    Sprint,
+    /// `sprintln(...)`.
+    Sprintln,
+    /// `exit()`: stop after this handler; `end` probes run.
+    Exit,
+    /// `error(msg)`: a run-time error.
+    Error,
+    /// `warn(msg)`: print `WARNING: msg` to the error stream.
+    Warn,
+    /// `pid()`: the hit's thread group id.
+    Pid,
+    /// `tid()`.
+    Tid,
+    /// `ppid()`.
+    Ppid,
+    /// `uid()`.
+    Uid,
+    /// `gid()`.
+    Gid,
+    /// `execname()`.
+    Execname,
+    /// `cpu()`.
+    Cpu,
+    /// `probefunc()`: the function of the attach point.
+    Probefunc,
+    /// `pp()`: the probe point that fired.
+    Pp,
+    /// `ppfunc()`.
+    Ppfunc,
+    /// `target()`: the pid of the workload (`-c`), 0 when none.
+    Target,
+    /// `is_return()`.
+    IsReturn,
+    /// `gettimeofday_s()`.
+    GettimeofdayS,
+    /// `gettimeofday_ms()`.
+    GettimeofdayMs,
+    /// `gettimeofday_us()`.
+    GettimeofdayUs,
+    /// `gettimeofday_ns()`.
+    GettimeofdayNs,
+    /// `local_clock_ns()`, `cpu_clock_ns()`: the trace clock.
+    ClockNs,
+    /// `strlen(s)`.
+    Strlen,
+    /// `substr(s, start, length)`.
+    Substr,
+    /// `stringat(s, pos)`.
+    Stringat,
+    /// `isinstr(s1, s2)`.
+    Isinstr,
+    /// `strpos(haystack, needle)`.
+    Strpos,
+    /// `text_str(s)`: escape non-printable characters.
+    TextStr,
+    /// `str_replace(s, old, new)`.
+    StrReplace,
+    /// `strtol(s, base)`.
+    Strtol,
+    /// `string_quoted(s)`.
+    StringQuoted,
+    /// `tokenize(s, delim)`.
+    Tokenize,
+    /// `abs(n)`.
+    Abs,
+    /// `randint(n)`.
+    Randint,
+    /// `errno_str(n)`.
+    ErrnoStr,
+    /// `matched(n)`: the Nth group of the last `=~` match.
+    Matched,
+}
+
+/// An expression, typed: every node's type is known from its shape.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Expr {
+    /// A long constant.
+    Long(i64),
+    /// A string constant (escapes decoded).
+    Str(String),
+    /// A local of the current probe or function.
+    Local(u32),
+    /// A scalar global.
+    Global(u32),
+    /// A value the event fetched for this hit.
+    Fetch(u32),
+    /// `a[k1, k2]`: an array element (0 or "" when absent).
+    Index {
+        /// The array.
+        array: ArrayRef,
+        /// The keys.
+        keys: Vec<Expr>,
+    },
+    /// `[k1, k2] in a` (`None` keys are `*`).
+    In {
+        /// The array.
+        array: ArrayRef,
+        /// The keys.
+        keys: Vec<Option<Expr>>,
+    },
+    /// A unary operator on a long.
+    Unary {
+        /// The operator.
+        op: UnaryOp,
+        /// The operand.
+        operand: Box<Expr>,
+    },
+    /// A binary operator on longs.
+    Binary {
+        /// The operator.
+        op: BinaryOp,
+        /// Left.
+        lhs: Box<Expr>,
+        /// Right.
+        rhs: Box<Expr>,
+        /// Where the operator is (for division by zero).
+        loc: Loc,
+    },
+    /// A comparison of two longs.
+    CompareLong {
+        /// The operator.
+        op: CompareOp,
+        /// Left.
+        lhs: Box<Expr>,
+        /// Right.
+        rhs: Box<Expr>,
+    },
+    /// A comparison of two strings (byte order).
+    CompareStr {
+        /// The operator.
+        op: CompareOp,
+        /// Left.
+        lhs: Box<Expr>,
+        /// Right.
+        rhs: Box<Expr>,
+    },
+    /// `a . b`.
+    Concat(Box<Expr>, Box<Expr>),
+    /// `a && b`.
+    And(Box<Expr>, Box<Expr>),
+    /// `a || b`.
+    Or(Box<Expr>, Box<Expr>),
+    /// `c ? a : b`.
+    Ternary {
+        /// Condition.
+        cond: Box<Expr>,
+        /// When true.
+        then: Box<Expr>,
+        /// When false.
+        otherwise: Box<Expr>,
+    },
+    /// `s =~ "re"` (sets `matched()`), or `!~`.
+    Regex {
+        /// `!~`.
+        negated: bool,
+        /// The string.
+        operand: Box<Expr>,
+        /// The pattern (POSIX ERE).
+        pattern: String,
+    },
+    /// `lv = e`, `lv += e`, ... (value: the new value). `op` is `None` for
+    /// `=`; `Some(Concat)` is written as `concat: true`.
+    Assign {
+        /// The target.
+        target: Box<LValue>,
+        /// The operator of a compound assignment.
+        op: Option<BinaryOp>,
+        /// `.=`.
+        concat: bool,
+        /// The value.
+        value: Box<Expr>,
+        /// Where (for errors of `/=`, `%=` and array limits).
+        loc: Loc,
+    },
+    /// `++x`, `x--` on a long.
+    Crement {
+        /// The target.
+        target: Box<LValue>,
+        /// `++` (true) or `--`.
+        increment: bool,
+        /// Before (true) or after.
+        prefix: bool,
+        /// Where (for array limits).
+        loc: Loc,
+    },
+    /// A call of a user function.
+    Call {
+        /// Index into [`Program::functions`].
+        function: u32,
+        /// The arguments.
+        args: Vec<Expr>,
+        /// Where (for the nesting limit).
+        loc: Loc,
+    },
+    /// A call of a runtime builtin.
+    Builtin {
+        /// Which.
+        builtin: Builtin,
+        /// The arguments.
+        args: Vec<Expr>,
+        /// Where (for `error()` and friends).
+        loc: Loc,
+    },
+    /// `printf(fmt, ...)` (`to_string`: `sprintf`).
+    Printf {
+        /// `sprintf` rather than `printf`.
+        to_string: bool,
+        /// The parsed format.
+        format: Vec<FormatSpec>,
+        /// The arguments.
+        args: Vec<Expr>,
+    },
+    /// `@count(s)`, `@avg(a[k])`... on a statistic.
+    Stat {
+        /// The aggregate.
+        op: StatOp,
+        /// The statistic: a stats global or an element of a stats array.
+        stat: Box<LValue>,
+        /// `@variance`'s bit shift.
+        param: i64,
+        /// Where (for "aggregate of an empty statistic").
+        loc: Loc,
+    },
+    /// A histogram rendered as SystemTap prints it (for `print`).
+    Hist {
+        /// The shape.
+        spec: HistSpec,
+        /// The statistic.
+        stat: Box<LValue>,
+    },
+    /// `@hist_log(s)[bucket]`: the count in one bucket.
+    HistBucket {
+        /// The shape.
+        spec: HistSpec,
+        /// The statistic.
+        stat: Box<LValue>,
+        /// The bucket.
+        bucket: Box<Expr>,
+    },
+    /// Convert a long to its decimal string (implicit in `print` only).
+    LongToStr(Box<Expr>),
+}
