@@ -39,6 +39,8 @@ pub struct Event {
     /// without it the agent reads `/proc/PID/comm`.
     pub comm: Option<u32>,
     /// An ftrace filter expression, so unwanted hits never leave the kernel.
+    /// The agent replaces `${target}` in it with the workload's pid (it
+    /// enables the events before it lets the workload run).
     pub filter: Option<String>,
 }
 
