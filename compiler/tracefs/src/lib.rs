@@ -1,0 +1,11 @@
+//! The tracefs back end: a script elaborated for one kernel becomes a
+//! [`tapmatrix_ir::Bundle`]: ftrace events (kprobe, kretprobe, fprobe,
+//! eprobe, tracepoint) that fetch, per hit, exactly the values its handlers
+//! read, with the conditions ftrace can evaluate pushed into event filters.
+
+mod fetch;
+
+pub use fetch::{FetchError, ReadAs, Site, fetch_arg};
+
+#[cfg(test)]
+mod tests;
