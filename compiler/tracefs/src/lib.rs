@@ -4,8 +4,10 @@
 //! read, with the conditions ftrace can evaluate pushed into event filters.
 
 mod fetch;
+mod filter;
 
 pub use fetch::{FetchError, ReadAs, Site, fetch_arg};
+pub use filter::pushdown;
 
 #[cfg(test)]
 mod tests;
