@@ -21,8 +21,6 @@ pub struct Spec {
     pub workload: String,
     /// Stop after this many seconds.
     pub timeout_s: u64,
-    /// `$1`, `$2`...
-    pub args: Vec<String>,
     /// Where the script applies.
     pub kernels: Applies,
     /// One snapshot for all kernels, or one per kernel series.
@@ -62,6 +60,8 @@ pub enum SnapshotScope {
     Shared,
     /// Each series has its own snapshot.
     PerSeries,
+    /// Not compared (`tapmatrix run -e`): the output is shown.
+    Unchecked,
 }
 
 #[derive(Debug, Deserialize)]
@@ -73,8 +73,6 @@ struct RawSpec {
     workload: String,
     #[serde(default = "default_timeout")]
     timeout: u64,
-    #[serde(default)]
-    args: Vec<String>,
     #[serde(default)]
     kernels: Applies,
     #[serde(default)]
@@ -143,7 +141,6 @@ impl Spec {
             description: raw.description,
             workload: raw.workload,
             timeout_s: raw.timeout,
-            args: raw.args,
             kernels: raw.kernels,
             snapshot: raw.snapshot,
             redactions,
@@ -166,9 +163,8 @@ impl Spec {
             description: String::new(),
             workload,
             timeout_s,
-            args,
             kernels: Applies::default(),
-            snapshot: SnapshotScope::Shared,
+            snapshot: SnapshotScope::Unchecked,
             redactions: Redactions::default(),
             expect_error: false,
         }
