@@ -448,8 +448,10 @@ impl<'a> Elab<'a> {
             points = &alias.points;
             file = alias_file;
         }
-        // Innermost alias prologue first, then outward, the handler, then
-        // the epilogues outward in.
+        // As SystemTap derives an alias (prologue: alias body then the
+        // probe's; epilogue: the probe's then the alias body) level by
+        // level: the innermost prologue runs first, the innermost epilogue
+        // last.
         let mut pieces: Vec<(&'a ast::Block, usize)> = prologues.into_iter().rev().collect();
         pieces.push((&probe.body, script_file));
         pieces.extend(epilogues);
@@ -1421,14 +1423,14 @@ impl<'a> Elab<'a> {
     fn typed(&mut self, e: &'a Expr, want: Ty) -> (ir::Expr, Ty) {
         let (expr, ty) = self.expr(e, want);
         if want != Ty::Unknown && ty != Ty::Unknown && ty != want {
-            let what = match &e.kind {
-                ExprKind::Ident(name) => format!(": identifier '{name}'"),
-                ExprKind::Call { name, .. } => format!(": function '{name}'"),
-                _ => format!(": '{}'", print_expr(e)),
-            };
             self.error(
                 e.span,
-                format!("type mismatch ({} vs. {}){what}", want.name(), ty.name()),
+                format!(
+                    "type mismatch ({} vs. {}){}",
+                    want.name(),
+                    ty.name(),
+                    describe(e)
+                ),
                 None,
             );
         }
@@ -1815,7 +1817,7 @@ impl<'a> Elab<'a> {
             let (_, ty) = self.typed(rhs, operand_ty);
             return (ir::Expr::Long(0), ty);
         };
-        let (value, rt) = self.typed(rhs, if lt == Ty::Unknown { operand_ty } else { lt });
+        let (value, rt) = self.expr(rhs, if lt == Ty::Unknown { operand_ty } else { lt });
         if lt == Ty::Unknown
             && rt != Ty::Unknown
             && let Some((t, ty)) = self.lvalue(lhs, rt)
@@ -1827,12 +1829,12 @@ impl<'a> Elab<'a> {
         }
         if lt != Ty::Unknown && rt != Ty::Unknown && lt != rt {
             self.error(
-                e.span,
+                lhs.span,
                 format!(
-                    "type mismatch ({} vs. {}): '{}'",
+                    "type mismatch ({} vs. {}){}",
                     lt.name(),
                     rt.name(),
-                    print_expr(lhs)
+                    describe(lhs)
                 ),
                 None,
             );
@@ -2267,6 +2269,15 @@ impl<'a> Elab<'a> {
             }
         };
         u32::try_from(index).unwrap_or(u32::MAX)
+    }
+}
+
+/// How an error names an expression: `: identifier 'x'`.
+fn describe(e: &Expr) -> String {
+    match &e.kind {
+        ExprKind::Ident(name) => format!(": identifier '{name}'"),
+        ExprKind::Call { name, .. } => format!(": function '{name}'"),
+        _ => format!(": '{}'", print_expr(e)),
     }
 }
 

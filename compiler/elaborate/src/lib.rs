@@ -7,7 +7,7 @@
 //! - every probe of the script is derived through the tapset aliases
 //!   ([`tapmatrix_resolve::Resolver::derive`]): one derived probe per alias
 //!   expansion path, its handler composed of the alias prologues (innermost
-//!   first), the user's handler, then the epilogues; probe point
+//!   first), the user's handler, then the epilogues (innermost last); probe point
 //!   `if (cond)` conditions become a guard at its top;
 //! - names resolve to locals (shared between alias bodies and the handler),
 //!   globals (the script's, then tapset files'), and functions (the

@@ -1,7 +1,8 @@
 //! Helpers: a script and tapset files in a temporary directory, loaded for
 //! a committed facts fixture and elaborated.
 
-#![allow(dead_code)]
+#![allow(dead_code)] // each test binary uses some of the helpers
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 use std::path::Path;
 
