@@ -140,6 +140,8 @@ struct Elab<'a> {
     facts: &'a KernelFacts,
     /// The attach points of the probe being walked.
     attach: Vec<AttachPoint>,
+    /// The probe being walked is fed by kernel events.
+    event: bool,
     files: Vec<String>,
     globals: Vec<GlobalVar<'a>>,
     globals_by_name: HashMap<&'a str, Vec<usize>>,
@@ -296,6 +298,7 @@ impl<'a> Elab<'a> {
             lib,
             facts,
             attach: Vec::new(),
+            event: false,
             files: Vec::new(),
             globals,
             globals_by_name,
@@ -539,6 +542,7 @@ impl<'a> Elab<'a> {
     fn lower_probe(&mut self, probe: &mut DerivedProbe<'a>) -> (ir::Probe, Vec<FetchRequest>) {
         self.locals = std::mem::take(&mut probe.locals);
         self.attach.clone_from(&probe.attach);
+        self.event = probe.kind == ir::ProbeKind::Event;
         self.params = 0;
         self.function = None;
         self.fetches.clear();
@@ -2170,6 +2174,14 @@ impl<'a> Elab<'a> {
         if let Some(f) = self.function {
             let name = self.functions[f].name.clone();
             self.error(span, format!("target variables are only available in probe handlers, not in function '{name}'"), Some("pass the value to the function as an argument"));
+            return false;
+        }
+        if !self.event {
+            self.error(
+                span,
+                "target variables are only available in probes on kernel events, not in begin, end, error or timer probes",
+                None,
+            );
             return false;
         }
         let hint_pretty = "print the members you need with printf";

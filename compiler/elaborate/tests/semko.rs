@@ -258,3 +258,12 @@ fn every_error_is_reported_once() {
     let errors = errors("probe begin {\n  x = 1\n  x = \"a\"\n  nope()\n}\nprobe end { nope() }\n");
     assert_eq!(errors.len(), 3, "{errors:#?}");
 }
+
+#[test]
+fn target_variables_in_begin_probes() {
+    assert_error(
+        "probe begin { println($count) }\n",
+        "target variables are only available in probes on kernel events",
+        "1:23",
+    );
+}
