@@ -51,6 +51,8 @@ fn build_agent() -> Result<(), String> {
     for watched in [
         "vm-images/agent",
         "vm-images/wire",
+        "compiler/ir",
+        "compiler/runtime",
         "Cargo.lock",
         "Cargo.toml",
     ] {

@@ -1,7 +1,8 @@
 //! Booting kernels in QEMU: the host prerequisites, the accelerator probe,
 //! the initramfs builder (busybox + the static agent + a job), the QEMU
-//! launcher with its timeout and failure detection, and the raw facts
-//! harvest that writes what a kernel exposes into a directory.
+//! launcher with its timeout and failure detection, the raw facts
+//! harvest that writes what a kernel exposes into a directory, and the
+//! run of compiled scripts on a kernel ([`run_items`]).
 
 mod accel;
 mod cpio;
@@ -11,6 +12,7 @@ mod launch;
 mod options;
 mod parallel;
 mod prereq;
+mod run;
 mod vmlinux;
 
 pub use accel::{Accel, AccelError, ResolvedAccel};
@@ -20,6 +22,7 @@ pub use launch::{BootError, BootOutcome, BootSpec, Ending, boot, boot_streaming}
 pub use options::VmOptions;
 pub use parallel::{boot_floor, boot_many, default_jobs, floor_many};
 pub use prereq::{KvmState, Package, PrereqError, Prerequisites};
+pub use run::{Finished, InfraFailure, ItemEnd, ItemReport, RunSettings, run_items};
 pub use vmlinux::bootable_kernel;
 
 /// The static agent (PID 1 of every image), built by this crate's build script.

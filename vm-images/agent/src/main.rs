@@ -1,13 +1,17 @@
 //! The in-guest agent: PID 1 of the initramfs.
 //!
 //! It mounts the kernel's filesystems, reads its [`Job`] from `/job.json`,
-//! does it, reports on the data channel (the second serial port, `ttyS1`)
+//! does it (a facts harvest, or a batch of scripts run: see `run`), reports on the data channel (the second serial port, `ttyS1`)
 //! as framed records (see `tapmatrix-wire`), and powers the machine off.
 //! Whatever happens it ends with a `done` record and a power-off: PID 1 must
 //! never exit (the kernel would panic).
 
 mod harvest;
+mod ringbuf;
+mod run;
+mod tracefs;
 mod window;
+mod workload;
 
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
@@ -71,10 +75,7 @@ fn run(channel: &Channel) -> Result<()> {
     let job: Job = serde_json::from_slice(&text).with_context(|| format!("parsing {JOB_PATH}"))?;
     match job {
         Job::Harvest => harvest::run(channel),
-        Job::Run { items } => anyhow::bail!(
-            "this agent cannot run scripts yet ({} items asked)",
-            items.len()
-        ),
+        Job::Run { items } => run::run(channel, &items),
     }
 }
 
@@ -89,6 +90,9 @@ struct Channel {
 enum Frame {
     /// Write one record.
     Record(RecordKind, String, Vec<u8>),
+    /// Push what is buffered to the host now (commit it to the window),
+    /// then say so.
+    Flush(SyncSender<()>),
     /// Write the done record, flush and drain the port.
     Finish(DoneStatus),
 }
@@ -137,6 +141,18 @@ impl Channel {
             .context("the data channel's writer stopped")
     }
 
+    /// Has what was queued so far reach the host, and waits until it has
+    /// (a run's messages stream as they happen; a kernel panic may follow).
+    fn flush(&self) -> Result<()> {
+        let (done, flushed) = sync_channel(1);
+        self.frames
+            .send(Frame::Flush(done))
+            .context("the data channel's writer stopped")?;
+        flushed
+            .recv()
+            .context("the data channel's writer stopped while flushing")
+    }
+
     /// Sends the done record and waits until every byte left.
     fn close(self, status: &DoneStatus) -> Result<()> {
         let _ = self.frames.send(Frame::Finish(status.clone()));
@@ -178,6 +194,10 @@ fn write_frames<W: Write>(
     for frame in frames {
         match frame {
             Frame::Record(kind, name, payload) => writer.write(kind, &name, &payload)?,
+            Frame::Flush(done) => {
+                writer.flush()?;
+                let _ = done.send(());
+            }
             Frame::Finish(status) => {
                 writer.finish(&status)?;
                 drain(writer.get_ref().get_ref())?;

@@ -74,6 +74,45 @@ pub struct RunItem {
     pub workload: tapmatrix_ir::Workload,
 }
 
+/// The kernel command line word that asks the agent to echo every decoded
+/// event hit of a run as a [`RecordKind::Line`] record named [`HIT_RECORD`]
+/// (a [`HitEcho`] in JSON), for tests and debugging. At most
+/// [`HIT_ECHO_LIMIT`] hits per item are echoed.
+pub const ECHO_HITS_PARAM: &str = "tapmatrix.echo_hits";
+
+/// The name of the records carrying [`tapmatrix_ir::RunMessage`]s.
+pub const RUN_RECORD: &str = "run";
+
+/// The name of the records carrying [`HitEcho`]es.
+pub const HIT_RECORD: &str = "hit";
+
+/// How many hits per item the agent echoes at most.
+pub const HIT_ECHO_LIMIT: usize = 1000;
+
+/// One event hit as the agent decoded it from the ring buffer (echoed only
+/// when the kernel command line has [`ECHO_HITS_PARAM`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HitEcho {
+    /// The run item.
+    pub item: u32,
+    /// The event's index in the bundle.
+    pub event: u32,
+    /// The probe whose handler it fed.
+    pub probe: u32,
+    /// The fetched values, in slot order.
+    pub values: Vec<tapmatrix_ir::Value>,
+    /// Thread group id.
+    pub pid: i64,
+    /// Thread id.
+    pub tid: i64,
+    /// CPU.
+    pub cpu: i64,
+    /// The task's comm.
+    pub comm: String,
+    /// Trace clock time, in nanoseconds.
+    pub timestamp_ns: u64,
+}
+
 /// What a record carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RecordKind {

@@ -1,0 +1,302 @@
+//! Running scripts on one kernel: one boot with a [`Job::Run`] image, the
+//! agent's [`RunMessage`]s collected per item (and streamed to the caller
+//! as they arrive), and a boot that dies marking every unfinished item as
+//! an infrastructure failure.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tapmatrix_ir::{RunEnd, RunMessage};
+use tapmatrix_wire::{ECHO_HITS_PARAM, HIT_RECORD, HitEcho, Job, RUN_RECORD, RecordKind, RunItem};
+
+use crate::{BootSpec, Initramfs, InitramfsError, VmOptions, boot_streaming};
+
+/// Boot time allowed per item on top of its own timeout (setting events up
+/// and tearing them down under TCG).
+const PER_ITEM_ALLOWANCE: Duration = Duration::from_secs(10);
+
+/// Console lines kept with an infrastructure failure.
+const CONSOLE_TAIL_LINES: usize = 40;
+
+/// What happened to one run item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemReport {
+    /// The item's name.
+    pub name: String,
+    /// Every message the agent sent about it, in order (`Finished` last).
+    pub messages: Vec<RunMessage>,
+    /// The hits the agent decoded, when asked to echo them (see
+    /// [`run_items`]); at most [`tapmatrix_wire::HIT_ECHO_LIMIT`].
+    pub hits: Vec<HitEcho>,
+    /// How it ended.
+    pub end: ItemEnd,
+}
+
+/// How a run item ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ItemEnd {
+    /// The agent finished it.
+    Finished(Finished),
+    /// The boot died before the agent finished it.
+    Infra(InfraFailure),
+}
+
+/// An item the agent finished (its `Finished` message).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finished {
+    /// Why it ended.
+    pub end: RunEnd,
+    /// Event hits handled.
+    pub hits: u64,
+    /// Events lost in the ring buffer.
+    pub lost: u64,
+    /// The workload's exit status, if it ran and exited.
+    pub workload_status: Option<i32>,
+    /// Wall time of the item in the guest, in milliseconds.
+    pub elapsed_ms: u64,
+    /// Events still defined after the cleanup (empty when all went well).
+    pub leftover_events: Vec<String>,
+}
+
+/// Why an item has no result: the boot failed under it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InfraFailure {
+    /// The boot's error (a [`crate::BootError`]: panic, timeout, QEMU
+    /// failure, early exit), or the agent's own failure.
+    pub error: String,
+    /// The last lines of the guest's console.
+    pub console_tail: String,
+    /// The whole console log.
+    pub console_log: PathBuf,
+}
+
+impl ItemReport {
+    /// The item's end, if the agent finished it.
+    pub fn finished(&self) -> Option<&Finished> {
+        match &self.end {
+            ItemEnd::Finished(finished) => Some(finished),
+            ItemEnd::Infra(_) => None,
+        }
+    }
+
+    /// The script's standard output, concatenated.
+    pub fn stdout(&self) -> String {
+        self.messages
+            .iter()
+            .filter_map(|message| match message {
+                RunMessage::Output { text, .. } => Some(text.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The script's standard error, concatenated.
+    pub fn stderr(&self) -> String {
+        self.messages
+            .iter()
+            .filter_map(|message| match message {
+                RunMessage::Diagnostic { text, .. } => Some(text.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// How [`run_items`] runs the batch besides the VM options.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunSettings {
+    /// Have the agent echo every decoded hit (values and context), so that
+    /// the decoding can be checked without a runtime.
+    pub echo_hits: bool,
+}
+
+/// Boots `kernel` once and runs `items` in it, in order; returns one
+/// report per item. `on_message` sees every message as it arrives. A boot
+/// that fails (kernel panic, timeout, QEMU failure, the agent stopping
+/// early) marks every item without a `Finished` message as
+/// [`ItemEnd::Infra`]; only an image that cannot be built is an error.
+/// The boot may take `options.timeout` (the boot allowance) plus every
+/// item's timeout plus a little per item.
+pub fn run_items(
+    kernel: &Path,
+    items: &[RunItem],
+    work_dir: &Path,
+    options: &VmOptions,
+    settings: RunSettings,
+    on_message: &mut dyn FnMut(&RunMessage),
+) -> Result<Vec<ItemReport>, InitramfsError> {
+    let image = Initramfs::with_job(Job::Run {
+        items: items.to_vec(),
+    })
+    .build(&options.cache_dir)?;
+    let mut spec = BootSpec::new(kernel, &image, work_dir, options);
+    spec.timeout = boot_timeout(items, options.timeout);
+    if settings.echo_hits {
+        spec.append.push(ECHO_HITS_PARAM.to_owned());
+    }
+    let mut reports: Vec<ItemReport> = items
+        .iter()
+        .map(|item| ItemReport {
+            name: item.name.clone(),
+            messages: Vec::new(),
+            hits: Vec::new(),
+            end: ItemEnd::Infra(InfraFailure {
+                error: String::new(),
+                console_tail: String::new(),
+                console_log: work_dir.join("console.log"),
+            }),
+        })
+        .collect();
+    let mut on_record = |record: tapmatrix_wire::Record| -> Result<(), String> {
+        if record.kind != RecordKind::Line {
+            return Ok(());
+        }
+        match record.name.as_str() {
+            RUN_RECORD => {
+                let message: RunMessage = serde_json::from_slice(&record.payload)
+                    .map_err(|error| format!("the agent sent a bad run message: {error}"))?;
+                on_message(&message);
+                let report = reports
+                    .get_mut(item_of(&message) as usize)
+                    .ok_or_else(|| format!("the agent reported an unknown item: {message:?}"))?;
+                if let Some(finished) = finished(&message) {
+                    report.end = ItemEnd::Finished(finished);
+                }
+                report.messages.push(message);
+            }
+            HIT_RECORD => {
+                let hit: HitEcho = serde_json::from_slice(&record.payload)
+                    .map_err(|error| format!("the agent sent a bad hit: {error}"))?;
+                if let Some(report) = reports.get_mut(hit.item as usize) {
+                    report.hits.push(hit);
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    };
+    let failure = match boot_streaming(&spec, &mut on_record) {
+        Ok(outcome) => match outcome.done {
+            Some(done) if !done.ok => Some(format!("the agent failed: {}", done.message)),
+            _ => Some("the agent ended without finishing this item".to_owned()),
+        },
+        Err(error) => Some(error.to_string()),
+    };
+    if let Some(error) = failure {
+        let console_log = work_dir.join("console.log");
+        let console_tail = console_tail(&console_log);
+        for report in &mut reports {
+            if let ItemEnd::Infra(infra) = &mut report.end {
+                infra.error = error.clone();
+                infra.console_tail = console_tail.clone();
+            }
+        }
+    }
+    Ok(reports)
+}
+
+/// The boot timeout: the boot allowance plus each item's timeout and setup.
+fn boot_timeout(items: &[RunItem], allowance: Duration) -> Duration {
+    items.iter().fold(allowance, |total, item| {
+        total + Duration::from_millis(item.workload.timeout_ms) + PER_ITEM_ALLOWANCE
+    })
+}
+
+/// The item a message is about.
+fn item_of(message: &RunMessage) -> u32 {
+    match message {
+        RunMessage::Output { item, .. }
+        | RunMessage::Diagnostic { item, .. }
+        | RunMessage::EventRejected { item, .. }
+        | RunMessage::Finished { item, .. } => *item,
+    }
+}
+
+/// The item's end, if `message` is its `Finished` message.
+fn finished(message: &RunMessage) -> Option<Finished> {
+    match message {
+        RunMessage::Finished {
+            end,
+            hits,
+            lost,
+            workload_status,
+            elapsed_ms,
+            leftover_events,
+            ..
+        } => Some(Finished {
+            end: end.clone(),
+            hits: *hits,
+            lost: *lost,
+            workload_status: *workload_status,
+            elapsed_ms: *elapsed_ms,
+            leftover_events: leftover_events.clone(),
+        }),
+        _ => None,
+    }
+}
+
+/// The last lines of the console log.
+fn console_tail(console_log: &Path) -> String {
+    let text = std::fs::read(console_log).unwrap_or_default();
+    let text = String::from_utf8_lossy(&text);
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(CONSOLE_TAIL_LINES)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tapmatrix_ir::{Bundle, Limits, Program, Workload};
+
+    fn item(timeout_ms: u64) -> RunItem {
+        RunItem {
+            name: "t".into(),
+            bundle: Bundle {
+                program: Program {
+                    files: Vec::new(),
+                    globals: Vec::new(),
+                    functions: Vec::new(),
+                    probes: Vec::new(),
+                    limits: Limits::default(),
+                },
+                events: Vec::new(),
+            },
+            workload: Workload {
+                command: String::new(),
+                timeout_ms,
+            },
+        }
+    }
+
+    #[test]
+    fn the_boot_may_take_every_items_timeout_and_an_allowance() {
+        let items = [item(1000), item(30_000)];
+        assert_eq!(
+            boot_timeout(&items, Duration::from_secs(120)),
+            Duration::from_secs(120 + 1 + 30) + 2 * PER_ITEM_ALLOWANCE
+        );
+    }
+
+    #[test]
+    fn messages_name_their_item() {
+        let message = RunMessage::Finished {
+            item: 3,
+            end: RunEnd::Timeout,
+            hits: 1,
+            lost: 2,
+            workload_status: None,
+            elapsed_ms: 4,
+            leftover_events: Vec::new(),
+        };
+        assert_eq!(item_of(&message), 3);
+        let end = finished(&message).unwrap();
+        assert_eq!((end.end, end.hits, end.lost), (RunEnd::Timeout, 1, 2));
+        assert_eq!(
+            finished(&RunMessage::Output {
+                item: 0,
+                text: String::new()
+            }),
+            None
+        );
+    }
+}

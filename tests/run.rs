@@ -1,0 +1,340 @@
+//! Running bundles on real kernels: events created and decoded from the
+//! ring buffer, filters with the workload's pid, rejected events with the
+//! kernel's words, timeouts, a panic mid-run, and nothing left behind.
+//!
+//! The bundles are built by hand and their programs are empty, so these
+//! tests check the agent through the hits it echoes (`echo_hits`), not
+//! through a script's output.
+#![allow(
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "an integration test: a panic is how it reports a failure"
+)]
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tapmatrix_e2e::{fetched_kernels, test_cache_dir};
+use tapmatrix_ir::{
+    Bundle, Event, EventKind, Fetch, Limits, Probe, ProbeKind, Program, RunEnd, RunMessage,
+    ScalarType, Value, Workload,
+};
+use tapmatrix_vm::{ItemEnd, ItemReport, RunSettings, VmOptions, run_items};
+use tapmatrix_wire::RunItem;
+
+/// The vmlinuz of kernel `id` from the test cache.
+fn kernel(id: &str) -> PathBuf {
+    fetched_kernels(&[id]).remove(0).vmlinuz
+}
+
+/// A program with one event probe taking `fetches`, and no statements.
+fn program(fetches: &[ScalarType]) -> Program {
+    Program {
+        files: vec!["test.stp".to_owned()],
+        globals: Vec::new(),
+        functions: Vec::new(),
+        probes: vec![Probe {
+            kind: ProbeKind::Event,
+            name: "test".to_owned(),
+            locals: Vec::new(),
+            fetches: fetches.to_vec(),
+            body: Vec::new(),
+        }],
+        limits: Limits::default(),
+    }
+}
+
+fn fetch(arg: &str, ty: ScalarType) -> Fetch {
+    Fetch {
+        arg: arg.to_owned(),
+        ty,
+    }
+}
+
+fn item(name: &str, events: Vec<Event>, command: &str, timeout_ms: u64) -> RunItem {
+    let fetches = events
+        .first()
+        .map(|event| {
+            event
+                .fetches
+                .iter()
+                .map(|fetch| fetch.ty)
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    RunItem {
+        name: name.to_owned(),
+        bundle: Bundle {
+            program: program(&fetches),
+            events,
+        },
+        workload: Workload {
+            command: command.to_owned(),
+            timeout_ms,
+        },
+    }
+}
+
+/// A kprobe on the open path reading the file name (by register) and comm.
+fn open_kprobe(function: &str, filter: Option<&str>) -> Event {
+    Event {
+        probe: 0,
+        pp: format!("kernel.function(\"{function}\")"),
+        function: function.to_owned(),
+        kind: EventKind::Kprobe {
+            function: function.to_owned(),
+        },
+        fetches: vec![
+            fetch("+0(%si):string", ScalarType::String),
+            fetch("$comm:string", ScalarType::String),
+        ],
+        comm: Some(1),
+        filter: filter.map(str::to_owned),
+    }
+}
+
+/// `sched:sched_process_exec` with its fields, filtered to the workload.
+fn exec_tracepoint() -> Event {
+    Event {
+        probe: 0,
+        pp: "kernel.trace(\"sched:sched_process_exec\")".to_owned(),
+        function: String::new(),
+        kind: EventKind::Tracepoint {
+            system: "sched".to_owned(),
+            event: "sched_process_exec".to_owned(),
+        },
+        fetches: vec![
+            fetch("filename", ScalarType::String),
+            fetch("pid", ScalarType::Long),
+            fetch("old_pid", ScalarType::Long),
+        ],
+        comm: None,
+        filter: Some("common_pid == ${target}".to_owned()),
+    }
+}
+
+/// Runs `items` on kernel `id`, echoing hits; prints every message.
+fn run_on(id: &str, items: &[RunItem]) -> Vec<ItemReport> {
+    let scratch = tempfile::tempdir().unwrap();
+    let options = VmOptions {
+        timeout: Duration::from_secs(150),
+        ..VmOptions::new(&test_cache_dir())
+    };
+    let reports = run_items(
+        &kernel(id),
+        items,
+        &scratch.path().join("boot"),
+        &options,
+        RunSettings { echo_hits: true },
+        &mut |message| eprintln!("{id}: {message:?}"),
+    )
+    .unwrap();
+    for report in &reports {
+        if let ItemEnd::Infra(infra) = &report.end {
+            eprintln!(
+                "{id}: {} infra: {}\n{}",
+                report.name, infra.error, infra.console_tail
+            );
+        }
+    }
+    reports
+}
+
+fn ended(report: &ItemReport) -> &tapmatrix_vm::Finished {
+    report
+        .finished()
+        .unwrap_or_else(|| panic!("{} did not finish: {:?}", report.name, report.end))
+}
+
+/// The open path's function that takes the file name second on every
+/// kernel of the matrix (5.10's `do_sys_open` is inlined into the syscall).
+const OPEN: &str = "do_sys_openat2";
+
+/// The whole batch on one kernel: hits, fields, a rejection, a timeout.
+fn hits_fields_rejections_and_timeouts(id: &str) {
+    let open = OPEN;
+    let items = [
+        item(
+            "kprobe",
+            vec![open_kprobe(open, Some("common_pid == ${target}"))],
+            "exec cat /proc/version",
+            30_000,
+        ),
+        item(
+            "tracepoint",
+            vec![exec_tracepoint()],
+            "exec cat /proc/version",
+            30_000,
+        ),
+        item(
+            "rejected",
+            vec![
+                open_kprobe(open, None),
+                Event {
+                    fetches: vec![fetch("%nosuchreg:u64", ScalarType::Long)],
+                    comm: None,
+                    ..open_kprobe(open, None)
+                },
+            ],
+            "true",
+            30_000,
+        ),
+        item(
+            "no such function",
+            vec![open_kprobe("tapmatrix_no_such_function", None)],
+            "true",
+            30_000,
+        ),
+        item("after the rejections", Vec::new(), "exit 3", 30_000),
+        item("hang", Vec::new(), "sleep 1000", 3_000),
+    ];
+    let reports = run_on(id, &items);
+    for report in &reports {
+        assert_eq!(
+            ended(report).leftover_events,
+            Vec::<String>::new(),
+            "{id}: {} left events behind",
+            report.name
+        );
+    }
+
+    let kprobe = &reports[0];
+    let end = ended(kprobe);
+    assert_eq!(end.end, RunEnd::WorkloadDone, "{id}: {kprobe:?}");
+    assert_eq!(end.workload_status, Some(0));
+    assert!(end.hits > 0, "{id}: no hits: {kprobe:?}");
+    assert!(
+        end.hits < 50,
+        "{id}: {} hits for one cat: a self-tracing storm?",
+        end.hits
+    );
+    assert_eq!(end.hits as usize, kprobe.hits.len());
+    assert_eq!(end.lost, 0);
+    let target = kprobe.hits[0].pid;
+    assert!(
+        kprobe
+            .hits
+            .iter()
+            .all(|hit| hit.pid == target && hit.tid == target),
+        "{id}: the filter let other tasks through: {:?}",
+        kprobe.hits
+    );
+    assert!(
+        kprobe
+            .hits
+            .iter()
+            .all(|hit| hit.comm == "cat" && hit.values[1] == Value::Str("cat".into())),
+        "{id}: {:?}",
+        kprobe.hits
+    );
+    assert!(
+        kprobe
+            .hits
+            .iter()
+            .any(|hit| hit.values[0] == Value::Str("/proc/version".into())),
+        "{id}: cat's open of /proc/version was not decoded: {:?}",
+        kprobe.hits
+    );
+    assert!(
+        kprobe
+            .hits
+            .windows(2)
+            .all(|pair| pair[0].timestamp_ns <= pair[1].timestamp_ns),
+        "{id}: hits out of order"
+    );
+
+    let tracepoint = &reports[1];
+    assert_eq!(ended(tracepoint).end, RunEnd::WorkloadDone);
+    // busybox runs an applet by exec'ing /proc/self/exe.
+    let cat = tracepoint
+        .hits
+        .iter()
+        .find(|hit| hit.comm == "cat")
+        .unwrap_or_else(|| panic!("{id}: no exec of cat: {:?}", tracepoint.hits));
+    assert!(
+        matches!(&cat.values[0], Value::Str(name) if name.starts_with('/')),
+        "{id}: filename field: {cat:?}"
+    );
+    assert_eq!(cat.values[1], Value::Long(cat.pid), "{id}: pid field");
+    assert_eq!(cat.values[2], Value::Long(cat.pid), "{id}: old_pid field");
+    assert!(
+        tracepoint.hits.iter().all(|hit| hit.pid == cat.pid),
+        "{id}: the filter on ${{target}} let other tasks through: {:?}",
+        tracepoint.hits
+    );
+
+    let rejected = &reports[2];
+    assert_eq!(ended(rejected).end, RunEnd::Rejected, "{id}: {rejected:?}");
+    let [
+        RunMessage::EventRejected {
+            event,
+            definition,
+            error,
+            ..
+        },
+        RunMessage::Finished { .. },
+    ] = rejected.messages.as_slice()
+    else {
+        panic!("{id}: {:?}", rejected.messages);
+    };
+    assert_eq!(*event, 1, "the second event is the bad one");
+    assert_eq!(
+        definition,
+        &format!("p:tapmatrix/e1 {open} f0=%nosuchreg:u64")
+    );
+    assert!(
+        error.contains("Invalid fetch argument") || error.contains("Invalid argument"),
+        "{id}: {error}"
+    );
+
+    let missing = &reports[3];
+    assert_eq!(ended(missing).end, RunEnd::Rejected, "{id}: {missing:?}");
+    assert!(
+        matches!(&missing.messages[0], RunMessage::EventRejected { error, .. } if !error.is_empty())
+    );
+
+    let after = &reports[4];
+    assert_eq!(ended(after).end, RunEnd::WorkloadDone);
+    assert_eq!(ended(after).workload_status, Some(3));
+
+    let hang = &reports[5];
+    assert_eq!(ended(hang).end, RunEnd::Timeout, "{id}: {hang:?}");
+    assert_eq!(ended(hang).workload_status, Some(128 + 9), "killed");
+}
+
+#[test]
+fn a_batch_runs_on_6_1() {
+    hits_fields_rejections_and_timeouts("6.1");
+}
+
+#[test]
+fn a_batch_runs_on_5_10() {
+    hits_fields_rejections_and_timeouts("5.10");
+}
+
+#[test]
+fn a_panic_mid_run_marks_that_item_and_the_rest_infra() {
+    let items = [
+        item("before", Vec::new(), "true", 10_000),
+        item(
+            "crash",
+            vec![open_kprobe(OPEN, None)],
+            "echo c > /proc/sysrq-trigger",
+            10_000,
+        ),
+        item("after", Vec::new(), "true", 10_000),
+    ];
+    let reports = run_on("6.1", &items);
+    assert_eq!(ended(&reports[0]).end, RunEnd::WorkloadDone);
+    for report in &reports[1..] {
+        let ItemEnd::Infra(infra) = &report.end else {
+            panic!("{} should be infra: {:?}", report.name, report.end);
+        };
+        assert!(infra.error.contains("kernel panic"), "{}", infra.error);
+        assert!(
+            infra.console_tail.contains("sysrq"),
+            "the console tail shows the crash: {}",
+            infra.console_tail
+        );
+    }
+}

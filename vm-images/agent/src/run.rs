@@ -1,0 +1,704 @@
+//! The run job: each item's events created and enabled, its workload
+//! started, the ring buffer's records decoded and fed to the handler
+//! runtime in timestamp order, timers run, and everything removed again;
+//! every step reported as a [`RunMessage`] on the data channel.
+
+use std::collections::HashMap;
+use std::fs;
+use std::os::fd::OwnedFd;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use rustix::fs::{Mode, OFlags};
+use rustix::io::Errno;
+use tapmatrix_ir::{Bundle, Event, EventKind, ProbeKind, RunEnd, RunMessage, ScalarType, Value};
+use tapmatrix_runtime::{Control, Hit, HitContext, Runtime};
+use tapmatrix_wire::{
+    ECHO_HITS_PARAM, HIT_ECHO_LIMIT, HIT_RECORD, HitEcho, RUN_RECORD, RecordKind, RunItem,
+};
+
+use crate::Channel;
+use crate::ringbuf::{Field, Format, PageLayout, decode_page};
+use crate::tracefs::{self, Installed, Refusal};
+use crate::workload::{self, Workload};
+
+/// How often the ring buffer is read, timers checked and output sent.
+const POLL: Duration = Duration::from_millis(10);
+
+/// Pages read from one CPU's buffer per poll at most (so a storm of
+/// events cannot starve the timeout and the timers).
+const PAGES_PER_POLL: usize = 256;
+
+/// The per-CPU ring buffer size asked for, in KiB.
+const BUFFER_KB: &str = "4096";
+
+/// Runs every item in order and reports each; an item's failure never stops
+/// the ones after it.
+pub fn run(channel: &Channel, items: &[RunItem]) -> Result<()> {
+    let echo = tracefs::read_text("/proc/cmdline").is_ok_and(|cmdline| {
+        cmdline
+            .split_whitespace()
+            .any(|word| word == ECHO_HITS_PARAM)
+    });
+    let layout = prepare_tracing();
+    for (index, item) in items.iter().enumerate() {
+        let index = u32::try_from(index).context("too many items")?;
+        crate::log(&format!("run item {index}: {}", item.name));
+        let started = Instant::now();
+        let mut state = ItemRun {
+            channel,
+            item: index,
+            echo,
+            echoed: 0,
+            hits: 0,
+            lost: 0,
+            installed: Vec::new(),
+            workload: None,
+            status: None,
+        };
+        let end = match &layout {
+            Err(error) => Ok(RunEnd::AgentError {
+                message: format!("{error:#}"),
+            }),
+            Ok(layout) => catch_unwind(AssertUnwindSafe(|| state.drive(item, layout)))
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("the agent panicked running this item"))),
+        };
+        let end = match end {
+            Ok(end) => end,
+            Err(error) => RunEnd::AgentError {
+                message: format!("{error:#}"),
+            },
+        };
+        let leftover_events = state.clean_up();
+        let finished = RunMessage::Finished {
+            item: index,
+            end,
+            hits: state.hits,
+            lost: state.lost,
+            workload_status: state.status,
+            elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            leftover_events,
+        };
+        crate::log(&format!("run item {index} done: {finished:?}"));
+        send(channel, &finished)?;
+    }
+    Ok(())
+}
+
+/// Sets the ring buffer up once: its size, and its page layout.
+fn prepare_tracing() -> Result<PageLayout> {
+    let header = tracefs::path("events/header_page");
+    let text = tracefs::read_text(&header)
+        .with_context(|| format!("reading {} (is tracefs mounted?)", header.display()))?;
+    let layout = PageLayout::parse(&text)?;
+    if let Err(error) = tracefs::write_file(&tracefs::path("buffer_size_kb"), BUFFER_KB) {
+        crate::log(&format!("setting buffer_size_kb: {error}"));
+    }
+    Ok(layout)
+}
+
+/// Sends one run message as a JSON line.
+fn send(channel: &Channel, message: &RunMessage) -> Result<()> {
+    let json = serde_json::to_vec(message).context("encoding a run message")?;
+    channel.send(RecordKind::Line, RUN_RECORD, json)?;
+    channel.flush()
+}
+
+/// One item being run, and what has to be undone after it.
+struct ItemRun<'a> {
+    channel: &'a Channel,
+    item: u32,
+    echo: bool,
+    echoed: usize,
+    hits: u64,
+    lost: u64,
+    installed: Vec<Installed>,
+    workload: Option<Workload>,
+    status: Option<i32>,
+}
+
+/// How an event's records become hits.
+struct Decoder {
+    event: u32,
+    probe: u32,
+    /// Per fetch slot: the field and the type the handler sees.
+    slots: Vec<(Field, ScalarType)>,
+    comm_slot: Option<usize>,
+    common_pid: Option<Field>,
+    pp: String,
+    function: String,
+    is_return: bool,
+}
+
+/// One CPU's ring buffer, opened for consuming reads.
+struct CpuBuffer {
+    cpu: i64,
+    pipe: OwnedFd,
+    stats: std::path::PathBuf,
+    lost_at_start: u64,
+}
+
+/// A record read from a buffer, not yet handled.
+struct Pending {
+    timestamp_ns: u64,
+    cpu: i64,
+    data: Vec<u8>,
+}
+
+impl ItemRun<'_> {
+    /// Sets the item up, runs it, and says how it ended; a refused event
+    /// ends it as [`RunEnd::Rejected`]. Cleaning up is the caller's.
+    fn drive(&mut self, item: &RunItem, layout: &PageLayout) -> Result<RunEnd> {
+        let bundle = &item.bundle;
+        tracefs::remove_stale();
+        // Opening `trace` for writing with O_TRUNC empties every buffer.
+        tracefs::write_file(&tracefs::path("trace"), "").context("clearing the ring buffer")?;
+        let target = if item.workload.command.is_empty() {
+            0
+        } else {
+            let workload = Workload::spawn(&item.workload.command)?;
+            let pid = workload.pid();
+            self.workload = Some(workload);
+            pid
+        };
+        let agent_tids = own_threads();
+        let mut decoders = Vec::new();
+        let mut by_id: HashMap<u16, Vec<usize>> = HashMap::new();
+        for (index, event) in bundle.events.iter().enumerate() {
+            let decoder = match self.install(index, event, target, &agent_tids) {
+                Ok(decoder) => decoder,
+                Err(refusal) => return self.rejected(index, refusal),
+            };
+            by_id.entry(decoder.0).or_default().push(decoders.len());
+            decoders.push(decoder.1);
+        }
+        let notrace: Vec<String> = agent_tids.iter().map(u32::to_string).collect();
+        let _ = tracefs::write_file(&tracefs::path("set_event_notrace_pid"), &notrace.join(" "));
+        let mut buffers = open_buffers()?;
+        for index in 0..self.installed.len() {
+            if let Err(refusal) = self.installed[index].enable(true) {
+                return self.rejected(index, refusal);
+            }
+        }
+        let mut runtime = Runtime::new(bundle.program.clone(), i64::from(target));
+        runtime.set_target(i64::from(target));
+        let mut stop = stopped(runtime.begin());
+        self.flush(&mut runtime)?;
+        let mut timers = Timers::new(bundle);
+        let started = Instant::now();
+        let timeout = Duration::from_millis(item.workload.timeout_ms);
+        if stop.is_none()
+            && let Some(workload) = &mut self.workload
+        {
+            workload.release()?;
+        }
+        let mut ctx = Feed {
+            decoders: &decoders,
+            by_id: &by_id,
+            tgids: HashMap::new(),
+        };
+        let mut page = vec![0u8; layout.page_size];
+        while stop.is_none() {
+            let pending = self.read_buffers(&mut buffers, layout, &mut page, false)?;
+            stop = self.feed(&mut runtime, &mut ctx, pending)?;
+            if stop.is_some() {
+                break;
+            }
+            stop = timers.run_due(&mut runtime);
+            self.flush(&mut runtime)?;
+            if stop.is_some() {
+                break;
+            }
+            if let Some(workload) = &mut self.workload {
+                if let Some(status) = workload.poll() {
+                    self.status = Some(status);
+                    stop = Some(RunEnd::WorkloadDone);
+                }
+            } else if bundle.events.is_empty() && timers.is_empty() {
+                stop = Some(RunEnd::WorkloadDone);
+            }
+            if stop.is_none() && started.elapsed() >= timeout {
+                stop = Some(RunEnd::Timeout);
+            }
+            if stop.is_none() {
+                std::thread::sleep(timers.sleep(POLL));
+            }
+        }
+        // Stop the events, then hand on what is left in the buffer (unless
+        // the script itself stopped).
+        for installed in &self.installed {
+            let _ = installed.enable(false);
+        }
+        let mut end = stop.unwrap_or(RunEnd::WorkloadDone);
+        let pending = self.read_buffers(&mut buffers, layout, &mut page, true)?;
+        if matches!(end, RunEnd::WorkloadDone | RunEnd::Timeout)
+            && let Some(stopped) = self.feed(&mut runtime, &mut ctx, pending)?
+        {
+            end = stopped;
+        }
+        self.lost = self
+            .lost
+            .max(buffers.iter().map(CpuBuffer::lost_since_start).sum());
+        if let Some(workload) = &mut self.workload {
+            workload.kill();
+            self.status = workload.poll();
+        }
+        if let Control::Error(message) = runtime.end()
+            && !matches!(end, RunEnd::RuntimeError { .. })
+        {
+            end = RunEnd::RuntimeError { message };
+        }
+        self.flush(&mut runtime)?;
+        Ok(end)
+    }
+
+    /// Creates event `index`, sets its filter, reads its format.
+    fn install(
+        &mut self,
+        index: usize,
+        event: &Event,
+        target: u32,
+        agent_tids: &[u32],
+    ) -> Result<(u16, Decoder), Refusal> {
+        let installed = tracefs::create(index, event)?;
+        let label = installed.label();
+        self.installed.push(installed.clone());
+        let refusal = |error: String| Refusal {
+            definition: label.clone(),
+            error,
+        };
+        let format = tracefs::read_text(installed.dir.join("format"))
+            .map_err(|error| refusal(format!("reading its format: {error}")))
+            .and_then(|text| Format::parse(&text).map_err(|error| refusal(format!("{error:#}"))))?;
+        let dynamic = !matches!(event.kind, EventKind::Tracepoint { .. });
+        let mut slots = Vec::new();
+        for (slot, fetch) in event.fetches.iter().enumerate() {
+            let name = if dynamic {
+                tapmatrix_ir::Fetch::field(slot)
+            } else {
+                fetch.arg.clone()
+            };
+            let field = format
+                .field(&name)
+                .ok_or_else(|| refusal(format!("the event has no field `{name}`")))?;
+            slots.push((field.clone(), fetch.ty));
+        }
+        let mut filter = agent_tids
+            .iter()
+            .map(|tid| format!("common_pid != {tid}"))
+            .collect::<Vec<_>>()
+            .join(" && ");
+        if let Some(own) = &event.filter {
+            let own = own.replace("${target}", &target.to_string());
+            filter = format!("({own}) && {filter}");
+        }
+        installed.set_filter(&filter)?;
+        let decoder = Decoder {
+            event: u32::try_from(index).unwrap_or(u32::MAX),
+            probe: event.probe,
+            slots,
+            comm_slot: event.comm.and_then(|slot| usize::try_from(slot).ok()),
+            common_pid: format.field("common_pid").cloned(),
+            pp: event.pp.clone(),
+            function: event.function.clone(),
+            is_return: matches!(
+                event.kind,
+                EventKind::Kretprobe { .. } | EventKind::Fprobe { ret: true, .. }
+            ),
+        };
+        Ok((format.id, decoder))
+    }
+
+    /// Reports a refused event; the item ends as rejected.
+    fn rejected(&mut self, index: usize, refusal: Refusal) -> Result<RunEnd> {
+        send(
+            self.channel,
+            &RunMessage::EventRejected {
+                item: self.item,
+                event: u32::try_from(index).unwrap_or(u32::MAX),
+                definition: refusal.definition,
+                error: refusal.error,
+            },
+        )?;
+        Ok(RunEnd::Rejected)
+    }
+
+    /// Reads what the buffers hold (all of it when `drain`, else a bounded
+    /// amount), in timestamp order.
+    fn read_buffers(
+        &mut self,
+        buffers: &mut [CpuBuffer],
+        layout: &PageLayout,
+        page: &mut [u8],
+        drain: bool,
+    ) -> Result<Vec<Pending>> {
+        let mut pending = Vec::new();
+        for buffer in buffers.iter_mut() {
+            let mut pages = 0;
+            while drain || pages < PAGES_PER_POLL {
+                let read = match rustix::io::read(&buffer.pipe, &mut *page) {
+                    Ok(0) | Err(Errno::AGAIN) => break,
+                    Err(Errno::INTR) => continue,
+                    Err(error) => {
+                        return Err(error).context(format!("reading cpu{}'s buffer", buffer.cpu));
+                    }
+                    Ok(read) => read,
+                };
+                pages += 1;
+                let decoded = decode_page(layout, &page[..read])?;
+                self.lost += decoded.missed;
+                pending.extend(decoded.records.into_iter().map(|record| Pending {
+                    timestamp_ns: record.timestamp_ns,
+                    cpu: buffer.cpu,
+                    data: record.data,
+                }));
+            }
+        }
+        pending.sort_by_key(|record| (record.timestamp_ns, record.cpu));
+        Ok(pending)
+    }
+
+    /// Hands each record to the runtime; `Some` when the script stopped.
+    fn feed(
+        &mut self,
+        runtime: &mut Runtime,
+        feed: &mut Feed,
+        pending: Vec<Pending>,
+    ) -> Result<Option<RunEnd>> {
+        for record in pending {
+            let id = u16::from_le_bytes([
+                record.data.first().copied().unwrap_or(0),
+                record.data.get(1).copied().unwrap_or(0),
+            ]);
+            let Some(decoders) = feed.by_id.get(&id) else {
+                continue;
+            };
+            for &index in decoders {
+                let Some(decoder) = feed.decoders.get(index) else {
+                    continue;
+                };
+                let hit = feed.hit(decoder, &record);
+                self.hits += 1;
+                if self.echo && self.echoed < HIT_ECHO_LIMIT {
+                    self.echoed += 1;
+                    self.echo_hit(decoder.event, &hit)?;
+                }
+                if let Some(end) = stopped(runtime.hit(&hit)) {
+                    self.flush(runtime)?;
+                    return Ok(Some(end));
+                }
+            }
+        }
+        self.flush(runtime)?;
+        Ok(None)
+    }
+
+    /// Sends a decoded hit as a `hit` line.
+    fn echo_hit(&self, event: u32, hit: &Hit) -> Result<()> {
+        let echo = HitEcho {
+            item: self.item,
+            event,
+            probe: hit.probe,
+            values: hit.values.clone(),
+            pid: hit.context.pid,
+            tid: hit.context.tid,
+            cpu: hit.context.cpu,
+            comm: hit.context.comm.clone(),
+            timestamp_ns: hit.context.timestamp_ns,
+        };
+        let json = serde_json::to_vec(&echo).context("encoding a hit")?;
+        self.channel.send(RecordKind::Line, HIT_RECORD, json)
+    }
+
+    /// Sends what the script printed since the last call.
+    fn flush(&self, runtime: &mut Runtime) -> Result<()> {
+        let text = runtime.take_stdout();
+        if !text.is_empty() {
+            send(
+                self.channel,
+                &RunMessage::Output {
+                    item: self.item,
+                    text,
+                },
+            )?;
+        }
+        let text = runtime.take_stderr();
+        if !text.is_empty() {
+            send(
+                self.channel,
+                &RunMessage::Diagnostic {
+                    item: self.item,
+                    text,
+                },
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Removes every event the item set up, stops its workload, and lists
+    /// what is still there.
+    fn clean_up(&mut self) -> Vec<String> {
+        for installed in self.installed.iter().rev() {
+            if let Err(error) = installed.remove() {
+                crate::log(&format!("removing {}: {error}", installed.label()));
+            }
+        }
+        let _ = tracefs::write_file(&tracefs::path("set_event_notrace_pid"), "");
+        if let Some(workload) = &mut self.workload {
+            workload.kill();
+            self.status = self.status.or(workload.poll());
+        }
+        workload::reap_orphans();
+        let mut leftover: Vec<String> = self
+            .installed
+            .iter()
+            .filter(|installed| installed.left_over())
+            .map(Installed::label)
+            .collect();
+        for name in tracefs::leftover_dynamic_events() {
+            if !leftover.contains(&name) {
+                leftover.push(name);
+            }
+        }
+        leftover
+    }
+}
+
+/// What the feed needs besides the runtime.
+struct Feed<'a> {
+    decoders: &'a [Decoder],
+    by_id: &'a HashMap<u16, Vec<usize>>,
+    /// Thread id to thread group id.
+    tgids: HashMap<i64, i64>,
+}
+
+impl Feed<'_> {
+    /// The hit a record of `decoder`'s event makes.
+    fn hit(&mut self, decoder: &Decoder, record: &Pending) -> Hit {
+        let values: Vec<Value> = decoder
+            .slots
+            .iter()
+            .map(|(field, ty)| coerce(field.decode(&record.data), *ty))
+            .collect();
+        let tid = match decoder
+            .common_pid
+            .as_ref()
+            .map(|field| field.decode(&record.data))
+        {
+            Some(Value::Long(tid)) => tid,
+            _ => 0,
+        };
+        let pid = *self.tgids.entry(tid).or_insert_with(|| thread_group(tid));
+        let comm = match decoder.comm_slot.and_then(|slot| values.get(slot)) {
+            Some(Value::Str(comm)) => comm.clone(),
+            _ => tracefs::read_text(format!("/proc/{tid}/comm"))
+                .map(|comm| comm.trim_end().to_owned())
+                .unwrap_or_default(),
+        };
+        Hit {
+            probe: decoder.probe,
+            values,
+            context: HitContext {
+                pid,
+                tid,
+                cpu: record.cpu,
+                comm,
+                timestamp_ns: record.timestamp_ns,
+                pp: decoder.pp.clone(),
+                function: decoder.function.clone(),
+                is_return: decoder.is_return,
+            },
+        }
+    }
+}
+
+/// A decoded value as the type the handler expects.
+fn coerce(value: Value, ty: ScalarType) -> Value {
+    match (value, ty) {
+        (Value::Str(text), ScalarType::Long) => Value::Long(text.trim().parse().unwrap_or(0)),
+        (Value::Long(number), ScalarType::String) => Value::Str(number.to_string()),
+        (value, _) => value,
+    }
+}
+
+/// The thread group of thread `tid` (itself when it is gone).
+fn thread_group(tid: i64) -> i64 {
+    tracefs::read_text(format!("/proc/{tid}/status"))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix("Tgid:"))
+                .and_then(|tgid| tgid.trim().parse().ok())
+        })
+        .unwrap_or(tid)
+}
+
+/// The ids of the agent's own threads.
+fn own_threads() -> Vec<u32> {
+    let mut tids: Vec<u32> = fs::read_dir("/proc/self/task")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse().ok())
+        .collect();
+    if tids.is_empty() {
+        tids.push(std::process::id());
+    }
+    tids.sort_unstable();
+    tids
+}
+
+/// How the run ends after a handler, if it does.
+fn stopped(control: Control) -> Option<RunEnd> {
+    match control {
+        Control::Continue => None,
+        Control::Exit => Some(RunEnd::Exit),
+        Control::Error(message) => Some(RunEnd::RuntimeError { message }),
+    }
+}
+
+/// Opens every CPU's `trace_pipe_raw` for non-blocking reads.
+fn open_buffers() -> Result<Vec<CpuBuffer>> {
+    let dir = tracefs::path("per_cpu");
+    let mut buffers = Vec::new();
+    for entry in fs::read_dir(&dir).with_context(|| format!("listing {}", dir.display()))? {
+        let entry = entry?;
+        let Some(cpu) = entry
+            .file_name()
+            .to_str()
+            .and_then(|name| name.strip_prefix("cpu"))
+            .and_then(|n| n.parse::<i64>().ok())
+        else {
+            continue;
+        };
+        let path = entry.path().join("trace_pipe_raw");
+        let pipe = rustix::fs::open(
+            &path,
+            OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .with_context(|| format!("opening {}", path.display()))?;
+        let stats = entry.path().join("stats");
+        let lost_at_start = lost_in(&stats);
+        buffers.push(CpuBuffer {
+            cpu,
+            pipe,
+            stats,
+            lost_at_start,
+        });
+    }
+    buffers.sort_by_key(|buffer| buffer.cpu);
+    Ok(buffers)
+}
+
+impl CpuBuffer {
+    /// Events this CPU's buffer lost since it was opened.
+    fn lost_since_start(&self) -> u64 {
+        lost_in(&self.stats).saturating_sub(self.lost_at_start)
+    }
+}
+
+/// `overrun` plus `dropped events` from a CPU's `stats`.
+fn lost_in(stats: &std::path::Path) -> u64 {
+    tracefs::read_text(stats)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| {
+            line.strip_prefix("overrun:")
+                .or_else(|| line.strip_prefix("dropped events:"))
+        })
+        .filter_map(|count| count.trim().parse::<u64>().ok())
+        .sum()
+}
+
+/// The timer probes and when each is next due.
+struct Timers {
+    /// (probe, period, jitter, next due).
+    due: Vec<(u32, Duration, u64, Instant)>,
+    seed: u64,
+}
+
+impl Timers {
+    /// The program's timer probes, each first due one period from now.
+    fn new(bundle: &Bundle) -> Self {
+        let now = Instant::now();
+        let mut timers = Self {
+            due: Vec::new(),
+            seed: u64::from(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(1, |since| since.subsec_nanos()),
+            ) | 1,
+        };
+        for (index, probe) in bundle.program.probes.iter().enumerate() {
+            if let ProbeKind::Timer {
+                period_ns,
+                randomize_ns,
+            } = probe.kind
+            {
+                let period = Duration::from_nanos(period_ns.max(1));
+                let first = now + period + timers.jitter(randomize_ns);
+                timers.due.push((
+                    u32::try_from(index).unwrap_or(u32::MAX),
+                    period,
+                    randomize_ns,
+                    first,
+                ));
+            }
+        }
+        timers
+    }
+
+    /// Whether there are none.
+    fn is_empty(&self) -> bool {
+        self.due.is_empty()
+    }
+
+    /// Up to `randomize_ns` of pseudo-random delay (xorshift).
+    fn jitter(&mut self, randomize_ns: u64) -> Duration {
+        if randomize_ns == 0 {
+            return Duration::ZERO;
+        }
+        self.seed ^= self.seed << 13;
+        self.seed ^= self.seed >> 7;
+        self.seed ^= self.seed << 17;
+        Duration::from_nanos(self.seed % (randomize_ns + 1))
+    }
+
+    /// Runs every timer that is due; `Some` when the script stopped.
+    fn run_due(&mut self, runtime: &mut Runtime) -> Option<RunEnd> {
+        let now = Instant::now();
+        for index in 0..self.due.len() {
+            let (probe, period, randomize, due) = self.due[index];
+            if due > now {
+                continue;
+            }
+            let next = (due + period).max(now) + self.jitter(randomize);
+            self.due[index].3 = next;
+            let context = HitContext {
+                pp: runtime
+                    .program()
+                    .probes
+                    .get(probe as usize)
+                    .map(|probe| probe.name.clone())
+                    .unwrap_or_default(),
+                ..HitContext::default()
+            };
+            if let Some(end) = stopped(runtime.timer(probe, &context)) {
+                return Some(end);
+            }
+        }
+        None
+    }
+
+    /// How long to sleep: `poll`, or less when a timer is due sooner.
+    fn sleep(&self, poll: Duration) -> Duration {
+        let now = Instant::now();
+        self.due
+            .iter()
+            .map(|(_, _, _, due)| due.saturating_duration_since(now))
+            .fold(poll, Duration::min)
+    }
+}

@@ -1,0 +1,320 @@
+//! The tracefs side of a run: a bundle's events created (dynamic events)
+//! or enabled (tracepoints), filtered, and removed again; the kernel's own
+//! words when it refuses one.
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use tapmatrix_ir::{Event, EventKind, Fetch};
+
+/// The tracefs mount point.
+pub const TRACING: &str = "/sys/kernel/tracing";
+
+/// The group every dynamic event of a run is created in.
+const GROUP: &str = "tapmatrix";
+
+/// An event as the agent set it up.
+#[derive(Debug, Clone)]
+pub struct Installed {
+    /// Its directory under `events/`.
+    pub dir: PathBuf,
+    /// The dynamic event's name in its control file (`tapmatrix/e0`), or
+    /// `None` for a tracepoint (only enabled and filtered).
+    pub dynamic: Option<(String, &'static str)>,
+}
+
+/// Why an event could not be set up.
+#[derive(Debug)]
+pub struct Refusal {
+    /// What the agent wrote.
+    pub definition: String,
+    /// The kernel's words.
+    pub error: String,
+}
+
+/// The tracefs path of `relative`.
+pub fn path(relative: &str) -> PathBuf {
+    Path::new(TRACING).join(relative)
+}
+
+/// The control file a dynamic event is written to, and its definition
+/// (`p:tapmatrix/e0 vfs_read f0=+0(%si):string`); `None` for a tracepoint.
+pub fn definition(index: usize, event: &Event) -> Option<(&'static str, String)> {
+    let name = format!("{GROUP}/e{index}");
+    let (file, head) = match &event.kind {
+        EventKind::Kprobe { function } => ("kprobe_events", format!("p:{name} {function}")),
+        EventKind::Kretprobe {
+            function,
+            maxactive,
+        } => {
+            let maxactive = maxactive.map(|n| n.to_string()).unwrap_or_default();
+            ("kprobe_events", format!("r{maxactive}:{name} {function}"))
+        }
+        EventKind::Fprobe { function, ret } => {
+            let suffix = if *ret { "%return" } else { "" };
+            ("dynamic_events", format!("f:{name} {function}{suffix}"))
+        }
+        EventKind::Eprobe { system, event } => {
+            ("dynamic_events", format!("e:{name} {system}.{event}"))
+        }
+        EventKind::Tracepoint { .. } => return None,
+    };
+    let mut text = head;
+    for (slot, fetch) in event.fetches.iter().enumerate() {
+        text.push_str(&format!(" {}={}", Fetch::field(slot), fetch.arg));
+    }
+    Some((file, text))
+}
+
+/// Creates (or for a tracepoint, finds) event `index` of a bundle.
+pub fn create(index: usize, event: &Event) -> Result<Installed, Refusal> {
+    match definition(index, event) {
+        Some((file, text)) => {
+            clear_error_log();
+            append(file, &text).map_err(|error| Refusal {
+                error: kernel_words(&error),
+                definition: text.clone(),
+            })?;
+            Ok(Installed {
+                dir: path(&format!("events/{GROUP}/e{index}")),
+                dynamic: Some((format!("{GROUP}/e{index}"), file)),
+            })
+        }
+        None => {
+            let EventKind::Tracepoint { system, event } = &event.kind else {
+                return Err(Refusal {
+                    definition: String::new(),
+                    error: "not a tracepoint".to_owned(),
+                });
+            };
+            let dir = path(&format!("events/{system}/{event}"));
+            if !dir.join("format").is_file() {
+                return Err(Refusal {
+                    definition: format!("{system}:{event}"),
+                    error: format!("no tracepoint {system}:{event} in this kernel"),
+                });
+            }
+            Ok(Installed { dir, dynamic: None })
+        }
+    }
+}
+
+impl Installed {
+    /// Sets the event's filter.
+    pub fn set_filter(&self, filter: &str) -> Result<(), Refusal> {
+        clear_error_log();
+        write_file(&self.dir.join("filter"), filter).map_err(|error| Refusal {
+            definition: format!("filter on {}: {filter}", self.label()),
+            error: kernel_words(&error),
+        })
+    }
+
+    /// Enables or disables the event.
+    pub fn enable(&self, on: bool) -> Result<(), Refusal> {
+        clear_error_log();
+        write_file(&self.dir.join("enable"), if on { "1" } else { "0" }).map_err(|error| Refusal {
+            definition: format!("enable {}", self.label()),
+            error: kernel_words(&error),
+        })
+    }
+
+    /// Disables the event, clears its filter and removes it if dynamic.
+    pub fn remove(&self) -> io::Result<()> {
+        let disabled = write_file(&self.dir.join("enable"), "0");
+        let _ = write_file(&self.dir.join("filter"), "0");
+        if let Some((name, file)) = &self.dynamic {
+            append(file, &format!("-:{name}"))?;
+        }
+        disabled
+    }
+
+    /// Whether the event is still there (dynamic) or still enabled (tracepoint).
+    pub fn left_over(&self) -> bool {
+        match &self.dynamic {
+            Some(_) => self.dir.exists(),
+            None => read_text(self.dir.join("enable")).is_ok_and(|state| state.trim() != "0"),
+        }
+    }
+
+    /// `tapmatrix/e0`, or `sched/sched_switch`.
+    pub fn label(&self) -> String {
+        match &self.dynamic {
+            Some((name, _)) => name.clone(),
+            None => {
+                let mut parts = self.dir.iter().rev().take(2).collect::<Vec<_>>();
+                parts.reverse();
+                parts
+                    .iter()
+                    .map(|part| part.to_string_lossy())
+                    .collect::<Vec<_>>()
+                    .join("/")
+            }
+        }
+    }
+}
+
+/// Every dynamic event of the run's group still defined.
+pub fn leftover_dynamic_events() -> Vec<String> {
+    let mut names = Vec::new();
+    for file in ["kprobe_events", "dynamic_events"] {
+        for line in read_text(path(file)).unwrap_or_default().lines() {
+            if let Some(name) = line
+                .split_whitespace()
+                .next()
+                .and_then(|head| head.split_once(':'))
+                .map(|(_, name)| name)
+                .filter(|name| name.starts_with(&format!("{GROUP}/")))
+                && !names.iter().any(|known| known == name)
+            {
+                names.push(name.to_owned());
+            }
+        }
+    }
+    names
+}
+
+/// Removes dynamic events of the run's group left by an earlier item.
+pub fn remove_stale() {
+    for name in leftover_dynamic_events() {
+        let dir = path(&format!("events/{name}"));
+        let _ = write_file(&dir.join("enable"), "0");
+        if append("kprobe_events", &format!("-:{name}")).is_err() {
+            let _ = append("dynamic_events", &format!("-:{name}"));
+        }
+    }
+}
+
+/// Reads a tracefs (or proc) file as text. (`fs::read_to_string` trusts
+/// the size the file reports, and tracefs' `header_page` then reads short.)
+pub fn read_text(file: impl AsRef<Path>) -> io::Result<String> {
+    let mut bytes = Vec::with_capacity(8192);
+    File::open(file)?.read_to_end(&mut bytes)?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// Writes `text` to a tracefs file in one write, replacing (truncating).
+pub fn write_file(file: &Path, text: &str) -> io::Result<()> {
+    let mut handle = File::options().write(true).truncate(true).open(file)?;
+    handle.write_all(text.as_bytes())
+}
+
+/// Appends `text` to a tracefs control file in one write (opening these
+/// without `O_APPEND` would clear every event in them).
+fn append(file: &str, text: &str) -> io::Result<()> {
+    let mut handle = File::options().append(true).open(path(file))?;
+    handle.write_all(text.as_bytes())
+}
+
+/// Empties `error_log` (where the kernel has one).
+fn clear_error_log() {
+    let _ = File::options()
+        .write(true)
+        .truncate(true)
+        .open(path("error_log"));
+}
+
+/// The kernel's words about a failed write: `error_log`'s lines (without
+/// their time stamps) where it has any, else the error number.
+fn kernel_words(error: &io::Error) -> String {
+    let log = read_text(path("error_log")).unwrap_or_default();
+    let lines: Vec<&str> = log
+        .lines()
+        .map(|line| {
+            line.strip_prefix('[')
+                .and_then(|rest| rest.split_once("] "))
+                .map_or(line, |(_, text)| text)
+        })
+        .filter(|line| !line.trim().is_empty())
+        .collect();
+    if lines.is_empty() {
+        error.to_string()
+    } else {
+        format!("{} ({error})", lines.join("\n"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tapmatrix_ir::ScalarType;
+
+    fn event(kind: EventKind, args: &[&str]) -> Event {
+        Event {
+            probe: 0,
+            pp: String::new(),
+            function: String::new(),
+            kind,
+            fetches: args
+                .iter()
+                .map(|arg| Fetch {
+                    arg: (*arg).to_owned(),
+                    ty: ScalarType::Long,
+                })
+                .collect(),
+            comm: None,
+            filter: None,
+        }
+    }
+
+    #[test]
+    fn definitions_name_each_fetch_by_its_slot() {
+        let kprobe = event(
+            EventKind::Kprobe {
+                function: "do_sys_open".into(),
+            },
+            &["+0(%si):string", "$comm:string"],
+        );
+        assert_eq!(
+            definition(3, &kprobe),
+            Some((
+                "kprobe_events",
+                "p:tapmatrix/e3 do_sys_open f0=+0(%si):string f1=$comm:string".to_owned()
+            ))
+        );
+        let kretprobe = event(
+            EventKind::Kretprobe {
+                function: "vfs_read".into(),
+                maxactive: Some(64),
+            },
+            &["$retval:s64"],
+        );
+        assert_eq!(
+            definition(0, &kretprobe).unwrap().1,
+            "r64:tapmatrix/e0 vfs_read f0=$retval:s64"
+        );
+        let fexit = event(
+            EventKind::Fprobe {
+                function: "vfs_read".into(),
+                ret: true,
+            },
+            &[],
+        );
+        assert_eq!(
+            definition(1, &fexit),
+            Some((
+                "dynamic_events",
+                "f:tapmatrix/e1 vfs_read%return".to_owned()
+            ))
+        );
+        let eprobe = event(
+            EventKind::Eprobe {
+                system: "syscalls".into(),
+                event: "sys_enter_openat".into(),
+            },
+            &["+0(filename):ustring"],
+        );
+        assert_eq!(
+            definition(2, &eprobe).unwrap().1,
+            "e:tapmatrix/e2 syscalls.sys_enter_openat f0=+0(filename):ustring"
+        );
+        let tracepoint = event(
+            EventKind::Tracepoint {
+                system: "sched".into(),
+                event: "sched_switch".into(),
+            },
+            &["prev_pid"],
+        );
+        assert_eq!(definition(0, &tracepoint), None);
+    }
+}
