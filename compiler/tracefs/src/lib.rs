@@ -5,9 +5,12 @@
 
 mod fetch;
 mod filter;
+mod lower;
+mod visit;
 
 pub use fetch::{FetchError, ReadAs, Site, fetch_arg};
 pub use filter::pushdown;
+pub use lower::{LowerError, lower};
 
 #[cfg(test)]
 mod tests;

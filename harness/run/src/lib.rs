@@ -2,15 +2,21 @@
 //! script for each kernel, boots each kernel once with all its scripts,
 //! and judges every (script, kernel) cell against its snapshot and spec.
 
+mod compile;
+mod judge;
 mod redact;
 mod results;
+mod runner;
 mod snapshot;
 mod spec;
 
 use std::path::{Path, PathBuf};
 
+pub use compile::{Compiled, compile};
+pub use judge::{ItemEnd, ItemRun, judge};
 pub use redact::{Redaction, Redactions};
 pub use results::{Cell, KernelRun, Results, SCHEMA, Status};
+pub use runner::{RunKernel, RunOptions, run_matrix};
 pub use snapshot::{diff, matches, read_snapshot, snapshot_path};
 pub use spec::{Applies, SnapshotScope, Spec, parse_series};
 

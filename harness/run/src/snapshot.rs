@@ -15,9 +15,7 @@ pub fn snapshot_path(spec: &Spec, series: &str) -> PathBuf {
         .unwrap_or(Path::new("."))
         .join("snapshots");
     match spec.snapshot {
-        SnapshotScope::Shared | SnapshotScope::Unchecked => {
-            dir.join(format!("{}.snap", spec.name))
-        }
+        SnapshotScope::Shared | SnapshotScope::Unchecked => dir.join(format!("{}.snap", spec.name)),
         SnapshotScope::PerSeries => dir.join(format!("{}@{series}.snap", spec.name)),
     }
 }

@@ -148,15 +148,9 @@ impl Spec {
         })
     }
 
-    /// A spec for a script given on the command line (`-e`, or a file
-    /// without a spec): no workload unless `-c` gives one.
-    pub fn ad_hoc(
-        name: &str,
-        script: &Path,
-        workload: String,
-        timeout_s: u64,
-        args: Vec<String>,
-    ) -> Spec {
+    /// A spec for a script given on the command line (`-e`): its output is
+    /// shown, not compared; no workload unless `-c` gives one.
+    pub fn ad_hoc(name: &str, script: &Path, workload: String, timeout_s: u64) -> Spec {
         Spec {
             name: name.to_owned(),
             script: script.to_owned(),
