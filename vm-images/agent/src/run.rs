@@ -494,6 +494,8 @@ impl Feed<'_> {
             Some(Value::Str(comm)) => comm.clone(),
             _ => tracefs::read_text(format!("/proc/{tid}/comm"))
                 .map(|comm| comm.trim_end().to_owned())
+                .ok()
+                .or_else(|| saved_comm(tid))
                 .unwrap_or_default(),
         };
         Hit {
@@ -511,6 +513,16 @@ impl Feed<'_> {
             },
         }
     }
+}
+
+/// The comm tracefs saved for a task that has exited (`saved_cmdlines`:
+/// the comm it had when it last ran after recording an event).
+fn saved_comm(tid: i64) -> Option<String> {
+    let text = tracefs::read_text(tracefs::path("saved_cmdlines")).ok()?;
+    text.lines().find_map(|line| {
+        let (pid, comm) = line.split_once(' ')?;
+        (pid.parse::<i64>().ok()? == tid).then(|| comm.to_owned())
+    })
 }
 
 /// A decoded value as the type the handler expects.

@@ -2,38 +2,46 @@
 //! gate until the events are enabled, so that `target()` is its pid and
 //! nothing it does is missed.
 
-use std::io::Write;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, Command, Stdio};
 
 use anyhow::{Context, Result};
-use rustix::process::{Pid, Signal, WaitOptions, kill_process_group, waitpid};
+use rustix::process::{Pid, Signal, WaitOptions, kill_process, kill_process_group, waitpid};
 
-/// The shell that waits for one line on its standard input, then becomes
-/// the workload (`exec`: same pid).
-const GATE: &str = "read -r go && exec /bin/sh -c \"$1\"";
+/// The shell that stops itself, and once continued becomes the workload
+/// (`exec`: same pid). The gate makes no system call the workload's own
+/// probes would see but the end of its `kill` (a pipe gate showed up as
+/// reads of the workload).
+const GATE: &str = "kill -STOP $$ && exec /bin/sh -c \"$1\"";
 
 /// A started workload.
 pub struct Workload {
     child: Child,
-    gate: Option<ChildStdin>,
+    gated: bool,
     status: Option<i32>,
 }
 
 impl Workload {
-    /// Starts `command`, held at the gate.
+    /// Starts `command`, held at the gate (stopped).
     pub fn spawn(command: &str) -> Result<Self> {
-        let mut child = Command::new("/bin/sh")
+        let child = Command::new("/bin/sh")
             .args(["-c", GATE, "tapmatrix-workload", command])
-            .stdin(Stdio::piped())
+            .stdin(Stdio::null())
             .stdout(Stdio::null())
             .process_group(0)
             .spawn()
             .with_context(|| format!("starting the workload `{command}`"))?;
-        let gate = child.stdin.take();
+        let pid = i32::try_from(child.id())
+            .ok()
+            .and_then(Pid::from_raw)
+            .context("the workload has no pid")?;
+        // Wait until it has stopped itself (or died trying).
+        let stopped = waitpid(Some(pid), WaitOptions::UNTRACED)
+            .context("waiting for the workload to reach its gate")?;
+        let gated = stopped.is_some_and(|(_, status)| status.stopped());
         Ok(Self {
             child,
-            gate,
+            gated,
             status: None,
         })
     }
@@ -45,9 +53,10 @@ impl Workload {
 
     /// Lets it run.
     pub fn release(&mut self) -> Result<()> {
-        if let Some(mut gate) = self.gate.take() {
-            gate.write_all(b"go\n")
-                .context("opening the workload's gate")?;
+        if std::mem::take(&mut self.gated)
+            && let Some(pid) = i32::try_from(self.child.id()).ok().and_then(Pid::from_raw)
+        {
+            kill_process(pid, Signal::CONT).context("continuing the workload")?;
         }
         Ok(())
     }
@@ -66,7 +75,6 @@ impl Workload {
 
     /// Kills its whole process group (if it still runs) and reaps it.
     pub fn kill(&mut self) {
-        self.gate = None;
         if let Some(pid) = i32::try_from(self.child.id()).ok().and_then(Pid::from_raw) {
             let _ = kill_process_group(pid, Signal::KILL);
         }
