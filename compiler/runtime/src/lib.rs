@@ -99,6 +99,7 @@ pub struct Runtime {
     state: State,
     errors: u32,
     fatal: Option<String>,
+    exit_called: bool,
     begin_probes: Vec<u32>,
     end_steps: Vec<EndStep>,
     error_probes: Vec<u32>,
@@ -157,6 +158,7 @@ impl Runtime {
             state: State::Starting,
             errors: 0,
             fatal: None,
+            exit_called: false,
             begin_probes,
             end_steps: ends.into_iter().map(|(_, _, step)| step).collect(),
             error_probes,
@@ -225,6 +227,10 @@ impl Runtime {
     /// never read) after a normal stop, or the `error` probes after a
     /// fatal run-time error, as SystemTap does; then reports the number of
     /// errors if there were any. Runs once; later calls only report.
+    ///
+    /// Returns [`Control::Error`] if a run-time error failed the session,
+    /// [`Control::Exit`] if the script called `exit()`, and
+    /// [`Control::Continue`] otherwise (the run stopped for another reason).
     pub fn end(&mut self) -> Control {
         if self.ended {
             return self.control();
@@ -276,10 +282,10 @@ impl Runtime {
     }
 
     fn control(&self) -> Control {
-        match (&self.fatal, self.state) {
-            (Some(message), _) => Control::Error(message.clone()),
-            (None, State::Stopping) => Control::Exit,
-            _ => Control::Continue,
+        match &self.fatal {
+            Some(message) => Control::Error(message.clone()),
+            None if self.exit_called => Control::Exit,
+            None => Control::Continue,
         }
     }
 
@@ -296,6 +302,7 @@ impl Runtime {
         let result = self.machine.run(&cx, &p.locals, &p.body);
         if self.machine.exit_requested {
             self.machine.exit_requested = false;
+            self.exit_called = true;
             self.state = State::Stopping;
         }
         if let Err(fault) = result {
