@@ -883,6 +883,7 @@ fn written_but_unread_globals_are_displayed_at_the_end() {
             ),
             stats("st"),
             long_global("printed"),
+            long_global("__tapset_state"),
         ],
         vec![],
         vec![
@@ -896,6 +897,7 @@ fn written_but_unread_globals_are_displayed_at_the_end() {
                     value: n(3),
                 },
                 assign(LValue::Global(4), n(1)),
+                assign(LValue::Global(5), n(1)),
             ]),
             end(vec![println(vec![s("end"), Expr::Global(4)])]),
         ],
