@@ -195,7 +195,9 @@ impl Runtime {
         self.control()
     }
 
-    /// Runs the handler of one event hit.
+    /// Runs the handler of one event hit. Hits before [`Runtime::begin`],
+    /// after the session stopped, or for a probe that is not fed by events
+    /// are not run.
     pub fn hit(&mut self, hit: &Hit) -> Control {
         self.machine.last_timestamp = self.machine.last_timestamp.max(hit.context.timestamp_ns);
         let is_event = self
@@ -209,7 +211,8 @@ impl Runtime {
         self.control()
     }
 
-    /// Runs the timer probe `probe` (an index into the program's probes).
+    /// Runs the timer probe `probe` (an index into the program's probes),
+    /// while the session runs.
     pub fn timer(&mut self, probe: u32, context: &HitContext) -> Control {
         self.machine.last_timestamp = self.machine.last_timestamp.max(context.timestamp_ns);
         let is_timer = self

@@ -726,6 +726,10 @@ impl Machine {
             }
             LValue::Index { array, loc, .. } => {
                 let key = key.unwrap_or_default();
+                if let Some(elem) = self.array_mut(*array).and_then(|a| a.get_mut(&key)) {
+                    *elem = Elem::Value(v);
+                    return Ok(());
+                }
                 let result = match self.array_mut(*array) {
                     Some(a) => a
                         .entry(&key, || Elem::Value(Value::Long(0)))
