@@ -107,6 +107,21 @@ pub struct Runtime {
     ended: bool,
 }
 
+/// The context of `begin`, `end` and `error` probes: SystemTap runs them
+/// in its own process (staprun); here that is the agent.
+fn own_context() -> HitContext {
+    let pid = i64::from(std::process::id());
+    let comm = std::fs::read_to_string("/proc/self/comm")
+        .map(|c| c.trim_end().to_owned())
+        .unwrap_or_default();
+    HitContext {
+        pid,
+        tid: pid,
+        comm,
+        ..HitContext::default()
+    }
+}
+
 /// Probe indices of one kind, by sequence then program order.
 fn in_sequence(program: &Program, pick: impl Fn(&ProbeKind) -> Option<i64>) -> Vec<(i64, usize)> {
     let mut probes: Vec<(i64, usize)> = program
@@ -181,7 +196,7 @@ impl Runtime {
     pub fn begin(&mut self) -> Control {
         if !self.began {
             self.began = true;
-            let context = HitContext::default();
+            let context = own_context();
             for probe in self.begin_probes.clone() {
                 if self.state != State::Starting {
                     break;
@@ -242,7 +257,7 @@ impl Runtime {
         if matches!(self.state, State::Starting | State::Running) {
             self.state = State::Stopping;
         }
-        let context = HitContext::default();
+        let context = own_context();
         for step in self.end_steps.clone() {
             if self.state != State::Stopping {
                 break;

@@ -1283,3 +1283,19 @@ fn timers_run_only_while_running() {
     rt.timer(0, &HitContext::default());
     assert_eq!(rt.take_stdout(), "tick\n");
 }
+
+#[test]
+fn the_runtime_can_move_to_another_thread() {
+    fn assert_send<T: Send>() {}
+    assert_send::<Runtime>();
+}
+
+#[test]
+fn begin_probes_run_as_the_agent_process() {
+    let out = stdout_of(program(
+        vec![],
+        vec![],
+        vec![begin(vec![println(vec![call(Builtin::Pid, vec![])])])],
+    ));
+    assert_eq!(out, format!("{}\n", std::process::id()));
+}
