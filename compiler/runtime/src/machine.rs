@@ -1235,6 +1235,15 @@ pub(crate) fn printf(format: &[FormatSpec], values: &[Value]) -> Result<String, 
                 precision,
                 conversion,
             } => {
+                if !"diuoxXpcbsmM".contains(*conversion) {
+                    // `%%`, and what vsprintf does not know: printed as
+                    // written, consuming no argument.
+                    out.push('%');
+                    if *conversion != '%' {
+                        out.push(*conversion);
+                    }
+                    continue;
+                }
                 let dynamic_width = (*width == Some(-1)).then(|| next_long(&mut args));
                 let dynamic_precision = (*precision == Some(-1)).then(|| next_long(&mut args));
                 let field = Field::new(
@@ -1287,10 +1296,7 @@ pub(crate) fn printf(format: &[FormatSpec], values: &[Value]) -> Result<String, 
                             }
                         }
                     }
-                    other => {
-                        out.push('%');
-                        out.push(*other);
-                    }
+                    _ => {}
                 }
             }
         }

@@ -305,6 +305,27 @@ fn printf_directives_match_systemtap() {
                 ],
             ),
             printf("100%%\n", vec![]),
+            Stmt::Expr(Expr::Printf {
+                to_string: false,
+                format: vec![
+                    FormatSpec::Directive {
+                        flags: String::new(),
+                        width: None,
+                        precision: None,
+                        conversion: '%',
+                    },
+                    FormatSpec::Directive {
+                        flags: String::new(),
+                        width: None,
+                        precision: None,
+                        conversion: 'd',
+                    },
+                    FormatSpec::Literal {
+                        text: "\n".to_owned(),
+                    },
+                ],
+                args: vec![n(5)],
+            }),
         ])],
     ));
     assert_eq!(
@@ -313,7 +334,8 @@ fn printf_directives_match_systemtap() {
          [ff|FF|0xff|010|10|18446744073709551615]\n\
          [0x1000|A|  B|C  |\\n]\n\
          [str|     right|left      |tru|   9|9   |ab]\n\
-         100%\n"
+         100%\n\
+         %5\n"
     );
 }
 
