@@ -5,7 +5,15 @@
 //! is due, and [`Runtime::end`] once when the run stops. Output goes to two
 //! buffers the agent drains with [`Runtime::take_stdout`] and
 //! [`Runtime::take_stderr`]. It reads no kernel memory: every value from the
-//! kernel arrives in [`Hit::values`].
+//! kernel arrives in [`Hit::values`]; only `ppid()`, `uid()` and `gid()`,
+//! which the hit context does not carry, read `/proc/PID/status`.
+//!
+//! Strings hold at most `MAXSTRINGLEN - 1` bytes ([`tapmatrix_ir::Limits`]'s
+//! `max_string_len` is SystemTap's buffer size, terminator included), and
+//! run-time errors read as SystemTap's (`division by 0 near operator '/'
+//! at t.stp:3:9`, `Array overflow, check MAXMAPENTRIES near identifier 'a'
+//! at ...`, `empty aggregate`, `MAXNESTING exceeded`, `MAXACTION
+//! exceeded`).
 //!
 //! The session follows SystemTap's states: `begin` probes run while
 //! starting; hits and timers only while running; `exit()` stops the
