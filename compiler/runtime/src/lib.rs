@@ -83,6 +83,17 @@ pub enum Control {
     Error(String),
 }
 
+/// A timer probe the agent schedules with [`Runtime::timer`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimerProbe {
+    /// The probe's index.
+    pub probe: u32,
+    /// Its period.
+    pub period_ns: u64,
+    /// Random jitter added to each period, up to this much (`.randomize`).
+    pub randomize_ns: u64,
+}
+
 /// SystemTap's session states.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -198,6 +209,26 @@ impl Runtime {
     /// The program being run.
     pub fn program(&self) -> &Program {
         &self.program
+    }
+
+    /// The timer probes, in program order.
+    pub fn timers(&self) -> Vec<TimerProbe> {
+        self.program
+            .probes
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| match p.kind {
+                ProbeKind::Timer {
+                    period_ns,
+                    randomize_ns,
+                } => Some(TimerProbe {
+                    probe: i as u32,
+                    period_ns,
+                    randomize_ns,
+                }),
+                _ => None,
+            })
+            .collect()
     }
 
     /// Runs the `begin` probes, in sequence order.

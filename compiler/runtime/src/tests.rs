@@ -1296,6 +1296,14 @@ fn timers_run_only_while_running() {
         )],
     );
     let mut rt = Runtime::new(prog, 0);
+    assert_eq!(
+        rt.timers(),
+        [TimerProbe {
+            probe: 0,
+            period_ns: 1_000_000,
+            randomize_ns: 0,
+        }]
+    );
     assert_eq!(rt.timer(0, &HitContext::default()), Control::Continue);
     rt.begin();
     rt.timer(0, &HitContext::default());
