@@ -80,6 +80,11 @@ impl Array {
         self.entries.get(key).map(|(_, elem)| elem)
     }
 
+    /// The element at `key`, if present.
+    pub(crate) fn get_mut(&mut self, key: &[Value]) -> Option<&mut Elem> {
+        self.entries.get_mut(key).map(|(_, elem)| elem)
+    }
+
     /// The element at `key`, created by `fresh` if absent: a full array
     /// drops its oldest entry when it wraps, and fails otherwise.
     pub(crate) fn entry(

@@ -11,7 +11,7 @@ use crate::machine::{Slot, sorted};
 use crate::stats::Stat;
 
 /// The globals to display, in declaration order: written somewhere, read
-/// nowhere (`varuse_collecting_visitor`: `=` and `<<<` only write;
+/// nowhere, not a tapset's `__` global (`varuse_collecting_visitor`: `=` and `<<<` only write;
 /// compound assignments, `++`, `--` and `delete` read too; a sorted
 /// `foreach` also writes).
 pub(crate) fn unread_globals(program: &Program) -> Vec<usize> {
@@ -75,7 +75,11 @@ pub(crate) fn unread_globals(program: &Program) -> Vec<usize> {
     for g in writes {
         mark(&mut written, g);
     }
-    (0..count).filter(|&g| written[g] && !read[g]).collect()
+    // stap skips globals declared in tapsets; the program does not say
+    // where a global was declared, so tapsets' `__` names stand for them.
+    (0..count)
+        .filter(|&g| written[g] && !read[g] && !program.globals[g].name.starts_with("__"))
+        .collect()
 }
 
 fn stat_fields(out: &mut String, stat: &Stat) {

@@ -5,7 +5,15 @@
 //! is due, and [`Runtime::end`] once when the run stops. Output goes to two
 //! buffers the agent drains with [`Runtime::take_stdout`] and
 //! [`Runtime::take_stderr`]. It reads no kernel memory: every value from the
-//! kernel arrives in [`Hit::values`].
+//! kernel arrives in [`Hit::values`]; only `ppid()`, `uid()` and `gid()`,
+//! which the hit context does not carry, read `/proc/PID/status`.
+//!
+//! Strings hold at most `MAXSTRINGLEN - 1` bytes ([`tapmatrix_ir::Limits`]'s
+//! `max_string_len` is SystemTap's buffer size, terminator included), and
+//! run-time errors read as SystemTap's (`division by 0 near operator '/'
+//! at t.stp:3:9`, `Array overflow, check MAXMAPENTRIES near identifier 'a'
+//! at ...`, `empty aggregate`, `MAXNESTING exceeded`, `MAXACTION
+//! exceeded`).
 //!
 //! The session follows SystemTap's states: `begin` probes run while
 //! starting; hits and timers only while running; `exit()` stops the
@@ -75,6 +83,17 @@ pub enum Control {
     Error(String),
 }
 
+/// A timer probe the agent schedules with [`Runtime::timer`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimerProbe {
+    /// The probe's index.
+    pub probe: u32,
+    /// Its period.
+    pub period_ns: u64,
+    /// Random jitter added to each period, up to this much (`.randomize`).
+    pub randomize_ns: u64,
+}
+
 /// SystemTap's session states.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -99,11 +118,27 @@ pub struct Runtime {
     state: State,
     errors: u32,
     fatal: Option<String>,
+    exit_called: bool,
     begin_probes: Vec<u32>,
     end_steps: Vec<EndStep>,
     error_probes: Vec<u32>,
     began: bool,
     ended: bool,
+}
+
+/// The context of `begin`, `end` and `error` probes: SystemTap runs them
+/// in its own process (staprun); here that is the agent.
+fn own_context() -> HitContext {
+    let pid = i64::from(std::process::id());
+    let comm = std::fs::read_to_string("/proc/self/comm")
+        .map(|c| c.trim_end().to_owned())
+        .unwrap_or_default();
+    HitContext {
+        pid,
+        tid: pid,
+        comm,
+        ..HitContext::default()
+    }
 }
 
 /// Probe indices of one kind, by sequence then program order.
@@ -157,6 +192,7 @@ impl Runtime {
             state: State::Starting,
             errors: 0,
             fatal: None,
+            exit_called: false,
             begin_probes,
             end_steps: ends.into_iter().map(|(_, _, step)| step).collect(),
             error_probes,
@@ -175,11 +211,31 @@ impl Runtime {
         &self.program
     }
 
+    /// The timer probes, in program order.
+    pub fn timers(&self) -> Vec<TimerProbe> {
+        self.program
+            .probes
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| match p.kind {
+                ProbeKind::Timer {
+                    period_ns,
+                    randomize_ns,
+                } => Some(TimerProbe {
+                    probe: i as u32,
+                    period_ns,
+                    randomize_ns,
+                }),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Runs the `begin` probes, in sequence order.
     pub fn begin(&mut self) -> Control {
         if !self.began {
             self.began = true;
-            let context = HitContext::default();
+            let context = own_context();
             for probe in self.begin_probes.clone() {
                 if self.state != State::Starting {
                     break;
@@ -193,7 +249,9 @@ impl Runtime {
         self.control()
     }
 
-    /// Runs the handler of one event hit.
+    /// Runs the handler of one event hit. Hits before [`Runtime::begin`],
+    /// after the session stopped, or for a probe that is not fed by events
+    /// are not run.
     pub fn hit(&mut self, hit: &Hit) -> Control {
         self.machine.last_timestamp = self.machine.last_timestamp.max(hit.context.timestamp_ns);
         let is_event = self
@@ -207,7 +265,8 @@ impl Runtime {
         self.control()
     }
 
-    /// Runs the timer probe `probe` (an index into the program's probes).
+    /// Runs the timer probe `probe` (an index into the program's probes),
+    /// while the session runs.
     pub fn timer(&mut self, probe: u32, context: &HitContext) -> Control {
         self.machine.last_timestamp = self.machine.last_timestamp.max(context.timestamp_ns);
         let is_timer = self
@@ -225,6 +284,10 @@ impl Runtime {
     /// never read) after a normal stop, or the `error` probes after a
     /// fatal run-time error, as SystemTap does; then reports the number of
     /// errors if there were any. Runs once; later calls only report.
+    ///
+    /// Returns [`Control::Error`] if a run-time error failed the session,
+    /// [`Control::Exit`] if the script called `exit()`, and
+    /// [`Control::Continue`] otherwise (the run stopped for another reason).
     pub fn end(&mut self) -> Control {
         if self.ended {
             return self.control();
@@ -233,7 +296,7 @@ impl Runtime {
         if matches!(self.state, State::Starting | State::Running) {
             self.state = State::Stopping;
         }
-        let context = HitContext::default();
+        let context = own_context();
         for step in self.end_steps.clone() {
             if self.state != State::Stopping {
                 break;
@@ -276,10 +339,10 @@ impl Runtime {
     }
 
     fn control(&self) -> Control {
-        match (&self.fatal, self.state) {
-            (Some(message), _) => Control::Error(message.clone()),
-            (None, State::Stopping) => Control::Exit,
-            _ => Control::Continue,
+        match &self.fatal {
+            Some(message) => Control::Error(message.clone()),
+            None if self.exit_called => Control::Exit,
+            None => Control::Continue,
         }
     }
 
@@ -296,6 +359,7 @@ impl Runtime {
         let result = self.machine.run(&cx, &p.locals, &p.body);
         if self.machine.exit_requested {
             self.machine.exit_requested = false;
+            self.exit_called = true;
             self.state = State::Stopping;
         }
         if let Err(fault) = result {

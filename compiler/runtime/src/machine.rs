@@ -726,6 +726,10 @@ impl Machine {
             }
             LValue::Index { array, loc, .. } => {
                 let key = key.unwrap_or_default();
+                if let Some(elem) = self.array_mut(*array).and_then(|a| a.get_mut(&key)) {
+                    *elem = Elem::Value(v);
+                    return Ok(());
+                }
                 let result = match self.array_mut(*array) {
                     Some(a) => a
                         .entry(&key, || Elem::Value(Value::Long(0)))
@@ -1231,6 +1235,15 @@ pub(crate) fn printf(format: &[FormatSpec], values: &[Value]) -> Result<String, 
                 precision,
                 conversion,
             } => {
+                if !"diuoxXpcbsmM".contains(*conversion) {
+                    // `%%`, and what vsprintf does not know: printed as
+                    // written, consuming no argument.
+                    out.push('%');
+                    if *conversion != '%' {
+                        out.push(*conversion);
+                    }
+                    continue;
+                }
                 let dynamic_width = (*width == Some(-1)).then(|| next_long(&mut args));
                 let dynamic_precision = (*precision == Some(-1)).then(|| next_long(&mut args));
                 let field = Field::new(
@@ -1283,10 +1296,7 @@ pub(crate) fn printf(format: &[FormatSpec], values: &[Value]) -> Result<String, 
                             }
                         }
                     }
-                    other => {
-                        out.push('%');
-                        out.push(*other);
-                    }
+                    _ => {}
                 }
             }
         }

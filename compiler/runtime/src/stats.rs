@@ -465,6 +465,48 @@ value |-------------------------------------------------- count
     }
 
     #[test]
+    fn the_langref_hist_linear_example() {
+        // SystemTap Language Reference 8.4.1: print(@hist_linear(reads, 0,
+        // 10240, 200)) with 1650 reads under 200 bytes, 8 of 200..399 and
+        // one of 1400..1599 (the HTML page drops the leading blanks).
+        let shape = Shape::of(HistSpec::Linear {
+            start: 0,
+            stop: 10240,
+            interval: 200,
+        })
+        .unwrap();
+        let mut values = vec![100; 1650];
+        values.extend([300; 8]);
+        values.push(1500);
+        let row = |value: &str, bar: usize, count: &str| {
+            format!(
+                "{:>5} |{}{:>w$}",
+                value,
+                "@".repeat(bar),
+                count,
+                w = 55 - bar
+            )
+        };
+        let expected = [
+            "value |-------------------------------------------------- count".to_owned(),
+            row("0", 50, "1650"),
+            row("200", 0, "8"),
+            row("400", 0, "0"),
+            row("600", 0, "0"),
+            "      ~".to_owned(),
+            row("1000", 0, "0"),
+            row("1200", 0, "0"),
+            row("1400", 0, "1"),
+            row("1600", 0, "0"),
+            row("1800", 0, "0"),
+            String::new(),
+            String::new(),
+        ]
+        .join("\n");
+        assert_eq!(stat_of(shape, &values).render_histogram(), expected);
+    }
+
+    #[test]
     fn variance_matches_the_integer_welford() {
         let stat = stat_of(Shape::Log, &[1, 2, 3, 4]);
         assert_eq!(stat.avg(), 2);

@@ -305,6 +305,27 @@ fn printf_directives_match_systemtap() {
                 ],
             ),
             printf("100%%\n", vec![]),
+            Stmt::Expr(Expr::Printf {
+                to_string: false,
+                format: vec![
+                    FormatSpec::Directive {
+                        flags: String::new(),
+                        width: None,
+                        precision: None,
+                        conversion: '%',
+                    },
+                    FormatSpec::Directive {
+                        flags: String::new(),
+                        width: None,
+                        precision: None,
+                        conversion: 'd',
+                    },
+                    FormatSpec::Literal {
+                        text: "\n".to_owned(),
+                    },
+                ],
+                args: vec![n(5)],
+            }),
         ])],
     ));
     assert_eq!(
@@ -313,7 +334,8 @@ fn printf_directives_match_systemtap() {
          [ff|FF|0xff|010|10|18446744073709551615]\n\
          [0x1000|A|  B|C  |\\n]\n\
          [str|     right|left      |tru|   9|9   |ab]\n\
-         100%\n"
+         100%\n\
+         %5\n"
     );
 }
 
@@ -382,7 +404,8 @@ fn counts_per_execname_sorted_by_value_descending() {
         .collect();
     let (out, err, control) = run(prog, &hits);
     assert_eq!(err, "");
-    assert_eq!(control, Control::Exit);
+    // No exit(): the run stopped because the workload did.
+    assert_eq!(control, Control::Continue);
     assert_eq!(out, "cat      3\nsh       2\nls       1\n");
 }
 
@@ -882,6 +905,7 @@ fn written_but_unread_globals_are_displayed_at_the_end() {
             ),
             stats("st"),
             long_global("printed"),
+            long_global("__tapset_state"),
         ],
         vec![],
         vec![
@@ -895,6 +919,7 @@ fn written_but_unread_globals_are_displayed_at_the_end() {
                     value: n(3),
                 },
                 assign(LValue::Global(4), n(1)),
+                assign(LValue::Global(5), n(1)),
             ]),
             end(vec![println(vec![s("end"), Expr::Global(4)])]),
         ],
@@ -1042,4 +1067,265 @@ fn wrap_arrays_keep_the_newest_entries() {
         )],
     );
     assert_eq!(stdout_of(prog), "2 3 ");
+}
+
+#[test]
+fn compound_division_by_zero_names_the_operator() {
+    let prog = program(
+        vec![long_global("x")],
+        vec![],
+        vec![begin(vec![Stmt::Expr(Expr::Assign {
+            target: Box::new(LValue::Global(0)),
+            op: Some(BinaryOp::Div),
+            concat: false,
+            value: Box::new(n(0)),
+            loc: at(2, 7),
+        })])],
+    );
+    let (_, err, _) = run(prog, &[]);
+    assert_eq!(
+        err.lines().next(),
+        Some("ERROR: division by 0 near operator '/=' at t.stp:2:7")
+    );
+}
+
+#[test]
+fn loops_break_continue_and_next() {
+    let i = || Expr::Local(0);
+    let lt = |e: Expr, v: i64| Expr::CompareLong {
+        op: CompareOp::Lt,
+        lhs: Box::new(e),
+        rhs: Box::new(n(v)),
+    };
+    let eq = |e: Expr, v: i64| Expr::CompareLong {
+        op: CompareOp::Eq,
+        lhs: Box::new(e),
+        rhs: Box::new(n(v)),
+    };
+    let prog = program(
+        vec![],
+        vec![],
+        vec![probe(
+            ProbeKind::Begin { seq: 0 },
+            &[ScalarType::Long],
+            vec![
+                Stmt::Loop {
+                    cond: Some(lt(i(), 10)),
+                    body: vec![
+                        Stmt::If {
+                            cond: eq(i(), 2),
+                            then: vec![Stmt::Continue],
+                            otherwise: vec![],
+                        },
+                        Stmt::If {
+                            cond: eq(i(), 5),
+                            then: vec![Stmt::Break],
+                            otherwise: vec![],
+                        },
+                        printf("%d ", vec![i()]),
+                    ],
+                    step: Some(Expr::Crement {
+                        target: Box::new(LValue::Local(0)),
+                        increment: true,
+                        prefix: true,
+                        loc: at(1, 1),
+                    }),
+                },
+                println(vec![s("|")]),
+                Stmt::Next,
+                println(vec![s("not reached")]),
+            ],
+        )],
+    );
+    assert_eq!(stdout_of(prog), "0 1 3 4 |\n");
+}
+
+#[test]
+fn linear_histograms_buckets_and_iteration() {
+    let spec = HistSpec::Linear {
+        start: 0,
+        stop: 30,
+        interval: 10,
+    };
+    let st = || Box::new(LValue::Global(0));
+    let prog = program(
+        vec![stats("s")],
+        vec![],
+        vec![probe(
+            ProbeKind::Begin { seq: 0 },
+            &[ScalarType::Long],
+            vec![
+                Stmt::Aggregate {
+                    target: LValue::Global(0),
+                    value: n(15),
+                },
+                Stmt::Aggregate {
+                    target: LValue::Global(0),
+                    value: n(17),
+                },
+                Stmt::Aggregate {
+                    target: LValue::Global(0),
+                    value: n(99),
+                },
+                Stmt::ForeachHist {
+                    hist: spec,
+                    stat: Expr::Global(0),
+                    bucket: 0,
+                    body: vec![printf(
+                        "%d:%d ",
+                        vec![
+                            Expr::Local(0),
+                            Expr::HistBucket {
+                                spec,
+                                stat: st(),
+                                bucket: Box::new(Expr::Local(0)),
+                            },
+                        ],
+                    )],
+                },
+                println(vec![]),
+                Stmt::Expr(call(Builtin::Print, vec![Expr::Hist { spec, stat: st() }])),
+            ],
+        )],
+    );
+    assert_eq!(
+        stdout_of(prog),
+        "0:0 1:0 2:2 3:0 4:0 5:1 \n\
+         value |-------------------------------------------------- count\n\
+         \x20   0 |                                                   0\n\
+         \x20  10 |@@                                                 2\n\
+         \x20  20 |                                                   0\n\
+         \x20  30 |                                                   0\n\
+         \x20 >30 |@                                                  1\n\
+         \n"
+    );
+}
+
+#[test]
+fn string_builtins() {
+    let prog = program(
+        vec![],
+        vec![],
+        vec![begin(vec![
+            printf(
+                "%s|%s|%d|%d|%s|%s|%d|%d\n",
+                vec![
+                    call(Builtin::Substr, vec![s("hello world"), n(6), n(3)]),
+                    call(Builtin::StrReplace, vec![s("a-b-c"), s("-"), s("+")]),
+                    call(Builtin::Strlen, vec![s("four")]),
+                    call(Builtin::Isinstr, vec![s("haystack"), s("st")]),
+                    call(Builtin::TextStr, vec![s("a\tb")]),
+                    call(Builtin::StringQuoted, vec![s("q\"")]),
+                    call(Builtin::Strtol, vec![s("ff"), n(16)]),
+                    call(Builtin::Stringat, vec![s("AB"), n(1)]),
+                ],
+            ),
+            printf(
+                "%s,%s,%s,%s\n",
+                vec![
+                    call(Builtin::Tokenize, vec![s("a,,b c"), s(", ")]),
+                    call(Builtin::Tokenize, vec![s(""), s(", ")]),
+                    call(Builtin::Tokenize, vec![s(""), s(", ")]),
+                    call(Builtin::Tokenize, vec![s(""), s(", ")]),
+                ],
+            ),
+        ])],
+    );
+    assert_eq!(
+        stdout_of(prog),
+        "wor|a+b+c|4|1|a\\tb|\"q\\\"\"|255|66\na,b,c,\n"
+    );
+}
+
+#[test]
+fn warn_goes_to_stderr_and_error_is_a_run_time_error() {
+    let prog = program(
+        vec![],
+        vec![],
+        vec![
+            begin(vec![
+                Stmt::Expr(call(Builtin::Warn, vec![s("careful")])),
+                Stmt::Expr(call(Builtin::Error, vec![s("bad thing")])),
+            ]),
+            end(vec![println(vec![s("end")])]),
+        ],
+    );
+    let (out, err, control) = run(prog, &[]);
+    assert_eq!(out, "");
+    assert_eq!(
+        err,
+        "WARNING: careful\nERROR: bad thing\nWARNING: Number of errors: 1, skipped probes: 0\n"
+    );
+    assert_eq!(control, Control::Error("bad thing".to_owned()));
+}
+
+#[test]
+fn variance_uses_the_scripts_bit_shift() {
+    let st = || LValue::Global(0);
+    let mut variance = stat(StatOp::Variance, st());
+    if let Expr::Stat { param, .. } = &mut variance {
+        *param = 8;
+    }
+    let mut body: Block = [1, 2, 3, 4]
+        .iter()
+        .map(|v| Stmt::Aggregate {
+            target: st(),
+            value: n(*v),
+        })
+        .collect();
+    body.push(println(vec![variance]));
+    // With 8 bits of scaling the integer Welford gets close to 1.67.
+    assert_eq!(
+        stdout_of(program(vec![stats("s")], vec![], vec![begin(body)])),
+        "1\n"
+    );
+}
+
+#[test]
+fn timers_run_only_while_running() {
+    let prog = program(
+        vec![],
+        vec![],
+        vec![probe(
+            ProbeKind::Timer {
+                period_ns: 1_000_000,
+                randomize_ns: 0,
+            },
+            &[],
+            vec![println(vec![s("tick")])],
+        )],
+    );
+    let mut rt = Runtime::new(prog, 0);
+    assert_eq!(
+        rt.timers(),
+        [TimerProbe {
+            probe: 0,
+            period_ns: 1_000_000,
+            randomize_ns: 0,
+        }]
+    );
+    assert_eq!(rt.timer(0, &HitContext::default()), Control::Continue);
+    rt.begin();
+    rt.timer(0, &HitContext::default());
+    // Not a timer probe index: ignored.
+    rt.timer(5, &HitContext::default());
+    rt.end();
+    rt.timer(0, &HitContext::default());
+    assert_eq!(rt.take_stdout(), "tick\n");
+}
+
+#[test]
+fn the_runtime_can_move_to_another_thread() {
+    fn assert_send<T: Send>() {}
+    assert_send::<Runtime>();
+}
+
+#[test]
+fn begin_probes_run_as_the_agent_process() {
+    let out = stdout_of(program(
+        vec![],
+        vec![],
+        vec![begin(vec![println(vec![call(Builtin::Pid, vec![])])])],
+    ));
+    assert_eq!(out, format!("{}\n", std::process::id()));
 }
