@@ -22,6 +22,7 @@ use tapmatrix_syntax::{Span, print_expr};
 use crate::builtins::{builtin, string_fetch};
 use crate::error::{ElaborateError, ElaborateErrors};
 use crate::format::{decode_escapes, parse_format};
+use crate::prune::prune_probe;
 use crate::{Elaborated, FetchRequest, ProbeSite};
 
 /// Passes of inference before giving up on a fixed point.
@@ -119,6 +120,7 @@ struct FuncDef<'a> {
 #[derive(Debug)]
 struct DerivedProbe<'a> {
     kind: ir::ProbeKind,
+    leaf: tapmatrix_resolve::ProbePoint,
     name: String,
     attach: Vec<AttachPoint>,
     /// `if (cond)` of the points along the derivation, with their files.
@@ -193,28 +195,23 @@ pub(crate) fn run(lib: &Library, facts: &KernelFacts) -> Result<Elaborated, Elab
     if !elab.errors.is_empty() {
         return Err(ElaborateErrors(elab.errors));
     }
-    let sites = probes
-        .iter()
-        .zip(&ir_probes)
-        .map(|(probe, _)| ProbeSite {
+    let mut program_probes = Vec::new();
+    let mut sites = Vec::new();
+    for (probe, (mut ir_probe, mut fetches)) in probes.iter().zip(ir_probes) {
+        prune_probe(&mut ir_probe, &mut fetches);
+        program_probes.push(ir_probe);
+        sites.push(ProbeSite {
+            point: probe.leaf.clone(),
             attach: probe.attach.clone(),
-            fetches: Vec::new(),
-        })
-        .collect::<Vec<_>>();
-    let (ir_probes, sites): (Vec<ir::Probe>, Vec<ProbeSite>) = ir_probes
-        .into_iter()
-        .zip(sites)
-        .map(|((probe, fetches), mut site)| {
-            site.fetches = fetches;
-            (probe, site)
-        })
-        .unzip();
+            fetches,
+        });
+    }
     Ok(Elaborated {
         program: ir::Program {
             files: elab.files,
             globals,
             functions,
-            probes: ir_probes,
+            probes: program_probes,
             limits: ir::Limits::default(),
         },
         sites,
@@ -510,6 +507,7 @@ impl<'a> Elab<'a> {
         };
         Some(DerivedProbe {
             kind,
+            leaf: leaf.clone(),
             name,
             attach,
             conditions,

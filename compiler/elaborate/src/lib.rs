@@ -17,12 +17,15 @@
 //! - types (long, string, statistics, arrays of those) are inferred to a
 //!   fixed point, with SystemTap's errors for mismatches;
 //! - every kernel value a handler reads becomes a fetch slot
-//!   (`Expr::Fetch`) with its [`FetchRequest`].
+//!   (`Expr::Fetch`) with its [`FetchRequest`]; as SystemTap elides
+//!   assignments to locals nothing reads, an event fetches only what its
+//!   handler uses.
 
 mod builtins;
 mod elaborator;
 mod error;
 mod format;
+mod prune;
 
 use tapmatrix_facts::KernelFacts;
 use tapmatrix_resolve::{AttachPoint, Loaded};
@@ -44,6 +47,9 @@ pub struct Elaborated {
 /// What the back end needs for one probe of the program.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProbeSite {
+    /// The leaf probe point it was derived to, alias suffixes applied
+    /// (`kernel.function("vfs_read").return.maxactive(8)`, `timer.ms(100)`).
+    pub point: tapmatrix_resolve::ProbePoint,
     /// The concrete attach points of an `Event` probe (empty for `begin`,
     /// `end`, `error` and timers).
     pub attach: Vec<AttachPoint>,
