@@ -1955,6 +1955,15 @@ impl<'a> Elab<'a> {
             .iter()
             .find(|&&f| self.functions[f].def.params.len() == args.len())
         {
+            // The runtime implements its builtins itself: a tapset's
+            // definition of one (embedded C, or a script wrapper that ends
+            // in embedded C, as Debian's context tapsets are) gives way to
+            // it. The script's own definition wins.
+            if let Some(sig) = builtin(name)
+                && !self.functions[f].script
+            {
+                return self.builtin_call(e, name, args, sig, void_ok);
+            }
             if let ast::FunctionBody::Embedded(_) = self.functions[f].def.body {
                 return match builtin(name) {
                     Some(sig) => self.builtin_call(e, name, args, sig, void_ok),
@@ -2073,17 +2082,26 @@ impl<'a> Elab<'a> {
             self.reach_order.push(f);
             self.changed = true;
         }
+        // A recursive call: the function's locals are the ones being walked.
+        let recursive = self.function == Some(f);
         let mut out = Vec::new();
         for (i, arg) in args.iter().enumerate() {
-            let param = self.functions[f]
-                .locals
-                .get(i)
-                .map_or(Ty::Unknown, |l| l.ty);
+            let params = if recursive {
+                &self.locals
+            } else {
+                &self.functions[f].locals
+            };
+            let param = params.get(i).map_or(Ty::Unknown, |l| l.ty);
             let (expr, ty) = self.typed(arg, param);
             if ty == Ty::Stats {
                 self.error(arg.span, "invalid use of a statistic as an argument", None);
             }
-            if let Some(local) = self.functions[f].locals.get_mut(i) {
+            let params = if recursive {
+                &mut self.locals
+            } else {
+                &mut self.functions[f].locals
+            };
+            if let Some(local) = params.get_mut(i) {
                 refine(&mut local.ty, ty, &mut self.changed);
             }
             out.push(expr);
