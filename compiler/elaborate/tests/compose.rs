@@ -170,3 +170,32 @@ fn timers_and_sequences_become_probe_kinds() {
         ]
     );
 }
+
+#[test]
+fn alias_stores_the_handler_does_not_read_are_elided_with_their_calls() {
+    // `dev` calls a function that reads memory at a computed address: an
+    // error if it stayed, but nothing reads `dev`, so SystemTap (and this)
+    // elide the store before checking it.
+    let tapset = r#"
+function __dev(f) { return @cast(f, "file")->f_inode }
+probe myvfs.read = kernel.function("vfs_read") {
+  dev = __dev($file)
+  bytes = $count
+}
+"#;
+    let script = "probe myvfs.read { println(bytes) }\n";
+    let e = run_with(&[("v.stp", tapset)], &[], script, &fixture("6.1")).unwrap();
+    assert!(e.program.functions.is_empty());
+    assert_eq!(e.sites[0].fetches.len(), 1);
+    let errors = run_with(
+        &[("v.stp", tapset)],
+        &[],
+        "probe myvfs.read { println(dev) }\n",
+        &fixture("6.1"),
+    )
+    .unwrap_err();
+    assert!(
+        errors[0].contains("computed address (in function '__dev')"),
+        "{errors:?}"
+    );
+}
