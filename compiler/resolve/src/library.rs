@@ -4,11 +4,10 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use tapmatrix_facts::KernelFacts;
 use tapmatrix_syntax::ast::{self, AliasKind, Item};
-use tapmatrix_syntax::{FileId, FileKind, Profile, Session, SourceMap, Span, tapset_files};
+use tapmatrix_syntax::{FileKind, Profile, Session, SourceMap, Span, tapset_files};
 
 use crate::body::{BodyTarget, block_targets};
 use crate::point::{Component, ProbePoint, has_wildcard};
@@ -80,7 +79,7 @@ pub struct Library {
 #[derive(Debug, Clone)]
 pub struct ParsedFile {
     /// Its AST (shared by the kernels whose profiles read it the same).
-    pub ast: Arc<ast::File>,
+    pub ast: std::sync::Arc<ast::File>,
     /// The names of the files its spans point into.
     pub names: FileNames,
     /// The user's script rather than a tapset file.
@@ -90,13 +89,14 @@ pub struct ParsedFile {
 /// The names of the files a parsed file's spans point into: the file itself
 /// and the library macro and argument files of the session that parsed it.
 #[derive(Debug, Clone, Default)]
-pub struct FileNames(Arc<Vec<(FileId, String)>>);
+pub struct FileNames(std::sync::Arc<Vec<(tapmatrix_syntax::FileId, String)>>);
 
 impl FileNames {
     /// The names a file's spans may refer to, from the session that parsed it.
     fn of(file: &ast::File, sources: &SourceMap) -> FileNames {
-        let mut names: Vec<(FileId, String)> = Vec::new();
-        let add = |id: FileId, names: &mut Vec<(FileId, String)>| {
+        let mut names: Vec<(tapmatrix_syntax::FileId, String)> = Vec::new();
+        let add = |id: tapmatrix_syntax::FileId,
+                   names: &mut Vec<(tapmatrix_syntax::FileId, String)>| {
             if !names.iter().any(|(known, _)| *known == id)
                 && let Some(f) = sources.file(id)
             {
@@ -114,17 +114,17 @@ impl FileNames {
             add(span.file, &mut names);
         }
         let mut id = 0;
-        while let Some(f) = sources.file(FileId(id)) {
+        while let Some(f) = sources.file(tapmatrix_syntax::FileId(id)) {
             if f.name.ends_with(".stpm") || f.name.starts_with("<argument") {
-                add(FileId(id), &mut names);
+                add(tapmatrix_syntax::FileId(id), &mut names);
             }
             id += 1;
         }
-        FileNames(Arc::new(names))
+        FileNames(std::sync::Arc::new(names))
     }
 
     /// The name of a file (`<unknown>` for one this file's spans cannot name).
-    pub fn name(&self, id: FileId) -> &str {
+    pub fn name(&self, id: tapmatrix_syntax::FileId) -> &str {
         self.0
             .iter()
             .find(|(known, _)| *known == id)
@@ -172,11 +172,16 @@ pub struct AliasMatch<'a> {
 impl Library {
     /// Adds the aliases (and, for the script, the probes) of one parsed file.
     pub fn add_file(&mut self, file: &ast::File, sources: &SourceMap, script: bool) {
-        self.add_shared(Arc::new(file.clone()), sources, script);
+        self.add_shared(std::sync::Arc::new(file.clone()), sources, script);
     }
 
     /// [`Library::add_file`] for an AST shared between kernels.
-    pub fn add_shared(&mut self, file: Arc<ast::File>, sources: &SourceMap, script: bool) {
+    pub fn add_shared(
+        &mut self,
+        file: std::sync::Arc<ast::File>,
+        sources: &SourceMap,
+        script: bool,
+    ) {
         let location = |span: Span| sources.location(span).to_string();
         let file_index = self.files.len();
         for (item_index, item) in file.items.iter().enumerate() {
@@ -443,7 +448,7 @@ impl Sources {
         let conditional = conditional_macros(&macro_files);
         let mut independent: HashMap<PathBuf, bool> = HashMap::new();
         // Path -> (kernel whose session parsed it, the AST, diagnostics, clean).
-        let mut shared: HashMap<PathBuf, (usize, Arc<ast::File>, Vec<LoadDiagnostic>, bool)> =
+        let mut shared: HashMap<PathBuf, (usize, ast::File, Vec<LoadDiagnostic>, bool)> =
             HashMap::new();
         for index in 0..kernels.len() {
             let scripts = std::mem::take(&mut kernels[index].3);
@@ -464,18 +469,15 @@ impl Sources {
                     };
                     kernel.2.extend(diagnostics.iter().cloned());
                     if *clean {
-                        kernel.1.add_shared(Arc::clone(file), sources, false);
+                        kernel.1.add_file(file, sources, false);
                     }
                     continue;
                 }
                 let kernel = &mut kernels[index];
                 let (file, diagnostics, clean) = parse_into(&mut kernel.0, path, false)?;
-                let file = Arc::new(file);
                 kernel.2.extend(diagnostics.iter().cloned());
                 if clean {
-                    kernel
-                        .1
-                        .add_shared(Arc::clone(&file), kernel.0.sources(), false);
+                    kernel.1.add_file(&file, kernel.0.sources(), false);
                 }
                 if is_independent {
                     shared.insert(path.clone(), (index, file, diagnostics, clean));
@@ -485,9 +487,7 @@ impl Sources {
                 let kernel = &mut kernels[index];
                 let (file, diagnostics, _) = parse_into(&mut kernel.0, script, true)?;
                 kernel.2.extend(diagnostics);
-                kernel
-                    .1
-                    .add_shared(Arc::new(file), kernel.0.sources(), true);
+                kernel.1.add_file(&file, kernel.0.sources(), true);
             }
         }
         Ok(kernels
