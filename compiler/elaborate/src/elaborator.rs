@@ -189,7 +189,11 @@ pub(crate) fn run(lib: &Library, facts: &KernelFacts) -> Result<Elaborated, Elab
     elab.report = true;
     let (ir_probes, functions) = elab.pass(&mut probes);
     let globals = elab.finish_globals();
-    elab.check_unresolved(&probes);
+    // An unresolved type is often the echo of an earlier error (a call
+    // that failed gives its variable no type): report it alone.
+    if elab.errors.is_empty() {
+        elab.check_unresolved(&probes);
+    }
     if probes.is_empty() && elab.errors.is_empty() {
         let script = lib
             .files

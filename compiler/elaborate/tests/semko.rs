@@ -292,3 +292,10 @@ fn stores_nothing_reads_are_elided_before_typing() {
         "3:21",
     );
 }
+
+#[test]
+fn unresolved_types_do_not_echo_earlier_errors() {
+    let errors = errors("probe begin { x = nope(); println(x) }\n");
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert!(errors[0].contains("unresolved function: identifier 'nope'"));
+}
