@@ -2771,3 +2771,53 @@ fn timer_kind(point: &tapmatrix_resolve::ProbePoint) -> Result<ir::ProbeKind, St
         randomize_ns: randomize,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn point(text: &str) -> tapmatrix_resolve::ProbePoint {
+        tapmatrix_resolve::ProbePoint::parse(text).unwrap()
+    }
+
+    #[test]
+    fn timers_convert_to_nanoseconds() {
+        assert_eq!(
+            timer_kind(&point("timer.ms(250).randomize(10)")),
+            Ok(ir::ProbeKind::Timer {
+                period_ns: 250_000_000,
+                randomize_ns: 10_000_000
+            })
+        );
+        assert_eq!(
+            timer_kind(&point("timer.hz(100)")),
+            Ok(ir::ProbeKind::Timer {
+                period_ns: 10_000_000,
+                randomize_ns: 0
+            })
+        );
+        assert!(
+            timer_kind(&point("timer.profile"))
+                .unwrap_err()
+                .contains("profile")
+        );
+        assert!(
+            timer_kind(&point("timer.jiffies(5)"))
+                .unwrap_err()
+                .contains("jiffies")
+        );
+    }
+
+    #[test]
+    fn types_refine_once_and_record_the_change() {
+        let mut changed = false;
+        let mut slot = Ty::Unknown;
+        assert_eq!(refine(&mut slot, Ty::Unknown, &mut changed), Ty::Unknown);
+        assert!(!changed);
+        assert_eq!(refine(&mut slot, Ty::Str, &mut changed), Ty::Str);
+        assert!(changed);
+        changed = false;
+        assert_eq!(refine(&mut slot, Ty::Long, &mut changed), Ty::Str);
+        assert!(!changed);
+    }
+}
