@@ -84,14 +84,11 @@ fn reads(e: &Expr, read: &mut HashSet<u32>) {
     }
 }
 
-/// Removes `local = pure` statements whose local is never read; whether any was.
+/// Removes `local = pure` statements whose local is never read, and what
+/// that leaves without effect (a pure expression statement, an `if` with
+/// a pure condition and empty branches, an empty block); whether any was.
 fn remove_dead_stores(block: &mut Block, read: &HashSet<u32>) -> bool {
-    let before = block.len();
-    block.retain(|stmt| {
-        !matches!(stmt, Stmt::Expr(Expr::Assign { target, op: None, concat: false, value, .. })
-            if matches!(**target, LValue::Local(i) if !read.contains(&i)) && pure(value))
-    });
-    let mut removed = block.len() != before;
+    let mut removed = false;
     for stmt in block.iter_mut() {
         match stmt {
             Stmt::Block(inner) => removed |= remove_dead_stores(inner, read),
@@ -111,7 +108,25 @@ fn remove_dead_stores(block: &mut Block, read: &HashSet<u32>) -> bool {
             _ => {}
         }
     }
-    removed
+    let before = block.len();
+    block.retain(|stmt| match stmt {
+        Stmt::Expr(Expr::Assign {
+            target,
+            op: None,
+            concat: false,
+            value,
+            ..
+        }) => !(matches!(**target, LValue::Local(i) if !read.contains(&i)) && pure(value)),
+        Stmt::Expr(e) => !pure(e),
+        Stmt::If {
+            cond,
+            then,
+            otherwise,
+        } => !(then.is_empty() && otherwise.is_empty() && pure(cond)),
+        Stmt::Block(inner) => !inner.is_empty(),
+        _ => true,
+    });
+    removed || block.len() != before
 }
 
 /// Whether evaluating `e` can have no effect (no write, no output, no
@@ -351,6 +366,26 @@ mod tests {
         assert_eq!(probe.fetches.len(), 2);
         assert_eq!(probe.body[0], assign(1, Expr::Fetch(0)));
         assert_eq!(probe.body[1], assign(2, Expr::Fetch(1)));
+    }
+
+    #[test]
+    fn what_a_dead_store_leaves_behind_goes_too() {
+        // `if (@defined($a)) x = $a else x = 0` with `x` unread.
+        let mut probe = Probe {
+            kind: ProbeKind::Event,
+            name: "p".to_owned(),
+            locals: vec![ScalarType::Long],
+            fetches: vec![ScalarType::Long; 2],
+            body: vec![Stmt::If {
+                cond: Expr::Fetch(0),
+                then: vec![assign(0, Expr::Fetch(1))],
+                otherwise: vec![assign(0, Expr::Long(0))],
+            }],
+        };
+        let mut fetches = vec![value("$a"), value("$a")];
+        prune_probe(&mut probe, &mut fetches);
+        assert!(probe.body.is_empty());
+        assert!(fetches.is_empty() && probe.fetches.is_empty());
     }
 
     #[test]
