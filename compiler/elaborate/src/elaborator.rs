@@ -174,6 +174,7 @@ struct Elab<'a> {
 /// Elaborates a library's script for one kernel.
 pub(crate) fn run(lib: &Library, facts: &KernelFacts) -> Result<Elaborated, ElaborateErrors> {
     let mut elab = Elab::new(lib, facts);
+    elab.check_duplicate_functions();
     let mut probes = elab.derive_probes(facts);
     for probe in &mut probes {
         probe.skip = elab.dead_stores(probe);
@@ -538,6 +539,36 @@ impl<'a> Elab<'a> {
                 .chain(&t.catch.stmts)
                 .all(|s| self.pure_stmt(s, params)),
             StmtKind::Delete(_) => false,
+        }
+    }
+
+    /// Two script functions with one name and arity: SystemTap's
+    /// redefinition error (overloads differ by arity or priority).
+    fn check_duplicate_functions(&mut self) {
+        let mut seen: HashMap<(&str, usize, Option<i64>), usize> = HashMap::new();
+        let mut errors = Vec::new();
+        for (index, f) in self.functions.iter().enumerate() {
+            if !f.script {
+                continue;
+            }
+            let key = (f.def.name.as_str(), f.def.params.len(), f.def.priority);
+            if let Some(&first) = seen.get(&key) {
+                errors.push(
+                    ElaborateError::new(
+                        format!("function '{}' is defined twice", f.name),
+                        f.location.clone(),
+                    )
+                    .with_hint(format!(
+                        "the first definition is at {}; rename one, or give them different arities",
+                        self.functions[first].location
+                    )),
+                );
+            } else {
+                seen.insert(key, index);
+            }
+        }
+        for error in errors {
+            self.push_error(error);
         }
     }
 

@@ -299,3 +299,12 @@ fn unresolved_types_do_not_echo_earlier_errors() {
     assert_eq!(errors.len(), 1, "{errors:#?}");
     assert!(errors[0].contains("unresolved function: identifier 'nope'"));
 }
+
+#[test]
+fn a_script_function_defined_twice() {
+    assert_error(
+        "function f(x) { return x }\nfunction f(y) { return y + 1 }\nprobe begin { println(f(1)) }\n",
+        "function 'f' is defined twice",
+        "2:10",
+    );
+}
