@@ -628,6 +628,13 @@ impl<'a> Elab<'a> {
         let mut out = Vec::new();
         for probe in &lib.probes {
             let Some((ast_probe, _)) = lib.probe_ast(probe) else {
+                self.push_error(
+                    ElaborateError::new(
+                        "the script was loaded without its syntax tree",
+                        probe.location.clone(),
+                    )
+                    .with_hint("load the sources with Sources::load (Sources::load_all keeps no syntax trees)"),
+                );
                 continue;
             };
             let derivations = match resolver.derive(&probe.points) {

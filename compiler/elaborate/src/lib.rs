@@ -110,7 +110,8 @@ impl FetchRequest {
 
 /// Elaborates the script of `loaded` (with its tapsets) for the kernel
 /// `facts` describes. `loaded` must come from [`tapmatrix_resolve::Sources::load`]
-/// with that kernel's profile ([`tapmatrix_resolve::kernel_profile`]).
+/// with that kernel's profile ([`tapmatrix_resolve::kernel_profile`]): it
+/// keeps the syntax trees (`Sources::load_all` does not).
 pub fn elaborate(loaded: &Loaded, facts: &KernelFacts) -> Result<Elaborated, ElaborateErrors> {
     let script_errors: Vec<ElaborateError> = loaded
         .diagnostics

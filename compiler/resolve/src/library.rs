@@ -27,7 +27,8 @@ pub struct Alias {
     pub location: String,
     /// The target expressions its bodies read unguarded.
     pub targets: Vec<BodyTarget>,
-    /// The file defining it: an index into [`Library::files`].
+    /// The file defining it: an index into [`Library::files`] (`usize::MAX`
+    /// when its AST was not kept).
     pub file: usize,
     /// Its item in that file's AST (see [`Library::alias_ast`]).
     pub item: usize,
@@ -42,7 +43,8 @@ pub struct ScriptProbe {
     pub location: String,
     /// The target expressions its body reads unguarded.
     pub targets: Vec<BodyTarget>,
-    /// The script file: an index into [`Library::files`].
+    /// The script file: an index into [`Library::files`] (`usize::MAX`
+    /// when its AST was not kept).
     pub file: usize,
     /// Its item in that file's AST (see [`Library::probe_ast`]).
     pub item: usize,
@@ -69,9 +71,10 @@ pub struct Library {
     by_first: HashMap<String, Vec<usize>>,
     /// The script's probes (empty for a tapset directory alone).
     pub probes: Vec<ScriptProbe>,
-    /// Every file added (tapset files without parse errors, then the
-    /// script), with its AST: what elaboration reads functions, globals
-    /// and bodies from.
+    /// The files added with their ASTs ([`Sources::load`] keeps them:
+    /// tapset files without parse errors, then the script): what
+    /// elaboration reads functions, globals and bodies from.
+    /// [`Sources::load_all`] keeps none (it only resolves).
     pub files: Vec<ParsedFile>,
 }
 
@@ -170,20 +173,33 @@ pub struct AliasMatch<'a> {
 }
 
 impl Library {
-    /// Adds the aliases (and, for the script, the probes) of one parsed file.
+    /// Adds the aliases (and, for the script, the probes) of one parsed
+    /// file. Its AST is not kept (see [`Library::add_kept`]).
     pub fn add_file(&mut self, file: &ast::File, sources: &SourceMap, script: bool) {
-        self.add_shared(std::sync::Arc::new(file.clone()), sources, script);
+        self.add_items(file, sources, script, usize::MAX);
     }
 
-    /// [`Library::add_file`] for an AST shared between kernels.
-    pub fn add_shared(
+    /// [`Library::add_file`], keeping the AST in [`Library::files`] for
+    /// elaboration.
+    pub fn add_kept(&mut self, file: std::sync::Arc<ast::File>, sources: &SourceMap, script: bool) {
+        let file_index = self.files.len();
+        self.add_items(&file, sources, script, file_index);
+        let names = FileNames::of(&file, sources);
+        self.files.push(ParsedFile {
+            ast: file,
+            names,
+            script,
+        });
+    }
+
+    fn add_items(
         &mut self,
-        file: std::sync::Arc<ast::File>,
+        file: &ast::File,
         sources: &SourceMap,
         script: bool,
+        file_index: usize,
     ) {
         let location = |span: Span| sources.location(span).to_string();
-        let file_index = self.files.len();
         for (item_index, item) in file.items.iter().enumerate() {
             match item {
                 Item::Alias(alias) => {
@@ -216,12 +232,6 @@ impl Library {
                 _ => {}
             }
         }
-        let names = FileNames::of(&file, sources);
-        self.files.push(ParsedFile {
-            ast: file,
-            names,
-            script,
-        });
     }
 
     /// An alias's definition and the file it is in.
@@ -420,13 +430,10 @@ pub struct Loaded {
 }
 
 impl Sources {
-    /// Reads and parses everything for one profile.
+    /// Reads and parses everything for one profile, keeping every file's
+    /// AST for elaboration ([`Library::files`]).
     pub fn load(&self, profile: Profile) -> Result<Loaded, LoadError> {
-        let mut loaded = self.load_all(vec![profile])?;
-        loaded.pop().ok_or_else(|| LoadError::Read {
-            path: PathBuf::new(),
-            source: std::io::Error::other("no profile"),
-        })
+        self.load_kept(profile)
     }
 
     /// Reads and parses everything for each profile (one per kernel). A

@@ -720,7 +720,25 @@ fn unsupported(point: &ProbePoint, provider: &str) -> Resolved {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tests::{fixture, library};
+    use crate::tests::fixture;
+    use tapmatrix_syntax::{FileKind, Profile, Session};
+
+    /// A library of one script, its AST kept.
+    fn library(text: &str) -> Library {
+        let mut session = Session::new(Profile::default(), &[]);
+        let id = session.add_source("t.stp", text);
+        let parsed = session.parse(
+            id,
+            FileKind {
+                privileged: true,
+                user_file: true,
+            },
+        );
+        assert!(parsed.diagnostics.is_empty(), "{:?}", parsed.diagnostics);
+        let mut library = Library::default();
+        library.add_kept(std::sync::Arc::new(parsed.file), session.sources(), true);
+        library
+    }
     #[test]
     fn derive_gives_one_path_per_alias_expansion() {
         let k61 = fixture("6.1");
