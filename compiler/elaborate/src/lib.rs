@@ -2,7 +2,9 @@
 //! typed, name-resolved [`tapmatrix_ir::Program`] plus, per probe, what the
 //! back end attaches to and fetches ([`ProbeSite`]).
 //!
-//! SystemTap's semantics, pass 2 (`stap -p2`) in its order:
+//! SystemTap's semantics, pass 2 (`stap -p2`) in its order (elision of
+//! dead stores before types, as SystemTap's optimizer runs before its type
+//! resolution):
 //!
 //! - every probe of the script is derived through the tapset aliases
 //!   ([`tapmatrix_resolve::Resolver::derive`]): one derived probe per alias
@@ -12,8 +14,8 @@
 //! - names resolve to locals (shared between alias bodies and the handler),
 //!   globals (the script's, then tapset files'), and functions (the
 //!   script's, then tapset functions actually called, transitively); a
-//!   function whose body is embedded C, or that nothing defines, is a
-//!   runtime builtin by name;
+//!   function whose body is embedded C, that a tapset defines under a
+//!   builtin's name, or that nothing defines, is a runtime builtin by name;
 //! - types (long, string, statistics, arrays of those) are inferred to a
 //!   fixed point, with SystemTap's errors for mismatches;
 //! - every kernel value a handler reads becomes a fetch slot
