@@ -4,11 +4,10 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use tapmatrix_facts::KernelFacts;
 use tapmatrix_syntax::ast::{self, AliasKind, Item};
-use tapmatrix_syntax::{FileId, FileKind, Profile, Session, SourceMap, Span, tapset_files};
+use tapmatrix_syntax::{FileKind, Profile, Session, SourceMap, Span, tapset_files};
 
 use crate::body::{BodyTarget, block_targets};
 use crate::point::{Component, ProbePoint, has_wildcard};
@@ -28,7 +27,8 @@ pub struct Alias {
     pub location: String,
     /// The target expressions its bodies read unguarded.
     pub targets: Vec<BodyTarget>,
-    /// The file defining it: an index into [`Library::files`].
+    /// The file defining it: an index into [`Library::files`] (`usize::MAX`
+    /// when its AST was not kept).
     pub file: usize,
     /// Its item in that file's AST (see [`Library::alias_ast`]).
     pub item: usize,
@@ -43,7 +43,8 @@ pub struct ScriptProbe {
     pub location: String,
     /// The target expressions its body reads unguarded.
     pub targets: Vec<BodyTarget>,
-    /// The script file: an index into [`Library::files`].
+    /// The script file: an index into [`Library::files`] (`usize::MAX`
+    /// when its AST was not kept).
     pub file: usize,
     /// Its item in that file's AST (see [`Library::probe_ast`]).
     pub item: usize,
@@ -70,9 +71,10 @@ pub struct Library {
     by_first: HashMap<String, Vec<usize>>,
     /// The script's probes (empty for a tapset directory alone).
     pub probes: Vec<ScriptProbe>,
-    /// Every file added (tapset files without parse errors, then the
-    /// script), with its AST: what elaboration reads functions, globals
-    /// and bodies from.
+    /// The files added with their ASTs ([`Sources::load`] keeps them:
+    /// tapset files without parse errors, then the script): what
+    /// elaboration reads functions, globals and bodies from.
+    /// [`Sources::load_all`] keeps none (it only resolves).
     pub files: Vec<ParsedFile>,
 }
 
@@ -80,7 +82,7 @@ pub struct Library {
 #[derive(Debug, Clone)]
 pub struct ParsedFile {
     /// Its AST (shared by the kernels whose profiles read it the same).
-    pub ast: Arc<ast::File>,
+    pub ast: std::sync::Arc<ast::File>,
     /// The names of the files its spans point into.
     pub names: FileNames,
     /// The user's script rather than a tapset file.
@@ -90,13 +92,14 @@ pub struct ParsedFile {
 /// The names of the files a parsed file's spans point into: the file itself
 /// and the library macro and argument files of the session that parsed it.
 #[derive(Debug, Clone, Default)]
-pub struct FileNames(Arc<Vec<(FileId, String)>>);
+pub struct FileNames(std::sync::Arc<Vec<(tapmatrix_syntax::FileId, String)>>);
 
 impl FileNames {
     /// The names a file's spans may refer to, from the session that parsed it.
     fn of(file: &ast::File, sources: &SourceMap) -> FileNames {
-        let mut names: Vec<(FileId, String)> = Vec::new();
-        let add = |id: FileId, names: &mut Vec<(FileId, String)>| {
+        let mut names: Vec<(tapmatrix_syntax::FileId, String)> = Vec::new();
+        let add = |id: tapmatrix_syntax::FileId,
+                   names: &mut Vec<(tapmatrix_syntax::FileId, String)>| {
             if !names.iter().any(|(known, _)| *known == id)
                 && let Some(f) = sources.file(id)
             {
@@ -114,17 +117,17 @@ impl FileNames {
             add(span.file, &mut names);
         }
         let mut id = 0;
-        while let Some(f) = sources.file(FileId(id)) {
+        while let Some(f) = sources.file(tapmatrix_syntax::FileId(id)) {
             if f.name.ends_with(".stpm") || f.name.starts_with("<argument") {
-                add(FileId(id), &mut names);
+                add(tapmatrix_syntax::FileId(id), &mut names);
             }
             id += 1;
         }
-        FileNames(Arc::new(names))
+        FileNames(std::sync::Arc::new(names))
     }
 
     /// The name of a file (`<unknown>` for one this file's spans cannot name).
-    pub fn name(&self, id: FileId) -> &str {
+    pub fn name(&self, id: tapmatrix_syntax::FileId) -> &str {
         self.0
             .iter()
             .find(|(known, _)| *known == id)
@@ -170,15 +173,33 @@ pub struct AliasMatch<'a> {
 }
 
 impl Library {
-    /// Adds the aliases (and, for the script, the probes) of one parsed file.
+    /// Adds the aliases (and, for the script, the probes) of one parsed
+    /// file. Its AST is not kept (see [`Library::add_kept`]).
     pub fn add_file(&mut self, file: &ast::File, sources: &SourceMap, script: bool) {
-        self.add_shared(Arc::new(file.clone()), sources, script);
+        self.add_items(file, sources, script, usize::MAX);
     }
 
-    /// [`Library::add_file`] for an AST shared between kernels.
-    pub fn add_shared(&mut self, file: Arc<ast::File>, sources: &SourceMap, script: bool) {
-        let location = |span: Span| sources.location(span).to_string();
+    /// [`Library::add_file`], keeping the AST in [`Library::files`] for
+    /// elaboration.
+    pub fn add_kept(&mut self, file: std::sync::Arc<ast::File>, sources: &SourceMap, script: bool) {
         let file_index = self.files.len();
+        self.add_items(&file, sources, script, file_index);
+        let names = FileNames::of(&file, sources);
+        self.files.push(ParsedFile {
+            ast: file,
+            names,
+            script,
+        });
+    }
+
+    fn add_items(
+        &mut self,
+        file: &ast::File,
+        sources: &SourceMap,
+        script: bool,
+        file_index: usize,
+    ) {
+        let location = |span: Span| sources.location(span).to_string();
         for (item_index, item) in file.items.iter().enumerate() {
             match item {
                 Item::Alias(alias) => {
@@ -211,12 +232,6 @@ impl Library {
                 _ => {}
             }
         }
-        let names = FileNames::of(&file, sources);
-        self.files.push(ParsedFile {
-            ast: file,
-            names,
-            script,
-        });
     }
 
     /// An alias's definition and the file it is in.
@@ -415,13 +430,10 @@ pub struct Loaded {
 }
 
 impl Sources {
-    /// Reads and parses everything for one profile.
+    /// Reads and parses everything for one profile, keeping every file's
+    /// AST for elaboration ([`Library::files`]).
     pub fn load(&self, profile: Profile) -> Result<Loaded, LoadError> {
-        let mut loaded = self.load_all(vec![profile])?;
-        loaded.pop().ok_or_else(|| LoadError::Read {
-            path: PathBuf::new(),
-            source: std::io::Error::other("no profile"),
-        })
+        self.load_kept(profile)
     }
 
     /// Reads and parses everything for each profile (one per kernel). A
@@ -443,7 +455,7 @@ impl Sources {
         let conditional = conditional_macros(&macro_files);
         let mut independent: HashMap<PathBuf, bool> = HashMap::new();
         // Path -> (kernel whose session parsed it, the AST, diagnostics, clean).
-        let mut shared: HashMap<PathBuf, (usize, Arc<ast::File>, Vec<LoadDiagnostic>, bool)> =
+        let mut shared: HashMap<PathBuf, (usize, ast::File, Vec<LoadDiagnostic>, bool)> =
             HashMap::new();
         for index in 0..kernels.len() {
             let scripts = std::mem::take(&mut kernels[index].3);
@@ -464,18 +476,15 @@ impl Sources {
                     };
                     kernel.2.extend(diagnostics.iter().cloned());
                     if *clean {
-                        kernel.1.add_shared(Arc::clone(file), sources, false);
+                        kernel.1.add_file(file, sources, false);
                     }
                     continue;
                 }
                 let kernel = &mut kernels[index];
                 let (file, diagnostics, clean) = parse_into(&mut kernel.0, path, false)?;
-                let file = Arc::new(file);
                 kernel.2.extend(diagnostics.iter().cloned());
                 if clean {
-                    kernel
-                        .1
-                        .add_shared(Arc::clone(&file), kernel.0.sources(), false);
+                    kernel.1.add_file(&file, kernel.0.sources(), false);
                 }
                 if is_independent {
                     shared.insert(path.clone(), (index, file, diagnostics, clean));
@@ -485,9 +494,7 @@ impl Sources {
                 let kernel = &mut kernels[index];
                 let (file, diagnostics, _) = parse_into(&mut kernel.0, script, true)?;
                 kernel.2.extend(diagnostics);
-                kernel
-                    .1
-                    .add_shared(Arc::new(file), kernel.0.sources(), true);
+                kernel.1.add_file(&file, kernel.0.sources(), true);
             }
         }
         Ok(kernels
