@@ -74,7 +74,7 @@ impl AttachPoint {
 }
 
 /// Why a probe point resolves to nothing on a kernel.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Reason {
     /// Neither traceable nor a symbol: removed, renamed or inlined everywhere.
@@ -264,7 +264,7 @@ impl fmt::Display for Reason {
 }
 
 /// One probe point that resolved to nothing, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct Miss {
     /// The concrete (leaf) probe point, after alias expansion.
     pub point: String,

@@ -6,7 +6,7 @@
 //! alias resolves when its own list does; a wildcard point resolves when
 //! at least one alias or function it matches does.
 
-use std::cell::OnceCell;
+use std::cell::{OnceCell, RefCell};
 use std::collections::HashMap;
 
 use tapmatrix_facts::{ConfigValue, FunctionPresence, KernelFacts, Tracepoint, split_clone};
@@ -28,6 +28,9 @@ pub struct Resolver<'a> {
     facts: &'a KernelFacts,
     /// Trace events by name, built on first use.
     events_by_name: OnceCell<HashMap<&'a str, Vec<&'a Tracepoint>>>,
+    /// What each built-in probe point (by its text) resolved to: a tapset
+    /// library names the same functions from many aliases.
+    builtins: RefCell<HashMap<ProbePoint, Resolved>>,
 }
 
 type Resolved = Result<Found, Vec<Miss>>;
@@ -39,6 +42,7 @@ impl<'a> Resolver<'a> {
             library,
             facts,
             events_by_name: OnceCell::new(),
+            builtins: RefCell::new(HashMap::new()),
         }
     }
 
@@ -155,7 +159,14 @@ impl<'a> Resolver<'a> {
         }
         let aliases = self.library.matching(point);
         if aliases.is_empty() {
-            return self.builtin(point);
+            if let Some(resolved) = self.builtins.borrow().get(point) {
+                return resolved.clone();
+            }
+            let resolved = self.builtin(point);
+            self.builtins
+                .borrow_mut()
+                .insert(point.clone(), resolved.clone());
+            return resolved;
         }
         let wildcard = point.has_wildcard();
         let mut found = Found::default();

@@ -159,13 +159,19 @@ fn renamed(function: &str, here: &KernelFacts, others: &[&KernelFacts]) -> Optio
             .collect::<Vec<_>>()
     });
     for candidate in candidates {
-        if candidate == function || candidate.contains('.') || !here.is_attachable(&candidate) {
+        if candidate == function || candidate.contains('.') {
+            continue;
+        }
+        // `__alloc_pages` -> `__alloc_pages_noprof`: the old name inside the new.
+        let contained = function.len() >= 4 && candidate.contains(function);
+        // A normalized distance of at most 0.2 needs lengths that close.
+        let longest = function.chars().count().max(candidate.chars().count());
+        let shorter = function.chars().count().min(candidate.chars().count());
+        if !contained && (longest - shorter) * 5 > longest {
             continue;
         }
         let score = strsim::normalized_damerau_levenshtein(function, &candidate);
-        // `__alloc_pages` -> `__alloc_pages_noprof`: the old name inside the new.
-        let contained = function.len() >= 4 && candidate.contains(function);
-        if score < 0.8 && !contained {
+        if (score < 0.8 && !contained) || !here.is_attachable(&candidate) {
             continue;
         }
         // `void (void)` is shared by too many functions to be evidence.
