@@ -99,6 +99,15 @@ impl<'a> Resolver<'a> {
                     Ok(_) | Err(TargetError::NoBtf { .. } | TargetError::Unsupported { .. }) => {
                         continue;
                     }
+                    Err(TargetError::NoVariable { name, available })
+                        if point.kind == AttachKind::Tracepoint =>
+                    {
+                        Reason::TracepointFieldMissing {
+                            expr: format!("${name}"),
+                            event: point.target.clone(),
+                            available,
+                        }
+                    }
                     Err(TargetError::NoVariable { name, available }) => Reason::TargetVarMissing {
                         expr: format!("${name}"),
                         available,
