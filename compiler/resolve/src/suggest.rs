@@ -244,6 +244,10 @@ fn renamed(
                     .as_ref()
                     .is_some_and(|f| !f.contains(&candidate))
             });
+        // An abbreviation alone is too weak: it must have replaced the name.
+        if score < 0.8 && !contained && !replaces {
+            continue;
+        }
         let evidence = if same {
             Evidence::SamePrototype
         } else if replaces {
