@@ -121,9 +121,12 @@ fn bench(c: &mut Criterion) {
             .count();
         eprintln!(
             "{name}: {} kernels, {} aliases, {cells} cells, {unresolved} unresolved: \
-             {total:.0?} in all (median of 5): facts {facts_time:.0?}, tapsets and matrix {matrix_time:.0?}",
+             {} ms in all (median of 5): facts {} ms, tapsets and matrix {} ms",
             kernels.len(),
-            matrix.rows.len()
+            matrix.rows.len(),
+            total.as_millis(),
+            facts_time.as_millis(),
+            matrix_time.as_millis(),
         );
         group.bench_function(name, |b| b.iter(|| resolve_all(&kernels, &sources)));
     }
