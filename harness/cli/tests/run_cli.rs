@@ -1,6 +1,9 @@
 //! `tapmatrix run` and `diff-output`: the input errors a user can make are
 //! told before anything boots, with where and what to do.
 
+// An integration test binary: a panic is how it reports a failure.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::Scratch;
