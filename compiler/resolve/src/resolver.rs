@@ -6,7 +6,7 @@
 //! alias resolves when its own list does; a wildcard point resolves when
 //! at least one alias or function it matches does.
 
-use std::cell::{OnceCell, RefCell};
+use std::cell::OnceCell;
 use std::collections::HashMap;
 
 use tapmatrix_facts::{ConfigValue, FunctionPresence, KernelFacts, Tracepoint, split_clone};
@@ -28,10 +28,6 @@ pub struct Resolver<'a> {
     facts: &'a KernelFacts,
     /// Trace events by name, built on first use.
     events_by_name: OnceCell<HashMap<&'a str, Vec<&'a Tracepoint>>>,
-    /// What each probe point resolved to, and the deepest nesting it is
-    /// valid at (`usize::MAX` for a built-in one): a tapset library names
-    /// the same aliases and functions from many aliases.
-    resolved: RefCell<HashMap<ProbePoint, (usize, Resolved)>>,
 }
 
 type Resolved = Result<Found, Vec<Miss>>;
@@ -70,7 +66,6 @@ impl<'a> Resolver<'a> {
             library,
             facts,
             events_by_name: OnceCell::new(),
-            resolved: RefCell::new(HashMap::new()),
         }
     }
 
@@ -297,45 +292,14 @@ impl<'a> Resolver<'a> {
         if depth > MAX_DEPTH {
             return Err(vec![miss(point, Reason::TooDeep)]);
         }
-        if let Some((valid_to, resolved)) = self.resolved.borrow().get(point)
-            && depth <= *valid_to
-        {
-            return resolved.clone();
-        }
         let aliases = self.library.matching(point);
         if aliases.is_empty() {
-            let resolved = self.builtin(point);
-            self.resolved
-                .borrow_mut()
-                .insert(point.clone(), (usize::MAX, resolved.clone()));
-            return resolved;
+            return self.builtin(point);
         }
-        let resolved = self.expand(point, &aliases, depth);
-        // Computed at this depth without reaching the limit, it holds at
-        // any depth up to this one.
-        let misses = match &resolved {
-            Ok(found) => &found.optional_misses,
-            Err(misses) => misses,
-        };
-        if !misses.iter().any(|miss| miss.reason == Reason::TooDeep) {
-            self.resolved
-                .borrow_mut()
-                .insert(point.clone(), (depth, resolved.clone()));
-        }
-        resolved
-    }
-
-    /// Expands a point through the aliases it matches.
-    fn expand(
-        &self,
-        point: &ProbePoint,
-        aliases: &[crate::library::AliasMatch<'_>],
-        depth: usize,
-    ) -> Resolved {
         let wildcard = point.has_wildcard();
         let mut found = Found::default();
         let mut misses = Vec::new();
-        for matched in aliases.iter() {
+        for matched in aliases {
             let expansion: Vec<ProbePoint> = matched
                 .alias
                 .points
