@@ -27,19 +27,23 @@ fn kernel(id: &str) -> PathBuf {
     fetched_kernels(&[id]).remove(0).vmlinuz
 }
 
-/// A program with one event probe taking `fetches`, and no statements.
-fn program(fetches: &[ScalarType]) -> Program {
+/// A program with one probe per event, taking that event's fetches, and
+/// no statements.
+fn program(events: &[Event]) -> Program {
     Program {
         files: vec!["test.stp".to_owned()],
         globals: Vec::new(),
         functions: Vec::new(),
-        probes: vec![Probe {
-            kind: ProbeKind::Event,
-            name: "test".to_owned(),
-            locals: Vec::new(),
-            fetches: fetches.to_vec(),
-            body: Vec::new(),
-        }],
+        probes: events
+            .iter()
+            .map(|event| Probe {
+                kind: ProbeKind::Event,
+                name: event.pp.clone(),
+                locals: Vec::new(),
+                fetches: event.fetches.iter().map(|fetch| fetch.ty).collect(),
+                body: Vec::new(),
+            })
+            .collect(),
         limits: Limits::default(),
     }
 }
@@ -51,21 +55,15 @@ fn fetch(arg: &str, ty: ScalarType) -> Fetch {
     }
 }
 
-fn item(name: &str, events: Vec<Event>, command: &str, timeout_ms: u64) -> RunItem {
-    let fetches = events
-        .first()
-        .map(|event| {
-            event
-                .fetches
-                .iter()
-                .map(|fetch| fetch.ty)
-                .collect::<Vec<_>>()
-        })
-        .unwrap_or_default();
+/// An item whose event `i` feeds probe `i`.
+fn item(name: &str, mut events: Vec<Event>, command: &str, timeout_ms: u64) -> RunItem {
+    for (index, event) in events.iter_mut().enumerate() {
+        event.probe = u32::try_from(index).unwrap();
+    }
     RunItem {
         name: name.to_owned(),
         bundle: Bundle {
-            program: program(&fetches),
+            program: program(&events),
             events,
         },
         workload: Workload {
@@ -75,8 +73,8 @@ fn item(name: &str, events: Vec<Event>, command: &str, timeout_ms: u64) -> RunIt
     }
 }
 
-/// A kprobe on the open path reading the file name (by register) and comm.
-fn open_kprobe(function: &str, filter: Option<&str>) -> Event {
+/// A kprobe on `function` fetching nothing.
+fn kprobe(function: &str, filter: Option<&str>) -> Event {
     Event {
         probe: 0,
         pp: format!("kernel.function(\"{function}\")"),
@@ -84,12 +82,21 @@ fn open_kprobe(function: &str, filter: Option<&str>) -> Event {
         kind: EventKind::Kprobe {
             function: function.to_owned(),
         },
+        fetches: Vec::new(),
+        comm: None,
+        filter: filter.map(str::to_owned),
+    }
+}
+
+/// A kprobe on the open path reading the file name (by register) and comm.
+fn open_kprobe(function: &str, filter: Option<&str>) -> Event {
+    Event {
         fetches: vec![
             fetch("+0(%si):string", ScalarType::String),
             fetch("$comm:string", ScalarType::String),
         ],
         comm: Some(1),
-        filter: filter.map(str::to_owned),
+        ..kprobe(function, filter)
     }
 }
 
@@ -187,6 +194,17 @@ fn hits_fields_rejections_and_timeouts(id: &str) {
         ),
         item("after the rejections", Vec::new(), "exit 3", 30_000),
         item("hang", Vec::new(), "sleep 1000", 3_000),
+        item(
+            "unfiltered",
+            vec![Event {
+                fetches: vec![fetch("$comm:string", ScalarType::String)],
+                comm: Some(0),
+                ..kprobe("vfs_read", None)
+            }],
+            // busybox's cat copies with sendfile; wc reads.
+            "exec wc -c /proc/version",
+            30_000,
+        ),
     ];
     let reports = run_on(id, &items);
     for report in &reports {
@@ -265,6 +283,7 @@ fn hits_fields_rejections_and_timeouts(id: &str) {
 
     let rejected = &reports[2];
     assert_eq!(ended(rejected).end, RunEnd::Rejected, "{id}: {rejected:?}");
+    assert_eq!(ended(rejected).workload_status, None, "it never ran");
     let [
         RunMessage::EventRejected {
             event,
@@ -300,6 +319,25 @@ fn hits_fields_rejections_and_timeouts(id: &str) {
     let hang = &reports[5];
     assert_eq!(ended(hang).end, RunEnd::Timeout, "{id}: {hang:?}");
     assert_eq!(ended(hang).workload_status, Some(128 + 9), "killed");
+
+    // Every task's reads, but not the agent's own (its reads of the ring
+    // buffer would feed the event forever).
+    let unfiltered = &reports[6];
+    let end = ended(unfiltered);
+    assert_eq!(end.end, RunEnd::WorkloadDone, "{id}: {unfiltered:?}");
+    assert!(
+        unfiltered.hits.iter().any(|hit| hit.comm == "wc"),
+        "{id}: {unfiltered:?}"
+    );
+    assert!(
+        unfiltered
+            .hits
+            .iter()
+            .all(|hit| hit.pid != 1 && hit.comm != "init"),
+        "{id}: the agent traced itself: {:?}",
+        unfiltered.hits
+    );
+    assert!(end.hits < 200, "{id}: {} hits: a storm?", end.hits);
 }
 
 #[test]
@@ -310,6 +348,87 @@ fn a_batch_runs_on_6_1() {
 #[test]
 fn a_batch_runs_on_5_10() {
     hits_fields_rejections_and_timeouts("5.10");
+}
+
+/// Fprobes (entry and exit), a kretprobe and an eprobe on a kernel that
+/// has them all.
+#[test]
+fn fprobes_kretprobes_and_eprobes_decode_on_6_12() {
+    let filter = Some("common_pid == ${target}".to_owned());
+    let events = vec![
+        Event {
+            kind: EventKind::Fprobe {
+                function: OPEN.to_owned(),
+                ret: false,
+            },
+            fetches: vec![fetch("+0($arg2):ustring", ScalarType::String)],
+            ..kprobe(OPEN, None)
+        },
+        Event {
+            kind: EventKind::Fprobe {
+                function: OPEN.to_owned(),
+                ret: true,
+            },
+            fetches: vec![fetch("$retval:s64", ScalarType::Long)],
+            ..kprobe(OPEN, None)
+        },
+        Event {
+            kind: EventKind::Kretprobe {
+                function: OPEN.to_owned(),
+                maxactive: None,
+            },
+            fetches: vec![fetch("$retval:s64", ScalarType::Long)],
+            ..kprobe(OPEN, None)
+        },
+        Event {
+            pp: "kernel.trace(\"syscalls:sys_enter_openat\")".to_owned(),
+            function: String::new(),
+            kind: EventKind::Eprobe {
+                system: "syscalls".to_owned(),
+                event: "sys_enter_openat".to_owned(),
+            },
+            fetches: vec![fetch("+0($filename):ustring", ScalarType::String)],
+            ..kprobe(OPEN, None)
+        },
+    ]
+    .into_iter()
+    .map(|event| Event {
+        filter: filter.clone(),
+        ..event
+    })
+    .collect();
+    let reports = run_on(
+        "6.12",
+        &[item("probes", events, "exec cat /proc/version", 30_000)],
+    );
+    let report = &reports[0];
+    let end = ended(report);
+    assert_eq!(end.end, RunEnd::WorkloadDone, "{report:?}");
+    assert_eq!(end.leftover_events, Vec::<String>::new());
+    let values = |event: u32| {
+        report
+            .hits
+            .iter()
+            .filter(|hit| hit.event == event)
+            .map(|hit| hit.values[0].clone())
+            .collect::<Vec<_>>()
+    };
+    let version = Value::Str("/proc/version".into());
+    assert!(values(0).contains(&version), "fprobe entry: {report:?}");
+    assert!(values(3).contains(&version), "eprobe: {report:?}");
+    for exit in [1, 2] {
+        assert!(
+            values(exit).contains(&Value::Long(3)),
+            "event {exit}: cat's file is fd 3: {report:?}"
+        );
+    }
+    assert!(
+        report
+            .hits
+            .iter()
+            .filter(|hit| hit.event == 2)
+            .all(|hit| hit.comm == "cat")
+    );
 }
 
 #[test]

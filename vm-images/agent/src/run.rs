@@ -197,6 +197,7 @@ impl ItemRun<'_> {
             decoders: &decoders,
             by_id: &by_id,
             tgids: HashMap::new(),
+            comms: HashMap::new(),
         };
         let mut page = vec![0u8; layout.page_size];
         while stop.is_none() {
@@ -471,6 +472,8 @@ struct Feed<'a> {
     by_id: &'a HashMap<u16, Vec<usize>>,
     /// Thread id to thread group id.
     tgids: HashMap<i64, i64>,
+    /// Thread id to its comm when last read (for tasks gone since).
+    comms: HashMap<i64, String>,
 }
 
 impl Feed<'_> {
@@ -492,9 +495,14 @@ impl Feed<'_> {
         let pid = *self.tgids.entry(tid).or_insert_with(|| thread_group(tid));
         let comm = match decoder.comm_slot.and_then(|slot| values.get(slot)) {
             Some(Value::Str(comm)) => comm.clone(),
-            _ => tracefs::read_text(format!("/proc/{tid}/comm"))
-                .map(|comm| comm.trim_end().to_owned())
-                .unwrap_or_default(),
+            _ => match tracefs::read_text(format!("/proc/{tid}/comm")) {
+                Ok(comm) => {
+                    let comm = comm.trim_end().to_owned();
+                    self.comms.insert(tid, comm.clone());
+                    comm
+                }
+                Err(_) => self.comms.get(&tid).cloned().unwrap_or_default(),
+            },
         };
         Hit {
             probe: decoder.probe,

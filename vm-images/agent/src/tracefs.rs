@@ -306,7 +306,7 @@ mod tests {
         );
         assert_eq!(
             definition(2, &eprobe).unwrap().1,
-            "e:tapmatrix/e2 syscalls.sys_enter_openat f0=+0(filename):ustring"
+            "e:tapmatrix/e2 syscalls.sys_enter_openat f0=+0($filename):ustring"
         );
         let tracepoint = event(
             EventKind::Tracepoint {

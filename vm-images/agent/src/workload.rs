@@ -7,7 +7,9 @@ use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Child, ChildStdin, Command, Stdio};
 
 use anyhow::{Context, Result};
-use rustix::process::{Pid, Signal, WaitOptions, kill_process_group, waitpid};
+use rustix::process::{
+    Pid, Signal, WaitId, WaitIdOptions, WaitOptions, kill_process_group, waitid, waitpid,
+};
 
 /// The shell that waits for one line on its standard input, then becomes
 /// the workload (`exec`: same pid).
@@ -17,6 +19,7 @@ const GATE: &str = "read -r go && exec /bin/sh -c \"$1\"";
 pub struct Workload {
     child: Child,
     gate: Option<ChildStdin>,
+    released: bool,
     status: Option<i32>,
 }
 
@@ -34,6 +37,7 @@ impl Workload {
         Ok(Self {
             child,
             gate,
+            released: false,
             status: None,
         })
     }
@@ -48,20 +52,33 @@ impl Workload {
         if let Some(mut gate) = self.gate.take() {
             gate.write_all(b"go\n")
                 .context("opening the workload's gate")?;
+            self.released = true;
         }
         Ok(())
     }
 
-    /// Its exit status once it has ended (128 + N for a signal).
+    /// Its exit status once it has ended (128 + N for a signal); `None`
+    /// while it runs and when it never passed the gate. It is
+    /// left unreaped (until [`Workload::kill`]), so that `/proc/PID` still
+    /// names it while its last records are read.
     pub fn poll(&mut self) -> Option<i32> {
         if self.status.is_none()
-            && let Ok(Some(status)) = self.child.try_wait()
+            && let Some(pid) = self.process()
+            && let Ok(Some(status)) = waitid(
+                WaitId::Pid(pid),
+                WaitIdOptions::EXITED | WaitIdOptions::NOHANG | WaitIdOptions::NOWAIT,
+            )
         {
             self.status = status
-                .code()
-                .or_else(|| status.signal().map(|signal| 128 + signal));
+                .exit_status()
+                .or_else(|| status.terminating_signal().map(|signal| 128 + signal));
         }
-        self.status
+        self.status.filter(|_| self.released)
+    }
+
+    /// Its pid, as rustix wants it.
+    fn process(&self) -> Option<Pid> {
+        i32::try_from(self.child.id()).ok().and_then(Pid::from_raw)
     }
 
     /// Kills its whole process group (if it still runs) and reaps it.
