@@ -92,8 +92,10 @@ fn prepare_tracing() -> Result<PageLayout> {
     let text = tracefs::read_text(&header)
         .with_context(|| format!("reading {} (is tracefs mounted?)", header.display()))?;
     let layout = PageLayout::parse(&text)?;
-    if let Err(error) = tracefs::write_file(&tracefs::path("buffer_size_kb"), BUFFER_KB) {
-        crate::log(&format!("setting buffer_size_kb: {error}"));
+    for (file, value) in [("buffer_size_kb", BUFFER_KB), ("tracing_on", "1")] {
+        if let Err(error) = tracefs::write_file(&tracefs::path(file), value) {
+            crate::log(&format!("setting {file}: {error}"));
+        }
     }
     Ok(layout)
 }
@@ -608,10 +610,15 @@ impl CpuBuffer {
     }
 }
 
-/// `overrun` plus `dropped events` from a CPU's `stats`.
+/// The events a CPU's buffer lost so far, from its `stats` file.
 fn lost_in(stats: &std::path::Path) -> u64 {
-    tracefs::read_text(stats)
-        .unwrap_or_default()
+    lost_events(&tracefs::read_text(stats).unwrap_or_default())
+}
+
+/// `overrun` (overwritten before they were read) plus `dropped events`
+/// (refused by a full buffer not in overwrite mode) from a `stats` text.
+fn lost_events(stats: &str) -> u64 {
+    stats
         .lines()
         .filter_map(|line| {
             line.strip_prefix("overrun:")
@@ -708,5 +715,46 @@ impl Timers {
             .iter()
             .map(|(_, _, _, due)| due.saturating_duration_since(now))
             .fold(poll, Duration::min)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lost_events_are_overruns_and_drops() {
+        let stats = "entries: 12\noverrun: 7\ncommit overrun: 0\nbytes: 4096\n\
+oldest event ts:  1.0\nnow ts:  2.0\ndropped events: 5\nread events: 3\n";
+        assert_eq!(lost_events(stats), 12);
+        assert_eq!(lost_events("entries: 1\n"), 0);
+    }
+
+    #[test]
+    fn values_take_the_type_the_handler_expects() {
+        assert_eq!(
+            coerce(Value::Long(-3), ScalarType::String),
+            Value::Str("-3".into())
+        );
+        assert_eq!(
+            coerce(Value::Str("42".into()), ScalarType::Long),
+            Value::Long(42)
+        );
+        assert_eq!(
+            coerce(Value::Str("x".into()), ScalarType::String),
+            Value::Str("x".into())
+        );
+    }
+
+    #[test]
+    fn timers_jitter_within_their_bound() {
+        let mut timers = Timers {
+            due: Vec::new(),
+            seed: 12345,
+        };
+        assert_eq!(timers.jitter(0), Duration::ZERO);
+        for _ in 0..100 {
+            assert!(timers.jitter(1000) <= Duration::from_nanos(1000));
+        }
     }
 }

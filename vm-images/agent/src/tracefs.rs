@@ -302,7 +302,7 @@ mod tests {
                 system: "syscalls".into(),
                 event: "sys_enter_openat".into(),
             },
-            &["+0(filename):ustring"],
+            &["+0($filename):ustring"],
         );
         assert_eq!(
             definition(2, &eprobe).unwrap().1,
