@@ -205,6 +205,19 @@ fn hits_fields_rejections_and_timeouts(id: &str) {
             "exec wc -c /proc/version",
             30_000,
         ),
+        item(
+            "leaves a daemon",
+            Vec::new(),
+            // It outlives its process group: the daemon has its own.
+            "setsid sleep 1000 & sleep 1",
+            30_000,
+        ),
+        item(
+            "finds no daemon",
+            Vec::new(),
+            "for task in /proc/[0-9]*; do [ \"$(cat $task/comm)\" = sleep ] && exit 1; done; exit 0",
+            30_000,
+        ),
     ];
     let reports = run_on(id, &items);
     for report in &reports {
@@ -340,6 +353,14 @@ fn hits_fields_rejections_and_timeouts(id: &str) {
         unfiltered.hits
     );
     assert!(end.hits < 200, "{id}: {} hits: a storm?", end.hits);
+
+    // What a workload leaves running is killed after it.
+    assert_eq!(ended(&reports[7]).workload_status, Some(0));
+    assert_eq!(
+        ended(&reports[8]).workload_status,
+        Some(0),
+        "{id}: the daemon of the item before is still running"
+    );
 }
 
 #[test]

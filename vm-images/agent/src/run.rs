@@ -30,6 +30,9 @@ const POLL: Duration = Duration::from_millis(10);
 /// events cannot starve the timeout and the timers).
 const PAGES_PER_POLL: usize = 256;
 
+/// How long the processes killed after an item may take to die.
+const REAP_PATIENCE: Duration = Duration::from_secs(2);
+
 /// The per-CPU ring buffer size asked for, in KiB.
 const BUFFER_KB: &str = "4096";
 
@@ -214,6 +217,7 @@ impl ItemRun<'_> {
                 break;
             }
             if let Some(workload) = &mut self.workload {
+                workload.drain_output();
                 if let Some(status) = workload.poll() {
                     self.status = Some(status);
                     stop = Some(RunEnd::WorkloadDone);
@@ -452,7 +456,11 @@ impl ItemRun<'_> {
             workload.kill();
             self.status = self.status.or(workload.poll());
         }
-        workload::reap_orphans();
+        let strays = workload::kill_strays();
+        if strays > 0 {
+            crate::log(&format!("killed {strays} processes the workload left"));
+        }
+        workload::reap_orphans(REAP_PATIENCE);
         let mut leftover: Vec<String> = self
             .installed
             .iter()
