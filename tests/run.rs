@@ -122,6 +122,18 @@ fn exec_tracepoint() -> Event {
 
 /// Runs `items` on kernel `id`, echoing hits; prints every message.
 fn run_on(id: &str, items: &[RunItem]) -> Vec<ItemReport> {
+    run_with(
+        id,
+        items,
+        RunSettings {
+            echo_hits: true,
+            buffer_kb: None,
+        },
+    )
+}
+
+/// Runs `items` on kernel `id` with `settings`; prints every message.
+fn run_with(id: &str, items: &[RunItem], settings: RunSettings) -> Vec<ItemReport> {
     let scratch = tempfile::tempdir().unwrap();
     let options = VmOptions {
         timeout: Duration::from_secs(150),
@@ -132,7 +144,7 @@ fn run_on(id: &str, items: &[RunItem]) -> Vec<ItemReport> {
         items,
         &scratch.path().join("boot"),
         &options,
-        RunSettings { echo_hits: true },
+        settings,
         &mut |message| eprintln!("{id}: {message:?}"),
     )
     .unwrap();
@@ -479,4 +491,42 @@ fn a_panic_mid_run_marks_that_item_and_the_rest_infra() {
             infra.console_tail
         );
     }
+}
+
+#[test]
+fn a_batch_runs_on_7_3() {
+    hits_fields_rejections_and_timeouts("7.3");
+}
+
+/// A ring buffer too small for what an event writes loses events, and the
+/// run says how many.
+#[test]
+fn lost_events_are_counted_on_6_1() {
+    let every_read = Event {
+        fetches: vec![fetch("$comm:string", ScalarType::String)],
+        comm: Some(0),
+        ..kprobe("vfs_read", None)
+    };
+    let items = [item(
+        "floods a small buffer",
+        vec![every_read],
+        "exec dd if=/dev/zero of=/dev/null bs=1 count=50000",
+        60_000,
+    )];
+    let reports = run_with(
+        "6.1",
+        &items,
+        RunSettings {
+            echo_hits: false,
+            buffer_kb: Some(8),
+        },
+    );
+    let end = ended(&reports[0]);
+    assert_eq!(end.end, RunEnd::WorkloadDone, "{:?}", reports[0]);
+    assert!(end.lost > 0, "nothing lost: {end:?}");
+    assert!(end.hits > 0, "{end:?}");
+    assert!(
+        end.hits + end.lost >= 50_000,
+        "every read of dd was either handled or counted lost: {end:?}"
+    );
 }

@@ -15,7 +15,8 @@ use rustix::io::Errno;
 use tapmatrix_ir::{Bundle, Event, EventKind, ProbeKind, RunEnd, RunMessage, ScalarType, Value};
 use tapmatrix_runtime::{Control, Hit, HitContext, Runtime};
 use tapmatrix_wire::{
-    ECHO_HITS_PARAM, HIT_ECHO_LIMIT, HIT_RECORD, HitEcho, RUN_RECORD, RecordKind, RunItem,
+    BUFFER_KB_PARAM, ECHO_HITS_PARAM, HIT_ECHO_LIMIT, HIT_RECORD, HitEcho, RUN_RECORD, RecordKind,
+    RunItem,
 };
 
 use crate::Channel;
@@ -33,18 +34,23 @@ const PAGES_PER_POLL: usize = 256;
 /// How long the processes killed after an item may take to die.
 const REAP_PATIENCE: Duration = Duration::from_secs(2);
 
-/// The per-CPU ring buffer size asked for, in KiB.
-const BUFFER_KB: &str = "4096";
+/// The per-CPU ring buffer size asked for, in KiB, unless the kernel
+/// command line says otherwise ([`BUFFER_KB_PARAM`]).
+const BUFFER_KB: u32 = 4096;
 
 /// Runs every item in order and reports each; an item's failure never stops
 /// the ones after it.
 pub fn run(channel: &Channel, items: &[RunItem]) -> Result<()> {
-    let echo = tracefs::read_text("/proc/cmdline").is_ok_and(|cmdline| {
-        cmdline
-            .split_whitespace()
-            .any(|word| word == ECHO_HITS_PARAM)
-    });
-    let layout = prepare_tracing();
+    let cmdline = tracefs::read_text("/proc/cmdline").unwrap_or_default();
+    let echo = cmdline
+        .split_whitespace()
+        .any(|word| word == ECHO_HITS_PARAM);
+    let buffer_kb = cmdline
+        .split_whitespace()
+        .find_map(|word| word.strip_prefix(BUFFER_KB_PARAM)?.strip_prefix('='))
+        .and_then(|kb| kb.parse::<u32>().ok())
+        .unwrap_or(BUFFER_KB);
+    let layout = prepare_tracing(buffer_kb);
     for (index, item) in items.iter().enumerate() {
         let index = u32::try_from(index).context("too many items")?;
         crate::log(&format!("run item {index}: {}", item.name));
@@ -90,13 +96,16 @@ pub fn run(channel: &Channel, items: &[RunItem]) -> Result<()> {
 }
 
 /// Sets the ring buffer up once: its size, and its page layout.
-fn prepare_tracing() -> Result<PageLayout> {
+fn prepare_tracing(buffer_kb: u32) -> Result<PageLayout> {
     let header = tracefs::path("events/header_page");
     let text = tracefs::read_text(&header)
         .with_context(|| format!("reading {} (is tracefs mounted?)", header.display()))?;
     let layout = PageLayout::parse(&text)?;
-    for (file, value) in [("buffer_size_kb", BUFFER_KB), ("tracing_on", "1")] {
-        if let Err(error) = tracefs::write_file(&tracefs::path(file), value) {
+    for (file, value) in [
+        ("buffer_size_kb", buffer_kb.to_string()),
+        ("tracing_on", "1".to_owned()),
+    ] {
+        if let Err(error) = tracefs::write_file(&tracefs::path(file), &value) {
             crate::log(&format!("setting {file}: {error}"));
         }
     }
