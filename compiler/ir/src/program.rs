@@ -33,7 +33,8 @@ pub struct Loc {
 /// SystemTap's run-time limits (its `-D` settings).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Limits {
-    /// `MAXSTRINGLEN`: longest string, in bytes, terminator excluded.
+    /// `MAXSTRINGLEN`: the string buffer size, terminator included (as in
+    /// SystemTap): strings hold at most this minus one bytes.
     pub max_string_len: u32,
     /// `MAXMAPENTRIES`: default size of an array.
     pub max_map_entries: u32,

@@ -26,13 +26,13 @@ mod target;
 pub use availability::{Availability, AvailabilityError, availability};
 pub use body::{BodyTarget, block_targets};
 pub use library::{
-    Alias, AliasMatch, Library, LoadDiagnostic, LoadError, Loaded, ScriptProbe, Sources,
-    kernel_profile,
+    Alias, AliasMatch, FileNames, Library, LoadDiagnostic, LoadError, Loaded, ParsedFile,
+    ScriptProbe, Sources, kernel_profile,
 };
 pub use matrix::{Cell, KernelInput, Matrix, Row, RowsOf, SCHEMA};
 pub use outcome::{AttachKind, AttachPoint, Found, Miss, Outcome, Reason};
 pub use point::{Arg, Component, PointSyntaxError, ProbePoint, has_wildcard};
-pub use resolver::Resolver;
+pub use resolver::{Derivation, DerivationStep, Resolver};
 pub use suggest::{Suggestion, suggest};
 pub use target::{
     TargetAccess, TargetBase, TargetError, TargetVar, is_defined, resolve_target, target_vars,

@@ -4,10 +4,11 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use tapmatrix_facts::KernelFacts;
 use tapmatrix_syntax::ast::{self, AliasKind, Item};
-use tapmatrix_syntax::{FileKind, Profile, Session, SourceMap, Span, tapset_files};
+use tapmatrix_syntax::{FileId, FileKind, Profile, Session, SourceMap, Span, tapset_files};
 
 use crate::body::{BodyTarget, block_targets};
 use crate::point::{Component, ProbePoint, has_wildcard};
@@ -27,6 +28,10 @@ pub struct Alias {
     pub location: String,
     /// The target expressions its bodies read unguarded.
     pub targets: Vec<BodyTarget>,
+    /// The file defining it: an index into [`Library::files`].
+    pub file: usize,
+    /// Its item in that file's AST (see [`Library::alias_ast`]).
+    pub item: usize,
 }
 
 /// A probe of the script: `probe POINTS { ... }`.
@@ -38,6 +43,10 @@ pub struct ScriptProbe {
     pub location: String,
     /// The target expressions its body reads unguarded.
     pub targets: Vec<BodyTarget>,
+    /// The script file: an index into [`Library::files`].
+    pub file: usize,
+    /// Its item in that file's AST (see [`Library::probe_ast`]).
+    pub item: usize,
 }
 
 impl ScriptProbe {
@@ -61,6 +70,71 @@ pub struct Library {
     by_first: HashMap<String, Vec<usize>>,
     /// The script's probes (empty for a tapset directory alone).
     pub probes: Vec<ScriptProbe>,
+    /// Every file added (tapset files without parse errors, then the
+    /// script), with its AST: what elaboration reads functions, globals
+    /// and bodies from.
+    pub files: Vec<ParsedFile>,
+}
+
+/// A parsed file kept for elaboration.
+#[derive(Debug, Clone)]
+pub struct ParsedFile {
+    /// Its AST (shared by the kernels whose profiles read it the same).
+    pub ast: Arc<ast::File>,
+    /// The names of the files its spans point into.
+    pub names: FileNames,
+    /// The user's script rather than a tapset file.
+    pub script: bool,
+}
+
+/// The names of the files a parsed file's spans point into: the file itself
+/// and the library macro and argument files of the session that parsed it.
+#[derive(Debug, Clone, Default)]
+pub struct FileNames(Arc<Vec<(FileId, String)>>);
+
+impl FileNames {
+    /// The names a file's spans may refer to, from the session that parsed it.
+    fn of(file: &ast::File, sources: &SourceMap) -> FileNames {
+        let mut names: Vec<(FileId, String)> = Vec::new();
+        let add = |id: FileId, names: &mut Vec<(FileId, String)>| {
+            if !names.iter().any(|(known, _)| *known == id)
+                && let Some(f) = sources.file(id)
+            {
+                names.push((id, f.name.clone()));
+            }
+        };
+        for item in &file.items {
+            let span = match item {
+                Item::Probe(p) => p.span,
+                Item::Alias(a) => a.span,
+                Item::Function(f) => f.span,
+                Item::Global(g) => g.span,
+                Item::Embedded(e) => e.span,
+            };
+            add(span.file, &mut names);
+        }
+        let mut id = 0;
+        while let Some(f) = sources.file(FileId(id)) {
+            if f.name.ends_with(".stpm") || f.name.starts_with("<argument") {
+                add(FileId(id), &mut names);
+            }
+            id += 1;
+        }
+        FileNames(Arc::new(names))
+    }
+
+    /// The name of a file (`<unknown>` for one this file's spans cannot name).
+    pub fn name(&self, id: FileId) -> &str {
+        self.0
+            .iter()
+            .find(|(known, _)| *known == id)
+            .map_or("<unknown>", |(_, name)| name.as_str())
+    }
+
+    /// `file:line:col` of a span.
+    pub fn location(&self, span: Span) -> String {
+        format!("{}:{}:{}", self.name(span.file), span.line, span.col)
+    }
 }
 
 /// One parse error found while loading.
@@ -98,8 +172,14 @@ pub struct AliasMatch<'a> {
 impl Library {
     /// Adds the aliases (and, for the script, the probes) of one parsed file.
     pub fn add_file(&mut self, file: &ast::File, sources: &SourceMap, script: bool) {
+        self.add_shared(Arc::new(file.clone()), sources, script);
+    }
+
+    /// [`Library::add_file`] for an AST shared between kernels.
+    pub fn add_shared(&mut self, file: Arc<ast::File>, sources: &SourceMap, script: bool) {
         let location = |span: Span| sources.location(span).to_string();
-        for item in &file.items {
+        let file_index = self.files.len();
+        for (item_index, item) in file.items.iter().enumerate() {
             match item {
                 Item::Alias(alias) => {
                     let points: Vec<ProbePoint> =
@@ -116,6 +196,8 @@ impl Library {
                             has_epilogue: alias.epilogue.is_some(),
                             location: location(alias.span),
                             targets: targets.clone(),
+                            file: file_index,
+                            item: item_index,
                         });
                     }
                 }
@@ -123,9 +205,35 @@ impl Library {
                     points: probe.points.iter().map(ProbePoint::from_ast).collect(),
                     location: location(probe.span),
                     targets: block_targets(&probe.body),
+                    file: file_index,
+                    item: item_index,
                 }),
                 _ => {}
             }
+        }
+        let names = FileNames::of(&file, sources);
+        self.files.push(ParsedFile {
+            ast: file,
+            names,
+            script,
+        });
+    }
+
+    /// An alias's definition and the file it is in.
+    pub fn alias_ast(&self, alias: &Alias) -> Option<(&ast::ProbeAlias, &ParsedFile)> {
+        let file = self.files.get(alias.file)?;
+        match file.ast.items.get(alias.item)? {
+            Item::Alias(definition) => Some((definition, file)),
+            _ => None,
+        }
+    }
+
+    /// A script probe's definition and the file it is in.
+    pub fn probe_ast(&self, probe: &ScriptProbe) -> Option<(&ast::Probe, &ParsedFile)> {
+        let file = self.files.get(probe.file)?;
+        match file.ast.items.get(probe.item)? {
+            Item::Probe(definition) => Some((definition, file)),
+            _ => None,
         }
     }
 
@@ -335,7 +443,7 @@ impl Sources {
         let conditional = conditional_macros(&macro_files);
         let mut independent: HashMap<PathBuf, bool> = HashMap::new();
         // Path -> (kernel whose session parsed it, the AST, diagnostics, clean).
-        let mut shared: HashMap<PathBuf, (usize, ast::File, Vec<LoadDiagnostic>, bool)> =
+        let mut shared: HashMap<PathBuf, (usize, Arc<ast::File>, Vec<LoadDiagnostic>, bool)> =
             HashMap::new();
         for index in 0..kernels.len() {
             let scripts = std::mem::take(&mut kernels[index].3);
@@ -356,15 +464,18 @@ impl Sources {
                     };
                     kernel.2.extend(diagnostics.iter().cloned());
                     if *clean {
-                        kernel.1.add_file(file, sources, false);
+                        kernel.1.add_shared(Arc::clone(file), sources, false);
                     }
                     continue;
                 }
                 let kernel = &mut kernels[index];
                 let (file, diagnostics, clean) = parse_into(&mut kernel.0, path, false)?;
+                let file = Arc::new(file);
                 kernel.2.extend(diagnostics.iter().cloned());
                 if clean {
-                    kernel.1.add_file(&file, kernel.0.sources(), false);
+                    kernel
+                        .1
+                        .add_shared(Arc::clone(&file), kernel.0.sources(), false);
                 }
                 if is_independent {
                     shared.insert(path.clone(), (index, file, diagnostics, clean));
@@ -374,7 +485,9 @@ impl Sources {
                 let kernel = &mut kernels[index];
                 let (file, diagnostics, _) = parse_into(&mut kernel.0, script, true)?;
                 kernel.2.extend(diagnostics);
-                kernel.1.add_file(&file, kernel.0.sources(), true);
+                kernel
+                    .1
+                    .add_shared(Arc::new(file), kernel.0.sources(), true);
             }
         }
         Ok(kernels

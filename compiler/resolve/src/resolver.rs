@@ -32,6 +32,33 @@ pub struct Resolver<'a> {
 
 type Resolved = Result<Found, Vec<Miss>>;
 
+/// Derived probes and the optional points that resolved to nothing, or misses.
+type Derived = Result<(Vec<Derivation>, Vec<Miss>), Vec<Miss>>;
+
+/// One derived probe, as SystemTap makes one per alias expansion path: the
+/// path from a probe's own point through aliases down to a provider, and
+/// what that provider attaches to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Derivation {
+    /// From the probe's own point to the leaf: at each level, the index of
+    /// the point in its list (the probe's points, then the matched alias's
+    /// points) and the alias it matched (`None` at the leaf, a provider).
+    pub path: Vec<DerivationStep>,
+    /// The leaf probe point, alias suffixes applied.
+    pub leaf: ProbePoint,
+    /// What the leaf attaches to.
+    pub attach: Vec<AttachPoint>,
+}
+
+/// One level of a [`Derivation`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DerivationStep {
+    /// The index of the point in its list.
+    pub point: usize,
+    /// The alias it matched: an index into [`Library::aliases`].
+    pub alias: Option<usize>,
+}
+
 impl<'a> Resolver<'a> {
     /// A resolver of `library`'s aliases on the kernel `facts` describes.
     pub fn new(library: &'a Library, facts: &'a KernelFacts) -> Resolver<'a> {
@@ -118,6 +145,109 @@ impl<'a> Resolver<'a> {
             }
         }
         misses
+    }
+
+    /// Expands a probe's points into derived probes, one per alias
+    /// expansion path, with the same `?`/`!`/wildcard semantics as
+    /// [`Resolver::resolve_probe`]: `Err` holds the misses of a probe that
+    /// does not resolve; an empty list is a probe whose every point was
+    /// optional and missing.
+    pub fn derive(&self, points: &[ProbePoint]) -> Result<Vec<Derivation>, Vec<Miss>> {
+        self.derive_points(points, &[], 0)
+            .map(|(derived, _)| derived)
+    }
+
+    fn derive_points(
+        &self,
+        points: &[ProbePoint],
+        prefix: &[DerivationStep],
+        depth: usize,
+    ) -> Derived {
+        let mut derived = Vec::new();
+        let mut optional = Vec::new();
+        let mut failed = Vec::new();
+        for (index, point) in points.iter().enumerate() {
+            match self.derive_point(point, index, prefix, depth) {
+                Ok((one, misses)) if one.iter().any(|d| !d.attach.is_empty()) => {
+                    derived.extend(one);
+                    optional.extend(misses);
+                    if point.sufficient {
+                        break;
+                    }
+                }
+                Ok((_, misses)) if point.optional => optional.extend(misses),
+                Ok((_, misses)) => failed.extend(misses),
+                Err(misses) if point.optional => optional.extend(misses),
+                Err(misses) => failed.extend(misses),
+            }
+        }
+        if failed.is_empty() {
+            Ok((derived, optional))
+        } else {
+            Err(failed)
+        }
+    }
+
+    fn derive_point(
+        &self,
+        point: &ProbePoint,
+        index: usize,
+        prefix: &[DerivationStep],
+        depth: usize,
+    ) -> Derived {
+        if depth > MAX_DEPTH {
+            return Err(vec![miss(point, Reason::TooDeep)]);
+        }
+        let step = |alias: Option<usize>| {
+            let mut path = prefix.to_vec();
+            path.push(DerivationStep {
+                point: index,
+                alias,
+            });
+            path
+        };
+        let aliases = self.library.matching(point);
+        if aliases.is_empty() {
+            let found = self.builtin(point)?;
+            let derivation = Derivation {
+                path: step(None),
+                leaf: point.clone(),
+                attach: found.attach,
+            };
+            return Ok((vec![derivation], found.optional_misses));
+        }
+        let wildcard = point.has_wildcard();
+        let mut derived = Vec::new();
+        let mut optional = Vec::new();
+        let mut misses = Vec::new();
+        for matched in aliases {
+            let alias = self
+                .library
+                .aliases()
+                .iter()
+                .position(|a| std::ptr::eq(a, matched.alias));
+            let expansion: Vec<ProbePoint> = matched
+                .alias
+                .points
+                .iter()
+                .map(|p| p.with_suffix(matched.suffix))
+                .collect();
+            match self.derive_points(&expansion, &step(alias), depth + 1) {
+                Ok((one, more)) => {
+                    derived.extend(one);
+                    optional.extend(more);
+                }
+                Err(more) if wildcard => optional.extend(more),
+                Err(more) => misses.extend(more),
+            }
+        }
+        if !misses.is_empty() {
+            Err(misses)
+        } else if wildcard && derived.iter().all(|d: &Derivation| d.attach.is_empty()) {
+            Err(optional)
+        } else {
+            Ok((derived, optional))
+        }
     }
 
     /// Resolves one (non-optional unless marked) probe point.

@@ -694,3 +694,38 @@ probe field = kernel.trace("sched:sched_switch") { s = $prev_nosuch }
     assert_eq!(matrix.kernels[0], "5.10");
     assert_eq!(class("state", 0), "ok 1");
 }
+
+#[test]
+fn derive_gives_one_path_per_alias_expansion() {
+    let k61 = fixture("6.1");
+    let lib = library(
+        "probe inner = kernel.function(\"vfs_read\"), kernel.function(\"no_such_fn\")? { }\n\
+         probe outer = inner if (1), begin { }\n\
+         probe other = kernel.function(\"vfs_write\") { }\n\
+         probe outer {}\n",
+    );
+    let resolver = Resolver::new(&lib, &k61);
+    let derived = resolver.derive(&lib.probes[0].points).unwrap();
+    let paths: Vec<Vec<(usize, Option<usize>)>> = derived
+        .iter()
+        .map(|d| d.path.iter().map(|s| (s.point, s.alias)).collect())
+        .collect();
+    // outer (alias 1) -> point 0: inner (alias 0) -> point 0: vfs_read;
+    // outer -> point 1: begin. The optional missing point derives nothing.
+    assert_eq!(
+        paths,
+        [
+            vec![(0, Some(1)), (0, Some(0)), (0, None)],
+            vec![(0, Some(1)), (1, None)]
+        ]
+    );
+    assert_eq!(derived[0].attach[0].target, "vfs_read");
+    assert_eq!(derived[0].leaf.bare(), "kernel.function(\"vfs_read\")");
+    assert_eq!(derived[1].attach[0].kind, AttachKind::Begin);
+    let (alias, file) = lib.alias_ast(&lib.aliases()[1]).unwrap();
+    assert!(alias.points[0].condition.is_some());
+    assert_eq!(file.names.location(alias.span), "t.stp:2:1");
+    assert!(lib.probe_ast(&lib.probes[0]).is_some());
+    let missing = ProbePoint::parse("kernel.function(\"no_such_fn\")").unwrap();
+    assert!(resolver.derive(&[missing]).is_err());
+}

@@ -5,9 +5,39 @@
 //! is due, and [`Runtime::end`] once when the run stops. Output goes to two
 //! buffers the agent drains with [`Runtime::take_stdout`] and
 //! [`Runtime::take_stderr`]. It reads no kernel memory: every value from the
-//! kernel arrives in [`Hit::values`].
+//! kernel arrives in [`Hit::values`]; only `ppid()`, `uid()` and `gid()`,
+//! which the hit context does not carry, read `/proc/PID/status`.
+//!
+//! Strings hold at most `MAXSTRINGLEN - 1` bytes ([`tapmatrix_ir::Limits`]'s
+//! `max_string_len` is SystemTap's buffer size, terminator included), and
+//! run-time errors read as SystemTap's (`division by 0 near operator '/'
+//! at t.stp:3:9`, `Array overflow, check MAXMAPENTRIES near identifier 'a'
+//! at ...`, `empty aggregate`, `MAXNESTING exceeded`, `MAXACTION
+//! exceeded`).
+//!
+//! The session follows SystemTap's states: `begin` probes run while
+//! starting; hits and timers only while running; `exit()` stops the
+//! session (the current handler finishes); a run-time error prints
+//! `ERROR: ...` and, once more than `MAXERRORS` happened, puts the session
+//! in the error state. [`Runtime::end`] then runs the `end` probes if the
+//! session stopped normally, or the `error` probes if it failed: as in
+//! SystemTap, `end` probes do not run after a fatal error. Globals that the
+//! script writes but never reads are printed after the `end` probes of
+//! sequence 0, as stap's synthetic display probes do.
 
-use tapmatrix_ir::{Program, Value};
+mod array;
+mod display;
+mod format;
+mod machine;
+mod stats;
+mod text;
+mod walk;
+
+use std::sync::Arc;
+
+use tapmatrix_ir::{ProbeKind, Program, Value};
+
+use crate::machine::{Cx, Fault, Machine};
 
 /// What the agent knows about one event hit besides the fetched values.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -53,29 +83,127 @@ pub enum Control {
     Error(String),
 }
 
+/// A timer probe the agent schedules with [`Runtime::timer`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimerProbe {
+    /// The probe's index.
+    pub probe: u32,
+    /// Its period.
+    pub period_ns: u64,
+    /// Random jitter added to each period, up to this much (`.randomize`).
+    pub randomize_ns: u64,
+}
+
+/// SystemTap's session states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Starting,
+    Running,
+    Stopping,
+    Failed,
+}
+
+/// One handler of the `end` phase: a probe, or the display of a global.
+#[derive(Debug, Clone, Copy)]
+enum EndStep {
+    Probe(u32),
+    Display(usize),
+}
+
 /// A running program.
 #[derive(Debug)]
 pub struct Runtime {
-    program: Program,
-    target_pid: i64,
-    stdout: String,
-    stderr: String,
+    program: Arc<Program>,
+    machine: Machine,
+    state: State,
+    errors: u32,
+    fatal: Option<String>,
+    exit_called: bool,
+    begin_probes: Vec<u32>,
+    end_steps: Vec<EndStep>,
+    error_probes: Vec<u32>,
+    began: bool,
+    ended: bool,
+}
+
+/// The context of `begin`, `end` and `error` probes: SystemTap runs them
+/// in its own process (staprun); here that is the agent.
+fn own_context() -> HitContext {
+    let pid = i64::from(std::process::id());
+    let comm = std::fs::read_to_string("/proc/self/comm")
+        .map(|c| c.trim_end().to_owned())
+        .unwrap_or_default();
+    HitContext {
+        pid,
+        tid: pid,
+        comm,
+        ..HitContext::default()
+    }
+}
+
+/// Probe indices of one kind, by sequence then program order.
+fn in_sequence(program: &Program, pick: impl Fn(&ProbeKind) -> Option<i64>) -> Vec<(i64, usize)> {
+    let mut probes: Vec<(i64, usize)> = program
+        .probes
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| pick(&p.kind).map(|seq| (seq, i)))
+        .collect();
+    probes.sort();
+    probes
 }
 
 impl Runtime {
     /// A runtime for `program`; `target_pid` is what `target()` returns.
     pub fn new(program: Program, target_pid: i64) -> Runtime {
+        let machine = Machine::new(&program, target_pid);
+        let index = |(_, i): (i64, usize)| i as u32;
+        let begin_probes = in_sequence(&program, |k| match k {
+            ProbeKind::Begin { seq } => Some(*seq),
+            _ => None,
+        })
+        .into_iter()
+        .map(index)
+        .collect();
+        let error_probes = in_sequence(&program, |k| match k {
+            ProbeKind::Error { seq } => Some(*seq),
+            _ => None,
+        })
+        .into_iter()
+        .map(index)
+        .collect();
+        // The display probes are stap's own `end` probes of sequence 0,
+        // added after every script probe.
+        let after = program.probes.len();
+        let mut ends: Vec<(i64, usize, EndStep)> = in_sequence(&program, |k| match k {
+            ProbeKind::End { seq } => Some(*seq),
+            _ => None,
+        })
+        .into_iter()
+        .map(|(seq, i)| (seq, i, EndStep::Probe(i as u32)))
+        .collect();
+        for (n, g) in display::unread_globals(&program).into_iter().enumerate() {
+            ends.push((0, after + n, EndStep::Display(g)));
+        }
+        ends.sort_by_key(|(seq, i, _)| (*seq, *i));
         Runtime {
-            program,
-            target_pid,
-            stdout: String::new(),
-            stderr: String::new(),
+            program: Arc::new(program),
+            machine,
+            state: State::Starting,
+            errors: 0,
+            fatal: None,
+            exit_called: false,
+            begin_probes,
+            end_steps: ends.into_iter().map(|(_, _, step)| step).collect(),
+            error_probes,
+            began: false,
+            ended: false,
         }
     }
 
     /// Sets `target()` once the workload has started.
     pub fn set_target(&mut self, pid: i64) {
-        self.target_pid = pid;
+        self.machine.target = pid;
     }
 
     /// The program being run.
@@ -83,37 +211,176 @@ impl Runtime {
         &self.program
     }
 
+    /// The timer probes, in program order.
+    pub fn timers(&self) -> Vec<TimerProbe> {
+        self.program
+            .probes
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| match p.kind {
+                ProbeKind::Timer {
+                    period_ns,
+                    randomize_ns,
+                } => Some(TimerProbe {
+                    probe: i as u32,
+                    period_ns,
+                    randomize_ns,
+                }),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Runs the `begin` probes, in sequence order.
     pub fn begin(&mut self) -> Control {
-        Control::Continue
+        if !self.began {
+            self.began = true;
+            let context = own_context();
+            for probe in self.begin_probes.clone() {
+                if self.state != State::Starting {
+                    break;
+                }
+                self.run_probe(probe, &[], &context);
+            }
+            if self.state == State::Starting {
+                self.state = State::Running;
+            }
+        }
+        self.control()
     }
 
-    /// Runs the handler of one event hit.
+    /// Runs the handler of one event hit. Hits before [`Runtime::begin`],
+    /// after the session stopped, or for a probe that is not fed by events
+    /// are not run.
     pub fn hit(&mut self, hit: &Hit) -> Control {
-        let _ = (hit, self.target_pid);
-        Control::Continue
+        self.machine.last_timestamp = self.machine.last_timestamp.max(hit.context.timestamp_ns);
+        let is_event = self
+            .program
+            .probes
+            .get(hit.probe as usize)
+            .is_some_and(|p| p.kind == ProbeKind::Event);
+        if self.state == State::Running && is_event {
+            self.run_probe(hit.probe, &hit.values, &hit.context);
+        }
+        self.control()
     }
 
-    /// Runs the timer probe `probe` (an index into the program's probes).
+    /// Runs the timer probe `probe` (an index into the program's probes),
+    /// while the session runs.
     pub fn timer(&mut self, probe: u32, context: &HitContext) -> Control {
-        let _ = (probe, context);
-        Control::Continue
+        self.machine.last_timestamp = self.machine.last_timestamp.max(context.timestamp_ns);
+        let is_timer = self
+            .program
+            .probes
+            .get(probe as usize)
+            .is_some_and(|p| matches!(p.kind, ProbeKind::Timer { .. }));
+        if self.state == State::Running && is_timer {
+            self.run_probe(probe, &[], context);
+        }
+        self.control()
     }
 
-    /// Runs the `error` probes (after an error) and the `end` probes, then
-    /// prints what SystemTap prints at the end (globals never printed are
-    /// not dumped: scripts print their own results).
+    /// Runs the `end` probes (with the display of globals written but
+    /// never read) after a normal stop, or the `error` probes after a
+    /// fatal run-time error, as SystemTap does; then reports the number of
+    /// errors if there were any. Runs once; later calls only report.
+    ///
+    /// Returns [`Control::Error`] if a run-time error failed the session,
+    /// [`Control::Exit`] if the script called `exit()`, and
+    /// [`Control::Continue`] otherwise (the run stopped for another reason).
     pub fn end(&mut self) -> Control {
-        Control::Continue
+        if self.ended {
+            return self.control();
+        }
+        self.ended = true;
+        if matches!(self.state, State::Starting | State::Running) {
+            self.state = State::Stopping;
+        }
+        let context = own_context();
+        for step in self.end_steps.clone() {
+            if self.state != State::Stopping {
+                break;
+            }
+            match step {
+                EndStep::Probe(probe) => self.run_probe(probe, &[], &context),
+                EndStep::Display(g) => {
+                    if let (Some(global), Some(slot)) =
+                        (self.program.globals.get(g), self.machine.globals.get(g))
+                    {
+                        let text = display::render(global, slot);
+                        self.machine.stdout.push_str(&text);
+                    }
+                }
+            }
+        }
+        for probe in self.error_probes.clone() {
+            if self.state != State::Failed {
+                break;
+            }
+            self.run_probe(probe, &[], &context);
+        }
+        if self.errors > 0 {
+            self.machine.stderr.push_str(&format!(
+                "WARNING: Number of errors: {}, skipped probes: 0\n",
+                self.errors
+            ));
+        }
+        self.control()
     }
 
     /// Takes the standard output produced so far.
     pub fn take_stdout(&mut self) -> String {
-        std::mem::take(&mut self.stdout)
+        std::mem::take(&mut self.machine.stdout)
     }
 
     /// Takes the standard error produced so far (`WARNING:`/`ERROR:` lines).
     pub fn take_stderr(&mut self) -> String {
-        std::mem::take(&mut self.stderr)
+        std::mem::take(&mut self.machine.stderr)
+    }
+
+    fn control(&self) -> Control {
+        match &self.fatal {
+            Some(message) => Control::Error(message.clone()),
+            None if self.exit_called => Control::Exit,
+            None => Control::Continue,
+        }
+    }
+
+    fn run_probe(&mut self, probe: u32, values: &[Value], context: &HitContext) {
+        let program = Arc::clone(&self.program);
+        let Some(p) = program.probes.get(probe as usize) else {
+            return;
+        };
+        let cx = Cx {
+            prog: &program,
+            fetches: values,
+            hit: context,
+        };
+        let result = self.machine.run(&cx, &p.locals, &p.body);
+        if self.machine.exit_requested {
+            self.machine.exit_requested = false;
+            self.exit_called = true;
+            self.state = State::Stopping;
+        }
+        if let Err(fault) = result {
+            self.report(&fault);
+        }
+    }
+
+    fn report(&mut self, fault: &Fault) {
+        let text = fault.text();
+        self.machine.stderr.push_str("ERROR: ");
+        self.machine.stderr.push_str(&text);
+        self.machine.stderr.push('\n');
+        self.errors += 1;
+        if self.errors > self.program.limits.max_errors {
+            self.state = State::Failed;
+            if self.fatal.is_none() {
+                self.fatal = Some(text);
+            }
+        }
     }
 }
+
+#[cfg(test)]
+mod tests;

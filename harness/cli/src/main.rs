@@ -33,6 +33,10 @@ enum Command {
     List(cmd::list::ListArgs),
     /// The availability matrix, probe x kernel, offline, with reasons and porting suggestions.
     Resolve(cmd::resolve::ResolveArgs),
+    /// Run scripts on the kernel matrix, one boot per kernel, judged against their specs and snapshots.
+    Run(cmd::run::RunArgs),
+    /// How one script's output differs between two kernels.
+    DiffOutput(cmd::run::DiffOutputArgs),
     /// Host prerequisites, the accelerator a boot would use, the cache directory.
     Doctor(cmd::doctor::DoctorArgs),
     /// Timings: `bench harvest` measures the facts harvest against a bare boot.
@@ -48,6 +52,8 @@ fn main() -> ExitCode {
         Command::Parse(args) => cmd::parse::run(args),
         Command::List(args) => cmd::list::run(&args),
         Command::Resolve(args) => cmd::resolve::run(&args),
+        Command::Run(args) => cmd::run::run(&args),
+        Command::DiffOutput(args) => cmd::run::diff_output(&args),
         Command::Doctor(args) => cmd::doctor::run(&args),
         Command::Bench(command) => cmd::bench::run(command),
     };

@@ -226,7 +226,6 @@ impl ItemRun<'_> {
                 break;
             }
             if let Some(workload) = &mut self.workload {
-                workload.drain_output();
                 if let Some(status) = workload.poll() {
                     self.status = Some(status);
                     stop = Some(RunEnd::WorkloadDone);
@@ -520,7 +519,12 @@ impl Feed<'_> {
                     self.comms.insert(tid, comm.clone());
                     comm
                 }
-                Err(_) => self.comms.get(&tid).cloned().unwrap_or_default(),
+                Err(_) => self
+                    .comms
+                    .get(&tid)
+                    .cloned()
+                    .or_else(|| saved_comm(tid))
+                    .unwrap_or_default(),
             },
         };
         Hit {
@@ -538,6 +542,16 @@ impl Feed<'_> {
             },
         }
     }
+}
+
+/// The comm tracefs saved for a task that has exited (`saved_cmdlines`:
+/// the comm it had when it last ran after recording an event).
+fn saved_comm(tid: i64) -> Option<String> {
+    let text = tracefs::read_text(tracefs::path("saved_cmdlines")).ok()?;
+    text.lines().find_map(|line| {
+        let (pid, comm) = line.split_once(' ')?;
+        (pid.parse::<i64>().ok()? == tid).then(|| comm.to_owned())
+    })
 }
 
 /// A decoded value as the type the handler expects.

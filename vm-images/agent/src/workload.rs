@@ -1,86 +1,59 @@
 //! The workload: `/bin/sh -c COMMAND` in its own process group, held at a
 //! gate until the events are enabled, so that `target()` is its pid and
-//! nothing it does is missed. The gate's shell says when it is ready (its
-//! `exec` is over: `Command::spawn` returns before the kernel has finished
-//! the exec, whose `sched_process_exec` would otherwise land in the run).
-//! Its standard output is a pipe the agent drains and drops.
+//! nothing it does is missed.
 
-use std::io::{Read, Write};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use rustix::process::{
-    Pid, Signal, WaitId, WaitIdOptions, WaitOptions, kill_process_group, wait, waitid,
+    Pid, Signal, WaitId, WaitIdOptions, WaitOptions, kill_process, kill_process_group, wait,
+    waitid, waitpid,
 };
 
-/// The shell that says it is ready, waits for one line on its standard
-/// input, then becomes the workload (`exec`: same pid).
-const GATE: &str = "echo ready && read -r go && exec /bin/sh -c \"$1\"";
+/// The shell that stops itself, and once continued becomes the workload
+/// (`exec`: same pid). The gate makes no system call the workload's own
+/// probes would see but the end of its `kill` (a pipe gate showed up as
+/// reads of the workload). Waiting for the stop also waits for the end of
+/// its exec (`Command::spawn` returns before the kernel has finished it,
+/// and its `sched_process_exec` would land in the run).
+const GATE: &str = "kill -STOP $$ && exec /bin/sh -c \"$1\"";
 
 /// A started workload.
 pub struct Workload {
     child: Child,
-    gate: Option<ChildStdin>,
-    output: Option<ChildStdout>,
+    gated: bool,
     released: bool,
     status: Option<i32>,
 }
 
 impl Workload {
-    /// Starts `command` and waits until it is held at the gate.
+    /// Starts `command`, held at the gate (stopped).
     pub fn spawn(command: &str) -> Result<Self> {
-        let mut child = Command::new("/bin/sh")
+        let child = Command::new("/bin/sh")
             .args(["-c", GATE, "tapmatrix-workload", command])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
             .process_group(0)
             .spawn()
             .with_context(|| format!("starting the workload `{command}`"))?;
-        let gate = child.stdin.take();
-        let output = child.stdout.take();
         let mut workload = Self {
             child,
-            gate,
-            output,
+            gated: false,
             released: false,
             status: None,
         };
-        if let Err(error) = workload.await_gate() {
+        let pid = workload.process().context("the workload has no pid")?;
+        // Wait until it has stopped itself (or died trying).
+        let stopped = waitpid(Some(pid), WaitOptions::UNTRACED)
+            .context("waiting for the workload to reach its gate")?;
+        workload.gated = stopped.is_some_and(|(_, status)| status.stopped());
+        if !workload.gated {
             workload.kill();
-            return Err(error);
+            anyhow::bail!("the workload's shell ended before its gate");
         }
         Ok(workload)
-    }
-
-    /// Waits for the gate's `ready`, then makes the output non-blocking.
-    fn await_gate(&mut self) -> Result<()> {
-        let output = self
-            .output
-            .as_mut()
-            .context("the workload has no output pipe")?;
-        let mut said = Vec::new();
-        let mut byte = [0u8; 1];
-        while !said.ends_with(b"ready\n") {
-            match output.read(&mut byte) {
-                Ok(0) => anyhow::bail!("the workload's shell ended before its gate"),
-                Ok(_) => said.push(byte[0]),
-                Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(error) => return Err(error).context("reading the workload's gate"),
-            }
-        }
-        rustix::fs::fcntl_setfl(&*output, rustix::fs::OFlags::NONBLOCK)
-            .context("making the workload's output non-blocking")
-    }
-
-    /// Reads and drops what the workload wrote (so that it never blocks on
-    /// a full pipe).
-    pub fn drain_output(&mut self) {
-        let mut buffer = [0u8; 4096];
-        if let Some(output) = &mut self.output {
-            while matches!(output.read(&mut buffer), Ok(read) if read > 0) {}
-        }
     }
 
     /// The workload's pid (`target()`).
@@ -90,18 +63,19 @@ impl Workload {
 
     /// Lets it run.
     pub fn release(&mut self) -> Result<()> {
-        if let Some(mut gate) = self.gate.take() {
-            gate.write_all(b"go\n")
-                .context("opening the workload's gate")?;
+        if std::mem::take(&mut self.gated)
+            && let Some(pid) = self.process()
+        {
+            kill_process(pid, Signal::CONT).context("continuing the workload")?;
             self.released = true;
         }
         Ok(())
     }
 
     /// Its exit status once it has ended (128 + N for a signal); `None`
-    /// while it runs and when it never passed the gate. It is
-    /// left unreaped (until [`Workload::kill`]), so that `/proc/PID` still
-    /// names it while its last records are read.
+    /// while it runs and when it never passed the gate. It is left
+    /// unreaped (until [`Workload::kill`]), so that `/proc/PID` still names
+    /// it while its last records are read.
     pub fn poll(&mut self) -> Option<i32> {
         if self.status.is_none()
             && let Some(pid) = self.process()
@@ -124,13 +98,11 @@ impl Workload {
 
     /// Kills its whole process group (if it still runs) and reaps it.
     pub fn kill(&mut self) {
-        self.gate = None;
-        self.output = None;
-        if let Some(pid) = i32::try_from(self.child.id()).ok().and_then(Pid::from_raw) {
+        if let Some(pid) = self.process() {
             let _ = kill_process_group(pid, Signal::KILL);
         }
-        if self.status.is_none()
-            && let Ok(status) = self.child.wait()
+        if let Ok(status) = self.child.wait()
+            && self.status.is_none()
         {
             self.status = status
                 .code()
@@ -156,7 +128,7 @@ pub fn kill_strays() -> usize {
         };
         // Kernel threads have no executable.
         if std::fs::read_link(entry.path().join("exe")).is_ok()
-            && rustix::process::kill_process(pid, Signal::KILL).is_ok()
+            && kill_process(pid, Signal::KILL).is_ok()
         {
             killed += 1;
         }

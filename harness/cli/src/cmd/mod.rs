@@ -6,3 +6,4 @@ pub mod kernels;
 pub mod list;
 pub mod parse;
 pub mod resolve;
+pub mod run;

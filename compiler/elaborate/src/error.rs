@@ -1,0 +1,77 @@
+//! Errors in a script found while elaborating it.
+
+use std::fmt;
+
+/// One semantic error: what, where, and what to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ElaborateError {
+    /// What was wrong (`type mismatch (long vs. string): identifier 'x'`).
+    pub message: String,
+    /// `file:line:col`.
+    pub location: String,
+    /// What to do about it.
+    pub hint: Option<String>,
+}
+
+impl ElaborateError {
+    /// An error at `location`.
+    pub fn new(message: impl Into<String>, location: impl Into<String>) -> ElaborateError {
+        ElaborateError {
+            message: message.into(),
+            location: location.into(),
+            hint: None,
+        }
+    }
+
+    /// The same error with a hint.
+    pub fn with_hint(mut self, hint: impl Into<String>) -> ElaborateError {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    /// A parse error of the script, as the loader rendered it
+    /// (`file:line:col: message` first, then the source excerpt).
+    pub(crate) fn from_rendered(rendered: &str) -> ElaborateError {
+        let first = rendered.lines().next().unwrap_or_default();
+        let first = first.strip_prefix("error: ").unwrap_or(first);
+        // `file:line:col: message`: the location is the first three fields.
+        let mut fields = first.splitn(4, ':');
+        let (file, line, col, message) = (
+            fields.next().unwrap_or_default(),
+            fields.next().unwrap_or_default(),
+            fields.next().unwrap_or_default(),
+            fields.next().unwrap_or_default(),
+        );
+        ElaborateError::new(
+            format!("parse error: {}", message.trim()),
+            format!("{file}:{line}:{col}"),
+        )
+        .with_hint("fix the script's syntax first")
+    }
+}
+
+impl fmt::Display for ElaborateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "semantic error: {} at {}", self.message, self.location)?;
+        if let Some(hint) = &self.hint {
+            write!(f, "\n        hint: {hint}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Every error found in a script, in source order.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ElaborateErrors(pub Vec<ElaborateError>);
+
+impl fmt::Display for ElaborateErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (index, error) in self.0.iter().enumerate() {
+            if index > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{error}")?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,119 @@
+//! Elaboration: a parsed script and its tapsets, for one kernel, become a
+//! typed, name-resolved [`tapmatrix_ir::Program`] plus, per probe, what the
+//! back end attaches to and fetches ([`ProbeSite`]).
+//!
+//! SystemTap's semantics, pass 2 (`stap -p2`) in its order:
+//!
+//! - every probe of the script is derived through the tapset aliases
+//!   ([`tapmatrix_resolve::Resolver::derive`]): one derived probe per alias
+//!   expansion path, its handler composed of the alias prologues (innermost
+//!   first), the user's handler, then the epilogues (innermost last); probe point
+//!   `if (cond)` conditions become a guard at its top;
+//! - names resolve to locals (shared between alias bodies and the handler),
+//!   globals (the script's, then tapset files'), and functions (the
+//!   script's, then tapset functions actually called, transitively); a
+//!   function whose body is embedded C, or that nothing defines, is a
+//!   runtime builtin by name;
+//! - types (long, string, statistics, arrays of those) are inferred to a
+//!   fixed point, with SystemTap's errors for mismatches;
+//! - every kernel value a handler reads becomes a fetch slot
+//!   (`Expr::Fetch`) with its [`FetchRequest`].
+
+mod builtins;
+mod elaborator;
+mod error;
+mod format;
+
+use tapmatrix_facts::KernelFacts;
+use tapmatrix_resolve::{AttachPoint, Loaded};
+use tapmatrix_syntax::ast;
+
+pub use error::{ElaborateError, ElaborateErrors};
+pub use format::{Format, decode_escapes, parse_format};
+
+/// A script elaborated for one kernel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Elaborated {
+    /// The handlers, globals and functions.
+    pub program: tapmatrix_ir::Program,
+    /// Per probe of `program.probes` (same index): what it attaches to and
+    /// what each of its fetch slots holds.
+    pub sites: Vec<ProbeSite>,
+}
+
+/// What the back end needs for one probe of the program.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeSite {
+    /// The concrete attach points of an `Event` probe (empty for `begin`,
+    /// `end`, `error` and timers).
+    pub attach: Vec<AttachPoint>,
+    /// What each fetch slot holds: parallel to the probe's `fetches`.
+    pub fetches: Vec<FetchRequest>,
+}
+
+/// One value an event gathers per hit for its handler.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FetchRequest {
+    /// The value of a target expression as a long (`$count`,
+    /// `$file->f_flags`, `$return`, `@cast(...)->pid`, a tracepoint field).
+    Value {
+        /// The expression.
+        target: ast::Target,
+        /// As written (printed).
+        text: String,
+        /// `file:line:col` of its first use.
+        location: String,
+    },
+    /// A string read at the address a target expression gives:
+    /// `kernel_string($x)`, `kernel_string_n($x, n)`, `user_string($x)`,
+    /// `user_string_n`, `user_string_quoted` (quoting applied in the program
+    /// around the fetch); also a `char[]` member or field.
+    String {
+        /// The address expression.
+        target: ast::Target,
+        /// From user memory.
+        user: bool,
+        /// `_n` variants: at most this many bytes.
+        max_len: Option<i64>,
+        /// As written (the target expression, printed).
+        text: String,
+        /// `file:line:col` of its first use.
+        location: String,
+    },
+    /// `@defined(target)`: 1 where the target expression resolves at the
+    /// attach point, else 0 (the back end decides it per event).
+    Defined {
+        /// The expression.
+        target: ast::Target,
+        /// As written (printed).
+        text: String,
+    },
+}
+
+impl FetchRequest {
+    /// The type of the slot in the program.
+    pub fn ty(&self) -> tapmatrix_ir::ScalarType {
+        match self {
+            FetchRequest::String { .. } => tapmatrix_ir::ScalarType::String,
+            FetchRequest::Value { .. } | FetchRequest::Defined { .. } => {
+                tapmatrix_ir::ScalarType::Long
+            }
+        }
+    }
+}
+
+/// Elaborates the script of `loaded` (with its tapsets) for the kernel
+/// `facts` describes. `loaded` must come from [`tapmatrix_resolve::Sources::load`]
+/// with that kernel's profile ([`tapmatrix_resolve::kernel_profile`]).
+pub fn elaborate(loaded: &Loaded, facts: &KernelFacts) -> Result<Elaborated, ElaborateErrors> {
+    let script_errors: Vec<ElaborateError> = loaded
+        .diagnostics
+        .iter()
+        .filter(|d| d.in_script)
+        .map(|d| ElaborateError::from_rendered(&d.rendered))
+        .collect();
+    if !script_errors.is_empty() {
+        return Err(ElaborateErrors(script_errors));
+    }
+    elaborator::run(&loaded.library, facts)
+}

@@ -1,0 +1,170 @@
+//! Alias composition: which derived probes a probe makes, the order alias
+//! bodies run in, probe point conditions, shared locals.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
+mod common;
+use common::*;
+use tapmatrix_ir::{Expr, ProbeKind, Stmt, UnaryOp};
+
+const ORDER_TAPSET: &str = r#"
+probe inner = kernel.function("vfs_read") { trail = trail . "I" }
+probe outer = inner { trail = trail . "O" }
+probe after += kernel.function("vfs_write") { trail = trail . "E" }
+probe nested_after += after { trail = trail . "F" }
+probe both = kernel.function("vfs_read") { trail = trail . "P" }, { trail = trail . "Q" }
+probe guarded = kernel.function("vfs_read") if (enabled) { trail = "G" }
+global enabled = 1
+"#;
+
+fn composed(script: &str) -> tapmatrix_elaborate::Elaborated {
+    run_with(&[("order.stp", ORDER_TAPSET)], &[], script, &fixture("6.1")).unwrap()
+}
+
+#[test]
+fn prologues_run_innermost_first_before_the_handler() {
+    let e = composed("probe outer { trail = trail . \"U\"; println(trail) }\n");
+    assert_eq!(e.program.probes.len(), 1);
+    assert_eq!(
+        strings_in(&e.program.probes[0].body),
+        ["I", "O", "U"],
+        "{:#?}",
+        e.program.probes[0].body
+    );
+    assert_eq!(e.sites[0].attach[0].target, "vfs_read");
+    // `trail` is one local shared by the alias bodies and the handler.
+    assert_eq!(e.program.probes[0].locals.len(), 1);
+}
+
+#[test]
+fn epilogues_run_after_the_handler_innermost_last() {
+    // SystemTap derives `nested_after` into U;F at `after`, then `after`
+    // into (U;F);E.
+    let e = composed("probe nested_after { trail = trail . \"U\"; println(trail) }\n");
+    assert_eq!(strings_in(&e.program.probes[0].body), ["U", "F", "E"]);
+    assert_eq!(e.sites[0].attach[0].target, "vfs_write");
+}
+
+#[test]
+fn two_body_aliases_wrap_the_handler() {
+    let e = composed("probe both { trail = trail . \"U\"; println(trail) }\n");
+    assert_eq!(strings_in(&e.program.probes[0].body), ["P", "U", "Q"]);
+}
+
+#[test]
+fn one_derived_probe_per_expansion_path() {
+    let e =
+        composed("probe outer, nested_after, begin { trail = trail . \"U\"; println(trail) }\n");
+    assert_eq!(e.program.probes.len(), 3);
+    assert_eq!(e.sites.len(), 3);
+    assert_eq!(strings_in(&e.program.probes[0].body), ["I", "O", "U"]);
+    assert_eq!(strings_in(&e.program.probes[1].body), ["U", "F", "E"]);
+    assert_eq!(strings_in(&e.program.probes[2].body), ["U"]);
+    assert_eq!(e.program.probes[2].kind, ProbeKind::Begin { seq: 0 });
+    assert!(e.sites[2].attach.is_empty());
+}
+
+#[test]
+fn conditions_of_user_and_alias_points_guard_the_handler() {
+    let e = composed(
+        "global on = 1\nprobe guarded if (on > 0) { println(trail) }\nprobe begin if (on) { println(1) }\n",
+    );
+    let guard = |body: &[Stmt]| match body.first() {
+        Some(Stmt::If {
+            cond:
+                Expr::Unary {
+                    op: UnaryOp::Not,
+                    operand,
+                },
+            then,
+            otherwise,
+        }) if then == &[Stmt::Next] && otherwise.is_empty() => (**operand).clone(),
+        other => panic!("no guard: {other:?}"),
+    };
+    // Both conditions, AND-ed: the user's first, then the alias point's.
+    match guard(&e.program.probes[0].body) {
+        Expr::And(user, alias) => {
+            assert!(matches!(*user, Expr::CompareLong { .. }), "{user:?}");
+            assert!(matches!(*alias, Expr::Global(_)), "{alias:?}");
+        }
+        other => panic!("expected two conditions: {other:?}"),
+    }
+    assert!(matches!(guard(&e.program.probes[1].body), Expr::Global(_)));
+    // The alias body still runs after the guard.
+    assert_eq!(strings_in(&e.program.probes[0].body), ["G"]);
+}
+
+#[test]
+fn alias_prologues_give_the_handler_its_variables() {
+    let facts = fixture("6.1");
+    let e = run_with(
+        &[],
+        &[repo_tapsets()],
+        "probe vfs.read { printf(\"%s %d\\n\", name, count) }\n",
+        &facts,
+    )
+    .unwrap();
+    let probe = &e.program.probes[0];
+    assert_eq!(probe.name, "vfs.read");
+    assert_eq!(e.sites[0].attach[0].target, "vfs_read");
+    let texts: Vec<String> = e.sites[0]
+        .fetches
+        .iter()
+        .map(|f| match f {
+            tapmatrix_elaborate::FetchRequest::Value { text, .. } => text.clone(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(texts, ["$file", "$count", "$pos"]);
+    assert_eq!(probe.fetches.len(), 3);
+}
+
+#[test]
+fn optional_points_that_resolve_to_nothing_are_dropped() {
+    let e = run(
+        "probe kernel.function(\"no_such_function_anywhere\")?, begin { println(1) }\nprobe never { println(2) }\n",
+    )
+    .unwrap();
+    assert_eq!(e.program.probes.len(), 1);
+    assert_eq!(e.program.probes[0].kind, ProbeKind::Begin { seq: 0 });
+}
+
+#[test]
+fn wildcards_attach_one_handler_to_every_match() {
+    let e = run("probe kernel.function(\"vfs_rea*\") { println(probefunc()) }\n").unwrap();
+    assert_eq!(e.program.probes.len(), 1);
+    assert!(!e.sites[0].attach.is_empty());
+    assert!(
+        e.sites[0]
+            .attach
+            .iter()
+            .all(|a| a.target.starts_with("vfs_rea"))
+    );
+}
+
+#[test]
+fn timers_and_sequences_become_probe_kinds() {
+    let e = run(
+        "probe timer.ms(100) { println(1) }\nprobe timer.s(2).randomize(1) { println(2) }\nprobe timer.hz(4) { println(3) }\nprobe end(5) { println(4) }\nprobe error { println(5) }\n",
+    )
+    .unwrap();
+    let kinds: Vec<ProbeKind> = e.program.probes.iter().map(|p| p.kind.clone()).collect();
+    assert_eq!(
+        kinds,
+        [
+            ProbeKind::Timer {
+                period_ns: 100_000_000,
+                randomize_ns: 0
+            },
+            ProbeKind::Timer {
+                period_ns: 2_000_000_000,
+                randomize_ns: 1_000_000_000
+            },
+            ProbeKind::Timer {
+                period_ns: 250_000_000,
+                randomize_ns: 0
+            },
+            ProbeKind::End { seq: 5 },
+            ProbeKind::Error { seq: 0 },
+        ]
+    );
+}

@@ -1,0 +1,269 @@
+//! Scripts that must not elaborate: the message and where (SystemTap's
+//! semko cases, and what the tracefs back end cannot do).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
+mod common;
+use common::*;
+
+#[test]
+fn type_mismatch_of_a_local() {
+    assert_error(
+        "probe begin {\n  x = 1\n  x = \"a\"\n}\n",
+        "type mismatch (long vs. string): identifier 'x'",
+        "3:3",
+    );
+}
+
+#[test]
+fn type_mismatch_of_a_global_across_probes() {
+    assert_error(
+        "global g\nprobe begin { g = 1 }\nprobe end { g = \"s\" }\n",
+        "type mismatch (long vs. string): identifier 'g'",
+        "3:13",
+    );
+}
+
+#[test]
+fn unresolved_type_of_a_local_never_given_one() {
+    assert_error(
+        "probe begin { println(y) }\n",
+        "unresolved type: identifier 'y'",
+        "1:23",
+    );
+}
+
+#[test]
+fn unresolved_function() {
+    assert_error(
+        "probe begin {\n  no_such_function(1)\n}\n",
+        "unresolved function: identifier 'no_such_function'",
+        "2:3",
+    );
+}
+
+#[test]
+fn wrong_arity_of_a_user_function() {
+    assert_error(
+        "function f(a) { return a + 1 }\nprobe begin { println(f(1, 2)) }\n",
+        "unresolved arity-2 function: identifier 'f'",
+        "2:23",
+    );
+}
+
+#[test]
+fn wrong_arity_of_a_builtin() {
+    assert_error(
+        "probe begin { println(strlen()) }\n",
+        "unresolved arity-0 function: identifier 'strlen'",
+        "1:23",
+    );
+}
+
+#[test]
+fn statistic_used_as_a_value() {
+    assert_error(
+        "global s\nprobe begin { s <<< 1; x = s; println(x) }\n",
+        "invalid use of statistic 's'",
+        "2:28",
+    );
+}
+
+#[test]
+fn aggregate_of_a_non_statistic() {
+    assert_error(
+        "global n\nprobe begin { n = 1; println(@count(n)) }\n",
+        "type mismatch (stats vs. long): identifier 'n'",
+        "2:37",
+    );
+}
+
+#[test]
+fn statistics_must_be_global() {
+    assert_error(
+        "probe begin { s <<< 1 }\n",
+        "statistics must be global: local 's'",
+        "1:15",
+    );
+}
+
+#[test]
+fn assignment_to_a_non_lvalue() {
+    assert_error(
+        "probe begin { x = 1; (x + 1) = 2 }\n",
+        "assignment to a non-lvalue",
+        "1:25",
+    );
+}
+
+#[test]
+fn foreach_key_count_mismatch() {
+    assert_error(
+        "global a\nprobe begin { a[1, 2] = 3; foreach (k in a) println(k) }\n",
+        "inconsistent arity (2 vs 1): identifier 'a'",
+        "2:42",
+    );
+}
+
+#[test]
+fn array_used_as_a_scalar() {
+    assert_error(
+        "global a\nprobe begin { a[1] = 3; println(a) }\n",
+        "inconsistent arity (1 vs 0)",
+        "2:33",
+    );
+}
+
+#[test]
+fn arrays_must_be_global() {
+    assert_error(
+        "probe begin { a[1] = 3 }\n",
+        "unresolved array: identifier 'a'",
+        "1:15",
+    );
+}
+
+#[test]
+fn void_function_used_as_a_value() {
+    assert_error(
+        "function f() { println(1) }\nprobe begin { x = f(); println(x) }\n",
+        "function 'f' returns no value",
+        "2:19",
+    );
+}
+
+#[test]
+fn printf_argument_types_and_count() {
+    assert_error(
+        "probe begin { printf(\"%d\\n\", \"s\") }\n",
+        "type mismatch (long vs. string)",
+        "1:30",
+    );
+    assert_error(
+        "probe begin { printf(\"%s %s\\n\", \"s\") }\n",
+        "wrong number of arguments to printf: the format takes 2, 1 given",
+        "1:15",
+    );
+    assert_error(
+        "probe begin { printf(\"%q\\n\", 1) }\n",
+        "invalid conversion specifier '%q'",
+        "1:22",
+    );
+}
+
+#[test]
+fn string_reads_need_a_target_expression() {
+    assert_error(
+        "probe kernel.function(\"vfs_read\") {\n  p = $buf\n  println(kernel_string(p))\n}\n",
+        "kernel_string of a computed address 'p' is not supported by the tracefs back end",
+        "3:25",
+    );
+}
+
+#[test]
+fn target_variables_outside_probes() {
+    assert_error(
+        "function f() { return $count }\nprobe kernel.function(\"vfs_read\") { println(f()) }\n",
+        "target variables are only available in probe handlers, not in function 'f'",
+        "1:23",
+    );
+}
+
+#[test]
+fn writing_a_target_variable() {
+    assert_error(
+        "probe kernel.function(\"vfs_read\") { $count = 1 }\n",
+        "writing target variable '$count' is not supported by the tracefs back end",
+        "1:37",
+    );
+}
+
+#[test]
+fn entry_and_pretty_printing_are_not_supported_yet() {
+    assert_error(
+        "probe kernel.function(\"vfs_read\").return { println(@entry($count)) }\n",
+        "@entry is not supported by the tracefs back end yet",
+        "1:52",
+    );
+    assert_error(
+        "probe kernel.function(\"vfs_read\") { println($$parms) }\n",
+        "'$$parms' pretty-printing is not supported by the tracefs back end",
+        "1:45",
+    );
+    assert_error(
+        "probe kernel.function(\"vfs_read\") { println($file$) }\n",
+        "pretty-printing is not supported by the tracefs back end",
+        "1:45",
+    );
+}
+
+#[test]
+fn unresolved_probe_point() {
+    assert_error(
+        "probe kernel.function(\"no_such_function_anywhere\") { println(1) }\n",
+        "probe point mismatch: 'kernel.function(\"no_such_function_anywhere\")' resolves to nothing",
+        "1:1",
+    );
+}
+
+#[test]
+fn timer_profile_is_not_supported() {
+    assert_error(
+        "probe timer.profile { println(1) }\n",
+        "timer.profile is not supported by the tracefs back end",
+        "1:1",
+    );
+}
+
+#[test]
+fn return_in_a_probe() {
+    assert_error(
+        "probe begin { return }\n",
+        "'return' outside a function",
+        "1:15",
+    );
+}
+
+#[test]
+fn parse_errors_of_the_script_are_reported() {
+    let errors = errors("probe begin { x = }\n");
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("parse error") && e.contains("t.stp:1:")),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn embedded_c_functions_without_a_builtin() {
+    let tapset = "function secret:long () %{ STAP_RETVALUE = 42; %}\n";
+    let errors = run_with(
+        &[("c.stp", tapset)],
+        &[],
+        "probe begin { println(secret()) }\n",
+        &fixture("6.1"),
+    )
+    .unwrap_err();
+    assert!(
+        errors.iter().any(
+            |e| e.contains("embedded C is not supported: function 'secret'")
+                && e.contains("at t.stp:1:23")
+        ),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn every_error_is_reported_once() {
+    let errors = errors("probe begin {\n  x = 1\n  x = \"a\"\n  nope()\n}\nprobe end { nope() }\n");
+    assert_eq!(errors.len(), 3, "{errors:#?}");
+}
+
+#[test]
+fn target_variables_in_begin_probes() {
+    assert_error(
+        "probe begin { println($count) }\n",
+        "target variables are only available in probes on kernel events",
+        "1:23",
+    );
+}

@@ -1,0 +1,16 @@
+//! The tracefs back end: a script elaborated for one kernel becomes a
+//! [`tapmatrix_ir::Bundle`]: ftrace events (kprobe, kretprobe, fprobe,
+//! eprobe, tracepoint) that fetch, per hit, exactly the values its handlers
+//! read, with the conditions ftrace can evaluate pushed into event filters.
+
+mod fetch;
+mod filter;
+mod lower;
+mod visit;
+
+pub use fetch::{FetchError, ReadAs, Site, fetch_arg};
+pub use filter::pushdown;
+pub use lower::{LowerError, lower};
+
+#[cfg(test)]
+mod tests;

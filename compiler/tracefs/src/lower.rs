@@ -1,0 +1,350 @@
+//! Lowering an elaborated script to a bundle for one kernel: one event per
+//! attach point, its fetch arguments, its filter.
+
+use std::collections::BTreeMap;
+
+use tapmatrix_elaborate::{Elaborated, FetchRequest};
+use tapmatrix_facts::{KernelFacts, TracingFeatures};
+use tapmatrix_ir::{Builtin, Bundle, Event, EventKind, Expr, Fetch, Probe, ProbeKind, ScalarType};
+use tapmatrix_resolve::{
+    AttachKind, AttachPoint, TargetAccess, TargetBase, is_defined, resolve_target,
+};
+
+use crate::fetch::{ReadAs, Site, fetch_arg};
+use crate::filter::pushdown;
+use crate::visit::{any_expr, rewrite_exprs};
+
+/// Why a script cannot run through tracefs on a kernel.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{location}: {message}")]
+pub struct LowerError {
+    /// `file:line:col`, or the probe point when no place is known.
+    pub location: String,
+    /// What, where it attaches, and why.
+    pub message: String,
+}
+
+/// Lowers `elaborated` for the kernel `facts` describes. Every error is
+/// collected, not just the first.
+pub fn lower(elaborated: Elaborated, facts: &KernelFacts) -> Result<Bundle, Vec<LowerError>> {
+    let Elaborated { mut program, sites } = elaborated;
+    let features = facts.features.clone().unwrap_or_default();
+    let mut errors = Vec::new();
+    let mut probes = Vec::new();
+    let mut events = Vec::new();
+    for (probe, site) in std::mem::take(&mut program.probes).into_iter().zip(sites) {
+        if probe.kind != ProbeKind::Event {
+            probes.push(probe);
+            continue;
+        }
+        // `@defined` is decided per attach point: attach points that agree
+        // on every `@defined` share one copy of the probe.
+        let mut groups: BTreeMap<Vec<bool>, Vec<AttachPoint>> = BTreeMap::new();
+        for at in site.attach {
+            let key = site
+                .fetches
+                .iter()
+                .filter_map(|request| match request {
+                    FetchRequest::Defined { target, .. } => Some(is_defined(facts, &at, target)),
+                    _ => None,
+                })
+                .collect();
+            groups.entry(key).or_default().push(at);
+        }
+        for (defined, attach) in groups {
+            let (probe, requests) = specialize(&probe, &site.fetches, &defined);
+            let index = u32::try_from(probes.len()).unwrap_or(u32::MAX);
+            match events_of(index, &probe, &requests, &attach, facts, &features) {
+                Ok((probe, mut more)) => {
+                    probes.push(probe);
+                    events.append(&mut more);
+                }
+                Err(mut more) => {
+                    probes.push(probe);
+                    errors.append(&mut more);
+                }
+            }
+        }
+    }
+    program.probes = probes;
+    if errors.is_empty() {
+        Ok(Bundle { program, events })
+    } else {
+        errors.dedup();
+        Err(errors)
+    }
+}
+
+/// The probe with its `@defined` slots replaced by their constants and the
+/// other slots renumbered, and the requests of the remaining slots.
+fn specialize(
+    probe: &Probe,
+    requests: &[FetchRequest],
+    defined: &[bool],
+) -> (Probe, Vec<FetchRequest>) {
+    let mut constants = defined.iter();
+    let mut renumber: Vec<Expr> = Vec::new();
+    let mut kept = Vec::new();
+    for request in requests {
+        match request {
+            FetchRequest::Defined { .. } => {
+                let value = constants.next().copied().unwrap_or(false);
+                renumber.push(Expr::Long(i64::from(value)));
+            }
+            other => {
+                renumber.push(Expr::Fetch(u32::try_from(kept.len()).unwrap_or(u32::MAX)));
+                kept.push(other.clone());
+            }
+        }
+    }
+    let mut probe = probe.clone();
+    rewrite_exprs(&mut probe.body, &mut |expr| {
+        if let Expr::Fetch(slot) = expr
+            && let Some(new) = renumber.get(*slot as usize)
+        {
+            *expr = new.clone();
+        }
+    });
+    probe.fetches = kept.iter().map(FetchRequest::ty).collect();
+    (probe, kept)
+}
+
+/// The events of one probe, one per attach point.
+fn events_of(
+    index: u32,
+    probe: &Probe,
+    requests: &[FetchRequest],
+    attach: &[AttachPoint],
+    facts: &KernelFacts,
+    features: &TracingFeatures,
+) -> Result<(Probe, Vec<Event>), Vec<LowerError>> {
+    let mut probe = probe.clone();
+    let mut errors = Vec::new();
+    let mut events = Vec::new();
+    let kinds: Vec<Result<(EventKind, Site), LowerError>> = attach
+        .iter()
+        .map(|at| event_kind(at, requests, facts, features))
+        .collect();
+    // execname(): the comm is fetched where every event can fetch it.
+    let wants_comm = any_expr(&probe.body, &mut |e| {
+        matches!(
+            e,
+            Expr::Builtin {
+                builtin: Builtin::Execname,
+                ..
+            }
+        )
+    });
+    let dynamic = kinds
+        .iter()
+        .all(|k| !matches!(k, Ok((EventKind::Tracepoint { .. }, _))));
+    let comm = (wants_comm && dynamic && features.comm).then(|| {
+        probe.fetches.push(ScalarType::String);
+        u32::try_from(probe.fetches.len() - 1).unwrap_or(u32::MAX)
+    });
+    for (at, kind) in attach.iter().zip(kinds) {
+        let (kind, site) = match kind {
+            Ok(kind) => kind,
+            Err(error) => {
+                errors.push(error);
+                continue;
+            }
+        };
+        let mut fetches = Vec::new();
+        for request in requests {
+            match fetch_of(request, at, &kind, site, facts, features) {
+                Ok(fetch) => fetches.push(fetch),
+                Err(error) => errors.push(error),
+            }
+        }
+        if comm.is_some() {
+            fetches.push(Fetch {
+                arg: "$comm:string".to_owned(),
+                ty: ScalarType::String,
+            });
+        }
+        let field = |slot: u32| -> Option<String> {
+            match &kind {
+                EventKind::Tracepoint { .. } => fetches.get(slot as usize).map(|f| f.arg.clone()),
+                _ => Some(Fetch::field(slot as usize)),
+            }
+        };
+        let filter = pushdown(&probe.body, &field);
+        let function = match at.kind {
+            AttachKind::Kprobe | AttachKind::Kretprobe => at.target.clone(),
+            _ => String::new(),
+        };
+        events.push(Event {
+            probe: index,
+            pp: at.probe_point(),
+            function,
+            kind,
+            fetches,
+            comm,
+            filter,
+        });
+    }
+    if errors.is_empty() {
+        Ok((probe, events))
+    } else {
+        Err(errors)
+    }
+}
+
+/// The event that serves an attach point, and where its fetches read.
+fn event_kind(
+    at: &AttachPoint,
+    requests: &[FetchRequest],
+    facts: &KernelFacts,
+    features: &TracingFeatures,
+) -> Result<(EventKind, Site), LowerError> {
+    let error = |message: String| LowerError {
+        location: at.probe_point(),
+        message,
+    };
+    let function = match &at.module {
+        Some(module) => format!("{module}:{}", at.target),
+        None => at.target.clone(),
+    };
+    match at.kind {
+        AttachKind::Kprobe if features.fprobe && at.module.is_none() => Ok((
+            EventKind::Fprobe {
+                function,
+                ret: false,
+            },
+            Site::Entry,
+        )),
+        AttachKind::Kprobe => Ok((EventKind::Kprobe { function }, Site::Entry)),
+        AttachKind::Kretprobe if features.fprobe && at.module.is_none() => Ok((
+            EventKind::Fprobe {
+                function,
+                ret: true,
+            },
+            Site::Return,
+        )),
+        AttachKind::Kretprobe => Ok((
+            EventKind::Kretprobe {
+                function,
+                maxactive: None,
+            },
+            Site::Return,
+        )),
+        AttachKind::Tracepoint => {
+            let Some((system, event)) = at.target.split_once(':') else {
+                return Err(error(format!("tracepoint {} has no system", at.target)));
+            };
+            let (system, event) = (system.to_owned(), event.to_owned());
+            let needs_eprobe = requests
+                .iter()
+                .any(|request| needs_memory_read(request, at, facts));
+            if !needs_eprobe {
+                Ok((EventKind::Tracepoint { system, event }, Site::EventFields))
+            } else if features.eprobe {
+                Ok((EventKind::Eprobe { system, event }, Site::EventFields))
+            } else {
+                Err(error(
+                    "reading memory through a tracepoint's fields needs event probes (e:), which this kernel lacks"
+                        .to_owned(),
+                ))
+            }
+        }
+        AttachKind::Timer | AttachKind::Perf => Err(error(format!(
+            "{} is not an event the tracefs back end runs",
+            at.probe_point()
+        ))),
+        AttachKind::Begin | AttachKind::End | AttachKind::Error | AttachKind::Never => Err(error(
+            "begin, end, error and never are not kernel events".to_owned(),
+        )),
+    }
+}
+
+/// Whether a request on a tracepoint reads memory (so a plain tracepoint
+/// event cannot serve it): a string behind a pointer field, or a field
+/// followed by `->`.
+fn needs_memory_read(request: &FetchRequest, at: &AttachPoint, facts: &KernelFacts) -> bool {
+    let (target, string) = match request {
+        FetchRequest::Value { target, .. } => (target, false),
+        FetchRequest::String { target, .. } => (target, true),
+        FetchRequest::Defined { .. } => return false,
+    };
+    match resolve_target(facts, at, target) {
+        Ok(access) => !(access.loads.is_empty() && (!string || is_char_field(&access))),
+        Err(_) => false,
+    }
+}
+
+/// A tracepoint field holding characters: `char[16]` or `__data_loc char[]`.
+fn is_char_field(access: &TargetAccess) -> bool {
+    matches!(access.base, TargetBase::Field { .. }) && access.var.c_type.contains("char[")
+}
+
+/// One fetch of one event.
+fn fetch_of(
+    request: &FetchRequest,
+    at: &AttachPoint,
+    kind: &EventKind,
+    site: Site,
+    facts: &KernelFacts,
+    features: &TracingFeatures,
+) -> Result<Fetch, LowerError> {
+    let (target, text, location, read_as) = match request {
+        FetchRequest::Value {
+            target,
+            text,
+            location,
+        } => (target, text, location, ReadAs::Value),
+        FetchRequest::String {
+            target,
+            user,
+            text,
+            location,
+            ..
+        } => (
+            target,
+            text,
+            location,
+            if *user {
+                ReadAs::UserString
+            } else {
+                ReadAs::KernelString
+            },
+        ),
+        FetchRequest::Defined { text, .. } => {
+            return Err(LowerError {
+                location: at.probe_point(),
+                message: format!("@defined({text}) left unresolved"),
+            });
+        }
+    };
+    let error = |message: String| LowerError {
+        location: location.clone(),
+        message: format!("{text} at {}: {message}", at.probe_point()),
+    };
+    let access = resolve_target(facts, at, target).map_err(|e| error(e.to_string()))?;
+    let ty = request.ty();
+    if let EventKind::Tracepoint { .. } = kind {
+        let TargetBase::Field { name, .. } = &access.base else {
+            return Err(error(
+                "a tracepoint's BTF arguments cannot be fetched by a tracefs event; use its format fields".to_owned(),
+            ));
+        };
+        if read_as == ReadAs::Value && is_char_field(&access) {
+            return Err(error(format!(
+                "${name} is {}: read it with kernel_string(${name})",
+                access.var.c_type
+            )));
+        }
+        return Ok(Fetch {
+            arg: name.clone(),
+            ty,
+        });
+    }
+    let arg = match (&access.base, kind) {
+        // An eprobe copies the characters of a char field itself.
+        (TargetBase::Field { name, .. }, EventKind::Eprobe { .. }) if is_char_field(&access) => {
+            format!("${name}:string")
+        }
+        _ => fetch_arg(&access, read_as, site, features).map_err(|e| error(e.to_string()))?,
+    };
+    Ok(Fetch { arg, ty })
+}

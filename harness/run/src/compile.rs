@@ -1,0 +1,68 @@
+//! Compiling one script for one kernel: load it with its tapsets for the
+//! kernel's profile, check its probes resolve, elaborate, lower to tracefs.
+
+use std::path::PathBuf;
+
+use tapmatrix_facts::KernelFacts;
+use tapmatrix_ir::Bundle;
+use tapmatrix_resolve::{Outcome, Resolver, Sources, kernel_profile};
+
+/// A script compiled for one kernel, or why not.
+#[derive(Debug, Clone)]
+pub enum Compiled {
+    /// Ready to run.
+    Bundle(Box<Bundle>),
+    /// A probe of the script resolves to nothing here: the reasons, one
+    /// per line (`probe point: why`).
+    NotAvailable(String),
+    /// The script does not compile for this kernel: the messages.
+    Error(String),
+}
+
+/// Compiles `script` for the kernel `facts` describes, with the tapsets
+/// of `tapset_dirs`.
+pub fn compile(script: PathBuf, tapset_dirs: &[PathBuf], facts: &KernelFacts) -> Compiled {
+    let sources = Sources {
+        tapset_dirs: tapset_dirs.to_vec(),
+        script: Some(script),
+    };
+    let loaded = match sources.load(kernel_profile(facts)) {
+        Ok(loaded) => loaded,
+        Err(error) => return Compiled::Error(error.to_string()),
+    };
+    let script_errors: Vec<&str> = loaded
+        .diagnostics
+        .iter()
+        .filter(|d| d.in_script)
+        .map(|d| d.rendered.as_str())
+        .collect();
+    if !script_errors.is_empty() {
+        return Compiled::Error(script_errors.join("\n"));
+    }
+    let resolver = Resolver::new(&loaded.library, facts);
+    let mut missing = Vec::new();
+    for probe in &loaded.library.probes {
+        if let Outcome::Unresolved(misses) = resolver.resolve_probe(&probe.points) {
+            for miss in misses {
+                missing.push(format!("{}: {}", miss.point, miss.reason));
+            }
+        }
+    }
+    if !missing.is_empty() {
+        return Compiled::NotAvailable(missing.join("\n"));
+    }
+    let elaborated = match tapmatrix_elaborate::elaborate(&loaded, facts) {
+        Ok(elaborated) => elaborated,
+        Err(errors) => return Compiled::Error(errors.to_string()),
+    };
+    match tapmatrix_tracefs::lower(elaborated, facts) {
+        Ok(bundle) => Compiled::Bundle(Box::new(bundle)),
+        Err(errors) => Compiled::Error(
+            errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n"),
+        ),
+    }
+}

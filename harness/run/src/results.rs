@@ -1,0 +1,166 @@
+//! Results of a run on the matrix: one cell per (script, kernel), written
+//! as `results.json` and rendered as a terminal table.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+
+/// The `schema` of `results.json`; bumped on any incompatible change.
+pub const SCHEMA: u32 = 1;
+
+/// How one (script, kernel) cell ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Ran, and printed what its snapshot says.
+    Pass,
+    /// The spec says the script does not apply here, and its probes indeed
+    /// do not resolve.
+    NotAvailable,
+    /// Ran, but the output differs from the snapshot, there is no snapshot
+    /// yet, or availability differs from the spec.
+    Fail,
+    /// The script did not compile for this kernel, or the kernel refused an
+    /// event (its own words are in the detail).
+    Error,
+    /// The kernel did not boot, timed out, or died: not the script's fault.
+    Infra,
+}
+
+impl Status {
+    /// The word the table shows.
+    pub fn word(self) -> &'static str {
+        match self {
+            Status::Pass => "pass",
+            Status::NotAvailable => "n/a",
+            Status::Fail => "FAIL",
+            Status::Error => "ERROR",
+            Status::Infra => "infra",
+        }
+    }
+}
+
+/// One (script, kernel) cell.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cell {
+    /// The script's name.
+    pub script: String,
+    /// The kernel's id.
+    pub kernel: String,
+    /// How it ended.
+    pub status: Status,
+    /// Why, in a line (empty for a pass).
+    pub detail: String,
+    /// What the script printed (standard output, then standard error after
+    /// a `--- stderr ---` line), redacted as its spec says.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output: Option<String>,
+    /// What was expected, when a snapshot exists.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected: Option<String>,
+    /// Event hits handled.
+    pub hits: u64,
+    /// Events lost in the kernel's ring buffer.
+    pub lost: u64,
+    /// Wall time of the run in the guest, in milliseconds.
+    pub elapsed_ms: u64,
+}
+
+/// One kernel's boot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KernelRun {
+    /// Its id.
+    pub id: String,
+    /// Its release (`uname -r`), when its facts are known.
+    pub release: Option<String>,
+    /// Boot to power-off, in milliseconds (0 when nothing was booted).
+    pub boot_ms: u64,
+    /// Why the boot failed, if it did.
+    pub infra: Option<String>,
+}
+
+/// Everything a run produced. Documented schema (`schema: 1`):
+/// `{schema, kernels: [{id, release, boot_ms, infra}], cells: [{script,
+/// kernel, status: pass|not_available|fail|error|infra, detail, output?,
+/// expected?, hits, lost, elapsed_ms}]}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Results {
+    /// [`SCHEMA`].
+    pub schema: u32,
+    /// The kernels, in matrix order.
+    pub kernels: Vec<KernelRun>,
+    /// The cells, by script then kernel.
+    pub cells: Vec<Cell>,
+}
+
+impl Results {
+    /// The cell of `script` on `kernel`.
+    pub fn cell(&self, script: &str, kernel: &str) -> Option<&Cell> {
+        self.cells
+            .iter()
+            .find(|c| c.script == script && c.kernel == kernel)
+    }
+
+    /// The exit status the command line gives: 1 when a cell failed or
+    /// errored, else 3 when a cell is infra, else 0.
+    pub fn exit_code(&self) -> i32 {
+        let worst = self.cells.iter().map(|c| c.status).max();
+        match worst {
+            Some(Status::Fail | Status::Error) => 1,
+            Some(Status::Infra) => 3,
+            _ => 0,
+        }
+    }
+
+    /// The matrix as a terminal table: scripts down, kernels across, then
+    /// one line per cell that is not a pass.
+    pub fn table(&self) -> String {
+        let kernels: Vec<&str> = self.kernels.iter().map(|k| k.id.as_str()).collect();
+        let mut scripts: Vec<&str> = Vec::new();
+        let mut seen = BTreeSet::new();
+        for cell in &self.cells {
+            if seen.insert(cell.script.as_str()) {
+                scripts.push(cell.script.as_str());
+            }
+        }
+        let width = scripts.iter().map(|s| s.len()).max().unwrap_or(6).max(6);
+        let mut out = format!("{:width$}", "script");
+        for kernel in &kernels {
+            let _ = write!(out, "  {kernel:>6}");
+        }
+        out.push('\n');
+        for script in &scripts {
+            let _ = write!(out, "{script:width$}");
+            for kernel in &kernels {
+                let word = self.cell(script, kernel).map_or("-", |c| c.status.word());
+                let _ = write!(out, "  {word:>6}");
+            }
+            out.push('\n');
+        }
+        for cell in &self.cells {
+            if !matches!(cell.status, Status::Pass) && !cell.detail.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "{} on {}: {}: {}",
+                    cell.script,
+                    cell.kernel,
+                    cell.status.word(),
+                    cell.detail
+                );
+            }
+        }
+        let count = |status: Status| self.cells.iter().filter(|c| c.status == status).count();
+        let _ = writeln!(
+            out,
+            "{} cells: {} pass, {} n/a, {} fail, {} error, {} infra",
+            self.cells.len(),
+            count(Status::Pass),
+            count(Status::NotAvailable),
+            count(Status::Fail),
+            count(Status::Error),
+            count(Status::Infra)
+        );
+        out
+    }
+}

@@ -1,0 +1,254 @@
+//! Test specs: `tests/scripts/NAME.stp` with `NAME.yaml` beside it.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use tapmatrix_facts::KernelFacts;
+
+use crate::Error;
+use crate::redact::{Redaction, Redactions};
+
+/// A script and what is expected of it on the matrix.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    /// The script's name: its file stem.
+    pub name: String,
+    /// The script.
+    pub script: PathBuf,
+    /// What the script shows, for the reader of a report.
+    pub description: String,
+    /// The command run while the script's events are enabled.
+    pub workload: String,
+    /// Stop after this many seconds.
+    pub timeout_s: u64,
+    /// Where the script applies.
+    pub kernels: Applies,
+    /// One snapshot for all kernels, or one per kernel series.
+    pub snapshot: SnapshotScope,
+    /// Applied to the output before it is compared.
+    pub redactions: Redactions,
+    /// The script is expected to end in a run-time error.
+    pub expect_error: bool,
+}
+
+/// Which kernels a script applies to; elsewhere its probes are expected not
+/// to resolve ("not available").
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Applies {
+    /// The first kernel series (`"6.12"`).
+    #[serde(default)]
+    pub since: Option<String>,
+    /// The last kernel series.
+    #[serde(default)]
+    pub until: Option<String>,
+    /// Tracing features the kernel must have (names as in `kernels facts`:
+    /// `fprobe`, `eprobe`, `btf_args`...).
+    #[serde(default)]
+    pub features: Vec<String>,
+    /// Why, for the report.
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// Whether output may differ between kernel series.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SnapshotScope {
+    /// Every kernel must print the same.
+    #[default]
+    Shared,
+    /// Each series has its own snapshot.
+    PerSeries,
+    /// Not compared (`tapmatrix run -e`): the output is shown.
+    Unchecked,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSpec {
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    workload: String,
+    #[serde(default = "default_timeout")]
+    timeout: u64,
+    #[serde(default)]
+    kernels: Applies,
+    #[serde(default)]
+    snapshot: SnapshotScope,
+    #[serde(default)]
+    redact: Vec<Redaction>,
+    #[serde(default)]
+    expect_error: bool,
+}
+
+fn default_timeout() -> u64 {
+    30
+}
+
+impl Spec {
+    /// Reads the spec of `script` (`NAME.yaml` beside it; a script without
+    /// one runs with no workload and the defaults).
+    pub fn load(script: &Path) -> Result<Spec, Error> {
+        let yaml = script.with_extension("yaml");
+        let raw: RawSpec = match std::fs::read_to_string(&yaml) {
+            Ok(text) => serde_saphyr::from_str(&text).map_err(|error| {
+                let location = error.location();
+                Error::Spec {
+                    path: yaml.clone(),
+                    line: location.map_or(0, |l| l.line()),
+                    column: location.map_or(0, |l| l.column()),
+                    message: error.to_string().lines().next().unwrap_or("").to_owned(),
+                }
+            })?,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                serde_saphyr::from_str("{}").map_err(|error| Error::Spec {
+                    path: yaml.clone(),
+                    line: 0,
+                    column: 0,
+                    message: error.to_string(),
+                })?
+            }
+            Err(error) => return Err(Error::io(&yaml, error)),
+        };
+        let name = script
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let redactions = Redactions::new(raw.redact).map_err(|message| Error::Spec {
+            path: yaml.clone(),
+            line: 0,
+            column: 0,
+            message,
+        })?;
+        for series in [&raw.kernels.since, &raw.kernels.until]
+            .into_iter()
+            .flatten()
+        {
+            if parse_series(series).is_none() {
+                return Err(Error::Spec {
+                    path: yaml,
+                    line: 0,
+                    column: 0,
+                    message: format!("kernel series `{series}` is not MAJOR.MINOR (like \"6.12\")"),
+                });
+            }
+        }
+        Ok(Spec {
+            name,
+            script: script.to_owned(),
+            description: raw.description,
+            workload: raw.workload,
+            timeout_s: raw.timeout,
+            kernels: raw.kernels,
+            snapshot: raw.snapshot,
+            redactions,
+            expect_error: raw.expect_error,
+        })
+    }
+
+    /// A spec for a script given on the command line (`-e`): its output is
+    /// shown, not compared; no workload unless `-c` gives one.
+    pub fn ad_hoc(name: &str, script: &Path, workload: String, timeout_s: u64) -> Spec {
+        Spec {
+            name: name.to_owned(),
+            script: script.to_owned(),
+            description: String::new(),
+            workload,
+            timeout_s,
+            kernels: Applies::default(),
+            snapshot: SnapshotScope::Unchecked,
+            redactions: Redactions::default(),
+            expect_error: false,
+        }
+    }
+
+    /// Every `*.stp` of a directory with its spec, by name.
+    pub fn load_dir(dir: &Path) -> Result<Vec<Spec>, Error> {
+        let mut scripts: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map_err(|error| Error::io(dir, error))?
+            .filter_map(|entry| entry.ok().map(|e| e.path()))
+            .filter(|path| path.extension().is_some_and(|ext| ext == "stp"))
+            .collect();
+        scripts.sort();
+        scripts.iter().map(|script| Spec::load(script)).collect()
+    }
+}
+
+impl Applies {
+    /// Whether a kernel of `series` with these facts is one the script
+    /// applies to.
+    pub fn covers(&self, series: &str, facts: &KernelFacts) -> bool {
+        let version = parse_series(series);
+        let in_range = |bound: &Option<String>, ok: fn((u32, u32), (u32, u32)) -> bool| match (
+            bound.as_deref().and_then(parse_series),
+            version,
+        ) {
+            (Some(bound), Some(version)) => ok(version, bound),
+            (Some(_), None) => false,
+            (None, _) => true,
+        };
+        let features = facts
+            .features
+            .as_ref()
+            .and_then(|f| serde_json::to_value(f).ok());
+        let has = |name: &String| {
+            features
+                .as_ref()
+                .and_then(|f| f.get(name))
+                .and_then(serde_json::Value::as_bool)
+                .unwrap_or(false)
+        };
+        in_range(&self.since, |v, b| v >= b)
+            && in_range(&self.until, |v, b| v <= b)
+            && self.features.iter().all(has)
+    }
+}
+
+/// `"6.12"` (or a release such as `"6.12.4-amd64"`) as (6, 12).
+pub fn parse_series(text: &str) -> Option<(u32, u32)> {
+    let mut parts = text.split(['.', '-', '+']);
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts.next()?.parse().ok()?;
+    Some((major, minor))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts(id: &str) -> KernelFacts {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join(format!("../../compiler/facts/fixtures/linux-{id}"));
+        KernelFacts::from_raw(&dir, None).unwrap()
+    }
+
+    #[test]
+    fn a_spec_reads_with_defaults_and_says_where_it_is_wrong() {
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("fprobe_only.stp");
+        std::fs::write(&script, "probe begin { exit() }").unwrap();
+        std::fs::write(
+            script.with_extension("yaml"),
+            "workload: cat /etc/passwd\nkernels:\n  since: \"6.12\"\n  features: [fprobe]\nsnapshot: per-series\nredact: [pids]\n",
+        )
+        .unwrap();
+        let spec = Spec::load(&script).unwrap();
+        assert_eq!(spec.name, "fprobe_only");
+        assert_eq!(spec.timeout_s, 30);
+        assert_eq!(spec.snapshot, SnapshotScope::PerSeries);
+        assert!(!spec.kernels.covers("6.1", &facts("6.1")));
+        assert!(spec.kernels.covers("7.3", &facts("7.3")));
+        std::fs::write(
+            script.with_extension("yaml"),
+            "workload: x\ntimeout: soon\n",
+        )
+        .unwrap();
+        let error = Spec::load(&script).unwrap_err().to_string();
+        assert!(error.contains("fprobe_only.yaml:2:"), "{error}");
+        std::fs::write(script.with_extension("yaml"), "kernels: {since: six}\n").unwrap();
+        let error = Spec::load(&script).unwrap_err().to_string();
+        assert!(error.contains("`six` is not MAJOR.MINOR"), "{error}");
+    }
+}
