@@ -2,9 +2,9 @@
 //! ring buffer, filters with the workload's pid, rejected events with the
 //! kernel's words, timeouts, a panic mid-run, and nothing left behind.
 //!
-//! The bundles are built by hand and their programs are empty, so these
-//! tests check the agent through the hits it echoes (`echo_hits`), not
-//! through a script's output.
+//! The bundles are built by hand. Most programs are empty: those tests
+//! check the agent through the hits it echoes (`echo_hits`), the decoding
+//! without the runtime; one runs handlers that print, on a timer and on hits.
 #![allow(
     clippy::unwrap_used,
     clippy::panic,
@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use tapmatrix_e2e::{fetched_kernels, test_cache_dir};
 use tapmatrix_ir::{
-    Bundle, Event, EventKind, Fetch, Limits, Probe, ProbeKind, Program, RunEnd, RunMessage,
-    ScalarType, Value, Workload,
+    Builtin, Bundle, Event, EventKind, Expr, Fetch, Limits, Loc, Probe, ProbeKind, Program, RunEnd,
+    RunMessage, ScalarType, Stmt, Value, Workload,
 };
 use tapmatrix_vm::{ItemEnd, ItemReport, RunSettings, VmOptions, run_items};
 use tapmatrix_wire::RunItem;
@@ -528,5 +528,79 @@ fn lost_events_are_counted_on_6_1() {
     assert!(
         end.hits + end.lost >= 50_000,
         "every read of dd was either handled or counted lost: {end:?}"
+    );
+}
+
+/// `println(ARGS)` as a statement.
+fn println(args: Vec<Expr>) -> Stmt {
+    Stmt::Expr(Expr::Builtin {
+        builtin: Builtin::Println,
+        args,
+        loc: Loc {
+            file: 0,
+            line: 1,
+            col: 1,
+        },
+    })
+}
+
+/// The runtime runs the handlers: a hit prints its fetched file name and
+/// execname, a timer probe prints and calls `exit()`, which ends the run
+/// before its workload does.
+#[test]
+fn handlers_print_hits_and_a_timer_exits_on_6_1() {
+    let mut printing = item(
+        "prints",
+        vec![open_kprobe(OPEN, Some("common_pid == ${target}"))],
+        "exec cat /etc/passwd",
+        30_000,
+    );
+    printing.bundle.program.probes[0].body = vec![println(vec![Expr::Concat(
+        Box::new(Expr::Fetch(0)),
+        Box::new(Expr::Concat(
+            Box::new(Expr::Str(" by ".into())),
+            Box::new(Expr::Builtin {
+                builtin: Builtin::Execname,
+                args: Vec::new(),
+                loc: Loc {
+                    file: 0,
+                    line: 1,
+                    col: 1,
+                },
+            }),
+        )),
+    )])];
+    let mut ticking = item("ticks", Vec::new(), "sleep 1000", 30_000);
+    ticking.bundle.program.probes.push(Probe {
+        kind: ProbeKind::Timer {
+            period_ns: 200_000_000,
+            randomize_ns: 0,
+        },
+        name: "timer.ms(200)".to_owned(),
+        locals: Vec::new(),
+        fetches: Vec::new(),
+        body: vec![
+            println(vec![Expr::Str("tick".into())]),
+            Stmt::Expr(Expr::Builtin {
+                builtin: Builtin::Exit,
+                args: Vec::new(),
+                loc: Loc {
+                    file: 0,
+                    line: 1,
+                    col: 1,
+                },
+            }),
+        ],
+    });
+    let reports = run_on("6.1", &[printing, ticking]);
+    assert_eq!(ended(&reports[0]).end, RunEnd::WorkloadDone);
+    assert_eq!(reports[0].stdout(), "/etc/passwd by cat\n");
+    let ticks = &reports[1];
+    assert_eq!(ended(ticks).end, RunEnd::Exit, "{ticks:?}");
+    assert_eq!(ticks.stdout(), "tick\n");
+    assert_eq!(
+        ended(ticks).workload_status,
+        Some(128 + 9),
+        "the workload is killed when the script exits"
     );
 }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
-use tapmatrix_ir::{Bundle, Event, EventKind, ProbeKind, RunEnd, RunMessage, ScalarType, Value};
+use tapmatrix_ir::{Event, EventKind, RunEnd, RunMessage, ScalarType, Value};
 use tapmatrix_runtime::{Control, Hit, HitContext, Runtime};
 use tapmatrix_wire::{
     BUFFER_KB_PARAM, ECHO_HITS_PARAM, HIT_ECHO_LIMIT, HIT_RECORD, HitEcho, RUN_RECORD, RecordKind,
@@ -199,7 +199,7 @@ impl ItemRun<'_> {
         runtime.set_target(i64::from(target));
         let mut stop = stopped(runtime.begin());
         self.flush(&mut runtime)?;
-        let mut timers = Timers::new(bundle);
+        let mut timers = Timers::new(&runtime);
         let started = Instant::now();
         let timeout = Duration::from_millis(item.workload.timeout_ms);
         if stop.is_none()
@@ -668,7 +668,7 @@ struct Timers {
 
 impl Timers {
     /// The program's timer probes, each first due one period from now.
-    fn new(bundle: &Bundle) -> Self {
+    fn new(runtime: &Runtime) -> Self {
         let now = Instant::now();
         let mut timers = Self {
             due: Vec::new(),
@@ -678,21 +678,12 @@ impl Timers {
                     .map_or(1, |since| since.subsec_nanos()),
             ) | 1,
         };
-        for (index, probe) in bundle.program.probes.iter().enumerate() {
-            if let ProbeKind::Timer {
-                period_ns,
-                randomize_ns,
-            } = probe.kind
-            {
-                let period = Duration::from_nanos(period_ns.max(1));
-                let first = now + period + timers.jitter(randomize_ns);
-                timers.due.push((
-                    u32::try_from(index).unwrap_or(u32::MAX),
-                    period,
-                    randomize_ns,
-                    first,
-                ));
-            }
+        for timer in runtime.timers() {
+            let period = Duration::from_nanos(timer.period_ns.max(1));
+            let first = now + period + timers.jitter(timer.randomize_ns);
+            timers
+                .due
+                .push((timer.probe, period, timer.randomize_ns, first));
         }
         timers
     }
