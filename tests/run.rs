@@ -134,9 +134,15 @@ fn run_on(id: &str, items: &[RunItem]) -> Vec<ItemReport> {
 
 /// Runs `items` on kernel `id` with `settings`; prints every message.
 fn run_with(id: &str, items: &[RunItem], settings: RunSettings) -> Vec<ItemReport> {
+    run_on_cpus(id, items, settings, 1)
+}
+
+/// Runs `items` on kernel `id` in a guest with `cpus` CPUs.
+fn run_on_cpus(id: &str, items: &[RunItem], settings: RunSettings, cpus: u32) -> Vec<ItemReport> {
     let scratch = tempfile::tempdir().unwrap();
     let options = VmOptions {
         timeout: Duration::from_secs(150),
+        cpus,
         ..VmOptions::new(&test_cache_dir())
     };
     let reports = run_items(
@@ -170,7 +176,7 @@ fn ended(report: &ItemReport) -> &tapmatrix_vm::Finished {
 const OPEN: &str = "do_sys_openat2";
 
 /// The whole batch on one kernel: hits, fields, a rejection, a timeout.
-fn hits_fields_rejections_and_timeouts(id: &str) {
+fn hits_fields_rejections_and_timeouts(id: &str, cpus: u32) {
     let open = OPEN;
     let items = [
         item(
@@ -231,7 +237,11 @@ fn hits_fields_rejections_and_timeouts(id: &str) {
             30_000,
         ),
     ];
-    let reports = run_on(id, &items);
+    let settings = RunSettings {
+        echo_hits: true,
+        buffer_kb: None,
+    };
+    let reports = run_on_cpus(id, &items, settings, cpus);
     for report in &reports {
         assert_eq!(
             ended(report).leftover_events,
@@ -377,12 +387,18 @@ fn hits_fields_rejections_and_timeouts(id: &str) {
 
 #[test]
 fn a_batch_runs_on_6_1() {
-    hits_fields_rejections_and_timeouts("6.1");
+    hits_fields_rejections_and_timeouts("6.1", 1);
+}
+
+/// Records of two CPUs' buffers are merged in timestamp order.
+#[test]
+fn a_batch_runs_on_6_1_with_two_cpus() {
+    hits_fields_rejections_and_timeouts("6.1", 2);
 }
 
 #[test]
 fn a_batch_runs_on_5_10() {
-    hits_fields_rejections_and_timeouts("5.10");
+    hits_fields_rejections_and_timeouts("5.10", 1);
 }
 
 /// Fprobes (entry and exit), a kretprobe and an eprobe on a kernel that
@@ -495,7 +511,7 @@ fn a_panic_mid_run_marks_that_item_and_the_rest_infra() {
 
 #[test]
 fn a_batch_runs_on_7_3() {
-    hits_fields_rejections_and_timeouts("7.3");
+    hits_fields_rejections_and_timeouts("7.3", 1);
 }
 
 /// A ring buffer too small for what an event writes loses events, and the
