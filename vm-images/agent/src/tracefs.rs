@@ -174,8 +174,10 @@ pub fn leftover_dynamic_events() -> Vec<String> {
     names
 }
 
-/// Removes dynamic events of the run's group left by an earlier item.
+/// Disables every event (an earlier item may have left one enabled) and
+/// removes dynamic events of the run's group left by an earlier item.
 pub fn remove_stale() {
+    let _ = write_file(&path("events/enable"), "0");
     for name in leftover_dynamic_events() {
         let dir = path(&format!("events/{name}"));
         let _ = write_file(&dir.join("enable"), "0");
