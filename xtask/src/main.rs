@@ -38,6 +38,7 @@ fn matrix(sh: &Shell) -> Result<()> {
     tapmatrix(&["kernels", "list"])?;
     tapmatrix(&["parse", "--check", "tapsets/"])?;
     tapmatrix(&["resolve", "tapsets/"])?;
+    tapmatrix(&["run", "tests/scripts"])?;
     Ok(())
 }
 

@@ -6,7 +6,7 @@
 //! function becomes reachable, then once more to report errors and keep the
 //! IR it builds (with every type then known).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use tapmatrix_facts::KernelFacts;
 use tapmatrix_ir as ir;
@@ -22,6 +22,7 @@ use tapmatrix_syntax::{Span, print_expr};
 use crate::builtins::{builtin, string_fetch};
 use crate::error::{ElaborateError, ElaborateErrors};
 use crate::format::{decode_escapes, parse_format};
+use crate::prune::prune_probe;
 use crate::{Elaborated, FetchRequest, ProbeSite};
 
 /// Passes of inference before giving up on a fixed point.
@@ -118,7 +119,10 @@ struct FuncDef<'a> {
 /// One derived probe: its trigger and its composed handler.
 #[derive(Debug)]
 struct DerivedProbe<'a> {
+    /// Statements elided as dead stores (by address).
+    skip: HashSet<usize>,
     kind: ir::ProbeKind,
+    leaf: tapmatrix_resolve::ProbePoint,
     name: String,
     attach: Vec<AttachPoint>,
     /// `if (cond)` of the points along the derivation, with their files.
@@ -160,12 +164,21 @@ struct Elab<'a> {
     function: Option<usize>,
     fetches: Vec<FetchRequest>,
     fetch_keys: Vec<String>,
+    /// Statements of the probe being walked that SystemTap would elide
+    /// (by address).
+    skip: HashSet<usize>,
+    /// Whether a function has no side effects (`false` while being decided).
+    function_purity: HashMap<usize, bool>,
 }
 
 /// Elaborates a library's script for one kernel.
 pub(crate) fn run(lib: &Library, facts: &KernelFacts) -> Result<Elaborated, ElaborateErrors> {
     let mut elab = Elab::new(lib, facts);
+    elab.check_duplicate_functions();
     let mut probes = elab.derive_probes(facts);
+    for probe in &mut probes {
+        probe.skip = elab.dead_stores(probe);
+    }
     for _ in 0..MAX_PASSES {
         elab.changed = false;
         elab.pass(&mut probes);
@@ -177,7 +190,11 @@ pub(crate) fn run(lib: &Library, facts: &KernelFacts) -> Result<Elaborated, Elab
     elab.report = true;
     let (ir_probes, functions) = elab.pass(&mut probes);
     let globals = elab.finish_globals();
-    elab.check_unresolved(&probes);
+    // An unresolved type is often the echo of an earlier error (a call
+    // that failed gives its variable no type): report it alone.
+    if elab.errors.is_empty() {
+        elab.check_unresolved(&probes);
+    }
     if probes.is_empty() && elab.errors.is_empty() {
         let script = lib
             .files
@@ -193,28 +210,23 @@ pub(crate) fn run(lib: &Library, facts: &KernelFacts) -> Result<Elaborated, Elab
     if !elab.errors.is_empty() {
         return Err(ElaborateErrors(elab.errors));
     }
-    let sites = probes
-        .iter()
-        .zip(&ir_probes)
-        .map(|(probe, _)| ProbeSite {
+    let mut program_probes = Vec::new();
+    let mut sites = Vec::new();
+    for (probe, (mut ir_probe, mut fetches)) in probes.iter().zip(ir_probes) {
+        prune_probe(&mut ir_probe, &mut fetches);
+        program_probes.push(ir_probe);
+        sites.push(ProbeSite {
+            point: probe.leaf.clone(),
             attach: probe.attach.clone(),
-            fetches: Vec::new(),
-        })
-        .collect::<Vec<_>>();
-    let (ir_probes, sites): (Vec<ir::Probe>, Vec<ProbeSite>) = ir_probes
-        .into_iter()
-        .zip(sites)
-        .map(|((probe, fetches), mut site)| {
-            site.fetches = fetches;
-            (probe, site)
-        })
-        .unzip();
+            fetches,
+        });
+    }
     Ok(Elaborated {
         program: ir::Program {
             files: elab.files,
             globals,
             functions,
-            probes: ir_probes,
+            probes: program_probes,
             limits: ir::Limits::default(),
         },
         sites,
@@ -315,6 +327,248 @@ impl<'a> Elab<'a> {
             function: None,
             fetches: Vec::new(),
             fetch_keys: Vec::new(),
+            skip: HashSet::new(),
+            function_purity: HashMap::new(),
+        }
+    }
+
+    // ---- SystemTap's pass-2 elision, on the AST ----
+
+    /// The statements of a derived probe SystemTap elides before typing:
+    /// `local = value` where nothing reads the local and the value has no
+    /// side effects (to a fixed point: an elided store may leave another
+    /// local unread). Alias prologues set many variables a handler never
+    /// reads; their values need not type-check or be fetchable.
+    fn dead_stores(&mut self, probe: &DerivedProbe<'a>) -> HashSet<usize> {
+        let mut skip = HashSet::new();
+        loop {
+            let mut read: HashSet<&'a str> = HashSet::new();
+            for &(cond, _) in &probe.conditions {
+                expr_reads(cond, &mut read);
+            }
+            for &(block, _) in &probe.pieces {
+                for stmt in &block.stmts {
+                    stmt_reads(stmt, &skip, &mut read);
+                }
+            }
+            let mut dead = Vec::new();
+            for &(block, file) in &probe.pieces {
+                self.file = file;
+                self.find_dead(&block.stmts, &read, &skip, &mut dead);
+            }
+            if dead.is_empty() {
+                return skip;
+            }
+            skip.extend(dead);
+        }
+    }
+
+    fn find_dead(
+        &mut self,
+        stmts: &'a [Stmt],
+        read: &HashSet<&'a str>,
+        skip: &HashSet<usize>,
+        dead: &mut Vec<usize>,
+    ) {
+        for stmt in stmts {
+            if skip.contains(&address(stmt)) {
+                continue;
+            }
+            match &stmt.kind {
+                StmtKind::Expr(Expr {
+                    kind:
+                        ExprKind::Assign {
+                            op: AssignOp::Assign,
+                            lhs,
+                            rhs,
+                        },
+                    ..
+                }) => {
+                    if let ExprKind::Ident(name) = &lhs.kind
+                        && !read.contains(name.as_str())
+                        && self.find_global(name).is_none()
+                        && self.pure_expr(rhs, None)
+                    {
+                        dead.push(address(stmt));
+                    }
+                }
+                StmtKind::Block(block) => self.find_dead(&block.stmts, read, skip, dead),
+                StmtKind::If {
+                    then, otherwise, ..
+                } => {
+                    self.find_dead(std::slice::from_ref(then), read, skip, dead);
+                    if let Some(otherwise) = otherwise {
+                        self.find_dead(std::slice::from_ref(otherwise), read, skip, dead);
+                    }
+                }
+                StmtKind::While { body, .. } => {
+                    self.find_dead(std::slice::from_ref(body), read, skip, dead);
+                }
+                StmtKind::For(f) => self.find_dead(std::slice::from_ref(&f.body), read, skip, dead),
+                StmtKind::Foreach(f) => {
+                    self.find_dead(std::slice::from_ref(&f.body), read, skip, dead);
+                }
+                StmtKind::Try(t) => {
+                    self.find_dead(&t.body.stmts, read, skip, dead);
+                    self.find_dead(&t.catch.stmts, read, skip, dead);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Whether evaluating `e` has no side effect (no output, no write to a
+    /// global; in a function, `params` names its parameters and writes to
+    /// its locals are allowed).
+    fn pure_expr(&mut self, e: &'a Expr, params: Option<&'a [ast::Param]>) -> bool {
+        match &e.kind {
+            ExprKind::Assign { op, lhs, rhs } => {
+                let Some(params) = params else {
+                    return false;
+                };
+                *op != AssignOp::Aggregate
+                    && matches!(&lhs.kind, ExprKind::Ident(name)
+                        if params.iter().any(|p| p.name == *name) || self.find_global(name).is_none())
+                    && self.pure_expr(rhs, Some(params))
+            }
+            ExprKind::Crement { operand, .. } => {
+                let Some(params) = params else {
+                    return false;
+                };
+                matches!(&operand.kind, ExprKind::Ident(name)
+                    if params.iter().any(|p| p.name == *name) || self.find_global(name).is_none())
+            }
+            ExprKind::Embedded(_) => false,
+            ExprKind::Call { name, args } => {
+                args.iter().all(|a| self.pure_expr(a, params)) && self.pure_call(name, args.len())
+            }
+            _ => {
+                let mut children = Vec::new();
+                ast_children(e, &mut |child| children.push(child));
+                children.into_iter().all(|c| self.pure_expr(c, params))
+            }
+        }
+    }
+
+    /// Whether calling `name` with `arity` arguments has no side effect.
+    fn pure_call(&mut self, name: &str, arity: usize) -> bool {
+        let pure_builtin = |name: &str| {
+            matches!(name, "sprint" | "sprintln" | "sprintf")
+                || string_fetch(name).is_some()
+                || builtin(name).is_some_and(|sig| {
+                    !matches!(
+                        sig.builtin,
+                        ir::Builtin::Exit | ir::Builtin::Error | ir::Builtin::Warn
+                    )
+                })
+        };
+        if matches!(name, "print" | "println" | "printf") {
+            return false;
+        }
+        if string_fetch(name).is_some() {
+            return true;
+        }
+        let found = self
+            .find_functions(name)
+            .into_iter()
+            .find(|&f| self.functions[f].def.params.len() == arity);
+        let Some(f) = found else {
+            return pure_builtin(name);
+        };
+        if builtin(name).is_some() && !self.functions[f].script {
+            return pure_builtin(name);
+        }
+        if let Some(&known) = self.function_purity.get(&f) {
+            return known;
+        }
+        self.function_purity.insert(f, false);
+        let def = self.functions[f].def;
+        let saved = self.file;
+        self.file = self.functions[f].file;
+        let pure = match &def.body {
+            ast::FunctionBody::Embedded(code) => {
+                code.code.contains("/* pure */") || pure_builtin(name)
+            }
+            ast::FunctionBody::Block(block) => block
+                .stmts
+                .iter()
+                .all(|stmt| self.pure_stmt(stmt, &def.params)),
+        };
+        self.file = saved;
+        self.function_purity.insert(f, pure);
+        pure
+    }
+
+    fn pure_stmt(&mut self, stmt: &'a Stmt, params: &'a [ast::Param]) -> bool {
+        let p = Some(params);
+        match &stmt.kind {
+            StmtKind::Block(block) => block.stmts.iter().all(|s| self.pure_stmt(s, params)),
+            StmtKind::Empty
+            | StmtKind::Break
+            | StmtKind::Continue
+            | StmtKind::Next
+            | StmtKind::Return(None) => true,
+            StmtKind::Expr(e) | StmtKind::Return(Some(e)) => self.pure_expr(e, p),
+            StmtKind::If {
+                cond,
+                then,
+                otherwise,
+            } => {
+                self.pure_expr(cond, p)
+                    && self.pure_stmt(then, params)
+                    && otherwise.as_ref().is_none_or(|o| self.pure_stmt(o, params))
+            }
+            StmtKind::While { cond, body } => {
+                self.pure_expr(cond, p) && self.pure_stmt(body, params)
+            }
+            StmtKind::For(f) => {
+                [&f.init, &f.cond, &f.step]
+                    .into_iter()
+                    .flatten()
+                    .all(|e| self.pure_expr(e, p))
+                    && self.pure_stmt(&f.body, params)
+            }
+            StmtKind::Foreach(f) => {
+                f.limit.as_ref().is_none_or(|l| self.pure_expr(l, p))
+                    && self.pure_stmt(&f.body, params)
+            }
+            StmtKind::Try(t) => t
+                .body
+                .stmts
+                .iter()
+                .chain(&t.catch.stmts)
+                .all(|s| self.pure_stmt(s, params)),
+            StmtKind::Delete(_) => false,
+        }
+    }
+
+    /// Two script functions with one name and arity: SystemTap's
+    /// redefinition error (overloads differ by arity or priority).
+    fn check_duplicate_functions(&mut self) {
+        let mut seen: HashMap<(&str, usize, Option<i64>), usize> = HashMap::new();
+        let mut errors = Vec::new();
+        for (index, f) in self.functions.iter().enumerate() {
+            if !f.script {
+                continue;
+            }
+            let key = (f.def.name.as_str(), f.def.params.len(), f.def.priority);
+            if let Some(&first) = seen.get(&key) {
+                errors.push(
+                    ElaborateError::new(
+                        format!("function '{}' is defined twice", f.name),
+                        f.location.clone(),
+                    )
+                    .with_hint(format!(
+                        "the first definition is at {}; rename one, or give them different arities",
+                        self.functions[first].location
+                    )),
+                );
+            } else {
+                seen.insert(key, index);
+            }
+        }
+        for error in errors {
+            self.push_error(error);
         }
     }
 
@@ -374,6 +628,13 @@ impl<'a> Elab<'a> {
         let mut out = Vec::new();
         for probe in &lib.probes {
             let Some((ast_probe, _)) = lib.probe_ast(probe) else {
+                self.push_error(
+                    ElaborateError::new(
+                        "the script was loaded without its syntax tree",
+                        probe.location.clone(),
+                    )
+                    .with_hint("load the sources with Sources::load (Sources::load_all keeps no syntax trees)"),
+                );
                 continue;
             };
             let derivations = match resolver.derive(&probe.points) {
@@ -509,7 +770,9 @@ impl<'a> Elab<'a> {
             _ => Vec::new(),
         };
         Some(DerivedProbe {
+            skip: HashSet::new(),
             kind,
+            leaf: leaf.clone(),
             name,
             attach,
             conditions,
@@ -541,6 +804,7 @@ impl<'a> Elab<'a> {
 
     fn lower_probe(&mut self, probe: &mut DerivedProbe<'a>) -> (ir::Probe, Vec<FetchRequest>) {
         self.locals = std::mem::take(&mut probe.locals);
+        self.skip = std::mem::take(&mut probe.skip);
         self.attach.clone_from(&probe.attach);
         self.event = probe.kind == ir::ProbeKind::Event;
         self.params = 0;
@@ -573,6 +837,7 @@ impl<'a> Elab<'a> {
         }
         let fetches = std::mem::take(&mut self.fetches);
         probe.locals = std::mem::take(&mut self.locals);
+        probe.skip = std::mem::take(&mut self.skip);
         let ir_probe = ir::Probe {
             kind: probe.kind.clone(),
             name: probe.name.clone(),
@@ -598,6 +863,7 @@ impl<'a> Elab<'a> {
         self.file = f.file;
         self.params = def.params.len();
         self.function = Some(index);
+        self.skip.clear();
         self.fetches.clear();
         self.fetch_keys.clear();
         let body = match &def.body {
@@ -947,6 +1213,9 @@ impl<'a> Elab<'a> {
     }
 
     fn stmt(&mut self, stmt: &'a Stmt) -> Vec<ir::Stmt> {
+        if self.skip.contains(&address(stmt)) {
+            return Vec::new();
+        }
         match &stmt.kind {
             StmtKind::Block(block) => vec![ir::Stmt::Block(self.block(block))],
             StmtKind::Empty => Vec::new(),
@@ -1957,6 +2226,15 @@ impl<'a> Elab<'a> {
             .iter()
             .find(|&&f| self.functions[f].def.params.len() == args.len())
         {
+            // The runtime implements its builtins itself: a tapset's
+            // definition of one (embedded C, or a script wrapper that ends
+            // in embedded C, as Debian's context tapsets are) gives way to
+            // it. The script's own definition wins.
+            if let Some(sig) = builtin(name)
+                && !self.functions[f].script
+            {
+                return self.builtin_call(e, name, args, sig, void_ok);
+            }
             if let ast::FunctionBody::Embedded(_) = self.functions[f].def.body {
                 return match builtin(name) {
                     Some(sig) => self.builtin_call(e, name, args, sig, void_ok),
@@ -2075,17 +2353,26 @@ impl<'a> Elab<'a> {
             self.reach_order.push(f);
             self.changed = true;
         }
+        // A recursive call: the function's locals are the ones being walked.
+        let recursive = self.function == Some(f);
         let mut out = Vec::new();
         for (i, arg) in args.iter().enumerate() {
-            let param = self.functions[f]
-                .locals
-                .get(i)
-                .map_or(Ty::Unknown, |l| l.ty);
+            let params = if recursive {
+                &self.locals
+            } else {
+                &self.functions[f].locals
+            };
+            let param = params.get(i).map_or(Ty::Unknown, |l| l.ty);
             let (expr, ty) = self.typed(arg, param);
             if ty == Ty::Stats {
                 self.error(arg.span, "invalid use of a statistic as an argument", None);
             }
-            if let Some(local) = self.functions[f].locals.get_mut(i) {
+            let params = if recursive {
+                &mut self.locals
+            } else {
+                &mut self.functions[f].locals
+            };
+            if let Some(local) = params.get_mut(i) {
                 refine(&mut local.ty, ty, &mut self.changed);
             }
             out.push(expr);
@@ -2173,7 +2460,19 @@ impl<'a> Elab<'a> {
     fn check_target(&mut self, target: &ast::Target, span: Span) -> bool {
         if let Some(f) = self.function {
             let name = self.functions[f].name.clone();
-            self.error(span, format!("target variables are only available in probe handlers, not in function '{name}'"), Some("pass the value to the function as an argument"));
+            if let TargetBase::Var(var) = &target.base {
+                self.error(
+                    span,
+                    format!("target variable '{var}' in function '{name}': target variables are only available in probe handlers"),
+                    Some("pass the value to the function as an argument"),
+                );
+            } else {
+                self.error(
+                    span,
+                    format!("reading kernel memory at a computed address (in function '{name}') is not supported by the tracefs back end"),
+                    Some("only a probe's own target expressions can be fetched: read the value in the probe handler"),
+                );
+            }
             return false;
         }
         if !self.event {
@@ -2284,6 +2583,141 @@ impl<'a> Elab<'a> {
     }
 }
 
+/// A statement's identity while elaborating (ASTs do not move).
+fn address(stmt: &Stmt) -> usize {
+    std::ptr::from_ref(stmt) as usize
+}
+
+/// Records the names an expression reads (the target of a plain `=` is
+/// written, not read).
+fn expr_reads<'a>(e: &'a Expr, read: &mut HashSet<&'a str>) {
+    match &e.kind {
+        ExprKind::Ident(name) => {
+            read.insert(name);
+        }
+        ExprKind::Assign {
+            op: AssignOp::Assign,
+            lhs,
+            rhs,
+        } if matches!(lhs.kind, ExprKind::Ident(_)) => expr_reads(rhs, read),
+        _ => ast_children(e, &mut |child| expr_reads(child, read)),
+    }
+}
+
+/// Records the names a statement reads, skipping elided statements.
+fn stmt_reads<'a>(stmt: &'a Stmt, skip: &HashSet<usize>, read: &mut HashSet<&'a str>) {
+    if skip.contains(&address(stmt)) {
+        return;
+    }
+    match &stmt.kind {
+        StmtKind::Block(block) => block.stmts.iter().for_each(|s| stmt_reads(s, skip, read)),
+        StmtKind::Empty
+        | StmtKind::Break
+        | StmtKind::Continue
+        | StmtKind::Next
+        | StmtKind::Return(None) => {}
+        StmtKind::Expr(e) | StmtKind::Return(Some(e)) | StmtKind::Delete(e) => {
+            expr_reads(e, read);
+        }
+        StmtKind::If {
+            cond,
+            then,
+            otherwise,
+        } => {
+            expr_reads(cond, read);
+            stmt_reads(then, skip, read);
+            if let Some(otherwise) = otherwise {
+                stmt_reads(otherwise, skip, read);
+            }
+        }
+        StmtKind::While { cond, body } => {
+            expr_reads(cond, read);
+            stmt_reads(body, skip, read);
+        }
+        StmtKind::For(f) => {
+            for e in [&f.init, &f.cond, &f.step].into_iter().flatten() {
+                expr_reads(e, read);
+            }
+            stmt_reads(&f.body, skip, read);
+        }
+        StmtKind::Foreach(f) => {
+            if let Indexable::Hist(h) = &f.array {
+                expr_reads(&h.stat, read);
+            }
+            for key in f.slice.iter().flatten().flatten() {
+                expr_reads(key, read);
+            }
+            if let Some(limit) = &f.limit {
+                expr_reads(limit, read);
+            }
+            stmt_reads(&f.body, skip, read);
+        }
+        StmtKind::Try(t) => {
+            for s in t.body.stmts.iter().chain(&t.catch.stmts) {
+                stmt_reads(s, skip, read);
+            }
+        }
+    }
+}
+
+/// Calls `f` on each direct sub-expression of `e`.
+fn ast_children<'a>(e: &'a Expr, f: &mut dyn FnMut(&'a Expr)) {
+    let indexable = |i: &'a Indexable, f: &mut dyn FnMut(&'a Expr)| {
+        if let Indexable::Hist(h) = i {
+            f(&h.stat);
+        }
+    };
+    match &e.kind {
+        ExprKind::Number(_)
+        | ExprKind::String(_)
+        | ExprKind::Ident(_)
+        | ExprKind::Embedded(_)
+        | ExprKind::Const(_)
+        | ExprKind::Probewrite(_)
+        | ExprKind::Perf(_)
+        | ExprKind::Register { .. } => {}
+        ExprKind::Target(target) => {
+            if let TargetBase::Cast { operand, .. } | TargetBase::Autocast(operand) = &target.base {
+                f(operand);
+            }
+            for component in &target.components {
+                if let TargetComponent::Index(index) = component {
+                    f(index);
+                }
+            }
+        }
+        ExprKind::Call { args, .. } => args.iter().for_each(f),
+        ExprKind::Hist(h) => f(&h.stat),
+        ExprKind::Index { base, keys } => {
+            indexable(base, f);
+            keys.iter().flatten().for_each(f);
+        }
+        ExprKind::In { keys, array } => {
+            keys.iter().flatten().for_each(&mut *f);
+            indexable(array, f);
+        }
+        ExprKind::Unary { operand, .. }
+        | ExprKind::Crement { operand, .. }
+        | ExprKind::Stat { operand, .. } => f(operand),
+        ExprKind::Binary { lhs, rhs, .. } | ExprKind::Assign { lhs, rhs, .. } => {
+            f(lhs);
+            f(rhs);
+        }
+        ExprKind::Regex { lhs, .. } => f(lhs),
+        ExprKind::Ternary {
+            cond,
+            then,
+            otherwise,
+        } => {
+            f(cond);
+            f(then);
+            f(otherwise);
+        }
+        ExprKind::Defined(inner) | ExprKind::Entry(inner) => f(inner),
+        ExprKind::Deref { addr, .. } => f(addr),
+    }
+}
+
 /// How an error names an expression: `: identifier 'x'`.
 fn describe(e: &Expr) -> String {
     match &e.kind {
@@ -2374,4 +2808,54 @@ fn timer_kind(point: &tapmatrix_resolve::ProbePoint) -> Result<ir::ProbeKind, St
         period_ns: n.saturating_mul(scale),
         randomize_ns: randomize,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn point(text: &str) -> tapmatrix_resolve::ProbePoint {
+        tapmatrix_resolve::ProbePoint::parse(text).unwrap()
+    }
+
+    #[test]
+    fn timers_convert_to_nanoseconds() {
+        assert_eq!(
+            timer_kind(&point("timer.ms(250).randomize(10)")),
+            Ok(ir::ProbeKind::Timer {
+                period_ns: 250_000_000,
+                randomize_ns: 10_000_000
+            })
+        );
+        assert_eq!(
+            timer_kind(&point("timer.hz(100)")),
+            Ok(ir::ProbeKind::Timer {
+                period_ns: 10_000_000,
+                randomize_ns: 0
+            })
+        );
+        assert!(
+            timer_kind(&point("timer.profile"))
+                .unwrap_err()
+                .contains("profile")
+        );
+        assert!(
+            timer_kind(&point("timer.jiffies(5)"))
+                .unwrap_err()
+                .contains("jiffies")
+        );
+    }
+
+    #[test]
+    fn types_refine_once_and_record_the_change() {
+        let mut changed = false;
+        let mut slot = Ty::Unknown;
+        assert_eq!(refine(&mut slot, Ty::Unknown, &mut changed), Ty::Unknown);
+        assert!(!changed);
+        assert_eq!(refine(&mut slot, Ty::Str, &mut changed), Ty::Str);
+        assert!(changed);
+        changed = false;
+        assert_eq!(refine(&mut slot, Ty::Long, &mut changed), Ty::Str);
+        assert!(!changed);
+    }
 }

@@ -2,7 +2,9 @@
 //! typed, name-resolved [`tapmatrix_ir::Program`] plus, per probe, what the
 //! back end attaches to and fetches ([`ProbeSite`]).
 //!
-//! SystemTap's semantics, pass 2 (`stap -p2`) in its order:
+//! SystemTap's semantics, pass 2 (`stap -p2`) in its order (elision of
+//! dead stores before types, as SystemTap's optimizer runs before its type
+//! resolution):
 //!
 //! - every probe of the script is derived through the tapset aliases
 //!   ([`tapmatrix_resolve::Resolver::derive`]): one derived probe per alias
@@ -12,17 +14,20 @@
 //! - names resolve to locals (shared between alias bodies and the handler),
 //!   globals (the script's, then tapset files'), and functions (the
 //!   script's, then tapset functions actually called, transitively); a
-//!   function whose body is embedded C, or that nothing defines, is a
-//!   runtime builtin by name;
+//!   function whose body is embedded C, that a tapset defines under a
+//!   builtin's name, or that nothing defines, is a runtime builtin by name;
 //! - types (long, string, statistics, arrays of those) are inferred to a
 //!   fixed point, with SystemTap's errors for mismatches;
 //! - every kernel value a handler reads becomes a fetch slot
-//!   (`Expr::Fetch`) with its [`FetchRequest`].
+//!   (`Expr::Fetch`) with its [`FetchRequest`]; as SystemTap elides
+//!   assignments to locals nothing reads, an event fetches only what its
+//!   handler uses.
 
 mod builtins;
 mod elaborator;
 mod error;
 mod format;
+mod prune;
 
 use tapmatrix_facts::KernelFacts;
 use tapmatrix_resolve::{AttachPoint, Loaded};
@@ -44,6 +49,9 @@ pub struct Elaborated {
 /// What the back end needs for one probe of the program.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProbeSite {
+    /// The leaf probe point it was derived to, alias suffixes applied
+    /// (`kernel.function("vfs_read").return.maxactive(8)`, `timer.ms(100)`).
+    pub point: tapmatrix_resolve::ProbePoint,
     /// The concrete attach points of an `Event` probe (empty for `begin`,
     /// `end`, `error` and timers).
     pub attach: Vec<AttachPoint>,
@@ -104,7 +112,8 @@ impl FetchRequest {
 
 /// Elaborates the script of `loaded` (with its tapsets) for the kernel
 /// `facts` describes. `loaded` must come from [`tapmatrix_resolve::Sources::load`]
-/// with that kernel's profile ([`tapmatrix_resolve::kernel_profile`]).
+/// with that kernel's profile ([`tapmatrix_resolve::kernel_profile`]): it
+/// keeps the syntax trees (`Sources::load_all` does not).
 pub fn elaborate(loaded: &Loaded, facts: &KernelFacts) -> Result<Elaborated, ElaborateErrors> {
     let script_errors: Vec<ElaborateError> = loaded
         .diagnostics

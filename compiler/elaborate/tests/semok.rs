@@ -165,7 +165,7 @@ function peek() { return hidden }
 
 #[test]
 fn embedded_c_functions_map_to_runtime_builtins_by_name() {
-    let tapset = "function execname:string () %{ strlcpy(STAP_RETVALUE, current->comm, MAXSTRINGLEN); %}\nfunction pid:long () %{ STAP_RETVALUE = current->tgid; %}\n";
+    let tapset = "function execname:string () %{ strlcpy(STAP_RETVALUE, current->comm, MAXSTRINGLEN); %}\nfunction pid:long () { return __pid() }\nfunction __pid:long () %{ STAP_RETVALUE = current->tgid; %}\n";
     let e = run_with(
         &[("context.stp", tapset)],
         &[],
@@ -327,4 +327,27 @@ fn elaborates_on_an_older_kernel_too() {
     )
     .unwrap();
     assert_eq!(e.sites[0].attach[0].target, "vfs_read");
+}
+
+#[test]
+fn recursion_types_parameters_from_the_recursive_call() {
+    // Only the recursive call says what `s` is; it flows on to `u`.
+    let e = run(
+        "function g(s, d) { if (d > 0) return g(\"x\", d - 1); t = s; return d }\nprobe begin { println(g(u, 3)) }\n",
+    )
+    .unwrap();
+    assert_eq!(
+        e.program.functions[0].params,
+        [ScalarType::String, ScalarType::Long]
+    );
+    assert_eq!(e.program.probes[0].locals, [ScalarType::String]);
+    let text = format!("{:?}", e.program.functions[0].body);
+    assert!(text.contains("Call { function: 0"), "{text}");
+}
+
+#[test]
+fn the_scripts_own_definition_of_a_builtin_name_wins() {
+    let e = run("function pid() { return 42 }\nprobe begin { println(pid()) }\n").unwrap();
+    assert_eq!(e.program.functions.len(), 1);
+    assert_eq!(e.program.functions[0].name, "pid");
 }

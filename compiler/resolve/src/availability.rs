@@ -41,22 +41,29 @@ pub fn availability(
     kernels: &[(&str, &KernelFacts)],
     rows_of: RowsOf,
 ) -> Result<Availability, AvailabilityError> {
-    let loaded = sources.load_all(
+    let shared = sources.load_shared(
         kernels
             .iter()
             .map(|(_, facts)| kernel_profile(facts))
             .collect(),
     )?;
     let mut skipped = Vec::new();
-    let mut libraries = Vec::with_capacity(loaded.len());
-    for (index, loaded) in loaded.into_iter().enumerate() {
+    let mut libraries = Vec::with_capacity(shared.distinct.len());
+    for (index, loaded) in shared.distinct.into_iter().enumerate() {
         let (script, tapsets): (Vec<LoadDiagnostic>, Vec<LoadDiagnostic>) = loaded
             .diagnostics
             .into_iter()
             .partition(|diagnostic| diagnostic.in_script);
         if !script.is_empty() {
+            // The first kernel that reads this library.
+            let kernel = shared
+                .of_kernel
+                .iter()
+                .position(|&of| of == index)
+                .and_then(|kernel| kernels.get(kernel))
+                .map_or("", |(id, _)| id);
             return Err(AvailabilityError::Script {
-                kernel: kernels[index].0.to_owned(),
+                kernel: kernel.to_owned(),
                 rendered: script
                     .iter()
                     .map(|diagnostic| diagnostic.rendered.as_str())
@@ -71,8 +78,14 @@ pub fn availability(
     }
     let inputs: Vec<KernelInput<'_>> = kernels
         .iter()
-        .zip(&libraries)
-        .map(|((id, facts), library)| KernelInput { id, facts, library })
+        .zip(&shared.of_kernel)
+        .filter_map(|((id, facts), &index)| {
+            Some(KernelInput {
+                id,
+                facts,
+                library: libraries.get(index)?,
+            })
+        })
         .collect();
     Ok(Availability {
         matrix: Matrix::build(&inputs, rows_of),

@@ -15,6 +15,7 @@
 
 mod availability;
 mod body;
+mod kept;
 mod library;
 mod matrix;
 mod outcome;

@@ -4,11 +4,11 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use tapmatrix_facts::KernelFacts;
 use tapmatrix_syntax::ast::{self, AliasKind, Item};
-use tapmatrix_syntax::{FileId, FileKind, Profile, Session, SourceMap, Span, tapset_files};
+use tapmatrix_syntax::tapset::search_subdirs;
+use tapmatrix_syntax::{FileKind, Profile, Session, SourceMap, Span, TapsetFiles, tapset_files};
 
 use crate::body::{BodyTarget, block_targets};
 use crate::point::{Component, ProbePoint, has_wildcard};
@@ -28,7 +28,8 @@ pub struct Alias {
     pub location: String,
     /// The target expressions its bodies read unguarded.
     pub targets: Vec<BodyTarget>,
-    /// The file defining it: an index into [`Library::files`].
+    /// The file defining it: an index into [`Library::files`] (`usize::MAX`
+    /// when its AST was not kept).
     pub file: usize,
     /// Its item in that file's AST (see [`Library::alias_ast`]).
     pub item: usize,
@@ -43,7 +44,8 @@ pub struct ScriptProbe {
     pub location: String,
     /// The target expressions its body reads unguarded.
     pub targets: Vec<BodyTarget>,
-    /// The script file: an index into [`Library::files`].
+    /// The script file: an index into [`Library::files`] (`usize::MAX`
+    /// when its AST was not kept).
     pub file: usize,
     /// Its item in that file's AST (see [`Library::probe_ast`]).
     pub item: usize,
@@ -70,9 +72,10 @@ pub struct Library {
     by_first: HashMap<String, Vec<usize>>,
     /// The script's probes (empty for a tapset directory alone).
     pub probes: Vec<ScriptProbe>,
-    /// Every file added (tapset files without parse errors, then the
-    /// script), with its AST: what elaboration reads functions, globals
-    /// and bodies from.
+    /// The files added with their ASTs ([`Sources::load`] keeps them:
+    /// tapset files without parse errors, then the script): what
+    /// elaboration reads functions, globals and bodies from.
+    /// [`Sources::load_all`] keeps none (it only resolves).
     pub files: Vec<ParsedFile>,
 }
 
@@ -80,7 +83,7 @@ pub struct Library {
 #[derive(Debug, Clone)]
 pub struct ParsedFile {
     /// Its AST (shared by the kernels whose profiles read it the same).
-    pub ast: Arc<ast::File>,
+    pub ast: std::sync::Arc<ast::File>,
     /// The names of the files its spans point into.
     pub names: FileNames,
     /// The user's script rather than a tapset file.
@@ -90,13 +93,14 @@ pub struct ParsedFile {
 /// The names of the files a parsed file's spans point into: the file itself
 /// and the library macro and argument files of the session that parsed it.
 #[derive(Debug, Clone, Default)]
-pub struct FileNames(Arc<Vec<(FileId, String)>>);
+pub struct FileNames(std::sync::Arc<Vec<(tapmatrix_syntax::FileId, String)>>);
 
 impl FileNames {
     /// The names a file's spans may refer to, from the session that parsed it.
     fn of(file: &ast::File, sources: &SourceMap) -> FileNames {
-        let mut names: Vec<(FileId, String)> = Vec::new();
-        let add = |id: FileId, names: &mut Vec<(FileId, String)>| {
+        let mut names: Vec<(tapmatrix_syntax::FileId, String)> = Vec::new();
+        let add = |id: tapmatrix_syntax::FileId,
+                   names: &mut Vec<(tapmatrix_syntax::FileId, String)>| {
             if !names.iter().any(|(known, _)| *known == id)
                 && let Some(f) = sources.file(id)
             {
@@ -114,17 +118,17 @@ impl FileNames {
             add(span.file, &mut names);
         }
         let mut id = 0;
-        while let Some(f) = sources.file(FileId(id)) {
+        while let Some(f) = sources.file(tapmatrix_syntax::FileId(id)) {
             if f.name.ends_with(".stpm") || f.name.starts_with("<argument") {
-                add(FileId(id), &mut names);
+                add(tapmatrix_syntax::FileId(id), &mut names);
             }
             id += 1;
         }
-        FileNames(Arc::new(names))
+        FileNames(std::sync::Arc::new(names))
     }
 
     /// The name of a file (`<unknown>` for one this file's spans cannot name).
-    pub fn name(&self, id: FileId) -> &str {
+    pub fn name(&self, id: tapmatrix_syntax::FileId) -> &str {
         self.0
             .iter()
             .find(|(known, _)| *known == id)
@@ -170,15 +174,33 @@ pub struct AliasMatch<'a> {
 }
 
 impl Library {
-    /// Adds the aliases (and, for the script, the probes) of one parsed file.
+    /// Adds the aliases (and, for the script, the probes) of one parsed
+    /// file. Its AST is not kept (see [`Library::add_kept`]).
     pub fn add_file(&mut self, file: &ast::File, sources: &SourceMap, script: bool) {
-        self.add_shared(Arc::new(file.clone()), sources, script);
+        self.add_items(file, sources, script, usize::MAX);
     }
 
-    /// [`Library::add_file`] for an AST shared between kernels.
-    pub fn add_shared(&mut self, file: Arc<ast::File>, sources: &SourceMap, script: bool) {
-        let location = |span: Span| sources.location(span).to_string();
+    /// [`Library::add_file`], keeping the AST in [`Library::files`] for
+    /// elaboration.
+    pub fn add_kept(&mut self, file: std::sync::Arc<ast::File>, sources: &SourceMap, script: bool) {
         let file_index = self.files.len();
+        self.add_items(&file, sources, script, file_index);
+        let names = FileNames::of(&file, sources);
+        self.files.push(ParsedFile {
+            ast: file,
+            names,
+            script,
+        });
+    }
+
+    fn add_items(
+        &mut self,
+        file: &ast::File,
+        sources: &SourceMap,
+        script: bool,
+        file_index: usize,
+    ) {
+        let location = |span: Span| sources.location(span).to_string();
         for (item_index, item) in file.items.iter().enumerate() {
             match item {
                 Item::Alias(alias) => {
@@ -211,12 +233,6 @@ impl Library {
                 _ => {}
             }
         }
-        let names = FileNames::of(&file, sources);
-        self.files.push(ParsedFile {
-            ast: file,
-            names,
-            script,
-        });
     }
 
     /// An alias's definition and the file it is in.
@@ -415,101 +431,177 @@ pub struct Loaded {
 }
 
 impl Sources {
-    /// Reads and parses everything for one profile.
+    /// Reads and parses everything for one profile, keeping every file's
+    /// AST for elaboration ([`Library::files`]).
     pub fn load(&self, profile: Profile) -> Result<Loaded, LoadError> {
-        let mut loaded = self.load_all(vec![profile])?;
-        loaded.pop().ok_or_else(|| LoadError::Read {
-            path: PathBuf::new(),
-            source: std::io::Error::other("no profile"),
-        })
+        self.load_kept(profile)
     }
 
-    /// Reads and parses everything for each profile (one per kernel). A
-    /// tapset file whose text has no `%( cond %? ... %)` conditional (no
-    /// `%?`) and uses no library macro that has one reads the same for
-    /// every profile: it is parsed once and shared.
+    /// Reads and parses everything for each profile (one per kernel).
     pub fn load_all(&self, profiles: Vec<Profile>) -> Result<Vec<Loaded>, LoadError> {
-        let mut kernels = Vec::new();
-        let mut macro_files: Vec<PathBuf> = Vec::new();
+        let shared = self.load_shared(profiles)?;
+        let mut distinct: Vec<Option<Loaded>> = shared.distinct.into_iter().map(Some).collect();
+        let mut out = Vec::with_capacity(shared.of_kernel.len());
+        for (kernel, &index) in shared.of_kernel.iter().enumerate() {
+            // The last kernel that uses a library takes it; the others clone.
+            let last = !shared.of_kernel[kernel + 1..].contains(&index);
+            let loaded = match distinct.get_mut(index) {
+                Some(slot) if last => slot.take(),
+                Some(slot) => slot.clone(),
+                None => None,
+            };
+            out.extend(loaded);
+        }
+        Ok(out)
+    }
+
+    /// Reads and parses everything for each profile (one per kernel), once
+    /// per distinct outcome. A file's outcome for a profile is the value of
+    /// every preprocessor condition (`%( COND %?`) written in it, and of
+    /// those of the library macro files when it uses a macro whose
+    /// expansion has one: each file is parsed once per distinct outcome,
+    /// and kernels whose every file has the same outcome share one library.
+    /// A condition that cannot be evaluated on its own (it uses a macro
+    /// parameter or a macro of its own file) makes its file's outcome
+    /// unique to the kernel.
+    pub(crate) fn load_shared(&self, profiles: Vec<Profile>) -> Result<Shared, LoadError> {
+        let mut texts = Texts::default();
+        let mut listings: HashMap<(PathBuf, Vec<String>), TapsetFiles> = HashMap::new();
+        let mut kernels: Vec<Prepared> = Vec::with_capacity(profiles.len());
         for profile in profiles {
-            let (session, diagnostics, scripts, macros) = self.prepare(profile)?;
-            for path in macros {
-                if !macro_files.contains(&path) {
-                    macro_files.push(path);
+            kernels.push(self.prepare(profile, &mut listings)?);
+        }
+        let mut macro_files: Vec<PathBuf> = Vec::new();
+        for kernel in &kernels {
+            for path in &kernel.macros {
+                if !macro_files.contains(path) {
+                    macro_files.push(path.clone());
                 }
             }
-            kernels.push((session, Library::default(), diagnostics, scripts));
         }
         let conditional = conditional_macros(&macro_files);
-        let mut independent: HashMap<PathBuf, bool> = HashMap::new();
-        // Path -> (kernel whose session parsed it, the AST, diagnostics, clean).
-        let mut shared: HashMap<PathBuf, (usize, Arc<ast::File>, Vec<LoadDiagnostic>, bool)> =
-            HashMap::new();
-        for index in 0..kernels.len() {
-            let scripts = std::mem::take(&mut kernels[index].3);
-            for path in &scripts {
-                let is_independent = *independent.entry(path.clone()).or_insert_with(|| {
-                    std::fs::read_to_string(path)
-                        .is_ok_and(|text| !text.contains("%?") && !uses_any(&text, &conditional))
-                });
-                if is_independent && let Some((owner, file, diagnostics, clean)) = shared.get(path)
-                {
-                    let (head, tail) = kernels.split_at_mut(index);
-                    let sources = match head.get(*owner) {
-                        Some(owner) => owner.0.sources(),
-                        None => continue,
-                    };
-                    let Some(kernel) = tail.first_mut() else {
-                        continue;
-                    };
-                    kernel.2.extend(diagnostics.iter().cloned());
-                    if *clean {
-                        kernel.1.add_shared(Arc::clone(file), sources, false);
+        // The conditions of the macro files whose macros are conditional.
+        let mut macro_conditions: Vec<Option<String>> = Vec::new();
+        for path in &macro_files {
+            let text = texts.get(path)?;
+            if text.contains("%?") {
+                macro_conditions.extend(conditions(text));
+            }
+        }
+        // Per kernel: each file's outcome, and the signature of them all.
+        let mut signatures: Vec<Vec<(PathBuf, Outcome)>> = Vec::with_capacity(kernels.len());
+        for (index, kernel) in kernels.iter_mut().enumerate() {
+            let mut values: HashMap<String, Option<bool>> = HashMap::new();
+            let files: Vec<PathBuf> = kernel
+                .macros
+                .iter()
+                .chain(&kernel.scripts)
+                .chain(&self.script)
+                .cloned()
+                .collect();
+            let mut signature = Vec::with_capacity(files.len());
+            for path in files {
+                let text = texts.get(&path)?;
+                let mut written = conditions(text);
+                if uses_any(text, &conditional) {
+                    written.extend(macro_conditions.iter().cloned());
+                }
+                let mut outcome = Outcome::Values(Vec::with_capacity(written.len()));
+                for condition in written {
+                    let value = condition.and_then(|condition| {
+                        *values.entry(condition).or_insert_with_key(|condition| {
+                            evaluate(&mut kernel.session, condition)
+                        })
+                    });
+                    match (&mut outcome, value) {
+                        (Outcome::Values(values), Some(value)) => values.push(value),
+                        _ => outcome = Outcome::Kernel(index),
+                    }
+                }
+                signature.push((path, outcome));
+            }
+            signatures.push(signature);
+        }
+        let mut of_kernel: Vec<usize> = Vec::with_capacity(kernels.len());
+        let mut representatives: Vec<usize> = Vec::new();
+        for signature in &signatures {
+            let same = representatives
+                .iter()
+                .position(|&first| signatures[first] == *signature);
+            of_kernel.push(same.unwrap_or_else(|| {
+                representatives.push(of_kernel.len());
+                representatives.len() - 1
+            }));
+        }
+        // (path, outcome, is the script) -> (kernel whose session parsed
+        // it, the AST, diagnostics, clean).
+        let mut parsed: HashMap<(PathBuf, Outcome, bool), Parse> = HashMap::new();
+        let mut distinct = Vec::with_capacity(representatives.len());
+        for &kernel in &representatives {
+            let mut library = Library::default();
+            let mut diagnostics = std::mem::take(&mut kernels[kernel].diagnostics);
+            let scripts = std::mem::take(&mut kernels[kernel].scripts);
+            let outcomes = &signatures[kernel][kernels[kernel].macros.len()..];
+            for (position, (path, outcome)) in outcomes.iter().enumerate() {
+                let script = position >= scripts.len();
+                let key = (path.clone(), outcome.clone(), script);
+                if let Some((owner, file, found, clean)) = parsed.get(&key) {
+                    diagnostics.extend(found.iter().cloned());
+                    if *clean || script {
+                        library.add_file(file, kernels[*owner].session.sources(), script);
                     }
                     continue;
                 }
-                let kernel = &mut kernels[index];
-                let (file, diagnostics, clean) = parse_into(&mut kernel.0, path, false)?;
-                let file = Arc::new(file);
-                kernel.2.extend(diagnostics.iter().cloned());
-                if clean {
-                    kernel
-                        .1
-                        .add_shared(Arc::clone(&file), kernel.0.sources(), false);
+                let session = &mut kernels[kernel].session;
+                let (file, found, clean) = parse_text(session, path, texts.get(path)?, script);
+                diagnostics.extend(found.iter().cloned());
+                if clean || script {
+                    library.add_file(&file, session.sources(), script);
                 }
-                if is_independent {
-                    shared.insert(path.clone(), (index, file, diagnostics, clean));
-                }
+                parsed.insert(key, (kernel, file, found, clean));
             }
-            if let Some(script) = &self.script {
-                let kernel = &mut kernels[index];
-                let (file, diagnostics, _) = parse_into(&mut kernel.0, script, true)?;
-                kernel.2.extend(diagnostics);
-                kernel
-                    .1
-                    .add_shared(Arc::new(file), kernel.0.sources(), true);
-            }
-        }
-        Ok(kernels
-            .into_iter()
-            .map(|(_, library, diagnostics, _)| Loaded {
+            distinct.push(Loaded {
                 library,
                 diagnostics,
-            })
-            .collect())
+            });
+        }
+        Ok(Shared {
+            distinct,
+            of_kernel,
+        })
     }
 
-    /// A session with the library macros loaded, and the tapset scripts to read.
-    fn prepare(&self, profile: Profile) -> Result<Prepared, LoadError> {
+    /// A session with the library macros loaded, and the tapset scripts to
+    /// read; `listings` caches the directory listings by the searched
+    /// subdirectories that exist.
+    fn prepare(
+        &self,
+        profile: Profile,
+        listings: &mut HashMap<(PathBuf, Vec<String>), TapsetFiles>,
+    ) -> Result<Prepared, LoadError> {
         let mut session = Session::new(profile, &[]);
         let mut diagnostics = Vec::new();
         let mut scripts = Vec::new();
         let mut macro_files = Vec::new();
         for dir in &self.tapset_dirs {
-            let files = tapset_files(dir, session.profile()).map_err(|source| LoadError::Read {
-                path: dir.clone(),
-                source,
-            })?;
+            // The listing depends only on which searched subdirectories exist.
+            let existing: Vec<String> = search_subdirs(session.profile())
+                .into_iter()
+                .filter(|sub| dir.join(sub).is_dir())
+                .collect();
+            let key = (dir.clone(), existing);
+            let files = match listings.get(&key) {
+                Some(files) => files.clone(),
+                None => {
+                    let files =
+                        tapset_files(dir, session.profile()).map_err(|source| LoadError::Read {
+                            path: dir.clone(),
+                            source,
+                        })?;
+                    listings.insert(key, files.clone());
+                    files
+                }
+            };
             for macros in &files.macros {
                 let found = session
                     .load_library_macros(std::slice::from_ref(macros))
@@ -525,23 +617,120 @@ impl Sources {
             macro_files.extend(files.macros);
             scripts.extend(files.scripts);
         }
-        Ok((session, diagnostics, scripts, macro_files))
+        Ok(Prepared {
+            session,
+            diagnostics,
+            scripts,
+            macros: macro_files,
+        })
     }
 }
 
-/// A session, its macro diagnostics, the scripts and the macro files.
-type Prepared = (Session, Vec<LoadDiagnostic>, Vec<PathBuf>, Vec<PathBuf>);
+/// The libraries of [`Sources::load_shared`]: the distinct ones, and
+/// which one each kernel reads.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    /// Distinct libraries, in the order of the first kernel that reads each.
+    pub(crate) distinct: Vec<Loaded>,
+    /// For each kernel, its library's index in `distinct`.
+    pub(crate) of_kernel: Vec<usize>,
+}
 
-/// Parses one file in a session: the AST, its diagnostics, and whether it had none.
-fn parse_into(
+/// A kernel's session (library macros loaded), their diagnostics, the
+/// tapset scripts and the macro files.
+struct Prepared {
+    session: Session,
+    diagnostics: Vec<LoadDiagnostic>,
+    scripts: Vec<PathBuf>,
+    macros: Vec<PathBuf>,
+}
+
+/// What the preprocessor makes of one file for one profile.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Outcome {
+    /// The value of each condition that can decide it, in order.
+    Values(Vec<bool>),
+    /// Not known without preprocessing: unique to this kernel.
+    Kernel(usize),
+}
+
+/// A parsed file: the kernel whose session parsed it, the AST, its
+/// diagnostics, and whether it had none.
+type Parse = (usize, ast::File, Vec<LoadDiagnostic>, bool);
+
+/// File texts, each read once.
+#[derive(Default)]
+struct Texts(HashMap<PathBuf, String>);
+
+impl Texts {
+    /// The text of `path` (invalid UTF-8 replaced, as the front end does).
+    fn get(&mut self, path: &Path) -> Result<&str, LoadError> {
+        let text = match self.0.entry(path.to_owned()) {
+            std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
+            std::collections::hash_map::Entry::Vacant(entry) => {
+                let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
+                    path: path.to_owned(),
+                    source,
+                })?;
+                entry.insert(
+                    String::from_utf8(bytes)
+                        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+                )
+            }
+        };
+        Ok(text)
+    }
+}
+
+/// The preprocessor conditions written in `text`: for each `%?`, the text
+/// from the `%(` before it. `None` for a `%?` with no `%(` before it.
+/// Conditions in comments or strings are listed too (harmless: a value
+/// more to compare).
+fn conditions(text: &str) -> Vec<Option<String>> {
+    text.match_indices("%?")
+        .map(|(at, _)| {
+            let start = text[..at].rfind("%(")? + 2;
+            Some(text[start..at].trim().to_owned())
+        })
+        .collect()
+}
+
+/// The value of a preprocessor condition in `session` (its profile and
+/// library macros); `None` when it does not evaluate on its own.
+fn evaluate(session: &mut Session, condition: &str) -> Option<bool> {
+    let id = session.add_source(
+        "<condition>",
+        format!("%( {condition} %? probe t = never {{}} %: probe f = never {{}} %)"),
+    );
+    let parsed = session.parse(
+        id,
+        FileKind {
+            privileged: true,
+            user_file: false,
+        },
+    );
+    if !parsed.diagnostics.is_empty() {
+        return None;
+    }
+    match parsed.file.items.as_slice() {
+        [Item::Alias(alias)] => match alias.names.first()?.components.first()?.name.as_str() {
+            "t" => Some(true),
+            "f" => Some(false),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Parses one file's text in a session: the AST, its diagnostics, and
+/// whether it had none.
+fn parse_text(
     session: &mut Session,
     path: &Path,
+    text: &str,
     script: bool,
-) -> Result<(ast::File, Vec<LoadDiagnostic>, bool), LoadError> {
-    let id = session.load(path).map_err(|e| LoadError::Read {
-        path: path.to_owned(),
-        source: std::io::Error::other(e.to_string()),
-    })?;
+) -> (ast::File, Vec<LoadDiagnostic>, bool) {
+    let id = session.add_source(path.display().to_string(), text);
     let parsed = session.parse(
         id,
         FileKind {
@@ -558,7 +747,7 @@ fn parse_into(
         })
         .collect();
     let clean = diagnostics.is_empty();
-    Ok((parsed.file, diagnostics, clean))
+    (parsed.file, diagnostics, clean)
 }
 
 /// The names of `@define`d macros in `text`.
@@ -631,6 +820,24 @@ mod tests {
     }
 
     #[test]
+    fn conditions_as_written_and_evaluated() {
+        let text = "%( kernel_v >= \"6.0\" %? a %: %( arch == \"x86_64\" %? b %) %)\n%? x";
+        assert_eq!(
+            conditions(text),
+            [
+                Some("kernel_v >= \"6.0\"".to_owned()),
+                Some("arch == \"x86_64\"".to_owned()),
+                Some("arch == \"x86_64\" %? b %) %)".to_owned()),
+            ]
+        );
+        assert_eq!(conditions("%? alone"), [None]);
+        let mut session = Session::new(Profile::default(), &[]);
+        assert_eq!(evaluate(&mut session, "kernel_v >= \"6.0\""), Some(true));
+        assert_eq!(evaluate(&mut session, "arch == \"arm64\""), Some(false));
+        assert_eq!(evaluate(&mut session, "kernel_v >= @nosuch"), None);
+    }
+
+    #[test]
     fn whole_names_win_over_suffix_matches() {
         let lib =
             library("probe s.read = x {}\nprobe s.read.return = y {}\nprobe s.write = z {}\n");
@@ -694,6 +901,28 @@ mod tests {
             assert_eq!(locations, alone_locations);
         }
         assert!(all[0].diagnostics.is_empty(), "{:?}", all[0].diagnostics);
+        // 6.1 and 6.2 read every file alike: one library for both.
+        let shared = sources
+            .load_shared(vec![profile("5.10.0"), profile("6.1.0"), profile("6.2.0")])
+            .unwrap();
+        assert_eq!(
+            (shared.distinct.len(), shared.of_kernel),
+            (2, vec![0, 1, 1])
+        );
+        // A condition that needs its own file's macro is not evaluated
+        // apart: that file is read for each kernel.
+        write(
+            "d.stp",
+            "@define six %( \"6.0\" %)\n%( kernel_v >= @six %? probe d = begin {} %)\n",
+        );
+        let shared = sources
+            .load_shared(vec![profile("6.1.0"), profile("6.2.0")])
+            .unwrap();
+        assert_eq!(shared.of_kernel, [0, 1]);
+        assert_eq!(
+            shared.distinct[1].library.alias_names(),
+            ["a", "b", "c.new", "d"]
+        );
         assert_eq!(all[0].library.alias_names(), ["a", "b", "c.old"]);
         assert_eq!(all[1].library.alias_names(), ["a", "b", "c.new"]);
         let conditional =

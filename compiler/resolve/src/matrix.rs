@@ -19,14 +19,14 @@
 //!
 //! `cells[i]` is the cell of `kernels[i]`.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 
 use serde::Serialize;
 use tapmatrix_facts::KernelFacts;
 
 use crate::library::Library;
-use crate::outcome::{Miss, Outcome};
+use crate::outcome::{Miss, Outcome, Reason};
 use crate::resolver::Resolver;
 use crate::suggest::{Suggestion, suggest};
 
@@ -131,7 +131,16 @@ pub enum RowsOf {
     ScriptProbes,
 }
 
-fn cell_of(outcome: Outcome, here: &KernelFacts, others: &[&KernelFacts]) -> Cell {
+/// A miss reclassified, and its suggestions, by miss: the same miss
+/// recurs in many rows.
+type Suggested = HashMap<Miss, (Reason, Vec<Suggestion>)>;
+
+fn cell_of(
+    outcome: Outcome,
+    here: &KernelFacts,
+    others: &[&KernelFacts],
+    suggested: &mut Suggested,
+) -> Cell {
     match outcome {
         Outcome::Resolved(found) => Cell::Resolved {
             alternatives: found.alternatives,
@@ -143,16 +152,21 @@ fn cell_of(outcome: Outcome, here: &KernelFacts, others: &[&KernelFacts]) -> Cel
             let misses = misses
                 .into_iter()
                 .map(|miss| {
-                    let (reason, more) = suggest(&miss, here, others);
-                    for suggestion in more {
+                    let (reason, more) = suggested
+                        .entry(miss.clone())
+                        .or_insert_with_key(|miss| suggest(miss, here, others));
+                    for suggestion in more.iter() {
                         if !suggestions
                             .iter()
                             .any(|s| s.probe_point == suggestion.probe_point)
                         {
-                            suggestions.push(suggestion);
+                            suggestions.push(suggestion.clone());
                         }
                     }
-                    Miss { reason, ..miss }
+                    Miss {
+                        reason: reason.clone(),
+                        ..miss
+                    }
                 })
                 .collect();
             suggestions.sort_by_key(|s| std::cmp::Reverse(s.strength));
@@ -170,7 +184,14 @@ impl Matrix {
         let mut rows: Vec<Row> = Vec::new();
         let mut row_keys: Vec<(String, String)> = Vec::new();
         let mut seen: HashSet<String> = HashSet::new();
-        for kernel in kernels {
+        for (index, kernel) in kernels.iter().enumerate() {
+            // Kernels that share a library add no row.
+            if kernels[..index]
+                .iter()
+                .any(|earlier| std::ptr::eq(earlier.library, kernel.library))
+            {
+                continue;
+            }
             let keys: Vec<(String, String)> = match rows_of {
                 RowsOf::Aliases => kernel
                     .library
@@ -208,6 +229,7 @@ impl Matrix {
                     .collect()
             })
             .collect();
+        let mut suggested: Vec<Suggested> = vec![Suggested::new(); kernels.len()];
         for (probe, location) in row_keys {
             let mut cells = Vec::new();
             for (index, kernel) in kernels.iter().enumerate() {
@@ -240,7 +262,12 @@ impl Matrix {
                         }
                     }
                 };
-                cells.push(cell_of(outcome, kernel.facts, others));
+                cells.push(cell_of(
+                    outcome,
+                    kernel.facts,
+                    others,
+                    &mut suggested[index],
+                ));
             }
             rows.push(Row {
                 probe,

@@ -74,7 +74,7 @@ impl AttachPoint {
 }
 
 /// Why a probe point resolves to nothing on a kernel.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Reason {
     /// Neither traceable nor a symbol: removed, renamed or inlined everywhere.
@@ -156,11 +156,21 @@ pub enum Reason {
     /// Alias expansion nests too deep (a cycle).
     TooDeep,
     /// A target variable the handler reads is not there: a parameter
-    /// renamed or removed, a tracepoint field gone.
+    /// renamed or removed.
     TargetVarMissing {
         /// The expression (`$file->f_inode`).
         expr: String,
         /// The variables there are.
+        available: Vec<String>,
+    },
+    /// A field of a trace event that the handler reads is gone from the
+    /// event's format (and its BTF arguments): the tracepoint changed.
+    TracepointFieldMissing {
+        /// The expression (`$success`).
+        expr: String,
+        /// The event, `system:event`.
+        event: String,
+        /// The fields and arguments there are.
         available: Vec<String>,
     },
     /// A struct member the handler reads is gone (or moved into another struct).
@@ -202,6 +212,7 @@ impl Reason {
             Reason::FactsMissing { .. } => "facts_missing",
             Reason::TooDeep => "too_deep",
             Reason::TargetVarMissing { .. } => "target_var_missing",
+            Reason::TracepointFieldMissing { .. } => "tracepoint_field_missing",
             Reason::MemberMissing { .. } => "member_missing",
             Reason::TargetRetyped { .. } => "target_retyped",
         }
@@ -253,6 +264,15 @@ impl fmt::Display for Reason {
                 "{expr} is not there (renamed or removed); there are: {}",
                 available.join(" ")
             ),
+            Reason::TracepointFieldMissing {
+                expr,
+                event,
+                available,
+            } => write!(
+                f,
+                "{expr}: tracepoint {event} has no such field any more; there are: {}",
+                available.join(" ")
+            ),
             Reason::MemberMissing {
                 expr,
                 type_name,
@@ -264,7 +284,7 @@ impl fmt::Display for Reason {
 }
 
 /// One probe point that resolved to nothing, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct Miss {
     /// The concrete (leaf) probe point, after alias expansion.
     pub point: String,

@@ -6,7 +6,7 @@
 //! alias resolves when its own list does; a wildcard point resolves when
 //! at least one alias or function it matches does.
 
-use std::cell::OnceCell;
+use std::cell::{OnceCell, RefCell};
 use std::collections::HashMap;
 
 use tapmatrix_facts::{ConfigValue, FunctionPresence, KernelFacts, Tracepoint, split_clone};
@@ -28,6 +28,10 @@ pub struct Resolver<'a> {
     facts: &'a KernelFacts,
     /// Trace events by name, built on first use.
     events_by_name: OnceCell<HashMap<&'a str, Vec<&'a Tracepoint>>>,
+    /// What each probe point resolved to, and the deepest nesting it is
+    /// valid at (`usize::MAX` for a built-in one): a tapset library names
+    /// the same aliases and functions from many aliases.
+    resolved: RefCell<HashMap<ProbePoint, (usize, Resolved)>>,
 }
 
 type Resolved = Result<Found, Vec<Miss>>;
@@ -66,6 +70,7 @@ impl<'a> Resolver<'a> {
             library,
             facts,
             events_by_name: OnceCell::new(),
+            resolved: RefCell::new(HashMap::new()),
         }
     }
 
@@ -121,6 +126,15 @@ impl<'a> Resolver<'a> {
                 let reason = match resolve_target(self.facts, point, &target.target) {
                     Ok(_) | Err(TargetError::NoBtf { .. } | TargetError::Unsupported { .. }) => {
                         continue;
+                    }
+                    Err(TargetError::NoVariable { name, available })
+                        if point.kind == AttachKind::Tracepoint =>
+                    {
+                        Reason::TracepointFieldMissing {
+                            expr: format!("${name}"),
+                            event: point.target.clone(),
+                            available,
+                        }
                     }
                     Err(TargetError::NoVariable { name, available }) => Reason::TargetVarMissing {
                         expr: format!("${name}"),
@@ -283,14 +297,45 @@ impl<'a> Resolver<'a> {
         if depth > MAX_DEPTH {
             return Err(vec![miss(point, Reason::TooDeep)]);
         }
+        if let Some((valid_to, resolved)) = self.resolved.borrow().get(point)
+            && depth <= *valid_to
+        {
+            return resolved.clone();
+        }
         let aliases = self.library.matching(point);
         if aliases.is_empty() {
-            return self.builtin(point);
+            let resolved = self.builtin(point);
+            self.resolved
+                .borrow_mut()
+                .insert(point.clone(), (usize::MAX, resolved.clone()));
+            return resolved;
         }
+        let resolved = self.expand(point, &aliases, depth);
+        // Computed at this depth without reaching the limit, it holds at
+        // any depth up to this one.
+        let misses = match &resolved {
+            Ok(found) => &found.optional_misses,
+            Err(misses) => misses,
+        };
+        if !misses.iter().any(|miss| miss.reason == Reason::TooDeep) {
+            self.resolved
+                .borrow_mut()
+                .insert(point.clone(), (depth, resolved.clone()));
+        }
+        resolved
+    }
+
+    /// Expands a point through the aliases it matches.
+    fn expand(
+        &self,
+        point: &ProbePoint,
+        aliases: &[crate::library::AliasMatch<'_>],
+        depth: usize,
+    ) -> Resolved {
         let wildcard = point.has_wildcard();
         let mut found = Found::default();
         let mut misses = Vec::new();
-        for matched in aliases {
+        for matched in aliases.iter() {
             let expansion: Vec<ProbePoint> = matched
                 .alias
                 .points
@@ -715,4 +760,62 @@ fn unsupported(point: &ProbePoint, provider: &str) -> Resolved {
             provider: provider.to_owned(),
         },
     )])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tests::fixture;
+    use tapmatrix_syntax::{FileKind, Profile, Session};
+
+    /// A library of one script, its AST kept.
+    fn library(text: &str) -> Library {
+        let mut session = Session::new(Profile::default(), &[]);
+        let id = session.add_source("t.stp", text);
+        let parsed = session.parse(
+            id,
+            FileKind {
+                privileged: true,
+                user_file: true,
+            },
+        );
+        assert!(parsed.diagnostics.is_empty(), "{:?}", parsed.diagnostics);
+        let mut library = Library::default();
+        library.add_kept(std::sync::Arc::new(parsed.file), session.sources(), true);
+        library
+    }
+    #[test]
+    fn derive_gives_one_path_per_alias_expansion() {
+        let k61 = fixture("6.1");
+        let lib = library(
+            "probe inner = kernel.function(\"vfs_read\"), kernel.function(\"no_such_fn\")? { }\n\
+             probe outer = inner if (1), begin { }\n\
+             probe other = kernel.function(\"vfs_write\") { }\n\
+             probe outer {}\n",
+        );
+        let resolver = Resolver::new(&lib, &k61);
+        let derived = resolver.derive(&lib.probes[0].points).unwrap();
+        let paths: Vec<Vec<(usize, Option<usize>)>> = derived
+            .iter()
+            .map(|d| d.path.iter().map(|s| (s.point, s.alias)).collect())
+            .collect();
+        // outer (alias 1) -> point 0: inner (alias 0) -> point 0: vfs_read;
+        // outer -> point 1: begin. The optional missing point derives nothing.
+        assert_eq!(
+            paths,
+            [
+                vec![(0, Some(1)), (0, Some(0)), (0, None)],
+                vec![(0, Some(1)), (1, None)]
+            ]
+        );
+        assert_eq!(derived[0].attach[0].target, "vfs_read");
+        assert_eq!(derived[0].leaf.bare(), "kernel.function(\"vfs_read\")");
+        assert_eq!(derived[1].attach[0].kind, AttachKind::Begin);
+        let (alias, file) = lib.alias_ast(&lib.aliases()[1]).unwrap();
+        assert!(alias.points[0].condition.is_some());
+        assert_eq!(file.names.location(alias.span), "t.stp:2:1");
+        assert!(lib.probe_ast(&lib.probes[0]).is_some());
+        let missing = ProbePoint::parse("kernel.function(\"no_such_fn\")").unwrap();
+        assert!(resolver.derive(&[missing]).is_err());
+    }
 }

@@ -11,12 +11,15 @@ use crate::outcome::{Miss, Reason};
 /// One replacement to add to the tapset.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Suggestion {
-    /// The probe point to add (with `?` it is harmless on kernels that lack it).
+    /// The probe point to add as an alternative after the missing point,
+    /// which becomes optional: `P` becomes `P?, S` (with its `?`, `S` is
+    /// harmless on kernels that lack it).
     pub probe_point: String,
     /// What backs it.
     pub evidence: String,
     /// Higher is stronger: 3 same prototype or same fields, 2 the syscall's
-    /// own tracepoint, 1 a near name only.
+    /// own tracepoint or a near-named function that appeared where the
+    /// missing one went, 1 a near name only.
     pub strength: u8,
 }
 
@@ -65,24 +68,35 @@ pub fn suggest(
     let is_return = miss.point.ends_with(".return");
     match &miss.reason {
         Reason::FunctionAbsent { function } | Reason::SymbolOnly { function } => {
-            if let Some((to, same_prototype)) = renamed(function, here, others) {
-                let evidence = if same_prototype {
-                    if matches!(miss.reason, Reason::FunctionAbsent { .. }) {
-                        reason = Reason::Renamed {
-                            function: function.clone(),
-                            to: to.clone(),
-                        };
+            if let Some((to, evidence)) = renamed(function, here, others) {
+                let text = match evidence {
+                    Evidence::SamePrototype => {
+                        if matches!(miss.reason, Reason::FunctionAbsent { .. }) {
+                            reason = Reason::Renamed {
+                                function: function.clone(),
+                                to: to.clone(),
+                            };
+                        }
+                        format!("{to} has the BTF prototype {function} has on other kernels")
                     }
-                    format!("{to} has the BTF prototype {function} has on other kernels")
-                } else if here.btf.is_some() {
-                    format!("{to} has a near name but another prototype")
-                } else {
-                    format!("{to} has a near name (prototype not compared: no BTF)")
+                    Evidence::Replaces => format!(
+                        "{to} has a near name and is traceable on none of the other kernels that have {function}"
+                    ),
+                    Evidence::NearName if here.btf.is_some() => {
+                        format!("{to} has a near name but another prototype")
+                    }
+                    Evidence::NearName => {
+                        format!("{to} has a near name (prototype not compared: no BTF)")
+                    }
                 };
                 out.push(Suggestion {
                     probe_point: format!("{}?", replace_arg(&miss.point, function, &to)),
-                    evidence,
-                    strength: if same_prototype { 3 } else { 1 },
+                    evidence: text,
+                    strength: match evidence {
+                        Evidence::SamePrototype => 3,
+                        Evidence::Replaces => 2,
+                        Evidence::NearName => 1,
+                    },
                 });
             }
             if let Some(syscall) = wrapped_syscall(function)
@@ -138,18 +152,57 @@ fn quoted_function(point: &str) -> Option<&str> {
     Some(&rest[..end])
 }
 
-/// A function of `here` with a near name; `true` when its BTF prototype
-/// equals the missing function's on another kernel.
-fn renamed(function: &str, here: &KernelFacts, others: &[&KernelFacts]) -> Option<(String, bool)> {
+/// The evidence that a function of `here` replaces a missing one, weakest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Evidence {
+    /// A near name only.
+    NearName,
+    /// A near name, traceable here and on none of the other kernels where
+    /// the missing function is: it appeared where the old one went.
+    Replaces,
+    /// A near name and the BTF prototype the missing function has elsewhere.
+    SamePrototype,
+}
+
+/// Whether `new` abbreviates `old` word by word (`scheduler_tick` ->
+/// `sched_tick`): as many `_`-separated words, each equal to or a prefix
+/// (of three letters or more) of the other's.
+fn abbreviates(old: &str, new: &str) -> bool {
+    let (old, new): (Vec<&str>, Vec<&str>) = (old.split('_').collect(), new.split('_').collect());
+    old.len() == new.len()
+        && old != new
+        && old.iter().zip(&new).all(|(a, b)| {
+            a == b || (a.len().min(b.len()) >= 3 && (a.starts_with(b) || b.starts_with(a)))
+        })
+}
+
+/// A function of `here` with a near name, and the evidence it replaces
+/// the missing one.
+fn renamed(
+    function: &str,
+    here: &KernelFacts,
+    others: &[&KernelFacts],
+) -> Option<(String, Evidence)> {
     let functions = here.functions.as_ref()?;
     let reference = others
         .iter()
         .filter_map(|facts| prototype_types(facts.btf.as_ref()?, function))
         .next();
+    // The kernels that have the missing function.
+    let having: Vec<&KernelFacts> = others
+        .iter()
+        .copied()
+        .filter(|facts| {
+            facts
+                .functions
+                .as_ref()
+                .is_some_and(|f| f.contains(function))
+        })
+        .collect();
     let stem = function.trim_start_matches('_');
     let prefix_len = stem.char_indices().nth(5).map_or(stem.len(), |(i, _)| i);
     let prefix = &stem[..prefix_len];
-    let mut best: Option<(f64, String, bool)> = None;
+    let mut best: Option<(Evidence, f64, String)> = None;
     let candidates = ["", "_", "__"].into_iter().flat_map(|underscores| {
         let prefix = format!("{underscores}{prefix}");
         functions
@@ -159,30 +212,57 @@ fn renamed(function: &str, here: &KernelFacts, others: &[&KernelFacts]) -> Optio
             .collect::<Vec<_>>()
     });
     for candidate in candidates {
-        if candidate == function || candidate.contains('.') || !here.is_attachable(&candidate) {
+        if candidate == function || candidate.contains('.') {
+            continue;
+        }
+        // `__alloc_pages` -> `__alloc_pages_noprof`: the old name inside the new.
+        let contained = function.len() >= 4 && candidate.contains(function);
+        let abbreviated = abbreviates(function, &candidate);
+        // A normalized distance of at most 0.2 needs lengths that close.
+        let longest = function.chars().count().max(candidate.chars().count());
+        let shorter = function.chars().count().min(candidate.chars().count());
+        if !contained && !abbreviated && (longest - shorter) * 5 > longest {
             continue;
         }
         let score = strsim::normalized_damerau_levenshtein(function, &candidate);
-        // `__alloc_pages` -> `__alloc_pages_noprof`: the old name inside the new.
-        let contained = function.len() >= 4 && candidate.contains(function);
-        if score < 0.8 && !contained {
+        if (score < 0.8 && !contained && !abbreviated) || !here.is_attachable(&candidate) {
             continue;
         }
         // `void (void)` is shared by too many functions to be evidence.
         let same = match (&reference, here.btf.as_ref()) {
-            (Some(reference), Some(btf)) if reference != "void (void)" => {
+            (Some(reference), Some(btf))
+                if !matches!(reference.as_str(), "void ()" | "void (void)") =>
+            {
                 prototype_types(btf, &candidate).as_deref() == Some(reference.as_str())
             }
             _ => false,
         };
+        let replaces = !having.is_empty()
+            && having.iter().all(|facts| {
+                facts
+                    .functions
+                    .as_ref()
+                    .is_some_and(|f| !f.contains(&candidate))
+            });
+        // An abbreviation alone is too weak: it must have replaced the name.
+        if score < 0.8 && !contained && !replaces {
+            continue;
+        }
+        let evidence = if same {
+            Evidence::SamePrototype
+        } else if replaces {
+            Evidence::Replaces
+        } else {
+            Evidence::NearName
+        };
         let better = best
             .as_ref()
-            .is_none_or(|(s, _, was_same)| (same, score) > (*was_same, *s));
+            .is_none_or(|(was, s, _)| (evidence, score) > (*was, *s));
         if better {
-            best = Some((score, candidate, same));
+            best = Some((evidence, score, candidate));
         }
     }
-    best.map(|(_, name, same)| (name, same))
+    best.map(|(evidence, _, name)| (name, evidence))
 }
 
 fn tracepoint_suggestions(
@@ -254,5 +334,9 @@ mod tests {
             "kernel.function(\"b\").return"
         );
         assert_eq!(quoted_function("kernel.function(\"f@x.c:3\")"), Some("f"));
+        assert!(abbreviates("scheduler_tick", "sched_tick"));
+        assert!(!abbreviates("scheduler_tick", "sched_tick_remote"));
+        assert!(!abbreviates("do_exit", "do_e"));
+        assert!(!abbreviates("vfs_read", "vfs_read"));
     }
 }

@@ -1,5 +1,5 @@
-//! Resolution on the committed fixtures cut from real 5.10, 6.1 and 6.12
-//! harvests (no BTF), and on the full cached matrix when
+//! Resolution on the committed fixtures cut from real 5.10, 6.1, 6.12 and
+//! 7.3 harvests (BTF cut to what they reach), and on the full cached matrix when
 //! `TAPMATRIX_RESOLVE_FACTS` names a facts directory (`<dir>/<id>/`).
 
 use std::path::{Path, PathBuf};
@@ -415,7 +415,7 @@ fn real_matrix_renamed_function_and_starter_tapsets() {
         }
     );
     // scheduler_tick became sched_tick (6.10): `void (void)` and a shorter
-    // name that the old one contains (`schedule`) are no evidence.
+    // name that the old one contains (`schedule`) are no evidence...
     let tick = library(r#"probe tick = kernel.function("scheduler_tick") {}"#);
     let ticks = matrix_of(&kernels, &tick);
     let Cell::Unresolved {
@@ -431,6 +431,11 @@ fn real_matrix_renamed_function_and_starter_tapsets() {
             .iter()
             .all(|s| !s.probe_point.contains("\"schedule\"")),
         "{suggestions:?}"
+    );
+    // ... but sched_tick appeared where scheduler_tick went.
+    assert_eq!(
+        suggestions[0].probe_point,
+        r#"kernel.function("sched_tick")?"#
     );
     // 7.3 added a parameter: still suggested, as a near name.
     let last = matrix.rows[0].cells.last().unwrap();
@@ -681,7 +686,7 @@ probe field = kernel.trace("sched:sched_switch") { s = $prev_nosuch }
     assert_eq!(class("guarded", last), "ok 1");
     assert_eq!(class("param", last), "target_var_missing");
     assert_eq!(class("member", last), "member_missing");
-    assert_eq!(class("field", last), "target_var_missing");
+    assert_eq!(class("field", last), "tracepoint_field_missing");
     // task_struct.state became __state in 5.14: fine on 5.10, gone after.
     // (5.10's BTF does not name sched_switch's arguments: $prev cannot be
     // checked there, which is no evidence either way.)
@@ -695,37 +700,331 @@ probe field = kernel.trace("sched:sched_switch") { s = $prev_nosuch }
     assert_eq!(class("state", 0), "ok 1");
 }
 
+/// The four committed fixture kernels, oldest first.
+fn fixture_kernels() -> Vec<(&'static str, KernelFacts)> {
+    ["5.10", "6.1", "6.12", "7.3"]
+        .into_iter()
+        .map(|id| (id, fixture(id)))
+        .collect()
+}
+
 #[test]
-fn derive_gives_one_path_per_alias_expansion() {
-    let k61 = fixture("6.1");
-    let lib = library(
-        "probe inner = kernel.function(\"vfs_read\"), kernel.function(\"no_such_fn\")? { }\n\
-         probe outer = inner if (1), begin { }\n\
-         probe other = kernel.function(\"vfs_write\") { }\n\
-         probe outer {}\n",
-    );
-    let resolver = Resolver::new(&lib, &k61);
-    let derived = resolver.derive(&lib.probes[0].points).unwrap();
-    let paths: Vec<Vec<(usize, Option<usize>)>> = derived
-        .iter()
-        .map(|d| d.path.iter().map(|s| (s.point, s.alias)).collect())
-        .collect();
-    // outer (alias 1) -> point 0: inner (alias 0) -> point 0: vfs_read;
-    // outer -> point 1: begin. The optional missing point derives nothing.
+fn providers_on_the_oldest_and_newest_fixtures() {
+    let lib = Library::default();
+    for id in ["5.10", "7.3"] {
+        let facts = fixture(id);
+        assert_eq!(
+            attach(&facts, &lib, r#"kprobe.function("vfs_read")"#),
+            ["Kprobe vfs_read"],
+            "{id}"
+        );
+        assert_eq!(
+            attach(&facts, &lib, r#"kernel.function("vfs_write").return"#),
+            ["Kretprobe vfs_write"],
+            "{id}"
+        );
+        assert_eq!(
+            attach(&facts, &lib, r#"kernel.trace("sched_switch")"#),
+            ["Tracepoint sched:sched_switch"],
+            "{id}"
+        );
+        // Both configs have CONFIG_PERF_EVENTS=y.
+        assert_eq!(
+            attach(&facts, &lib, "perf.type(1).config(0).sample(100)"),
+            ["Perf perf.type(1).config(0).sample(100)"],
+            "{id}"
+        );
+        assert!(
+            matches!(
+                reason(&facts, &lib, r#"kernel.function("vfs_read").inline"#),
+                Reason::NeedsDwarf { .. }
+            ),
+            "{id}"
+        );
+    }
+}
+
+#[test]
+fn module_functions_from_module_symbols() {
+    // The harvests loaded no module: add one module's symbols as kallsyms
+    // and available_filter_functions list them.
+    let mut facts = fixture("6.1");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../facts/fixtures/linux-6.1");
+    let mut functions =
+        std::fs::read_to_string(dir.join("tracing/available_filter_functions")).unwrap();
+    functions.push_str("ext4_file_read_iter [ext4]\next4_file_write_iter [ext4]\n");
+    facts.functions = Some(tapmatrix_facts::FilterFunctions::parse(&functions).unwrap());
+    let symbols = facts.kallsyms.as_mut().unwrap();
+    for name in [
+        "ext4_file_read_iter",
+        "ext4_file_write_iter",
+        "ext4_notrace",
+    ] {
+        symbols.modules.push(tapmatrix_facts::ModuleSymbol {
+            name: name.to_owned(),
+            module: "ext4".to_owned(),
+            local: true,
+        });
+    }
+    let lib = Library::default();
+    match outcome(
+        &facts,
+        &lib,
+        r#"module("ext4").function("ext4_file_read_iter").return"#,
+    ) {
+        Outcome::Resolved(found) => {
+            assert_eq!(found.attach.len(), 1);
+            assert_eq!(found.attach[0].module.as_deref(), Some("ext4"));
+            assert_eq!(
+                found.attach[0].probe_point(),
+                r#"module("ext4").function("ext4_file_read_iter").return"#
+            );
+        }
+        other => panic!("{other:?}"),
+    }
     assert_eq!(
-        paths,
-        [
-            vec![(0, Some(1)), (0, Some(0)), (0, None)],
-            vec![(0, Some(1)), (1, None)]
-        ]
+        attach(&facts, &lib, r#"module("ext*").function("ext4_file_*")"#).len(),
+        2
     );
-    assert_eq!(derived[0].attach[0].target, "vfs_read");
-    assert_eq!(derived[0].leaf.bare(), "kernel.function(\"vfs_read\")");
-    assert_eq!(derived[1].attach[0].kind, AttachKind::Begin);
-    let (alias, file) = lib.alias_ast(&lib.aliases()[1]).unwrap();
-    assert!(alias.points[0].condition.is_some());
-    assert_eq!(file.names.location(alias.span), "t.stp:2:1");
-    assert!(lib.probe_ast(&lib.probes[0]).is_some());
-    let missing = ProbePoint::parse("kernel.function(\"no_such_fn\")").unwrap();
-    assert!(resolver.derive(&[missing]).is_err());
+    assert_eq!(
+        attach(
+            &facts,
+            &lib,
+            r#"kprobe.module("ext4").function("ext4_file_read_iter")"#
+        ),
+        ["Kprobe ext4_file_read_iter"]
+    );
+    assert_eq!(
+        reason(&facts, &lib, r#"module("ext4").function("ext4_notrace")"#),
+        Reason::FunctionAbsent {
+            function: "ext4_notrace".to_owned()
+        }
+    );
+    assert!(matches!(
+        reason(
+            &facts,
+            &lib,
+            r#"module("ext4").statement("ext4_file_read_iter@fs/ext4/file.c:1")"#
+        ),
+        Reason::NeedsDwarf { .. }
+    ));
+    assert!(matches!(
+        reason(&facts, &lib, r#"module("ext4").function("zz*")"#),
+        Reason::NothingMatched { .. }
+    ));
+}
+
+#[test]
+fn every_classification_on_the_fixtures() {
+    let kernels = fixture_kernels();
+    let lib = library(
+        r#"
+probe alloc = kernel.function("__alloc_pages") {}
+probe tick = kernel.function("scheduler_tick") {}
+probe inlined = kernel.function("path_openat") {}
+probe clones = kernel.function("perf_iommu_stop") {}
+probe blacklisted = kernel.function("do_int3") {}
+probe param = kernel.function("vfs_read") { x = $nosuch }
+probe retyped = kernel.function("vfs_read") { x = $count->x }
+probe member = kernel.function("vfs_read") { x = @cast(0, "struct task_struct")->state }
+probe field = kernel.trace("timer:timer_start") { x = $bucket_expiry }
+probe event = kernel.trace("io_uring:io_uring_submit_sqe") {}
+probe inline = kernel.function("vfs_read").inline {}
+probe line = kernel.function("vfs_read@fs/read_write.c:450") {}
+probe statement = kernel.statement("vfs_read@fs/read_write.c:450") {}
+"#,
+    );
+    let matrix = matrix_of(&kernels, &lib);
+    let classes: Vec<(String, Vec<String>)> = matrix
+        .rows
+        .iter()
+        .map(|row| {
+            (
+                row.probe.clone(),
+                row.cells.iter().map(Cell::short).collect(),
+            )
+        })
+        .collect();
+    let expected = [
+        // __alloc_pages_nodemask (5.10) and __alloc_pages_noprof (6.12)
+        // have the prototype __alloc_pages has on 6.1; 7.3 added a parameter.
+        ("alloc", ["renamed", "ok 1", "renamed", "function_absent"]),
+        (
+            "tick",
+            ["ok 1", "ok 1", "function_absent", "function_absent"],
+        ),
+        ("inlined", ["symbol_only"; 4]),
+        ("clones", ["clones_only"; 4]),
+        ("blacklisted", ["blacklisted"; 4]),
+        ("param", ["target_var_missing"; 4]),
+        ("retyped", ["target_retyped"; 4]),
+        // task_struct.state became __state in 5.14.
+        (
+            "member",
+            ["ok 1", "member_missing", "member_missing", "member_missing"],
+        ),
+        // timer_start gained `bucket_expiry` in 6.2: a script written for
+        // it fails on 6.1. (5.10's BTF does not name the event's
+        // arguments: a name not in the format may be one, no evidence.)
+        (
+            "field",
+            ["ok 1", "tracepoint_field_missing", "ok 1", "ok 1"],
+        ),
+        (
+            "event",
+            ["ok 1", "ok 1", "tracepoint_absent", "tracepoint_absent"],
+        ),
+        ("inline", ["needs_dwarf"; 4]),
+        ("line", ["needs_dwarf"; 4]),
+        ("statement", ["needs_dwarf"; 4]),
+    ];
+    let expected: Vec<(String, Vec<String>)> = expected
+        .iter()
+        .map(|(probe, cells)| {
+            (
+                (*probe).to_owned(),
+                cells.iter().map(|c| (*c).to_owned()).collect(),
+            )
+        })
+        .collect();
+    assert_eq!(classes, expected, "{}", matrix.render_table());
+    let cell = |probe: &str, kernel: usize| {
+        matrix
+            .rows
+            .iter()
+            .find(|r| r.probe == probe)
+            .map(|r| r.cells[kernel].clone())
+            .unwrap()
+    };
+    let Cell::Unresolved { misses, .. } = cell("field", 1) else {
+        panic!()
+    };
+    assert_eq!(
+        misses[0].reason,
+        Reason::TracepointFieldMissing {
+            expr: "$bucket_expiry".to_owned(),
+            event: "timer:timer_start".to_owned(),
+            available: ["timer", "expires", "flags", "function", "now"]
+                .map(str::to_owned)
+                .to_vec(),
+        }
+    );
+    // The event that replaced io_uring_submit_sqe carries its fields.
+    let Cell::Unresolved { suggestions, .. } = cell("event", 2) else {
+        panic!()
+    };
+    assert_eq!(
+        suggestions[0].probe_point,
+        r#"kernel.trace("io_uring:io_uring_submit_req")?"#
+    );
+    // Debuginfo is not needed to probe the function by name.
+    let Cell::Unresolved { suggestions, .. } = cell("line", 0) else {
+        panic!()
+    };
+    assert_eq!(
+        suggestions[0].probe_point,
+        r#"kernel.function("vfs_read")?"#
+    );
+}
+
+/// Pastes, into `source`, each unresolved cell's first suggestion as an
+/// alternative after the point it replaces, which becomes optional:
+/// `P` becomes `P?, S1, S2`.
+fn paste_first_suggestions(source: &str, matrix: &Matrix) -> String {
+    let mut fixes: Vec<(String, Vec<String>)> = Vec::new();
+    for row in &matrix.rows {
+        for cell in &row.cells {
+            let Cell::Unresolved {
+                misses,
+                suggestions,
+            } = cell
+            else {
+                continue;
+            };
+            let suggestion = suggestions.first().expect("a suggestion");
+            let point = misses[0].point.clone();
+            match fixes.iter_mut().find(|(p, _)| *p == point) {
+                Some((_, added)) if added.contains(&suggestion.probe_point) => {}
+                Some((_, added)) => added.push(suggestion.probe_point.clone()),
+                None => fixes.push((point, vec![suggestion.probe_point.clone()])),
+            }
+        }
+    }
+    let mut pasted = source.to_owned();
+    for (point, added) in fixes {
+        assert!(pasted.contains(&point), "{point} not in {pasted}");
+        pasted = pasted.replacen(&point, &format!("{point}?, {}", added.join(", ")), 1);
+    }
+    pasted
+}
+
+#[test]
+fn an_alias_gone_on_newer_kernels_resolves_with_its_suggestion_pasted() {
+    let kernels = fixture_kernels();
+    // scheduler_tick became sched_tick in 6.10: `void (void)` is no
+    // evidence, but sched_tick appeared where scheduler_tick went.
+    let source = "probe tick = kernel.function(\"scheduler_tick\") { }\n";
+    let matrix = matrix_of(&kernels, &library(source));
+    let Cell::Unresolved {
+        misses,
+        suggestions,
+    } = &matrix.rows[0].cells[2]
+    else {
+        panic!("{}", matrix.render_table());
+    };
+    assert_eq!(
+        misses[0].reason,
+        Reason::FunctionAbsent {
+            function: "scheduler_tick".to_owned()
+        }
+    );
+    assert_eq!(
+        (suggestions[0].probe_point.as_str(), suggestions[0].strength),
+        (r#"kernel.function("sched_tick")?"#, 2)
+    );
+    let pasted = paste_first_suggestions(source, &matrix);
+    assert_eq!(
+        pasted,
+        "probe tick = kernel.function(\"scheduler_tick\")?, kernel.function(\"sched_tick\")? { }\n"
+    );
+    let fixed = matrix_of(&kernels, &library(&pasted));
+    assert!(
+        fixed.rows[0]
+            .cells
+            .iter()
+            .all(|c| matches!(c, Cell::Resolved { .. })),
+        "{}",
+        fixed.render_table()
+    );
+
+    // __alloc_pages: __alloc_pages_nodemask before 5.13, __alloc_pages_noprof
+    // since 6.10 (the same prototype in 6.12; 7.3 added a parameter).
+    let source = "probe alloc = kernel.function(\"__alloc_pages\").return { }\n";
+    let matrix = matrix_of(&kernels, &library(source));
+    let Cell::Unresolved { misses, .. } = &matrix.rows[0].cells[2] else {
+        panic!("{}", matrix.render_table());
+    };
+    assert_eq!(
+        misses[0].reason,
+        Reason::Renamed {
+            function: "__alloc_pages".to_owned(),
+            to: "__alloc_pages_noprof".to_owned()
+        }
+    );
+    let pasted = paste_first_suggestions(source, &matrix);
+    assert_eq!(
+        pasted,
+        "probe alloc = kernel.function(\"__alloc_pages\").return?, \
+         kernel.function(\"__alloc_pages_nodemask\").return?, \
+         kernel.function(\"__alloc_pages_noprof\").return? { }\n"
+    );
+    let fixed = matrix_of(&kernels, &library(&pasted));
+    assert!(
+        fixed.rows[0]
+            .cells
+            .iter()
+            .all(|c| matches!(c, Cell::Resolved { .. })),
+        "{}",
+        fixed.render_table()
+    );
 }

@@ -39,7 +39,7 @@ enum Command {
     DiffOutput(cmd::run::DiffOutputArgs),
     /// Host prerequisites, the accelerator a boot would use, the cache directory.
     Doctor(cmd::doctor::DoctorArgs),
-    /// Timings: `bench harvest` measures the facts harvest against a bare boot.
+    /// Timings against a bare boot: `bench harvest` (the facts harvest), `bench run` (scripts on the matrix).
     #[command(subcommand)]
     Bench(cmd::bench::BenchCommand),
 }

@@ -175,3 +175,119 @@ pub fn judge(
     cell.detail = problems.join("; ");
     Ok(cell)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::Applies;
+    use tapmatrix_ir::{Bundle, Limits, Program};
+
+    fn spec(dir: &std::path::Path, expect_error: bool) -> Spec {
+        let script = dir.join("s.stp");
+        std::fs::write(&script, "probe begin { exit() }").unwrap();
+        let mut spec = Spec::load(&script).unwrap();
+        spec.expect_error = expect_error;
+        spec.kernels = Applies {
+            reason: Some("appeared in 6.10".to_owned()),
+            ..Applies::default()
+        };
+        std::fs::create_dir_all(dir.join("snapshots")).unwrap();
+        std::fs::write(
+            dir.join("snapshots/s.snap"),
+            "---\nsource: tests/matrix.rs\n---\nhello\n",
+        )
+        .unwrap();
+        spec
+    }
+
+    fn bundle() -> Compiled {
+        Compiled::Bundle(Box::new(Bundle {
+            program: Program {
+                files: Vec::new(),
+                globals: Vec::new(),
+                functions: Vec::new(),
+                probes: Vec::new(),
+                limits: Limits::default(),
+            },
+            events: Vec::new(),
+        }))
+    }
+
+    fn run(stdout: &str, end: ItemEnd) -> ItemRun {
+        ItemRun {
+            stdout: stdout.to_owned(),
+            end,
+            ..ItemRun::default()
+        }
+    }
+
+    #[test]
+    fn every_ending_has_its_status() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = spec(dir.path(), false);
+        let judged = |applies, compiled: &Compiled, r: Option<&ItemRun>| {
+            judge(&spec, "6.1", "6.1", applies, compiled, r).unwrap()
+        };
+        let ok = run("hello\n", ItemEnd::Finished);
+        assert_eq!(judged(true, &bundle(), Some(&ok)).status, Status::Pass);
+        let other = run("bye\n", ItemEnd::Finished);
+        let cell = judged(true, &bundle(), Some(&other));
+        assert_eq!(cell.status, Status::Fail);
+        assert!(cell.detail.contains("output differs"), "{}", cell.detail);
+        let rejected = run(
+            "",
+            ItemEnd::Rejected("`p:tapmatrix/e0 f`: No such file".to_owned()),
+        );
+        let cell = judged(true, &bundle(), Some(&rejected));
+        assert_eq!(cell.status, Status::Error);
+        assert!(cell.detail.contains("No such file"), "{}", cell.detail);
+        let timeout = run("hello\n", ItemEnd::Timeout);
+        assert_eq!(judged(true, &bundle(), Some(&timeout)).status, Status::Fail);
+        let infra = run("", ItemEnd::Infra("kernel panic".to_owned()));
+        assert_eq!(judged(true, &bundle(), Some(&infra)).status, Status::Infra);
+        assert_eq!(judged(true, &bundle(), None).status, Status::Infra);
+        let error = run("hello\n", ItemEnd::RuntimeError("division by 0".to_owned()));
+        assert_eq!(judged(true, &bundle(), Some(&error)).status, Status::Fail);
+    }
+
+    #[test]
+    fn availability_must_match_the_spec() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = spec(dir.path(), false);
+        let missing =
+            Compiled::NotAvailable("kernel.trace(\"x\"): tracepoint x is absent".to_owned());
+        let cell = judge(&spec, "6.1", "6.1", false, &missing, None).unwrap();
+        assert_eq!(
+            (cell.status, cell.detail.as_str()),
+            (Status::NotAvailable, "appeared in 6.10")
+        );
+        let cell = judge(&spec, "6.1", "6.1", true, &missing, None).unwrap();
+        assert_eq!(cell.status, Status::Fail);
+        assert!(
+            cell.detail.contains("tracepoint x is absent"),
+            "{}",
+            cell.detail
+        );
+        let cell = judge(&spec, "6.1", "6.1", false, &bundle(), None).unwrap();
+        assert_eq!(cell.status, Status::Fail);
+        let error = Compiled::Error("t.stp:1:1: semantic error".to_owned());
+        let cell = judge(&spec, "6.1", "6.1", true, &error, None).unwrap();
+        assert_eq!(cell.status, Status::Error);
+    }
+
+    #[test]
+    fn an_expected_error_passes_only_with_the_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = spec(dir.path(), true);
+        let error = ItemRun {
+            stdout: "hello\n".to_owned(),
+            end: ItemEnd::RuntimeError("division by 0".to_owned()),
+            ..ItemRun::default()
+        };
+        let cell = judge(&spec, "6.1", "6.1", true, &bundle(), Some(&error)).unwrap();
+        assert_eq!(cell.status, Status::Pass, "{}", cell.detail);
+        let clean = run("hello\n", ItemEnd::Finished);
+        let cell = judge(&spec, "6.1", "6.1", true, &bundle(), Some(&clean)).unwrap();
+        assert_eq!(cell.status, Status::Fail);
+    }
+}

@@ -93,6 +93,7 @@ fn run_kernel(
     on_message: &(dyn Fn(&str, &RunMessage) + Sync),
 ) -> Result<(KernelRun, Vec<Cell>), Error> {
     let series = series_of(kernel);
+    let compiling = Instant::now();
     let compiled: Vec<(bool, Compiled)> = specs
         .iter()
         .map(|spec| {
@@ -103,6 +104,7 @@ fn run_kernel(
             )
         })
         .collect();
+    tracing::debug!(kernel = %kernel.id, elapsed = ?compiling.elapsed(), "compiled {} scripts", specs.len());
     let mut items = Vec::new();
     let mut item_of = vec![None; specs.len()];
     for (index, (spec, (applies, compiled))) in specs.iter().zip(&compiled).enumerate() {
@@ -150,6 +152,8 @@ fn run_kernel(
             }
         }
         kernel_run.boot_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let in_guest: u64 = runs.iter().map(|run| run.elapsed_ms).sum();
+        tracing::debug!(kernel = %kernel.id, boot_ms = kernel_run.boot_ms, in_guest_ms = in_guest, "booted and ran {} scripts", items.len());
         if kernel_run.infra.is_none() {
             kernel_run.infra = runs.iter().find_map(|run| match &run.end {
                 ItemEnd::Infra(why) => Some(why.clone()),
