@@ -2,9 +2,9 @@
 //! ring buffer, filters with the workload's pid, rejected events with the
 //! kernel's words, timeouts, a panic mid-run, and nothing left behind.
 //!
-//! The bundles are built by hand and their programs are empty, so these
-//! tests check the agent through the hits it echoes (`echo_hits`), not
-//! through a script's output.
+//! The bundles are built by hand. Most programs are empty: those tests
+//! check the agent through the hits it echoes (`echo_hits`), the decoding
+//! without the runtime; one runs handlers that print, on a timer and on hits.
 #![allow(
     clippy::unwrap_used,
     clippy::panic,
@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use tapmatrix_e2e::{fetched_kernels, test_cache_dir};
 use tapmatrix_ir::{
-    Bundle, Event, EventKind, Fetch, Limits, Probe, ProbeKind, Program, RunEnd, RunMessage,
-    ScalarType, Value, Workload,
+    Builtin, Bundle, Event, EventKind, Expr, Fetch, Limits, Loc, Probe, ProbeKind, Program, RunEnd,
+    RunMessage, ScalarType, Stmt, Value, Workload,
 };
 use tapmatrix_vm::{ItemEnd, ItemReport, RunSettings, VmOptions, run_items};
 use tapmatrix_wire::RunItem;
@@ -27,19 +27,23 @@ fn kernel(id: &str) -> PathBuf {
     fetched_kernels(&[id]).remove(0).vmlinuz
 }
 
-/// A program with one event probe taking `fetches`, and no statements.
-fn program(fetches: &[ScalarType]) -> Program {
+/// A program with one probe per event, taking that event's fetches, and
+/// no statements.
+fn program(events: &[Event]) -> Program {
     Program {
         files: vec!["test.stp".to_owned()],
         globals: Vec::new(),
         functions: Vec::new(),
-        probes: vec![Probe {
-            kind: ProbeKind::Event,
-            name: "test".to_owned(),
-            locals: Vec::new(),
-            fetches: fetches.to_vec(),
-            body: Vec::new(),
-        }],
+        probes: events
+            .iter()
+            .map(|event| Probe {
+                kind: ProbeKind::Event,
+                name: event.pp.clone(),
+                locals: Vec::new(),
+                fetches: event.fetches.iter().map(|fetch| fetch.ty).collect(),
+                body: Vec::new(),
+            })
+            .collect(),
         limits: Limits::default(),
     }
 }
@@ -51,21 +55,15 @@ fn fetch(arg: &str, ty: ScalarType) -> Fetch {
     }
 }
 
-fn item(name: &str, events: Vec<Event>, command: &str, timeout_ms: u64) -> RunItem {
-    let fetches = events
-        .first()
-        .map(|event| {
-            event
-                .fetches
-                .iter()
-                .map(|fetch| fetch.ty)
-                .collect::<Vec<_>>()
-        })
-        .unwrap_or_default();
+/// An item whose event `i` feeds probe `i`.
+fn item(name: &str, mut events: Vec<Event>, command: &str, timeout_ms: u64) -> RunItem {
+    for (index, event) in events.iter_mut().enumerate() {
+        event.probe = u32::try_from(index).unwrap();
+    }
     RunItem {
         name: name.to_owned(),
         bundle: Bundle {
-            program: program(&fetches),
+            program: program(&events),
             events,
         },
         workload: Workload {
@@ -75,8 +73,8 @@ fn item(name: &str, events: Vec<Event>, command: &str, timeout_ms: u64) -> RunIt
     }
 }
 
-/// A kprobe on the open path reading the file name (by register) and comm.
-fn open_kprobe(function: &str, filter: Option<&str>) -> Event {
+/// A kprobe on `function` fetching nothing.
+fn kprobe(function: &str, filter: Option<&str>) -> Event {
     Event {
         probe: 0,
         pp: format!("kernel.function(\"{function}\")"),
@@ -84,12 +82,21 @@ fn open_kprobe(function: &str, filter: Option<&str>) -> Event {
         kind: EventKind::Kprobe {
             function: function.to_owned(),
         },
+        fetches: Vec::new(),
+        comm: None,
+        filter: filter.map(str::to_owned),
+    }
+}
+
+/// A kprobe on the open path reading the file name (by register) and comm.
+fn open_kprobe(function: &str, filter: Option<&str>) -> Event {
+    Event {
         fetches: vec![
             fetch("+0(%si):string", ScalarType::String),
             fetch("$comm:string", ScalarType::String),
         ],
         comm: Some(1),
-        filter: filter.map(str::to_owned),
+        ..kprobe(function, filter)
     }
 }
 
@@ -115,9 +122,27 @@ fn exec_tracepoint() -> Event {
 
 /// Runs `items` on kernel `id`, echoing hits; prints every message.
 fn run_on(id: &str, items: &[RunItem]) -> Vec<ItemReport> {
+    run_with(
+        id,
+        items,
+        RunSettings {
+            echo_hits: true,
+            buffer_kb: None,
+        },
+    )
+}
+
+/// Runs `items` on kernel `id` with `settings`; prints every message.
+fn run_with(id: &str, items: &[RunItem], settings: RunSettings) -> Vec<ItemReport> {
+    run_on_cpus(id, items, settings, 1)
+}
+
+/// Runs `items` on kernel `id` in a guest with `cpus` CPUs.
+fn run_on_cpus(id: &str, items: &[RunItem], settings: RunSettings, cpus: u32) -> Vec<ItemReport> {
     let scratch = tempfile::tempdir().unwrap();
     let options = VmOptions {
         timeout: Duration::from_secs(150),
+        cpus,
         ..VmOptions::new(&test_cache_dir())
     };
     let reports = run_items(
@@ -125,7 +150,7 @@ fn run_on(id: &str, items: &[RunItem]) -> Vec<ItemReport> {
         items,
         &scratch.path().join("boot"),
         &options,
-        RunSettings { echo_hits: true },
+        settings,
         &mut |message| eprintln!("{id}: {message:?}"),
     )
     .unwrap();
@@ -151,13 +176,13 @@ fn ended(report: &ItemReport) -> &tapmatrix_vm::Finished {
 const OPEN: &str = "do_sys_openat2";
 
 /// The whole batch on one kernel: hits, fields, a rejection, a timeout.
-fn hits_fields_rejections_and_timeouts(id: &str) {
+fn hits_fields_rejections_and_timeouts(id: &str, cpus: u32) {
     let open = OPEN;
     let items = [
         item(
             "kprobe",
             vec![open_kprobe(open, Some("common_pid == ${target}"))],
-            "exec cat /proc/version",
+            "exec cat /etc/passwd",
             30_000,
         ),
         item(
@@ -187,8 +212,36 @@ fn hits_fields_rejections_and_timeouts(id: &str) {
         ),
         item("after the rejections", Vec::new(), "exit 3", 30_000),
         item("hang", Vec::new(), "sleep 1000", 3_000),
+        item(
+            "unfiltered",
+            vec![Event {
+                fetches: vec![fetch("$comm:string", ScalarType::String)],
+                comm: Some(0),
+                ..kprobe("vfs_read", None)
+            }],
+            // busybox's cat copies with sendfile; wc reads.
+            "exec wc -c /proc/version",
+            30_000,
+        ),
+        item(
+            "leaves a daemon",
+            Vec::new(),
+            // It outlives its process group: the daemon has its own.
+            "setsid sleep 1000 & sleep 1",
+            30_000,
+        ),
+        item(
+            "finds no daemon",
+            Vec::new(),
+            "for task in /proc/[0-9]*; do [ \"$(cat $task/comm)\" = sleep ] && exit 1; done; exit 0",
+            30_000,
+        ),
     ];
-    let reports = run_on(id, &items);
+    let settings = RunSettings {
+        echo_hits: true,
+        buffer_kb: None,
+    };
+    let reports = run_on_cpus(id, &items, settings, cpus);
     for report in &reports {
         assert_eq!(
             ended(report).leftover_events,
@@ -231,8 +284,8 @@ fn hits_fields_rejections_and_timeouts(id: &str) {
         kprobe
             .hits
             .iter()
-            .any(|hit| hit.values[0] == Value::Str("/proc/version".into())),
-        "{id}: cat's open of /proc/version was not decoded: {:?}",
+            .any(|hit| hit.values[0] == Value::Str("/etc/passwd".into())),
+        "{id}: cat's open of /etc/passwd was not decoded: {:?}",
         kprobe.hits
     );
     assert!(
@@ -245,14 +298,16 @@ fn hits_fields_rejections_and_timeouts(id: &str) {
 
     let tracepoint = &reports[1];
     assert_eq!(ended(tracepoint).end, RunEnd::WorkloadDone);
-    // busybox runs an applet by exec'ing /proc/self/exe.
-    let cat = tracepoint
-        .hits
-        .iter()
-        .find(|hit| hit.comm == "cat")
-        .unwrap_or_else(|| panic!("{id}: no exec of cat: {:?}", tracepoint.hits));
+    // The gate's shell execs /bin/sh, which execs cat (busybox runs an
+    // applet by exec'ing /proc/self/exe). A tracepoint has no comm field:
+    // the agent reads /proc, which names the task when it reads the
+    // record, so comm is not checked here.
+    let [shell, cat] = tracepoint.hits.as_slice() else {
+        panic!("{id}: two execs expected: {:?}", tracepoint.hits);
+    };
+    assert_eq!(shell.values[0], Value::Str("/bin/sh".into()), "{id}");
     assert!(
-        matches!(&cat.values[0], Value::Str(name) if name.starts_with('/')),
+        matches!(&cat.values[0], Value::Str(name) if name == "/proc/self/exe" || name.ends_with("/cat")),
         "{id}: filename field: {cat:?}"
     );
     assert_eq!(cat.values[1], Value::Long(cat.pid), "{id}: pid field");
@@ -265,6 +320,7 @@ fn hits_fields_rejections_and_timeouts(id: &str) {
 
     let rejected = &reports[2];
     assert_eq!(ended(rejected).end, RunEnd::Rejected, "{id}: {rejected:?}");
+    assert_eq!(ended(rejected).workload_status, None, "it never ran");
     let [
         RunMessage::EventRejected {
             event,
@@ -300,16 +356,130 @@ fn hits_fields_rejections_and_timeouts(id: &str) {
     let hang = &reports[5];
     assert_eq!(ended(hang).end, RunEnd::Timeout, "{id}: {hang:?}");
     assert_eq!(ended(hang).workload_status, Some(128 + 9), "killed");
+
+    // Every task's reads, but not the agent's own (its reads of the ring
+    // buffer would feed the event forever).
+    let unfiltered = &reports[6];
+    let end = ended(unfiltered);
+    assert_eq!(end.end, RunEnd::WorkloadDone, "{id}: {unfiltered:?}");
+    assert!(
+        unfiltered.hits.iter().any(|hit| hit.comm == "wc"),
+        "{id}: {unfiltered:?}"
+    );
+    assert!(
+        unfiltered
+            .hits
+            .iter()
+            .all(|hit| hit.pid != 1 && hit.comm != "init"),
+        "{id}: the agent traced itself: {:?}",
+        unfiltered.hits
+    );
+    assert!(end.hits < 200, "{id}: {} hits: a storm?", end.hits);
+
+    // What a workload leaves running is killed after it.
+    assert_eq!(ended(&reports[7]).workload_status, Some(0));
+    assert_eq!(
+        ended(&reports[8]).workload_status,
+        Some(0),
+        "{id}: the daemon of the item before is still running"
+    );
 }
 
 #[test]
 fn a_batch_runs_on_6_1() {
-    hits_fields_rejections_and_timeouts("6.1");
+    hits_fields_rejections_and_timeouts("6.1", 1);
+}
+
+/// Records of two CPUs' buffers are merged in timestamp order.
+#[test]
+fn a_batch_runs_on_6_1_with_two_cpus() {
+    hits_fields_rejections_and_timeouts("6.1", 2);
 }
 
 #[test]
 fn a_batch_runs_on_5_10() {
-    hits_fields_rejections_and_timeouts("5.10");
+    hits_fields_rejections_and_timeouts("5.10", 1);
+}
+
+/// Fprobes (entry and exit), a kretprobe and an eprobe on a kernel that
+/// has them all.
+#[test]
+fn fprobes_kretprobes_and_eprobes_decode_on_6_12() {
+    let filter = Some("common_pid == ${target}".to_owned());
+    let events = vec![
+        Event {
+            kind: EventKind::Fprobe {
+                function: OPEN.to_owned(),
+                ret: false,
+            },
+            fetches: vec![fetch("+0($arg2):ustring", ScalarType::String)],
+            ..kprobe(OPEN, None)
+        },
+        Event {
+            kind: EventKind::Fprobe {
+                function: OPEN.to_owned(),
+                ret: true,
+            },
+            fetches: vec![fetch("$retval:s64", ScalarType::Long)],
+            ..kprobe(OPEN, None)
+        },
+        Event {
+            kind: EventKind::Kretprobe {
+                function: OPEN.to_owned(),
+                maxactive: None,
+            },
+            fetches: vec![fetch("$retval:s64", ScalarType::Long)],
+            ..kprobe(OPEN, None)
+        },
+        Event {
+            pp: "kernel.trace(\"syscalls:sys_enter_openat\")".to_owned(),
+            function: String::new(),
+            kind: EventKind::Eprobe {
+                system: "syscalls".to_owned(),
+                event: "sys_enter_openat".to_owned(),
+            },
+            fetches: vec![fetch("+0($filename):ustring", ScalarType::String)],
+            ..kprobe(OPEN, None)
+        },
+    ]
+    .into_iter()
+    .map(|event| Event {
+        filter: filter.clone(),
+        ..event
+    })
+    .collect();
+    let reports = run_on(
+        "6.12",
+        &[item("probes", events, "exec cat /proc/version", 30_000)],
+    );
+    let report = &reports[0];
+    let end = ended(report);
+    assert_eq!(end.end, RunEnd::WorkloadDone, "{report:?}");
+    assert_eq!(end.leftover_events, Vec::<String>::new());
+    let values = |event: u32| {
+        report
+            .hits
+            .iter()
+            .filter(|hit| hit.event == event)
+            .map(|hit| hit.values[0].clone())
+            .collect::<Vec<_>>()
+    };
+    let version = Value::Str("/proc/version".into());
+    assert!(values(0).contains(&version), "fprobe entry: {report:?}");
+    assert!(values(3).contains(&version), "eprobe: {report:?}");
+    for exit in [1, 2] {
+        assert!(
+            values(exit).contains(&Value::Long(3)),
+            "event {exit}: cat's file is fd 3: {report:?}"
+        );
+    }
+    assert!(
+        report
+            .hits
+            .iter()
+            .filter(|hit| hit.event == 2)
+            .all(|hit| hit.comm == "cat")
+    );
 }
 
 #[test]
@@ -337,4 +507,116 @@ fn a_panic_mid_run_marks_that_item_and_the_rest_infra() {
             infra.console_tail
         );
     }
+}
+
+#[test]
+fn a_batch_runs_on_7_3() {
+    hits_fields_rejections_and_timeouts("7.3", 1);
+}
+
+/// A ring buffer too small for what an event writes loses events, and the
+/// run says how many.
+#[test]
+fn lost_events_are_counted_on_6_1() {
+    let every_read = Event {
+        fetches: vec![fetch("$comm:string", ScalarType::String)],
+        comm: Some(0),
+        ..kprobe("vfs_read", None)
+    };
+    let items = [item(
+        "floods a small buffer",
+        vec![every_read],
+        "exec dd if=/dev/zero of=/dev/null bs=1 count=50000",
+        60_000,
+    )];
+    let reports = run_with(
+        "6.1",
+        &items,
+        RunSettings {
+            echo_hits: false,
+            buffer_kb: Some(8),
+        },
+    );
+    let end = ended(&reports[0]);
+    assert_eq!(end.end, RunEnd::WorkloadDone, "{:?}", reports[0]);
+    assert!(end.lost > 0, "nothing lost: {end:?}");
+    assert!(end.hits > 0, "{end:?}");
+    assert!(
+        end.hits + end.lost >= 50_000,
+        "every read of dd was either handled or counted lost: {end:?}"
+    );
+}
+
+/// `println(ARGS)` as a statement.
+fn println(args: Vec<Expr>) -> Stmt {
+    Stmt::Expr(Expr::Builtin {
+        builtin: Builtin::Println,
+        args,
+        loc: Loc {
+            file: 0,
+            line: 1,
+            col: 1,
+        },
+    })
+}
+
+/// The runtime runs the handlers: a hit prints its fetched file name and
+/// execname, a timer probe prints and calls `exit()`, which ends the run
+/// before its workload does.
+#[test]
+fn handlers_print_hits_and_a_timer_exits_on_6_1() {
+    let mut printing = item(
+        "prints",
+        vec![open_kprobe(OPEN, Some("common_pid == ${target}"))],
+        "exec cat /etc/passwd",
+        30_000,
+    );
+    printing.bundle.program.probes[0].body = vec![println(vec![Expr::Concat(
+        Box::new(Expr::Fetch(0)),
+        Box::new(Expr::Concat(
+            Box::new(Expr::Str(" by ".into())),
+            Box::new(Expr::Builtin {
+                builtin: Builtin::Execname,
+                args: Vec::new(),
+                loc: Loc {
+                    file: 0,
+                    line: 1,
+                    col: 1,
+                },
+            }),
+        )),
+    )])];
+    let mut ticking = item("ticks", Vec::new(), "sleep 1000", 30_000);
+    ticking.bundle.program.probes.push(Probe {
+        kind: ProbeKind::Timer {
+            period_ns: 200_000_000,
+            randomize_ns: 0,
+        },
+        name: "timer.ms(200)".to_owned(),
+        locals: Vec::new(),
+        fetches: Vec::new(),
+        body: vec![
+            println(vec![Expr::Str("tick".into())]),
+            Stmt::Expr(Expr::Builtin {
+                builtin: Builtin::Exit,
+                args: Vec::new(),
+                loc: Loc {
+                    file: 0,
+                    line: 1,
+                    col: 1,
+                },
+            }),
+        ],
+    });
+    let reports = run_on("6.1", &[printing, ticking]);
+    assert_eq!(ended(&reports[0]).end, RunEnd::WorkloadDone);
+    assert_eq!(reports[0].stdout(), "/etc/passwd by cat\n");
+    let ticks = &reports[1];
+    assert_eq!(ended(ticks).end, RunEnd::Exit, "{ticks:?}");
+    assert_eq!(ticks.stdout(), "tick\n");
+    assert_eq!(
+        ended(ticks).workload_status,
+        Some(128 + 9),
+        "the workload is killed when the script exits"
+    );
 }

@@ -1,8 +1,9 @@
 //! Initramfs images: the static agent as `/init`, busybox at `/bin/busybox`
-//! with its applet links, the job as `/job.json`, and whatever files a run
-//! adds. A gzip-compressed cpio newc archive (every Debian kernel from 5.10
-//! on has `CONFIG_RD_GZIP=y`), reproducible, built once per content and
-//! cached under `<cache>/initramfs/<sha256>.cpio.gz`.
+//! with its applet links, a root-only `/etc/passwd` and `/etc/group`, the
+//! job as `/job.json`, and whatever files a run adds. A gzip-compressed
+//! cpio newc archive (every Debian kernel from 5.10 on has
+//! `CONFIG_RD_GZIP=y`), reproducible, built once per content and cached
+//! under `<cache>/initramfs/<sha256>.cpio.gz`.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -122,6 +123,19 @@ impl Initramfs {
             "dev/console".to_owned(),
             Member::CharDevice { major: 5, minor: 1 },
         );
+        // Workloads name users (`id`, `ls -l`, `cat /etc/passwd`).
+        for (path, text) in [
+            ("etc/passwd", "root:x:0:0:root:/root:/bin/sh\n"),
+            ("etc/group", "root:x:0:\n"),
+        ] {
+            members.insert(
+                path.to_owned(),
+                Member::File {
+                    data: text.as_bytes().to_vec(),
+                    mode: 0o644,
+                },
+            );
+        }
         members.insert(
             "init".to_owned(),
             Member::File {
@@ -240,6 +254,7 @@ mod tests {
             }
         );
         assert!(matches!(members["job.json"], Member::File { .. }));
+        assert!(matches!(members["etc/passwd"], Member::File { .. }));
         assert_eq!(members["scripts"], Member::Dir);
         assert!(members.contains_key("scripts/a.sh"));
     }

@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use tapmatrix_ir::{RunEnd, RunMessage};
-use tapmatrix_wire::{ECHO_HITS_PARAM, HIT_RECORD, HitEcho, Job, RUN_RECORD, RecordKind, RunItem};
+use tapmatrix_wire::{
+    BUFFER_KB_PARAM, ECHO_HITS_PARAM, HIT_RECORD, HitEcho, Job, RUN_RECORD, RecordKind, RunItem,
+};
 
 use crate::{BootSpec, Initramfs, InitramfsError, VmOptions, boot_streaming};
 
@@ -108,6 +110,9 @@ pub struct RunSettings {
     /// Have the agent echo every decoded hit (values and context), so that
     /// the decoding can be checked without a runtime.
     pub echo_hits: bool,
+    /// The per-CPU ring buffer size in KiB (`None`: the agent's default,
+    /// 4096).
+    pub buffer_kb: Option<u32>,
 }
 
 /// Boots `kernel` once and runs `items` in it, in order; returns one
@@ -133,6 +138,9 @@ pub fn run_items(
     spec.timeout = boot_timeout(items, options.timeout);
     if settings.echo_hits {
         spec.append.push(ECHO_HITS_PARAM.to_owned());
+    }
+    if let Some(kb) = settings.buffer_kb {
+        spec.append.push(format!("{BUFFER_KB_PARAM}={kb}"));
     }
     let mut reports: Vec<ItemReport> = items
         .iter()

@@ -47,7 +47,10 @@ fn main() {
     log("started");
     match Channel::open() {
         Ok(channel) => {
-            let status = match run(&channel) {
+            // A panic must not end PID 1 (the kernel would panic too).
+            let job = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&channel)))
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("the agent panicked")));
+            let status = match job {
                 Ok(()) => DoneStatus {
                     ok: true,
                     message: "job done".to_owned(),

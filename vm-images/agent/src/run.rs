@@ -12,10 +12,11 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
-use tapmatrix_ir::{Bundle, Event, EventKind, ProbeKind, RunEnd, RunMessage, ScalarType, Value};
+use tapmatrix_ir::{Event, EventKind, RunEnd, RunMessage, ScalarType, Value};
 use tapmatrix_runtime::{Control, Hit, HitContext, Runtime};
 use tapmatrix_wire::{
-    ECHO_HITS_PARAM, HIT_ECHO_LIMIT, HIT_RECORD, HitEcho, RUN_RECORD, RecordKind, RunItem,
+    BUFFER_KB_PARAM, ECHO_HITS_PARAM, HIT_ECHO_LIMIT, HIT_RECORD, HitEcho, RUN_RECORD, RecordKind,
+    RunItem,
 };
 
 use crate::Channel;
@@ -30,18 +31,26 @@ const POLL: Duration = Duration::from_millis(10);
 /// events cannot starve the timeout and the timers).
 const PAGES_PER_POLL: usize = 256;
 
-/// The per-CPU ring buffer size asked for, in KiB.
-const BUFFER_KB: &str = "4096";
+/// How long the processes killed after an item may take to die.
+const REAP_PATIENCE: Duration = Duration::from_secs(2);
+
+/// The per-CPU ring buffer size asked for, in KiB, unless the kernel
+/// command line says otherwise ([`BUFFER_KB_PARAM`]).
+const BUFFER_KB: u32 = 4096;
 
 /// Runs every item in order and reports each; an item's failure never stops
 /// the ones after it.
 pub fn run(channel: &Channel, items: &[RunItem]) -> Result<()> {
-    let echo = tracefs::read_text("/proc/cmdline").is_ok_and(|cmdline| {
-        cmdline
-            .split_whitespace()
-            .any(|word| word == ECHO_HITS_PARAM)
-    });
-    let layout = prepare_tracing();
+    let cmdline = tracefs::read_text("/proc/cmdline").unwrap_or_default();
+    let echo = cmdline
+        .split_whitespace()
+        .any(|word| word == ECHO_HITS_PARAM);
+    let buffer_kb = cmdline
+        .split_whitespace()
+        .find_map(|word| word.strip_prefix(BUFFER_KB_PARAM)?.strip_prefix('='))
+        .and_then(|kb| kb.parse::<u32>().ok())
+        .unwrap_or(BUFFER_KB);
+    let layout = prepare_tracing(buffer_kb);
     for (index, item) in items.iter().enumerate() {
         let index = u32::try_from(index).context("too many items")?;
         crate::log(&format!("run item {index}: {}", item.name));
@@ -87,13 +96,18 @@ pub fn run(channel: &Channel, items: &[RunItem]) -> Result<()> {
 }
 
 /// Sets the ring buffer up once: its size, and its page layout.
-fn prepare_tracing() -> Result<PageLayout> {
+fn prepare_tracing(buffer_kb: u32) -> Result<PageLayout> {
     let header = tracefs::path("events/header_page");
     let text = tracefs::read_text(&header)
         .with_context(|| format!("reading {} (is tracefs mounted?)", header.display()))?;
     let layout = PageLayout::parse(&text)?;
-    if let Err(error) = tracefs::write_file(&tracefs::path("buffer_size_kb"), BUFFER_KB) {
-        crate::log(&format!("setting buffer_size_kb: {error}"));
+    for (file, value) in [
+        ("buffer_size_kb", buffer_kb.to_string()),
+        ("tracing_on", "1".to_owned()),
+    ] {
+        if let Err(error) = tracefs::write_file(&tracefs::path(file), &value) {
+            crate::log(&format!("setting {file}: {error}"));
+        }
     }
     Ok(layout)
 }
@@ -185,7 +199,7 @@ impl ItemRun<'_> {
         runtime.set_target(i64::from(target));
         let mut stop = stopped(runtime.begin());
         self.flush(&mut runtime)?;
-        let mut timers = Timers::new(bundle);
+        let mut timers = Timers::new(&runtime);
         let started = Instant::now();
         let timeout = Duration::from_millis(item.workload.timeout_ms);
         if stop.is_none()
@@ -197,6 +211,7 @@ impl ItemRun<'_> {
             decoders: &decoders,
             by_id: &by_id,
             tgids: HashMap::new(),
+            comms: HashMap::new(),
         };
         let mut page = vec![0u8; layout.page_size];
         while stop.is_none() {
@@ -449,7 +464,11 @@ impl ItemRun<'_> {
             workload.kill();
             self.status = self.status.or(workload.poll());
         }
-        workload::reap_orphans();
+        let strays = workload::kill_strays();
+        if strays > 0 {
+            crate::log(&format!("killed {strays} processes the workload left"));
+        }
+        workload::reap_orphans(REAP_PATIENCE);
         let mut leftover: Vec<String> = self
             .installed
             .iter()
@@ -471,6 +490,8 @@ struct Feed<'a> {
     by_id: &'a HashMap<u16, Vec<usize>>,
     /// Thread id to thread group id.
     tgids: HashMap<i64, i64>,
+    /// Thread id to its comm when last read (for tasks gone since).
+    comms: HashMap<i64, String>,
 }
 
 impl Feed<'_> {
@@ -492,11 +513,19 @@ impl Feed<'_> {
         let pid = *self.tgids.entry(tid).or_insert_with(|| thread_group(tid));
         let comm = match decoder.comm_slot.and_then(|slot| values.get(slot)) {
             Some(Value::Str(comm)) => comm.clone(),
-            _ => tracefs::read_text(format!("/proc/{tid}/comm"))
-                .map(|comm| comm.trim_end().to_owned())
-                .ok()
-                .or_else(|| saved_comm(tid))
-                .unwrap_or_default(),
+            _ => match tracefs::read_text(format!("/proc/{tid}/comm")) {
+                Ok(comm) => {
+                    let comm = comm.trim_end().to_owned();
+                    self.comms.insert(tid, comm.clone());
+                    comm
+                }
+                Err(_) => self
+                    .comms
+                    .get(&tid)
+                    .cloned()
+                    .or_else(|| saved_comm(tid))
+                    .unwrap_or_default(),
+            },
         };
         Hit {
             probe: decoder.probe,
@@ -612,10 +641,15 @@ impl CpuBuffer {
     }
 }
 
-/// `overrun` plus `dropped events` from a CPU's `stats`.
+/// The events a CPU's buffer lost so far, from its `stats` file.
 fn lost_in(stats: &std::path::Path) -> u64 {
-    tracefs::read_text(stats)
-        .unwrap_or_default()
+    lost_events(&tracefs::read_text(stats).unwrap_or_default())
+}
+
+/// `overrun` (overwritten before they were read) plus `dropped events`
+/// (refused by a full buffer not in overwrite mode) from a `stats` text.
+fn lost_events(stats: &str) -> u64 {
+    stats
         .lines()
         .filter_map(|line| {
             line.strip_prefix("overrun:")
@@ -634,7 +668,7 @@ struct Timers {
 
 impl Timers {
     /// The program's timer probes, each first due one period from now.
-    fn new(bundle: &Bundle) -> Self {
+    fn new(runtime: &Runtime) -> Self {
         let now = Instant::now();
         let mut timers = Self {
             due: Vec::new(),
@@ -644,21 +678,12 @@ impl Timers {
                     .map_or(1, |since| since.subsec_nanos()),
             ) | 1,
         };
-        for (index, probe) in bundle.program.probes.iter().enumerate() {
-            if let ProbeKind::Timer {
-                period_ns,
-                randomize_ns,
-            } = probe.kind
-            {
-                let period = Duration::from_nanos(period_ns.max(1));
-                let first = now + period + timers.jitter(randomize_ns);
-                timers.due.push((
-                    u32::try_from(index).unwrap_or(u32::MAX),
-                    period,
-                    randomize_ns,
-                    first,
-                ));
-            }
+        for timer in runtime.timers() {
+            let period = Duration::from_nanos(timer.period_ns.max(1));
+            let first = now + period + timers.jitter(timer.randomize_ns);
+            timers
+                .due
+                .push((timer.probe, period, timer.randomize_ns, first));
         }
         timers
     }
@@ -712,5 +737,46 @@ impl Timers {
             .iter()
             .map(|(_, _, _, due)| due.saturating_duration_since(now))
             .fold(poll, Duration::min)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lost_events_are_overruns_and_drops() {
+        let stats = "entries: 12\noverrun: 7\ncommit overrun: 0\nbytes: 4096\n\
+oldest event ts:  1.0\nnow ts:  2.0\ndropped events: 5\nread events: 3\n";
+        assert_eq!(lost_events(stats), 12);
+        assert_eq!(lost_events("entries: 1\n"), 0);
+    }
+
+    #[test]
+    fn values_take_the_type_the_handler_expects() {
+        assert_eq!(
+            coerce(Value::Long(-3), ScalarType::String),
+            Value::Str("-3".into())
+        );
+        assert_eq!(
+            coerce(Value::Str("42".into()), ScalarType::Long),
+            Value::Long(42)
+        );
+        assert_eq!(
+            coerce(Value::Str("x".into()), ScalarType::String),
+            Value::Str("x".into())
+        );
+    }
+
+    #[test]
+    fn timers_jitter_within_their_bound() {
+        let mut timers = Timers {
+            due: Vec::new(),
+            seed: 12345,
+        };
+        assert_eq!(timers.jitter(0), Duration::ZERO);
+        for _ in 0..100 {
+            assert!(timers.jitter(1000) <= Duration::from_nanos(1000));
+        }
     }
 }

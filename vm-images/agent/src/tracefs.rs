@@ -174,8 +174,10 @@ pub fn leftover_dynamic_events() -> Vec<String> {
     names
 }
 
-/// Removes dynamic events of the run's group left by an earlier item.
+/// Disables every event (an earlier item may have left one enabled) and
+/// removes dynamic events of the run's group left by an earlier item.
 pub fn remove_stale() {
+    let _ = write_file(&path("events/enable"), "0");
     for name in leftover_dynamic_events() {
         let dir = path(&format!("events/{name}"));
         let _ = write_file(&dir.join("enable"), "0");
@@ -302,11 +304,11 @@ mod tests {
                 system: "syscalls".into(),
                 event: "sys_enter_openat".into(),
             },
-            &["+0(filename):ustring"],
+            &["+0($filename):ustring"],
         );
         assert_eq!(
             definition(2, &eprobe).unwrap().1,
-            "e:tapmatrix/e2 syscalls.sys_enter_openat f0=+0(filename):ustring"
+            "e:tapmatrix/e2 syscalls.sys_enter_openat f0=+0($filename):ustring"
         );
         let tracepoint = event(
             EventKind::Tracepoint {

@@ -80,6 +80,11 @@ pub struct RunItem {
 /// [`HIT_ECHO_LIMIT`] hits per item are echoed.
 pub const ECHO_HITS_PARAM: &str = "tapmatrix.echo_hits";
 
+/// The kernel command line parameter `tapmatrix.buffer_kb=N` sets the
+/// per-CPU ring buffer size a run uses (default 4096 KiB); tests make it
+/// small to see lost events counted.
+pub const BUFFER_KB_PARAM: &str = "tapmatrix.buffer_kb";
+
 /// The name of the records carrying [`tapmatrix_ir::RunMessage`]s.
 pub const RUN_RECORD: &str = "run";
 
