@@ -7,8 +7,10 @@ use tapmatrix_elaborate::{Elaborated, FetchRequest};
 use tapmatrix_facts::{KernelFacts, TracingFeatures};
 use tapmatrix_ir::{Builtin, Bundle, Event, EventKind, Expr, Fetch, Probe, ProbeKind, ScalarType};
 use tapmatrix_resolve::{
-    AttachKind, AttachPoint, TargetAccess, TargetBase, is_defined, resolve_target,
+    AttachKind, AttachPoint, TargetAccess, TargetBase, TargetError, TargetVar, is_defined,
+    resolve_target,
 };
+use tapmatrix_syntax::ast;
 
 use crate::fetch::{ReadAs, Site, fetch_arg};
 use crate::filter::pushdown;
@@ -67,11 +69,37 @@ pub fn lower(elaborated: Elaborated, facts: &KernelFacts) -> Result<Bundle, Vec<
         }
     }
     program.probes = probes;
+    share_tracepoint_filters(&mut events);
     if errors.is_empty() {
         Ok(Bundle { program, events })
     } else {
         errors.dedup();
         Err(errors)
+    }
+}
+
+/// A tracepoint has one filter: where several events of the bundle enable
+/// the same tracepoint with different filters, none is filtered (each
+/// handler still checks its own guards).
+fn share_tracepoint_filters(events: &mut [Event]) {
+    let tracepoint = |event: &Event| match &event.kind {
+        EventKind::Tracepoint { system, event } => Some((system.clone(), event.clone())),
+        _ => None,
+    };
+    let mut filters: BTreeMap<(String, String), Vec<Option<String>>> = BTreeMap::new();
+    for event in events.iter() {
+        if let Some(key) = tracepoint(event) {
+            filters.entry(key).or_default().push(event.filter.clone());
+        }
+    }
+    for event in events.iter_mut() {
+        if let Some(key) = tracepoint(event)
+            && filters
+                .get(&key)
+                .is_some_and(|all| all.iter().any(|f| *f != event.filter))
+        {
+            event.filter = None;
+        }
     }
 }
 
@@ -267,10 +295,47 @@ fn needs_memory_read(request: &FetchRequest, at: &AttachPoint, facts: &KernelFac
         FetchRequest::String { target, .. } => (target, true),
         FetchRequest::Defined { .. } => return false,
     };
-    match resolve_target(facts, at, target) {
+    match target_access(facts, at, target) {
         Ok(access) => !(access.loads.is_empty() && (!string || is_char_field(&access))),
         Err(_) => false,
     }
+}
+
+/// How to read a target expression at an attach point. At a tracepoint a
+/// bare `$name` that is one of its format fields is that field, even where
+/// a BTF argument has the same name: tracefs reads fields, not arguments.
+fn target_access(
+    facts: &KernelFacts,
+    at: &AttachPoint,
+    target: &ast::Target,
+) -> Result<TargetAccess, TargetError> {
+    if at.kind == AttachKind::Tracepoint
+        && target.components.is_empty()
+        && !target.address_of
+        && let ast::TargetBase::Var(var) = &target.base
+        && let Some((system, event)) = at.target.split_once(':')
+        && let Some(field) = facts
+            .tracepoint(system, event)
+            .and_then(|tp| tp.field(var.trim_start_matches('$')))
+    {
+        return Ok(TargetAccess {
+            base: TargetBase::Field {
+                name: field.name.clone(),
+                offset: field.offset,
+            },
+            loads: Vec::new(),
+            bitfield: None,
+            address: None,
+            pretty: false,
+            var: TargetVar {
+                name: field.name.clone(),
+                c_type: field.c_type.clone(),
+                size: Some(u64::from(field.size)),
+                signed: Some(field.signed),
+            },
+        });
+    }
+    resolve_target(facts, at, target)
 }
 
 /// A tracepoint field holding characters: `char[16]` or `__data_loc char[]`.
@@ -320,7 +385,7 @@ fn fetch_of(
         location: location.clone(),
         message: format!("{text} at {}: {message}", at.probe_point()),
     };
-    let access = resolve_target(facts, at, target).map_err(|e| error(e.to_string()))?;
+    let access = target_access(facts, at, target).map_err(|e| error(e.to_string()))?;
     let ty = request.ty();
     if let EventKind::Tracepoint { .. } = kind {
         let TargetBase::Field { name, .. } = &access.base else {

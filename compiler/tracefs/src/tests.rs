@@ -122,3 +122,89 @@ fn what_tracefs_cannot_fetch_is_an_error_that_says_why() {
         "{error}"
     );
 }
+
+/// Elaborates and lowers `script` (no tapsets) for kernel `id`.
+fn lowered(id: &str, script: &str) -> Result<tapmatrix_ir::Bundle, Vec<LowerError>> {
+    let facts = fixture(id);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.stp");
+    std::fs::write(&path, script).unwrap();
+    let sources = tapmatrix_resolve::Sources {
+        tapset_dirs: Vec::new(),
+        script: Some(path),
+    };
+    let loaded = sources
+        .load(tapmatrix_resolve::kernel_profile(&facts))
+        .unwrap();
+    let elaborated = tapmatrix_elaborate::elaborate(&loaded, &facts).unwrap();
+    lower(elaborated, &facts)
+}
+
+#[test]
+fn function_probes_are_kprobes_by_register_before_fprobes_by_name() {
+    let script = "probe kernel.function(\"do_sys_openat2\") { if (tid() != target()) next; printf(\"%s %s\\n\", user_string($filename), execname()) }";
+    let old = lowered("6.1", script).unwrap();
+    let event = &old.events[0];
+    assert_eq!(
+        event.kind,
+        tapmatrix_ir::EventKind::Kprobe {
+            function: "do_sys_openat2".to_owned()
+        }
+    );
+    let args: Vec<&str> = event.fetches.iter().map(|f| f.arg.as_str()).collect();
+    assert_eq!(args, ["+0(%si):ustring", "$comm:string"]);
+    assert_eq!(event.comm, Some(1));
+    assert_eq!(event.filter.as_deref(), Some("common_pid == ${target}"));
+    let new = lowered("7.3", script).unwrap();
+    assert!(matches!(
+        new.events[0].kind,
+        tapmatrix_ir::EventKind::Fprobe { ret: false, .. }
+    ));
+    assert_eq!(new.events[0].fetches[0].arg, "+0(filename):ustring");
+}
+
+#[test]
+fn a_pointer_field_needs_an_eprobe_where_the_kernel_has_them() {
+    let script =
+        "probe kernel.trace(\"syscalls:sys_enter_openat\") { println(user_string($filename)) }";
+    let bundle = lowered("6.1", script).unwrap();
+    assert!(matches!(
+        bundle.events[0].kind,
+        tapmatrix_ir::EventKind::Eprobe { .. }
+    ));
+    assert_eq!(bundle.events[0].fetches[0].arg, "+0($filename):ustring");
+    let errors = lowered("5.10", script).unwrap_err();
+    assert!(
+        errors[0].message.contains("event probes (e:)"),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn a_tracepoint_shared_by_two_probes_is_not_filtered_for_one() {
+    let script = "probe kernel.trace(\"sched:sched_process_exec\") { if (tid() != 1) next; println($pid) }\n\
+                  probe kernel.trace(\"sched:sched_process_exec\") { if (tid() != 2) next; println($old_pid) }";
+    let bundle = lowered("6.1", script).unwrap();
+    assert_eq!(bundle.events.len(), 2);
+    assert!(
+        bundle.events.iter().all(|e| e.filter.is_none()),
+        "{:?}",
+        bundle.events
+    );
+    let one = lowered(
+        "6.1",
+        "probe kernel.trace(\"sched:sched_process_exec\") { if (tid() != 1) next; println($pid) }",
+    )
+    .unwrap();
+    assert_eq!(one.events[0].filter.as_deref(), Some("common_pid == 1"));
+    assert_eq!(one.events[0].fetches[0].arg, "pid");
+}
+
+#[test]
+fn defined_is_decided_per_attach_point() {
+    let script = "probe kernel.function(\"vfs_read\"), kernel.function(\"do_sys_openat2\") { println(@defined($count) ? 1 : 0) }";
+    let bundle = lowered("6.1", script).unwrap();
+    // vfs_read has $count, do_sys_openat2 has not: two copies of the probe.
+    assert_eq!(bundle.program.probes.len(), 2);
+    assert!(bundle.events.iter().all(|e| e.fetches.is_empty()));
+}
