@@ -12,7 +12,9 @@ use std::process::ExitCode;
 use libtest_mimic::{Arguments, Failed, Trial};
 use tapmatrix_e2e::{default_matrix, test_cache, workspace_root};
 use tapmatrix_facts::KernelFacts;
-use tapmatrix_run::{Cell, RunKernel, RunOptions, SnapshotScope, Spec, Status, run_matrix};
+use tapmatrix_run::{
+    Cell, FunctionEvents, RunKernel, RunOptions, SnapshotScope, Spec, Status, run_matrix,
+};
 use tapmatrix_vm::VmOptions;
 
 fn main() -> ExitCode {
@@ -94,6 +96,7 @@ fn main() -> ExitCode {
         let options = RunOptions {
             tapset_dirs: vec![root.join("tapsets")],
             jobs: tapmatrix_vm::default_jobs(),
+            function_events: FunctionEvents::default(),
             vm: VmOptions::new(cache.root()),
         };
         if !kernels.is_empty() && !selected_specs.is_empty() {

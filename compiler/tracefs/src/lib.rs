@@ -10,7 +10,7 @@ mod visit;
 
 pub use fetch::{FetchError, ReadAs, Site, fetch_arg};
 pub use filter::pushdown;
-pub use lower::{LowerError, lower};
+pub use lower::{FunctionEvents, LowerError, lower};
 
 #[cfg(test)]
 mod tests;

@@ -125,6 +125,14 @@ fn what_tracefs_cannot_fetch_is_an_error_that_says_why() {
 
 /// Elaborates and lowers `script` (no tapsets) for kernel `id`.
 fn lowered(id: &str, script: &str) -> Result<tapmatrix_ir::Bundle, Vec<LowerError>> {
+    lowered_with(id, script, FunctionEvents::Kprobes)
+}
+
+fn lowered_with(
+    id: &str,
+    script: &str,
+    events: FunctionEvents,
+) -> Result<tapmatrix_ir::Bundle, Vec<LowerError>> {
     let facts = fixture(id);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("t.stp");
@@ -137,7 +145,7 @@ fn lowered(id: &str, script: &str) -> Result<tapmatrix_ir::Bundle, Vec<LowerErro
         .load(tapmatrix_resolve::kernel_profile(&facts))
         .unwrap();
     let elaborated = tapmatrix_elaborate::elaborate(&loaded, &facts).unwrap();
-    lower(elaborated, &facts)
+    lower(elaborated, &facts, events)
 }
 
 #[test]
@@ -158,9 +166,19 @@ fn function_probes_are_kprobes_by_register_before_fprobes_by_name() {
     let new = lowered("7.3", script).unwrap();
     assert!(matches!(
         new.events[0].kind,
-        tapmatrix_ir::EventKind::Fprobe { ret: false, .. }
+        tapmatrix_ir::EventKind::Kprobe { .. }
     ));
     assert_eq!(new.events[0].fetches[0].arg, "+0(filename):ustring");
+    let fprobes = lowered_with("7.3", script, FunctionEvents::Fprobes).unwrap();
+    assert!(matches!(
+        fprobes.events[0].kind,
+        tapmatrix_ir::EventKind::Fprobe { ret: false, .. }
+    ));
+    let old = lowered_with("6.1", script, FunctionEvents::Fprobes).unwrap();
+    assert!(matches!(
+        old.events[0].kind,
+        tapmatrix_ir::EventKind::Kprobe { .. }
+    ));
 }
 
 #[test]

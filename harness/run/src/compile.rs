@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use tapmatrix_facts::KernelFacts;
 use tapmatrix_ir::Bundle;
 use tapmatrix_resolve::{Outcome, Resolver, Sources, kernel_profile};
+use tapmatrix_tracefs::FunctionEvents;
 
 /// A script compiled for one kernel, or why not.
 #[derive(Debug, Clone)]
@@ -20,8 +21,13 @@ pub enum Compiled {
 }
 
 /// Compiles `script` for the kernel `facts` describes, with the tapsets
-/// of `tapset_dirs`.
-pub fn compile(script: PathBuf, tapset_dirs: &[PathBuf], facts: &KernelFacts) -> Compiled {
+/// of `tapset_dirs`, function probes served by `events`.
+pub fn compile(
+    script: PathBuf,
+    tapset_dirs: &[PathBuf],
+    facts: &KernelFacts,
+    events: FunctionEvents,
+) -> Compiled {
     let sources = Sources {
         tapset_dirs: tapset_dirs.to_vec(),
         script: Some(script),
@@ -55,7 +61,7 @@ pub fn compile(script: PathBuf, tapset_dirs: &[PathBuf], facts: &KernelFacts) ->
         Ok(elaborated) => elaborated,
         Err(errors) => return Compiled::Error(errors.to_string()),
     };
-    match tapmatrix_tracefs::lower(elaborated, facts) {
+    match tapmatrix_tracefs::lower(elaborated, facts, events) {
         Ok(bundle) => Compiled::Bundle(Box::new(bundle)),
         Err(errors) => Compiled::Error(
             errors

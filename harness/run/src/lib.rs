@@ -19,6 +19,7 @@ pub use results::{Cell, KernelRun, Results, SCHEMA, Status};
 pub use runner::{RunKernel, RunOptions, run_matrix};
 pub use snapshot::{diff, matches, read_snapshot, snapshot_path};
 pub use spec::{Applies, SnapshotScope, Spec, parse_series};
+pub use tapmatrix_tracefs::FunctionEvents;
 
 /// What can go wrong before any kernel runs.
 #[derive(Debug, thiserror::Error)]

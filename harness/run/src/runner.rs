@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use tapmatrix_facts::KernelFacts;
 use tapmatrix_ir::{RunEnd, RunMessage, Workload};
+use tapmatrix_tracefs::FunctionEvents;
 use tapmatrix_vm::{ItemReport, RunSettings, VmOptions, boot_many, run_items};
 use tapmatrix_wire::RunItem;
 
@@ -35,6 +36,8 @@ pub struct RunOptions {
     pub tapset_dirs: Vec<PathBuf>,
     /// Kernels booted at once.
     pub jobs: usize,
+    /// kprobes or fprobes for function probes.
+    pub function_events: FunctionEvents,
     /// QEMU and cache settings.
     pub vm: VmOptions,
 }
@@ -48,7 +51,7 @@ pub fn run_matrix(
     on_message: &(dyn Fn(&str, &RunMessage) + Sync),
 ) -> Result<Results, Error> {
     let columns = boot_many(kernels, &options.vm, options.jobs, "run", |kernel, vm| {
-        run_kernel(specs, kernel, &options.tapset_dirs, vm, on_message)
+        run_kernel(specs, kernel, options, vm, on_message)
     });
     let mut results = Results {
         schema: SCHEMA,
@@ -88,7 +91,7 @@ fn series_of(kernel: &RunKernel) -> String {
 fn run_kernel(
     specs: &[Spec],
     kernel: &RunKernel,
-    tapset_dirs: &[PathBuf],
+    options: &RunOptions,
     vm: &VmOptions,
     on_message: &(dyn Fn(&str, &RunMessage) + Sync),
 ) -> Result<(KernelRun, Vec<Cell>), Error> {
@@ -98,10 +101,13 @@ fn run_kernel(
         .iter()
         .map(|spec| {
             let applies = spec.kernels.covers(&series, &kernel.facts);
-            (
-                applies,
-                compile(spec.script.clone(), tapset_dirs, &kernel.facts),
-            )
+            let compiled = compile(
+                spec.script.clone(),
+                &options.tapset_dirs,
+                &kernel.facts,
+                options.function_events,
+            );
+            (applies, compiled)
         })
         .collect();
     tracing::debug!(kernel = %kernel.id, elapsed = ?compiling.elapsed(), "compiled {} scripts", specs.len());

@@ -7,7 +7,9 @@ use clap::{Args, Subcommand};
 use tapmatrix_harvest::{Harvested, harvest_kernels};
 use tapmatrix_vm::{Accel, VmOptions, floor_many};
 
-use tapmatrix_run::{RunKernel, RunOptions, Spec, Status as CellStatus, run_matrix};
+use tapmatrix_run::{
+    FunctionEvents, RunKernel, RunOptions, Spec, Status as CellStatus, run_matrix,
+};
 
 use crate::cmd::kernels::{MatrixArgs, classify, fetch_all, harvested_ids, load_facts};
 
@@ -168,6 +170,7 @@ fn run_bench(args: &RunBenchArgs) -> anyhow::Result<Status> {
             args.include.clone()
         },
         jobs,
+        function_events: FunctionEvents::default(),
         vm: VmOptions {
             accel: args.accel,
             ..VmOptions::new(cache.root())

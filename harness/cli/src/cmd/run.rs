@@ -11,7 +11,9 @@ use anyhow::{Context, anyhow};
 use clap::Args;
 use tapmatrix_ir::RunMessage;
 use tapmatrix_kernels::CacheGuard;
-use tapmatrix_run::{Results, RunKernel, RunOptions, Spec, Status as CellStatus, diff, run_matrix};
+use tapmatrix_run::{
+    FunctionEvents, Results, RunKernel, RunOptions, Spec, Status as CellStatus, diff, run_matrix,
+};
 use tapmatrix_vm::{Accel, VmOptions};
 
 use crate::cmd::kernels::{MatrixArgs, classify, fetch_all, harvested_ids, load_facts, print};
@@ -47,6 +49,10 @@ pub struct RunArgs {
     /// Accelerator: auto, kvm or tcg.
     #[arg(long, default_value = "auto")]
     pub accel: Accel,
+    /// Serve function probes with fprobe events (`f:`) on kernels that have
+    /// them, rather than kprobes (cheaper to set up in a guest).
+    #[arg(long)]
+    pub fprobes: bool,
     /// Where results.json and the failing cells' expected, actual and diff go.
     #[arg(long, default_value = "target/tapmatrix-run", value_name = "DIR")]
     pub out: PathBuf,
@@ -81,15 +87,18 @@ pub struct DiffOutputArgs {
 pub fn run(args: &RunArgs) -> anyhow::Result<Status> {
     let (specs, _scratch) = specs_of(args)?;
     let ad_hoc = args.script.is_some();
-    let results = run_specs(
-        &args.matrix,
-        &specs,
-        &args.kernels,
-        tapsets(&args.include),
-        args.jobs,
-        args.accel,
-        ad_hoc,
-    )?;
+    let settings = Settings {
+        tapset_dirs: tapsets(&args.include),
+        jobs: args.jobs,
+        accel: args.accel,
+        function_events: if args.fprobes {
+            FunctionEvents::Fprobes
+        } else {
+            FunctionEvents::Kprobes
+        },
+        stream: ad_hoc,
+    };
+    let results = run_specs(&args.matrix, &specs, &args.kernels, &settings)?;
     write_results(&args.out, &results)?;
     if !ad_hoc {
         print(&results.table())?;
@@ -110,14 +119,18 @@ pub fn diff_output(args: &DiffOutputArgs) -> anyhow::Result<Status> {
         )));
     };
     let spec = Spec::load(&args.script).map_err(input_error)?;
+    let settings = Settings {
+        tapset_dirs: tapsets(&args.include),
+        jobs: Some(2),
+        accel: args.accel,
+        function_events: FunctionEvents::default(),
+        stream: false,
+    };
     let results = run_specs(
         &args.matrix,
         std::slice::from_ref(&spec),
         &args.kernels,
-        tapsets(&args.include),
-        Some(2),
-        args.accel,
-        false,
+        &settings,
     )?;
     let output = |id: &str| -> anyhow::Result<String> {
         let cell = results
@@ -193,16 +206,24 @@ fn specs_of(args: &RunArgs) -> anyhow::Result<(Vec<Spec>, Option<tempfile::TempD
     Ok((specs, None))
 }
 
+/// How `run_specs` runs.
+struct Settings {
+    tapset_dirs: Vec<PathBuf>,
+    jobs: Option<usize>,
+    accel: Accel,
+    function_events: FunctionEvents,
+    /// Print the scripts' output as it arrives.
+    stream: bool,
+}
+
 /// Runs `specs` on the kernels named (all harvested ones when none).
 fn run_specs(
     matrix: &MatrixArgs,
     specs: &[Spec],
     ids: &[String],
-    tapset_dirs: Vec<PathBuf>,
-    jobs: Option<usize>,
-    accel: Accel,
-    stream: bool,
+    settings: &Settings,
 ) -> anyhow::Result<Results> {
+    let stream = settings.stream;
     let ids = if ids.is_empty() {
         harvested_ids(matrix)?
     } else {
@@ -217,10 +238,11 @@ fn run_specs(
     let guard = cache.lock().map_err(classify)?;
     let kernels = run_kernels(&guard, matrix, &ids)?;
     let options = RunOptions {
-        tapset_dirs,
-        jobs: jobs.unwrap_or_else(tapmatrix_vm::default_jobs),
+        tapset_dirs: settings.tapset_dirs.clone(),
+        jobs: settings.jobs.unwrap_or_else(tapmatrix_vm::default_jobs),
+        function_events: settings.function_events,
         vm: VmOptions {
-            accel,
+            accel: settings.accel,
             ..VmOptions::new(cache.root())
         },
     };
