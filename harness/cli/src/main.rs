@@ -33,6 +33,8 @@ enum Command {
     List(cmd::list::ListArgs),
     /// The availability matrix, probe x kernel, offline, with reasons and porting suggestions.
     Resolve(cmd::resolve::ResolveArgs),
+    /// The tapset reference from the tapsets' doc comments, with each alias's availability over kernels.
+    Doc(cmd::doc::DocArgs),
     /// Host prerequisites, the accelerator a boot would use, the cache directory.
     Doctor(cmd::doctor::DoctorArgs),
     /// Timings: `bench harvest` measures the facts harvest against a bare boot.
@@ -48,6 +50,7 @@ fn main() -> ExitCode {
         Command::Parse(args) => cmd::parse::run(args),
         Command::List(args) => cmd::list::run(&args),
         Command::Resolve(args) => cmd::resolve::run(&args),
+        Command::Doc(args) => cmd::doc::run(&args),
         Command::Doctor(args) => cmd::doctor::run(&args),
         Command::Bench(command) => cmd::bench::run(command),
     };
