@@ -142,21 +142,18 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
     let facts_dir = facts_dir.context(
         "no facts directory: pass --facts DIR or set TAPMATRIX_CACHE (the facts are under <cache>/facts)",
     )?;
-    let kernels = load_kernels(&facts_dir, kernel_ids)?;
-    let syscalls = syscalls(&kernels)?;
-    let text = render(&kernels, &syscalls);
+    let text = generate(&facts_dir, kernel_ids)?;
     std::fs::write(&out, text).with_context(|| format!("writing {}", out.display()))?;
-    eprintln!(
-        "wrote {} ({} syscalls, kernels {})",
-        out.display(),
-        syscalls.len(),
-        kernels
-            .iter()
-            .map(|kernel| kernel.id.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
+    eprintln!("wrote {}", out.display());
     Ok(())
+}
+
+/// The text of `syscalls.stp` for the kernels `ids` (default: every
+/// harvested one) of the facts directory.
+fn generate(facts_dir: &Path, ids: Option<Vec<String>>) -> Result<String> {
+    let kernels = load_kernels(facts_dir, ids)?;
+    let syscalls = syscalls(&kernels)?;
+    Ok(render(&kernels, &syscalls))
 }
 
 /// `$TAPMATRIX_CACHE/facts`, else `$XDG_CACHE_HOME/tapmatrix/facts`, else
@@ -716,6 +713,24 @@ mod tests {
         assert_eq!(sig.decoder, Decoder::Signal);
         let count = arg("read", &field("count", "size_t", false));
         assert_eq!(count.kind, ArgKind::Unsigned);
+    }
+
+    /// With the matrix's real facts (`TAPMATRIX_RESOLVE_FACTS`, as `cargo
+    /// xtask test` sets it), the committed tapsets/syscalls.stp is what the
+    /// generator writes: regenerate it when this fails.
+    #[test]
+    fn the_committed_syscalls_tapset_is_current() {
+        let Some(facts) = std::env::var_os("TAPMATRIX_RESOLVE_FACTS") else {
+            eprintln!("skipped: TAPMATRIX_RESOLVE_FACTS is not set");
+            return;
+        };
+        let generated = generate(Path::new(&facts), None).unwrap();
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let committed = std::fs::read_to_string(root.join("tapsets/syscalls.stp")).unwrap();
+        assert!(
+            generated == committed,
+            "tapsets/syscalls.stp is stale: run `TAPMATRIX_CACHE=<cache> cargo xtask gen-syscalls`"
+        );
     }
 
     #[test]
