@@ -14,9 +14,15 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use tapmatrix_facts::{Field, KernelFacts};
 
-/// The kernel from which eprobes exist: they let a tracepoint probe fetch a
-/// user string through a pointer field (`user_string($filename)`).
-const EPROBES_SINCE: (u32, u32) = (5, 15);
+/// The first kernel on which a syscall tracepoint's probe reads user strings
+/// through its pointer fields (`user_string($filename)`, an eprobe). Eprobes
+/// appeared in 5.15, but on 6.1 such a string reads back empty (measured on
+/// the matrix: `tests/scripts/tapset_syscall_openat`), while 6.12 reads it;
+/// kernels before this read the arguments from the registers instead.
+const TRACEPOINT_STRINGS_SINCE: (u32, u32) = (6, 12);
+
+/// [`TRACEPOINT_STRINGS_SINCE`] as `kernel_v` compares it.
+const TRACEPOINT_STRINGS_SINCE_TEXT: &str = "6.12";
 
 /// x86_64 syscall argument registers, in order, as `struct pt_regs` names them.
 const ARG_REGISTERS: [&str; 6] = ["di", "si", "dx", "r10", "r8", "r9"];
@@ -100,15 +106,15 @@ struct Syscall {
     /// Indexes (into the kernels) of the kernels that have `sys_enter_NAME`.
     present: Vec<usize>,
     has_exit: bool,
-    /// How kernels before eprobes read its user strings.
-    before_eprobes: OldStrings,
+    /// How kernels before [`TRACEPOINT_STRINGS_SINCE`] read its user strings.
+    old_strings: OldStrings,
 }
 
 /// How a syscall with a user-string argument is read on kernels before
-/// eprobes (5.15), which cannot fetch a string from a tracepoint's field.
+/// [`TRACEPOINT_STRINGS_SINCE`], which cannot fetch it from a tracepoint's field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum OldStrings {
-    /// No user-string argument, or no kernel before 5.15 has the syscall.
+    /// No user-string argument, or no older kernel has the syscall.
     NotNeeded,
     /// At `__x64_sys_NAME`, the arguments in its `struct pt_regs *regs`.
     Registers,
@@ -259,10 +265,10 @@ fn syscalls(kernels: &[Kernel]) -> Result<Vec<Syscall>> {
         let old: Vec<usize> = present
             .iter()
             .copied()
-            .filter(|&index| kernels[index].version < EPROBES_SINCE)
+            .filter(|&index| kernels[index].version < TRACEPOINT_STRINGS_SINCE)
             .collect();
         let function = format!("__x64_sys_{name}");
-        let before_eprobes = if !has_string || old.is_empty() {
+        let old_strings = if !has_string || old.is_empty() {
             OldStrings::NotNeeded
         } else if old
             .iter()
@@ -271,7 +277,7 @@ fn syscalls(kernels: &[Kernel]) -> Result<Vec<Syscall>> {
             OldStrings::Registers
         } else {
             eprintln!(
-                "note: {function} has no BTF `regs` parameter on some kernel before 5.15: its strings print as addresses there"
+                "note: {function} has no BTF `regs` parameter on some kernel before {TRACEPOINT_STRINGS_SINCE_TEXT}: its strings print as addresses there"
             );
             OldStrings::Addresses
         };
@@ -280,7 +286,7 @@ fn syscalls(kernels: &[Kernel]) -> Result<Vec<Syscall>> {
             args,
             present,
             has_exit,
-            before_eprobes,
+            old_strings,
         });
     }
     Ok(out)
@@ -390,7 +396,8 @@ fn render(kernels: &[Kernel], syscalls: &[Syscall]) -> String {
          // (`?`): its alias attaches nowhere there, and its comment names them.\n\
          //\n\
          // User strings: eprobes (`e:` events, Linux 5.15) let a tracepoint probe\n\
-         // fetch the string a pointer field points to. Before 5.15 the syscalls\n\
+         // fetch the string a pointer field points to, but syscall events give\n\
+         // them back empty on 6.1 (6.12 reads them). Before 6.12 the syscalls\n\
          // with a string argument are probed at `__x64_sys_NAME` instead, whose\n\
          // `struct pt_regs *regs` holds the arguments (di, si, dx, r10, r8, r9).",
         ids.join(", ")
@@ -471,20 +478,20 @@ fn render_entry(out: &mut String, kernels: &[Kernel], syscall: &Syscall) {
     }
     let _ = writeln!(out, " */");
     let tracepoint = format!("kernel.trace(\"syscalls:sys_enter_{name}\"){optional}");
-    match syscall.before_eprobes {
+    match syscall.old_strings {
         OldStrings::Registers => {
             let _ = writeln!(
                 out,
                 "probe syscall.{name} =\n\
-                 %( kernel_v >= \"5.15\" %?\n\
+                 %( kernel_v >= \"{TRACEPOINT_STRINGS_SINCE_TEXT}\" %?\n\
                  \t{tracepoint}\n\
                  %:\n\
-                 \t// Before eprobes (5.15) a tracepoint cannot fetch a user string:\n\
+                 \t// Before {TRACEPOINT_STRINGS_SINCE_TEXT} a syscall tracepoint's probe reads no user string:\n\
                  \t// the syscall's entry function, its arguments in the registers.\n\
                  \tkernel.function(\"__x64_sys_{name}\"){optional}\n\
                  %)\n{{\n\tname = \"{name}\""
             );
-            let _ = writeln!(out, "%( kernel_v >= \"5.15\" %?");
+            let _ = writeln!(out, "%( kernel_v >= \"{TRACEPOINT_STRINGS_SINCE_TEXT}\" %?");
             render_reads(
                 out,
                 &syscall.args,
@@ -505,7 +512,7 @@ fn render_entry(out: &mut String, kernels: &[Kernel], syscall: &Syscall) {
                 out,
                 "probe syscall.{name} = {tracepoint}\n{{\n\tname = \"{name}\""
             );
-            let _ = writeln!(out, "%( kernel_v >= \"5.15\" %?");
+            let _ = writeln!(out, "%( kernel_v >= \"{TRACEPOINT_STRINGS_SINCE_TEXT}\" %?");
             render_reads(
                 out,
                 &syscall.args,
@@ -514,7 +521,7 @@ fn render_entry(out: &mut String, kernels: &[Kernel], syscall: &Syscall) {
             );
             let _ = writeln!(
                 out,
-                "%:\n\t// Before eprobes (5.15) a tracepoint cannot fetch a user string, and\n\
+                "%:\n\t// Before {TRACEPOINT_STRINGS_SINCE_TEXT} a syscall tracepoint's probe reads no user string, and\n\
                  \t// __x64_sys_{name} has no BTF `regs` there: the strings' addresses."
             );
             render_reads(out, &syscall.args, |_, arg| format!("${}", arg.field), true);
