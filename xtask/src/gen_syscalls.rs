@@ -14,15 +14,14 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use tapmatrix_facts::{Field, KernelFacts};
 
-/// The first kernel on which a syscall tracepoint's probe reads user strings
-/// through its pointer fields (`user_string($filename)`, an eprobe). Eprobes
-/// appeared in 5.15, but on 6.1 such a string reads back empty (measured on
-/// the matrix: `tests/scripts/tapset_syscall_openat`), while 6.12 reads it;
-/// kernels before this read the arguments from the registers instead.
-const TRACEPOINT_STRINGS_SINCE: (u32, u32) = (6, 12);
-
-/// [`TRACEPOINT_STRINGS_SINCE`] as `kernel_v` compares it.
-const TRACEPOINT_STRINGS_SINCE_TEXT: &str = "6.12";
+/// The first kernel on which, lacking the kernel's own copies, a syscall
+/// tracepoint's probe reads user strings through its pointer fields
+/// (`user_string($filename)`, an eprobe). Eprobes appeared in 5.15, but
+/// such strings read back empty on 6.1 and 7.0 (measured on the matrix:
+/// `tests/scripts/tapset_syscall_openat`) while 6.12, 7.1, 7.2 and 7.3 read
+/// them; where the kernel copies the strings itself (`__NAME_val` fields),
+/// those are read instead.
+const EPROBE_STRINGS_SINCE: (u32, u32) = (6, 12);
 
 /// x86_64 syscall argument registers, in order, as `struct pt_regs` names them.
 const ARG_REGISTERS: [&str; 6] = ["di", "si", "dx", "r10", "r8", "r9"];
@@ -106,15 +105,35 @@ struct Syscall {
     /// Indexes (into the kernels) of the kernels that have `sys_enter_NAME`.
     present: Vec<usize>,
     has_exit: bool,
-    /// How kernels before [`TRACEPOINT_STRINGS_SINCE`] read its user strings.
-    old_strings: OldStrings,
+    /// How its user strings are read, if it has any.
+    strings: Option<StringPlan>,
 }
 
-/// How a syscall with a user-string argument is read on kernels before
-/// [`TRACEPOINT_STRINGS_SINCE`], which cannot fetch it from a tracepoint's field.
+/// How a syscall with user-string arguments reads them: from `since` on
+/// through the tracepoint (`new`), before it as `old` says.
+struct StringPlan {
+    /// The first kernel (id, as `kernel_v` compares it) of the tracepoint way.
+    since: String,
+    /// How the tracepoint reads the strings.
+    new: NewStrings,
+    /// How the older kernels that have the syscall read them.
+    old: OldStrings,
+}
+
+/// How a syscall tracepoint's probe reads user strings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NewStrings {
+    /// The event records them itself: `__NAME_val` (`__data_loc char[]`)
+    /// fields, read with kernel_string().
+    KernelCopies,
+    /// Through the pointer fields, with an eprobe (`user_string($NAME)`).
+    Eprobe,
+}
+
+/// How kernels before [`StringPlan::since`] read the user strings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum OldStrings {
-    /// No user-string argument, or no older kernel has the syscall.
+    /// No older kernel has the syscall.
     NotNeeded,
     /// At `__x64_sys_NAME`, the arguments in its `struct pt_regs *regs`.
     Registers,
@@ -261,35 +280,80 @@ fn syscalls(kernels: &[Kernel]) -> Result<Vec<Syscall>> {
                 .syscall(&name)
                 .is_some_and(|syscall| syscall.has_exit)
         }) && !NO_RETURN.contains(&name.as_str());
-        let has_string = args.iter().any(|arg| arg.kind == ArgKind::UserString);
-        let old: Vec<usize> = present
-            .iter()
-            .copied()
-            .filter(|&index| kernels[index].version < TRACEPOINT_STRINGS_SINCE)
-            .collect();
-        let function = format!("__x64_sys_{name}");
-        let old_strings = if !has_string || old.is_empty() {
-            OldStrings::NotNeeded
-        } else if old
-            .iter()
-            .all(|&index| has_regs_parameter(&kernels[index].facts, &function))
-        {
-            OldStrings::Registers
-        } else {
-            eprintln!(
-                "note: {function} has no BTF `regs` parameter on some kernel before {TRACEPOINT_STRINGS_SINCE_TEXT}: its strings print as addresses there"
-            );
-            OldStrings::Addresses
-        };
+        let strings = string_plan(kernels, &name, &args, &present);
         out.push(Syscall {
             name,
             args,
             present,
             has_exit,
-            old_strings,
+            strings,
         });
     }
     Ok(out)
+}
+
+/// How the user strings of a syscall are read on the kernels that have it
+/// (`None` without user-string arguments).
+fn string_plan(
+    kernels: &[Kernel],
+    name: &str,
+    args: &[Arg],
+    present: &[usize],
+) -> Option<StringPlan> {
+    let strings: Vec<&Arg> = args
+        .iter()
+        .filter(|arg| arg.kind == ArgKind::UserString)
+        .collect();
+    if strings.is_empty() {
+        return None;
+    }
+    let copies = |index: usize| {
+        kernels[index].facts.syscall(name).is_some_and(|syscall| {
+            strings.iter().all(|arg| {
+                let field = format!("__{}_val", arg.field);
+                syscall.args.iter().any(|other| other.name == field)
+            })
+        })
+    };
+    // The first kernel from which every later one records its own copies.
+    let copies_from = present
+        .iter()
+        .rposition(|&index| !copies(index))
+        .map_or(0, |last_without| last_without + 1);
+    let (first_new, new) = match present.get(copies_from) {
+        Some(_) => (copies_from, NewStrings::KernelCopies),
+        None => (
+            present
+                .iter()
+                .position(|&index| kernels[index].version >= EPROBE_STRINGS_SINCE)
+                .unwrap_or(present.len()),
+            NewStrings::Eprobe,
+        ),
+    };
+    let since = present
+        .get(first_new)
+        .map_or_else(|| "99.0".to_owned(), |&index| kernels[index].id.clone());
+    let old_kernels = &present[..first_new];
+    let function = format!("__x64_sys_{name}");
+    let old = if old_kernels.is_empty() {
+        OldStrings::NotNeeded
+    } else if old_kernels
+        .iter()
+        .all(|&index| has_regs_parameter(&kernels[index].facts, &function))
+    {
+        OldStrings::Registers
+    } else {
+        eprintln!(
+            "note: {function} has no BTF `regs` parameter on some kernel before {since}: its strings print as addresses there"
+        );
+        OldStrings::Addresses
+    };
+    if new == NewStrings::Eprobe {
+        eprintln!(
+            "note: {name}: no __NAME_val fields: its strings are read through eprobes from {since}"
+        );
+    }
+    Some(StringPlan { since, new, old })
 }
 
 /// Whether `function` is attachable and its BTF prototype's first
@@ -395,11 +459,12 @@ fn render(kernels: &[Kernel], syscalls: &[Syscall]) -> String {
          // `retval` and `retstr`. A syscall that some kernels lack is optional\n\
          // (`?`): its alias attaches nowhere there, and its comment names them.\n\
          //\n\
-         // User strings: eprobes (`e:` events, Linux 5.15) let a tracepoint probe\n\
-         // fetch the string a pointer field points to, but syscall events give\n\
-         // them back empty on 6.1 (6.12 reads them). Before 6.12 the syscalls\n\
-         // with a string argument are probed at `__x64_sys_NAME` instead, whose\n\
-         // `struct pt_regs *regs` holds the arguments (di, si, dx, r10, r8, r9).",
+         // User strings: from 7.0 in the matrix the syscall events record them\n\
+         // (`__NAME_val` fields), read with kernel_string(). Eprobes (5.15) can\n\
+         // fetch them through a pointer field, but read them back empty on 6.1\n\
+         // and 7.0; so before the kernel's own copies, the syscalls with a string\n\
+         // argument are probed at `__x64_sys_NAME`, whose `struct pt_regs *regs`\n\
+         // holds the arguments (di, si, dx, r10, r8, r9).",
         ids.join(", ")
     );
     for syscall in syscalls {
@@ -478,66 +543,79 @@ fn render_entry(out: &mut String, kernels: &[Kernel], syscall: &Syscall) {
     }
     let _ = writeln!(out, " */");
     let tracepoint = format!("kernel.trace(\"syscalls:sys_enter_{name}\"){optional}");
-    match syscall.old_strings {
-        OldStrings::Registers => {
-            let _ = writeln!(
-                out,
-                "probe syscall.{name} =\n\
-                 %( kernel_v >= \"{TRACEPOINT_STRINGS_SINCE_TEXT}\" %?\n\
-                 \t{tracepoint}\n\
-                 %:\n\
-                 \t// Before {TRACEPOINT_STRINGS_SINCE_TEXT} a syscall tracepoint's probe reads no user string:\n\
-                 \t// the syscall's entry function, its arguments in the registers.\n\
-                 \tkernel.function(\"__x64_sys_{name}\"){optional}\n\
-                 %)\n{{\n\tname = \"{name}\""
-            );
-            let _ = writeln!(out, "%( kernel_v >= \"{TRACEPOINT_STRINGS_SINCE_TEXT}\" %?");
-            render_reads(
-                out,
-                &syscall.args,
-                |_, arg| format!("${}", arg.field),
-                false,
-            );
-            let _ = writeln!(out, "%:");
-            render_reads(
-                out,
-                &syscall.args,
-                |index, _| format!("$regs->{}", ARG_REGISTERS.get(index).unwrap_or(&"di")),
-                false,
-            );
-            let _ = writeln!(out, "%)");
-        }
-        OldStrings::Addresses => {
+    let tracepoint_reads = |out: &mut String, new: NewStrings| {
+        let mode = match new {
+            NewStrings::KernelCopies => Reads::KernelCopies,
+            NewStrings::Eprobe => Reads::UserStrings,
+        };
+        render_reads(out, &syscall.args, |_, arg| format!("${}", arg.field), mode);
+    };
+    match &syscall.strings {
+        None => {
             let _ = writeln!(
                 out,
                 "probe syscall.{name} = {tracepoint}\n{{\n\tname = \"{name}\""
             );
-            let _ = writeln!(out, "%( kernel_v >= \"{TRACEPOINT_STRINGS_SINCE_TEXT}\" %?");
-            render_reads(
-                out,
-                &syscall.args,
-                |_, arg| format!("${}", arg.field),
-                false,
-            );
-            let _ = writeln!(
-                out,
-                "%:\n\t// Before {TRACEPOINT_STRINGS_SINCE_TEXT} a syscall tracepoint's probe reads no user string, and\n\
-                 \t// __x64_sys_{name} has no BTF `regs` there: the strings' addresses."
-            );
-            render_reads(out, &syscall.args, |_, arg| format!("${}", arg.field), true);
-            let _ = writeln!(out, "%)");
+            tracepoint_reads(out, NewStrings::Eprobe);
         }
-        OldStrings::NotNeeded => {
-            let _ = writeln!(
-                out,
-                "probe syscall.{name} = {tracepoint}\n{{\n\tname = \"{name}\""
-            );
-            render_reads(
-                out,
-                &syscall.args,
-                |_, arg| format!("${}", arg.field),
-                false,
-            );
+        Some(plan) => {
+            let since = plan.since.as_str();
+            let why = match plan.new {
+                NewStrings::KernelCopies => format!(
+                    "\t// From {since} the event records its user strings itself (__NAME_val\n\
+                     \t// fields); before, eprobes read them back empty on some kernels:\n"
+                ),
+                NewStrings::Eprobe => format!(
+                    "\t// From {since} an eprobe reads the user strings through the event's\n\
+                     \t// pointer fields (they read back empty on 6.1); before:\n"
+                ),
+            };
+            match plan.old {
+                OldStrings::NotNeeded => {
+                    let _ = writeln!(
+                        out,
+                        "probe syscall.{name} = {tracepoint}\n{{\n\tname = \"{name}\""
+                    );
+                    tracepoint_reads(out, plan.new);
+                }
+                OldStrings::Registers => {
+                    let _ = write!(
+                        out,
+                        "probe syscall.{name} =\n%( kernel_v >= \"{since}\" %?\n\t{tracepoint}\n%:\n{why}\
+                         \t// the syscall's entry function, its arguments in the registers.\n\
+                         \tkernel.function(\"__x64_sys_{name}\"){optional}\n%)\n{{\n\tname = \"{name}\"\n"
+                    );
+                    let _ = writeln!(out, "%( kernel_v >= \"{since}\" %?");
+                    tracepoint_reads(out, plan.new);
+                    let _ = writeln!(out, "%:");
+                    render_reads(
+                        out,
+                        &syscall.args,
+                        |index, _| format!("$regs->{}", ARG_REGISTERS.get(index).unwrap_or(&"di")),
+                        Reads::UserStrings,
+                    );
+                    let _ = writeln!(out, "%)");
+                }
+                OldStrings::Addresses => {
+                    let _ = writeln!(
+                        out,
+                        "probe syscall.{name} = {tracepoint}\n{{\n\tname = \"{name}\""
+                    );
+                    let _ = writeln!(out, "%( kernel_v >= \"{since}\" %?");
+                    tracepoint_reads(out, plan.new);
+                    let _ = write!(
+                        out,
+                        "%:\n{why}\t// __x64_sys_{name} has no BTF `regs` there: the strings' addresses.\n"
+                    );
+                    render_reads(
+                        out,
+                        &syscall.args,
+                        |_, arg| format!("${}", arg.field),
+                        Reads::Addresses,
+                    );
+                    let _ = writeln!(out, "%)");
+                }
+            }
         }
     }
     let mut formats = Vec::new();
@@ -607,22 +685,38 @@ fn str_var(arg: &Arg) -> Option<&'static str> {
     }
 }
 
+/// How [`render_reads`] reads user strings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reads {
+    /// `user_string(TARGET)`.
+    UserStrings,
+    /// The event's own copy: `kernel_string($__NAME_val)`.
+    KernelCopies,
+    /// Their addresses, as SystemTap prints a string it cannot read.
+    Addresses,
+}
+
 /// Assignments of the argument variables from target expressions (given
-/// the argument's index); `addresses`: user strings as their addresses.
+/// the argument's index), user strings read as `mode` says.
 fn render_reads(
     out: &mut String,
     args: &[Arg],
     target: impl Fn(usize, &Arg) -> String,
-    addresses: bool,
+    mode: Reads,
 ) {
     for (index, arg) in args.iter().enumerate() {
         let target = target(index, arg);
-        match arg.kind {
-            ArgKind::UserString if addresses => {
+        match (arg.kind, mode) {
+            (ArgKind::UserString, Reads::Addresses) => {
                 let _ = writeln!(out, "\t{} = sprintf(\"0x%x\", {target})", arg.var);
                 let _ = writeln!(out, "\t{}_unquoted = {}", arg.var, arg.var);
             }
-            ArgKind::UserString => {
+            (ArgKind::UserString, Reads::KernelCopies) => {
+                let copy = format!("$__{}_val", arg.field);
+                let _ = writeln!(out, "\t{} = kernel_string_quoted({copy})", arg.var);
+                let _ = writeln!(out, "\t{}_unquoted = kernel_string({copy})", arg.var);
+            }
+            (ArgKind::UserString, Reads::UserStrings) => {
                 let _ = writeln!(out, "\t{} = user_string_quoted({target})", arg.var);
                 let _ = writeln!(out, "\t{}_unquoted = user_string({target})", arg.var);
             }
