@@ -4,6 +4,10 @@
 //!   matrix fetched and harvested, the tapsets parsed and resolved on it.
 //! - `cargo xtask test`: host prerequisites, format check, clippy, and every
 //!   test (what CI runs).
+//! - `cargo xtask gen-syscalls`: regenerates `tapsets/syscalls.stp` from the
+//!   harvested facts of the matrix's kernels.
+
+mod gen_syscalls;
 
 use anyhow::{Result, bail};
 use xshell::{Shell, cmd};
@@ -15,7 +19,11 @@ fn main() -> Result<()> {
     match task.as_deref() {
         Some("matrix") => matrix(&sh),
         Some("test") => test(&sh),
-        _ => bail!("usage: cargo xtask matrix|test"),
+        Some("gen-syscalls") => {
+            let args: Vec<String> = std::env::args().skip(2).collect();
+            gen_syscalls::run(&workspace_root(), &args)
+        }
+        _ => bail!("usage: cargo xtask matrix|test|gen-syscalls"),
     }
 }
 

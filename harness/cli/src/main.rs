@@ -37,6 +37,8 @@ enum Command {
     Run(cmd::run::RunArgs),
     /// How one script's output differs between two kernels.
     DiffOutput(cmd::run::DiffOutputArgs),
+    /// The tapset reference from the tapsets' doc comments, with each alias's availability over kernels.
+    Doc(cmd::doc::DocArgs),
     /// Host prerequisites, the accelerator a boot would use, the cache directory.
     Doctor(cmd::doctor::DoctorArgs),
     /// Timings against a bare boot: `bench harvest` (the facts harvest), `bench run` (scripts on the matrix).
@@ -54,6 +56,7 @@ fn main() -> ExitCode {
         Command::Resolve(args) => cmd::resolve::run(&args),
         Command::Run(args) => cmd::run::run(&args),
         Command::DiffOutput(args) => cmd::run::diff_output(&args),
+        Command::Doc(args) => cmd::doc::run(&args),
         Command::Doctor(args) => cmd::doctor::run(&args),
         Command::Bench(command) => cmd::bench::run(command),
     };

@@ -88,7 +88,15 @@ fn script_matrix_table_markdown_json() {
 #[test]
 fn tapsets_resolve_on_both_kernels_and_diff() {
     let scratch = Scratch::new();
-    let (code, table, stderr) = scratch.run(&["resolve", "--kernels", "5.10,6.12"]);
+    // A small tapset directory (the repository's tapsets/ use events and
+    // functions the facts fixtures do not keep).
+    let tapsets = common::repo("harness/cli/tests/fixtures/tapsets");
+    let (code, table, stderr) = scratch.run(&[
+        "resolve",
+        tapsets.to_str().unwrap(),
+        "--kernels",
+        "5.10,6.12",
+    ]);
     // The fixtures keep a few events only: sched_process_exit is not among them.
     assert_eq!(code, Some(1), "{table}{stderr}");
     let unresolved: Vec<&str> = table
@@ -154,7 +162,7 @@ fn list_points_and_fields() {
         "kernel.trace(\"sched:sched_process_fork\") $parent_comm:char[16] $parent_pid:pid_t $child_comm:char[16] $child_pid:pid_t\n"
     );
     let (_, out, _) = scratch.run(&["list", "vfs.*", "--kernel", "5.10"]);
-    assert_eq!(out, "vfs.read\nvfs.write\n");
+    assert_eq!(out, "vfs.open\nvfs.read\nvfs.write\n");
     let (code, _, stderr) =
         scratch.run(&["list", "kernel.function(\"do_int3\")", "--kernel", "5.10"]);
     assert_eq!(code, Some(1));

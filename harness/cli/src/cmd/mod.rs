@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod bench;
+pub mod doc;
 pub mod doctor;
 pub mod kernels;
 pub mod list;
