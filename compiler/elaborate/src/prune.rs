@@ -6,6 +6,7 @@
 
 use std::collections::HashSet;
 
+use tapmatrix_ir::visit::walk_stmt_mut;
 use tapmatrix_ir::{BinaryOp, Block, Builtin, Expr, LValue, Probe, Stmt};
 
 use crate::FetchRequest;
@@ -16,7 +17,7 @@ pub(crate) fn prune_probe(probe: &mut Probe, fetches: &mut Vec<FetchRequest>) {
     loop {
         let mut read = HashSet::new();
         for stmt in &mut probe.body {
-            visit_stmt(stmt, &mut |e| reads(e, &mut read));
+            walk_stmt_mut(stmt, &mut |e| reads(e, &mut read));
         }
         if !remove_dead_stores(&mut probe.body, &read) {
             break;
@@ -24,7 +25,7 @@ pub(crate) fn prune_probe(probe: &mut Probe, fetches: &mut Vec<FetchRequest>) {
     }
     let mut used = HashSet::new();
     for stmt in &mut probe.body {
-        visit_stmt(stmt, &mut |e| {
+        walk_stmt_mut(stmt, &mut |e| {
             if let Expr::Fetch(slot) = e {
                 used.insert(*slot);
             }
@@ -40,7 +41,7 @@ pub(crate) fn prune_probe(probe: &mut Probe, fetches: &mut Vec<FetchRequest>) {
         }));
     }
     for stmt in &mut probe.body {
-        visit_stmt(stmt, &mut |e| {
+        walk_stmt_mut(stmt, &mut |e| {
             if let Expr::Fetch(slot) = e
                 && let Some(Some(new)) = remap.get(*slot as usize)
             {
@@ -185,112 +186,6 @@ fn pure(e: &Expr) -> bool {
 }
 
 /// Calls `f` on every expression of a statement, outer nodes first.
-fn visit_stmt(stmt: &mut Stmt, f: &mut dyn FnMut(&mut Expr)) {
-    match stmt {
-        Stmt::Expr(e) | Stmt::Return(Some(e)) => visit_expr(e, f),
-        Stmt::Block(block) => visit_block(block, f),
-        Stmt::If {
-            cond,
-            then,
-            otherwise,
-        } => {
-            visit_expr(cond, f);
-            visit_block(then, f);
-            visit_block(otherwise, f);
-        }
-        Stmt::Loop { cond, body, step } => {
-            if let Some(cond) = cond {
-                visit_expr(cond, f);
-            }
-            visit_block(body, f);
-            if let Some(step) = step {
-                visit_expr(step, f);
-            }
-        }
-        Stmt::Foreach {
-            slice, limit, body, ..
-        } => {
-            for key in slice.iter_mut().flatten() {
-                visit_expr(key, f);
-            }
-            if let Some(limit) = limit {
-                visit_expr(limit, f);
-            }
-            visit_block(body, f);
-        }
-        Stmt::ForeachHist { stat, body, .. } => {
-            visit_expr(stat, f);
-            visit_block(body, f);
-        }
-        Stmt::Delete(target) => visit_lvalue(target, f),
-        Stmt::Aggregate { target, value } => {
-            visit_lvalue(target, f);
-            visit_expr(value, f);
-        }
-        Stmt::Try { body, catch, .. } => {
-            visit_block(body, f);
-            visit_block(catch, f);
-        }
-        Stmt::Break | Stmt::Continue | Stmt::Next | Stmt::Return(None) => {}
-    }
-}
-
-fn visit_block(block: &mut Block, f: &mut dyn FnMut(&mut Expr)) {
-    for stmt in block {
-        visit_stmt(stmt, f);
-    }
-}
-
-fn visit_lvalue(lvalue: &mut LValue, f: &mut dyn FnMut(&mut Expr)) {
-    if let LValue::Index { keys, .. } = lvalue {
-        for key in keys.iter_mut().flatten() {
-            visit_expr(key, f);
-        }
-    }
-}
-
-fn visit_expr(e: &mut Expr, f: &mut dyn FnMut(&mut Expr)) {
-    f(e);
-    match e {
-        Expr::Long(_) | Expr::Str(_) | Expr::Local(_) | Expr::Global(_) | Expr::Fetch(_) => {}
-        Expr::Index { keys, .. } => keys.iter_mut().for_each(|k| visit_expr(k, f)),
-        Expr::In { keys, .. } => keys.iter_mut().flatten().for_each(|k| visit_expr(k, f)),
-        Expr::Unary { operand, .. } | Expr::LongToStr(operand) => visit_expr(operand, f),
-        Expr::Binary { lhs, rhs, .. }
-        | Expr::CompareLong { lhs, rhs, .. }
-        | Expr::CompareStr { lhs, rhs, .. }
-        | Expr::Concat(lhs, rhs)
-        | Expr::And(lhs, rhs)
-        | Expr::Or(lhs, rhs) => {
-            visit_expr(lhs, f);
-            visit_expr(rhs, f);
-        }
-        Expr::Ternary {
-            cond,
-            then,
-            otherwise,
-        } => {
-            visit_expr(cond, f);
-            visit_expr(then, f);
-            visit_expr(otherwise, f);
-        }
-        Expr::Regex { operand, .. } => visit_expr(operand, f),
-        Expr::Assign { target, value, .. } => {
-            visit_lvalue(target, f);
-            visit_expr(value, f);
-        }
-        Expr::Crement { target, .. } => visit_lvalue(target, f),
-        Expr::Call { args, .. } | Expr::Builtin { args, .. } | Expr::Printf { args, .. } => {
-            args.iter_mut().for_each(|a| visit_expr(a, f));
-        }
-        Expr::Stat { stat, .. } | Expr::Hist { stat, .. } => visit_lvalue(stat, f),
-        Expr::HistBucket { stat, bucket, .. } => {
-            visit_lvalue(stat, f);
-            visit_expr(bucket, f);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

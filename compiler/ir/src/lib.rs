@@ -16,6 +16,7 @@
 mod bundle;
 mod program;
 mod report;
+pub mod visit;
 
 pub use bundle::{Bundle, Event, EventKind, Fetch, Workload};
 pub use program::{

@@ -30,7 +30,7 @@ pub(crate) fn unread_globals(program: &Program) -> Vec<usize> {
     };
     let mut reads = Vec::new();
     let mut writes = Vec::new();
-    crate::walk::each_stmt(program, &mut |s| match s {
+    tapmatrix_ir::visit::each_stmt(program, &mut |s| match s {
         Stmt::Delete(lv) => {
             reads.push(target(lv));
             writes.push(target(lv));
@@ -44,7 +44,7 @@ pub(crate) fn unread_globals(program: &Program) -> Vec<usize> {
         }
         _ => {}
     });
-    crate::walk::each_expr(program, &mut |e| match e {
+    tapmatrix_ir::visit::each_expr(program, &mut |e| match e {
         Expr::Global(g) => reads.push(Some(*g as usize)),
         Expr::Index { array, .. } | Expr::In { array, .. } => {
             reads.push(Some(*array as usize));

@@ -31,7 +31,6 @@ mod format;
 mod machine;
 mod stats;
 mod text;
-mod walk;
 
 use std::sync::Arc;
 

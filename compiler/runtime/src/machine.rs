@@ -270,7 +270,7 @@ impl Machine {
                 *slot = (*slot).max(param.clamp(0, 31) as u32);
             }
         };
-        crate::walk::each_expr(program, &mut |e| match e {
+        tapmatrix_ir::visit::each_expr(program, &mut |e| match e {
             Expr::Hist { spec, stat } | Expr::HistBucket { spec, stat, .. } => {
                 note_hist(stat, *spec)
             }
@@ -282,7 +282,7 @@ impl Machine {
             } => note_shift(stat, *param),
             _ => {}
         });
-        crate::walk::each_stmt(program, &mut |s| {
+        tapmatrix_ir::visit::each_stmt(program, &mut |s| {
             if let Stmt::ForeachHist { hist, stat, .. } = s
                 && let Some(lv) = expr_as_lvalue(stat)
             {

@@ -6,7 +6,6 @@
 mod fetch;
 mod filter;
 mod lower;
-mod visit;
 
 pub use fetch::{FetchError, ReadAs, Site, fetch_arg};
 pub use filter::pushdown;

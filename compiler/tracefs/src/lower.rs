@@ -14,7 +14,6 @@ use tapmatrix_syntax::ast;
 
 use crate::fetch::{ReadAs, Site, fetch_arg};
 use crate::filter::pushdown;
-use crate::visit::{any_expr, rewrite_exprs};
 
 /// Why a script cannot run through tracefs on a kernel.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -144,7 +143,7 @@ fn specialize(
         }
     }
     let mut probe = probe.clone();
-    rewrite_exprs(&mut probe.body, &mut |expr| {
+    tapmatrix_ir::visit::walk_block_mut(&mut probe.body, &mut |expr| {
         if let Expr::Fetch(slot) = expr
             && let Some(new) = renumber.get(*slot as usize)
         {
@@ -172,14 +171,15 @@ fn events_of(
         .map(|at| event_kind(at, requests, facts, features))
         .collect();
     // execname(): the comm is fetched where every event can fetch it.
-    let wants_comm = any_expr(&probe.body, &mut |e| {
-        matches!(
+    let mut wants_comm = false;
+    tapmatrix_ir::visit::walk_block(&probe.body, &mut |_| {}, &mut |e| {
+        wants_comm |= matches!(
             e,
             Expr::Builtin {
                 builtin: Builtin::Execname,
                 ..
             }
-        )
+        );
     });
     let dynamic = kinds
         .iter()
