@@ -1,10 +1,11 @@
 //! `tapmatrix bench ...`: timings the project has targets for.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use clap::{Args, Subcommand};
 use tapmatrix_harvest::{Harvested, harvest_kernels};
+use tapmatrix_kernels::FetchedKernel;
 use tapmatrix_vm::{Accel, VmOptions, floor_many};
 
 use tapmatrix_run::{
@@ -92,15 +93,7 @@ fn harvest(args: &HarvestBenchArgs) -> anyhow::Result<Status> {
         ..VmOptions::new(cache.root())
     };
     let accel = options.accel.resolve();
-    let floor_pairs = |round: u32| -> Vec<(PathBuf, PathBuf)> {
-        kernels
-            .iter()
-            .map(|kernel| {
-                let dir = scratch.path().join(format!("floor{round}-{}", kernel.id));
-                (kernel.vmlinuz.clone(), dir)
-            })
-            .collect()
-    };
+    let floor_pairs = |round: u32| floor_boots(&kernels, scratch.path(), round);
     // Warm the caches (unpacked kernels, images) so neither side pays for them.
     for kernel in &kernels {
         tapmatrix_vm::bootable_kernel(&kernel.vmlinuz, &options.cache_dir);
@@ -189,15 +182,7 @@ fn run_bench(args: &RunBenchArgs) -> anyhow::Result<Status> {
         });
         tapmatrix_vm::bootable_kernel(&kernel.vmlinuz, &options.vm.cache_dir);
     }
-    let floor_pairs = |round: u32| -> Vec<(PathBuf, PathBuf)> {
-        fetched
-            .iter()
-            .map(|kernel| {
-                let dir = scratch.path().join(format!("floor{round}-{}", kernel.id));
-                (kernel.vmlinuz.clone(), dir)
-            })
-            .collect()
-    };
+    let floor_pairs = |round: u32| floor_boots(&fetched, scratch.path(), round);
     let mut best_floor = Duration::MAX;
     let mut best_run = Duration::MAX;
     let mut cells = 0;
@@ -233,6 +218,17 @@ fn run_bench(args: &RunBenchArgs) -> anyhow::Result<Status> {
         best_run.as_secs_f64() / best_floor.as_secs_f64()
     );
     Ok(Status::Success)
+}
+
+/// The bare boots of one round: each kernel with its own work directory.
+fn floor_boots(kernels: &[FetchedKernel], scratch: &Path, round: u32) -> Vec<(PathBuf, PathBuf)> {
+    kernels
+        .iter()
+        .map(|kernel| {
+            let dir = scratch.join(format!("floor{round}-{}", kernel.id));
+            (kernel.vmlinuz.clone(), dir)
+        })
+        .collect()
 }
 
 /// Runs `work` and measures its wall time.
