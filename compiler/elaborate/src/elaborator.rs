@@ -444,7 +444,7 @@ impl<'a> Elab<'a> {
             }
             _ => {
                 let mut children = Vec::new();
-                ast_children(e, &mut |child| children.push(child));
+                e.for_each_child(&mut |child| children.push(child));
                 children.into_iter().all(|c| self.pure_expr(c, params))
             }
         }
@@ -2600,7 +2600,7 @@ fn expr_reads<'a>(e: &'a Expr, read: &mut HashSet<&'a str>) {
             lhs,
             rhs,
         } if matches!(lhs.kind, ExprKind::Ident(_)) => expr_reads(rhs, read),
-        _ => ast_children(e, &mut |child| expr_reads(child, read)),
+        _ => e.for_each_child(&mut |child| expr_reads(child, read)),
     }
 }
 
@@ -2657,64 +2657,6 @@ fn stmt_reads<'a>(stmt: &'a Stmt, skip: &HashSet<usize>, read: &mut HashSet<&'a 
                 stmt_reads(s, skip, read);
             }
         }
-    }
-}
-
-/// Calls `f` on each direct sub-expression of `e`.
-fn ast_children<'a>(e: &'a Expr, f: &mut dyn FnMut(&'a Expr)) {
-    let indexable = |i: &'a Indexable, f: &mut dyn FnMut(&'a Expr)| {
-        if let Indexable::Hist(h) = i {
-            f(&h.stat);
-        }
-    };
-    match &e.kind {
-        ExprKind::Number(_)
-        | ExprKind::String(_)
-        | ExprKind::Ident(_)
-        | ExprKind::Embedded(_)
-        | ExprKind::Const(_)
-        | ExprKind::Probewrite(_)
-        | ExprKind::Perf(_)
-        | ExprKind::Register { .. } => {}
-        ExprKind::Target(target) => {
-            if let TargetBase::Cast { operand, .. } | TargetBase::Autocast(operand) = &target.base {
-                f(operand);
-            }
-            for component in &target.components {
-                if let TargetComponent::Index(index) = component {
-                    f(index);
-                }
-            }
-        }
-        ExprKind::Call { args, .. } => args.iter().for_each(f),
-        ExprKind::Hist(h) => f(&h.stat),
-        ExprKind::Index { base, keys } => {
-            indexable(base, f);
-            keys.iter().flatten().for_each(f);
-        }
-        ExprKind::In { keys, array } => {
-            keys.iter().flatten().for_each(&mut *f);
-            indexable(array, f);
-        }
-        ExprKind::Unary { operand, .. }
-        | ExprKind::Crement { operand, .. }
-        | ExprKind::Stat { operand, .. } => f(operand),
-        ExprKind::Binary { lhs, rhs, .. } | ExprKind::Assign { lhs, rhs, .. } => {
-            f(lhs);
-            f(rhs);
-        }
-        ExprKind::Regex { lhs, .. } => f(lhs),
-        ExprKind::Ternary {
-            cond,
-            then,
-            otherwise,
-        } => {
-            f(cond);
-            f(then);
-            f(otherwise);
-        }
-        ExprKind::Defined(inner) | ExprKind::Entry(inner) => f(inner),
-        ExprKind::Deref { addr, .. } => f(addr),
     }
 }
 

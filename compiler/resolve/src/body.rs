@@ -3,7 +3,7 @@
 //! `@choose_defined`) or in a statement or conditional guarded by it is
 //! left out, as SystemTap tolerates those failing.
 
-use tapmatrix_syntax::ast::{Block, Expr, ExprKind, Indexable, Stmt, StmtKind, Target, TargetBase};
+use tapmatrix_syntax::ast::{Block, Expr, ExprKind, Stmt, StmtKind, Target, TargetBase};
 use tapmatrix_syntax::print_expr;
 
 /// A target expression and its text (`$file->f_inode`).
@@ -97,61 +97,12 @@ fn expr_targets(expr: &Expr, out: &mut Vec<BodyTarget>) {
                 text: print_expr(expr),
             });
         }
-        _ => children(expr, &mut |child| expr_targets(child, out)),
+        _ => expr.for_each_child(&mut |child| expr_targets(child, out)),
     }
 }
 
 /// Calls `f` on every expression of `expr`, itself included.
 fn visit(expr: &Expr, f: &mut dyn FnMut(&Expr)) {
     f(expr);
-    children(expr, &mut |child| visit(child, f));
-}
-
-/// Calls `f` on each direct sub-expression.
-fn children(expr: &Expr, f: &mut dyn FnMut(&Expr)) {
-    let indexable = |i: &Indexable, f: &mut dyn FnMut(&Expr)| {
-        if let Indexable::Hist(h) = i {
-            f(&h.stat);
-        }
-    };
-    match &expr.kind {
-        ExprKind::Number(_)
-        | ExprKind::String(_)
-        | ExprKind::Ident(_)
-        | ExprKind::Embedded(_)
-        | ExprKind::Const(_)
-        | ExprKind::Probewrite(_)
-        | ExprKind::Perf(_)
-        | ExprKind::Register { .. }
-        | ExprKind::Target(_) => {}
-        ExprKind::Call { args, .. } => args.iter().for_each(f),
-        ExprKind::Hist(h) => f(&h.stat),
-        ExprKind::Index { base, keys } => {
-            indexable(base, f);
-            keys.iter().flatten().for_each(f);
-        }
-        ExprKind::In { keys, array } => {
-            keys.iter().flatten().for_each(&mut *f);
-            indexable(array, f);
-        }
-        ExprKind::Unary { operand, .. }
-        | ExprKind::Crement { operand, .. }
-        | ExprKind::Stat { operand, .. } => f(operand),
-        ExprKind::Binary { lhs, rhs, .. } | ExprKind::Assign { lhs, rhs, .. } => {
-            f(lhs);
-            f(rhs);
-        }
-        ExprKind::Regex { lhs, .. } => f(lhs),
-        ExprKind::Ternary {
-            cond,
-            then,
-            otherwise,
-        } => {
-            f(cond);
-            f(then);
-            f(otherwise);
-        }
-        ExprKind::Defined(e) | ExprKind::Entry(e) => f(e),
-        ExprKind::Deref { addr, .. } => f(addr),
-    }
+    expr.for_each_child(&mut |child| visit(child, f));
 }

@@ -681,3 +681,67 @@ pub enum ExprKind {
         addr: Box<Expr>,
     },
 }
+
+impl Expr {
+    /// Calls `f` on each direct sub-expression, the operands inside a
+    /// target expression (`@cast` addresses, `[i]` indexes) included.
+    pub fn for_each_child<'a>(&'a self, f: &mut dyn FnMut(&'a Expr)) {
+        let e = self;
+        let indexable = |i: &'a Indexable, f: &mut dyn FnMut(&'a Expr)| {
+            if let Indexable::Hist(h) = i {
+                f(&h.stat);
+            }
+        };
+        match &e.kind {
+            ExprKind::Number(_)
+            | ExprKind::String(_)
+            | ExprKind::Ident(_)
+            | ExprKind::Embedded(_)
+            | ExprKind::Const(_)
+            | ExprKind::Probewrite(_)
+            | ExprKind::Perf(_)
+            | ExprKind::Register { .. } => {}
+            ExprKind::Target(target) => {
+                if let TargetBase::Cast { operand, .. } | TargetBase::Autocast(operand) =
+                    &target.base
+                {
+                    f(operand);
+                }
+                for component in &target.components {
+                    if let TargetComponent::Index(index) = component {
+                        f(index);
+                    }
+                }
+            }
+            ExprKind::Call { args, .. } => args.iter().for_each(f),
+            ExprKind::Hist(h) => f(&h.stat),
+            ExprKind::Index { base, keys } => {
+                indexable(base, f);
+                keys.iter().flatten().for_each(f);
+            }
+            ExprKind::In { keys, array } => {
+                keys.iter().flatten().for_each(&mut *f);
+                indexable(array, f);
+            }
+            ExprKind::Unary { operand, .. }
+            | ExprKind::Crement { operand, .. }
+            | ExprKind::Stat { operand, .. } => f(operand),
+            ExprKind::Binary { lhs, rhs, .. } | ExprKind::Assign { lhs, rhs, .. } => {
+                f(lhs);
+                f(rhs);
+            }
+            ExprKind::Regex { lhs, .. } => f(lhs),
+            ExprKind::Ternary {
+                cond,
+                then,
+                otherwise,
+            } => {
+                f(cond);
+                f(then);
+                f(otherwise);
+            }
+            ExprKind::Defined(inner) | ExprKind::Entry(inner) => f(inner),
+            ExprKind::Deref { addr, .. } => f(addr),
+        }
+    }
+}
