@@ -136,25 +136,22 @@ fn run_kernel(
     if !items.is_empty() {
         let started = Instant::now();
         let mut forward = |message: &RunMessage| on_message(&kernel.id, message);
-        match run_items(
-            &kernel.vmlinuz,
-            &items,
-            &kernel.work_dir,
-            vm,
-            RunSettings::default(),
-            &mut forward,
-        ) {
-            Ok(reports) => runs = reports.iter().map(item_run).collect(),
-            Err(error) => {
-                let why = format!("the guest image could not be built: {error}");
-                kernel_run.infra = Some(why.clone());
-                runs = items
-                    .iter()
-                    .map(|_| ItemRun {
-                        end: ItemEnd::Infra(why.clone()),
-                        ..ItemRun::default()
-                    })
-                    .collect();
+        runs = boot_items(kernel, &items, vm, &mut forward);
+        // A boot that died under some items (not the scripts' fault) gets
+        // one more boot for the items it left: a transient QEMU or guest
+        // failure is not reported as the kernel's, a kernel that dies
+        // again is.
+        let retry: Vec<usize> = (0..runs.len())
+            .filter(|&index| matches!(runs[index].end, ItemEnd::Infra(_)))
+            .collect();
+        if !retry.is_empty() {
+            tracing::warn!(kernel = %kernel.id, "the boot failed under {} scripts: booting again for them", retry.len());
+            let again: Vec<RunItem> = retry.iter().map(|&index| items[index].clone()).collect();
+            for (index, run) in retry
+                .into_iter()
+                .zip(boot_items(kernel, &again, vm, &mut forward))
+            {
+                runs[index] = run;
             }
         }
         kernel_run.boot_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
@@ -173,6 +170,36 @@ fn run_kernel(
         cells.push(judge(spec, &kernel.id, &series, *applies, compiled, run)?);
     }
     Ok((kernel_run, cells))
+}
+
+/// Boots `kernel` once with `items`; one run per item (all infra when the
+/// image cannot be built).
+fn boot_items(
+    kernel: &RunKernel,
+    items: &[RunItem],
+    vm: &VmOptions,
+    forward: &mut dyn FnMut(&RunMessage),
+) -> Vec<ItemRun> {
+    match run_items(
+        &kernel.vmlinuz,
+        items,
+        &kernel.work_dir,
+        vm,
+        RunSettings::default(),
+        forward,
+    ) {
+        Ok(reports) => reports.iter().map(item_run).collect(),
+        Err(error) => {
+            let why = format!("the guest image could not be built: {error}");
+            items
+                .iter()
+                .map(|_| ItemRun {
+                    end: ItemEnd::Infra(why.clone()),
+                    ..ItemRun::default()
+                })
+                .collect()
+        }
+    }
 }
 
 /// What the runner needs from an item's report.
