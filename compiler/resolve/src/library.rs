@@ -574,7 +574,7 @@ impl Sources {
     /// A session with the library macros loaded, and the tapset scripts to
     /// read; `listings` caches the directory listings by the searched
     /// subdirectories that exist.
-    fn prepare(
+    pub(crate) fn prepare(
         &self,
         profile: Profile,
         listings: &mut HashMap<(PathBuf, Vec<String>), TapsetFiles>,
@@ -638,11 +638,11 @@ pub(crate) struct Shared {
 
 /// A kernel's session (library macros loaded), their diagnostics, the
 /// tapset scripts and the macro files.
-struct Prepared {
-    session: Session,
-    diagnostics: Vec<LoadDiagnostic>,
-    scripts: Vec<PathBuf>,
-    macros: Vec<PathBuf>,
+pub(crate) struct Prepared {
+    pub(crate) session: Session,
+    pub(crate) diagnostics: Vec<LoadDiagnostic>,
+    pub(crate) scripts: Vec<PathBuf>,
+    pub(crate) macros: Vec<PathBuf>,
 }
 
 /// What the preprocessor makes of one file for one profile.
@@ -660,11 +660,11 @@ type Parse = (usize, ast::File, Vec<LoadDiagnostic>, bool);
 
 /// File texts, each read once.
 #[derive(Default)]
-struct Texts(HashMap<PathBuf, String>);
+pub(crate) struct Texts(HashMap<PathBuf, String>);
 
 impl Texts {
     /// The text of `path` (invalid UTF-8 replaced, as the front end does).
-    fn get(&mut self, path: &Path) -> Result<&str, LoadError> {
+    pub(crate) fn get(&mut self, path: &Path) -> Result<&str, LoadError> {
         let text = match self.0.entry(path.to_owned()) {
             std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
             std::collections::hash_map::Entry::Vacant(entry) => {
@@ -724,7 +724,7 @@ fn evaluate(session: &mut Session, condition: &str) -> Option<bool> {
 
 /// Parses one file's text in a session: the AST, its diagnostics, and
 /// whether it had none.
-fn parse_text(
+pub(crate) fn parse_text(
     session: &mut Session,
     path: &Path,
     text: &str,
