@@ -105,62 +105,9 @@ fn exit() -> Stmt {
     Stmt::Expr(call(Builtin::Exit, vec![]))
 }
 
-/// A `printf` format, parsed as the elaborator does.
+/// A `printf` format, parsed by the elaborator.
 fn fmt(text: &str) -> Vec<FormatSpec> {
-    let mut specs = Vec::new();
-    let mut literal = String::new();
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c != '%' {
-            literal.push(c);
-            continue;
-        }
-        if chars.peek() == Some(&'%') {
-            chars.next();
-            literal.push('%');
-            continue;
-        }
-        if !literal.is_empty() {
-            specs.push(FormatSpec::Literal {
-                text: std::mem::take(&mut literal),
-            });
-        }
-        let mut flags = String::new();
-        while let Some(&f) = chars.peek().filter(|f| "-+ #0".contains(**f)) {
-            flags.push(f);
-            chars.next();
-        }
-        let number = |chars: &mut std::iter::Peekable<std::str::Chars<'_>>| {
-            if chars.peek() == Some(&'*') {
-                chars.next();
-                return Some(-1);
-            }
-            let mut digits = String::new();
-            while let Some(&d) = chars.peek().filter(|d| d.is_ascii_digit()) {
-                digits.push(d);
-                chars.next();
-            }
-            digits.parse().ok()
-        };
-        let width = number(&mut chars);
-        let precision = if chars.peek() == Some(&'.') {
-            chars.next();
-            Some(number(&mut chars).unwrap_or(0))
-        } else {
-            None
-        };
-        let conversion = chars.next().unwrap_or('d');
-        specs.push(FormatSpec::Directive {
-            flags,
-            width,
-            precision,
-            conversion,
-        });
-    }
-    if !literal.is_empty() {
-        specs.push(FormatSpec::Literal { text: literal });
-    }
-    specs
+    tapmatrix_elaborate::parse_format(text).unwrap().specs
 }
 
 fn printf(format: &str, args: Vec<Expr>) -> Stmt {
