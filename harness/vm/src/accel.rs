@@ -58,6 +58,11 @@ pub enum AccelError {
     Probe(String),
 }
 
+/// The environment variable that decides `Auto` without probing (`tcg`
+/// or `kvm`): the probe's tiny image can run under a KVM that still hangs
+/// real kernels after SeaBIOS (seen on a nested host).
+pub const ACCEL_ENV: &str = "TAPMATRIX_ACCEL";
+
 /// How long the KVM probe may take; a working KVM answers in well under a second.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -70,9 +75,13 @@ impl Accel {
         match self {
             Self::Kvm => ResolvedAccel::Kvm,
             Self::Tcg => ResolvedAccel::Tcg,
-            Self::Auto => match kvm_probe() {
-                Ok(()) => ResolvedAccel::Kvm,
-                Err(_) => ResolvedAccel::Tcg,
+            Self::Auto => match std::env::var(ACCEL_ENV).ok().as_deref() {
+                Some("tcg") => ResolvedAccel::Tcg,
+                Some("kvm") => ResolvedAccel::Kvm,
+                _ => match kvm_probe() {
+                    Ok(()) => ResolvedAccel::Kvm,
+                    Err(_) => ResolvedAccel::Tcg,
+                },
             },
         }
     }

@@ -15,7 +15,7 @@ mod prereq;
 mod run;
 mod vmlinux;
 
-pub use accel::{Accel, AccelError, ResolvedAccel};
+pub use accel::{ACCEL_ENV, Accel, AccelError, ResolvedAccel};
 pub use harvest::{HarvestError, HarvestReport, Manifest, ManifestEntry, harvest_raw};
 pub use initramfs::{ExtraFile, Initramfs, InitramfsError};
 pub use launch::{BootError, BootOutcome, BootSpec, Ending, boot, boot_streaming};
