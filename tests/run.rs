@@ -16,15 +16,47 @@ use std::time::Duration;
 
 use tapmatrix_e2e::{fetched_kernels, test_cache_dir};
 use tapmatrix_ir::{
-    Builtin, Bundle, Event, EventKind, Expr, Fetch, Limits, Loc, Probe, ProbeKind, Program, RunEnd,
-    RunMessage, ScalarType, Stmt, Value, Workload,
+    Builtin, Bundle, Expr, Limits, Loc, Probe, ProbeKind, Program, RunEnd, RunMessage, ScalarType,
+    Stmt, Value, Workload,
 };
+use tapmatrix_tracefs::{EventKind, Fetch};
 use tapmatrix_vm::{ItemEnd, ItemReport, RunSettings, VmOptions, run_items};
 use tapmatrix_wire::RunItem;
 
 /// The vmlinuz of kernel `id` from the test cache.
 fn kernel(id: &str) -> PathBuf {
     fetched_kernels(&[id]).remove(0).vmlinuz
+}
+
+/// An event as these tests write it: its kind and fetch arguments, finished
+/// into the definition the agent installs by [`item`] (as the tracefs back
+/// end finishes its events).
+#[derive(Debug, Clone)]
+struct Event {
+    probe: u32,
+    pp: String,
+    function: String,
+    kind: EventKind,
+    fetches: Vec<Fetch>,
+    comm: Option<u32>,
+    filter: Option<String>,
+}
+
+impl Event {
+    /// The event as a bundle carries it, as event `index` of its item.
+    fn finish(self, index: usize) -> tapmatrix_ir::Event {
+        let (install, slots) = tapmatrix_tracefs::finish(index, &self.kind, &self.fetches);
+        tapmatrix_ir::Event {
+            probe: self.probe,
+            pp: self.pp,
+            function: self.function,
+            is_return: self.kind.is_return(),
+            install,
+            slots,
+            comm: self.comm,
+            filter: self.filter,
+        }
+    }
 }
 
 /// A program with one probe per event, taking that event's fetches, and
@@ -42,6 +74,7 @@ fn program(events: &[Event]) -> Program {
                 locals: Vec::new(),
                 fetches: event.fetches.iter().map(|fetch| fetch.ty).collect(),
                 body: Vec::new(),
+                entry: None,
             })
             .collect(),
         limits: Limits::default(),
@@ -64,7 +97,12 @@ fn item(name: &str, mut events: Vec<Event>, command: &str, timeout_ms: u64) -> R
         name: name.to_owned(),
         bundle: Bundle {
             program: program(&events),
-            events,
+            events: events
+                .into_iter()
+                .enumerate()
+                .map(|(index, event)| event.finish(index))
+                .collect(),
+            tasks: Vec::new(),
         },
         workload: Workload {
             command: command.to_owned(),
@@ -263,12 +301,12 @@ fn hits_fields_rejections_and_timeouts(id: &str, cpus: u32) {
     );
     assert_eq!(end.hits as usize, kprobe.hits.len());
     assert_eq!(end.lost, 0);
-    let target = kprobe.hits[0].pid;
+    let target = kprobe.hits[0].hit.context.pid;
     assert!(
         kprobe
             .hits
             .iter()
-            .all(|hit| hit.pid == target && hit.tid == target),
+            .all(|hit| hit.hit.context.pid == target && hit.hit.context.tid == target),
         "{id}: the filter let other tasks through: {:?}",
         kprobe.hits
     );
@@ -276,7 +314,8 @@ fn hits_fields_rejections_and_timeouts(id: &str, cpus: u32) {
         kprobe
             .hits
             .iter()
-            .all(|hit| hit.comm == "cat" && hit.values[1] == Value::Str("cat".into())),
+            .all(|hit| hit.hit.context.comm == "cat"
+                && hit.hit.values[1] == Value::Str("cat".into())),
         "{id}: {:?}",
         kprobe.hits
     );
@@ -284,7 +323,7 @@ fn hits_fields_rejections_and_timeouts(id: &str, cpus: u32) {
         kprobe
             .hits
             .iter()
-            .any(|hit| hit.values[0] == Value::Str("/etc/passwd".into())),
+            .any(|hit| hit.hit.values[0] == Value::Str("/etc/passwd".into())),
         "{id}: cat's open of /etc/passwd was not decoded: {:?}",
         kprobe.hits
     );
@@ -292,7 +331,7 @@ fn hits_fields_rejections_and_timeouts(id: &str, cpus: u32) {
         kprobe
             .hits
             .windows(2)
-            .all(|pair| pair[0].timestamp_ns <= pair[1].timestamp_ns),
+            .all(|pair| pair[0].hit.context.timestamp_ns <= pair[1].hit.context.timestamp_ns),
         "{id}: hits out of order"
     );
 
@@ -305,15 +344,26 @@ fn hits_fields_rejections_and_timeouts(id: &str, cpus: u32) {
     let [shell, cat] = tracepoint.hits.as_slice() else {
         panic!("{id}: two execs expected: {:?}", tracepoint.hits);
     };
-    assert_eq!(shell.values[0], Value::Str("/bin/sh".into()), "{id}");
+    assert_eq!(shell.hit.values[0], Value::Str("/bin/sh".into()), "{id}");
     assert!(
-        matches!(&cat.values[0], Value::Str(name) if name == "/proc/self/exe" || name.ends_with("/cat")),
+        matches!(&cat.hit.values[0], Value::Str(name) if name == "/proc/self/exe" || name.ends_with("/cat")),
         "{id}: filename field: {cat:?}"
     );
-    assert_eq!(cat.values[1], Value::Long(cat.pid), "{id}: pid field");
-    assert_eq!(cat.values[2], Value::Long(cat.pid), "{id}: old_pid field");
+    assert_eq!(
+        cat.hit.values[1],
+        Value::Long(cat.hit.context.pid),
+        "{id}: pid field"
+    );
+    assert_eq!(
+        cat.hit.values[2],
+        Value::Long(cat.hit.context.pid),
+        "{id}: old_pid field"
+    );
     assert!(
-        tracepoint.hits.iter().all(|hit| hit.pid == cat.pid),
+        tracepoint
+            .hits
+            .iter()
+            .all(|hit| hit.hit.context.pid == cat.hit.context.pid),
         "{id}: the filter on ${{target}} let other tasks through: {:?}",
         tracepoint.hits
     );
@@ -363,14 +413,17 @@ fn hits_fields_rejections_and_timeouts(id: &str, cpus: u32) {
     let end = ended(unfiltered);
     assert_eq!(end.end, RunEnd::WorkloadDone, "{id}: {unfiltered:?}");
     assert!(
-        unfiltered.hits.iter().any(|hit| hit.comm == "wc"),
+        unfiltered
+            .hits
+            .iter()
+            .any(|hit| hit.hit.context.comm == "wc"),
         "{id}: {unfiltered:?}"
     );
     assert!(
         unfiltered
             .hits
             .iter()
-            .all(|hit| hit.pid != 1 && hit.comm != "init"),
+            .all(|hit| hit.hit.context.pid != 1 && hit.hit.context.comm != "init"),
         "{id}: the agent traced itself: {:?}",
         unfiltered.hits
     );
@@ -461,7 +514,7 @@ fn fprobes_kretprobes_and_eprobes_decode_on_6_12() {
             .hits
             .iter()
             .filter(|hit| hit.event == event)
-            .map(|hit| hit.values[0].clone())
+            .map(|hit| hit.hit.values[0].clone())
             .collect::<Vec<_>>()
     };
     let version = Value::Str("/proc/version".into());
@@ -478,7 +531,7 @@ fn fprobes_kretprobes_and_eprobes_decode_on_6_12() {
             .hits
             .iter()
             .filter(|hit| hit.event == 2)
-            .all(|hit| hit.comm == "cat")
+            .all(|hit| hit.hit.context.comm == "cat")
     );
 }
 
@@ -595,6 +648,7 @@ fn handlers_print_hits_and_a_timer_exits_on_6_1() {
         name: "timer.ms(200)".to_owned(),
         locals: Vec::new(),
         fetches: Vec::new(),
+        entry: None,
         body: vec![
             println(vec![Expr::Str("tick".into())]),
             Stmt::Expr(Expr::Builtin {

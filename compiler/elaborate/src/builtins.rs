@@ -66,6 +66,7 @@ pub fn builtin(name: &str) -> Option<Signature> {
         "randint" => sig(Builtin::Randint, &[Long], Some(Long)),
         "errno_str" => sig(Builtin::ErrnoStr, &[Long], Some(Str)),
         "matched" => sig(Builtin::Matched, &[Long], Some(Str)),
+        "task_current" => sig(Builtin::TaskCurrent, &[], Some(Long)),
         _ => return None,
     })
 }

@@ -24,15 +24,17 @@
 //!   handler uses.
 
 mod builtins;
+mod caps;
 mod elaborator;
 mod error;
 mod format;
 mod prune;
 
 use tapmatrix_facts::KernelFacts;
-use tapmatrix_resolve::{AttachPoint, Loaded};
+use tapmatrix_resolve::{AttachPoint, Loaded, TargetAccess, TargetError};
 use tapmatrix_syntax::ast;
 
+pub use caps::{Capabilities, Construct};
 pub use error::{ElaborateError, ElaborateErrors};
 pub use format::{Format, decode_escapes, parse_format};
 
@@ -57,6 +59,11 @@ pub struct ProbeSite {
     pub attach: Vec<AttachPoint>,
     /// What each fetch slot holds: parallel to the probe's `fetches`.
     pub fetches: Vec<FetchRequest>,
+    /// Each fetch slot's target expression resolved at each attach point
+    /// (`targets[attach][slot]`), once, as the back end reads tracepoint
+    /// names ([`Capabilities::tracepoint_names`]). A `Defined` slot is
+    /// defined where it resolves.
+    pub targets: Vec<Vec<Result<TargetAccess, TargetError>>>,
 }
 
 /// One value an event gathers per hit for its handler.
@@ -99,6 +106,15 @@ pub enum FetchRequest {
 }
 
 impl FetchRequest {
+    /// The target expression it reads.
+    pub fn target(&self) -> &ast::Target {
+        match self {
+            FetchRequest::Value { target, .. }
+            | FetchRequest::String { target, .. }
+            | FetchRequest::Defined { target, .. } => target,
+        }
+    }
+
     /// The type of the slot in the program.
     pub fn ty(&self) -> tapmatrix_ir::ScalarType {
         match self {
@@ -113,8 +129,13 @@ impl FetchRequest {
 /// Elaborates the script of `loaded` (with its tapsets) for the kernel
 /// `facts` describes. `loaded` must come from [`tapmatrix_resolve::Sources::load`]
 /// with that kernel's profile ([`tapmatrix_resolve::kernel_profile`]): it
-/// keeps the syntax trees (`Sources::load_all` does not).
-pub fn elaborate(loaded: &Loaded, facts: &KernelFacts) -> Result<Elaborated, ElaborateErrors> {
+/// keeps the syntax trees (`Sources::load_all` does not). What the back end
+/// cannot serve on that kernel (`caps`) is an error naming it.
+pub fn elaborate(
+    loaded: &Loaded,
+    facts: &KernelFacts,
+    caps: &Capabilities,
+) -> Result<Elaborated, ElaborateErrors> {
     let script_errors: Vec<ElaborateError> = loaded
         .diagnostics
         .iter()
@@ -124,5 +145,5 @@ pub fn elaborate(loaded: &Loaded, facts: &KernelFacts) -> Result<Elaborated, Ela
     if !script_errors.is_empty() {
         return Err(ElaborateErrors(script_errors));
     }
-    elaborator::run(&loaded.library, facts)
+    elaborator::run(&loaded.library, facts, caps)
 }

@@ -134,7 +134,12 @@ fn remove_dead_stores(block: &mut Block, read: &HashSet<u32>) -> bool {
 /// run-time error).
 fn pure(e: &Expr) -> bool {
     match e {
-        Expr::Long(_) | Expr::Str(_) | Expr::Local(_) | Expr::Global(_) | Expr::Fetch(_) => true,
+        Expr::Long(_)
+        | Expr::Str(_)
+        | Expr::Local(_)
+        | Expr::Global(_)
+        | Expr::Fetch(_)
+        | Expr::EntryValue(_) => true,
         Expr::Index { keys, .. } => keys.iter().all(pure),
         Expr::In { keys, .. } => keys.iter().flatten().all(pure),
         Expr::Unary { operand, .. } | Expr::LongToStr(operand) => pure(operand),
@@ -179,6 +184,7 @@ fn pure(e: &Expr) -> bool {
                     | Builtin::StringQuoted
                     | Builtin::Abs
                     | Builtin::ErrnoStr
+                    | Builtin::TaskCurrent
             ) && args.iter().all(pure)
         }
         _ => false,
@@ -252,6 +258,7 @@ mod tests {
                     },
                 }),
             ],
+            entry: None,
         };
         let mut fetches = vec![value("$a"), value("$b"), value("$c")];
         prune_probe(&mut probe, &mut fetches);
@@ -276,6 +283,7 @@ mod tests {
                 then: vec![assign(0, Expr::Fetch(1))],
                 otherwise: vec![assign(0, Expr::Long(0))],
             }],
+            entry: None,
         };
         let mut fetches = vec![value("$a"), value("$a")];
         prune_probe(&mut probe, &mut fetches);
@@ -301,6 +309,7 @@ mod tests {
             locals: vec![ScalarType::Long],
             fetches: vec![ScalarType::Long],
             body: vec![assign(0, division)],
+            entry: None,
         };
         let mut fetches = vec![value("$a")];
         prune_probe(&mut probe, &mut fetches);

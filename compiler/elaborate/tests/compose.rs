@@ -4,7 +4,9 @@
 
 mod common;
 use common::*;
-use tapmatrix_ir::{Expr, ProbeKind, Stmt, UnaryOp};
+use tapmatrix_elaborate::Capabilities;
+use tapmatrix_ir::{Expr, ProbeKind, ScalarType, Stmt, UnaryOp};
+use tapmatrix_resolve::AttachKind;
 
 const ORDER_TAPSET: &str = r#"
 probe inner = kernel.function("vfs_read") { trail = trail . "I" }
@@ -195,7 +197,89 @@ probe myvfs.read = kernel.function("vfs_read") {
     )
     .unwrap_err();
     assert!(
-        errors[0].contains("computed address (in function '__dev')"),
+        errors[0].contains(
+            "computed address (@cast(f, \"file\")->f_inode) is not supported by the tracefs back end on 6.1"
+        ),
         "{errors:?}"
     );
+}
+
+#[test]
+fn entry_values_come_from_an_entry_half_on_the_same_functions() {
+    // `@entry($count)` and a parameter read in a return probe ($file's
+    // member): both are evaluated by a synthesized probe on the function's
+    // entry and saved for the return of the same thread.
+    let script = "probe kernel.function(\"vfs_read\").return {\n  printf(\"%d %d %d\\n\", @entry($count), $file->f_flags, $return)\n}\n";
+    let e = run_with(&[], &[], script, &fixture("6.1")).unwrap();
+    assert_eq!(e.program.probes.len(), 2, "{:#?}", e.program.probes);
+    let ret = &e.program.probes[0];
+    let entry = ret
+        .entry
+        .as_ref()
+        .expect("the return probe reads entry values");
+    assert_eq!(entry.key, 0);
+    assert_eq!(entry.types, [ScalarType::Long, ScalarType::Long]);
+    // The return probe fetches only $return itself.
+    assert_eq!(e.sites[0].fetches.len(), 1);
+    assert!(
+        e.sites[0]
+            .attach
+            .iter()
+            .all(|a| a.kind == AttachKind::Kretprobe)
+    );
+    // The entry half: kprobes on the same functions, fetching both values.
+    let half = &e.program.probes[1];
+    assert!(matches!(half.body[..], [Stmt::EntrySave { key: 0, ref values }] if values.len() == 2));
+    assert_eq!(e.sites[1].fetches.len(), 2);
+    assert!(
+        e.sites[1]
+            .attach
+            .iter()
+            .all(|a| a.kind == AttachKind::Kprobe)
+    );
+    assert_eq!(e.sites[1].attach.len(), e.sites[0].attach.len());
+}
+
+#[test]
+fn reads_at_computed_addresses_where_the_back_end_serves_them() {
+    let script = "function task_pid(t) { return @cast(t, \"task_struct\")->tgid }\nprobe kernel.function(\"vfs_read\") { println(task_pid(task_current()), kernel_string_n($buf, $count)) }\n";
+    // tracefs: both refused, naming the back end, the kernel and the construct.
+    let errors = run_with(&[], &[], script, &fixture("6.1")).unwrap_err();
+    assert!(
+        errors.iter().any(|e| e.contains(
+            "the current task (task_current()) is not supported by the tracefs back end on 6.1"
+        )),
+        "{errors:?}"
+    );
+    // A back end that serves them: a read through BTF offsets.
+    let e = run_for(
+        &[],
+        &[],
+        script,
+        &fixture("6.1"),
+        &Capabilities::all("bpf", "6.1"),
+    )
+    .unwrap();
+    let mut reads = Vec::new();
+    tapmatrix_ir::visit::each_expr(&e.program, &mut |expr| {
+        if let Expr::Read { access, .. } = expr {
+            reads.push(access.clone());
+        }
+    });
+    assert_eq!(reads.len(), 1, "{:#?}", e.program);
+    assert_eq!(reads[0].size, 4);
+    assert!(reads[0].signed);
+    assert_eq!(reads[0].loads.len(), 1);
+    // A length that is not a literal makes the string read computed too.
+    let mut strings = 0;
+    tapmatrix_ir::visit::each_expr(&e.program, &mut |expr| {
+        strings += usize::from(matches!(
+            expr,
+            Expr::ReadString {
+                max_len: Some(_),
+                ..
+            }
+        ));
+    });
+    assert_eq!(strings, 1);
 }

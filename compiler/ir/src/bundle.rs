@@ -1,25 +1,28 @@
-//! A script compiled for one kernel: the events to create and the program.
+//! A script compiled for one kernel by the tracefs back end: the events to
+//! install, finished on the host, and the program their hits feed.
 
 use serde::{Deserialize, Serialize};
 
 use crate::program::{Program, ScalarType};
 
-/// One script compiled for one kernel.
+/// One script compiled for one kernel by the tracefs back end.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Bundle {
     /// The handlers.
     pub program: Program,
     /// The kernel events that feed the program's `Event` probes.
     pub events: Vec<Event>,
+    /// The scheduler's task events the agent follows, in timestamp order
+    /// with the hits, to know each hit's task as it was at the hit (its
+    /// thread group, parent and comm), where an event cannot record them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tasks: Vec<TaskEvent>,
 }
 
-/// One tracefs event: created (dynamic events) or enabled (tracepoints) by
-/// the agent, removed or disabled after the run.
-///
-/// Dynamic events are written by the agent as
-/// `TYPE:tapmatrix/eN TARGET f0=ARG0 f1=ARG1 ...` (see [`Fetch::field`]),
-/// so a filter refers to fetch `i` as `f<i>`; a tracepoint's filter uses
-/// the tracepoint's own field names.
+/// One tracefs event, finished on the host: the agent writes its
+/// definition (dynamic events) or finds it (tracepoints), sets its filter,
+/// enables it, and decodes its records by the fields named here; after the
+/// run it removes or disables it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Event {
     /// The index of the [`crate::Probe`] whose handler each hit runs.
@@ -31,51 +34,38 @@ pub struct Event {
     /// The function attached to, as `probefunc()` returns it ("" for a
     /// tracepoint).
     pub function: String,
-    /// What to create or enable.
-    pub kind: EventKind,
-    /// The values gathered per hit, in the probe's fetch-slot order.
-    pub fetches: Vec<Fetch>,
-    /// The fetch slot holding the task's comm (`$comm`) for `execname()`;
-    /// without it the agent reads `/proc/PID/comm`.
+    /// How it is created or found.
+    pub install: Install,
+    /// Per fetch slot of the probe: the record's field holding it and the
+    /// type the handler sees (numbers are sign- or zero-extended to a long
+    /// as the event's format says; strings and `char[]` fields are strings).
+    pub slots: Vec<Slot>,
+    /// The fetch slot holding the task's comm (`$comm`) for `execname()`,
+    /// where the event records it.
     pub comm: Option<u32>,
     /// An ftrace filter expression, so unwanted hits never leave the kernel.
-    /// The agent replaces `${target}` in it with the workload's pid (it
-    /// enables the events before it lets the workload run).
+    /// `${target}` stands for the workload's pid (the agent enables the
+    /// events before it lets the workload run, and adds its own exclusion).
     pub filter: Option<String>,
+    /// A function's return (`is_return()`).
+    pub is_return: bool,
 }
 
-/// The kind of tracefs event.
+/// How an event comes to be.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
-pub enum EventKind {
-    /// `p:` on a function entry.
-    Kprobe {
-        /// The function.
-        function: String,
+pub enum Install {
+    /// A dynamic event: `definition` is appended to `tracing/<control>`
+    /// and the event appears as `events/<name>`; `-:<name>` removes it.
+    Dynamic {
+        /// `kprobe_events` or `dynamic_events`.
+        control: String,
+        /// The whole definition (`p:tapmatrix/e0 vfs_read f0=+0(%si):string`).
+        definition: String,
+        /// `GROUP/EVENT` (`tapmatrix/e0`).
+        name: String,
     },
-    /// `r[MAXACTIVE]:` on a function return.
-    Kretprobe {
-        /// The function.
-        function: String,
-        /// `.maxactive(N)`.
-        maxactive: Option<u32>,
-    },
-    /// `f:` (fprobe) on a function entry, or its return with `%return`.
-    Fprobe {
-        /// The function.
-        function: String,
-        /// On return.
-        ret: bool,
-    },
-    /// `e:` (eprobe): an event on an existing tracepoint that can
-    /// dereference its fields (`+0(filename):ustring`).
-    Eprobe {
-        /// The tracepoint's system.
-        system: String,
-        /// The tracepoint's name.
-        event: String,
-    },
-    /// An existing tracepoint, enabled as it is; fetches are its fields.
+    /// An existing tracepoint, enabled as it is.
     Tracepoint {
         /// The system.
         system: String,
@@ -84,23 +74,48 @@ pub enum EventKind {
     },
 }
 
-/// One value an event gathers per hit.
+/// Where one fetch slot is in an event's records.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Fetch {
-    /// For dynamic events, the fetch argument with its type
-    /// (`+0(%si):string`, `$arg2:s32`, `$retval:s64`, `$comm:string`);
-    /// for a tracepoint, the name of its field.
-    pub arg: String,
-    /// The type the handler sees: numbers are sign- or zero-extended to a
-    /// long as the event's format says; strings and `char[]` fields are
-    /// strings.
+pub struct Slot {
+    /// The field's name in the event's format (`f0`, `prev_pid`).
+    pub field: String,
+    /// The type the handler sees.
     pub ty: ScalarType,
 }
 
-impl Fetch {
-    /// The field name of fetch `index` in a dynamic event: `f<index>`.
-    pub fn field(index: usize) -> String {
-        format!("f{index}")
+/// A scheduler event the agent follows to keep each task's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskEvent {
+    /// `task:task_newtask`: a task is created by the current one (`pid`,
+    /// `comm`, `clone_flags`).
+    NewTask,
+    /// `sched:sched_process_exec`: the current task runs a new program
+    /// (`filename`, `pid`, `old_pid`).
+    Exec,
+    /// `task:task_rename`: a task's comm changes (`pid`, `newcomm`).
+    Rename,
+    /// `sched:sched_process_exit`: a task ends (`pid`).
+    Exit,
+}
+
+impl TaskEvent {
+    /// Every one, in the order the agent installs them.
+    pub const ALL: [TaskEvent; 4] = [
+        TaskEvent::NewTask,
+        TaskEvent::Exec,
+        TaskEvent::Rename,
+        TaskEvent::Exit,
+    ];
+
+    /// Its tracepoint: `(system, event)`.
+    pub fn tracepoint(self) -> (&'static str, &'static str) {
+        match self {
+            TaskEvent::NewTask => ("task", "task_newtask"),
+            TaskEvent::Exec => ("sched", "sched_process_exec"),
+            TaskEvent::Rename => ("task", "task_rename"),
+            TaskEvent::Exit => ("sched", "sched_process_exit"),
+        }
     }
 }
 

@@ -14,15 +14,17 @@
 //! so it depends on serde only.
 
 mod bundle;
+mod hit;
 mod program;
 mod report;
 pub mod visit;
 
-pub use bundle::{Bundle, Event, EventKind, Fetch, Workload};
+pub use bundle::{Bundle, Event, Install, Slot, TaskEvent, Workload};
+pub use hit::{Hit, HitContext};
 pub use program::{
-    ArrayRef, BinaryOp, Block, Builtin, CompareOp, Expr, FormatSpec, Function, Global, GlobalType,
-    HistSpec, LValue, Limits, Loc, Probe, ProbeKind, Program, ScalarType, Sort, SortKey, StatOp,
-    Stmt, UnaryOp, Value,
+    Access, ArrayRef, BinaryOp, Block, Builtin, CompareOp, EntryValues, Expr, FormatSpec, Function,
+    Global, GlobalType, HistSpec, LValue, Limits, Loc, Probe, ProbeKind, Program, ScalarType, Sort,
+    SortKey, StatOp, Stmt, UnaryOp, Value,
 };
 pub use report::{RunEnd, RunMessage};
 
@@ -51,6 +53,7 @@ mod tests {
                     name: "kernel.function(\"vfs_read\")".to_owned(),
                     locals: Vec::new(),
                     fetches: vec![ScalarType::String],
+                    entry: None,
                     body: vec![Stmt::Expr(Expr::Crement {
                         target: Box::new(LValue::Index {
                             array: 0,
@@ -76,19 +79,22 @@ mod tests {
                 probe: 0,
                 pp: "kernel.function(\"vfs_read\")".to_owned(),
                 function: "vfs_read".to_owned(),
-                kind: EventKind::Kprobe {
-                    function: "vfs_read".to_owned(),
+                install: Install::Dynamic {
+                    control: "kprobe_events".to_owned(),
+                    definition: "p:tapmatrix/e0 vfs_read f0=$comm:string".to_owned(),
+                    name: "tapmatrix/e0".to_owned(),
                 },
-                fetches: vec![Fetch {
-                    arg: "$comm:string".to_owned(),
+                slots: vec![Slot {
+                    field: "f0".to_owned(),
                     ty: ScalarType::String,
                 }],
                 comm: Some(0),
                 filter: Some("f0 != \"sh\"".to_owned()),
+                is_return: false,
             }],
+            tasks: vec![TaskEvent::Exec],
         };
         let json = serde_json::to_string(&bundle).unwrap();
         assert_eq!(serde_json::from_str::<Bundle>(&json).unwrap(), bundle);
-        assert_eq!(Fetch::field(3), "f3");
     }
 }

@@ -156,9 +156,23 @@ pub enum ProbeKind {
         /// `.randomize(N)` in nanoseconds; 0 for none.
         randomize_ns: u64,
     },
-    /// Fed by kernel events: every [`crate::Event`] whose `probe` is this
-    /// probe's index.
+    /// Fed by kernel events: every event or program of the back end whose
+    /// `probe` is this probe's index.
     Event,
+    /// `timer.profile`: on every CPU at the kernel's tick rate, in the
+    /// context of whatever task runs there.
+    Profile,
+    /// `perf.type(T).config(C)[.sample(N)|.hz(N)]`: a perf event's overflow.
+    Perf {
+        /// `perf_event_attr.type`.
+        event_type: u32,
+        /// `perf_event_attr.config`.
+        config: u64,
+        /// The sample period, or with `freq` the frequency in Hz.
+        sample: u64,
+        /// `sample` is a frequency (`.hz(N)`).
+        freq: bool,
+    },
 }
 
 /// A probe: its trigger and its handler (alias prologues and epilogues
@@ -175,6 +189,40 @@ pub struct Probe {
     pub fetches: Vec<ScalarType>,
     /// The handler.
     pub body: Block,
+    /// A return probe that reads `@entry(...)` values: the key its entry
+    /// half saved them under (see [`Stmt::EntrySave`]) and their types.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entry: Option<EntryValues>,
+}
+
+/// The `@entry(...)` values a return probe reads ([`Expr::EntryValue`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EntryValues {
+    /// The key the entry half saves them under ([`Stmt::EntrySave`]).
+    pub key: u32,
+    /// Their types, in order.
+    pub types: Vec<ScalarType>,
+}
+
+/// How to read a value through memory from an address computed at run
+/// time (`@cast(ptr, "task_struct")->real_parent->tgid`): from the
+/// address, read a pointer at (current + offset) for every offset of
+/// `loads` but the last, then the value at (current + last offset);
+/// with `address` set, the result is (current + that offset), not read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Access {
+    /// Byte offsets of the memory reads, in order.
+    pub loads: Vec<u64>,
+    /// The final value's size in bytes (1, 2, 4 or 8).
+    pub size: u8,
+    /// Sign-extend it.
+    pub signed: bool,
+    /// `(bit offset, bits)` within the value read, for a bitfield.
+    pub bitfield: Option<(u32, u32)>,
+    /// The result is an address: (current value + this offset).
+    pub address: Option<u64>,
+    /// From user memory (`@cast(p, "type", "user")`... ) rather than the kernel's.
+    pub user: bool,
 }
 
 /// A block of statements.
@@ -250,6 +298,15 @@ pub enum Stmt {
         target: LValue,
         /// The value added.
         value: Expr,
+    },
+    /// The entry half of a return probe that reads `@entry(...)`: saves
+    /// `values` for the next return of the same thread through the probe
+    /// whose [`EntryValues::key`] is `key` (a stack per thread: calls nest).
+    EntrySave {
+        /// The key.
+        key: u32,
+        /// The values, in the order [`Expr::EntryValue`] numbers them.
+        values: Vec<Expr>,
     },
     /// `try { } catch (msg) { }`.
     Try {
@@ -506,6 +563,8 @@ pub enum Builtin {
     ErrnoStr,
     /// `matched(n)`: the Nth group of the last `=~` match.
     Matched,
+    /// `task_current()`: the address of the current task's `task_struct`.
+    TaskCurrent,
 }
 
 /// An expression, typed: every node's type is known from its shape.
@@ -677,4 +736,28 @@ pub enum Expr {
     },
     /// Convert a long to its decimal string (implicit in `print` only).
     LongToStr(Box<Expr>),
+    /// A value read through memory from an address computed at run time.
+    Read {
+        /// The address.
+        addr: Box<Expr>,
+        /// The reads.
+        access: Access,
+        /// Where (for a read that faults).
+        loc: Loc,
+    },
+    /// A NUL-terminated string read at an address computed at run time
+    /// (`kernel_string(ptr)`, `user_string_n(ptr, n)`).
+    ReadString {
+        /// The address.
+        addr: Box<Expr>,
+        /// At most this many bytes (`_n` variants); `None`: `MAXSTRINGLEN`.
+        max_len: Option<Box<Expr>>,
+        /// From user memory.
+        user: bool,
+        /// Where (for a read that faults).
+        loc: Loc,
+    },
+    /// The `index`th `@entry(...)` value of this return probe's hit
+    /// ([`Probe::entry`]).
+    EntryValue(u32),
 }

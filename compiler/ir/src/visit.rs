@@ -94,6 +94,11 @@ impl Walker<'_> {
                 self.block(body);
                 self.block(catch);
             }
+            Stmt::EntrySave { values, .. } => {
+                for v in values {
+                    self.expr(v);
+                }
+            }
         }
     }
 
@@ -108,7 +113,17 @@ impl Walker<'_> {
     fn expr(&mut self, e: &Expr) {
         (self.on_expr)(e);
         match e {
-            Expr::Long(_) | Expr::Str(_) | Expr::Local(_) | Expr::Global(_) | Expr::Fetch(_) => {}
+            Expr::Long(_)
+            | Expr::Str(_)
+            | Expr::Local(_)
+            | Expr::Global(_)
+            | Expr::Fetch(_)
+            | Expr::EntryValue(_) => {}
+            Expr::Read { addr, .. } => self.expr(addr),
+            Expr::ReadString { addr, max_len, .. } => {
+                self.expr(addr);
+                self.opt(max_len.as_deref());
+            }
             Expr::Index { keys, .. } => {
                 for k in keys {
                     self.expr(k);
@@ -208,6 +223,7 @@ pub fn walk_stmt_mut(stmt: &mut Stmt, f: &mut dyn FnMut(&mut Expr)) {
             walk_block_mut(body, f);
             walk_block_mut(catch, f);
         }
+        Stmt::EntrySave { values, .. } => values.iter_mut().for_each(|v| visit_expr(v, f)),
         Stmt::Break | Stmt::Continue | Stmt::Next | Stmt::Return(None) => {}
     }
 }
@@ -230,7 +246,19 @@ fn visit_lvalue(lvalue: &mut LValue, f: &mut dyn FnMut(&mut Expr)) {
 fn visit_expr(e: &mut Expr, f: &mut dyn FnMut(&mut Expr)) {
     f(e);
     match e {
-        Expr::Long(_) | Expr::Str(_) | Expr::Local(_) | Expr::Global(_) | Expr::Fetch(_) => {}
+        Expr::Long(_)
+        | Expr::Str(_)
+        | Expr::Local(_)
+        | Expr::Global(_)
+        | Expr::Fetch(_)
+        | Expr::EntryValue(_) => {}
+        Expr::Read { addr, .. } => visit_expr(addr, f),
+        Expr::ReadString { addr, max_len, .. } => {
+            visit_expr(addr, f);
+            if let Some(max_len) = max_len {
+                visit_expr(max_len, f);
+            }
+        }
         Expr::Index { keys, .. } => keys.iter_mut().for_each(|k| visit_expr(k, f)),
         Expr::In { keys, .. } => keys.iter_mut().flatten().for_each(|k| visit_expr(k, f)),
         Expr::Unary { operand, .. } | Expr::LongToStr(operand) => visit_expr(operand, f),

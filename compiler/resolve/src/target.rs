@@ -219,44 +219,120 @@ pub fn resolve_target(
     at: &AttachPoint,
     target: &ast::Target,
 ) -> Result<TargetAccess, TargetError> {
+    resolve_at(facts, Some(at), target)
+}
+
+/// What a bare `$name` at a tracepoint means when the event has both a
+/// TP_PROTO argument and a format field of that name.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TracepointNames {
+    /// The argument, as SystemTap reads it (fields where no argument has
+    /// the name).
+    #[default]
+    Arguments,
+    /// The format field: what an ftrace event records.
+    Fields,
+}
+
+/// [`resolve_target`], with `names` deciding what a bare `$name` at a
+/// tracepoint means.
+pub fn resolve_target_as(
+    facts: &KernelFacts,
+    at: &AttachPoint,
+    target: &ast::Target,
+    names: TracepointNames,
+) -> Result<TargetAccess, TargetError> {
+    if names == TracepointNames::Fields
+        && at.kind == AttachKind::Tracepoint
+        && target.components.is_empty()
+        && !target.address_of
+        && let ast::TargetBase::Var(var) = &target.base
+        && let Some((system, event)) = at.target.split_once(':')
+        && let Some(field) = facts
+            .tracepoint(system, event)
+            .and_then(|tp| tp.field(var.trim_start_matches('$')))
+    {
+        return Ok(TargetAccess {
+            base: TargetBase::Field {
+                name: field.name.clone(),
+                offset: field.offset,
+            },
+            loads: Vec::new(),
+            bitfield: None,
+            address: None,
+            pretty: false,
+            var: TargetVar {
+                name: field.name.clone(),
+                c_type: field.c_type.clone(),
+                size: Some(u64::from(field.size)),
+                signed: Some(field.signed),
+            },
+        });
+    }
+    resolve_target(facts, at, target)
+}
+
+/// Resolves `@cast(address, "type")->member...` without an attach point:
+/// the reads from an address computed at run time (in a function, or from
+/// a value). Any other target expression needs its attach point.
+pub fn resolve_cast(
+    facts: &KernelFacts,
+    target: &ast::Target,
+) -> Result<TargetAccess, TargetError> {
+    resolve_at(facts, None, target)
+}
+
+fn resolve_at(
+    facts: &KernelFacts,
+    at: Option<&AttachPoint>,
+    target: &ast::Target,
+) -> Result<TargetAccess, TargetError> {
     let btf = facts.btf.as_ref();
     let (base, mut place) = match &target.base {
         ast::TargetBase::Var(name) if name.starts_with("$$") => {
             return Err(TargetError::Unsupported { what: name.clone() });
         }
-        ast::TargetBase::Var(name) => match base_var(facts, at, name.trim_start_matches('$'))? {
-            (base, Some(ty)) => (base, Place::Value(ty)),
-            (TargetBase::Field { name, offset }, None) => {
-                let field = at
-                    .target
-                    .split_once(':')
-                    .and_then(|(system, event)| facts.tracepoint(system, event))
-                    .and_then(|tp| tp.field(&name))
-                    .ok_or_else(|| no_btf(format!("field {name}")))?;
-                if !target.components.is_empty() {
-                    return Err(TargetError::Unsupported {
-                        what: format!("->/[] on the format field ${name}"),
+        ast::TargetBase::Var(name) => {
+            let Some(at) = at else {
+                return Err(TargetError::Unsupported {
+                    what: format!("{name} outside a probe handler"),
+                });
+            };
+            match base_var(facts, at, name.trim_start_matches('$'))? {
+                (base, Some(ty)) => (base, Place::Value(ty)),
+                (TargetBase::Field { name, offset }, None) => {
+                    let field = at
+                        .target
+                        .split_once(':')
+                        .and_then(|(system, event)| facts.tracepoint(system, event))
+                        .and_then(|tp| tp.field(&name))
+                        .ok_or_else(|| no_btf(format!("field {name}")))?;
+                    if !target.components.is_empty() {
+                        return Err(TargetError::Unsupported {
+                            what: format!("->/[] on the format field ${name}"),
+                        });
+                    }
+                    return Ok(TargetAccess {
+                        base: TargetBase::Field {
+                            name: name.clone(),
+                            offset,
+                        },
+                        loads: Vec::new(),
+                        bitfield: None,
+                        address: target.address_of.then_some(u64::from(offset)),
+                        pretty: false,
+                        var: TargetVar {
+                            name,
+                            c_type: stap_type(&field.c_type),
+                            size: Some(u64::from(field.size)),
+                            signed: Some(field.signed),
+                        },
                     });
                 }
-                return Ok(TargetAccess {
-                    base: TargetBase::Field {
-                        name: name.clone(),
-                        offset,
-                    },
-                    loads: Vec::new(),
-                    bitfield: None,
-                    address: target.address_of.then_some(u64::from(offset)),
-                    pretty: false,
-                    var: TargetVar {
-                        name,
-                        c_type: stap_type(&field.c_type),
-                        size: Some(u64::from(field.size)),
-                        signed: Some(field.signed),
-                    },
-                });
+                (_, None) => return Err(no_btf(name.clone())),
             }
-            (_, None) => return Err(no_btf(name.clone())),
-        },
+        }
         ast::TargetBase::Cast { type_name, .. } => {
             let btf = btf.ok_or_else(|| no_btf(type_name.clone()))?;
             let ty = find_type(btf, type_name).ok_or_else(|| no_btf(type_name.clone()))?;

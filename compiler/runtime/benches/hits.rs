@@ -42,6 +42,7 @@ fn counting_program() -> Program {
             name: "kernel.function(\"vfs_read\")".to_owned(),
             locals: Vec::new(),
             fetches: Vec::new(),
+            entry: None,
             body: vec![Stmt::Expr(Expr::Crement {
                 target: Box::new(LValue::Index {
                     array: 0,
@@ -86,6 +87,7 @@ fn hits() -> Vec<Hit> {
             pp: "kernel.function(\"vfs_read\")".to_owned(),
             function: "vfs_read".to_owned(),
             is_return: false,
+            ..HitContext::default()
         },
     })
     .collect()

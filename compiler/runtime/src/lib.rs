@@ -5,8 +5,11 @@
 //! is due, and [`Runtime::end`] once when the run stops. Output goes to two
 //! buffers the agent drains with [`Runtime::take_stdout`] and
 //! [`Runtime::take_stderr`]. It reads no kernel memory: every value from the
-//! kernel arrives in [`Hit::values`]; only `ppid()`, `uid()` and `gid()`,
-//! which the hit context does not carry, read `/proc/PID/status`.
+//! kernel arrives in [`Hit::values`] and the task's context in
+//! [`HitContext`], as it was at the hit. `begin`, `end`, `error` and timer
+//! probes run in the agent's own context (SystemTap runs them in staprun).
+//! A return probe's `@entry(...)` values are those its entry half saved
+//! for the same thread (a stack per thread and probe: calls nest).
 //!
 //! Strings hold at most `MAXSTRINGLEN - 1` bytes ([`tapmatrix_ir::Limits`]'s
 //! `max_string_len` is SystemTap's buffer size, terminator included), and
@@ -34,41 +37,10 @@ mod text;
 
 use std::sync::Arc;
 
+pub use tapmatrix_ir::{Hit, HitContext};
 use tapmatrix_ir::{ProbeKind, Program, Value};
 
 use crate::machine::{Cx, Fault, Machine};
-
-/// What the agent knows about one event hit besides the fetched values.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct HitContext {
-    /// Thread group id (`pid()`).
-    pub pid: i64,
-    /// Thread id (`tid()`).
-    pub tid: i64,
-    /// CPU (`cpu()`).
-    pub cpu: i64,
-    /// The task's comm (`execname()`).
-    pub comm: String,
-    /// Trace clock timestamp, in nanoseconds.
-    pub timestamp_ns: u64,
-    /// The concrete probe point (`pp()`).
-    pub pp: String,
-    /// The function attached to (`probefunc()`), "" for tracepoints.
-    pub function: String,
-    /// A return probe (`is_return()`).
-    pub is_return: bool,
-}
-
-/// One event record, decoded.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Hit {
-    /// The probe whose handler runs.
-    pub probe: u32,
-    /// The probe's fetch slots, in order.
-    pub values: Vec<Value>,
-    /// Where and in which task it fired.
-    pub context: HitContext,
-}
 
 /// What the agent does after a handler.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,6 +107,9 @@ fn own_context() -> HitContext {
     HitContext {
         pid,
         tid: pid,
+        ppid: Some(text::proc_status_field(pid, "PPid")),
+        uid: Some(text::proc_status_field(pid, "Uid")),
+        gid: Some(text::proc_status_field(pid, "Gid")),
         comm,
         ..HitContext::default()
     }
@@ -350,10 +325,24 @@ impl Runtime {
         let Some(p) = program.probes.get(probe as usize) else {
             return;
         };
+        let entry = match &p.entry {
+            Some(entry) => self
+                .machine
+                .pop_entry(entry.key, context.tid)
+                .unwrap_or_else(|| {
+                    entry
+                        .types
+                        .iter()
+                        .map(|t| machine::default_of(*t))
+                        .collect()
+                }),
+            None => Vec::new(),
+        };
         let cx = Cx {
             prog: &program,
             fetches: values,
             hit: context,
+            entry: &entry,
         };
         let result = self.machine.run(&cx, &p.locals, &p.body);
         if self.machine.exit_requested {

@@ -68,6 +68,8 @@ pub(crate) struct Cx<'a> {
     pub(crate) fetches: &'a [Value],
     /// The task and place.
     pub(crate) hit: &'a HitContext,
+    /// The `@entry(...)` values of a return probe's hit.
+    pub(crate) entry: &'a [Value],
 }
 
 /// A global's storage.
@@ -107,9 +109,19 @@ pub(crate) struct Machine {
     matched: Vec<String>,
     tokens: Option<(String, usize)>,
     rng: u64,
+    /// Values saved by entry halves, per (key, thread), innermost call last.
+    entry_stacks: HashMap<(u32, i64), Vec<Vec<Value>>>,
 }
 
-fn default_of(ty: ScalarType) -> Value {
+/// Calls of one thread through one entry/return pair that may nest before
+/// the oldest saved values are dropped (a function that never returns
+/// must not grow a stack without bound).
+const MAX_ENTRY_DEPTH: usize = 64;
+
+/// Threads with saved entry values at most (the oldest are dropped).
+const MAX_ENTRY_THREADS: usize = 4096;
+
+pub(crate) fn default_of(ty: ScalarType) -> Value {
     match ty {
         ScalarType::Long => Value::Long(0),
         ScalarType::String => Value::Str(String::new()),
@@ -327,7 +339,34 @@ impl Machine {
             matched: Vec::new(),
             tokens: None,
             rng: seed,
+            entry_stacks: HashMap::new(),
         }
+    }
+
+    /// Takes the `@entry` values the entry half saved for this return of
+    /// thread `tid` under `key`, or `None` when none were saved (the entry
+    /// hit was missed).
+    pub(crate) fn pop_entry(&mut self, key: u32, tid: i64) -> Option<Vec<Value>> {
+        let stack = self.entry_stacks.get_mut(&(key, tid))?;
+        let values = stack.pop();
+        if stack.is_empty() {
+            self.entry_stacks.remove(&(key, tid));
+        }
+        values
+    }
+
+    fn push_entry(&mut self, key: u32, tid: i64, values: Vec<Value>) {
+        if self.entry_stacks.len() >= MAX_ENTRY_THREADS
+            && !self.entry_stacks.contains_key(&(key, tid))
+            && let Some(oldest) = self.entry_stacks.keys().next().copied()
+        {
+            self.entry_stacks.remove(&oldest);
+        }
+        let stack = self.entry_stacks.entry((key, tid)).or_default();
+        if stack.len() >= MAX_ENTRY_DEPTH {
+            stack.remove(0);
+        }
+        stack.push(values);
     }
 
     /// Runs one handler body with fresh locals.
@@ -546,6 +585,14 @@ impl Machine {
                     self.block(cx, catch)
                 }
             },
+            Stmt::EntrySave { key, values } => {
+                let mut saved = Vec::with_capacity(values.len());
+                for value in values {
+                    saved.push(self.eval(cx, value)?);
+                }
+                self.push_entry(*key, cx.hit.tid, saved);
+                Ok(Flow::Normal)
+            }
         }
     }
 
@@ -752,6 +799,13 @@ impl Machine {
                 Some(Slot::Scalar(v)) => v.clone(),
                 _ => Value::Long(0),
             },
+            Expr::EntryValue(i) => cx.entry.get(*i as usize).cloned().unwrap_or(Value::Long(0)),
+            Expr::Read { loc, .. } | Expr::ReadString { loc, .. } => {
+                return Err(Fault::near(
+                    "reading memory at a computed address is not possible here (the handler runs outside the kernel)",
+                    format!("the read at {}", place(cx.prog, *loc)),
+                ));
+            }
             Expr::Fetch(i) => match cx.fetches.get(*i as usize) {
                 Some(Value::Str(s)) => Value::Str(self.clip(s.clone())),
                 Some(v) => v.clone(),
@@ -1088,11 +1142,16 @@ impl Machine {
                 self.stderr.push('\n');
                 Value::Long(0)
             }
+            Builtin::TaskCurrent => {
+                return Err(Fault::new(
+                    "task_current() is not available here (the handler runs outside the kernel)",
+                ));
+            }
             Builtin::Pid => Value::Long(hit.pid),
             Builtin::Tid => Value::Long(hit.tid),
-            Builtin::Ppid => Value::Long(text::proc_status_field(hit.pid, "PPid")),
-            Builtin::Uid => Value::Long(text::proc_status_field(hit.pid, "Uid")),
-            Builtin::Gid => Value::Long(text::proc_status_field(hit.pid, "Gid")),
+            Builtin::Ppid => Value::Long(hit.ppid.unwrap_or(0)),
+            Builtin::Uid => Value::Long(hit.uid.unwrap_or(0)),
+            Builtin::Gid => Value::Long(hit.gid.unwrap_or(0)),
             Builtin::Execname => Value::Str(hit.comm.clone()),
             Builtin::Cpu => Value::Long(hit.cpu),
             Builtin::Probefunc => Value::Str(if hit.function.is_empty() {

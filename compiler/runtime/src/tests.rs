@@ -63,6 +63,7 @@ fn probe(kind: ProbeKind, locals: &[ScalarType], body: Block) -> Probe {
         locals: locals.to_vec(),
         fetches: Vec::new(),
         body,
+        entry: None,
     }
 }
 

@@ -5,13 +5,10 @@ use std::collections::BTreeMap;
 
 use tapmatrix_elaborate::{Elaborated, FetchRequest};
 use tapmatrix_facts::{KernelFacts, TracingFeatures};
-use tapmatrix_ir::{Builtin, Bundle, Event, EventKind, Expr, Fetch, Probe, ProbeKind, ScalarType};
-use tapmatrix_resolve::{
-    AttachKind, AttachPoint, TargetAccess, TargetBase, TargetError, TargetVar, is_defined,
-    resolve_target,
-};
-use tapmatrix_syntax::ast;
+use tapmatrix_ir::{Builtin, Bundle, Event, Expr, Probe, ProbeKind, ScalarType, TaskEvent};
+use tapmatrix_resolve::{AttachKind, AttachPoint, TargetAccess, TargetBase, TargetError};
 
+use crate::event::{EventKind, Fetch, field, finish};
 use crate::fetch::{ReadAs, Site, fetch_arg};
 use crate::filter::pushdown;
 
@@ -58,22 +55,21 @@ pub fn lower(
         }
         // `@defined` is decided per attach point: attach points that agree
         // on every `@defined` share one copy of the probe.
-        let mut groups: BTreeMap<Vec<bool>, Vec<AttachPoint>> = BTreeMap::new();
-        for at in site.attach {
+        let mut groups: BTreeMap<Vec<bool>, Vec<(AttachPoint, Targets)>> = BTreeMap::new();
+        for (at, targets) in site.attach.into_iter().zip(site.targets) {
             let key = site
                 .fetches
                 .iter()
-                .filter_map(|request| match request {
-                    FetchRequest::Defined { target, .. } => Some(is_defined(facts, &at, target)),
-                    _ => None,
-                })
+                .zip(&targets)
+                .filter(|(request, _)| matches!(request, FetchRequest::Defined { .. }))
+                .map(|(_, access)| access.is_ok())
                 .collect();
-            groups.entry(key).or_default().push(at);
+            groups.entry(key).or_default().push((at, targets));
         }
         for (defined, attach) in groups {
-            let (probe, requests) = specialize(&probe, &site.fetches, &defined);
+            let (probe, requests, attach) = specialize(&probe, &site.fetches, &defined, attach);
             let index = u32::try_from(probes.len()).unwrap_or(u32::MAX);
-            match events_of(index, &probe, &requests, &attach, facts, &features) {
+            match events_of(index, &probe, &requests, &attach, &features) {
                 Ok((probe, mut more)) => {
                     probes.push(probe);
                     events.append(&mut more);
@@ -87,19 +83,74 @@ pub fn lower(
     }
     program.probes = probes;
     share_tracepoint_filters(&mut events);
+    let tasks = if !events.is_empty() && needs_task_state(&program) {
+        TaskEvent::ALL.to_vec()
+    } else {
+        Vec::new()
+    };
+    let events = events
+        .into_iter()
+        .enumerate()
+        .map(|(index, pending)| {
+            let (install, slots) = finish(index, &pending.kind, &pending.fetches);
+            Event {
+                probe: pending.probe,
+                pp: pending.pp,
+                function: pending.function,
+                is_return: pending.kind.is_return(),
+                install,
+                slots,
+                comm: pending.comm,
+                filter: pending.filter,
+            }
+        })
+        .collect();
     if errors.is_empty() {
-        Ok(Bundle { program, events })
+        Ok(Bundle {
+            program,
+            events,
+            tasks,
+        })
     } else {
         errors.dedup();
         Err(errors)
     }
 }
 
+/// An event being built: its kind and fetches, before it is finished
+/// into the definition the agent installs.
+struct Pending {
+    probe: u32,
+    pp: String,
+    function: String,
+    kind: EventKind,
+    fetches: Vec<Fetch>,
+    comm: Option<u32>,
+    filter: Option<String>,
+}
+
+/// Whether a handler reads the task's state that ftrace events do not
+/// record (`pid()`, `ppid()`, and `execname()` where `$comm` is not
+/// fetched): the agent then follows the scheduler's task events.
+fn needs_task_state(program: &tapmatrix_ir::Program) -> bool {
+    let mut needs = false;
+    tapmatrix_ir::visit::each_expr(program, &mut |e| {
+        needs |= matches!(
+            e,
+            Expr::Builtin {
+                builtin: Builtin::Pid | Builtin::Ppid | Builtin::Execname,
+                ..
+            }
+        );
+    });
+    needs
+}
+
 /// A tracepoint has one filter: where several events of the bundle enable
 /// the same tracepoint with different filters, none is filtered (each
 /// handler still checks its own guards).
-fn share_tracepoint_filters(events: &mut [Event]) {
-    let tracepoint = |event: &Event| match &event.kind {
+fn share_tracepoint_filters(events: &mut [Pending]) {
+    let tracepoint = |event: &Pending| match &event.kind {
         EventKind::Tracepoint { system, event } => Some((system.clone(), event.clone())),
         _ => None,
     };
@@ -120,13 +171,18 @@ fn share_tracepoint_filters(events: &mut [Event]) {
     }
 }
 
+/// One attach point's fetch slots, resolved (see `ProbeSite::targets`).
+type Targets = Vec<Result<TargetAccess, TargetError>>;
+
 /// The probe with its `@defined` slots replaced by their constants and the
-/// other slots renumbered, and the requests of the remaining slots.
+/// other slots renumbered, the requests of the remaining slots, and each
+/// attach point with the remaining slots' targets.
 fn specialize(
     probe: &Probe,
     requests: &[FetchRequest],
     defined: &[bool],
-) -> (Probe, Vec<FetchRequest>) {
+    attach: Vec<(AttachPoint, Targets)>,
+) -> (Probe, Vec<FetchRequest>, Vec<(AttachPoint, Targets)>) {
     let mut constants = defined.iter();
     let mut renumber: Vec<Expr> = Vec::new();
     let mut kept = Vec::new();
@@ -151,7 +207,19 @@ fn specialize(
         }
     });
     probe.fetches = kept.iter().map(FetchRequest::ty).collect();
-    (probe, kept)
+    let attach = attach
+        .into_iter()
+        .map(|(at, targets)| {
+            let targets = requests
+                .iter()
+                .zip(targets)
+                .filter(|(request, _)| !matches!(request, FetchRequest::Defined { .. }))
+                .map(|(_, access)| access)
+                .collect();
+            (at, targets)
+        })
+        .collect();
+    (probe, kept, attach)
 }
 
 /// The events of one probe, one per attach point.
@@ -159,16 +227,15 @@ fn events_of(
     index: u32,
     probe: &Probe,
     requests: &[FetchRequest],
-    attach: &[AttachPoint],
-    facts: &KernelFacts,
+    attach: &[(AttachPoint, Targets)],
     features: &TracingFeatures,
-) -> Result<(Probe, Vec<Event>), Vec<LowerError>> {
+) -> Result<(Probe, Vec<Pending>), Vec<LowerError>> {
     let mut probe = probe.clone();
     let mut errors = Vec::new();
     let mut events = Vec::new();
     let kinds: Vec<Result<(EventKind, Site), LowerError>> = attach
         .iter()
-        .map(|at| event_kind(at, requests, facts, features))
+        .map(|(at, targets)| event_kind(at, requests, targets, features))
         .collect();
     // execname(): the comm is fetched where every event can fetch it.
     let mut wants_comm = false;
@@ -188,7 +255,7 @@ fn events_of(
         probe.fetches.push(ScalarType::String);
         u32::try_from(probe.fetches.len() - 1).unwrap_or(u32::MAX)
     });
-    for (at, kind) in attach.iter().zip(kinds) {
+    for ((at, targets), kind) in attach.iter().zip(kinds) {
         let (kind, site) = match kind {
             Ok(kind) => kind,
             Err(error) => {
@@ -197,8 +264,8 @@ fn events_of(
             }
         };
         let mut fetches = Vec::new();
-        for request in requests {
-            match fetch_of(request, at, &kind, site, facts, features) {
+        for (request, access) in requests.iter().zip(targets) {
+            match fetch_of(request, access, at, &kind, site, features) {
                 Ok(fetch) => fetches.push(fetch),
                 Err(error) => errors.push(error),
             }
@@ -212,15 +279,22 @@ fn events_of(
         let field = |slot: u32| -> Option<String> {
             match &kind {
                 EventKind::Tracepoint { .. } => fetches.get(slot as usize).map(|f| f.arg.clone()),
-                _ => Some(Fetch::field(slot as usize)),
+                _ => Some(field(slot as usize)),
             }
         };
-        let filter = pushdown(&probe.body, &field);
+        // A return probe that reads `@entry` values pops what its entry
+        // half saved at every return it sees: filtering its returns in the
+        // kernel would leave values of other calls behind.
+        let filter = if probe.entry.is_some() {
+            None
+        } else {
+            pushdown(&probe.body, &field)
+        };
         let function = match at.kind {
             AttachKind::Kprobe | AttachKind::Kretprobe => at.target.clone(),
             _ => String::new(),
         };
-        events.push(Event {
+        events.push(Pending {
             probe: index,
             pp: at.probe_point(),
             function,
@@ -241,7 +315,7 @@ fn events_of(
 fn event_kind(
     at: &AttachPoint,
     requests: &[FetchRequest],
-    facts: &KernelFacts,
+    targets: &Targets,
     features: &TracingFeatures,
 ) -> Result<(EventKind, Site), LowerError> {
     let error = |message: String| LowerError {
@@ -282,7 +356,8 @@ fn event_kind(
             let (system, event) = (system.to_owned(), event.to_owned());
             let needs_eprobe = requests
                 .iter()
-                .any(|request| needs_memory_read(request, at, facts));
+                .zip(targets)
+                .any(|(request, access)| needs_memory_read(request, access));
             if !needs_eprobe {
                 Ok((EventKind::Tracepoint { system, event }, Site::EventFields))
             } else if features.eprobe {
@@ -307,53 +382,16 @@ fn event_kind(
 /// Whether a request on a tracepoint reads memory (so a plain tracepoint
 /// event cannot serve it): a string behind a pointer field, or a field
 /// followed by `->`.
-fn needs_memory_read(request: &FetchRequest, at: &AttachPoint, facts: &KernelFacts) -> bool {
-    let (target, string) = match request {
-        FetchRequest::Value { target, .. } => (target, false),
-        FetchRequest::String { target, .. } => (target, true),
+fn needs_memory_read(request: &FetchRequest, access: &Result<TargetAccess, TargetError>) -> bool {
+    let string = match request {
+        FetchRequest::Value { .. } => false,
+        FetchRequest::String { .. } => true,
         FetchRequest::Defined { .. } => return false,
     };
-    match target_access(facts, at, target) {
-        Ok(access) => !(access.loads.is_empty() && (!string || is_char_field(&access))),
+    match access {
+        Ok(access) => !(access.loads.is_empty() && (!string || is_char_field(access))),
         Err(_) => false,
     }
-}
-
-/// How to read a target expression at an attach point. At a tracepoint a
-/// bare `$name` that is one of its format fields is that field, even where
-/// a BTF argument has the same name: tracefs reads fields, not arguments.
-fn target_access(
-    facts: &KernelFacts,
-    at: &AttachPoint,
-    target: &ast::Target,
-) -> Result<TargetAccess, TargetError> {
-    if at.kind == AttachKind::Tracepoint
-        && target.components.is_empty()
-        && !target.address_of
-        && let ast::TargetBase::Var(var) = &target.base
-        && let Some((system, event)) = at.target.split_once(':')
-        && let Some(field) = facts
-            .tracepoint(system, event)
-            .and_then(|tp| tp.field(var.trim_start_matches('$')))
-    {
-        return Ok(TargetAccess {
-            base: TargetBase::Field {
-                name: field.name.clone(),
-                offset: field.offset,
-            },
-            loads: Vec::new(),
-            bitfield: None,
-            address: None,
-            pretty: false,
-            var: TargetVar {
-                name: field.name.clone(),
-                c_type: field.c_type.clone(),
-                size: Some(u64::from(field.size)),
-                signed: Some(field.signed),
-            },
-        });
-    }
-    resolve_target(facts, at, target)
 }
 
 /// A tracepoint field holding characters: `char[16]` or `__data_loc char[]`.
@@ -364,13 +402,13 @@ fn is_char_field(access: &TargetAccess) -> bool {
 /// One fetch of one event.
 fn fetch_of(
     request: &FetchRequest,
+    access: &Result<TargetAccess, TargetError>,
     at: &AttachPoint,
     kind: &EventKind,
     site: Site,
-    facts: &KernelFacts,
     features: &TracingFeatures,
 ) -> Result<Fetch, LowerError> {
-    let (target, text, location, read_as) = match request {
+    let (_target, text, location, read_as) = match request {
         FetchRequest::Value {
             target,
             text,
@@ -403,7 +441,7 @@ fn fetch_of(
         location: location.clone(),
         message: format!("{text} at {}: {message}", at.probe_point()),
     };
-    let access = target_access(facts, at, target).map_err(|e| error(e.to_string()))?;
+    let access = access.as_ref().map_err(|e| error(e.to_string()))?;
     let ty = request.ty();
     if let EventKind::Tracepoint { .. } = kind {
         let TargetBase::Field { name, .. } = &access.base else {
@@ -411,7 +449,7 @@ fn fetch_of(
                 "a tracepoint's BTF arguments cannot be fetched by a tracefs event; use its format fields".to_owned(),
             ));
         };
-        if read_as == ReadAs::Value && is_char_field(&access) {
+        if read_as == ReadAs::Value && is_char_field(access) {
             return Err(error(format!(
                 "${name} is {}: read it with kernel_string(${name})",
                 access.var.c_type
@@ -424,10 +462,10 @@ fn fetch_of(
     }
     let arg = match (&access.base, kind) {
         // An eprobe copies the characters of a char field itself.
-        (TargetBase::Field { name, .. }, EventKind::Eprobe { .. }) if is_char_field(&access) => {
+        (TargetBase::Field { name, .. }, EventKind::Eprobe { .. }) if is_char_field(access) => {
             format!("${name}:string")
         }
-        _ => fetch_arg(&access, read_as, site, features).map_err(|e| error(e.to_string()))?,
+        _ => fetch_arg(access, read_as, site, features).map_err(|e| error(e.to_string()))?,
     };
     Ok(Fetch { arg, ty })
 }

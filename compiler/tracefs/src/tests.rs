@@ -144,8 +144,17 @@ fn lowered_with(
     let loaded = sources
         .load(tapmatrix_resolve::kernel_profile(&facts))
         .unwrap();
-    let elaborated = tapmatrix_elaborate::elaborate(&loaded, &facts).unwrap();
+    let caps = crate::capabilities(&facts, "test");
+    let elaborated = tapmatrix_elaborate::elaborate(&loaded, &facts, &caps).unwrap();
     lower(elaborated, &facts, events)
+}
+
+/// A dynamic event's definition line ("" for a tracepoint).
+fn definition(event: &tapmatrix_ir::Event) -> &str {
+    match &event.install {
+        tapmatrix_ir::Install::Dynamic { definition, .. } => definition,
+        tapmatrix_ir::Install::Tracepoint { .. } => "",
+    }
 }
 
 #[test]
@@ -154,31 +163,20 @@ fn function_probes_are_kprobes_by_register_before_fprobes_by_name() {
     let old = lowered("6.1", script).unwrap();
     let event = &old.events[0];
     assert_eq!(
-        event.kind,
-        tapmatrix_ir::EventKind::Kprobe {
-            function: "do_sys_openat2".to_owned()
-        }
+        definition(event),
+        "p:tapmatrix/e0 do_sys_openat2 f0=+0(%si):ustring f1=$comm:string"
     );
-    let args: Vec<&str> = event.fetches.iter().map(|f| f.arg.as_str()).collect();
-    assert_eq!(args, ["+0(%si):ustring", "$comm:string"]);
     assert_eq!(event.comm, Some(1));
     assert_eq!(event.filter.as_deref(), Some("common_pid == ${target}"));
     let new = lowered("7.3", script).unwrap();
-    assert!(matches!(
-        new.events[0].kind,
-        tapmatrix_ir::EventKind::Kprobe { .. }
-    ));
-    assert_eq!(new.events[0].fetches[0].arg, "+0(filename):ustring");
+    assert!(
+        definition(&new.events[0])
+            .starts_with("p:tapmatrix/e0 do_sys_openat2 f0=+0(filename):ustring ")
+    );
     let fprobes = lowered_with("7.3", script, FunctionEvents::Fprobes).unwrap();
-    assert!(matches!(
-        fprobes.events[0].kind,
-        tapmatrix_ir::EventKind::Fprobe { ret: false, .. }
-    ));
+    assert!(definition(&fprobes.events[0]).starts_with("f:tapmatrix/e0 do_sys_openat2 f0="));
     let old = lowered_with("6.1", script, FunctionEvents::Fprobes).unwrap();
-    assert!(matches!(
-        old.events[0].kind,
-        tapmatrix_ir::EventKind::Kprobe { .. }
-    ));
+    assert!(definition(&old.events[0]).starts_with("p:"));
 }
 
 #[test]
@@ -186,11 +184,10 @@ fn a_pointer_field_needs_an_eprobe_where_the_kernel_has_them() {
     let script =
         "probe kernel.trace(\"syscalls:sys_enter_openat\") { println(user_string($filename)) }";
     let bundle = lowered("6.1", script).unwrap();
-    assert!(matches!(
-        bundle.events[0].kind,
-        tapmatrix_ir::EventKind::Eprobe { .. }
-    ));
-    assert_eq!(bundle.events[0].fetches[0].arg, "+0($filename):ustring");
+    assert_eq!(
+        definition(&bundle.events[0]),
+        "e:tapmatrix/e0 syscalls.sys_enter_openat f0=+0($filename):ustring"
+    );
     let errors = lowered("5.10", script).unwrap_err();
     assert!(
         errors[0].message.contains("event probes (e:)"),
@@ -215,7 +212,7 @@ fn a_tracepoint_shared_by_two_probes_is_not_filtered_for_one() {
     )
     .unwrap();
     assert_eq!(one.events[0].filter.as_deref(), Some("common_pid == 1"));
-    assert_eq!(one.events[0].fetches[0].arg, "pid");
+    assert_eq!(one.events[0].slots[0].field, "pid");
 }
 
 #[test]
@@ -224,5 +221,5 @@ fn defined_is_decided_per_attach_point() {
     let bundle = lowered("6.1", script).unwrap();
     // vfs_read has $count, do_sys_openat2 has not: two copies of the probe.
     assert_eq!(bundle.program.probes.len(), 2);
-    assert!(bundle.events.iter().all(|e| e.fetches.is_empty()));
+    assert!(bundle.events.iter().all(|e| e.slots.is_empty()));
 }

@@ -57,7 +57,9 @@ pub fn compile(
     if !missing.is_empty() {
         return Compiled::NotAvailable(missing.join("\n"));
     }
-    let elaborated = match tapmatrix_elaborate::elaborate(&loaded, facts) {
+    let kernel = facts.release.as_deref().unwrap_or("this kernel");
+    let caps = tapmatrix_tracefs::capabilities(facts, kernel);
+    let elaborated = match tapmatrix_elaborate::elaborate(&loaded, facts, &caps) {
         Ok(elaborated) => elaborated,
         Err(errors) => return Compiled::Error(errors.to_string()),
     };

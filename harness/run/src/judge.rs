@@ -210,6 +210,7 @@ mod tests {
                 limits: Limits::default(),
             },
             events: Vec::new(),
+            tasks: Vec::new(),
         }))
     }
 

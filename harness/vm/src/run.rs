@@ -268,6 +268,7 @@ mod tests {
                     limits: Limits::default(),
                 },
                 events: Vec::new(),
+                tasks: Vec::new(),
             },
             workload: Workload {
                 command: String::new(),

@@ -9,6 +9,7 @@
 mod harvest;
 mod ringbuf;
 mod run;
+mod tasks;
 mod tracefs;
 mod window;
 mod workload;

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
-use tapmatrix_ir::{Event, EventKind, RunEnd, RunMessage, ScalarType, Value};
+use tapmatrix_ir::{Event, RunEnd, RunMessage, ScalarType, TaskEvent, Value};
 use tapmatrix_runtime::{Control, Hit, HitContext, Runtime};
 use tapmatrix_wire::{
     BUFFER_KB_PARAM, ECHO_HITS_PARAM, HIT_ECHO_LIMIT, HIT_RECORD, HitEcho, RUN_RECORD, RecordKind,
@@ -21,6 +21,7 @@ use tapmatrix_wire::{
 
 use crate::Channel;
 use crate::ringbuf::{Field, Format, PageLayout, decode_page};
+use crate::tasks::{TaskDecoder, Tasks};
 use crate::tracefs::{self, Installed, Refusal};
 use crate::workload::{self, Workload};
 
@@ -187,6 +188,15 @@ impl ItemRun<'_> {
             by_id.entry(decoder.0).or_default().push(decoders.len());
             decoders.push(decoder.1);
         }
+        let mut task_decoders: HashMap<u16, TaskDecoder> = HashMap::new();
+        for &event in &bundle.tasks {
+            match self.follow(event, &agent_tids) {
+                Ok((id, decoder)) => {
+                    task_decoders.insert(id, decoder);
+                }
+                Err(refusal) => return self.rejected(bundle.events.len(), refusal),
+            }
+        }
         let notrace: Vec<String> = agent_tids.iter().map(u32::to_string).collect();
         let _ = tracefs::write_file(&tracefs::path("set_event_notrace_pid"), &notrace.join(" "));
         let mut buffers = open_buffers()?;
@@ -210,8 +220,8 @@ impl ItemRun<'_> {
         let mut ctx = Feed {
             decoders: &decoders,
             by_id: &by_id,
-            tgids: HashMap::new(),
-            comms: HashMap::new(),
+            task_decoders: &task_decoders,
+            tasks: Tasks::snapshot(),
         };
         let mut page = vec![0u8; layout.page_size];
         while stop.is_none() {
@@ -276,34 +286,18 @@ impl ItemRun<'_> {
         target: u32,
         agent_tids: &[u32],
     ) -> Result<(u16, Decoder), Refusal> {
-        let installed = tracefs::create(index, event)?;
-        let label = installed.label();
+        let installed = tracefs::create(&event.install)?;
         self.installed.push(installed.clone());
-        let refusal = |error: String| Refusal {
-            definition: label.clone(),
-            error,
-        };
-        let format = tracefs::read_text(installed.dir.join("format"))
-            .map_err(|error| refusal(format!("reading its format: {error}")))
-            .and_then(|text| Format::parse(&text).map_err(|error| refusal(format!("{error:#}"))))?;
-        let dynamic = !matches!(event.kind, EventKind::Tracepoint { .. });
+        let format = read_format(&installed)?;
         let mut slots = Vec::new();
-        for (slot, fetch) in event.fetches.iter().enumerate() {
-            let name = if dynamic {
-                tapmatrix_ir::Fetch::field(slot)
-            } else {
-                fetch.arg.clone()
-            };
-            let field = format
-                .field(&name)
-                .ok_or_else(|| refusal(format!("the event has no field `{name}`")))?;
-            slots.push((field.clone(), fetch.ty));
+        for slot in &event.slots {
+            let field = format.field(&slot.field).ok_or_else(|| Refusal {
+                definition: installed.label(),
+                error: format!("the event has no field `{}`", slot.field),
+            })?;
+            slots.push((field.clone(), slot.ty));
         }
-        let mut filter = agent_tids
-            .iter()
-            .map(|tid| format!("common_pid != {tid}"))
-            .collect::<Vec<_>>()
-            .join(" && ");
+        let mut filter = exclude(agent_tids);
         if let Some(own) = &event.filter {
             let own = own.replace("${target}", &target.to_string());
             filter = format!("({own}) && {filter}");
@@ -317,12 +311,25 @@ impl ItemRun<'_> {
             common_pid: format.field("common_pid").cloned(),
             pp: event.pp.clone(),
             function: event.function.clone(),
-            is_return: matches!(
-                event.kind,
-                EventKind::Kretprobe { .. } | EventKind::Fprobe { ret: true, .. }
-            ),
+            is_return: event.is_return,
         };
         Ok((format.id, decoder))
+    }
+
+    /// Enables a scheduler task event the hits' context follows. It sees
+    /// every task but the agent's: a tracepoint a probe also enables loses
+    /// that probe's filter (the handler still checks its guards).
+    fn follow(
+        &mut self,
+        event: TaskEvent,
+        agent_tids: &[u32],
+    ) -> Result<(u16, TaskDecoder), Refusal> {
+        let (system, name) = event.tracepoint();
+        let installed = tracefs::tracepoint(system, name)?;
+        let format = read_format(&installed)?;
+        installed.set_filter(&exclude(agent_tids))?;
+        self.installed.push(installed);
+        Ok((format.id, TaskDecoder::new(event, &format)))
     }
 
     /// Reports a refused event; the item ends as rejected.
@@ -386,6 +393,9 @@ impl ItemRun<'_> {
                 record.data.first().copied().unwrap_or(0),
                 record.data.get(1).copied().unwrap_or(0),
             ]);
+            if let Some(decoder) = feed.task_decoders.get(&id) {
+                feed.tasks.apply(decoder, &record.data);
+            }
             let Some(decoders) = feed.by_id.get(&id) else {
                 continue;
             };
@@ -414,13 +424,7 @@ impl ItemRun<'_> {
         let echo = HitEcho {
             item: self.item,
             event,
-            probe: hit.probe,
-            values: hit.values.clone(),
-            pid: hit.context.pid,
-            tid: hit.context.tid,
-            cpu: hit.context.cpu,
-            comm: hit.context.comm.clone(),
-            timestamp_ns: hit.context.timestamp_ns,
+            hit: hit.clone(),
         };
         let json = serde_json::to_vec(&echo).context("encoding a hit")?;
         self.channel.send(RecordKind::Line, HIT_RECORD, json)
@@ -488,14 +492,14 @@ impl ItemRun<'_> {
 struct Feed<'a> {
     decoders: &'a [Decoder],
     by_id: &'a HashMap<u16, Vec<usize>>,
-    /// Thread id to thread group id.
-    tgids: HashMap<i64, i64>,
-    /// Thread id to its comm when last read (for tasks gone since).
-    comms: HashMap<i64, String>,
+    task_decoders: &'a HashMap<u16, TaskDecoder>,
+    /// Every task's state as of the record being fed.
+    tasks: Tasks,
 }
 
 impl Feed<'_> {
-    /// The hit a record of `decoder`'s event makes.
+    /// The hit a record of `decoder`'s event makes, in the context of its
+    /// task as it was then.
     fn hit(&mut self, decoder: &Decoder, record: &Pending) -> Hit {
         let values: Vec<Value> = decoder
             .slots
@@ -510,29 +514,20 @@ impl Feed<'_> {
             Some(Value::Long(tid)) => tid,
             _ => 0,
         };
-        let pid = *self.tgids.entry(tid).or_insert_with(|| thread_group(tid));
+        let task = self.tasks.get(tid);
         let comm = match decoder.comm_slot.and_then(|slot| values.get(slot)) {
             Some(Value::Str(comm)) => comm.clone(),
-            _ => match tracefs::read_text(format!("/proc/{tid}/comm")) {
-                Ok(comm) => {
-                    let comm = comm.trim_end().to_owned();
-                    self.comms.insert(tid, comm.clone());
-                    comm
-                }
-                Err(_) => self
-                    .comms
-                    .get(&tid)
-                    .cloned()
-                    .or_else(|| saved_comm(tid))
-                    .unwrap_or_default(),
-            },
+            _ => task.comm,
         };
         Hit {
             probe: decoder.probe,
             values,
             context: HitContext {
-                pid,
+                pid: task.tgid,
                 tid,
+                ppid: Some(task.ppid),
+                uid: None,
+                gid: None,
                 cpu: record.cpu,
                 comm,
                 timestamp_ns: record.timestamp_ns,
@@ -544,14 +539,24 @@ impl Feed<'_> {
     }
 }
 
-/// The comm tracefs saved for a task that has exited (`saved_cmdlines`:
-/// the comm it had when it last ran after recording an event).
-fn saved_comm(tid: i64) -> Option<String> {
-    let text = tracefs::read_text(tracefs::path("saved_cmdlines")).ok()?;
-    text.lines().find_map(|line| {
-        let (pid, comm) = line.split_once(' ')?;
-        (pid.parse::<i64>().ok()? == tid).then(|| comm.to_owned())
-    })
+/// An event's format, read from tracefs.
+fn read_format(installed: &Installed) -> Result<Format, Refusal> {
+    let refusal = |error: String| Refusal {
+        definition: installed.label(),
+        error,
+    };
+    tracefs::read_text(installed.dir.join("format"))
+        .map_err(|error| refusal(format!("reading its format: {error}")))
+        .and_then(|text| Format::parse(&text).map_err(|error| refusal(format!("{error:#}"))))
+}
+
+/// The filter that keeps the agent's own threads out of an event.
+fn exclude(agent_tids: &[u32]) -> String {
+    agent_tids
+        .iter()
+        .map(|tid| format!("common_pid != {tid}"))
+        .collect::<Vec<_>>()
+        .join(" && ")
 }
 
 /// A decoded value as the type the handler expects.
@@ -561,19 +566,6 @@ fn coerce(value: Value, ty: ScalarType) -> Value {
         (Value::Long(number), ScalarType::String) => Value::Str(number.to_string()),
         (value, _) => value,
     }
-}
-
-/// The thread group of thread `tid` (itself when it is gone).
-fn thread_group(tid: i64) -> i64 {
-    tracefs::read_text(format!("/proc/{tid}/status"))
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find_map(|line| line.strip_prefix("Tgid:"))
-                .and_then(|tgid| tgid.trim().parse().ok())
-        })
-        .unwrap_or(tid)
 }
 
 /// The ids of the agent's own threads.

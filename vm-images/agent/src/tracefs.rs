@@ -6,7 +6,7 @@ use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
-use tapmatrix_ir::{Event, EventKind, Fetch};
+use tapmatrix_ir::Install;
 
 /// The tracefs mount point.
 pub const TRACING: &str = "/sys/kernel/tracing";
@@ -38,66 +38,54 @@ pub fn path(relative: &str) -> PathBuf {
     Path::new(TRACING).join(relative)
 }
 
-/// The control file a dynamic event is written to, and its definition
-/// (`p:tapmatrix/e0 vfs_read f0=+0(%si):string`); `None` for a tracepoint.
-pub fn definition(index: usize, event: &Event) -> Option<(&'static str, String)> {
-    let name = format!("{GROUP}/e{index}");
-    let (file, head) = match &event.kind {
-        EventKind::Kprobe { function } => ("kprobe_events", format!("p:{name} {function}")),
-        EventKind::Kretprobe {
-            function,
-            maxactive,
+/// Creates (or for a tracepoint, finds) an event as the host finished it.
+pub fn create(install: &Install) -> Result<Installed, Refusal> {
+    match install {
+        Install::Dynamic {
+            control,
+            definition,
+            name,
         } => {
-            let maxactive = maxactive.map(|n| n.to_string()).unwrap_or_default();
-            ("kprobe_events", format!("r{maxactive}:{name} {function}"))
-        }
-        EventKind::Fprobe { function, ret } => {
-            let suffix = if *ret { "%return" } else { "" };
-            ("dynamic_events", format!("f:{name} {function}{suffix}"))
-        }
-        EventKind::Eprobe { system, event } => {
-            ("dynamic_events", format!("e:{name} {system}.{event}"))
-        }
-        EventKind::Tracepoint { .. } => return None,
-    };
-    let mut text = head;
-    for (slot, fetch) in event.fetches.iter().enumerate() {
-        text.push_str(&format!(" {}={}", Fetch::field(slot), fetch.arg));
-    }
-    Some((file, text))
-}
-
-/// Creates (or for a tracepoint, finds) event `index` of a bundle.
-pub fn create(index: usize, event: &Event) -> Result<Installed, Refusal> {
-    match definition(index, event) {
-        Some((file, text)) => {
-            clear_error_log();
-            append(file, &text).map_err(|error| Refusal {
-                error: kernel_words(&error),
-                definition: text.clone(),
-            })?;
-            Ok(Installed {
-                dir: path(&format!("events/{GROUP}/e{index}")),
-                dynamic: Some((format!("{GROUP}/e{index}"), file)),
-            })
-        }
-        None => {
-            let EventKind::Tracepoint { system, event } = &event.kind else {
-                return Err(Refusal {
-                    definition: String::new(),
-                    error: "not a tracepoint".to_owned(),
-                });
+            let control: &'static str = match control.as_str() {
+                "kprobe_events" => "kprobe_events",
+                "dynamic_events" => "dynamic_events",
+                other => {
+                    return Err(Refusal {
+                        definition: definition.clone(),
+                        error: format!("`{other}` is not a dynamic event control file"),
+                    });
+                }
             };
-            let dir = path(&format!("events/{system}/{event}"));
-            if !dir.join("format").is_file() {
+            if !name.starts_with(&format!("{GROUP}/")) {
                 return Err(Refusal {
-                    definition: format!("{system}:{event}"),
-                    error: format!("no tracepoint {system}:{event} in this kernel"),
+                    definition: definition.clone(),
+                    error: format!("the event `{name}` is not in the `{GROUP}` group"),
                 });
             }
-            Ok(Installed { dir, dynamic: None })
+            clear_error_log();
+            append(control, definition).map_err(|error| Refusal {
+                error: kernel_words(&error),
+                definition: definition.clone(),
+            })?;
+            Ok(Installed {
+                dir: path(&format!("events/{name}")),
+                dynamic: Some((name.clone(), control)),
+            })
         }
+        Install::Tracepoint { system, event } => tracepoint(system, event),
     }
+}
+
+/// Finds an existing tracepoint.
+pub fn tracepoint(system: &str, event: &str) -> Result<Installed, Refusal> {
+    let dir = path(&format!("events/{system}/{event}"));
+    if !dir.join("format").is_file() {
+        return Err(Refusal {
+            definition: format!("{system}:{event}"),
+            error: format!("no tracepoint {system}:{event} in this kernel"),
+        });
+    }
+    Ok(Installed { dir, dynamic: None })
 }
 
 impl Installed {
@@ -233,90 +221,5 @@ fn kernel_words(error: &io::Error) -> String {
         error.to_string()
     } else {
         format!("{} ({error})", lines.join("\n"))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use tapmatrix_ir::ScalarType;
-
-    fn event(kind: EventKind, args: &[&str]) -> Event {
-        Event {
-            probe: 0,
-            pp: String::new(),
-            function: String::new(),
-            kind,
-            fetches: args
-                .iter()
-                .map(|arg| Fetch {
-                    arg: (*arg).to_owned(),
-                    ty: ScalarType::Long,
-                })
-                .collect(),
-            comm: None,
-            filter: None,
-        }
-    }
-
-    #[test]
-    fn definitions_name_each_fetch_by_its_slot() {
-        let kprobe = event(
-            EventKind::Kprobe {
-                function: "do_sys_open".into(),
-            },
-            &["+0(%si):string", "$comm:string"],
-        );
-        assert_eq!(
-            definition(3, &kprobe),
-            Some((
-                "kprobe_events",
-                "p:tapmatrix/e3 do_sys_open f0=+0(%si):string f1=$comm:string".to_owned()
-            ))
-        );
-        let kretprobe = event(
-            EventKind::Kretprobe {
-                function: "vfs_read".into(),
-                maxactive: Some(64),
-            },
-            &["$retval:s64"],
-        );
-        assert_eq!(
-            definition(0, &kretprobe).unwrap().1,
-            "r64:tapmatrix/e0 vfs_read f0=$retval:s64"
-        );
-        let fexit = event(
-            EventKind::Fprobe {
-                function: "vfs_read".into(),
-                ret: true,
-            },
-            &[],
-        );
-        assert_eq!(
-            definition(1, &fexit),
-            Some((
-                "dynamic_events",
-                "f:tapmatrix/e1 vfs_read%return".to_owned()
-            ))
-        );
-        let eprobe = event(
-            EventKind::Eprobe {
-                system: "syscalls".into(),
-                event: "sys_enter_openat".into(),
-            },
-            &["+0($filename):ustring"],
-        );
-        assert_eq!(
-            definition(2, &eprobe).unwrap().1,
-            "e:tapmatrix/e2 syscalls.sys_enter_openat f0=+0($filename):ustring"
-        );
-        let tracepoint = event(
-            EventKind::Tracepoint {
-                system: "sched".into(),
-                event: "sched_switch".into(),
-            },
-            &["prev_pid"],
-        );
-        assert_eq!(definition(0, &tracepoint), None);
     }
 }

@@ -102,20 +102,8 @@ pub struct HitEcho {
     pub item: u32,
     /// The event's index in the bundle.
     pub event: u32,
-    /// The probe whose handler it fed.
-    pub probe: u32,
-    /// The fetched values, in slot order.
-    pub values: Vec<tapmatrix_ir::Value>,
-    /// Thread group id.
-    pub pid: i64,
-    /// Thread id.
-    pub tid: i64,
-    /// CPU.
-    pub cpu: i64,
-    /// The task's comm.
-    pub comm: String,
-    /// Trace clock time, in nanoseconds.
-    pub timestamp_ns: u64,
+    /// The hit as the runtime got it.
+    pub hit: tapmatrix_ir::Hit,
 }
 
 /// What a record carries.

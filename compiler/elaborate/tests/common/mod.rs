@@ -6,9 +6,9 @@
 
 use std::path::Path;
 
-use tapmatrix_elaborate::{ElaborateErrors, Elaborated, elaborate};
+use tapmatrix_elaborate::{Capabilities, Construct, ElaborateErrors, Elaborated, elaborate};
 use tapmatrix_facts::KernelFacts;
-use tapmatrix_resolve::{Sources, kernel_profile};
+use tapmatrix_resolve::{Sources, TracepointNames, kernel_profile};
 
 /// The committed facts fixture of a kernel (`6.1`, `5.10`).
 pub fn fixture(id: &str) -> KernelFacts {
@@ -31,6 +31,17 @@ pub fn run_with(
     script: &str,
     facts: &KernelFacts,
 ) -> Result<Elaborated, Vec<String>> {
+    run_for(tapsets, extra_dirs, script, facts, &tracefs_like())
+}
+
+/// [`run_with`] for a back end that serves `caps`.
+pub fn run_for(
+    tapsets: &[(&str, &str)],
+    extra_dirs: &[std::path::PathBuf],
+    script: &str,
+    facts: &KernelFacts,
+    caps: &Capabilities,
+) -> Result<Elaborated, Vec<String>> {
     let dir = tempfile::tempdir().unwrap();
     let tapset_dir = dir.path().join("tapsets");
     std::fs::create_dir(&tapset_dir).unwrap();
@@ -47,12 +58,29 @@ pub fn run_with(
     };
     let loaded = sources.load(kernel_profile(facts)).unwrap();
     let prefix = format!("{}/", dir.path().display());
-    elaborate(&loaded, facts).map_err(|ElaborateErrors(errors)| {
+    elaborate(&loaded, facts, caps).map_err(|ElaborateErrors(errors)| {
         errors
             .iter()
             .map(|e| e.to_string().replace(&prefix, ""))
             .collect()
     })
+}
+
+/// What the tracefs back end serves (the elaborator's tests cannot depend
+/// on it): everything but reads at computed addresses, the current task,
+/// target writes, backtraces, credentials at a hit, profile timers and perf
+/// probes; tracepoint names are format fields first.
+pub fn tracefs_like() -> Capabilities {
+    let no = "use --backend bpf";
+    Capabilities::all("tracefs", "6.1")
+        .with_tracepoint_names(TracepointNames::Fields)
+        .refuse(Construct::ComputedRead, no)
+        .refuse(Construct::CurrentTask, no)
+        .refuse(Construct::TargetWrite, "copy the value into a local")
+        .refuse(Construct::Backtrace, no)
+        .refuse(Construct::CredentialsAtHit, no)
+        .refuse(Construct::ProfileTimer, no)
+        .refuse(Construct::PerfProbe, no)
 }
 
 /// Elaborates a script alone (no tapsets) on 6.1.

@@ -1,0 +1,375 @@
+//! Calls: printing, string reads, user functions and runtime builtins.
+
+use tapmatrix_ir as ir;
+use tapmatrix_syntax::ast::{self, Expr, ExprKind};
+use tapmatrix_syntax::print_expr;
+
+use super::stmt::hist_spec;
+use super::target::Reading;
+use super::{Elab, Ty, refine};
+use crate::builtins::{builtin, string_fetch};
+use crate::format::{decode_escapes, parse_format};
+use crate::{Construct, FetchRequest};
+
+impl<'a> Elab<'a> {
+    pub(super) fn call(
+        &mut self,
+        e: &'a Expr,
+        name: &str,
+        args: &'a [Expr],
+        want: Ty,
+        void_ok: bool,
+    ) -> (ir::Expr, Ty) {
+        let void = (ir::Expr::Long(0), Ty::Unknown);
+        match name {
+            "print" | "println" | "sprint" | "sprintln" => {
+                let builtin = match name {
+                    "print" => ir::Builtin::Print,
+                    "println" => ir::Builtin::Println,
+                    "sprint" => ir::Builtin::Sprint,
+                    _ => ir::Builtin::Sprintln,
+                };
+                let mut out = Vec::new();
+                for arg in args {
+                    if let ExprKind::Hist(h) = &arg.kind {
+                        if let Some(stat) = self.stat_lvalue(&h.stat) {
+                            out.push(ir::Expr::Hist {
+                                spec: hist_spec(h.kind),
+                                stat: Box::new(stat),
+                            });
+                        }
+                        continue;
+                    }
+                    let (expr, ty) = self.typed(arg, Ty::Unknown);
+                    out.push(match ty {
+                        Ty::Long => ir::Expr::LongToStr(Box::new(expr)),
+                        _ => expr,
+                    });
+                }
+                let to_string = name.starts_with('s');
+                let expr = ir::Expr::Builtin {
+                    builtin,
+                    args: out,
+                    loc: self.loc(e.span),
+                };
+                return self.returning(e, name, expr, to_string.then_some(Ty::Str), void_ok);
+            }
+            "printf" | "sprintf" => {
+                let to_string = name == "sprintf";
+                let Some((format_arg, rest)) = args.split_first() else {
+                    self.error(e.span, format!("{name} needs a format string"), None);
+                    return void;
+                };
+                let ExprKind::String(raw) = &format_arg.kind else {
+                    self.error(
+                        format_arg.span,
+                        format!("the format of {name} must be a literal string"),
+                        None,
+                    );
+                    return void;
+                };
+                let format = match parse_format(&decode_escapes(raw)) {
+                    Ok(format) => format,
+                    Err(message) => {
+                        self.error(
+                            format_arg.span,
+                            format!("{message} in the format of {name}"),
+                            None,
+                        );
+                        return void;
+                    }
+                };
+                if format.args.len() != rest.len() {
+                    self.error(
+                        e.span,
+                        format!(
+                            "wrong number of arguments to {name}: the format takes {}, {} given",
+                            format.args.len(),
+                            rest.len()
+                        ),
+                        None,
+                    );
+                }
+                let mut out = Vec::new();
+                for (i, arg) in rest.iter().enumerate() {
+                    let want = format.args.get(i).copied().map_or(Ty::Unknown, Ty::of);
+                    out.push(self.typed(arg, want).0);
+                }
+                let expr = ir::Expr::Printf {
+                    to_string,
+                    format: format.specs,
+                    args: out,
+                };
+                return self.returning(e, name, expr, to_string.then_some(Ty::Str), void_ok);
+            }
+            _ => {}
+        }
+        if let Some((user, sized, quoted)) = string_fetch(name) {
+            return self.string_fetch(e, name, args, user, sized, quoted);
+        }
+        let candidates = self.find_functions(name);
+        if let Some(&f) = candidates
+            .iter()
+            .find(|&&f| self.sym.functions[f].def.params.len() == args.len())
+        {
+            // The runtime implements its builtins itself: a tapset's
+            // definition of one (embedded C, or a script wrapper that ends
+            // in embedded C, as Debian's context tapsets are) gives way to
+            // it. The script's own definition wins.
+            if let Some(sig) = builtin(name)
+                && !self.sym.functions[f].script
+            {
+                return self.builtin_call(e, name, args, sig, void_ok);
+            }
+            if let ast::FunctionBody::Embedded(_) = self.sym.functions[f].def.body {
+                return match builtin(name) {
+                    Some(sig) => self.builtin_call(e, name, args, sig, void_ok),
+                    None => {
+                        let location = self.sym.functions[f].location.clone();
+                        self.error(
+                            e.span,
+                            format!("embedded C is not supported: function '{name}' (defined at {location}) has a C body and tapmatrix has no implementation of it"),
+                            Some("tapmatrix loads no kernel module, so it runs no C code; use a script function or a runtime builtin"),
+                        );
+                        void
+                    }
+                };
+            }
+            return self.user_call(e, f, args, want, void_ok);
+        }
+        if let Some(&f) = candidates.first()
+            && builtin(name).is_none()
+        {
+            let arity = self.sym.functions[f].def.params.len();
+            self.error(
+                e.span,
+                format!(
+                    "unresolved arity-{} function: identifier '{name}' takes {arity} argument(s)",
+                    args.len()
+                ),
+                None,
+            );
+            for arg in args {
+                self.typed(arg, Ty::Unknown);
+            }
+            return void;
+        }
+        match builtin(name) {
+            Some(sig) => self.builtin_call(e, name, args, sig, void_ok),
+            None => {
+                self.error(
+                    e.span,
+                    format!("unresolved function: identifier '{name}'"),
+                    Some("define it in the script or a tapset, or check its spelling"),
+                );
+                for arg in args {
+                    self.typed(arg, Ty::Unknown);
+                }
+                void
+            }
+        }
+    }
+
+    /// The value of a call: an error where a value is needed and there is none.
+    pub(super) fn returning(
+        &mut self,
+        e: &'a Expr,
+        name: &str,
+        expr: ir::Expr,
+        ret: Option<Ty>,
+        void_ok: bool,
+    ) -> (ir::Expr, Ty) {
+        match ret {
+            Some(ty) => (expr, ty),
+            None => {
+                if !void_ok {
+                    self.error(
+                        e.span,
+                        format!("function '{name}' returns no value"),
+                        Some("call it as a statement"),
+                    );
+                }
+                (expr, Ty::Unknown)
+            }
+        }
+    }
+
+    pub(super) fn builtin_call(
+        &mut self,
+        e: &'a Expr,
+        name: &str,
+        args: &'a [Expr],
+        sig: crate::builtins::Signature,
+        void_ok: bool,
+    ) -> (ir::Expr, Ty) {
+        if args.len() != sig.params.len() {
+            self.error(
+                e.span,
+                format!(
+                    "unresolved arity-{} function: identifier '{name}' takes {} argument(s)",
+                    args.len(),
+                    sig.params.len()
+                ),
+                None,
+            );
+        }
+        let mut out = Vec::new();
+        for (i, arg) in args.iter().enumerate() {
+            let want = sig.params.get(i).copied().map_or(Ty::Unknown, Ty::of);
+            out.push(self.typed(arg, want).0);
+        }
+        let needs = match sig.builtin {
+            ir::Builtin::TaskCurrent => Some(Construct::CurrentTask),
+            // In begin, end, error and timer probes the task is the
+            // session's own; at an event (or in a function, which events
+            // may call) it is the task the event fired in.
+            ir::Builtin::Uid | ir::Builtin::Gid
+                if self.body.event || self.body.function.is_some() =>
+            {
+                Some(Construct::CredentialsAtHit)
+            }
+            _ => None,
+        };
+        if let Some(construct) = needs
+            && !self.serves(construct, &format!("{name}()"), e.span)
+        {
+            return (ir::Expr::Long(0), sig.ret.map_or(Ty::Unknown, Ty::of));
+        }
+        let expr = ir::Expr::Builtin {
+            builtin: sig.builtin,
+            args: out,
+            loc: self.loc(e.span),
+        };
+        self.returning(e, name, expr, sig.ret.map(Ty::of), void_ok)
+    }
+
+    pub(super) fn user_call(
+        &mut self,
+        e: &'a Expr,
+        f: usize,
+        args: &'a [Expr],
+        want: Ty,
+        void_ok: bool,
+    ) -> (ir::Expr, Ty) {
+        if self.sym.functions[f].reached.is_none() {
+            self.sym.functions[f].reached =
+                Some(u32::try_from(self.sym.reach_order.len()).unwrap_or(0));
+            self.sym.reach_order.push(f);
+            self.changed = true;
+        }
+        // A recursive call: the function's locals are the ones being walked.
+        let recursive = self.body.function == Some(f);
+        let mut out = Vec::new();
+        for (i, arg) in args.iter().enumerate() {
+            let params = if recursive {
+                &self.body.locals
+            } else {
+                &self.sym.functions[f].locals
+            };
+            let param = params.get(i).map_or(Ty::Unknown, |l| l.ty);
+            let (expr, ty) = self.typed(arg, param);
+            if ty == Ty::Stats {
+                self.error(arg.span, "invalid use of a statistic as an argument", None);
+            }
+            let params = if recursive {
+                &mut self.body.locals
+            } else {
+                &mut self.sym.functions[f].locals
+            };
+            if let Some(local) = params.get_mut(i) {
+                refine(&mut local.ty, ty, &mut self.changed);
+            }
+            out.push(expr);
+        }
+        let func = &mut self.sym.functions[f];
+        let name = func.name.clone();
+        let ret = if func.returns_value {
+            Some(refine(&mut func.ret, want, &mut self.changed))
+        } else {
+            None
+        };
+        let expr = ir::Expr::Call {
+            function: func.reached.unwrap_or(0),
+            args: out,
+            loc: self.loc(e.span),
+        };
+        self.returning(e, &name, expr, ret, void_ok)
+    }
+
+    pub(super) fn string_fetch(
+        &mut self,
+        e: &'a Expr,
+        name: &str,
+        args: &'a [Expr],
+        user: bool,
+        sized: bool,
+        quoted: bool,
+    ) -> (ir::Expr, Ty) {
+        let fallback = (ir::Expr::Str(String::new()), Ty::Str);
+        let expected = if sized { 2 } else { 1 };
+        if args.len() != expected {
+            self.error(e.span, format!("unresolved arity-{} function: identifier '{name}' takes {expected} argument(s)", args.len()), None);
+            return fallback;
+        }
+        let arg = &args[0];
+        let literal_len = match args.get(1).map(|a| &a.kind) {
+            Some(ExprKind::Number(n)) => Some(*n),
+            _ => None,
+        };
+        // A probe's own target expression is fetched with the string at
+        // the hit (in a return probe, at the entry, for a parameter).
+        if let ExprKind::Target(target) = &arg.kind {
+            match self.reading(target, arg.span) {
+                None => return fallback,
+                Some(Reading::Fetch) if !sized || literal_len.is_some() => {
+                    if self.entry_read(target) {
+                        return self.entry_value(e, e, Ty::Str);
+                    }
+                    let location = self.at(arg.span);
+                    let slot = self.fetch(FetchRequest::String {
+                        target: (**target).clone(),
+                        user,
+                        max_len: literal_len,
+                        text: print_expr(arg),
+                        location,
+                    });
+                    return self.quoted(e, ir::Expr::Fetch(slot), quoted);
+                }
+                Some(_) => {}
+            }
+        }
+        // Anything else is a read at a computed address.
+        let (addr, _) = self.typed(arg, Ty::Long);
+        let max_len = if sized {
+            Some(Box::new(self.typed(&args[1], Ty::Long).0))
+        } else {
+            None
+        };
+        if !self.serves(Construct::ComputedRead, &print_expr(e), e.span) {
+            return fallback;
+        }
+        let read = ir::Expr::ReadString {
+            addr: Box::new(addr),
+            max_len,
+            user,
+            loc: self.loc(e.span),
+        };
+        self.quoted(e, read, quoted)
+    }
+
+    /// `string_quoted(value)` for the `_quoted` readers, else `value`.
+    fn quoted(&mut self, e: &'a Expr, value: ir::Expr, quoted: bool) -> (ir::Expr, Ty) {
+        if quoted {
+            (
+                ir::Expr::Builtin {
+                    builtin: ir::Builtin::StringQuoted,
+                    args: vec![value],
+                    loc: self.loc(e.span),
+                },
+                Ty::Str,
+            )
+        } else {
+            (value, Ty::Str)
+        }
+    }
+}

@@ -1,0 +1,278 @@
+//! Derived probes: one per alias expansion path, with its composed
+//! handler pieces and guard conditions.
+
+use std::collections::HashSet;
+
+use tapmatrix_facts::KernelFacts;
+use tapmatrix_ir as ir;
+use tapmatrix_resolve::{Arg, AttachKind, Derivation, Resolver};
+use tapmatrix_syntax::ast;
+
+use super::{DerivedProbe, Elab};
+use crate::Construct;
+use crate::error::ElaborateError;
+
+impl<'a> Elab<'a> {
+    pub(super) fn derive_probes(&mut self, facts: &KernelFacts) -> Vec<DerivedProbe<'a>> {
+        let lib = self.lib;
+        let resolver = Resolver::new(lib, facts);
+        let mut out = Vec::new();
+        for probe in &lib.probes {
+            let Some((ast_probe, _)) = lib.probe_ast(probe) else {
+                self.push_error(
+                    ElaborateError::new(
+                        "the script was loaded without its syntax tree",
+                        probe.location.clone(),
+                    )
+                    .with_hint("load the sources with Sources::load (Sources::load_all keeps no syntax trees)"),
+                );
+                continue;
+            };
+            let derivations = match resolver.derive(&probe.points) {
+                Ok(derivations) => derivations,
+                Err(misses) => {
+                    let reasons: Vec<String> = misses
+                        .iter()
+                        .map(|m| format!("{}: {}", m.point, m.reason))
+                        .collect();
+                    self.push_error(
+                        ElaborateError::new(
+                            format!(
+                                "probe point mismatch: '{}' resolves to nothing on this kernel ({})",
+                                probe.label(),
+                                reasons.join("; ")
+                            ),
+                            probe.location.clone(),
+                        )
+                        .with_hint(
+                            "mark the point optional with '?', or see `tapmatrix resolve` for alternatives",
+                        ),
+                    );
+                    continue;
+                }
+            };
+            for derivation in derivations {
+                if let Some(derived) = self.derived(probe.file, ast_probe, &derivation) {
+                    out.push(derived);
+                }
+            }
+        }
+        out
+    }
+
+    /// The derived probe of one derivation (`None` for `never`, or on error).
+    pub(super) fn derived(
+        &mut self,
+        script_file: usize,
+        probe: &'a ast::Probe,
+        derivation: &Derivation,
+    ) -> Option<DerivedProbe<'a>> {
+        let lib = self.lib;
+        let mut conditions = Vec::new();
+        let mut prologues = Vec::new();
+        let mut epilogues = Vec::new();
+        let mut points: &'a [ast::ProbePoint] = &probe.points;
+        let mut file = script_file;
+        let name = derivation
+            .path
+            .first()
+            .and_then(|step| probe.points.get(step.point))
+            .map(|p| tapmatrix_resolve::ProbePoint::from_ast(p).bare())
+            .unwrap_or_default();
+        for step in &derivation.path {
+            if let Some(cond) = points.get(step.point).and_then(|p| p.condition.as_ref()) {
+                conditions.push((cond, file));
+            }
+            let Some(alias_index) = step.alias else {
+                break;
+            };
+            let (alias, _) = lib
+                .aliases()
+                .get(alias_index)
+                .and_then(|alias| lib.alias_ast(alias))?;
+            let alias_file = lib.aliases().get(alias_index).map_or(0, |a| a.file);
+            match alias.kind {
+                ast::AliasKind::Prologue => {
+                    prologues.push((&alias.body, alias_file));
+                    if let Some(epilogue) = &alias.epilogue {
+                        epilogues.push((epilogue, alias_file));
+                    }
+                }
+                ast::AliasKind::Epilogue => epilogues.push((&alias.body, alias_file)),
+            }
+            points = &alias.points;
+            file = alias_file;
+        }
+        // As SystemTap derives an alias (prologue: alias body then the
+        // probe's; epilogue: the probe's then the alias body) level by
+        // level: the innermost prologue runs first, the innermost epilogue
+        // last.
+        let mut pieces: Vec<(&'a ast::Block, usize)> = prologues.into_iter().rev().collect();
+        pieces.push((&probe.body, script_file));
+        pieces.extend(epilogues);
+        let leaf = &derivation.leaf;
+        let kind = match derivation.attach.first().map(|a| a.kind) {
+            Some(AttachKind::Never) | None => return None,
+            Some(kind @ (AttachKind::Begin | AttachKind::End | AttachKind::Error)) => {
+                let seq = match leaf.components.first().and_then(|c| c.arg.as_ref()) {
+                    Some(Arg::Number(n)) => *n,
+                    _ => 0,
+                };
+                match kind {
+                    AttachKind::Begin => ir::ProbeKind::Begin { seq },
+                    AttachKind::End => ir::ProbeKind::End { seq },
+                    _ => ir::ProbeKind::Error { seq },
+                }
+            }
+            Some(AttachKind::Timer) => match timer_kind(leaf, kernel_hz(self.facts)) {
+                Ok(ir::ProbeKind::Profile) => {
+                    self.body.file = script_file;
+                    self.report = true;
+                    let served = self.serves(Construct::ProfileTimer, "", probe.span);
+                    self.report = false;
+                    if !served {
+                        return None;
+                    }
+                    ir::ProbeKind::Profile
+                }
+                Ok(kind) => kind,
+                Err(message) => {
+                    self.body.file = script_file;
+                    self.report = true;
+                    self.error(
+                        probe.span,
+                        format!("{message}: '{}'", leaf.bare()),
+                        Some("use timer.s/ms/us/ns/hz/jiffies(N), optionally .randomize(N), or timer.profile"),
+                    );
+                    self.report = false;
+                    return None;
+                }
+            },
+            Some(AttachKind::Perf) => {
+                self.body.file = script_file;
+                self.report = true;
+                let kind = match perf_kind(leaf) {
+                    Ok(kind) => self
+                        .serves(Construct::PerfProbe, &leaf.bare(), probe.span)
+                        .then_some(kind),
+                    Err(message) => {
+                        self.error(
+                            probe.span,
+                            format!("{message}: '{}'", leaf.bare()),
+                            Some("write perf.type(T).config(C), optionally .sample(N) or .hz(N)"),
+                        );
+                        None
+                    }
+                };
+                self.report = false;
+                kind?
+            }
+            Some(AttachKind::Kprobe | AttachKind::Kretprobe | AttachKind::Tracepoint) => {
+                ir::ProbeKind::Event
+            }
+        };
+        let attach = match kind {
+            ir::ProbeKind::Event => derivation.attach.clone(),
+            _ => Vec::new(),
+        };
+        Some(DerivedProbe {
+            skip: HashSet::new(),
+            kind,
+            leaf: leaf.clone(),
+            name,
+            attach,
+            conditions,
+            pieces,
+            locals: Vec::new(),
+            entry: None,
+        })
+    }
+}
+
+/// The kernel's tick rate (`CONFIG_HZ`; Debian's amd64 kernels use 250,
+/// which is also assumed where the config is unknown).
+fn kernel_hz(facts: &KernelFacts) -> u64 {
+    facts
+        .config
+        .as_ref()
+        .and_then(|config| match config.get("CONFIG_HZ") {
+            Some(tapmatrix_facts::ConfigValue::Other(hz)) => hz.parse::<u64>().ok(),
+            _ => None,
+        })
+        .filter(|&hz| hz > 0)
+        .unwrap_or(250)
+}
+
+/// `perf.type(T).config(C)[.sample(N)|.hz(N)]` as a probe kind.
+pub(super) fn perf_kind(point: &tapmatrix_resolve::ProbePoint) -> Result<ir::ProbeKind, String> {
+    let mut event_type = None;
+    let mut config = None;
+    let mut sample = (1_000_000, false);
+    for component in point.components.iter().skip(1) {
+        let number = match component.arg {
+            Some(Arg::Number(n)) if n >= 0 => u64::try_from(n).ok(),
+            _ => None,
+        };
+        match (component.name.as_str(), number) {
+            ("type", Some(n)) => event_type = u32::try_from(n).ok(),
+            ("config", Some(n)) => config = Some(n),
+            ("sample", Some(n)) if n > 0 => sample = (n, false),
+            ("hz", Some(n)) if n > 0 => sample = (n, true),
+            (other, _) => return Err(format!("perf.{other} is not a perf probe tapmatrix knows")),
+        }
+    }
+    let event_type = event_type.ok_or("a perf probe needs .type(N)")?;
+    let config = config.ok_or("a perf probe needs .config(N)")?;
+    Ok(ir::ProbeKind::Perf {
+        event_type,
+        config,
+        sample: sample.0,
+        freq: sample.1,
+    })
+}
+
+/// `timer.UNIT(N)[.randomize(M)]` (or `timer.profile`) as a probe kind,
+/// with `hz` the kernel's tick rate (for jiffies).
+pub(super) fn timer_kind(
+    point: &tapmatrix_resolve::ProbePoint,
+    hz: u64,
+) -> Result<ir::ProbeKind, String> {
+    let unit = point.components.get(1).ok_or("a timer needs a unit")?;
+    if unit.name == "profile" {
+        return Ok(ir::ProbeKind::Profile);
+    }
+    let number = |c: &tapmatrix_resolve::Component| match c.arg {
+        Some(Arg::Number(n)) if n > 0 => u64::try_from(n).ok(),
+        _ => None,
+    };
+    let n = number(unit).ok_or("a timer needs a positive number")?;
+    let scale: u64 = match unit.name.as_str() {
+        "s" | "sec" => 1_000_000_000,
+        "ms" | "msec" => 1_000_000,
+        "us" | "usec" => 1_000,
+        "ns" | "nsec" => 1,
+        "jiffies" => 1_000_000_000 / hz.max(1),
+        "hz" => {
+            let period = 1_000_000_000 / n;
+            let randomize = match point.components.get(2) {
+                Some(r) => number(r).ok_or("randomize needs a positive number")? * period,
+                None => 0,
+            };
+            return Ok(ir::ProbeKind::Timer {
+                period_ns: period,
+                randomize_ns: randomize,
+            });
+        }
+        other => return Err(format!("timer.{other} is not a timer SystemTap knows")),
+    };
+    let randomize = match point.components.get(2) {
+        Some(r) => number(r)
+            .ok_or("randomize needs a positive number")?
+            .saturating_mul(scale),
+        None => 0,
+    };
+    Ok(ir::ProbeKind::Timer {
+        period_ns: n.saturating_mul(scale),
+        randomize_ns: randomize,
+    })
+}
