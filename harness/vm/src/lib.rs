@@ -5,6 +5,7 @@
 //! run of compiled scripts on a kernel ([`run_items`]).
 
 mod accel;
+mod atomic;
 mod cpio;
 mod harvest;
 mod initramfs;
@@ -15,7 +16,7 @@ mod prereq;
 mod run;
 mod vmlinux;
 
-pub use accel::{ACCEL_ENV, Accel, AccelError, ResolvedAccel};
+pub use accel::{ACCEL_ENV, ACCEL_MEMORY, Accel, AccelError, AccelStatus, ResolvedAccel};
 pub use harvest::{HarvestError, HarvestReport, Manifest, ManifestEntry, harvest_raw};
 pub use initramfs::{ExtraFile, Initramfs, InitramfsError};
 pub use launch::{BootError, BootOutcome, BootSpec, Ending, boot, boot_streaming};

@@ -8,8 +8,13 @@ use crate::Accel;
 /// Options shared by every boot of a run.
 #[derive(Debug, Clone)]
 pub struct VmOptions {
-    /// Which accelerator to use (`Auto` probes KVM once per process).
+    /// Which accelerator to use (`Auto`: see [`Accel`]).
     pub accel: Accel,
+    /// How long a boot under KVM on trial may show nothing of the kernel
+    /// before it is taken for a KVM that hangs (see [`Accel::Auto`]).
+    pub kvm_trial: Duration,
+    /// The QEMU program (`qemu-system-x86_64` on `PATH` by default).
+    pub qemu: PathBuf,
     /// Guest memory in MiB.
     pub memory_mib: u32,
     /// Guest CPUs.
@@ -21,11 +26,15 @@ pub struct VmOptions {
 }
 
 impl VmOptions {
-    /// Defaults (auto accelerator, 512 MiB, one CPU, 120 s timeout) with
+    /// Defaults (the accelerator `TAPMATRIX_ACCEL` names, else `Auto` with a
+    /// 10 s KVM trial, `qemu-system-x86_64`,
+    /// 512 MiB, one CPU, 120 s timeout) with
     /// images cached under `cache_dir` (the kernel cache's root).
     pub fn new(cache_dir: &Path) -> Self {
         Self {
-            accel: Accel::Auto,
+            accel: Accel::from_env(),
+            kvm_trial: Duration::from_secs(10),
+            qemu: PathBuf::from("qemu-system-x86_64"),
             memory_mib: 512,
             cpus: 1,
             timeout: Duration::from_secs(120),

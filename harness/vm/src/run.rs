@@ -135,7 +135,7 @@ pub fn run_items(
     })
     .build(&options.cache_dir)?;
     let mut spec = BootSpec::new(kernel, &image, work_dir, options);
-    spec.timeout = boot_timeout(items, options.timeout);
+    spec.vm.timeout = boot_timeout(items, options.timeout);
     if settings.echo_hits {
         spec.append.push(ECHO_HITS_PARAM.to_owned());
     }

@@ -44,8 +44,8 @@ pub struct RunBenchArgs {
     /// Boots at a time (default: the number of cores).
     #[arg(short, long)]
     jobs: Option<usize>,
-    /// Accelerator: auto, kvm or tcg.
-    #[arg(long, default_value = "auto")]
+    /// Accelerator: auto (KVM where it boots kernels, else TCG), kvm or tcg.
+    #[arg(long, env = tapmatrix_vm::ACCEL_ENV, default_value = "auto")]
     accel: Accel,
     /// Rounds to run; each side's best round counts.
     #[arg(long, default_value_t = 3)]
@@ -63,8 +63,8 @@ pub struct HarvestBenchArgs {
     /// Boots at a time (default: the number of cores).
     #[arg(short, long)]
     jobs: Option<usize>,
-    /// Accelerator: auto, kvm or tcg.
-    #[arg(long, default_value = "auto")]
+    /// Accelerator: auto (KVM where it boots kernels, else TCG), kvm or tcg.
+    #[arg(long, env = tapmatrix_vm::ACCEL_ENV, default_value = "auto")]
     accel: Accel,
     /// Rounds to run; each side's best round counts.
     #[arg(long, default_value_t = 3)]
@@ -92,7 +92,6 @@ fn harvest(args: &HarvestBenchArgs) -> anyhow::Result<Status> {
         accel: args.accel,
         ..VmOptions::new(cache.root())
     };
-    let accel = options.accel.resolve();
     let floor_pairs = |round: u32| floor_boots(&kernels, scratch.path(), round);
     // Warm the caches (unpacked kernels, images) so neither side pays for them.
     for kernel in &kernels {
@@ -133,7 +132,8 @@ fn harvest(args: &HarvestBenchArgs) -> anyhow::Result<Status> {
     println!(
         "{} kernels, -j {jobs}, accel {}, best of {}: harvest {:.2}s, floor {:.2}s, ratio {:.2} (aim: 1.3)",
         kernels.len(),
-        accel.name(),
+        // After the boots: a KVM that failed its trial fell back to TCG.
+        options.accel.resolve(&options).name(),
         args.rounds.max(1),
         best_harvest.as_secs_f64(),
         best_floor.as_secs_f64(),
@@ -169,7 +169,6 @@ fn run_bench(args: &RunBenchArgs) -> anyhow::Result<Status> {
             ..VmOptions::new(cache.root())
         },
     };
-    let accel = options.vm.accel.resolve();
     let scratch = tempfile::tempdir()?;
     let mut kernels = Vec::new();
     for kernel in &fetched {
@@ -211,7 +210,7 @@ fn run_bench(args: &RunBenchArgs) -> anyhow::Result<Status> {
         "{} kernels, {} scripts, {cells} cells, -j {jobs}, accel {}, best of {}: run {:.2}s, floor {:.2}s, ratio {:.2} (aim: 1.3)",
         kernels.len(),
         specs.len(),
-        accel.name(),
+        options.vm.accel.resolve(&options.vm).name(),
         args.rounds.max(1),
         best_run.as_secs_f64(),
         best_floor.as_secs_f64(),

@@ -97,8 +97,8 @@ pub struct HarvestArgs {
     /// Boots at a time (default: the number of cores).
     #[arg(short, long)]
     jobs: Option<usize>,
-    /// Accelerator: auto (KVM if a probe boot works, else TCG), kvm or tcg.
-    #[arg(long, default_value = "auto")]
+    /// Accelerator: auto (KVM where it boots kernels, else TCG), kvm or tcg.
+    #[arg(long, env = tapmatrix_vm::ACCEL_ENV, default_value = "auto")]
     accel: Accel,
     /// Seconds one boot may take before it is killed.
     #[arg(long, default_value_t = 120)]

@@ -46,8 +46,8 @@ pub struct RunArgs {
     /// Seconds a script without a spec may run.
     #[arg(long, default_value_t = 30)]
     pub timeout: u64,
-    /// Accelerator: auto, kvm or tcg.
-    #[arg(long, default_value = "auto")]
+    /// Accelerator: auto (KVM where it boots kernels, else TCG), kvm or tcg.
+    #[arg(long, env = tapmatrix_vm::ACCEL_ENV, default_value = "auto")]
     pub accel: Accel,
     /// Serve function probes with fprobe events (`f:`) on kernels that have
     /// them, rather than kprobes (cheaper to set up in a guest).
@@ -78,8 +78,8 @@ pub struct DiffOutputArgs {
     /// Tapset directories (repeatable; default: tapsets/).
     #[arg(short = 'I', value_name = "DIR")]
     pub include: Vec<PathBuf>,
-    /// Accelerator: auto, kvm or tcg.
-    #[arg(long, default_value = "auto")]
+    /// Accelerator: auto (KVM where it boots kernels, else TCG), kvm or tcg.
+    #[arg(long, env = tapmatrix_vm::ACCEL_ENV, default_value = "auto")]
     pub accel: Accel,
 }
 
