@@ -103,13 +103,15 @@ impl Results {
     }
 
     /// The exit status the command line gives: 1 when a cell failed or
-    /// errored, else 3 when a cell is infra, else 0.
+    /// errored (whatever else happened), else 3 when a cell is infra, else 0.
     pub fn exit_code(&self) -> i32 {
-        let worst = self.cells.iter().map(|c| c.status).max();
-        match worst {
-            Some(Status::Fail | Status::Error) => 1,
-            Some(Status::Infra) => 3,
-            _ => 0,
+        let any = |wanted: &[Status]| self.cells.iter().any(|c| wanted.contains(&c.status));
+        if any(&[Status::Fail, Status::Error]) {
+            1
+        } else if any(&[Status::Infra]) {
+            3
+        } else {
+            0
         }
     }
 
@@ -162,5 +164,55 @@ impl Results {
             count(Status::Infra)
         );
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn results(statuses: &[Status]) -> Results {
+        Results {
+            schema: SCHEMA,
+            kernels: Vec::new(),
+            cells: statuses
+                .iter()
+                .enumerate()
+                .map(|(index, status)| Cell {
+                    script: format!("s{index}"),
+                    kernel: "6.1".to_owned(),
+                    status: *status,
+                    detail: String::new(),
+                    output: None,
+                    expected: None,
+                    hits: 0,
+                    lost: 0,
+                    elapsed_ms: 0,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn all_good_exits_0() {
+        assert_eq!(results(&[]).exit_code(), 0);
+        assert_eq!(
+            results(&[Status::Pass, Status::NotAvailable]).exit_code(),
+            0
+        );
+    }
+
+    #[test]
+    fn any_fail_or_error_exits_1_even_beside_infra() {
+        assert_eq!(results(&[Status::Pass, Status::Fail]).exit_code(), 1);
+        assert_eq!(results(&[Status::Error]).exit_code(), 1);
+        assert_eq!(results(&[Status::Fail, Status::Infra]).exit_code(), 1);
+        assert_eq!(results(&[Status::Infra, Status::Error]).exit_code(), 1);
+    }
+
+    #[test]
+    fn infra_without_a_failure_exits_3() {
+        assert_eq!(results(&[Status::Pass, Status::Infra]).exit_code(), 3);
+        assert_eq!(results(&[Status::Infra]).exit_code(), 3);
     }
 }
