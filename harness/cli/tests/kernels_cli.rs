@@ -1,6 +1,6 @@
 //! `tapmatrix kernels` from the outside: exit statuses and messages for
 //! the user's mistakes and for a cache another run holds. No network: each
-//! case fails before any apt work.
+//! case fails (or is stopped) before any apt work.
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -48,31 +48,41 @@ fn unknown_ids_exit_2_listing_the_known_ones() {
 }
 
 #[test]
-fn a_held_cache_exits_3_naming_the_holder() {
+fn a_writer_waits_for_the_run_holding_the_cache_naming_it() {
     let cache_dir = tempfile::tempdir().unwrap();
     let cache = Cache::open(cache_dir.path()).unwrap();
-    let _guard = cache.lock().unwrap();
+    let guard = cache.lock().unwrap();
     let matrix = repo_matrix();
-    let output = tapmatrix(
-        &[
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tapmatrix"))
+        .args([
             "kernels",
             "--matrix",
             matrix.to_str().unwrap(),
             "fetch",
             "7.3",
-        ],
-        cache_dir.path(),
-    )
-    .unwrap();
-    assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
-    let text = stderr(&output);
+        ])
+        .env("TAPMATRIX_CACHE", cache_dir.path())
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // It says once that it waits, and for whom.
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stderr, &mut line).unwrap();
+    assert!(line.contains("waiting for the cache"), "{line}");
     assert!(
-        text.contains(&format!("pid {}", std::process::id())),
-        "{text}"
+        line.contains(&format!("pid {}", std::process::id())),
+        "{line}"
     );
-    assert!(text.contains("another --cache-dir"), "{text}");
-    // Nothing was written into the held cache.
+    // Still waiting: nothing was written into the held cache. Stop it
+    // rather than let it fetch (no network in this test).
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(child.try_wait().unwrap().is_none(), "it waits");
     assert!(!cache_dir.path().join("kernels").exists());
+    child.kill().unwrap();
+    child.wait().unwrap();
+    drop(guard);
 }
 
 #[test]

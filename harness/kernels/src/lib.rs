@@ -21,7 +21,9 @@ mod sources;
 use std::path::{Path, PathBuf};
 
 pub use apt::HostApt;
-pub use cache::{CACHE_ENV, Cache, CacheGuard, FetchedKernel, FileRecord, KernelRecord, Origin};
+pub use cache::{
+    CACHE_ENV, Cache, CacheGuard, FetchedKernel, FileRecord, HarvestLock, KernelRecord, Origin,
+};
 pub use fetch::{Fetcher, Progress, bzimage_release, lock_matrix, sha256_file};
 pub use lock::{LOCK_FORMAT, Lock, LockEntry, LockedKernel, LockedPackage, Part};
 pub use matrix::{DebianSpec, KernelId, KernelSource, LocalSpec, Matrix, MatrixEntry};
@@ -208,21 +210,30 @@ impl Error {
     }
 }
 
-/// Writes a file atomically: a temp file in the same directory, renamed
-/// over the target.
-pub(crate) fn atomic_write(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+/// Writes a file atomically: a temporary file unique to this writer in the
+/// same directory (created if missing), renamed over the target. Readers
+/// see the old file or the whole new one; writers (threads or processes)
+/// never share a temporary file. Every write into the cache goes this way
+/// or through a work directory installed whole ([`CacheGuard::install_dir`]).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|error| Error::io(dir, error))?;
+    let dir = path
+        .parent()
+        .filter(|dir| !dir.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
     // Readable by all like any file we write (NamedTempFile's default is 0600).
     let mut file = tempfile::Builder::new()
+        .prefix(".tmp-")
         .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
-        .tempfile_in(dir)
-        .map_err(|error| Error::io(dir, error))?;
-    file.write_all(bytes)
-        .and_then(|()| file.as_file().sync_all())
-        .map_err(|error| Error::io(path, error))?;
-    file.persist(path)
-        .map_err(|error| Error::io(path, error.error))?;
+        .tempfile_in(dir)?;
+    file.write_all(bytes)?;
+    file.as_file().sync_all()?;
+    file.persist(path).map_err(|error| error.error)?;
     Ok(())
+}
+
+/// [`write_atomic`] with the cache's error.
+pub(crate) fn atomic_write(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    write_atomic(path, bytes).map_err(|error| Error::io(path, error))
 }

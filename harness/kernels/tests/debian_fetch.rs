@@ -126,8 +126,9 @@ fn lock_fetch_and_faults_on_a_real_kernel() {
     assert_eq!(offline.fetch(entry).unwrap(), fetched);
     assert_eq!(std::fs::read(&fetched.vmlinuz).unwrap(), image);
 
-    // Another run holding the cache: refused at once, naming the holder.
-    let error = cache.lock().unwrap_err();
+    // Another run holding the cache alone: `try_lock` refuses at once,
+    // naming the holder.
+    let error = cache.try_lock().unwrap_err();
     assert!(matches!(error, Error::CacheBusy { .. }), "{error}");
     assert!(
         error

@@ -500,7 +500,7 @@ impl Memory {
             reason: reason.to_owned(),
         });
         let json = serde_json::to_vec_pretty(&memory).map_err(std::io::Error::other)?;
-        crate::atomic::write(&memory_path(cache_dir), &json)
+        tapmatrix_kernels::write_atomic(&memory_path(cache_dir), &json)
     }
 }
 

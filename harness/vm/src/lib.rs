@@ -5,7 +5,6 @@
 //! run of compiled scripts on a kernel ([`run_items`]).
 
 mod accel;
-mod atomic;
 mod cpio;
 mod harvest;
 mod initramfs;

@@ -37,10 +37,7 @@ fn extract_cached(vmlinuz: &Path, cache_dir: &Path) -> Result<PathBuf, String> {
     if !has_pvh_note(&elf) {
         return Err("the kernel has no PVH entry point".to_owned());
     }
-    std::fs::create_dir_all(&dir).map_err(|error| error.to_string())?;
-    let temporary = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    std::fs::write(&temporary, elf).map_err(|error| error.to_string())?;
-    std::fs::rename(&temporary, &path).map_err(|error| error.to_string())?;
+    tapmatrix_kernels::write_atomic(&path, &elf).map_err(|error| error.to_string())?;
     Ok(path)
 }
 

@@ -84,7 +84,7 @@ pub fn run(command: BenchCommand) -> anyhow::Result<Status> {
 /// a bare busybox shell that powers off, with the same parallelism.
 fn harvest(args: &HarvestBenchArgs) -> anyhow::Result<Status> {
     let cache = args.matrix.cache()?;
-    let guard = cache.lock().map_err(classify)?;
+    let guard = cache.share().map_err(classify)?;
     let kernels = fetch_all(&guard, &args.matrix, &args.ids)?;
     let jobs = args.jobs.unwrap_or_else(tapmatrix_vm::default_jobs);
     let scratch = tempfile::tempdir()?;
@@ -153,7 +153,7 @@ fn run_bench(args: &RunBenchArgs) -> anyhow::Result<Status> {
         args.ids.clone()
     };
     let cache = args.matrix.cache()?;
-    let guard = cache.lock().map_err(classify)?;
+    let guard = cache.share().map_err(classify)?;
     let fetched = fetch_all(&guard, &args.matrix, &ids)?;
     let jobs = args.jobs.unwrap_or_else(tapmatrix_vm::default_jobs);
     let options = RunOptions {

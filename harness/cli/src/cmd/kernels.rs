@@ -210,7 +210,7 @@ pub fn fetch_all(
 /// and the others go on (exit 3 if any failed).
 fn harvest(args: &MatrixArgs, harvest: &HarvestArgs) -> anyhow::Result<Status> {
     let cache = args.cache()?;
-    let guard = cache.lock().map_err(classify)?;
+    let guard = cache.share().map_err(classify)?;
     let kernels = fetch_all(&guard, args, &harvest.ids)?;
     let options = VmOptions {
         accel: harvest.accel,

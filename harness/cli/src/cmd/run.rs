@@ -235,7 +235,7 @@ fn run_specs(
         )));
     }
     let cache = matrix.cache()?;
-    let guard = cache.lock().map_err(classify)?;
+    let guard = cache.share().map_err(classify)?;
     let kernels = run_kernels(&guard, matrix, &ids)?;
     let options = RunOptions {
         tapset_dirs: settings.tapset_dirs.clone(),
@@ -289,7 +289,7 @@ fn run_kernels(
             let id = kernel.id.to_string();
             let facts = load_facts(matrix, &id, input_error)?;
             Ok(RunKernel {
-                work_dir: guard.cache().boots_dir(&kernel.id).join("run"),
+                work_dir: guard.cache().run_dir(&kernel.id).map_err(classify)?,
                 id,
                 facts,
                 vmlinuz: kernel.vmlinuz,
