@@ -24,7 +24,7 @@ pub use program::{
     HistSpec, LValue, Limits, Loc, Probe, ProbeKind, Program, ScalarType, Sort, SortKey, StatOp,
     Stmt, UnaryOp, Value,
 };
-pub use report::{RunEnd, RunMessage};
+pub use report::{OutputStream, RunEnd, RunMessage, WORKLOAD_HEAD, WORKLOAD_TAIL};
 
 #[cfg(test)]
 mod tests {

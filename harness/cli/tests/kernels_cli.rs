@@ -118,7 +118,7 @@ fn matrix_errors_and_a_stale_lock_exit_2() {
     .unwrap();
     assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
     assert!(
-        stderr(&output).contains("run `tapmatrix kernels lock` first"),
+        stderr(&output).contains("run `tapmatrix kernels --matrix MATRIX lock` first"),
         "{}",
         stderr(&output)
     );

@@ -161,7 +161,7 @@ pub fn harvest_kernels(
             std::fs::remove_dir_all(&raw_dir).map_err(|source| {
                 cache_error(tapmatrix_kernels::Error::Io {
                     path: raw_dir.clone(),
-                    source,
+                    error: source,
                 })
             })?;
         }
@@ -222,7 +222,7 @@ fn store(
         .map_err(|source| {
             cache_error(tapmatrix_kernels::Error::Io {
                 path: stamp_path.clone(),
-                source,
+                error: source,
             })
         })?;
     guard

@@ -228,7 +228,8 @@ impl AptState {
             if words.contains("was not found") || words.contains("Unable to locate") {
                 words.push_str(
                     "\nThe locked version has left the archive (sid and backports keep only recent ones): \
-                     run `tapmatrix kernels lock` to pin the newest.",
+                     run `tapmatrix kernels --matrix MATRIX lock` to pin the newest \
+                     (a tapmatrix built since has a newer built-in lock).",
                 );
             }
             return Err(Error::Apt {

@@ -412,7 +412,10 @@ mod tests {
         let text = error.to_string();
         assert!(text.contains(&package.sha256), "{text}");
         assert!(text.contains("p 1"), "{text}");
-        assert!(text.contains("tapmatrix kernels lock"), "{text}");
+        assert!(
+            text.contains("tapmatrix kernels --matrix MATRIX lock"),
+            "{text}"
+        );
         assert!(!path.exists());
     }
 

@@ -47,12 +47,13 @@ pub fn fetch(
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A file could not be read or written.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {error}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
-        /// Why.
-        source: std::io::Error,
+        /// Why (part of the message, so not also a `source`: error chains
+        /// would say it twice).
+        error: std::io::Error,
     },
     /// matrix.yaml is malformed.
     #[error("{}:{line}:{column}: {message}", path.display())]
@@ -67,7 +68,7 @@ pub enum Error {
         message: String,
     },
     /// There is no lock file yet.
-    #[error("{} does not exist: run `tapmatrix kernels lock` first", path.display())]
+    #[error("{} does not exist: run `tapmatrix kernels --matrix MATRIX lock` first (MATRIX: the matrix beside it)", path.display())]
     NoLock {
         /// Where it was looked for.
         path: PathBuf,
@@ -94,7 +95,7 @@ pub enum Error {
     },
     /// A Debian entry of the matrix is not in the lock, or was locked from
     /// a different entry.
-    #[error("kernel `{id}` of {} is not in the lock or changed since: run `tapmatrix kernels lock`", matrix.display())]
+    #[error("kernel `{id}` of {} is not in the lock or changed since: run `tapmatrix kernels --matrix {} lock`", matrix.display(), matrix.display())]
     StaleLock {
         /// The kernel.
         id: KernelId,
@@ -140,7 +141,7 @@ pub enum Error {
     NoCacheDir,
     /// A .deb does not match the lock's SHA256.
     #[error(
-        "checksum mismatch for {package} {version} ({}): the lock says sha256 {expected}, the file has {actual}. {}If Debian republished the package, run `tapmatrix kernels lock` again; otherwise the download was corrupt: run `tapmatrix kernels fetch` again.",
+        "checksum mismatch for {package} {version} ({}): the lock says sha256 {expected}, the file has {actual}. {}If Debian republished the package, run `tapmatrix kernels --matrix MATRIX lock` again; otherwise the download was corrupt: run `tapmatrix kernels fetch` again.",
         path.display(),
         if *removed { "The file was removed. " } else { "The file could not be removed: delete it. " }
     )]
@@ -190,7 +191,7 @@ impl Error {
     pub(crate) fn io(path: &Path, source: std::io::Error) -> Error {
         Error::Io {
             path: path.to_owned(),
-            source,
+            error: source,
         }
     }
 

@@ -98,7 +98,7 @@ fn lock_fetch_and_faults_on_a_real_kernel() {
     assert_eq!(package, &locked.packages[0].name);
     assert_eq!(expected, &locked.packages[0].sha256);
     assert!(
-        error.to_string().contains("tapmatrix kernels lock"),
+        error.to_string().contains("tapmatrix kernels --matrix"),
         "{error}"
     );
     assert!(!binary.exists(), "the corrupt .deb is still there");

@@ -38,7 +38,7 @@ pub struct RunBenchArgs {
     /// The scripts and their specs.
     #[arg(long, default_value = "tests/scripts", value_name = "DIR")]
     scripts: PathBuf,
-    /// Tapset directories (repeatable; default: tapsets/).
+    /// Tapset directories (repeatable; default: the built-in library).
     #[arg(short = 'I', value_name = "DIR")]
     include: Vec<PathBuf>,
     /// Boots at a time (default: the number of cores).
@@ -146,6 +146,12 @@ fn harvest(args: &HarvestBenchArgs) -> anyhow::Result<Status> {
 /// run, judge) against booting the same kernels bare, with the same
 /// parallelism, best of `rounds` each.
 fn run_bench(args: &RunBenchArgs) -> anyhow::Result<Status> {
+    if !args.scripts.is_dir() {
+        return Err(input_error(anyhow::anyhow!(
+            "{}: no such script directory (named by --scripts; its default is a checkout's tests/scripts)",
+            args.scripts.display()
+        )));
+    }
     let specs = Spec::load_dir(&args.scripts).map_err(input_error)?;
     let ids = if args.ids.is_empty() {
         harvested_ids(&args.matrix)?
@@ -157,11 +163,7 @@ fn run_bench(args: &RunBenchArgs) -> anyhow::Result<Status> {
     let fetched = fetch_all(&guard, &args.matrix, &ids)?;
     let jobs = args.jobs.unwrap_or_else(tapmatrix_vm::default_jobs);
     let options = RunOptions {
-        tapset_dirs: if args.include.is_empty() {
-            vec![PathBuf::from("tapsets")]
-        } else {
-            args.include.clone()
-        },
+        tapset_dirs: args.matrix.tapset_dirs(&args.include)?,
         jobs,
         function_events: FunctionEvents::default(),
         vm: VmOptions {
