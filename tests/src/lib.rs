@@ -60,7 +60,7 @@ pub fn fetched_kernels(ids: &[&str]) -> Vec<FetchedKernel> {
     let mut fetcher = Fetcher::new(
         &guard,
         matrix.suites(),
-        HostApt::default(),
+        HostApt::default().with_matrix(&matrix),
         Progress::stderr(),
     );
     ids.iter()

@@ -149,3 +149,43 @@ fn matrix_errors_and_a_stale_lock_exit_2() {
     let table = String::from_utf8_lossy(&output.stdout);
     assert!(table.contains("stale: run lock"), "{table}");
 }
+
+#[test]
+fn apt_failures_are_one_sentence_with_apts_lines_as_detail() {
+    // A named archive that does not exist: `apt-get update` fails. Nothing
+    // of apt's reaches stderr but the detail under our sentence.
+    let dir = tempfile::tempdir().unwrap();
+    let matrix = dir.path().join("matrix.yaml");
+    std::fs::write(
+        &matrix,
+        "kernels:\n  - id: a\n    debian: { suite: sid, series: \"7.2\" }\n",
+    )
+    .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_tapmatrix"))
+        .args(["kernels", "--matrix", matrix.to_str().unwrap(), "lock"])
+        .env("TAPMATRIX_CACHE", dir.path().join("cache"))
+        .env(
+            "TAPMATRIX_DEBIAN_MIRROR",
+            format!("file:{}", dir.path().join("none").display()),
+        )
+        .env("TAPMATRIX_DEBIAN_KEYRING", dir.path().join("none.gpg"))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
+    let text = stderr(&output);
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next(),
+        Some(
+            "error: could not read the Debian archive's package lists (`apt-get update` failed); apt said:"
+        ),
+        "{text}"
+    );
+    let detail: Vec<&str> = lines.collect();
+    assert!(!detail.is_empty(), "{text}");
+    assert!(detail.iter().all(|line| line.starts_with("  ")), "{text}");
+    assert!(
+        detail.iter().any(|line| line.starts_with("  E: ")),
+        "{text}"
+    );
+}

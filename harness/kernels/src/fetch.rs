@@ -91,7 +91,8 @@ fn lock_suites(
     let suites = matrix.suites();
     let mut kernels = Vec::new();
     if !suites.is_empty() {
-        let apt = AptState::prepare(&guard.cache().apt_dir(), &suites, host)?;
+        let host = host.clone().with_matrix(matrix);
+        let apt = AptState::prepare(&guard.cache().apt_dir(), &suites, &host)?;
         let spinner = progress.spinner(format!("apt-get update ({})", suites.join(", ")));
         apt.update()?;
         spinner.set_message("reading the package indices");

@@ -20,7 +20,7 @@ mod sources;
 
 use std::path::{Path, PathBuf};
 
-pub use apt::HostApt;
+pub use apt::{DEBIAN_KEYRING, DebianArchive, HostApt, KEYRING_ENV, MIRROR_ENV, apt_words};
 pub use cache::{
     CACHE_ENV, Cache, CacheGuard, FetchedKernel, FileRecord, HarvestLock, KernelRecord, Origin,
 };
@@ -112,21 +112,33 @@ pub enum Error {
         /// What is missing.
         detail: String,
     },
-    /// The host's apt sources name no Debian mirror.
+    /// No Debian archive is named and the host's apt sources have none.
     #[error(
-        "cannot find the Debian archive in the host's apt sources: {detail}; tapmatrix takes the mirror URI from the entry for the host's own release"
+        "cannot find a Debian archive to fetch kernels from: {detail}. Name one with {MIRROR_ENV}=URI, or `debian_archive: {{uri: URI}}` in the matrix (the host's own apt sources are used when they list its Debian release)"
     )]
     NoDebianMirror {
         /// What was missing.
         detail: String,
     },
-    /// apt-get failed; its own words follow.
-    #[error("{command} failed:\n{output}")]
+    /// A Debian archive was named without a keyring to verify it, and the
+    /// host has no `debian-archive-keyring`.
+    #[error(
+        "the Debian archive {uri} needs a keyring to verify it, and {DEBIAN_KEYRING} is not here: install the package debian-archive-keyring, or name a keyring file with {KEYRING_ENV}=FILE (or `keyring:` under `debian_archive:` in the matrix)"
+    )]
+    NoDebianKeyring {
+        /// The archive.
+        uri: String,
+    },
+    /// apt-get failed: what we were doing, in one sentence, then apt's own
+    /// error and warning lines.
+    #[error("{what} (`{command}` failed){}", apt_detail(.detail))]
     Apt {
+        /// What failed, in our words.
+        what: String,
         /// The command.
         command: String,
-        /// apt's error lines.
-        output: String,
+        /// apt's `E:`/`W:`/`Err:` lines (else its last lines).
+        detail: String,
     },
     /// Another run holds the cache.
     #[error("the cache {} is in use by another tapmatrix run ({holder}): wait for it to finish, or use another --cache-dir", root.display())]
@@ -187,7 +199,20 @@ pub enum Error {
     },
 }
 
+/// apt's lines after our sentence, indented, or nothing.
+fn apt_detail(detail: &str) -> String {
+    if detail.trim().is_empty() {
+        return String::new();
+    }
+    let lines: Vec<String> = detail.lines().map(|line| format!("\n  {line}")).collect();
+    format!("; apt said:{}", lines.join(""))
+}
+
 impl Error {
+    pub(crate) fn no_mirror(detail: String) -> Error {
+        Error::NoDebianMirror { detail }
+    }
+
     pub(crate) fn io(path: &Path, source: std::io::Error) -> Error {
         Error::Io {
             path: path.to_owned(),

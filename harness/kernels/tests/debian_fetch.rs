@@ -15,6 +15,7 @@ fn no_apt_host(dir: &Path) -> HostApt {
     HostApt {
         etc_apt: dir.join("no-such-etc-apt"),
         os_release: dir.join("no-such-os-release"),
+        archive: None,
     }
 }
 

@@ -228,7 +228,7 @@ pub fn fetch_all(
     let mut fetcher = Fetcher::new(
         guard,
         matrix.suites(),
-        HostApt::default(),
+        HostApt::default().with_matrix(&matrix),
         Progress::stderr(),
     );
     entries
