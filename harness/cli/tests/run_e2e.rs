@@ -33,6 +33,14 @@ fn tapmatrix_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     command.output().expect("tapmatrix runs")
 }
 
+/// `tapmatrix run ARGS --out OUT` in `dir`.
+fn run_out(dir: &Path, out: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut all = vec!["run"];
+    all.extend(args);
+    all.extend(["--out", out.to_str().unwrap()]);
+    tapmatrix_in(dir, &all, env)
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -103,17 +111,15 @@ fn scripts_without_specs_print_their_output_and_the_workloads_apart() {
     )
     .unwrap();
     let out = dir.path().join("out");
-    let run = tapmatrix_in(
+    let run = run_out(
         dir.path(),
+        &out,
         &[
-            "run",
             "hello.stp",
             "-c",
             "echo to stdout; echo to stderr >&2",
             "--kernels",
             "6.1",
-            "--out",
-            out.to_str().unwrap(),
         ],
         &[],
     );
@@ -144,17 +150,10 @@ fn scripts_without_specs_print_their_output_and_the_workloads_apart() {
         "probe begin { printf(\"two\\n\"); exit() }\n",
     )
     .unwrap();
-    let run = tapmatrix_in(
+    let run = run_out(
         dir.path(),
-        &[
-            "run",
-            "hello.stp",
-            "two.stp",
-            "--kernels",
-            "5.10,6.1",
-            "--out",
-            out.to_str().unwrap(),
-        ],
+        &out,
+        &["hello.stp", "two.stp", "--kernels", "5.10,6.1"],
         &[],
     );
     assert_eq!(run.status.code(), Some(0), "{}", text(&run.stderr));
@@ -168,18 +167,16 @@ fn scripts_without_specs_print_their_output_and_the_workloads_apart() {
 fn a_workload_that_writes_a_lot_is_kept_bounded() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
-    let run = tapmatrix_in(
+    let run = run_out(
         dir.path(),
+        &out,
         &[
-            "run",
             "-e",
             "probe begin { printf(\"script\\n\") }",
             "-c",
             "yes 0123456789abcdef | head -c 20000000",
             "--kernels",
             "6.1",
-            "--out",
-            out.to_str().unwrap(),
         ],
         &[],
     );
@@ -213,18 +210,16 @@ fn diagnostics_of_e_name_the_input_as_stap_does() {
 fn a_run_time_error_in_begin_boots_once_and_fails() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
-    let run = tapmatrix_in(
+    let run = run_out(
         dir.path(),
+        &out,
         &[
-            "run",
             "-e",
             r#"global x; probe begin { x = 0; printf("%d\n", 10 / x) }"#,
             "-c",
             "true",
             "--kernels",
             "5.10",
-            "--out",
-            out.to_str().unwrap(),
         ],
         &[],
     );
@@ -275,18 +270,16 @@ fn a_boot_that_died_is_retried_once_and_the_retry_recorded() {
     let (qemu, starts) = flaky_qemu(dir.path(), 1);
     let out = dir.path().join("out");
     let args = [
-        "run",
         "-e",
         r#"probe begin { printf("ran\n"); exit() }"#,
         "--kernels",
         "6.1",
         "--accel",
         "tcg",
-        "--out",
-        out.to_str().unwrap(),
     ];
-    let run = tapmatrix_in(
+    let run = run_out(
         dir.path(),
+        &out,
         &args,
         &[("TAPMATRIX_QEMU", qemu.to_str().unwrap())],
     );
@@ -312,8 +305,9 @@ fn a_boot_that_died_is_retried_once_and_the_retry_recorded() {
     // A boot that dies every time: infra, exit 3 (nothing failed).
     std::fs::remove_file(&starts).unwrap();
     let (qemu, _) = flaky_qemu(dir.path(), 99);
-    let run = tapmatrix_in(
+    let run = run_out(
         dir.path(),
+        &out,
         &args,
         &[("TAPMATRIX_QEMU", qemu.to_str().unwrap())],
     );

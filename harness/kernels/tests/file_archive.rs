@@ -142,6 +142,22 @@ fn ubuntu_host(dir: &Path) -> HostApt {
     }
 }
 
+/// A matrix in `dir/SUITE.yaml` of kernel 6.1 from `suite` of the
+/// `file:` archive at `archive`, verified with `keyring`.
+fn named(dir: &Path, archive: &Path, keyring: &Path, suite: &str) -> Matrix {
+    let path = dir.join(format!("{suite}.yaml"));
+    std::fs::write(
+        &path,
+        format!(
+            "debian_archive: {{ uri: \"file:{}\", keyring: \"{}\" }}\nkernels:\n  - id: \"6.1\"\n    debian: {{ suite: {suite}, series: \"6.1\" }}\n",
+            archive.display(),
+            keyring.display()
+        ),
+    )
+    .unwrap();
+    Matrix::load(&path).unwrap()
+}
+
 /// Stops the agent gpg started for the test's home.
 struct Agent(PathBuf);
 
@@ -185,17 +201,7 @@ fn a_named_archive_locks_and_fetches_on_a_host_without_debian_sources() {
     assert!(error.to_string().contains("debian_archive:"), "{error}");
 
     // The matrix names it: lock and fetch, offline.
-    let matrix_path = dir.path().join("matrix.yaml");
-    std::fs::write(
-        &matrix_path,
-        format!(
-            "debian_archive: {{ uri: \"file:{}\", keyring: \"{}\" }}\nkernels:\n  - id: \"6.1\"\n    debian: {{ suite: fakesuite, series: \"6.1\" }}\n",
-            archive.display(),
-            keyring.display()
-        ),
-    )
-    .unwrap();
-    let matrix = Matrix::load(&matrix_path).unwrap();
+    let matrix = named(dir.path(), &archive, &keyring, "fakesuite");
     let lock = lock_matrix(&matrix, &guard, &host, &Progress::hidden()).unwrap();
     assert_eq!(lock.kernels[0].version, "6.1.999-1");
     assert_eq!(
@@ -216,23 +222,8 @@ fn a_named_archive_locks_and_fetches_on_a_host_without_debian_sources() {
 
     // apt fails (a suite the archive lacks): one sentence of ours, apt's
     // own lines as the detail.
-    let missing = dir.path().join("missing.yaml");
-    std::fs::write(
-        &missing,
-        format!(
-            "debian_archive: {{ uri: \"file:{}\", keyring: \"{}\" }}\nkernels:\n  - id: \"6.1\"\n    debian: {{ suite: nosuchsuite, series: \"6.1\" }}\n",
-            archive.display(),
-            keyring.display()
-        ),
-    )
-    .unwrap();
-    let error = lock_matrix(
-        &Matrix::load(&missing).unwrap(),
-        &guard,
-        &host,
-        &Progress::hidden(),
-    )
-    .unwrap_err();
+    let missing = named(dir.path(), &archive, &keyring, "nosuchsuite");
+    let error = lock_matrix(&missing, &guard, &host, &Progress::hidden()).unwrap_err();
     let text = error.to_string();
     assert!(
         text.starts_with(
