@@ -35,6 +35,10 @@ use crate::Error;
 use crate::lock::LockedKernel;
 use crate::matrix::{KernelId, LocalSpec};
 
+/// How old work under `tmp/` must be for a shared run that takes the cache
+/// alone to remove it ([`Cache::lock`] removes all of it).
+pub const STALE_WORK: std::time::Duration = std::time::Duration::from_secs(6 * 3600);
+
 /// How many run directories [`Cache::run_dir`] keeps per kernel.
 pub const RUNS_KEPT: usize = 20;
 
@@ -387,6 +391,7 @@ impl CacheGuard<'_> {
         lock_file(&self.file, &path, true, true, &self.cache.root)?;
         self.exclusive.store(true, Ordering::SeqCst);
         self.stamp()?;
+        self.remove_stale_work();
         let result = work();
         self.unstamp();
         self.exclusive.store(false, Ordering::SeqCst);
@@ -394,6 +399,26 @@ impl CacheGuard<'_> {
             .lock_shared()
             .map_err(|error| Error::io(&path, error))?;
         Ok(result)
+    }
+
+    /// Removes work directories under `tmp/` that runs which died left
+    /// there: those untouched for [`STALE_WORK`] (this run's own, and those
+    /// of runs sharing the cache, are younger).
+    fn remove_stale_work(&self) {
+        let Ok(entries) = std::fs::read_dir(self.cache.tmp_dir()) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let stale = entry
+                .metadata()
+                .and_then(|metadata| metadata.modified())
+                .ok()
+                .and_then(|modified| modified.elapsed().ok())
+                .is_some_and(|age| age > STALE_WORK);
+            if stale {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
     }
 
     /// Writes who holds the cache alone into the guard file.

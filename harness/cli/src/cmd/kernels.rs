@@ -197,7 +197,7 @@ fn lock(args: &MatrixArgs) -> anyhow::Result<Status> {
 
 fn fetch(args: &MatrixArgs, ids: &[String]) -> anyhow::Result<Status> {
     let cache = args.cache()?;
-    let guard = cache.lock().map_err(classify)?;
+    let guard = cache.share().map_err(classify)?;
     for fetched in fetch_all(&guard, args, ids)? {
         println!(
             "{}\t{}\t{}",
