@@ -3,14 +3,17 @@
 //! against what each of these kernels is known to have.
 
 // An integration test binary: a panic is how it reports a failure.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::panic)]
 
 use std::collections::BTreeSet;
 
-use tapmatrix_e2e::{harvested_kernels, test_cache};
+use std::path::Path;
+
+use tapmatrix_e2e::{fetched_kernels, harvested_kernels, test_cache};
 use tapmatrix_facts::{FactsDiff, KernelFacts};
-use tapmatrix_harvest::Harvested;
-use tapmatrix_kernels::KernelId;
+use tapmatrix_harvest::{Harvested, harvest_kernels};
+use tapmatrix_kernels::{Cache, KernelId};
+use tapmatrix_vm::VmOptions;
 
 /// The default matrix, oldest first.
 const MATRIX: [&str; 7] = ["5.10", "6.1", "6.12", "7.0", "7.1", "7.2", "7.3"];
@@ -107,4 +110,66 @@ fn five_years_of_kernels_differ_in_real_ways() {
     assert!(!diff.tracepoints.added.is_empty());
     assert!(!diff.tracepoints.removed.is_empty());
     assert!(!diff.prototypes.is_empty());
+}
+
+/// Links (or, across file systems, copies) every file of `from` into `to`.
+fn link_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            link_tree(&entry.path(), &target);
+        } else if std::fs::hard_link(entry.path(), &target).is_err() {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn all_seven_kernels_harvest_at_once_on_an_empty_cache() {
+    // The downloads are the test cache's (linked, not fetched again);
+    // everything the harvest writes (unpacked vmlinux, images, boots,
+    // facts) starts empty, and all kernels boot at once: the first run of
+    // a new user. One kernel has what an interrupted harvest leaves.
+    let fetched = fetched_kernels(&MATRIX);
+    let scratch = tempfile::tempdir().unwrap();
+    let cache = Cache::open(scratch.path()).unwrap();
+    for kernel in &fetched {
+        link_tree(
+            &test_cache().kernel_dir(&kernel.id),
+            &cache.kernel_dir(&kernel.id),
+        );
+    }
+    let id = KernelId::try_from("6.1".to_owned()).unwrap();
+    let interrupted = cache.boots_dir(&id).join("harvest");
+    std::fs::create_dir_all(&interrupted).unwrap();
+    std::fs::write(interrupted.join("console.log"), "SeaBIOS").unwrap();
+    std::fs::write(interrupted.join("data.bin"), "").unwrap();
+
+    let kernels: Vec<_> = fetched
+        .iter()
+        .map(|kernel| cache.fetched(&kernel.id).unwrap())
+        .collect();
+    let guard = cache.share().unwrap();
+    let options = VmOptions::new(cache.root());
+    // At least two at once, as a user on any machine runs it.
+    let jobs = tapmatrix_vm::default_jobs().max(2);
+    let harvests = harvest_kernels(&guard, &kernels, &options, jobs, false);
+    for harvest in &harvests {
+        match &harvest.outcome {
+            Ok(Harvested::Booted { .. }) => {}
+            other => panic!("kernel {}: {other:?}", harvest.id),
+        }
+        assert!(cache.harvested(&harvest.id), "{}", harvest.id);
+    }
+    assert!(interrupted.join("manifest.json").is_file());
+    let images = std::fs::read_dir(cache.root().join("initramfs"))
+        .unwrap()
+        .count();
+    assert_eq!(images, 1, "one shared image, no temporary files left");
+    let work_left = std::fs::read_dir(cache.root().join("tmp"))
+        .map(|entries| entries.count())
+        .unwrap_or(0);
+    assert_eq!(work_left, 0);
 }

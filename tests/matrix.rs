@@ -47,7 +47,7 @@ fn main() -> ExitCode {
     let mut absent: Vec<String> = Vec::new();
     if !args.list {
         let cache = test_cache();
-        let guard = match cache.lock() {
+        let guard = match cache.share() {
             Ok(guard) => guard,
             Err(error) => {
                 eprintln!("error: taking the test cache: {error}");
@@ -72,11 +72,18 @@ fn main() -> ExitCode {
                     {
                         series.insert(id.clone(), format!("{major}.{minor}"));
                     }
+                    let work_dir = match cache.run_dir(kernel_id) {
+                        Ok(dir) => dir,
+                        Err(error) => {
+                            eprintln!("error: {error}");
+                            return ExitCode::from(3);
+                        }
+                    };
                     kernels.push(RunKernel {
                         id: id.clone(),
                         facts,
                         vmlinuz: fetched.vmlinuz,
-                        work_dir: cache.boots_dir(kernel_id).join("run"),
+                        work_dir,
                     });
                 }
                 _ => absent.push(id.clone()),

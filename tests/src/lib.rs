@@ -55,12 +55,12 @@ pub fn fetched_kernels(ids: &[&str]) -> Vec<FetchedKernel> {
         .unwrap_or_else(|error| panic_with(format!("reading the lock: {error}")));
     let cache = test_cache();
     let guard = cache
-        .lock()
+        .share()
         .unwrap_or_else(|error| panic_with(format!("taking the test cache: {error}")));
     let mut fetcher = Fetcher::new(
         &guard,
         matrix.suites(),
-        HostApt::default(),
+        HostApt::default().with_matrix(&matrix),
         Progress::stderr(),
     );
     ids.iter()
@@ -94,7 +94,7 @@ pub fn harvested_kernels(ids: &[&str]) -> Vec<(String, Harvested)> {
         .unwrap_or_else(|poisoned| poisoned.into_inner());
     let cache = test_cache();
     let guard = cache
-        .lock()
+        .share()
         .unwrap_or_else(|error| panic_with(format!("taking the test cache: {error}")));
     harvest_kernels(
         &guard,

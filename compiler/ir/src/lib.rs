@@ -26,7 +26,7 @@ pub use program::{
     Global, GlobalType, HistSpec, LValue, Limits, Loc, Probe, ProbeKind, Program, ScalarType, Sort,
     SortKey, StatOp, Stmt, UnaryOp, Value,
 };
-pub use report::{RunEnd, RunMessage};
+pub use report::{OutputStream, RunEnd, RunMessage, WORKLOAD_HEAD, WORKLOAD_TAIL};
 
 #[cfg(test)]
 mod tests {

@@ -22,6 +22,22 @@ pub enum RunMessage {
         /// The text.
         text: String,
     },
+    /// What the workload (the `-c` command) wrote, in order per stream
+    /// (chunks concatenate): never part of the script's output. The agent
+    /// sends the first [`WORKLOAD_HEAD`] bytes of each stream as they come
+    /// and keeps the last [`WORKLOAD_TAIL`] after that; `dropped` says how
+    /// many bytes were left out just before this text.
+    WorkloadOutput {
+        /// The run item.
+        item: u32,
+        /// Standard output or standard error.
+        stream: OutputStream,
+        /// The text (invalid UTF-8 replaced).
+        text: String,
+        /// Bytes of this stream left out between the previous chunk and this one.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        dropped: u64,
+    },
     /// The kernel refused an event: the item ends in error, the others run.
     EventRejected {
         /// The run item.
@@ -50,6 +66,27 @@ pub enum RunMessage {
         /// Events still defined after the cleanup (must be empty).
         leftover_events: Vec<String>,
     },
+}
+
+/// The bytes of each workload stream the agent sends as they come.
+pub const WORKLOAD_HEAD: usize = 64 << 10;
+
+/// The bytes of each workload stream the agent keeps after its head (the
+/// last ones), sent when the item ends.
+pub const WORKLOAD_TAIL: usize = 64 << 10;
+
+/// A workload's output stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutputStream {
+    /// Standard output.
+    Stdout,
+    /// Standard error.
+    Stderr,
+}
+
+fn is_zero(value: &u64) -> bool {
+    *value == 0
 }
 
 /// Why a run item ended.

@@ -106,6 +106,7 @@ fn bench(c: &mut Criterion) {
         let sources = Sources {
             tapset_dirs: dirs,
             script: None,
+            script_text: None,
         };
         // The figure, and where it goes: facts loading, then tapset
         // parsing and resolution (one process, one core).

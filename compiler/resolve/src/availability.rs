@@ -106,6 +106,7 @@ mod tests {
         let sources = Sources {
             tapset_dirs: Vec::new(),
             script: Some(path),
+            script_text: None,
         };
         (dir, sources)
     }

@@ -19,7 +19,7 @@ impl Sources {
             scripts,
             ..
         } = self.prepare(profile, &mut HashMap::new())?;
-        let mut texts = Texts::default();
+        let mut texts = Texts::of(self);
         let mut library = Library::default();
         for path in &scripts {
             let (file, found, clean) = parse_text(&mut session, path, texts.get(path)?, false);

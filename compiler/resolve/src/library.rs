@@ -417,8 +417,12 @@ pub fn kernel_profile(facts: &KernelFacts) -> Profile {
 pub struct Sources {
     /// Tapset directories, read as SystemTap reads them.
     pub tapset_dirs: Vec<PathBuf>,
-    /// The user's script.
+    /// The user's script: its file, or the name diagnostics give it when
+    /// its text is `script_text` (`<input>` for `-e`, as stap says).
     pub script: Option<PathBuf>,
+    /// The script's text when it was given rather than written to a file
+    /// (`-e`): it is never read from disk then.
+    pub script_text: Option<String>,
 }
 
 /// A library and the parse errors met while loading it.
@@ -465,7 +469,7 @@ impl Sources {
     /// parameter or a macro of its own file) makes its file's outcome
     /// unique to the kernel.
     pub(crate) fn load_shared(&self, profiles: Vec<Profile>) -> Result<Shared, LoadError> {
-        let mut texts = Texts::default();
+        let mut texts = Texts::of(self);
         let mut listings: HashMap<(PathBuf, Vec<String>), TapsetFiles> = HashMap::new();
         let mut kernels: Vec<Prepared> = Vec::with_capacity(profiles.len());
         for profile in profiles {
@@ -663,6 +667,16 @@ type Parse = (usize, ast::File, Vec<LoadDiagnostic>, bool);
 pub(crate) struct Texts(HashMap<PathBuf, String>);
 
 impl Texts {
+    /// The texts of `sources`, holding the script's text already when it
+    /// was given as text.
+    pub(crate) fn of(sources: &Sources) -> Self {
+        let mut texts = Self::default();
+        if let (Some(name), Some(text)) = (&sources.script, &sources.script_text) {
+            texts.0.insert(name.clone(), text.clone());
+        }
+        texts
+    }
+
     /// The text of `path` (invalid UTF-8 replaced, as the front end does).
     pub(crate) fn get(&mut self, path: &Path) -> Result<&str, LoadError> {
         let text = match self.0.entry(path.to_owned()) {
@@ -875,6 +889,7 @@ mod tests {
         let sources = Sources {
             tapset_dirs: vec![dir.path().to_owned()],
             script: None,
+            script_text: None,
         };
         let profile = |release: &str| Profile {
             kernel_release: release.to_owned(),

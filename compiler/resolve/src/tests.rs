@@ -386,6 +386,7 @@ fn real_matrix_renamed_function_and_starter_tapsets() {
     let sources = Sources {
         tapset_dirs: vec![tapsets],
         script: None,
+        script_text: None,
     };
     let libs: Vec<Library> = kernels
         .iter()

@@ -103,6 +103,7 @@ fn shared_loading_equals_loading_each_kernel_alone() {
     let sources = Sources {
         tapset_dirs: vec![debian],
         script: None,
+        script_text: None,
     };
     let all = sources.load_all(profiles.clone()).unwrap();
     assert_eq!(all.len(), profiles.len());

@@ -140,6 +140,7 @@ fn lowered_with(
     let sources = tapmatrix_resolve::Sources {
         tapset_dirs: Vec::new(),
         script: Some(path),
+        script_text: None,
     };
     let loaded = sources
         .load(tapmatrix_resolve::kernel_profile(&facts))

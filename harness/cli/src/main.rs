@@ -4,6 +4,7 @@
 //! Exit status: 0 all good, 1 something failed or differs, 2 usage or input
 //! error, 3 infrastructure error (no kernel booted, QEMU missing).
 
+mod builtin;
 mod cmd;
 mod exit;
 

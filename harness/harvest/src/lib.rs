@@ -144,7 +144,27 @@ pub fn harvest_kernels(
     // Each worker parses and stores its kernel's facts as soon as its boot
     // ends, while the other workers' guests still run.
     let booted = boot_many(&to_boot, options, jobs, "harvest", |kernel, options| {
+        let cache_error = |source| HarvestFailure::Cache {
+            id: kernel.id.clone(),
+            source: Box::new(source),
+        };
+        // Another run may be harvesting this kernel: wait for it, and use
+        // what it stored unless asked to boot anyway.
+        let _harvesting = guard.harvest_lock(&kernel.id).map_err(cache_error)?;
+        if !force && is_current(guard, kernel) {
+            return Ok(Harvested::Cached);
+        }
+        // This directory is the cache's own: whatever an interrupted
+        // harvest left there goes.
         let raw_dir = cache.boots_dir(&kernel.id).join("harvest");
+        if raw_dir.exists() {
+            std::fs::remove_dir_all(&raw_dir).map_err(|source| {
+                cache_error(tapmatrix_kernels::Error::Io {
+                    path: raw_dir.clone(),
+                    error: source,
+                })
+            })?;
+        }
         let report = harvest_raw(&kernel.vmlinuz, &raw_dir, options).map_err(|source| {
             HarvestFailure::Boot {
                 id: kernel.id.clone(),
@@ -202,7 +222,7 @@ fn store(
         .map_err(|source| {
             cache_error(tapmatrix_kernels::Error::Io {
                 path: stamp_path.clone(),
-                source,
+                error: source,
             })
         })?;
     guard

@@ -1,7 +1,13 @@
 //! apt-get and apt-cache run against a private state directory inside the
-//! cache: its own sources.list (the host's Debian mirror URIs with the
-//! matrix's suites), its own lists and archives, an empty dpkg status. The
-//! host's /etc/apt is only read; nothing is installed.
+//! cache: its own sources.list (the Debian archive with the matrix's
+//! suites), its own lists and archives, an empty dpkg status. The host's
+//! /etc/apt is only read; nothing is installed.
+//!
+//! The archive: the one `TAPMATRIX_DEBIAN_MIRROR` names, else the one the
+//! matrix names (`debian_archive:`), else the host's own apt sources (the
+//! entry for the host's Debian release). A named archive is verified with
+//! `TAPMATRIX_DEBIAN_KEYRING`, the matrix's `keyring:`, or the host's
+//! `debian-archive-keyring`.
 //!
 //! Keys: Debian signs bullseye, bookworm, trixie, trixie-backports and sid
 //! with keys that bookworm's `debian-archive-keyring` holds (checked with
@@ -15,6 +21,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use indicatif::ProgressBar;
+use serde::{Deserialize, Serialize};
 
 use crate::deb822;
 use crate::lock::LockedPackage;
@@ -22,22 +29,100 @@ use crate::resolve::{PackageRecord, SuiteIndex};
 use crate::sources::{self, ArchiveMirror};
 use crate::{Error, atomic_write};
 
+/// The environment variable naming the Debian archive to fetch from (its
+/// URI, as in a `deb` line), instead of the matrix's or the host's.
+pub const MIRROR_ENV: &str = "TAPMATRIX_DEBIAN_MIRROR";
+
+/// The environment variable naming the keyring that verifies that archive.
+pub const KEYRING_ENV: &str = "TAPMATRIX_DEBIAN_KEYRING";
+
+/// Where Debian's `debian-archive-keyring` package puts its keyring.
+pub const DEBIAN_KEYRING: &str = "/usr/share/keyrings/debian-archive-keyring.gpg";
+
+/// A Debian archive named by the user (`debian_archive:` in the matrix, or
+/// the environment), instead of the host's apt sources.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DebianArchive {
+    /// Its URI, as in a `deb` line (`http://...`, `file:/...`).
+    pub uri: String,
+    /// The keyring that verifies it (default: [`DEBIAN_KEYRING`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keyring: Option<PathBuf>,
+}
+
+impl DebianArchive {
+    /// The archive the environment names, if any.
+    pub fn from_env() -> Option<DebianArchive> {
+        let uri = std::env::var(MIRROR_ENV)
+            .ok()
+            .filter(|uri| !uri.is_empty())?;
+        let keyring = std::env::var_os(KEYRING_ENV)
+            .filter(|keyring| !keyring.is_empty())
+            .map(PathBuf::from);
+        Some(DebianArchive { uri, keyring })
+    }
+
+    /// As a mirror of the private sources list, with its keyring.
+    fn mirror(&self) -> Result<ArchiveMirror, Error> {
+        let keyring = match &self.keyring {
+            Some(keyring) => keyring.clone(),
+            None if Path::new(DEBIAN_KEYRING).is_file() => PathBuf::from(DEBIAN_KEYRING),
+            None => {
+                return Err(Error::NoDebianKeyring {
+                    uri: self.uri.clone(),
+                });
+            }
+        };
+        Ok(ArchiveMirror {
+            uri: self.uri.clone(),
+            signed_by: Some(keyring.display().to_string()),
+        })
+    }
+}
+
 /// Where the host's apt configuration and os-release are (the real ones
-/// unless a test points elsewhere).
+/// unless a test points elsewhere), and the Debian archive named instead
+/// of them, if any.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostApt {
     /// The host's apt configuration directory, normally `/etc/apt`.
     pub etc_apt: PathBuf,
     /// The host's os-release, normally `/etc/os-release`.
     pub os_release: PathBuf,
+    /// The archive to fetch from instead of the host's apt sources.
+    pub archive: Option<DebianArchive>,
 }
 
 impl Default for HostApt {
+    /// The host's files, and the archive `TAPMATRIX_DEBIAN_MIRROR` names.
     fn default() -> HostApt {
         HostApt {
             etc_apt: PathBuf::from("/etc/apt"),
             os_release: PathBuf::from("/etc/os-release"),
+            archive: DebianArchive::from_env(),
         }
+    }
+}
+
+impl HostApt {
+    /// The archive `matrix` names, unless one is named already (the
+    /// environment wins over the matrix).
+    pub fn with_matrix(mut self, matrix: &crate::Matrix) -> HostApt {
+        if self.archive.is_none() {
+            self.archive = matrix.debian_archive.clone();
+        }
+        self
+    }
+
+    /// The archive's mirrors: the named archive, else the host's.
+    fn mirrors(&self) -> Result<Vec<ArchiveMirror>, Error> {
+        if let Some(archive) = &self.archive {
+            return Ok(vec![archive.mirror()?]);
+        }
+        let codename = sources::host_codename(&self.os_release)?;
+        let host_sources = sources::read_host_sources(&self.etc_apt)?;
+        sources::archive_mirrors(&host_sources, &codename)
     }
 }
 
@@ -52,9 +137,7 @@ impl AptState {
     /// already listed) from the host's mirrors and creates the state
     /// directories.
     pub fn prepare(dir: &Path, suites: &[String], host: &HostApt) -> Result<AptState, Error> {
-        let codename = sources::host_codename(&host.os_release)?;
-        let host_sources = sources::read_host_sources(&host.etc_apt)?;
-        let mirrors = sources::archive_mirrors(&host_sources, &codename)?;
+        let mirrors = host.mirrors()?;
         for sub in ["lists/partial", "archives/partial"] {
             let path = dir.join(sub);
             std::fs::create_dir_all(&path).map_err(|error| Error::io(&path, error))?;
@@ -109,6 +192,10 @@ impl AptState {
             "APT::Architectures=amd64".to_owned(),
             "Acquire::Languages=none".to_owned(),
             "Acquire::IndexTargets::deb::DEP-11::DefaultEnabled=false".to_owned(),
+            // The private state is this user's: run as root, apt would
+            // otherwise download as `_apt`, which cannot write there, and
+            // warn that it does not.
+            "APT::Sandbox::User=root".to_owned(),
         ]
         .into_iter()
         .flat_map(|option| ["-o".to_owned(), option])
@@ -125,7 +212,12 @@ impl AptState {
     pub fn update(&self) -> Result<(), Error> {
         let mut command = self.command("apt-get");
         command.args(["--error-on=any", "-q", "update"]);
-        run(command, "apt-get update").map(drop)
+        run(
+            command,
+            "could not read the Debian archive's package lists",
+            "apt-get update",
+        )
+        .map(drop)
     }
 
     /// Reads the `Packages` indices of these suites (only the `linux-*`
@@ -138,7 +230,11 @@ impl AptState {
             "$(RELEASE) $(FILENAME)",
             "Identifier: Packages",
         ]);
-        let listing = run(command, "apt-get indextargets")?;
+        let listing = run(
+            command,
+            "could not list the package indices",
+            "apt-get indextargets",
+        )?;
         let mut indices = Vec::new();
         for suite in suites {
             let files: Vec<&str> = listing
@@ -149,17 +245,22 @@ impl AptState {
                 .collect();
             if files.is_empty() {
                 return Err(Error::Apt {
-                    command: "apt-get indextargets".to_owned(),
-                    output: format!(
-                        "no Packages index for suite `{suite}`: did `apt-get update` fetch it?"
+                    what: format!(
+                        "the archive has no package index for suite `{suite}` (does it carry that suite?)"
                     ),
+                    command: "apt-get indextargets".to_owned(),
+                    detail: String::new(),
                 });
             }
             let mut index = SuiteIndex::new(suite);
             for file in files {
                 let mut command = Command::new("/usr/lib/apt/apt-helper");
                 command.args(["cat-file", file]);
-                let text = run(command, "apt-helper cat-file")?;
+                let text = run(
+                    command,
+                    &format!("could not read the package index {file}"),
+                    "apt-helper cat-file",
+                )?;
                 for chunk in text.split("\n\n") {
                     if !chunk.trim_start().starts_with("Package: linux-") {
                         continue;
@@ -201,10 +302,12 @@ impl AptState {
             .stdout(log)
             .stderr(log_err);
         let what = format!("apt-get download {}={}", package.name, package.version);
-        let mut child = command.spawn().map_err(|error| Error::Apt {
+        let failed = |detail: String| Error::Apt {
+            what: format!("could not download {} {}", package.name, package.version),
             command: what.clone(),
-            output: error.to_string(),
-        })?;
+            detail,
+        };
+        let mut child = command.spawn().map_err(|error| failed(error.to_string()))?;
         let deb = into.join(package.deb_name());
         let status = loop {
             match child.try_wait() {
@@ -214,12 +317,7 @@ impl AptState {
                     bar.set_position(written.min(package.size));
                     std::thread::sleep(Duration::from_millis(100));
                 }
-                Err(error) => {
-                    return Err(Error::Apt {
-                        command: what,
-                        output: error.to_string(),
-                    });
-                }
+                Err(error) => return Err(failed(error.to_string())),
             }
         };
         let output = std::fs::read_to_string(&log_path).unwrap_or_default();
@@ -228,23 +326,18 @@ impl AptState {
             if words.contains("was not found") || words.contains("Unable to locate") {
                 words.push_str(
                     "\nThe locked version has left the archive (sid and backports keep only recent ones): \
-                     run `tapmatrix kernels lock` to pin the newest.",
+                     run `tapmatrix kernels --matrix MATRIX lock` to pin the newest \
+                     (a tapmatrix built since has a newer built-in lock).",
                 );
             }
-            return Err(Error::Apt {
-                command: what,
-                output: words,
-            });
+            return Err(failed(words));
         }
         if !deb.is_file() {
-            return Err(Error::Apt {
-                command: what,
-                output: format!(
-                    "apt-get did not write {}\n{}",
-                    deb.display(),
-                    apt_words(&output)
-                ),
-            });
+            return Err(failed(format!(
+                "apt-get did not write {}\n{}",
+                deb.display(),
+                apt_words(&output)
+            )));
         }
         bar.set_position(package.size);
         Ok(deb)
@@ -273,28 +366,28 @@ fn keyring_option(
     ))
 }
 
-/// Runs a command to completion; its stdout on success, else its own words.
-fn run(mut command: Command, what: &str) -> Result<String, Error> {
+/// Runs a command to completion (its output captured, never shown); its
+/// stdout on success, else `what` went wrong with apt's own words.
+fn run(mut command: Command, what: &str, name: &str) -> Result<String, Error> {
+    let failed = |detail: String| Error::Apt {
+        what: what.to_owned(),
+        command: name.to_owned(),
+        detail,
+    };
     let output = command
         .stdin(Stdio::null())
         .output()
-        .map_err(|error| Error::Apt {
-            command: what.to_owned(),
-            output: error.to_string(),
-        })?;
+        .map_err(|error| failed(error.to_string()))?;
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     if output.status.success() {
         return Ok(stdout);
     }
     let stderr = String::from_utf8_lossy(&output.stderr);
-    Err(Error::Apt {
-        command: what.to_owned(),
-        output: apt_words(&format!("{stdout}\n{stderr}")),
-    })
+    Err(failed(apt_words(&format!("{stdout}\n{stderr}"))))
 }
 
 /// apt's own error and warning lines, else the last lines of its output.
-fn apt_words(output: &str) -> String {
+pub fn apt_words(output: &str) -> String {
     let flagged: Vec<&str> = output
         .lines()
         .filter(|line| line.starts_with("E:") || line.starts_with("W:") || line.starts_with("Err:"))

@@ -78,10 +78,21 @@ pub fn lock_matrix(
     host: &HostApt,
     progress: &Progress,
 ) -> Result<Lock, Error> {
+    guard.exclusively(|| lock_suites(matrix, guard, host, progress))?
+}
+
+/// [`lock_matrix`] with the cache alone.
+fn lock_suites(
+    matrix: &Matrix,
+    guard: &CacheGuard<'_>,
+    host: &HostApt,
+    progress: &Progress,
+) -> Result<Lock, Error> {
     let suites = matrix.suites();
     let mut kernels = Vec::new();
     if !suites.is_empty() {
-        let apt = AptState::prepare(&guard.cache().apt_dir(), &suites, host)?;
+        let host = host.clone().with_matrix(matrix);
+        let apt = AptState::prepare(&guard.cache().apt_dir(), &suites, &host)?;
         let spinner = progress.spinner(format!("apt-get update ({})", suites.join(", ")));
         apt.update()?;
         spinner.set_message("reading the package indices");
@@ -134,23 +145,37 @@ impl<'a> Fetcher<'a> {
         }
     }
 
-    /// Brings one kernel into the cache and returns it.
+    /// Brings one kernel into the cache and returns it. A Debian kernel
+    /// already there as locked costs nothing; any other fetch takes the
+    /// cache alone while it works ([`CacheGuard::exclusively`]).
     pub fn fetch(&mut self, entry: &LockEntry) -> Result<FetchedKernel, Error> {
-        match entry {
-            LockEntry::Debian(locked) => self.fetch_debian(locked),
-            LockEntry::Local { id, spec } => self.fetch_local(id, spec),
-        }
-    }
-
-    fn fetch_debian(&mut self, locked: &LockedKernel) -> Result<FetchedKernel, Error> {
-        let cache = self.guard.cache();
-        let origin = Origin::Debian(locked.clone());
-        if let Some(fetched) = cache.fetched(&locked.id)
-            && fetched.record.origin == origin
-            && files_intact(&cache.kernel_dir(&locked.id), &fetched.record)
+        if let LockEntry::Debian(locked) = entry
+            && let Some(fetched) = self.current(locked)
         {
             return Ok(fetched);
         }
+        let guard = self.guard;
+        guard.exclusively(|| match entry {
+            LockEntry::Debian(locked) => self.fetch_debian(locked),
+            LockEntry::Local { id, spec } => self.fetch_local(id, spec),
+        })?
+    }
+
+    /// The kernel in the cache, if it is the locked one and intact.
+    fn current(&self, locked: &LockedKernel) -> Option<FetchedKernel> {
+        let cache = self.guard.cache();
+        cache.fetched(&locked.id).filter(|fetched| {
+            fetched.record.origin == Origin::Debian(locked.clone())
+                && files_intact(&cache.kernel_dir(&locked.id), &fetched.record)
+        })
+    }
+
+    fn fetch_debian(&mut self, locked: &LockedKernel) -> Result<FetchedKernel, Error> {
+        // Again, now alone: another run may have fetched it meanwhile.
+        if let Some(fetched) = self.current(locked) {
+            return Ok(fetched);
+        }
+        let origin = Origin::Debian(locked.clone());
         let mut debs = Vec::new();
         for package in &locked.packages {
             debs.push((self.verified_deb(&locked.id, package)?, package));
@@ -388,7 +413,10 @@ mod tests {
         let text = error.to_string();
         assert!(text.contains(&package.sha256), "{text}");
         assert!(text.contains("p 1"), "{text}");
-        assert!(text.contains("tapmatrix kernels lock"), "{text}");
+        assert!(
+            text.contains("tapmatrix kernels --matrix MATRIX lock"),
+            "{text}"
+        );
         assert!(!path.exists());
     }
 

@@ -20,8 +20,10 @@ mod sources;
 
 use std::path::{Path, PathBuf};
 
-pub use apt::HostApt;
-pub use cache::{CACHE_ENV, Cache, CacheGuard, FetchedKernel, FileRecord, KernelRecord, Origin};
+pub use apt::{DEBIAN_KEYRING, DebianArchive, HostApt, KEYRING_ENV, MIRROR_ENV, apt_words};
+pub use cache::{
+    CACHE_ENV, Cache, CacheGuard, FetchedKernel, FileRecord, HarvestLock, KernelRecord, Origin,
+};
 pub use fetch::{Fetcher, Progress, bzimage_release, lock_matrix, sha256_file};
 pub use lock::{LOCK_FORMAT, Lock, LockEntry, LockedKernel, LockedPackage, Part};
 pub use matrix::{DebianSpec, KernelId, KernelSource, LocalSpec, Matrix, MatrixEntry};
@@ -45,12 +47,13 @@ pub fn fetch(
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A file could not be read or written.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {error}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
-        /// Why.
-        source: std::io::Error,
+        /// Why (part of the message, so not also a `source`: error chains
+        /// would say it twice).
+        error: std::io::Error,
     },
     /// matrix.yaml is malformed.
     #[error("{}:{line}:{column}: {message}", path.display())]
@@ -65,7 +68,7 @@ pub enum Error {
         message: String,
     },
     /// There is no lock file yet.
-    #[error("{} does not exist: run `tapmatrix kernels lock` first", path.display())]
+    #[error("{} does not exist: run `tapmatrix kernels --matrix MATRIX lock` first (MATRIX: the matrix beside it)", path.display())]
     NoLock {
         /// Where it was looked for.
         path: PathBuf,
@@ -92,7 +95,7 @@ pub enum Error {
     },
     /// A Debian entry of the matrix is not in the lock, or was locked from
     /// a different entry.
-    #[error("kernel `{id}` of {} is not in the lock or changed since: run `tapmatrix kernels lock`", matrix.display())]
+    #[error("kernel `{id}` of {} is not in the lock or changed since: run `tapmatrix kernels --matrix {} lock`", matrix.display(), matrix.display())]
     StaleLock {
         /// The kernel.
         id: KernelId,
@@ -109,21 +112,33 @@ pub enum Error {
         /// What is missing.
         detail: String,
     },
-    /// The host's apt sources name no Debian mirror.
+    /// No Debian archive is named and the host's apt sources have none.
     #[error(
-        "cannot find the Debian archive in the host's apt sources: {detail}; tapmatrix takes the mirror URI from the entry for the host's own release"
+        "cannot find a Debian archive to fetch kernels from: {detail}. Name one with {MIRROR_ENV}=URI, or `debian_archive: {{uri: URI}}` in the matrix (the host's own apt sources are used when they list its Debian release)"
     )]
     NoDebianMirror {
         /// What was missing.
         detail: String,
     },
-    /// apt-get failed; its own words follow.
-    #[error("{command} failed:\n{output}")]
+    /// A Debian archive was named without a keyring to verify it, and the
+    /// host has no `debian-archive-keyring`.
+    #[error(
+        "the Debian archive {uri} needs a keyring to verify it, and {DEBIAN_KEYRING} is not here: install the package debian-archive-keyring, or name a keyring file with {KEYRING_ENV}=FILE (or `keyring:` under `debian_archive:` in the matrix)"
+    )]
+    NoDebianKeyring {
+        /// The archive.
+        uri: String,
+    },
+    /// apt-get failed: what we were doing, in one sentence, then apt's own
+    /// error and warning lines.
+    #[error("{what} (`{command}` failed){}", apt_detail(.detail))]
     Apt {
+        /// What failed, in our words.
+        what: String,
         /// The command.
         command: String,
-        /// apt's error lines.
-        output: String,
+        /// apt's `E:`/`W:`/`Err:` lines (else its last lines).
+        detail: String,
     },
     /// Another run holds the cache.
     #[error("the cache {} is in use by another tapmatrix run ({holder}): wait for it to finish, or use another --cache-dir", root.display())]
@@ -138,7 +153,7 @@ pub enum Error {
     NoCacheDir,
     /// A .deb does not match the lock's SHA256.
     #[error(
-        "checksum mismatch for {package} {version} ({}): the lock says sha256 {expected}, the file has {actual}. {}If Debian republished the package, run `tapmatrix kernels lock` again; otherwise the download was corrupt: run `tapmatrix kernels fetch` again.",
+        "checksum mismatch for {package} {version} ({}): the lock says sha256 {expected}, the file has {actual}. {}If Debian republished the package, run `tapmatrix kernels --matrix MATRIX lock` again; otherwise the download was corrupt: run `tapmatrix kernels fetch` again.",
         path.display(),
         if *removed { "The file was removed. " } else { "The file could not be removed: delete it. " }
     )]
@@ -184,11 +199,24 @@ pub enum Error {
     },
 }
 
+/// apt's lines after our sentence, indented, or nothing.
+fn apt_detail(detail: &str) -> String {
+    if detail.trim().is_empty() {
+        return String::new();
+    }
+    let lines: Vec<String> = detail.lines().map(|line| format!("\n  {line}")).collect();
+    format!("; apt said:{}", lines.join(""))
+}
+
 impl Error {
+    pub(crate) fn no_mirror(detail: String) -> Error {
+        Error::NoDebianMirror { detail }
+    }
+
     pub(crate) fn io(path: &Path, source: std::io::Error) -> Error {
         Error::Io {
             path: path.to_owned(),
-            source,
+            error: source,
         }
     }
 
@@ -208,21 +236,30 @@ impl Error {
     }
 }
 
-/// Writes a file atomically: a temp file in the same directory, renamed
-/// over the target.
-pub(crate) fn atomic_write(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+/// Writes a file atomically: a temporary file unique to this writer in the
+/// same directory (created if missing), renamed over the target. Readers
+/// see the old file or the whole new one; writers (threads or processes)
+/// never share a temporary file. Every write into the cache goes this way
+/// or through a work directory installed whole ([`CacheGuard::install_dir`]).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|error| Error::io(dir, error))?;
+    let dir = path
+        .parent()
+        .filter(|dir| !dir.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
     // Readable by all like any file we write (NamedTempFile's default is 0600).
     let mut file = tempfile::Builder::new()
+        .prefix(".tmp-")
         .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
-        .tempfile_in(dir)
-        .map_err(|error| Error::io(dir, error))?;
-    file.write_all(bytes)
-        .and_then(|()| file.as_file().sync_all())
-        .map_err(|error| Error::io(path, error))?;
-    file.persist(path)
-        .map_err(|error| Error::io(path, error.error))?;
+        .tempfile_in(dir)?;
+    file.write_all(bytes)?;
+    file.as_file().sync_all()?;
+    file.persist(path).map_err(|error| error.error)?;
     Ok(())
+}
+
+/// [`write_atomic`] with the cache's error.
+pub(crate) fn atomic_write(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    write_atomic(path, bytes).map_err(|error| Error::io(path, error))
 }

@@ -124,7 +124,7 @@ impl Lock {
                 line: 1,
                 column: 1,
                 message: format!(
-                    "lock format {} is not {LOCK_FORMAT}: run `tapmatrix kernels lock` again",
+                    "lock format {} is not {LOCK_FORMAT}: run `tapmatrix kernels --matrix MATRIX lock` again",
                     lock.format
                 ),
             });
@@ -221,7 +221,7 @@ mod tests {
         let path = dir.path().join("matrix.lock");
         let error = Lock::load(&path).unwrap_err();
         assert!(
-            error.to_string().contains("tapmatrix kernels lock"),
+            error.to_string().contains("tapmatrix kernels --matrix"),
             "{error}"
         );
         std::fs::write(&path, "{\n  \"format\": 1,\n  \"kernels\": [x]\n}").unwrap();
@@ -248,7 +248,7 @@ mod tests {
         .unwrap();
         let error = lock.entries(&stale).unwrap_err();
         assert!(
-            error.to_string().contains("tapmatrix kernels lock"),
+            error.to_string().contains("tapmatrix kernels --matrix"),
             "{error}"
         );
     }

@@ -12,7 +12,10 @@
 //! ```
 //!
 //! Relative local paths are relative to the directory holding matrix.yaml;
-//! a leading `~/` means the home directory.
+//! a leading `~/` means the home directory. An optional top-level
+//! `debian_archive: { uri: URI, keyring: FILE }` names the Debian archive
+//! to fetch from, for hosts whose apt sources have none (the environment's
+//! `TAPMATRIX_DEBIAN_MIRROR` wins over it).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -20,7 +23,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_saphyr::Spanned;
 
-use crate::Error;
+use crate::{DebianArchive, Error};
 
 /// A kernel's id: the series for Debian entries of the default matrix
 /// (`"6.1"`), any name for local ones. Safe as a directory name.
@@ -124,6 +127,9 @@ pub struct MatrixEntry {
 pub struct Matrix {
     /// The file it was read from.
     pub path: PathBuf,
+    /// The Debian archive to fetch from, if the matrix names one (else the
+    /// environment's, else the host's apt sources: see [`crate::HostApt`]).
+    pub debian_archive: Option<DebianArchive>,
     /// Its kernels, in file order.
     pub kernels: Vec<MatrixEntry>,
 }
@@ -131,6 +137,8 @@ pub struct Matrix {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawMatrix {
+    #[serde(default)]
+    debian_archive: Option<DebianArchive>,
     kernels: Vec<RawEntry>,
 }
 
@@ -192,6 +200,7 @@ impl Matrix {
         }
         Ok(Matrix {
             path: path.to_owned(),
+            debian_archive: raw.debian_archive,
             kernels,
         })
     }

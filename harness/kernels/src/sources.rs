@@ -142,16 +142,31 @@ pub fn parse_deb822(text: &str, file: &Path) -> Vec<AptSource> {
         .collect()
 }
 
-/// The host's codename (`VERSION_CODENAME` in an os-release file).
+/// The host's Debian codename (`VERSION_CODENAME` in an os-release file).
+/// A host of another distribution (`ID` other than `debian`, as on Ubuntu,
+/// whose apt sources serve Ubuntu's archive) has none.
 pub fn host_codename(os_release: &Path) -> Result<String, Error> {
-    let text = std::fs::read_to_string(os_release).map_err(|error| Error::io(os_release, error))?;
-    text.lines()
-        .find_map(|line| line.strip_prefix("VERSION_CODENAME="))
-        .map(|value| value.trim().trim_matches('"').to_owned())
-        .filter(|value| !value.is_empty())
-        .ok_or_else(|| Error::NoDebianMirror {
-            detail: format!("{} has no VERSION_CODENAME", os_release.display()),
-        })
+    let text = std::fs::read_to_string(os_release).map_err(|error| {
+        Error::no_mirror(format!(
+            "the host has no readable {} ({error}) to tell its release",
+            os_release.display()
+        ))
+    })?;
+    let value = |name: &str| {
+        text.lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix('='))
+            .map(|value| value.trim().trim_matches('"').to_owned())
+            .filter(|value| !value.is_empty())
+    };
+    if let Some(id) = value("ID").filter(|id| id != "debian") {
+        return Err(Error::no_mirror(format!(
+            "this host is not Debian (ID={id} in {}): its apt sources serve its own distribution",
+            os_release.display()
+        )));
+    }
+    value("VERSION_CODENAME").ok_or_else(|| {
+        Error::no_mirror(format!("{} has no VERSION_CODENAME", os_release.display()))
+    })
 }
 
 /// The mirrors serving the Debian archive: the URIs of entries whose suites
@@ -286,5 +301,13 @@ mod tests {
         )
         .unwrap();
         assert_eq!(host_codename(&path).unwrap(), "bookworm");
+        std::fs::write(
+            &path,
+            "NAME=\"Ubuntu\"\nID=ubuntu\nID_LIKE=debian\nVERSION_CODENAME=noble\n",
+        )
+        .unwrap();
+        let error = host_codename(&path).unwrap_err().to_string();
+        assert!(error.contains("ID=ubuntu"), "{error}");
+        assert!(error.contains("TAPMATRIX_DEBIAN_MIRROR"), "{error}");
     }
 }

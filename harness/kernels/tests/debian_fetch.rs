@@ -15,6 +15,7 @@ fn no_apt_host(dir: &Path) -> HostApt {
     HostApt {
         etc_apt: dir.join("no-such-etc-apt"),
         os_release: dir.join("no-such-os-release"),
+        archive: None,
     }
 }
 
@@ -98,7 +99,7 @@ fn lock_fetch_and_faults_on_a_real_kernel() {
     assert_eq!(package, &locked.packages[0].name);
     assert_eq!(expected, &locked.packages[0].sha256);
     assert!(
-        error.to_string().contains("tapmatrix kernels lock"),
+        error.to_string().contains("tapmatrix kernels --matrix"),
         "{error}"
     );
     assert!(!binary.exists(), "the corrupt .deb is still there");
@@ -126,8 +127,9 @@ fn lock_fetch_and_faults_on_a_real_kernel() {
     assert_eq!(offline.fetch(entry).unwrap(), fetched);
     assert_eq!(std::fs::read(&fetched.vmlinuz).unwrap(), image);
 
-    // Another run holding the cache: refused at once, naming the holder.
-    let error = cache.lock().unwrap_err();
+    // Another run holding the cache alone: `try_lock` refuses at once,
+    // naming the holder.
+    let error = cache.try_lock().unwrap_err();
     assert!(matches!(error, Error::CacheBusy { .. }), "{error}");
     assert!(
         error

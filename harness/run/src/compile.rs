@@ -20,10 +20,12 @@ pub enum Compiled {
     Error(String),
 }
 
-/// Compiles `script` for the kernel `facts` describes, with the tapsets
-/// of `tapset_dirs`, function probes served by `events`.
+/// Compiles `script` (read from that file, or `text` under that name)
+/// for the kernel `facts` describes, with the tapsets of `tapset_dirs`,
+/// function probes served by `events`.
 pub fn compile(
     script: PathBuf,
+    text: Option<String>,
     tapset_dirs: &[PathBuf],
     facts: &KernelFacts,
     events: FunctionEvents,
@@ -31,6 +33,7 @@ pub fn compile(
     let sources = Sources {
         tapset_dirs: tapset_dirs.to_vec(),
         script: Some(script),
+        script_text: text,
     };
     let loaded = match sources.load(kernel_profile(facts)) {
         Ok(loaded) => loaded,

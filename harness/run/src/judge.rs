@@ -3,7 +3,7 @@
 
 use crate::Error;
 use crate::compile::Compiled;
-use crate::results::{Cell, Status};
+use crate::results::{Cell, STDERR_LINE, Status, WorkloadOutput};
 use crate::snapshot::{matches, read_snapshot, snapshot_path};
 use crate::spec::{SnapshotScope, Spec};
 
@@ -24,6 +24,8 @@ pub struct ItemRun {
     pub elapsed_ms: u64,
     /// Events the agent could not remove afterwards.
     pub leftover_events: Vec<String>,
+    /// What the workload wrote (never part of the output compared).
+    pub workload: WorkloadOutput,
 }
 
 /// How a script's run ended.
@@ -49,7 +51,7 @@ impl ItemRun {
         if self.stderr.is_empty() {
             self.stdout.clone()
         } else {
-            format!("{}--- stderr ---\n{}", self.stdout, self.stderr)
+            format!("{}{STDERR_LINE}{}", self.stdout, self.stderr)
         }
     }
 }
@@ -74,6 +76,7 @@ pub fn judge(
         hits: 0,
         lost: 0,
         elapsed_ms: 0,
+        workload: None,
     };
     let unavailable_reason = || {
         spec.kernels
@@ -119,6 +122,7 @@ pub fn judge(
     cell.hits = run.hits;
     cell.lost = run.lost;
     cell.elapsed_ms = run.elapsed_ms;
+    cell.workload = Some(run.workload.clone()).filter(|workload| !workload.is_empty());
     let output = spec.redactions.apply(&run.combined());
     cell.output = Some(output.clone());
     let mut problems: Vec<String> = Vec::new();
@@ -185,6 +189,7 @@ mod tests {
     fn spec(dir: &std::path::Path, expect_error: bool) -> Spec {
         let script = dir.join("s.stp");
         std::fs::write(&script, "probe begin { exit() }").unwrap();
+        std::fs::write(dir.join("s.yaml"), "description: judged\n").unwrap();
         let mut spec = Spec::load(&script).unwrap();
         spec.expect_error = expect_error;
         spec.kernels = Applies {
@@ -249,6 +254,47 @@ mod tests {
         assert_eq!(judged(true, &bundle(), None).status, Status::Infra);
         let error = run("hello\n", ItemEnd::RuntimeError("division by 0".to_owned()));
         assert_eq!(judged(true, &bundle(), Some(&error)).status, Status::Fail);
+    }
+
+    #[test]
+    fn the_workload_output_is_kept_apart_and_never_compared() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = spec(dir.path(), false);
+        let ok = ItemRun {
+            workload: WorkloadOutput {
+                stdout: "from the workload\n".to_owned(),
+                stderr: String::new(),
+            },
+            ..run("hello\n", ItemEnd::Finished)
+        };
+        let cell = judge(&spec, "6.1", "6.1", true, &bundle(), Some(&ok)).unwrap();
+        assert_eq!(cell.status, Status::Pass, "{}", cell.detail);
+        assert_eq!(cell.output.as_deref(), Some("hello\n"));
+        assert_eq!(
+            cell.workload.map(|workload| workload.stdout).as_deref(),
+            Some("from the workload\n")
+        );
+    }
+
+    #[test]
+    fn a_script_without_a_spec_is_shown_not_judged() {
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("mine.stp");
+        std::fs::write(&script, "probe begin { exit() }").unwrap();
+        let spec = Spec::load(&script).unwrap();
+        assert_eq!(spec.spec_file, None);
+        assert_eq!(spec.snapshot, crate::SnapshotScope::Unchecked);
+        let cell = judge(
+            &spec,
+            "6.1",
+            "6.1",
+            true,
+            &bundle(),
+            Some(&run("anything\n", ItemEnd::Finished)),
+        )
+        .unwrap();
+        assert_eq!(cell.status, Status::Pass, "{}", cell.detail);
+        assert_eq!(cell.output.as_deref(), Some("anything\n"));
     }
 
     #[test]

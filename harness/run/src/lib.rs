@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 pub use compile::{Compiled, compile};
 pub use judge::{ItemEnd, ItemRun, judge};
 pub use redact::{Redaction, Redactions};
-pub use results::{Cell, KernelRun, Results, SCHEMA, Status};
+pub use results::{Cell, KernelRun, Results, Retry, SCHEMA, Status, WorkloadOutput};
 pub use runner::{RunKernel, RunOptions, run_matrix};
 pub use snapshot::{diff, matches, read_snapshot, snapshot_path};
 pub use spec::{Applies, SnapshotScope, Spec, parse_series};

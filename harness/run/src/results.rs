@@ -9,6 +9,9 @@ use serde::{Deserialize, Serialize};
 /// The `schema` of `results.json`; bumped on any incompatible change.
 pub const SCHEMA: u32 = 1;
 
+/// The line between standard output and standard error in a cell's output.
+pub const STDERR_LINE: &str = "--- stderr ---\n";
+
 /// How one (script, kernel) cell ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -65,6 +68,37 @@ pub struct Cell {
     pub lost: u64,
     /// Wall time of the run in the guest, in milliseconds.
     pub elapsed_ms: u64,
+    /// What the workload (`-c`, the spec's `workload`) wrote: shown, kept,
+    /// never compared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload: Option<WorkloadOutput>,
+}
+
+/// What a workload wrote on its standard output and error (a head and a
+/// tail when it wrote a lot, with a line saying how much was left out).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkloadOutput {
+    /// Standard output.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub stdout: String,
+    /// Standard error.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub stderr: String,
+}
+
+impl Cell {
+    /// The output's standard output and standard error, apart again.
+    pub fn output_streams(&self) -> (&str, &str) {
+        let output = self.output.as_deref().unwrap_or_default();
+        output.rsplit_once(STDERR_LINE).unwrap_or((output, ""))
+    }
+}
+
+impl WorkloadOutput {
+    /// Whether it wrote nothing.
+    pub fn is_empty(&self) -> bool {
+        self.stdout.is_empty() && self.stderr.is_empty()
+    }
 }
 
 /// One kernel's boot.
@@ -78,12 +112,26 @@ pub struct KernelRun {
     pub boot_ms: u64,
     /// Why the boot failed, if it did.
     pub infra: Option<String>,
+    /// The boot died under some scripts and was booted again for them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<Retry>,
+}
+
+/// A boot that died and was booted again for the scripts it left.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Retry {
+    /// Why the first boot died.
+    pub cause: String,
+    /// The first boot's console log (the second boot's is beside it, in
+    /// `retry/`).
+    pub first_console_log: std::path::PathBuf,
 }
 
 /// Everything a run produced. Documented schema (`schema: 1`):
-/// `{schema, kernels: [{id, release, boot_ms, infra}], cells: [{script,
+/// `{schema, kernels: [{id, release, boot_ms, infra, retry?: {cause,
+/// first_console_log}}], cells: [{script,
 /// kernel, status: pass|not_available|fail|error|infra, detail, output?,
-/// expected?, hits, lost, elapsed_ms}]}`.
+/// expected?, hits, lost, elapsed_ms, workload?: {stdout?, stderr?}}]}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Results {
     /// [`SCHEMA`].
@@ -103,13 +151,15 @@ impl Results {
     }
 
     /// The exit status the command line gives: 1 when a cell failed or
-    /// errored, else 3 when a cell is infra, else 0.
+    /// errored (whatever else happened), else 3 when a cell is infra, else 0.
     pub fn exit_code(&self) -> i32 {
-        let worst = self.cells.iter().map(|c| c.status).max();
-        match worst {
-            Some(Status::Fail | Status::Error) => 1,
-            Some(Status::Infra) => 3,
-            _ => 0,
+        let any = |wanted: &[Status]| self.cells.iter().any(|c| wanted.contains(&c.status));
+        if any(&[Status::Fail, Status::Error]) {
+            1
+        } else if any(&[Status::Infra]) {
+            3
+        } else {
+            0
         }
     }
 
@@ -162,5 +212,56 @@ impl Results {
             count(Status::Infra)
         );
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn results(statuses: &[Status]) -> Results {
+        Results {
+            schema: SCHEMA,
+            kernels: Vec::new(),
+            cells: statuses
+                .iter()
+                .enumerate()
+                .map(|(index, status)| Cell {
+                    script: format!("s{index}"),
+                    kernel: "6.1".to_owned(),
+                    status: *status,
+                    detail: String::new(),
+                    output: None,
+                    expected: None,
+                    hits: 0,
+                    lost: 0,
+                    elapsed_ms: 0,
+                    workload: None,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn all_good_exits_0() {
+        assert_eq!(results(&[]).exit_code(), 0);
+        assert_eq!(
+            results(&[Status::Pass, Status::NotAvailable]).exit_code(),
+            0
+        );
+    }
+
+    #[test]
+    fn any_fail_or_error_exits_1_even_beside_infra() {
+        assert_eq!(results(&[Status::Pass, Status::Fail]).exit_code(), 1);
+        assert_eq!(results(&[Status::Error]).exit_code(), 1);
+        assert_eq!(results(&[Status::Fail, Status::Infra]).exit_code(), 1);
+        assert_eq!(results(&[Status::Infra, Status::Error]).exit_code(), 1);
+    }
+
+    #[test]
+    fn infra_without_a_failure_exits_3() {
+        assert_eq!(results(&[Status::Pass, Status::Infra]).exit_code(), 3);
+        assert_eq!(results(&[Status::Infra]).exit_code(), 3);
     }
 }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use tapmatrix_facts::KernelFacts;
-use tapmatrix_ir::{RunEnd, RunMessage, Workload};
+use tapmatrix_ir::{OutputStream, RunEnd, RunMessage, Workload};
 use tapmatrix_tracefs::FunctionEvents;
 use tapmatrix_vm::{ItemReport, RunSettings, VmOptions, boot_many, run_items};
 use tapmatrix_wire::RunItem;
@@ -13,7 +13,7 @@ use tapmatrix_wire::RunItem;
 use crate::Error;
 use crate::compile::{Compiled, compile};
 use crate::judge::{ItemEnd, ItemRun, judge};
-use crate::results::{Cell, KernelRun, Results, SCHEMA};
+use crate::results::{Cell, KernelRun, Results, Retry, SCHEMA, WorkloadOutput};
 use crate::spec::{Spec, parse_series};
 
 /// One kernel of the run.
@@ -103,6 +103,7 @@ fn run_kernel(
             let applies = spec.kernels.covers(&series, &kernel.facts);
             let compiled = compile(
                 spec.script.clone(),
+                spec.text.clone(),
                 &options.tapset_dirs,
                 &kernel.facts,
                 options.function_events,
@@ -131,26 +132,38 @@ fn run_kernel(
         release: kernel.facts.release.clone(),
         boot_ms: 0,
         infra: None,
+        retry: None,
     };
     let mut runs: Vec<ItemRun> = Vec::new();
     if !items.is_empty() {
         let started = Instant::now();
         let mut forward = |message: &RunMessage| on_message(&kernel.id, message);
-        runs = boot_items(kernel, &items, vm, &mut forward);
-        // A boot that died under some items (not the scripts' fault) gets
-        // one more boot for the items it left: a transient QEMU or guest
-        // failure is not reported as the kernel's, a kernel that dies
-        // again is.
-        let retry: Vec<usize> = (0..runs.len())
-            .filter(|&index| matches!(runs[index].end, ItemEnd::Infra(_)))
+        let first = boot_items(kernel, &kernel.work_dir, &items, vm, &mut forward);
+        // A boot that died under some items (the kernel, QEMU, the data
+        // channel, a timeout: not the scripts' fault, and not a failure
+        // the agent reported) gets one more boot for the items it left,
+        // in `retry/`: a transient failure is not reported as the
+        // kernel's, a kernel that dies again is. Both console logs stay,
+        // and results.json records the retry and its cause.
+        let retry: Vec<usize> = (0..first.len())
+            .filter(|&index| first[index].1.is_some())
             .collect();
-        if !retry.is_empty() {
-            tracing::warn!(kernel = %kernel.id, "the boot failed under {} scripts: booting again for them", retry.len());
+        runs = first.iter().map(|(run, _)| run.clone()).collect();
+        if let Some(cause) = retry.first().and_then(|&index| first[index].1.clone()) {
+            tracing::warn!(kernel = %kernel.id, %cause, "the boot died under {} scripts: booting again for them", retry.len());
+            kernel_run.retry = Some(Retry {
+                cause,
+                first_console_log: kernel.work_dir.join("console.log"),
+            });
             let again: Vec<RunItem> = retry.iter().map(|&index| items[index].clone()).collect();
-            for (index, run) in retry
-                .into_iter()
-                .zip(boot_items(kernel, &again, vm, &mut forward))
-            {
+            let second = boot_items(
+                kernel,
+                &kernel.work_dir.join("retry"),
+                &again,
+                vm,
+                &mut forward,
+            );
+            for (index, (run, _)) in retry.into_iter().zip(second) {
                 runs[index] = run;
             }
         }
@@ -172,30 +185,46 @@ fn run_kernel(
     Ok((kernel_run, cells))
 }
 
-/// Boots `kernel` once with `items`; one run per item (all infra when the
-/// image cannot be built).
+/// Boots `kernel` once with `items` in `work_dir`; one run per item (all
+/// infra when the image cannot be built), each with why its boot died if
+/// it did (see [`tapmatrix_vm::InfraFailure::boot_died`]).
 fn boot_items(
     kernel: &RunKernel,
+    work_dir: &std::path::Path,
     items: &[RunItem],
     vm: &VmOptions,
     forward: &mut dyn FnMut(&RunMessage),
-) -> Vec<ItemRun> {
+) -> Vec<(ItemRun, Option<String>)> {
     match run_items(
         &kernel.vmlinuz,
         items,
-        &kernel.work_dir,
+        work_dir,
         vm,
         RunSettings::default(),
         forward,
     ) {
-        Ok(reports) => reports.iter().map(item_run).collect(),
+        Ok(reports) => reports
+            .iter()
+            .map(|report| {
+                let died = match &report.end {
+                    tapmatrix_vm::ItemEnd::Infra(failure) if failure.boot_died => {
+                        Some(failure.error.clone())
+                    }
+                    _ => None,
+                };
+                (item_run(report), died)
+            })
+            .collect(),
         Err(error) => {
             let why = format!("the guest image could not be built: {error}");
             items
                 .iter()
-                .map(|_| ItemRun {
-                    end: ItemEnd::Infra(why.clone()),
-                    ..ItemRun::default()
+                .map(|_| {
+                    let run = ItemRun {
+                        end: ItemEnd::Infra(why.clone()),
+                        ..ItemRun::default()
+                    };
+                    (run, None)
                 })
                 .collect()
         }
@@ -207,6 +236,10 @@ fn item_run(report: &ItemReport) -> ItemRun {
     let mut run = ItemRun {
         stdout: report.stdout(),
         stderr: report.stderr(),
+        workload: WorkloadOutput {
+            stdout: report.workload_output(OutputStream::Stdout),
+            stderr: report.workload_output(OutputStream::Stderr),
+        },
         ..ItemRun::default()
     };
     let rejected: Vec<String> = report

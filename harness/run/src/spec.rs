@@ -13,8 +13,15 @@ use crate::redact::{Redaction, Redactions};
 pub struct Spec {
     /// The script's name: its file stem.
     pub name: String,
-    /// The script.
+    /// The script: its file, or the name diagnostics give `text`.
     pub script: PathBuf,
+    /// The script's text when it came from the command line (`-e`): it is
+    /// compiled from here, never written to disk.
+    pub text: Option<String>,
+    /// The spec file (`NAME.yaml`), when the script has one. A script
+    /// without one is run and its output shown, not judged: its snapshot
+    /// scope is [`SnapshotScope::Unchecked`].
+    pub spec_file: Option<PathBuf>,
     /// What the script shows, for the reader of a report.
     pub description: String,
     /// The command run while the script's events are enabled.
@@ -60,7 +67,8 @@ pub enum SnapshotScope {
     Shared,
     /// Each series has its own snapshot.
     PerSeries,
-    /// Not compared (`tapmatrix run -e`): the output is shown.
+    /// Not compared (`tapmatrix run -e`, a script without a spec): the
+    /// output is shown.
     Unchecked,
 }
 
@@ -89,9 +97,10 @@ fn default_timeout() -> u64 {
 
 impl Spec {
     /// Reads the spec of `script` (`NAME.yaml` beside it; a script without
-    /// one runs with no workload and the defaults).
+    /// one runs with no workload and the defaults, and is not judged).
     pub fn load(script: &Path) -> Result<Spec, Error> {
         let yaml = script.with_extension("yaml");
+        let mut spec_file = Some(yaml.clone());
         let raw: RawSpec = match std::fs::read_to_string(&yaml) {
             Ok(text) => serde_saphyr::from_str(&text).map_err(|error| {
                 let location = error.location();
@@ -103,7 +112,8 @@ impl Spec {
                 }
             })?,
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-                serde_saphyr::from_str("{}").map_err(|error| Error::Spec {
+                spec_file = None;
+                serde_saphyr::from_str("{ snapshot: unchecked }").map_err(|error| Error::Spec {
                     path: yaml.clone(),
                     line: 0,
                     column: 0,
@@ -138,6 +148,8 @@ impl Spec {
         Ok(Spec {
             name,
             script: script.to_owned(),
+            text: None,
+            spec_file,
             description: raw.description,
             workload: raw.workload,
             timeout_s: raw.timeout,
@@ -148,12 +160,15 @@ impl Spec {
         })
     }
 
-    /// A spec for a script given on the command line (`-e`): its output is
-    /// shown, not compared; no workload unless `-c` gives one.
-    pub fn ad_hoc(name: &str, script: &Path, workload: String, timeout_s: u64) -> Spec {
+    /// A spec for script text given on the command line (`-e`), named
+    /// `<input>` in diagnostics as stap names it: its output is shown, not
+    /// compared; no workload unless `-c` gives one.
+    pub fn inline(name: &str, text: String, workload: String, timeout_s: u64) -> Spec {
         Spec {
             name: name.to_owned(),
-            script: script.to_owned(),
+            script: PathBuf::from("<input>"),
+            text: Some(text),
+            spec_file: None,
             description: String::new(),
             workload,
             timeout_s,

@@ -194,7 +194,7 @@ pub fn harvest_raw(
         bytes,
         errors: manifest.files.len() - files,
         wall: outcome.wall,
-        accel: spec.accel,
+        accel: outcome.accel,
     })
 }
 

@@ -101,9 +101,9 @@ impl Initramfs {
         let mut encoder = GzEncoder::new(Vec::new(), Compression::fast());
         encoder.write_all(&archive).map_err(write_error)?;
         let compressed = encoder.finish().map_err(write_error)?;
-        let temporary = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-        std::fs::write(&temporary, compressed).map_err(write_error)?;
-        std::fs::rename(&temporary, &path).map_err(write_error)?;
+        // Unique per writer, renamed whole: threads and processes building
+        // the same image at once each land a complete one.
+        tapmatrix_kernels::write_atomic(&path, &compressed).map_err(write_error)?;
         Ok(path)
     }
 
@@ -233,6 +233,39 @@ mod tests {
         assert_eq!(&bytes[..2], &[0x1f, 0x8b], "gzip");
         let other = Initramfs::default().build(cache.path()).unwrap();
         assert_ne!(other, first);
+    }
+
+    #[test]
+    fn many_threads_build_one_image_at_once() {
+        // Every kernel of a harvest shares one image: the first boots of a
+        // fresh cache all build it at the same moment.
+        let cache = tempfile::tempdir().unwrap();
+        let image = Initramfs::with_job(Job::Harvest);
+        let built: Vec<PathBuf> = std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..16)
+                .map(|_| scope.spawn(|| image.build(cache.path())))
+                .collect();
+            workers
+                .into_iter()
+                .map(|worker| worker.join().unwrap().unwrap())
+                .collect()
+        });
+        assert!(built.iter().all(|path| *path == built[0]));
+        let bytes = std::fs::read(&built[0]).unwrap();
+        let mut decoder = flate2::read::GzDecoder::new(bytes.as_slice());
+        let mut archive = Vec::new();
+        std::io::Read::read_to_end(&mut decoder, &mut archive).unwrap();
+        let name = built[0].file_name().unwrap().to_str().unwrap();
+        let digest: String = Sha256::digest(&archive)
+            .iter()
+            .map(|byte| format!("{byte:02x}"))
+            .collect();
+        assert_eq!(name, format!("{digest}.cpio.gz"), "whole, not torn");
+        let left: Vec<_> = std::fs::read_dir(cache.path().join("initramfs"))
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name())
+            .collect();
+        assert_eq!(left.len(), 1, "no temporary file left: {left:?}");
     }
 
     #[test]

@@ -14,6 +14,7 @@ use tapmatrix_wire::{
     WireError,
 };
 
+use crate::accel::{self, Choice};
 use crate::{ResolvedAccel, VmOptions};
 
 /// One boot to run.
@@ -29,14 +30,9 @@ pub struct BootSpec {
     pub work_dir: PathBuf,
     /// What counts as a clean end.
     pub ending: Ending,
-    /// Accelerator, memory and CPUs, and the timeout.
-    pub accel: ResolvedAccel,
-    /// Guest memory in MiB.
-    pub memory_mib: u32,
-    /// Guest CPUs.
-    pub cpus: u32,
-    /// How long the boot may take before QEMU is killed.
-    pub timeout: Duration,
+    /// Accelerator, memory, CPUs, the timeout, the QEMU program and the
+    /// cache (for the accelerator's remembered verdicts).
+    pub vm: VmOptions,
 }
 
 impl BootSpec {
@@ -50,10 +46,7 @@ impl BootSpec {
             append: Vec::new(),
             work_dir: work_dir.to_path_buf(),
             ending: Ending::AgentDone,
-            accel: options.accel.resolve(),
-            memory_mib: options.memory_mib,
-            cpus: options.cpus,
-            timeout: options.timeout,
+            vm: options.clone(),
         }
     }
 }
@@ -78,6 +71,8 @@ pub struct BootOutcome {
     pub console_log: PathBuf,
     /// Wall time from starting QEMU to its exit.
     pub wall: Duration,
+    /// The accelerator the boot ran under.
+    pub accel: ResolvedAccel,
 }
 
 /// Why a boot failed: each an infrastructure error, never a test verdict.
@@ -162,13 +157,54 @@ pub fn boot_streaming(
     spec: &BootSpec,
     on_record: &mut dyn FnMut(Record) -> Result<(), String>,
 ) -> Result<BootOutcome, BootError> {
+    let choice = accel::choose(spec.vm.accel, &spec.vm);
+    match boot_once(spec, choice, on_record) {
+        Ok(outcome) => Ok(outcome),
+        Err(Attempt::Failed(error)) => Err(error),
+        Err(Attempt::KvmSilent(reason)) => {
+            accel::kvm_fails(&spec.vm, &reason);
+            boot_once(spec, Choice::TCG, on_record).map_err(Attempt::into_boot_error)
+        }
+    }
+}
+
+/// How one boot attempt failed.
+enum Attempt {
+    /// The boot failed.
+    Failed(BootError),
+    /// A boot under KVM on trial never showed the kernel running (what it
+    /// did instead): nothing was handed on, boot again under TCG.
+    KvmSilent(String),
+}
+
+impl Attempt {
+    fn into_boot_error(self) -> BootError {
+        match self {
+            Self::Failed(error) => error,
+            Self::KvmSilent(message) => BootError::Output { message },
+        }
+    }
+}
+
+impl From<BootError> for Attempt {
+    fn from(error: BootError) -> Self {
+        Self::Failed(error)
+    }
+}
+
+/// One boot of `spec` under `choice`.
+fn boot_once(
+    spec: &BootSpec,
+    choice: Choice,
+    on_record: &mut dyn FnMut(Record) -> Result<(), String>,
+) -> Result<BootOutcome, Attempt> {
     fs::create_dir_all(&spec.work_dir).map_err(|source| BootError::WorkDir {
         path: spec.work_dir.clone(),
         source,
     })?;
     let console_log = spec.work_dir.join("console.log");
     let data = spec.work_dir.join("data.bin");
-    let ram = GuestRam::create(spec.memory_mib).map_err(|source| BootError::WorkDir {
+    let ram = GuestRam::create(spec.vm.memory_mib).map_err(|source| BootError::WorkDir {
         path: ram_dir(),
         source,
     })?;
@@ -183,7 +219,7 @@ pub fn boot_streaming(
     append.extend(spec.append.iter().cloned());
     let mut args: Vec<std::ffi::OsString> = Vec::new();
     let mut push = |arg: &dyn AsRef<std::ffi::OsStr>| args.push(arg.as_ref().to_owned());
-    for arg in spec.accel.qemu_args() {
+    for arg in choice.accel.qemu_args() {
         push(&arg);
     }
     for arg in [
@@ -197,17 +233,17 @@ pub fn boot_streaming(
         push(&arg);
     }
     push(&"-m");
-    push(&format!("{}M", spec.memory_mib));
+    push(&format!("{}M", spec.vm.memory_mib));
     push(&"-object");
     push(&format!(
         "memory-backend-file,id=tapmatrix-ram,size={}M,mem-path=/proc/self/fd/{},share=on",
-        spec.memory_mib,
+        spec.vm.memory_mib,
         ram.file.as_raw_fd()
     ));
     push(&"-machine");
     push(&"pc,memory-backend=tapmatrix-ram");
     push(&"-smp");
-    push(&spec.cpus.to_string());
+    push(&spec.vm.cpus.to_string());
     push(&"-kernel");
     push(&spec.kernel);
     push(&"-initrd");
@@ -218,29 +254,59 @@ pub fn boot_streaming(
     push(&format!("file:{}", qemu_path(&console_log)));
     push(&"-serial");
     push(&format!("file:{}", qemu_path(&data)));
-    let expression = duct::cmd("qemu-system-x86_64", args)
+    let expression = duct::cmd(spec.vm.qemu.as_os_str(), args)
         .stdin_null()
         .stdout_capture()
         .stderr_capture()
         .unchecked();
     let mut stream = Stream::default();
     let streaming = spec.ending == Ending::AgentDone;
+    let started = Instant::now();
+    // Under KVM on trial: whether the kernel showed itself yet, and whether
+    // the boot was killed for staying silent.
+    let mut on_trial = choice.on_trial;
+    let mut silent = false;
     let mut on_poll = || {
+        if on_trial {
+            let alive = ram.committed().is_some()
+                || fs::read(&console_log).is_ok_and(|text| accel::console_shows_kernel(&text));
+            if alive {
+                on_trial = false;
+                accel::kvm_works(&spec.vm);
+            } else if started.elapsed() >= spec.vm.kvm_trial {
+                silent = true;
+                return Err("silent".to_owned());
+            }
+        }
         if streaming {
             stream.pull_window(&ram)?;
             stream.deliver(on_record)?;
         }
         Ok(())
     };
-    let started = Instant::now();
     let ended = run_with_timeout(
         &expression,
-        spec.timeout,
+        spec.vm.timeout,
         Some(ram.file.as_raw_fd()),
         &mut on_poll,
     )
     .map_err(|source| BootError::Spawn { source })?;
     let wall = started.elapsed();
+    if on_trial {
+        // Ended (or was killed) before the kernel showed itself under KVM.
+        let console = fs::read(&console_log).unwrap_or_default();
+        if ram.committed().is_none() && !accel::console_shows_kernel(&console) {
+            return Err(Attempt::KvmSilent(match &ended {
+                Ended::Exited(output) if !silent => format!(
+                    "failed before the kernel printed anything (QEMU {}: {})",
+                    output.status,
+                    String::from_utf8_lossy(&output.stderr).trim()
+                ),
+                _ => format!("showed no kernel output within {} s", wall.as_secs()),
+            }));
+        }
+        accel::kvm_works(&spec.vm);
+    }
     let console = fs::read(&console_log).unwrap_or_default();
     let console = String::from_utf8_lossy(&console);
     if let Some(at) = console.find("Kernel panic") {
@@ -248,23 +314,26 @@ pub fn boot_streaming(
         return Err(BootError::KernelPanic {
             line: line.trim().to_owned(),
             console_log,
-        });
+        }
+        .into());
     }
     let output = match ended {
         Ended::TimedOut => {
             return Err(BootError::Timeout {
-                timeout: spec.timeout,
+                timeout: spec.vm.timeout,
                 console_log,
-            });
+            }
+            .into());
         }
-        Ended::Aborted(message) => return Err(BootError::Output { message }),
+        Ended::Aborted(message) => return Err(BootError::Output { message }.into()),
         Ended::Exited(output) => output,
     };
     if !output.status.success() {
         return Err(BootError::Qemu {
             status: output.status.to_string(),
             stderr: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
-        });
+        }
+        .into());
     }
     let last_line = console
         .lines()
@@ -298,6 +367,7 @@ pub fn boot_streaming(
         done,
         console_log,
         wall,
+        accel: choice.accel,
     })
 }
 

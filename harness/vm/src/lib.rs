@@ -15,14 +15,14 @@ mod prereq;
 mod run;
 mod vmlinux;
 
-pub use accel::{ACCEL_ENV, Accel, AccelError, ResolvedAccel};
+pub use accel::{ACCEL_ENV, ACCEL_MEMORY, Accel, AccelError, AccelStatus, ResolvedAccel};
 pub use harvest::{HarvestError, HarvestReport, Manifest, ManifestEntry, harvest_raw};
 pub use initramfs::{ExtraFile, Initramfs, InitramfsError};
 pub use launch::{BootError, BootOutcome, BootSpec, Ending, boot, boot_streaming};
-pub use options::VmOptions;
+pub use options::{QEMU_ENV, VmOptions};
 pub use parallel::{boot_floor, boot_many, default_jobs, floor_many};
 pub use prereq::{KvmState, Package, PrereqError, Prerequisites};
-pub use run::{Finished, InfraFailure, ItemEnd, ItemReport, RunSettings, run_items};
+pub use run::{Finished, InfraFailure, ItemEnd, ItemReport, RunSettings, dropped_line, run_items};
 pub use vmlinux::bootable_kernel;
 
 /// The static agent (PID 1 of every image), built by this crate's build script.

@@ -5,11 +5,21 @@ use std::time::Duration;
 
 use crate::Accel;
 
+/// The environment variable naming the QEMU program to run (a build of
+/// one's own, or a wrapper).
+pub const QEMU_ENV: &str = "TAPMATRIX_QEMU";
+
 /// Options shared by every boot of a run.
 #[derive(Debug, Clone)]
 pub struct VmOptions {
-    /// Which accelerator to use (`Auto` probes KVM once per process).
+    /// Which accelerator to use (`Auto`: see [`Accel`]).
     pub accel: Accel,
+    /// How long a boot under KVM on trial may show nothing of the kernel
+    /// before it is taken for a KVM that hangs (see [`Accel::Auto`]).
+    pub kvm_trial: Duration,
+    /// The QEMU program: `$TAPMATRIX_QEMU`, else `qemu-system-x86_64` on
+    /// `PATH`.
+    pub qemu: PathBuf,
     /// Guest memory in MiB.
     pub memory_mib: u32,
     /// Guest CPUs.
@@ -21,11 +31,18 @@ pub struct VmOptions {
 }
 
 impl VmOptions {
-    /// Defaults (auto accelerator, 512 MiB, one CPU, 120 s timeout) with
+    /// Defaults (the accelerator `TAPMATRIX_ACCEL` names, else `Auto` with a
+    /// 10 s KVM trial, the QEMU `TAPMATRIX_QEMU` names, else
+    /// `qemu-system-x86_64`,
+    /// 512 MiB, one CPU, 120 s timeout) with
     /// images cached under `cache_dir` (the kernel cache's root).
     pub fn new(cache_dir: &Path) -> Self {
         Self {
-            accel: Accel::Auto,
+            accel: Accel::from_env(),
+            kvm_trial: Duration::from_secs(10),
+            qemu: std::env::var_os(QEMU_ENV)
+                .filter(|qemu| !qemu.is_empty())
+                .map_or_else(|| PathBuf::from("qemu-system-x86_64"), PathBuf::from),
             memory_mib: 512,
             cpus: 1,
             timeout: Duration::from_secs(120),

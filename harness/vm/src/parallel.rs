@@ -57,8 +57,8 @@ pub fn default_jobs() -> usize {
 }
 
 /// Runs `task` (a boot, and whatever goes with it) over `items` on a pool
-/// of `jobs` threads with a progress bar labelled `what`; the accelerator is
-/// decided once, before the first boot. One result per item, in order.
+/// of `jobs` threads with a progress bar labelled `what`; the KVM probe runs
+/// once, before the first boot. One result per item, in order.
 pub fn boot_many<T, R>(
     items: &[T],
     options: &VmOptions,
@@ -70,14 +70,9 @@ where
     T: Sync,
     R: Send,
 {
-    // Decide the accelerator once, before the boots start (the probe is cached).
-    let options = VmOptions {
-        accel: match options.accel.resolve() {
-            crate::ResolvedAccel::Kvm => crate::Accel::Kvm,
-            crate::ResolvedAccel::Tcg => crate::Accel::Tcg,
-        },
-        ..options.clone()
-    };
+    // Decide the accelerator before the boots start (the probe's verdict is
+    // kept for the process; a KVM on trial is watched boot by boot).
+    let _ = options.accel.resolve(options);
     let bar = ProgressBar::new(items.len() as u64).with_message(what.to_owned());
     if let Ok(style) = ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} {elapsed}") {
         bar.set_style(style);
@@ -86,7 +81,7 @@ where
         items
             .par_iter()
             .map(|item| {
-                let result = task(item, &options);
+                let result = task(item, options);
                 bar.inc(1);
                 result
             })
@@ -97,7 +92,7 @@ where
         .build()
     {
         Ok(pool) => pool.install(run),
-        Err(_) => items.iter().map(|item| task(item, &options)).collect(),
+        Err(_) => items.iter().map(|item| task(item, options)).collect(),
     };
     bar.finish_and_clear();
     results

@@ -67,15 +67,48 @@ pub enum PrereqError {
         hint: String,
     },
     /// apt-get ran and failed.
-    #[error("`{command}` failed: {reason}; install {} by hand", list(.packages))]
+    #[error(
+        "installing {} failed (`{command}`): install them yourself, e.g. `sudo {}`{}",
+        list(.packages),
+        install_line(.packages),
+        apt_said(.reason)
+    )]
     Install {
         /// The command that failed.
         command: String,
-        /// Its exit status or error.
+        /// apt's `E:`/`W:` lines, or why it could not run.
         reason: String,
         /// The packages that were to be installed.
         packages: Vec<Package>,
     },
+    /// Installing would make apt remove packages: refused.
+    #[error(
+        "installing {} would make apt-get remove {}: tapmatrix never removes packages. To accept that, run `sudo {}` yourself",
+        list(.packages),
+        .removals.join(", "),
+        install_line(.packages)
+    )]
+    WouldRemove {
+        /// The packages that were to be installed.
+        packages: Vec<Package>,
+        /// What apt-get would remove.
+        removals: Vec<String>,
+    },
+}
+
+/// The install command a user can run themselves (without tapmatrix's
+/// `--no-remove`: they decide).
+fn install_line(packages: &[Package]) -> String {
+    format!("apt-get install --no-install-recommends {}", list(packages))
+}
+
+/// apt's lines after our sentence, indented, or nothing.
+fn apt_said(reason: &str) -> String {
+    if reason.trim().is_empty() {
+        return String::new();
+    }
+    let lines: Vec<String> = reason.lines().map(|line| format!("\n  {line}")).collect();
+    format!("; apt said:{}", lines.join(""))
 }
 
 /// Packages as a space-separated list.
@@ -144,8 +177,11 @@ impl Prerequisites {
         Err(PrereqError::Missing { packages, hint })
     }
 
-    /// Installs what is missing with apt-get (`update` once, then `install -y`,
-    /// asking nothing) and checks again; where apt-get is absent, says what to install.
+    /// Installs what is missing with apt-get and checks again; where
+    /// apt-get is absent, says what to install. apt-get never removes
+    /// anything here: when the install would remove packages, nothing is
+    /// installed and the error gives the command to run (see
+    /// [`install_with`]).
     pub fn install_missing(&self) -> Result<Self, PrereqError> {
         let packages = self.missing();
         if packages.is_empty() {
@@ -157,28 +193,87 @@ impl Prerequisites {
                 hint: " with this system's package manager (no apt-get here)".to_owned(),
             });
         };
-        let names: Vec<&str> = packages.iter().map(|package| package.name()).collect();
-        let run = |args: Vec<&str>| -> Result<(), PrereqError> {
-            let command = format!("apt-get {}", args.join(" "));
-            duct::cmd(&apt_get, &args)
-                .env("DEBIAN_FRONTEND", "noninteractive")
-                .stdout_to_stderr()
-                .run()
-                .map(drop)
-                .map_err(|error| PrereqError::Install {
-                    command,
-                    reason: error.to_string(),
-                    packages: packages.clone(),
-                })
-        };
-        run(vec!["update", "-qq"])?;
-        let mut install = vec!["install", "-y", "-qq", "--no-install-recommends"];
-        install.extend(&names);
-        run(install)?;
+        install_with(&apt_get, &packages)?;
         let after = Self::check();
         after.require()?;
         Ok(after)
     }
+}
+
+/// apt-get's three steps for `packages`: refresh the lists, simulate the
+/// install (`-s`, to see what it would remove), install asking nothing and
+/// refusing any removal (`--no-remove`).
+fn apt_steps(packages: &[Package]) -> [Vec<String>; 3] {
+    let names = packages.iter().map(|package| package.name().to_owned());
+    let mut simulate: Vec<String> = ["install", "-s", "--no-install-recommends"]
+        .map(str::to_owned)
+        .to_vec();
+    simulate.extend(names.clone());
+    let mut install: Vec<String> = [
+        "install",
+        "-y",
+        "-q",
+        "--no-install-recommends",
+        "--no-remove",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    install.extend(names);
+    [
+        vec!["update".to_owned(), "-q".to_owned()],
+        simulate,
+        install,
+    ]
+}
+
+/// The packages a simulated apt-get run (`apt-get -s`) would remove: its
+/// `Remv NAME [VERSION]` lines.
+fn removals(simulated: &str) -> Vec<String> {
+    simulated
+        .lines()
+        .filter_map(|line| line.strip_prefix("Remv "))
+        .filter_map(|rest| rest.split_whitespace().next())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Installs `packages` with `apt_get` ([`apt_steps`]); refuses when the
+/// simulation shows removals. apt's output is kept, never shown: its
+/// `E:`/`W:` lines become the detail of a failure.
+fn install_with(apt_get: &Path, packages: &[Package]) -> Result<(), PrereqError> {
+    let run = |args: &[String]| -> Result<String, PrereqError> {
+        let command = format!("apt-get {}", args.join(" "));
+        let failed = |reason: String| PrereqError::Install {
+            command: command.clone(),
+            reason,
+            packages: packages.to_vec(),
+        };
+        let output = duct::cmd(apt_get, args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .env("LC_ALL", "C.UTF-8")
+            .stdin_null()
+            .stderr_to_stdout()
+            .stdout_capture()
+            .unchecked()
+            .run()
+            .map_err(|error| failed(error.to_string()))?;
+        let text = String::from_utf8_lossy(&output.stdout).into_owned();
+        if output.status.success() {
+            Ok(text)
+        } else {
+            Err(failed(tapmatrix_kernels::apt_words(&text)))
+        }
+    };
+    let [update, simulate, install] = apt_steps(packages);
+    run(&update)?;
+    let removed = removals(&run(&simulate)?);
+    if !removed.is_empty() {
+        return Err(PrereqError::WouldRemove {
+            packages: packages.to_vec(),
+            removals: removed,
+        });
+    }
+    run(&install).map(drop)
 }
 
 /// The first executable file called `program` in a `PATH` directory.
@@ -254,5 +349,89 @@ mod tests {
             message.contains("qemu-system-x86 busybox-static"),
             "{message}"
         );
+    }
+
+    /// What `apt-get install -s qemu-system-x86 busybox-static` printed on
+    /// a host where apt chose to remove qemu-utils (and busybox, which
+    /// busybox-static replaces).
+    const SIMULATED_REMOVAL: &str = "NOTE: This is only a simulation!
+      apt-get needs root privileges for real execution.
+Reading package lists...
+The following packages will be REMOVED:
+  busybox qemu-utils
+The following NEW packages will be installed:
+  busybox-static qemu-system-x86
+0 upgraded, 2 newly installed, 2 to remove and 0 not upgraded.
+Remv busybox [1:1.35.0-4+b3]
+Remv qemu-utils [1:7.2+dfsg-7+deb12u5]
+Inst busybox-static (1:1.35.0-4+b3 Debian:12.5/stable [amd64])
+Inst qemu-system-x86 (1:7.2+dfsg-7+deb12u5 Debian:12.5/stable [amd64])
+Conf busybox-static (1:1.35.0-4+b3 Debian:12.5/stable [amd64])
+Conf qemu-system-x86 (1:7.2+dfsg-7+deb12u5 Debian:12.5/stable [amd64])
+";
+
+    #[test]
+    fn the_install_refuses_removals_and_simulates_first() {
+        let [update, simulate, install] =
+            apt_steps(&[Package::QemuSystemX86, Package::BusyboxStatic]);
+        assert_eq!(update, ["update", "-q"]);
+        assert!(simulate.contains(&"-s".to_owned()), "{simulate:?}");
+        assert!(install.contains(&"--no-remove".to_owned()), "{install:?}");
+        assert!(install.contains(&"-y".to_owned()), "{install:?}");
+        assert!(install.ends_with(&["qemu-system-x86".to_owned(), "busybox-static".to_owned()]));
+        assert_eq!(removals(SIMULATED_REMOVAL), ["busybox", "qemu-utils"]);
+        assert!(removals("Inst busybox-static (1:1.35.0-4+b3)\n").is_empty());
+    }
+
+    /// A fake apt-get that logs its arguments and answers `-s` with `simulated`.
+    fn fake_apt_get(dir: &Path, simulated: &str) -> (PathBuf, PathBuf) {
+        use std::os::unix::fs::PermissionsExt;
+        let log = dir.join("calls");
+        let answer = dir.join("simulated");
+        std::fs::write(&answer, simulated).unwrap();
+        let script = dir.join("apt-get");
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\necho \"$*\" >> '{}'\ncase \" $* \" in *\" -s \"*) cat '{}';; esac\n",
+                log.display(),
+                answer.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        (script, log)
+    }
+
+    #[test]
+    fn an_install_that_would_remove_packages_is_refused_with_the_command() {
+        let dir = tempfile::tempdir().unwrap();
+        let (apt_get, log) = fake_apt_get(dir.path(), SIMULATED_REMOVAL);
+        let packages = [Package::QemuSystemX86, Package::BusyboxStatic];
+        let error = install_with(&apt_get, &packages).unwrap_err();
+        let text = error.to_string();
+        assert!(matches!(error, PrereqError::WouldRemove { .. }), "{text}");
+        assert!(text.contains("remove busybox, qemu-utils"), "{text}");
+        assert!(
+            text.contains(
+                "run `sudo apt-get install --no-install-recommends qemu-system-x86 busybox-static` yourself"
+            ),
+            "{text}"
+        );
+        let calls = std::fs::read_to_string(&log).unwrap();
+        assert_eq!(
+            calls.lines().count(),
+            2,
+            "update and the simulation only: {calls}"
+        );
+
+        // Nothing to remove: the install runs, refusing removals anyway.
+        let clean = tempfile::tempdir().unwrap();
+        let (apt_get, log) = fake_apt_get(clean.path(), "Inst busybox-static (1:1.35.0-4+b3)\n");
+        install_with(&apt_get, &packages).unwrap();
+        let calls = std::fs::read_to_string(&log).unwrap();
+        let last = calls.lines().last().unwrap();
+        assert!(last.starts_with("install -y"), "{calls}");
+        assert!(last.contains("--no-remove"), "{calls}");
     }
 }

@@ -6,12 +6,12 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use tapmatrix_ir::{RunEnd, RunMessage};
+use tapmatrix_ir::{OutputStream, RunEnd, RunMessage};
 use tapmatrix_wire::{
     BUFFER_KB_PARAM, ECHO_HITS_PARAM, HIT_RECORD, HitEcho, Job, RUN_RECORD, RecordKind, RunItem,
 };
 
-use crate::{BootSpec, Initramfs, InitramfsError, VmOptions, boot_streaming};
+use crate::{BootError, BootSpec, Initramfs, InitramfsError, VmOptions, boot_streaming};
 
 /// Boot time allowed per item on top of its own timeout (setting events up
 /// and tearing them down under TCG).
@@ -70,6 +70,10 @@ pub struct InfraFailure {
     pub console_tail: String,
     /// The whole console log.
     pub console_log: PathBuf,
+    /// Whether the boot itself died (QEMU, the kernel, the data channel, a
+    /// timeout), where another boot may go better; not when the agent ran
+    /// and reported a failure (another boot would do the same).
+    pub boot_died: bool,
 }
 
 impl ItemReport {
@@ -101,6 +105,32 @@ impl ItemReport {
                 _ => None,
             })
             .collect()
+    }
+
+    /// What the workload wrote on `stream`, concatenated; where the agent
+    /// left bytes out (a workload that wrote more than it keeps), a line
+    /// says how many.
+    pub fn workload_output(&self, stream: OutputStream) -> String {
+        let mut out = String::new();
+        for message in &self.messages {
+            if let RunMessage::WorkloadOutput {
+                stream: of,
+                text,
+                dropped,
+                ..
+            } = message
+                && *of == stream
+            {
+                if *dropped > 0 {
+                    if !out.is_empty() && !out.ends_with('\n') {
+                        out.push('\n');
+                    }
+                    out.push_str(&dropped_line(*dropped));
+                }
+                out.push_str(text);
+            }
+        }
+        out
     }
 }
 
@@ -135,7 +165,7 @@ pub fn run_items(
     })
     .build(&options.cache_dir)?;
     let mut spec = BootSpec::new(kernel, &image, work_dir, options);
-    spec.timeout = boot_timeout(items, options.timeout);
+    spec.vm.timeout = boot_timeout(items, options.timeout);
     if settings.echo_hits {
         spec.append.push(ECHO_HITS_PARAM.to_owned());
     }
@@ -152,6 +182,7 @@ pub fn run_items(
                 error: String::new(),
                 console_tail: String::new(),
                 console_log: work_dir.join("console.log"),
+                boot_died: false,
             }),
         })
         .collect();
@@ -183,24 +214,35 @@ pub fn run_items(
         }
         Ok(())
     };
-    let failure = match boot_streaming(&spec, &mut on_record) {
+    let (error, boot_died) = match boot_streaming(&spec, &mut on_record) {
         Ok(outcome) => match outcome.done {
-            Some(done) if !done.ok => Some(format!("the agent failed: {}", done.message)),
-            _ => Some("the agent ended without finishing this item".to_owned()),
+            Some(done) if !done.ok => (format!("the agent failed: {}", done.message), false),
+            _ => (
+                "the agent ended without finishing this item".to_owned(),
+                false,
+            ),
         },
-        Err(error) => Some(error.to_string()),
+        // QEMU missing or the work directory unwritable: the same again.
+        Err(error @ (BootError::Spawn { .. } | BootError::WorkDir { .. })) => {
+            (error.to_string(), false)
+        }
+        Err(error) => (error.to_string(), true),
     };
-    if let Some(error) = failure {
-        let console_log = work_dir.join("console.log");
-        let console_tail = console_tail(&console_log);
-        for report in &mut reports {
-            if let ItemEnd::Infra(infra) = &mut report.end {
-                infra.error = error.clone();
-                infra.console_tail = console_tail.clone();
-            }
+    let console_log = work_dir.join("console.log");
+    let console_tail = console_tail(&console_log);
+    for report in &mut reports {
+        if let ItemEnd::Infra(infra) = &mut report.end {
+            infra.error = error.clone();
+            infra.console_tail = console_tail.clone();
+            infra.boot_died = boot_died;
         }
     }
     Ok(reports)
+}
+
+/// The line standing for bytes of a workload stream the agent left out.
+pub fn dropped_line(bytes: u64) -> String {
+    format!("[... {bytes} bytes left out ...]\n")
 }
 
 /// The boot timeout: the boot allowance plus each item's timeout and setup.
@@ -215,6 +257,7 @@ fn item_of(message: &RunMessage) -> u32 {
     match message {
         RunMessage::Output { item, .. }
         | RunMessage::Diagnostic { item, .. }
+        | RunMessage::WorkloadOutput { item, .. }
         | RunMessage::EventRejected { item, .. }
         | RunMessage::Finished { item, .. } => *item,
     }

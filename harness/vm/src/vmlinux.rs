@@ -37,10 +37,7 @@ fn extract_cached(vmlinuz: &Path, cache_dir: &Path) -> Result<PathBuf, String> {
     if !has_pvh_note(&elf) {
         return Err("the kernel has no PVH entry point".to_owned());
     }
-    std::fs::create_dir_all(&dir).map_err(|error| error.to_string())?;
-    let temporary = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    std::fs::write(&temporary, elf).map_err(|error| error.to_string())?;
-    std::fs::rename(&temporary, &path).map_err(|error| error.to_string())?;
+    tapmatrix_kernels::write_atomic(&path, &elf).map_err(|error| error.to_string())?;
     Ok(path)
 }
 
@@ -105,33 +102,37 @@ fn has_pvh_note(elf: &[u8]) -> bool {
 fn pvh_note(elf: &[u8]) -> Option<bool> {
     const PT_NOTE: u32 = 4;
     const PHYS32_ENTRY: u32 = 18;
-    let u16_at = |at: usize| Some(u16::from_le_bytes(elf.get(at..at + 2)?.try_into().ok()?));
-    let u32_at = |at: usize| Some(u32::from_le_bytes(elf.get(at..at + 4)?.try_into().ok()?));
+    // Every offset and length comes from the file: checked arithmetic, so a
+    // malformed kernel (a user's own build) is "no note", never a panic.
+    let bytes = |at: usize, len: usize| elf.get(at..at.checked_add(len)?);
+    let u16_at = |at: usize| Some(u16::from_le_bytes(bytes(at, 2)?.try_into().ok()?));
+    let u32_at = |at: usize| Some(u32::from_le_bytes(bytes(at, 4)?.try_into().ok()?));
     let u64_at =
-        |at: usize| usize::try_from(u64::from_le_bytes(elf.get(at..at + 8)?.try_into().ok()?)).ok();
+        |at: usize| usize::try_from(u64::from_le_bytes(bytes(at, 8)?.try_into().ok()?)).ok();
     if elf.get(..5)? != b"\x7fELF\x02" {
         return None;
     }
     let phoff = u64_at(0x20)?;
     let phentsize = usize::from(u16_at(0x36)?);
     for index in 0..usize::from(u16_at(0x38)?) {
-        let header = phoff + index * phentsize;
+        let header = phoff.checked_add(index.checked_mul(phentsize)?)?;
         if u32_at(header)? != PT_NOTE {
             continue;
         }
-        let (mut at, end) = (
-            u64_at(header + 8)?,
-            u64_at(header + 8)? + u64_at(header + 32)?,
-        );
-        while at + 12 <= end {
+        let mut at = u64_at(header.checked_add(8)?)?;
+        let end = at.checked_add(u64_at(header.checked_add(32)?)?)?;
+        while at.checked_add(12)? <= end {
             let name_len = usize::try_from(u32_at(at)?).ok()?;
             let desc_len = usize::try_from(u32_at(at + 4)?).ok()?;
             let kind = u32_at(at + 8)?;
-            let name = elf.get(at + 12..at + 12 + name_len)?;
+            let name = bytes(at + 12, name_len)?;
             if name == b"Xen\0" && kind == PHYS32_ENTRY {
                 return Some(true);
             }
-            at += 12 + name_len.next_multiple_of(4) + desc_len.next_multiple_of(4);
+            at = at
+                .checked_add(12)?
+                .checked_add(name_len.next_multiple_of(4))?
+                .checked_add(desc_len.next_multiple_of(4))?;
         }
     }
     Some(false)
@@ -169,6 +170,18 @@ mod tests {
         assert!(!has_pvh_note(&elf_with_note(b"Xen\0", 17)));
         assert!(!has_pvh_note(&elf_with_note(b"GNU\0", 18)));
         assert!(!has_pvh_note(b"not an elf"));
+        // Offsets and lengths that point anywhere: no note, no panic.
+        let mut wild = elf_with_note(b"Xen\0", 18);
+        for at in [0x20, 0x36, 0x38, 64 + 8, 64 + 32, 120, 124] {
+            for value in [u64::MAX, u64::MAX / 2, 0x7fff_ffff] {
+                let width = if at >= 120 { 4 } else { 8.min(wild.len() - at) };
+                let mut patched = wild.clone();
+                patched[at..at + width].copy_from_slice(&value.to_le_bytes()[..width]);
+                let _ = has_pvh_note(&patched);
+            }
+        }
+        wild.truncate(70);
+        assert!(!has_pvh_note(&wild));
     }
 
     #[test]

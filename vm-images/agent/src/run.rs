@@ -81,6 +81,7 @@ pub fn run(channel: &Channel, items: &[RunItem]) -> Result<()> {
             },
         };
         let leftover_events = state.clean_up();
+        state.send_workload_output(true)?;
         let finished = RunMessage::Finished {
             item: index,
             end,
@@ -232,6 +233,7 @@ impl ItemRun<'_> {
             }
             stop = timers.run_due(&mut runtime);
             self.flush(&mut runtime)?;
+            self.send_workload_output(false)?;
             if stop.is_some() {
                 break;
             }
@@ -449,6 +451,26 @@ impl ItemRun<'_> {
                 &RunMessage::Diagnostic {
                     item: self.item,
                     text,
+                },
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Sends what the workload wrote since the last call (`last`: all that
+    /// is left).
+    fn send_workload_output(&mut self, last: bool) -> Result<()> {
+        let Some(workload) = &mut self.workload else {
+            return Ok(());
+        };
+        for (stream, text, dropped) in workload.output(last) {
+            send(
+                self.channel,
+                &RunMessage::WorkloadOutput {
+                    item: self.item,
+                    stream,
+                    text,
+                    dropped,
                 },
             )?;
         }

@@ -47,6 +47,18 @@ const FLAG_LZ4: u8 = 1;
 /// The length of a record header.
 const HEADER_LEN: usize = 16;
 
+/// The longest record name a reader accepts (names are paths in a harvest).
+pub const MAX_NAME_LEN: usize = 4096;
+
+/// The largest payload (decompressed) a reader accepts: the biggest file a
+/// harvest sends is the kernel's BTF (3.5 to 5.5 MB on the matrix; a few
+/// times that on an all-yes config), and the memory window is 64 MiB.
+pub const MAX_PAYLOAD_LEN: usize = 128 << 20;
+
+/// LZ4 expands a block at most about 255 times; a header claiming more is
+/// corrupt (and would make the reader allocate for nothing).
+const LZ4_MAX_RATIO: usize = 255;
+
 /// What the host asks the agent to do.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -205,8 +217,22 @@ impl<W: Write> RecordWriter<W> {
         self.written
     }
 
-    /// Writes one record, compressing payloads where that makes them smaller.
+    /// Writes one record, compressing payloads where that makes them
+    /// smaller. A name over [`MAX_NAME_LEN`] or a payload over
+    /// [`MAX_PAYLOAD_LEN`] bytes is refused (no reader would take it).
     pub fn write(&mut self, kind: RecordKind, name: &str, payload: &[u8]) -> io::Result<()> {
+        if name.len() > MAX_NAME_LEN {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "record name too long",
+            ));
+        }
+        if payload.len() > MAX_PAYLOAD_LEN {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("payload over {MAX_PAYLOAD_LEN} bytes"),
+            ));
+        }
         let name_len = u16::try_from(name.len())
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "record name too long"))?;
         let raw_len = u32::try_from(payload.len())
@@ -271,6 +297,12 @@ impl<R: Read> RecordReader<R> {
     }
 
     /// The next record; `Ok(None)` at a clean end of input between records.
+    ///
+    /// The guest's kernel may be anyone's build: every length in a header
+    /// is checked against [`MAX_NAME_LEN`] and [`MAX_PAYLOAD_LEN`] (and a
+    /// compressed body against what LZ4 can expand to) before anything is
+    /// allocated, and a body is read as it arrives, so a header claiming
+    /// more than the input holds costs no more than the input.
     pub fn next_record(&mut self) -> Result<Option<Record>, WireError> {
         let start = self.offset;
         let mut header = [0u8; HEADER_LEN];
@@ -291,16 +323,37 @@ impl<R: Read> RecordReader<R> {
         let name_len = usize::from(u16::from_le_bytes([header[6], header[7]]));
         let body_len = le_u32(&header[8..12]);
         let raw_len = le_u32(&header[12..16]);
-        let mut name = vec![0u8; name_len];
-        let mut body = vec![0u8; body_len];
-        if read_full(&mut self.input, &mut name)? != name_len
-            || read_full(&mut self.input, &mut body)? != body_len
-        {
+        let compressed = flags & FLAG_LZ4 != 0;
+        if flags & !FLAG_LZ4 != 0 {
+            return Err(corrupt("unknown flags"));
+        }
+        if name_len > MAX_NAME_LEN {
+            return Err(corrupt(&format!(
+                "a name of {name_len} bytes (at most {MAX_NAME_LEN})"
+            )));
+        }
+        if raw_len > MAX_PAYLOAD_LEN || body_len > MAX_PAYLOAD_LEN {
+            return Err(corrupt(&format!(
+                "a payload of {} bytes (at most {MAX_PAYLOAD_LEN})",
+                raw_len.max(body_len)
+            )));
+        }
+        if !compressed && body_len != raw_len {
+            return Err(corrupt("payload length differs from its header"));
+        }
+        if compressed && raw_len > body_len.saturating_mul(LZ4_MAX_RATIO) + 16 {
+            return Err(corrupt(&format!(
+                "{body_len} compressed bytes cannot expand to {raw_len}"
+            )));
+        }
+        let name = read_up_to(&mut self.input, name_len)?;
+        let body = read_up_to(&mut self.input, body_len)?;
+        if name.len() != name_len || body.len() != body_len {
             return Err(WireError::Truncated { offset: start });
         }
         self.offset = start + (HEADER_LEN + name_len + body_len) as u64;
         let name = String::from_utf8(name).map_err(|_| corrupt("name is not UTF-8"))?;
-        let payload = if flags & FLAG_LZ4 != 0 {
+        let payload = if compressed {
             lz4_flex::block::decompress(&body, raw_len)
                 .map_err(|error| corrupt(&format!("bad LZ4 payload: {error}")))?
         } else {
@@ -322,6 +375,14 @@ fn le_u32(bytes: &[u8]) -> usize {
     let mut word = [0u8; 4];
     word.copy_from_slice(bytes);
     u32::from_le_bytes(word) as usize
+}
+
+/// Reads `len` bytes, or fewer if the input ends first; the buffer grows
+/// with what arrives, not with what was announced.
+fn read_up_to(input: &mut impl Read, len: usize) -> io::Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(len.min(64 << 10));
+    input.take(len as u64).read_to_end(&mut out)?;
+    Ok(out)
 }
 
 /// Reads until `buf` is full or the input ends; returns how much was read.

@@ -55,6 +55,7 @@ pub fn run_for(
     let sources = Sources {
         tapset_dirs,
         script: Some(script_path),
+        script_text: None,
     };
     let loaded = sources.load(kernel_profile(facts)).unwrap();
     let prefix = format!("{}/", dir.path().display());

@@ -38,14 +38,14 @@ pub struct RunBenchArgs {
     /// The scripts and their specs.
     #[arg(long, default_value = "tests/scripts", value_name = "DIR")]
     scripts: PathBuf,
-    /// Tapset directories (repeatable; default: tapsets/).
+    /// Tapset directories (repeatable; default: the built-in library).
     #[arg(short = 'I', value_name = "DIR")]
     include: Vec<PathBuf>,
     /// Boots at a time (default: the number of cores).
     #[arg(short, long)]
     jobs: Option<usize>,
-    /// Accelerator: auto, kvm or tcg.
-    #[arg(long, default_value = "auto")]
+    /// Accelerator: auto (KVM where it boots kernels, else TCG), kvm or tcg.
+    #[arg(long, env = tapmatrix_vm::ACCEL_ENV, default_value = "auto")]
     accel: Accel,
     /// Rounds to run; each side's best round counts.
     #[arg(long, default_value_t = 3)]
@@ -63,8 +63,8 @@ pub struct HarvestBenchArgs {
     /// Boots at a time (default: the number of cores).
     #[arg(short, long)]
     jobs: Option<usize>,
-    /// Accelerator: auto, kvm or tcg.
-    #[arg(long, default_value = "auto")]
+    /// Accelerator: auto (KVM where it boots kernels, else TCG), kvm or tcg.
+    #[arg(long, env = tapmatrix_vm::ACCEL_ENV, default_value = "auto")]
     accel: Accel,
     /// Rounds to run; each side's best round counts.
     #[arg(long, default_value_t = 3)]
@@ -84,7 +84,7 @@ pub fn run(command: BenchCommand) -> anyhow::Result<Status> {
 /// a bare busybox shell that powers off, with the same parallelism.
 fn harvest(args: &HarvestBenchArgs) -> anyhow::Result<Status> {
     let cache = args.matrix.cache()?;
-    let guard = cache.lock().map_err(classify)?;
+    let guard = cache.share().map_err(classify)?;
     let kernels = fetch_all(&guard, &args.matrix, &args.ids)?;
     let jobs = args.jobs.unwrap_or_else(tapmatrix_vm::default_jobs);
     let scratch = tempfile::tempdir()?;
@@ -92,7 +92,6 @@ fn harvest(args: &HarvestBenchArgs) -> anyhow::Result<Status> {
         accel: args.accel,
         ..VmOptions::new(cache.root())
     };
-    let accel = options.accel.resolve();
     let floor_pairs = |round: u32| floor_boots(&kernels, scratch.path(), round);
     // Warm the caches (unpacked kernels, images) so neither side pays for them.
     for kernel in &kernels {
@@ -133,7 +132,8 @@ fn harvest(args: &HarvestBenchArgs) -> anyhow::Result<Status> {
     println!(
         "{} kernels, -j {jobs}, accel {}, best of {}: harvest {:.2}s, floor {:.2}s, ratio {:.2} (aim: 1.3)",
         kernels.len(),
-        accel.name(),
+        // After the boots: a KVM that failed its trial fell back to TCG.
+        options.accel.resolve(&options).name(),
         args.rounds.max(1),
         best_harvest.as_secs_f64(),
         best_floor.as_secs_f64(),
@@ -146,6 +146,12 @@ fn harvest(args: &HarvestBenchArgs) -> anyhow::Result<Status> {
 /// run, judge) against booting the same kernels bare, with the same
 /// parallelism, best of `rounds` each.
 fn run_bench(args: &RunBenchArgs) -> anyhow::Result<Status> {
+    if !args.scripts.is_dir() {
+        return Err(input_error(anyhow::anyhow!(
+            "{}: no such script directory (named by --scripts; its default is a checkout's tests/scripts)",
+            args.scripts.display()
+        )));
+    }
     let specs = Spec::load_dir(&args.scripts).map_err(input_error)?;
     let ids = if args.ids.is_empty() {
         harvested_ids(&args.matrix)?
@@ -153,15 +159,11 @@ fn run_bench(args: &RunBenchArgs) -> anyhow::Result<Status> {
         args.ids.clone()
     };
     let cache = args.matrix.cache()?;
-    let guard = cache.lock().map_err(classify)?;
+    let guard = cache.share().map_err(classify)?;
     let fetched = fetch_all(&guard, &args.matrix, &ids)?;
     let jobs = args.jobs.unwrap_or_else(tapmatrix_vm::default_jobs);
     let options = RunOptions {
-        tapset_dirs: if args.include.is_empty() {
-            vec![PathBuf::from("tapsets")]
-        } else {
-            args.include.clone()
-        },
+        tapset_dirs: args.matrix.tapset_dirs(&args.include)?,
         jobs,
         function_events: FunctionEvents::default(),
         vm: VmOptions {
@@ -169,7 +171,6 @@ fn run_bench(args: &RunBenchArgs) -> anyhow::Result<Status> {
             ..VmOptions::new(cache.root())
         },
     };
-    let accel = options.vm.accel.resolve();
     let scratch = tempfile::tempdir()?;
     let mut kernels = Vec::new();
     for kernel in &fetched {
@@ -211,7 +212,7 @@ fn run_bench(args: &RunBenchArgs) -> anyhow::Result<Status> {
         "{} kernels, {} scripts, {cells} cells, -j {jobs}, accel {}, best of {}: run {:.2}s, floor {:.2}s, ratio {:.2} (aim: 1.3)",
         kernels.len(),
         specs.len(),
-        accel.name(),
+        options.vm.accel.resolve(&options.vm).name(),
         args.rounds.max(1),
         best_run.as_secs_f64(),
         best_floor.as_secs_f64(),

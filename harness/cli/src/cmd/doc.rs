@@ -28,7 +28,7 @@ pub struct DocArgs {
     /// The matrix and the cache.
     #[command(flatten)]
     pub matrix: MatrixArgs,
-    /// The tapset directory; default tapsets/.
+    /// The tapset directory; default: the built-in library.
     pub path: Option<PathBuf>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Markdown)]
@@ -44,10 +44,10 @@ pub struct DocArgs {
 
 /// Runs `tapmatrix doc`.
 pub fn run(args: &DocArgs) -> anyhow::Result<Status> {
-    let dir = args
-        .path
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("tapsets"));
+    let dir = match &args.path {
+        Some(path) => path.clone(),
+        None => crate::builtin::tapsets(&args.matrix.cache()?).map_err(infra_error)?,
+    };
     if !dir.is_dir() {
         return Err(input_error(anyhow!(
             "{}: not a tapset directory",
@@ -80,6 +80,7 @@ pub fn run(args: &DocArgs) -> anyhow::Result<Status> {
         let sources = Sources {
             tapset_dirs: vec![dir],
             script: None,
+            script_text: None,
         };
         Some(
             availability(&sources, &kernels, RowsOf::Aliases)

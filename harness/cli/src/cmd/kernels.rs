@@ -22,20 +22,51 @@ pub struct MatrixArgs {
     /// The cache directory (default: $XDG_CACHE_HOME/tapmatrix, else ~/.cache/tapmatrix).
     #[arg(long, env = tapmatrix_kernels::CACHE_ENV, global = true, value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
-    /// The kernel matrix; its lock file is `matrix.lock` beside it.
-    #[arg(
-        long,
-        default_value = "kernels/matrix.yaml",
-        global = true,
-        value_name = "FILE"
-    )]
-    pub matrix: PathBuf,
+    /// The kernel matrix; its lock file is `matrix.lock` beside it
+    /// (default: the one built into tapmatrix).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub matrix: Option<PathBuf>,
 }
 
 impl MatrixArgs {
     /// The cache these options name.
     pub fn cache(&self) -> anyhow::Result<Cache> {
         Cache::resolve(self.cache_dir.as_deref()).map_err(classify)
+    }
+
+    /// The matrix file: the one `--matrix` names (which must exist), else
+    /// the built-in one.
+    pub fn matrix_path(&self) -> anyhow::Result<PathBuf> {
+        match &self.matrix {
+            Some(path) if path.is_file() => Ok(path.clone()),
+            Some(path) => Err(input_error(anyhow::anyhow!(
+                "{}: no such matrix file (named by --matrix)",
+                path.display()
+            ))),
+            None => crate::builtin::matrix(&self.cache()?).map_err(infra_error),
+        }
+    }
+
+    /// The matrix, loaded.
+    pub fn load_matrix(&self) -> anyhow::Result<Matrix> {
+        Matrix::load(&self.matrix_path()?).map_err(classify)
+    }
+
+    /// The tapset directories: those `-I` names (each must exist), else
+    /// the built-in library.
+    pub fn tapset_dirs(&self, include: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+        if include.is_empty() {
+            return Ok(vec![
+                crate::builtin::tapsets(&self.cache()?).map_err(infra_error)?,
+            ]);
+        }
+        if let Some(missing) = include.iter().find(|dir| !dir.is_dir()) {
+            return Err(input_error(anyhow::anyhow!(
+                "{}: no such tapset directory (named by -I)",
+                missing.display()
+            )));
+        }
+        Ok(include.to_vec())
     }
 }
 
@@ -97,8 +128,8 @@ pub struct HarvestArgs {
     /// Boots at a time (default: the number of cores).
     #[arg(short, long)]
     jobs: Option<usize>,
-    /// Accelerator: auto (KVM if a probe boot works, else TCG), kvm or tcg.
-    #[arg(long, default_value = "auto")]
+    /// Accelerator: auto (KVM where it boots kernels, else TCG), kvm or tcg.
+    #[arg(long, env = tapmatrix_vm::ACCEL_ENV, default_value = "auto")]
     accel: Accel,
     /// Seconds one boot may take before it is killed.
     #[arg(long, default_value_t = 120)]
@@ -135,7 +166,12 @@ pub fn classify(error: tapmatrix_kernels::Error) -> anyhow::Error {
 }
 
 fn lock(args: &MatrixArgs) -> anyhow::Result<Status> {
-    let matrix = Matrix::load(&args.matrix).map_err(classify)?;
+    if args.matrix.is_none() {
+        return Err(input_error(anyhow::anyhow!(
+            "`kernels lock` writes matrix.lock beside the matrix, and the built-in matrix cannot be rewritten: name yours with --matrix FILE (in a checkout: --matrix kernels/matrix.yaml)"
+        )));
+    }
+    let matrix = args.load_matrix()?;
     let cache = args.cache()?;
     let guard = cache.lock().map_err(classify)?;
     let previous = Lock::load(&matrix.lock_path()).ok();
@@ -161,7 +197,7 @@ fn lock(args: &MatrixArgs) -> anyhow::Result<Status> {
 
 fn fetch(args: &MatrixArgs, ids: &[String]) -> anyhow::Result<Status> {
     let cache = args.cache()?;
-    let guard = cache.lock().map_err(classify)?;
+    let guard = cache.share().map_err(classify)?;
     for fetched in fetch_all(&guard, args, ids)? {
         println!(
             "{}\t{}\t{}",
@@ -180,7 +216,7 @@ pub fn fetch_all(
     args: &MatrixArgs,
     ids: &[String],
 ) -> anyhow::Result<Vec<FetchedKernel>> {
-    let matrix = Matrix::load(&args.matrix).map_err(classify)?;
+    let matrix = args.load_matrix()?;
     let lock = Lock::load(&matrix.lock_path()).map_err(classify)?;
     let ids = known_ids(&matrix, ids)?;
     let entries: Vec<LockEntry> = lock
@@ -192,7 +228,7 @@ pub fn fetch_all(
     let mut fetcher = Fetcher::new(
         guard,
         matrix.suites(),
-        HostApt::default(),
+        HostApt::default().with_matrix(&matrix),
         Progress::stderr(),
     );
     entries
@@ -210,7 +246,7 @@ pub fn fetch_all(
 /// and the others go on (exit 3 if any failed).
 fn harvest(args: &MatrixArgs, harvest: &HarvestArgs) -> anyhow::Result<Status> {
     let cache = args.cache()?;
-    let guard = cache.lock().map_err(classify)?;
+    let guard = cache.share().map_err(classify)?;
     let kernels = fetch_all(&guard, args, &harvest.ids)?;
     let options = VmOptions {
         accel: harvest.accel,
@@ -244,7 +280,7 @@ fn harvest(args: &MatrixArgs, harvest: &HarvestArgs) -> anyhow::Result<Status> {
 }
 
 fn list(args: &MatrixArgs) -> anyhow::Result<Status> {
-    let matrix = Matrix::load(&args.matrix).map_err(classify)?;
+    let matrix = args.load_matrix()?;
     let lock = match Lock::load(&matrix.lock_path()) {
         Ok(lock) => Some(lock),
         Err(tapmatrix_kernels::Error::NoLock { .. }) => None,
@@ -348,7 +384,7 @@ fn load(args: &MatrixArgs, id: &str) -> anyhow::Result<KernelFacts> {
 
 /// The ids of the matrix's kernels that have harvested facts, in matrix order.
 pub fn harvested_ids(args: &MatrixArgs) -> anyhow::Result<Vec<String>> {
-    let matrix = Matrix::load(&args.matrix).map_err(classify)?;
+    let matrix = args.load_matrix()?;
     let cache = args.cache()?;
     Ok(matrix
         .ids()
@@ -365,7 +401,7 @@ pub fn load_facts(
     id: &str,
     not_harvested: fn(anyhow::Error) -> anyhow::Error,
 ) -> anyhow::Result<KernelFacts> {
-    let matrix = Matrix::load(&args.matrix).map_err(classify)?;
+    let matrix = args.load_matrix()?;
     let id = known_ids(&matrix, &[id.to_owned()])?
         .into_iter()
         .next()

@@ -23,22 +23,12 @@ pub struct ListArgs {
     /// The kernel (default: the last harvested kernel of the matrix).
     #[arg(long, value_name = "ID")]
     pub kernel: Option<String>,
-    /// Tapset directories whose aliases the pattern may name (repeatable; default: tapsets/).
+    /// Tapset directories whose aliases the pattern may name (repeatable;
+    /// default: the built-in library).
     #[arg(short = 'I', value_name = "DIR")]
     pub include: Vec<PathBuf>,
     /// The probe point pattern: `kernel.function("vfs_*")`, `kernel.trace("sched:*")`, `vfs.*`.
     pub pattern: String,
-}
-
-/// The tapset directories: `-I` ones, else `tapsets/` when it exists.
-pub fn tapset_dirs(include: &[PathBuf]) -> Vec<PathBuf> {
-    if include.is_empty() {
-        let default = PathBuf::from("tapsets");
-        if default.is_dir() {
-            return vec![default];
-        }
-    }
-    include.to_vec()
 }
 
 /// Runs `tapmatrix list`.
@@ -54,8 +44,9 @@ pub fn run(args: &ListArgs) -> anyhow::Result<Status> {
     };
     let facts = load_facts(&args.matrix, &id, infra_error)?;
     let sources = Sources {
-        tapset_dirs: tapset_dirs(&args.include),
+        tapset_dirs: args.matrix.tapset_dirs(&args.include)?,
         script: None,
+        script_text: None,
     };
     let loaded = sources.load(kernel_profile(&facts)).map_err(input_error)?;
     let library = &loaded.library;

@@ -10,7 +10,6 @@ use tapmatrix_facts::KernelFacts;
 use tapmatrix_resolve::{Availability, RowsOf, Sources, availability};
 
 use crate::cmd::kernels::{MatrixArgs, harvested_ids, load_facts, print};
-use crate::cmd::list::tapset_dirs;
 use crate::exit::{Status, infra_error, input_error};
 
 /// Output formats.
@@ -30,7 +29,8 @@ pub struct ResolveArgs {
     /// The matrix and the cache.
     #[command(flatten)]
     pub matrix: MatrixArgs,
-    /// A script (rows: its probes) or a tapset directory (rows: its aliases); default tapsets/.
+    /// A script (rows: its probes) or a tapset directory (rows: its
+    /// aliases); default: the built-in library.
     pub path: Option<PathBuf>,
     /// Kernel ids, comma-separated (default: every harvested kernel of the matrix).
     #[arg(long, value_delimiter = ',', value_name = "ID,...")]
@@ -41,17 +41,18 @@ pub struct ResolveArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
-    /// Tapset directories a script's probes may use (repeatable; default: tapsets/).
+    /// Tapset directories a script's probes may use (repeatable; default:
+    /// the built-in library).
     #[arg(short = 'I', value_name = "DIR")]
     pub include: Vec<PathBuf>,
 }
 
 /// Runs `tapmatrix resolve`.
 pub fn run(args: &ResolveArgs) -> anyhow::Result<Status> {
-    let path = args
-        .path
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("tapsets"));
+    let path = match &args.path {
+        Some(path) => path.clone(),
+        None => crate::builtin::tapsets(&args.matrix.cache()?).map_err(infra_error)?,
+    };
     let (sources, rows_of) = if path.is_dir() {
         let mut dirs = args.include.clone();
         dirs.push(path);
@@ -59,14 +60,16 @@ pub fn run(args: &ResolveArgs) -> anyhow::Result<Status> {
             Sources {
                 tapset_dirs: dirs,
                 script: None,
+                script_text: None,
             },
             RowsOf::Aliases,
         )
     } else if path.is_file() {
         (
             Sources {
-                tapset_dirs: tapset_dirs(&args.include),
+                tapset_dirs: args.matrix.tapset_dirs(&args.include)?,
                 script: Some(path),
+                script_text: None,
             },
             RowsOf::ScriptProbes,
         )

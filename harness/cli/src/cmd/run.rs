@@ -1,18 +1,20 @@
 //! `tapmatrix run [SCRIPT...|DIR] [-e SCRIPT] [-c CMD] [--kernels ...]`:
-//! every script on every kernel, one boot per kernel, judged against its
-//! spec and snapshot; and `tapmatrix diff-output`, how one script's output
-//! differs between two kernels.
+//! every script on every kernel, one boot per kernel; a script with a spec
+//! is judged against it and its snapshot, a script without one (and `-e`)
+//! has its output printed per kernel, as `stap` would print it. And
+//! `tapmatrix diff-output`, how one script's output differs between two
+//! kernels.
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use anyhow::{Context, anyhow};
 use clap::Args;
-use tapmatrix_ir::RunMessage;
+use tapmatrix_ir::{OutputStream, RunMessage};
 use tapmatrix_kernels::CacheGuard;
 use tapmatrix_run::{
-    FunctionEvents, Results, RunKernel, RunOptions, Spec, Status as CellStatus, diff, run_matrix,
+    Cell, FunctionEvents, Results, RunKernel, RunOptions, SnapshotScope, Spec,
+    Status as CellStatus, diff, run_matrix,
 };
 use tapmatrix_vm::{Accel, VmOptions};
 
@@ -30,24 +32,28 @@ pub struct RunArgs {
     /// Run this script text (like `stap -e`): its output is printed, not judged.
     #[arg(short = 'e', value_name = "SCRIPT")]
     pub script: Option<String>,
-    /// The workload of `-e` or of a script without a spec (like `stap -c`):
-    /// `target()` is its pid.
+    /// The workload of `-e` or of the scripts named (like `stap -c`):
+    /// `target()` is its pid; what it prints is shown marked `[workload]`.
     #[arg(short = 'c', value_name = "CMD")]
     pub command: Option<String>,
+    /// Judge scripts without a spec too (against their snapshots, with the
+    /// spec defaults), instead of printing their output.
+    #[arg(long)]
+    pub judge: bool,
     /// Kernel ids, comma-separated (default: every harvested kernel of the matrix).
     #[arg(long, value_delimiter = ',', value_name = "ID,...")]
     pub kernels: Vec<String>,
     /// Kernels booted at once (default: the number of cores).
     #[arg(short, long)]
     pub jobs: Option<usize>,
-    /// Tapset directories (repeatable; default: tapsets/).
+    /// Tapset directories (repeatable; default: the built-in library).
     #[arg(short = 'I', value_name = "DIR")]
     pub include: Vec<PathBuf>,
     /// Seconds a script without a spec may run.
     #[arg(long, default_value_t = 30)]
     pub timeout: u64,
-    /// Accelerator: auto, kvm or tcg.
-    #[arg(long, default_value = "auto")]
+    /// Accelerator: auto (KVM where it boots kernels, else TCG), kvm or tcg.
+    #[arg(long, env = tapmatrix_vm::ACCEL_ENV, default_value = "auto")]
     pub accel: Accel,
     /// Serve function probes with fprobe events (`f:`) on kernels that have
     /// them, rather than kprobes (cheaper to set up in a guest).
@@ -75,20 +81,24 @@ pub struct DiffOutputArgs {
         value_name = "A,B"
     )]
     pub kernels: Vec<String>,
-    /// Tapset directories (repeatable; default: tapsets/).
+    /// Tapset directories (repeatable; default: the built-in library).
     #[arg(short = 'I', value_name = "DIR")]
     pub include: Vec<PathBuf>,
-    /// Accelerator: auto, kvm or tcg.
-    #[arg(long, default_value = "auto")]
+    /// Accelerator: auto (KVM where it boots kernels, else TCG), kvm or tcg.
+    #[arg(long, env = tapmatrix_vm::ACCEL_ENV, default_value = "auto")]
     pub accel: Accel,
 }
 
 /// Runs `tapmatrix run`.
 pub fn run(args: &RunArgs) -> anyhow::Result<Status> {
-    let (specs, _scratch) = specs_of(args)?;
-    let ad_hoc = args.script.is_some();
+    let specs = specs_of(args)?;
+    let shown = |name: &str| {
+        specs
+            .iter()
+            .any(|spec| spec.name == name && spec.snapshot == SnapshotScope::Unchecked)
+    };
     let settings = Settings {
-        tapset_dirs: tapsets(&args.include),
+        tapset_dirs: args.matrix.tapset_dirs(&args.include)?,
         jobs: args.jobs,
         accel: args.accel,
         function_events: if args.fprobes {
@@ -96,12 +106,30 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Status> {
         } else {
             FunctionEvents::Kprobes
         },
-        stream: ad_hoc,
+        live: specs.len() == 1 && shown(&specs[0].name),
     };
     let results = run_specs(&args.matrix, &specs, &args.kernels, &settings)?;
     write_results(&args.out, &results)?;
-    if !ad_hoc {
-        print(&results.table())?;
+    let (shown_cells, judged): (Vec<Cell>, Vec<Cell>) = results
+        .cells
+        .iter()
+        .cloned()
+        .partition(|cell| shown(&cell.script));
+    if !shown_cells.is_empty() {
+        show(
+            &shown_cells,
+            &results,
+            settings.live && results.kernels.len() == 1,
+        )?;
+    }
+    if !judged.is_empty() {
+        print(
+            &Results {
+                cells: judged,
+                ..results.clone()
+            }
+            .table(),
+        )?;
     }
     eprintln!("results: {}", args.out.join("results.json").display());
     Ok(match results.exit_code() {
@@ -120,11 +148,11 @@ pub fn diff_output(args: &DiffOutputArgs) -> anyhow::Result<Status> {
     };
     let spec = Spec::load(&args.script).map_err(input_error)?;
     let settings = Settings {
-        tapset_dirs: tapsets(&args.include),
+        tapset_dirs: args.matrix.tapset_dirs(&args.include)?,
         jobs: Some(2),
         accel: args.accel,
         function_events: FunctionEvents::default(),
-        stream: false,
+        live: false,
     };
     let results = run_specs(
         &args.matrix,
@@ -151,17 +179,10 @@ pub fn diff_output(args: &DiffOutputArgs) -> anyhow::Result<Status> {
     Ok(Status::Failed)
 }
 
-fn tapsets(include: &[PathBuf]) -> Vec<PathBuf> {
-    if include.is_empty() {
-        vec![PathBuf::from("tapsets")]
-    } else {
-        include.to_vec()
-    }
-}
-
-/// The specs to run; `-e` text lives in a scratch file kept alive by the
-/// returned guard.
-fn specs_of(args: &RunArgs) -> anyhow::Result<(Vec<Spec>, Option<tempfile::TempDir>)> {
+/// The specs to run: `-e` text as it is (named `<input>`), scripts with
+/// their specs; a script without a spec is shown, not judged, unless
+/// `--judge`.
+fn specs_of(args: &RunArgs) -> anyhow::Result<Vec<Spec>> {
     let workload = args.command.clone().unwrap_or_default();
     if let Some(text) = &args.script {
         if !args.paths.is_empty() {
@@ -169,14 +190,22 @@ fn specs_of(args: &RunArgs) -> anyhow::Result<(Vec<Spec>, Option<tempfile::TempD
                 "give either -e SCRIPT or script paths, not both"
             )));
         }
-        let scratch = tempfile::tempdir()?;
-        let script = scratch.path().join("oneliner.stp");
-        std::fs::write(&script, text)?;
-        let spec = Spec::ad_hoc("-e", &script, workload, args.timeout);
-        return Ok((vec![spec], Some(scratch)));
+        return Ok(vec![Spec::inline(
+            "-e",
+            text.clone(),
+            workload,
+            args.timeout,
+        )]);
     }
     let paths = if args.paths.is_empty() {
-        vec![PathBuf::from("tests/scripts")]
+        let default = PathBuf::from("tests/scripts");
+        if !default.is_dir() {
+            return Err(input_error(anyhow!(
+                "no script given: name scripts or directories of scripts, or give one with -e (the default, {}, is not here)",
+                default.display()
+            )));
+        }
+        vec![default]
     } else {
         args.paths.clone()
     };
@@ -188,6 +217,9 @@ fn specs_of(args: &RunArgs) -> anyhow::Result<(Vec<Spec>, Option<tempfile::TempD
             let mut spec = Spec::load(path).map_err(input_error)?;
             if let Some(command) = &args.command {
                 spec.workload = command.clone();
+            }
+            if spec.spec_file.is_none() {
+                spec.timeout_s = args.timeout;
             }
             specs.push(spec);
         } else {
@@ -203,7 +235,21 @@ fn specs_of(args: &RunArgs) -> anyhow::Result<(Vec<Spec>, Option<tempfile::TempD
             paths[0].display()
         )));
     }
-    Ok((specs, None))
+    if args.judge {
+        for spec in &mut specs {
+            if spec.spec_file.is_none() {
+                spec.snapshot = SnapshotScope::Shared;
+            }
+        }
+    }
+    let mut names = std::collections::BTreeSet::new();
+    if let Some(twice) = specs.iter().find(|spec| !names.insert(spec.name.as_str())) {
+        return Err(input_error(anyhow!(
+            "two scripts are named `{}`: results are kept by name, rename one",
+            twice.name
+        )));
+    }
+    Ok(specs)
 }
 
 /// How `run_specs` runs.
@@ -212,8 +258,9 @@ struct Settings {
     jobs: Option<usize>,
     accel: Accel,
     function_events: FunctionEvents,
-    /// Print the scripts' output as it arrives.
-    stream: bool,
+    /// Print the script's output as it arrives (one script shown, not
+    /// judged: when it runs on one kernel).
+    live: bool,
 }
 
 /// Runs `specs` on the kernels named (all harvested ones when none).
@@ -223,7 +270,6 @@ fn run_specs(
     ids: &[String],
     settings: &Settings,
 ) -> anyhow::Result<Results> {
-    let stream = settings.stream;
     let ids = if ids.is_empty() {
         harvested_ids(matrix)?
     } else {
@@ -235,7 +281,7 @@ fn run_specs(
         )));
     }
     let cache = matrix.cache()?;
-    let guard = cache.lock().map_err(classify)?;
+    let guard = cache.share().map_err(classify)?;
     let kernels = run_kernels(&guard, matrix, &ids)?;
     let options = RunOptions {
         tapset_dirs: settings.tapset_dirs.clone(),
@@ -246,32 +292,16 @@ fn run_specs(
             ..VmOptions::new(cache.root())
         },
     };
-    let several = kernels.len() > 1;
-    let stdout = Mutex::new(std::io::stdout());
-    let on_message = |kernel: &str, message: &RunMessage| {
-        if !stream {
-            return;
-        }
-        let text = match message {
-            RunMessage::Output { text, .. } | RunMessage::Diagnostic { text, .. } => text,
-            _ => return,
-        };
-        if let Ok(mut out) = stdout.lock() {
-            let _ = if several {
-                text.lines()
-                    .try_for_each(|line| writeln!(out, "[{kernel}] {line}"))
-            } else {
-                out.write_all(text.as_bytes())
-            };
+    let live = settings.live && kernels.len() == 1;
+    let out = Mutex::new(Live::default());
+    let on_message = |_: &str, message: &RunMessage| {
+        if live && let Ok(mut out) = out.lock() {
+            out.message(message);
         }
     };
     let results = run_matrix(specs, &kernels, &options, &on_message).map_err(input_error)?;
-    if stream {
-        for cell in &results.cells {
-            if cell.status != CellStatus::Pass {
-                eprintln!("{}: {}: {}", cell.kernel, cell.status.word(), cell.detail);
-            }
-        }
+    if let Ok(mut out) = out.lock() {
+        out.finish();
     }
     Ok(results)
 }
@@ -289,7 +319,7 @@ fn run_kernels(
             let id = kernel.id.to_string();
             let facts = load_facts(matrix, &id, input_error)?;
             Ok(RunKernel {
-                work_dir: guard.cache().boots_dir(&kernel.id).join("run"),
+                work_dir: guard.cache().run_dir(&kernel.id).map_err(classify)?,
                 id,
                 facts,
                 vmlinuz: kernel.vmlinuz,
@@ -317,6 +347,150 @@ fn write_results(out: &Path, results: &Results) -> anyhow::Result<()> {
             dir.join(format!("{}.diff", cell.script)),
             diff(&expected, &actual, "expected", "actual"),
         )?;
+    }
+    Ok(())
+}
+
+/// Prints a shown script's messages as they arrive, as `stap` would: its
+/// output on stdout, its errors on stderr, the workload's lines marked.
+#[derive(Default)]
+struct Live {
+    /// Whether the last workload text on stdout and stderr ended a line.
+    open: [bool; 2],
+}
+
+impl Live {
+    fn message(&mut self, message: &RunMessage) {
+        match message {
+            RunMessage::Output { text, .. } => write_to(&mut std::io::stdout(), text),
+            RunMessage::Diagnostic { text, .. } => write_to(&mut std::io::stderr(), text),
+            RunMessage::WorkloadOutput {
+                stream,
+                text,
+                dropped,
+                ..
+            } => {
+                let index = usize::from(*stream == OutputStream::Stderr);
+                let mut text = text.clone();
+                if *dropped > 0 {
+                    text.insert_str(0, &tapmatrix_vm::dropped_line(*dropped));
+                    if self.open[index] {
+                        text.insert(0, '\n');
+                    }
+                }
+                let marked = mark(&text, &workload_mark(*stream, None), self.open[index]);
+                self.open[index] = !text.is_empty() && !text.ends_with('\n');
+                if index == 0 {
+                    write_to(&mut std::io::stdout(), &marked);
+                } else {
+                    write_to(&mut std::io::stderr(), &marked);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Ends a workload line left open.
+    fn finish(&mut self) {
+        if self.open[0] {
+            write_to(&mut std::io::stdout(), "\n");
+        }
+        if self.open[1] {
+            write_to(&mut std::io::stderr(), "\n");
+        }
+    }
+}
+
+/// Writes and flushes; a reader that went away is not an error here.
+fn write_to(out: &mut dyn std::io::Write, text: &str) {
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+}
+
+/// `mark` put before every line of `text`, except the first when it
+/// continues a line already marked.
+fn mark(text: &str, mark: &str, continues: bool) -> String {
+    let mut out = String::new();
+    for (index, line) in text.split_inclusive('\n').enumerate() {
+        if index > 0 || !continues {
+            out.push_str(mark);
+        }
+        out.push_str(line);
+    }
+    out
+}
+
+/// How workload lines are marked: `[workload] `, `[workload stderr] `,
+/// with the kernel first when several ran (`[6.1 workload] `).
+fn workload_mark(stream: OutputStream, kernel: Option<&str>) -> String {
+    let kernel = kernel
+        .map(|kernel| format!("{kernel} "))
+        .unwrap_or_default();
+    match stream {
+        OutputStream::Stdout => format!("[{kernel}workload] "),
+        OutputStream::Stderr => format!("[{kernel}workload stderr] "),
+    }
+}
+
+/// Prints the cells of shown scripts: streamed already when `streamed`,
+/// else per script (a `==> NAME <==` header when several), per kernel
+/// (lines prefixed `[KERNEL] ` when several), the script's output on
+/// stdout and its errors on stderr, the workload's lines marked; then
+/// each cell that did not pass, on stderr.
+fn show(cells: &[Cell], results: &Results, streamed: bool) -> anyhow::Result<()> {
+    let scripts: Vec<&str> = {
+        let mut seen = std::collections::BTreeSet::new();
+        cells
+            .iter()
+            .map(|cell| cell.script.as_str())
+            .filter(|script| seen.insert(*script))
+            .collect()
+    };
+    let several_kernels = results.kernels.len() > 1;
+    if !streamed {
+        for script in &scripts {
+            if scripts.len() > 1 {
+                print(&format!("==> {script} <==\n"))?;
+            }
+            for cell in cells.iter().filter(|cell| cell.script == *script) {
+                let prefix = if several_kernels {
+                    format!("[{}] ", cell.kernel)
+                } else {
+                    String::new()
+                };
+                let (stdout, stderr) = cell.output_streams();
+                print(&mark(stdout, &prefix, false))?;
+                write_to(&mut std::io::stderr(), &mark(stderr, &prefix, false));
+                if let Some(workload) = &cell.workload {
+                    for (stream, text) in [
+                        (OutputStream::Stdout, &workload.stdout),
+                        (OutputStream::Stderr, &workload.stderr),
+                    ] {
+                        if text.is_empty() {
+                            continue;
+                        }
+                        let kernel = several_kernels.then_some(cell.kernel.as_str());
+                        let mut marked = mark(text, &workload_mark(stream, kernel), false);
+                        if !marked.ends_with('\n') {
+                            marked.push('\n');
+                        }
+                        match stream {
+                            OutputStream::Stdout => print(&marked)?,
+                            OutputStream::Stderr => write_to(&mut std::io::stderr(), &marked),
+                        }
+                    }
+                }
+            }
+        }
+    }
+    for cell in cells {
+        if cell.status != CellStatus::Pass {
+            let who = if scripts.len() > 1 {
+                format!("{} on {}", cell.script, cell.kernel)
+            } else {
+                cell.kernel.clone()
+            };
+            eprintln!("{who}: {}: {}", cell.status.word(), cell.detail);
+        }
     }
     Ok(())
 }
