@@ -35,6 +35,12 @@ pub struct FileKind {
     pub user_file: bool,
 }
 
+/// One component of a probe point as written: a name, or braced alternatives.
+enum Piece {
+    One(Component),
+    Braced(Vec<ProbePoint>),
+}
+
 /// The parse failed here; the diagnostic is already recorded.
 #[derive(Debug)]
 struct Fail;
@@ -508,7 +514,12 @@ impl<'a> Parser<'a, '_> {
         self.nested(|p| {
             let mut points = Vec::new();
             loop {
-                points.extend(p.components()?);
+                let more = p.components()?;
+                if points.is_empty() {
+                    points = more;
+                } else {
+                    points.extend(more);
+                }
                 if p.eat_op(Op::Comma) {
                     continue;
                 }
@@ -531,48 +542,57 @@ impl<'a> Parser<'a, '_> {
     fn components(&mut self) -> PResult<Vec<ProbePoint>> {
         let mut points: Vec<ProbePoint> = Vec::new();
         loop {
-            let suffix = self.component()?;
-            if points.is_empty() {
-                points = suffix;
-            } else if points.len() == 1
-                && suffix.len() == 1
-                && !points[0].optional
-                && !points[0].sufficient
-                && points[0].condition.is_none()
+            let piece = self.component()?;
+            if let Some(bad) = points
+                .iter()
+                .find(|p| p.optional || p.sufficient || p.condition.is_some())
             {
-                // The common case, a plain dotted name: no product to build.
-                if let (Some(head), Some(tail)) = (points.first_mut(), suffix.into_iter().next()) {
-                    head.components.extend(tail.components);
-                    head.optional = tail.optional;
-                    head.sufficient = tail.sufficient;
-                    head.condition = tail.condition;
-                }
-            } else {
-                if let Some(bad) = points
-                    .iter()
-                    .find(|p| p.optional || p.sufficient || p.condition.is_some())
-                {
-                    let span = bad.span;
-                    return self.error_at(
-                        span,
-                        "'?', '!' or a condition may only follow the last component",
-                    );
-                }
-                let mut product = Vec::with_capacity(points.len() * suffix.len());
-                for head in &points {
-                    for tail in &suffix {
-                        let mut components = head.components.clone();
-                        components.extend(tail.components.iter().cloned());
-                        product.push(ProbePoint {
-                            components,
-                            optional: tail.optional,
-                            sufficient: tail.sufficient,
-                            condition: tail.condition.clone(),
-                            span: head.span,
-                        });
+                let span = bad.span;
+                return self.error_at(
+                    span,
+                    "'?', '!' or a condition may only follow the last component",
+                );
+            }
+            match piece {
+                // The common case, a plain name: appended to every point so far.
+                Piece::One(component) => match points.split_last_mut() {
+                    None => points.push(ProbePoint {
+                        span: component.span,
+                        // Room for the usual `kernel.function("f").return`.
+                        components: {
+                            let mut components = Vec::with_capacity(4);
+                            components.push(component);
+                            components
+                        },
+                        optional: false,
+                        sufficient: false,
+                        condition: None,
+                    }),
+                    Some((last, rest)) => {
+                        for p in rest {
+                            p.components.push(component.clone());
+                        }
+                        last.components.push(component);
                     }
+                },
+                Piece::Braced(suffix) if points.is_empty() => points = suffix,
+                Piece::Braced(suffix) => {
+                    let mut product = Vec::with_capacity(points.len() * suffix.len());
+                    for head in &points {
+                        for tail in &suffix {
+                            let mut components = head.components.clone();
+                            components.extend(tail.components.iter().cloned());
+                            product.push(ProbePoint {
+                                components,
+                                optional: tail.optional,
+                                sufficient: tail.sufficient,
+                                condition: tail.condition.clone(),
+                                span: head.span,
+                            });
+                        }
+                    }
+                    points = product;
                 }
-                points = product;
             }
             if self.eat_op(Op::Dot) {
                 continue;
@@ -607,7 +627,8 @@ impl<'a> Parser<'a, '_> {
         }
     }
 
-    fn component(&mut self) -> PResult<Vec<ProbePoint>> {
+    /// One component: a name with its argument, or `{ alternatives }`.
+    fn component(&mut self) -> PResult<Piece> {
         let Some(t) = self.peek() else {
             return self.expected("a probe point component (identifier, '*' or '{')");
         };
@@ -615,7 +636,7 @@ impl<'a> Parser<'a, '_> {
             self.pos += 1;
             let points = self.probe_points()?;
             self.expect_op(Op::RBrace)?;
-            return Ok(points);
+            return Ok(Piece::Braced(points));
         }
         let name_ok = |t: Token| {
             matches!(t.kind, TokenKind::Ident | TokenKind::Keyword(_)) || t.is_op(Op::Star)
@@ -640,17 +661,11 @@ impl<'a> Parser<'a, '_> {
         } else {
             None
         };
-        Ok(vec![ProbePoint {
-            components: vec![Component {
-                name,
-                arg,
-                span: t.span,
-            }],
-            optional: false,
-            sufficient: false,
-            condition: None,
+        Ok(Piece::One(Component {
+            name,
+            arg,
             span: t.span,
-        }])
+        }))
     }
 
     // ---- literals -------------------------------------------------------
@@ -1145,18 +1160,34 @@ impl<'a> Parser<'a, '_> {
     }
 
     fn array_in(&mut self) -> PResult<Expr> {
-        let bracketed = self.peek().filter(|t| t.is_op(Op::LBracket));
-        if bracketed.is_some() {
-            self.pos += 1;
-        }
+        let Some(bracketed) = self.peek().filter(|t| t.is_op(Op::LBracket)) else {
+            // The common case: one key, no brackets, and no key list to
+            // allocate unless `in` follows.
+            let key = self.comparison()?;
+            return match self.peek().filter(|t| t.is_kw(Keyword::In)) {
+                Some(t) => {
+                    self.pos += 1;
+                    let array = self.indexable()?;
+                    Ok(Expr {
+                        kind: ExprKind::In {
+                            keys: vec![Some(key)],
+                            array,
+                        },
+                        span: t.span,
+                    })
+                }
+                None => Ok(key),
+            };
+        };
+        self.pos += 1;
         let mut keys = Vec::new();
         loop {
-            if bracketed.is_some() && self.eat_op(Op::Star) {
+            if self.eat_op(Op::Star) {
                 keys.push(None);
             } else {
                 keys.push(Some(self.comparison()?));
             }
-            if bracketed.is_none() || self.eat_op(Op::RBracket) {
+            if self.eat_op(Op::RBracket) {
                 break;
             }
             if !self.eat_op(Op::Comma) {
@@ -1173,7 +1204,7 @@ impl<'a> Parser<'a, '_> {
         }
         // A single key without `in` is just that expression (even `[x]`, as
         // in SystemTap).
-        let span = bracketed.map_or_else(|| self.eof_span(), |t| t.span);
+        let span = bracketed.span;
         if keys.len() == 1
             && let Some(Some(e)) = keys.pop()
         {
