@@ -77,6 +77,8 @@ pub struct Tokens<'a> {
     args: &'a Args,
     /// Tokens of a substituted argument not handed out yet.
     pending: VecDeque<Token>,
+    /// Whether any token was handed out.
+    yielded: bool,
 }
 
 impl<'a> Tokens<'a> {
@@ -95,6 +97,7 @@ impl<'a> Tokens<'a> {
             sources,
             args,
             pending: VecDeque::new(),
+            yielded: false,
         }
     }
 }
@@ -104,17 +107,43 @@ impl Tokens<'_> {
     pub fn source_len(&self) -> usize {
         self.lexer.src.len()
     }
+
+    /// Hands tokens to `take` while it takes them (returns true); returns
+    /// the first it does not take (`None` at the end of the file). The same
+    /// tokens as [`Iterator::next`], in one tight loop.
+    pub fn next_while(&mut self, mut take: impl FnMut(Token) -> bool) -> Option<Token> {
+        loop {
+            let t = match self.pending.pop_front() {
+                Some(t) => t,
+                None => self
+                    .lexer
+                    .next_token(self.sources, self.args, &mut self.pending)?,
+            };
+            self.yielded = true;
+            if !take(t) {
+                return Some(t);
+            }
+        }
+    }
+
+    /// Whether any token was handed out yet.
+    pub fn yielded(&self) -> bool {
+        self.yielded
+    }
 }
 
 impl Iterator for Tokens<'_> {
     type Item = Token;
 
     fn next(&mut self) -> Option<Token> {
-        if let Some(t) = self.pending.pop_front() {
-            return Some(t);
-        }
-        self.lexer
-            .next_token(self.sources, self.args, &mut self.pending)
+        let t = match self.pending.pop_front() {
+            Some(t) => Some(t),
+            None => self
+                .lexer
+                .next_token(self.sources, self.args, &mut self.pending),
+        };
+        self.yielded |= t.is_some();
+        t
     }
 }
 
@@ -168,41 +197,46 @@ impl Lexer<'_> {
     }
 
     /// Skips whitespace and comments; whether there was any.
+    #[inline(always)]
     fn skip_blanks(&mut self) -> bool {
         let src = self.src;
         let begin = self.pos;
-        while let Some(&c) = src.get(self.pos) {
-            match c {
-                b' ' | b'\t' | b'\r' | 0x0b | 0x0c => self.pos += 1,
-                b'\n' => {
-                    self.pos += 1;
+        let mut pos = self.pos;
+        loop {
+            match src.get(pos) {
+                Some(b' ' | b'\t' | b'\r' | 0x0b | 0x0c) => pos += 1,
+                Some(b'\n') => {
+                    pos += 1;
                     self.line += 1;
-                    self.line_start = self.pos;
+                    self.line_start = pos;
                 }
-                b'#' => self.skip_line(),
-                b'/' if src.get(self.pos + 1) == Some(&b'/') => self.skip_line(),
-                b'/' if src.get(self.pos + 1) == Some(&b'*') => {
+                Some(b'#') => {
+                    let rest = src.get(pos..).unwrap_or_default();
+                    pos += memchr::memchr(b'\n', rest).unwrap_or(rest.len());
+                }
+                Some(b'/') if src.get(pos + 1) == Some(&b'/') => {
+                    let rest = src.get(pos..).unwrap_or_default();
+                    pos += memchr::memchr(b'\n', rest).unwrap_or(rest.len());
+                }
+                Some(b'/') if src.get(pos + 1) == Some(&b'*') => {
                     // The closing "*/" is looked for from the comment's
                     // third byte, as SystemTap does: "/*/" does not close
                     // itself.
-                    let from = self.pos + 2;
-                    let end = find_pair(src, from, b'*', b'/').map_or(src.len(), |at| at + 2);
+                    let end = find_pair(src, pos + 2, b'*', b'/').map_or(src.len(), |at| at + 2);
+                    self.pos = pos;
                     self.skip_to(end);
+                    pos = self.pos;
                 }
                 _ => break,
             }
         }
-        self.pos != begin
-    }
-
-    /// Skips to the end of the line (not past its newline).
-    fn skip_line(&mut self) {
-        let rest = self.src.get(self.pos..).unwrap_or_default();
-        self.pos += memchr::memchr(b'\n', rest).unwrap_or(rest.len());
+        self.pos = pos;
+        pos != begin
     }
 
     /// The next token; the tokens of a substituted argument after the
     /// first go to `pending`.
+    #[inline(always)]
     fn next_token(
         &mut self,
         sources: &SourceMap,
@@ -458,6 +492,9 @@ fn operator(c: u8, c2: u8, c3: u8) -> (Op, usize) {
 pub fn string_value(raw: &str) -> String {
     let inner = raw.strip_prefix('"').unwrap_or(raw);
     let inner = inner.strip_suffix('"').unwrap_or(inner);
+    if memchr::memchr(b'\\', inner.as_bytes()).is_none() {
+        return inner.to_owned();
+    }
     let mut out = String::with_capacity(inner.len());
     let mut chars = inner.chars();
     while let Some(c) = chars.next() {

@@ -177,24 +177,37 @@ impl<'a> Preprocessor<'a> {
     /// to `out` (a buffer reused across files saves allocating one per file).
     pub fn run_into(&mut self, out: &mut Vec<Token>) {
         loop {
-            // Outside macro bodies and skipped branches most tokens are
-            // neither invocations nor conditionals: they pass straight
-            // through. The others go back for the passes below.
-            if self.stack.is_empty()
-                && self.pushed_back.is_none()
+            // Outside skipped branches most tokens, of the file or of a
+            // macro body, are neither invocations nor conditionals: they
+            // pass straight through. The others go back for the passes below.
+            if self.pushed_back.is_none()
                 && !self.input_done
                 && !matches!(
                     self.conditionals.last(),
                     Some((_, PpState::SkipThen | PpState::SkipElse))
                 )
-                && let Some(t) = self.input.next()
             {
-                self.saw_tokens = true;
-                if !is_special(&t) {
-                    out.push(t);
-                    continue;
+                let next = match self.stack.last_mut() {
+                    None => self.input.next_while(|t| {
+                        let plain = !is_special(&t);
+                        if plain {
+                            out.push(t);
+                        }
+                        plain
+                    }),
+                    Some(act) => {
+                        let t = act.next();
+                        self.expanded += usize::from(t.is_some());
+                        t
+                    }
+                };
+                if let Some(t) = next {
+                    if !is_special(&t) && self.expanded <= MAX_EXPANDED_TOKENS {
+                        out.push(t);
+                        continue;
+                    }
+                    self.pushed_back = Some(t);
                 }
-                self.pushed_back = Some(t);
             }
             match self.scan_pp() {
                 Ok(Some(t)) => out.push(t),
@@ -207,6 +220,7 @@ impl<'a> Preprocessor<'a> {
                 }
             }
         }
+        self.saw_tokens = self.input.yielded();
     }
 
     /// The macros this file defined (for `.stpm` library files).
@@ -219,20 +233,18 @@ impl<'a> Preprocessor<'a> {
     }
 
     fn next_raw(&mut self) -> Option<Token> {
-        if let Some(t) = self.pushed_back.take() {
-            return Some(t);
-        }
         if self.input_done {
             return None;
         }
-        let t = self.input.next();
-        self.saw_tokens |= t.is_some();
-        t
+        self.input.next()
     }
 
     /// The next token of the current source: the file, or the innermost
     /// macro body (`None` at its end).
     fn next_pp1(&mut self) -> Option<Token> {
+        if let Some(t) = self.pushed_back.take() {
+            return Some(t);
+        }
         match self.stack.last_mut() {
             None => self.next_raw(),
             Some(act) => {
