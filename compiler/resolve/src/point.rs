@@ -10,7 +10,7 @@ use tapmatrix_syntax::profile::fnmatch;
 use tapmatrix_syntax::{FileKind, Profile, Session};
 
 /// A component's literal argument.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 #[serde(untagged)]
 pub enum Arg {
     /// `timer.ms(100)`.
@@ -20,7 +20,7 @@ pub enum Arg {
 }
 
 /// One dotted component: `function("vfs_read")`, `return`, `*`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Component {
     /// The name, possibly with wildcards.
     pub name: String,

@@ -6,8 +6,10 @@
 //! alias resolves when its own list does; a wildcard point resolves when
 //! at least one alias or function it matches does.
 
-use std::cell::OnceCell;
+use std::cell::{OnceCell, RefCell};
 use std::collections::HashMap;
+
+use rustc_hash::FxHashMap;
 
 use tapmatrix_facts::{ConfigValue, FunctionPresence, KernelFacts, Tracepoint, split_clone};
 use tapmatrix_syntax::profile::fnmatch;
@@ -28,6 +30,9 @@ pub struct Resolver<'a> {
     facts: &'a KernelFacts,
     /// Trace events by name, built on first use.
     events_by_name: OnceCell<HashMap<&'a str, Vec<&'a Tracepoint>>>,
+    /// What each point resolved to, by its components, with the depth it
+    /// was resolved at: the same points recur under many aliases and rows.
+    resolved: RefCell<FxHashMap<Vec<Component>, (usize, Resolved)>>,
 }
 
 type Resolved = Result<Found, Vec<Miss>>;
@@ -66,6 +71,7 @@ impl<'a> Resolver<'a> {
             library,
             facts,
             events_by_name: OnceCell::new(),
+            resolved: RefCell::default(),
         }
     }
 
@@ -288,7 +294,26 @@ impl<'a> Resolver<'a> {
         }
     }
 
+    /// [`Resolver::point_uncached`], remembered. A point's resolution
+    /// depends on its components alone, and on its depth only where the
+    /// nesting limit was met: one resolved without meeting it resolves
+    /// alike at any depth no deeper (more room), so that is what is reused.
     fn point(&self, point: &ProbePoint, depth: usize) -> Resolved {
+        if let Some((at, resolved)) = self.resolved.borrow().get(&point.components)
+            && depth <= *at
+        {
+            return resolved.clone();
+        }
+        let resolved = self.point_uncached(point, depth);
+        if !too_deep(&resolved) {
+            self.resolved
+                .borrow_mut()
+                .insert(point.components.clone(), (depth, resolved.clone()));
+        }
+        resolved
+    }
+
+    fn point_uncached(&self, point: &ProbePoint, depth: usize) -> Resolved {
         if depth > MAX_DEPTH {
             return Err(vec![miss(point, Reason::TooDeep)]);
         }
@@ -691,6 +716,15 @@ impl<'a> Resolver<'a> {
         }
         Ok(found(point, points))
     }
+}
+
+/// Whether the nesting limit was met anywhere in a resolution.
+fn too_deep(resolved: &Resolved) -> bool {
+    let misses = match resolved {
+        Ok(found) => &found.optional_misses,
+        Err(misses) => misses,
+    };
+    misses.iter().any(|miss| miss.reason == Reason::TooDeep)
 }
 
 /// `fnmatch`, with plain string equality for a pattern without wildcards.
