@@ -33,6 +33,9 @@ pub struct Resolver<'a> {
     /// What each point resolved to, by its components, with the depth it
     /// was resolved at: the same points recur under many aliases and rows.
     resolved: RefCell<FxHashMap<Vec<Component>, (usize, Resolved)>>,
+    /// Why each target expression (by its text) does not resolve at each
+    /// attach point (`None`: it does, or there is no evidence).
+    targets: RefCell<FxHashMap<AttachPoint, FxHashMap<String, Option<Reason>>>>,
 }
 
 type Resolved = Result<Found, Vec<Miss>>;
@@ -72,6 +75,7 @@ impl<'a> Resolver<'a> {
             facts,
             events_by_name: OnceCell::new(),
             resolved: RefCell::default(),
+            targets: RefCell::default(),
         }
     }
 
@@ -124,32 +128,25 @@ impl<'a> Resolver<'a> {
         }
         for point in attach {
             for target in targets {
-                let reason = match resolve_target(self.facts, point, &target.target) {
-                    Ok(_) | Err(TargetError::NoBtf { .. } | TargetError::Unsupported { .. }) => {
-                        continue;
+                let known = self
+                    .targets
+                    .borrow()
+                    .get(point)
+                    .and_then(|by_text| by_text.get(&target.text).cloned());
+                let reason = match known {
+                    Some(reason) => reason,
+                    None => {
+                        let reason = self.target_miss(point, target);
+                        self.targets
+                            .borrow_mut()
+                            .entry(point.clone())
+                            .or_default()
+                            .insert(target.text.clone(), reason.clone());
+                        reason
                     }
-                    Err(TargetError::NoVariable { name, available })
-                        if point.kind == AttachKind::Tracepoint =>
-                    {
-                        Reason::TracepointFieldMissing {
-                            expr: format!("${name}"),
-                            event: point.target.clone(),
-                            available,
-                        }
-                    }
-                    Err(TargetError::NoVariable { name, available }) => Reason::TargetVarMissing {
-                        expr: format!("${name}"),
-                        available,
-                    },
-                    Err(TargetError::NoMember { type_name, member }) => Reason::MemberMissing {
-                        expr: target.text.clone(),
-                        type_name,
-                        member,
-                    },
-                    Err(error @ TargetError::BadAccess { .. }) => Reason::TargetRetyped {
-                        expr: target.text.clone(),
-                        message: error.to_string(),
-                    },
+                };
+                let Some(reason) = reason else {
+                    continue;
                 };
                 if !misses.iter().any(|m| m.reason == reason) {
                     misses.push(Miss {
@@ -160,6 +157,38 @@ impl<'a> Resolver<'a> {
             }
         }
         misses
+    }
+
+    /// Why `target` does not resolve at `point`; `None` when it does, or
+    /// when there is no evidence (constructs not resolved offline).
+    fn target_miss(&self, point: &AttachPoint, target: &BodyTarget) -> Option<Reason> {
+        Some(match resolve_target(self.facts, point, &target.target) {
+            Ok(_) | Err(TargetError::NoBtf { .. } | TargetError::Unsupported { .. }) => {
+                return None;
+            }
+            Err(TargetError::NoVariable { name, available })
+                if point.kind == AttachKind::Tracepoint =>
+            {
+                Reason::TracepointFieldMissing {
+                    expr: format!("${name}"),
+                    event: point.target.clone(),
+                    available,
+                }
+            }
+            Err(TargetError::NoVariable { name, available }) => Reason::TargetVarMissing {
+                expr: format!("${name}"),
+                available,
+            },
+            Err(TargetError::NoMember { type_name, member }) => Reason::MemberMissing {
+                expr: target.text.clone(),
+                type_name,
+                member,
+            },
+            Err(error @ TargetError::BadAccess { .. }) => Reason::TargetRetyped {
+                expr: target.text.clone(),
+                message: error.to_string(),
+            },
+        })
     }
 
     /// Expands a probe's points into derived probes, one per alias
