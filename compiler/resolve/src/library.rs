@@ -6,6 +6,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 
 use tapmatrix_facts::KernelFacts;
@@ -595,34 +596,95 @@ impl Sources {
                 representatives.len() - 1
             }));
         }
-        // (path, outcome, is the script) -> what it defines, diagnostics.
-        let mut parsed: HashMap<(PathBuf, Outcome, bool), (FileUnit, Vec<LoadDiagnostic>)> =
-            HashMap::new();
+        // Every kernel's files as (path, outcome, is the script), and the
+        // distinct ones: each is parsed once, by any kernel that reads the
+        // file alike, so parsing spreads over the cores.
+        type Key = (PathBuf, Outcome, bool);
+        let mut jobs: Vec<Key> = Vec::new();
+        let mut job_of: HashMap<Key, usize> = HashMap::new();
+        let mut eligible: Vec<Vec<usize>> = Vec::new();
+        let mut files_of: Vec<Vec<usize>> = Vec::with_capacity(kernels.len());
+        for (kernel, prepared) in kernels.iter().enumerate() {
+            let outcomes = signatures[kernel]
+                .get(prepared.macros.len()..)
+                .unwrap_or_default();
+            let mut files = Vec::with_capacity(outcomes.len());
+            for (position, (path, outcome)) in outcomes.iter().enumerate() {
+                let key = (
+                    path.clone(),
+                    outcome.clone(),
+                    position >= prepared.scripts.len(),
+                );
+                let job = *job_of.entry(key).or_insert_with_key(|key| {
+                    jobs.push(key.clone());
+                    eligible.push(Vec::new());
+                    jobs.len() - 1
+                });
+                if let Some(kernels) = eligible.get_mut(job) {
+                    kernels.push(kernel);
+                }
+                files.push(job);
+            }
+            files_of.push(files);
+        }
+        // Each job to the eligible kernel with the fewest bytes so far.
+        let mut assigned: Vec<Vec<usize>> = vec![Vec::new(); kernels.len()];
+        let mut load = vec![0usize; kernels.len()];
+        for (job, (path, _, _)) in jobs.iter().enumerate() {
+            let size = texts.get(path)?.len();
+            let Some(&kernel) = eligible
+                .get(job)
+                .and_then(|kernels| kernels.iter().min_by_key(|&&k| load.get(k).copied()))
+            else {
+                continue;
+            };
+            if let (Some(group), Some(bytes)) = (assigned.get_mut(kernel), load.get_mut(kernel)) {
+                group.push(job);
+                *bytes += size;
+            }
+        }
+        let texts = &texts;
+        let jobs = &jobs;
+        let parsed: Vec<(usize, FileUnit, Vec<LoadDiagnostic>)> = kernels
+            .par_iter_mut()
+            .zip(assigned)
+            .flat_map_iter(|(prepared, group)| {
+                group
+                    .into_iter()
+                    .filter_map(|job| {
+                        let (path, _, script) = jobs.get(job)?;
+                        let text = texts.peek(path)?;
+                        let session = &mut prepared.session;
+                        let (file, found, clean) = parse_text(session, path, text, *script);
+                        // A tapset file with errors adds nothing, as in SystemTap.
+                        let unit = if clean || *script {
+                            FileUnit::of(&file, session.sources(), *script, usize::MAX)
+                        } else {
+                            FileUnit::default()
+                        };
+                        Some((job, unit, found))
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let mut units: Vec<Option<(FileUnit, Vec<LoadDiagnostic>)>> = vec![None; jobs.len()];
+        for (job, unit, found) in parsed {
+            if let Some(slot) = units.get_mut(job) {
+                *slot = Some((unit, found));
+            }
+        }
         let mut distinct = Vec::with_capacity(representatives.len());
         for &kernel in &representatives {
             let mut library = Library::default();
-            let mut diagnostics = std::mem::take(&mut kernels[kernel].diagnostics);
-            let scripts = std::mem::take(&mut kernels[kernel].scripts);
-            let outcomes = &signatures[kernel][kernels[kernel].macros.len()..];
-            for (position, (path, outcome)) in outcomes.iter().enumerate() {
-                let script = position >= scripts.len();
-                let key = (path.clone(), outcome.clone(), script);
-                if let Some((unit, found)) = parsed.get(&key) {
+            let mut diagnostics = kernels
+                .get_mut(kernel)
+                .map(|prepared| std::mem::take(&mut prepared.diagnostics))
+                .unwrap_or_default();
+            for &job in files_of.get(kernel).into_iter().flatten() {
+                if let Some(Some((unit, found))) = units.get(job) {
                     diagnostics.extend(found.iter().cloned());
                     library.add_unit(unit);
-                    continue;
                 }
-                let session = &mut kernels[kernel].session;
-                let (file, found, clean) = parse_text(session, path, texts.get(path)?, script);
-                diagnostics.extend(found.iter().cloned());
-                // A tapset file with errors adds nothing, as in SystemTap.
-                let unit = if clean || script {
-                    FileUnit::of(&file, session.sources(), script, usize::MAX)
-                } else {
-                    FileUnit::default()
-                };
-                library.add_unit(&unit);
-                parsed.insert(key, (unit, found));
             }
             distinct.push(Loaded {
                 library,

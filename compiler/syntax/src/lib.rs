@@ -26,7 +26,7 @@ pub mod tapset;
 pub mod token;
 
 use std::path::Path;
-use std::rc::Rc;
+use std::sync::Arc;
 
 pub use ast::File;
 pub use diagnostic::Diagnostic;
@@ -147,7 +147,7 @@ impl Session {
         }
         if diagnostics.is_empty() {
             self.library_macros
-                .extend(macros.into_iter().map(|(k, v)| (k, Rc::clone(&v))));
+                .extend(macros.into_iter().map(|(k, v)| (k, Arc::clone(&v))));
         }
         sort(&mut diagnostics);
         diagnostics

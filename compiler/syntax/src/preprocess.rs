@@ -9,6 +9,7 @@
 use rustc_hash::FxHashMap as HashMap;
 use std::cmp::Ordering;
 use std::rc::Rc;
+use std::sync::Arc;
 
 use crate::diagnostic::Diagnostic;
 use crate::lexer::{Tokens, string_value};
@@ -36,14 +37,14 @@ pub struct Macro {
 }
 
 /// Macros visible to every file: those of the tapset directories' `.stpm` files.
-pub type LibraryMacros = HashMap<String, Rc<Macro>>;
+pub type LibraryMacros = HashMap<String, Arc<Macro>>;
 
 /// The actual parameters of one macro invocation: the tokens of each, one
 /// after another, expanded in the context of the invocation (`parent`).
 #[derive(Debug)]
 struct Params {
     /// The macro invoked (its formal parameter names).
-    decl: Rc<Macro>,
+    decl: Arc<Macro>,
     /// Every actual parameter's tokens.
     tokens: Vec<Token>,
     /// Where each actual parameter ends in `tokens`.
@@ -72,7 +73,7 @@ impl Params {
 
 /// What an activation reads: a macro's body, or an actual parameter.
 enum Body {
-    Macro(Rc<Macro>),
+    Macro(Arc<Macro>),
     Param(Rc<Params>),
 }
 
@@ -120,7 +121,7 @@ pub struct Preprocessor<'a> {
     /// The input was abandoned (runaway expansion).
     input_done: bool,
     stack: Vec<Activation>,
-    local: HashMap<String, Rc<Macro>>,
+    local: HashMap<String, Arc<Macro>>,
     conditionals: Vec<(Token, PpState)>,
     expanded: usize,
     /// Errors found.
@@ -224,7 +225,7 @@ impl<'a> Preprocessor<'a> {
     }
 
     /// The macros this file defined (for `.stpm` library files).
-    pub fn into_macros(self) -> HashMap<String, Rc<Macro>> {
+    pub fn into_macros(self) -> HashMap<String, Arc<Macro>> {
         self.local
     }
 
@@ -335,7 +336,7 @@ impl<'a> Preprocessor<'a> {
     fn invocation_params(
         &mut self,
         call: &Token,
-        decl: &Rc<Macro>,
+        decl: &Arc<Macro>,
     ) -> PpResult<Option<Rc<Params>>> {
         let count = decl.params.len();
         if count == 0 {
@@ -490,7 +491,7 @@ impl<'a> Preprocessor<'a> {
         }
         self.local.insert(
             name.clone(),
-            Rc::new(Macro {
+            Arc::new(Macro {
                 name,
                 span: name_tok.span,
                 params,
@@ -758,7 +759,7 @@ fn is_special(t: &Token) -> bool {
 }
 
 enum Invocation {
-    Macro(Rc<Macro>),
+    Macro(Arc<Macro>),
     /// Parameter `usize` of an invocation.
     Param(Rc<Params>, usize),
 }
