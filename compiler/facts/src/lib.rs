@@ -41,7 +41,9 @@ pub use diff::{AddedRemoved, FactsDiff, FieldChange, PrototypeChange, Tracepoint
 pub use features::TracingFeatures;
 pub use names::NameList;
 pub use summary::FactsSummary;
-pub use symbols::{Binding, CloneSuffix, FilterFunctions, ModuleSymbol, TextSymbols, split_clone};
+pub use symbols::{
+    Binding, CloneSuffix, FilterFunctions, ModuleSymbol, TextSymbols, clone_base, split_clone,
+};
 pub use tracepoints::{Field, Syscall, Tracepoint};
 
 /// The version of the saved format; facts saved with another are re-harvested.

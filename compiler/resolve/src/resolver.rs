@@ -11,8 +11,8 @@ use std::collections::HashMap;
 
 use rustc_hash::FxHashMap;
 
-use tapmatrix_facts::{ConfigValue, FunctionPresence, KernelFacts, Tracepoint, split_clone};
-use tapmatrix_syntax::profile::fnmatch;
+use tapmatrix_facts::{ConfigValue, FunctionPresence, KernelFacts, Tracepoint, clone_base};
+use tapmatrix_syntax::profile::{Glob, fnmatch};
 
 use crate::body::BodyTarget;
 use crate::library::Library;
@@ -647,12 +647,13 @@ impl<'a> Resolver<'a> {
         }
         if has_wildcard(name) {
             let prefix = &name[..name.find(['*', '?', '[']).unwrap_or(name.len())];
+            let glob = Glob::new(name);
             let points: Vec<AttachPoint> = functions
                 .names
                 .with_prefix(prefix)
                 .filter_map(|target| {
-                    let base = split_clone(target).map_or(target, |(base, _)| base);
-                    (fnmatch(name, base)
+                    let base = clone_base(target).unwrap_or(target);
+                    (glob.matches(base)
                         && !self.blacklisted(target)
                         && (!exported || global(target)))
                     .then(|| attach(target, (base != target).then_some(base), None))
