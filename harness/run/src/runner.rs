@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use tapmatrix_facts::KernelFacts;
 use tapmatrix_ir::{RunEnd, RunMessage, Workload};
+use tapmatrix_resolve::{TapsetLibrary, kernel_profile};
 use tapmatrix_tracefs::FunctionEvents;
 use tapmatrix_vm::{ItemReport, RunSettings, VmOptions, boot_many, run_items};
 use tapmatrix_wire::RunItem;
@@ -97,13 +98,16 @@ fn run_kernel(
 ) -> Result<(KernelRun, Vec<Cell>), Error> {
     let series = series_of(kernel);
     let compiling = Instant::now();
+    // The tapsets are read once for this kernel; each script is added.
+    let mut tapsets = TapsetLibrary::load(&options.tapset_dirs, kernel_profile(&kernel.facts))
+        .map_err(|error| error.to_string());
     let compiled: Vec<(bool, Compiled)> = specs
         .iter()
         .map(|spec| {
             let applies = spec.kernels.covers(&series, &kernel.facts);
             let compiled = compile(
                 spec.script.clone(),
-                &options.tapset_dirs,
+                &mut tapsets,
                 &kernel.facts,
                 options.function_events,
             );
