@@ -271,10 +271,14 @@ impl CacheGuard<'_> {
         if let Some(parent) = target.parent() {
             std::fs::create_dir_all(parent).map_err(|error| Error::io(parent, error))?;
         }
+        // Unique per call: threads of one process install at once (the
+        // harvest stores kernels in parallel).
+        static INSTALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let install = INSTALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let old = self
             .cache
             .tmp_dir()
-            .join(format!("old-{}", std::process::id()));
+            .join(format!("old-{}-{install}", std::process::id()));
         let had_old = target.exists();
         if had_old {
             std::fs::rename(target, &old).map_err(|error| Error::io(target, error))?;
