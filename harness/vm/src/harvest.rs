@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
-use tapmatrix_wire::{Job, Record, RecordKind};
+use tapmatrix_wire::{Job, Record, RecordKind, bundle};
 
 use crate::{
     BootError, BootSpec, Initramfs, InitramfsError, ResolvedAccel, VmOptions, boot_streaming,
@@ -118,7 +118,7 @@ pub fn harvest_raw(
     // each small file costs a millisecond or more, 1500 of them add up.
     let mut manifest = Manifest::default();
     let mut bytes = 0;
-    let (files, to_write) = std::sync::mpsc::channel::<(PathBuf, Vec<u8>)>();
+    let (files_tx, to_write) = std::sync::mpsc::channel::<(PathBuf, Vec<u8>)>();
     let (outcome, written) = std::thread::scope(|scope| {
         let writer = scope.spawn(move || {
             to_write
@@ -132,12 +132,32 @@ pub fn harvest_raw(
                 })
         });
         let mut on_record = |record: Record| -> Result<(), String> {
+            if record.kind == RecordKind::File && record.name == bundle::EVENT_FORMATS {
+                // The event formats, one file each in the raw layout.
+                let files = bundle::split(&record.payload).map_err(|error| error.to_string())?;
+                for (name, data) in files {
+                    let relative = plain_relative(&name).map_err(|error| error.to_string())?;
+                    let size = data.len() as u64;
+                    bytes += size;
+                    files_tx
+                        .send((out_dir.join(relative), data.to_vec()))
+                        .map_err(|_| "the file writer stopped".to_owned())?;
+                    manifest.files.insert(
+                        name,
+                        ManifestEntry {
+                            size: Some(size),
+                            error: None,
+                        },
+                    );
+                }
+                return Ok(());
+            }
             let relative = plain_relative(&record.name).map_err(|error| error.to_string())?;
             let entry = match record.kind {
                 RecordKind::File => {
                     let size = record.payload.len() as u64;
                     bytes += size;
-                    files
+                    files_tx
                         .send((out_dir.join(relative), record.payload))
                         .map_err(|_| "the file writer stopped".to_owned())?;
                     ManifestEntry {
@@ -155,7 +175,7 @@ pub fn harvest_raw(
             Ok(())
         };
         let outcome = boot_streaming(&spec, &mut on_record);
-        drop(files);
+        drop(files_tx);
         let written = writer.join().unwrap_or_else(|_| {
             Err(HarvestError::Write {
                 path: out_dir.to_path_buf(),
