@@ -109,7 +109,7 @@ pub fn harvest_raw(
         move |source| HarvestError::Write { path, source }
     };
     let started = std::time::Instant::now();
-    prepare_out_dir(out_dir)?;
+    let previous = prepare_out_dir(out_dir)?;
     let image = Initramfs::with_job(Job::Harvest).build(&options.cache_dir)?;
     let spec = BootSpec::new(vmlinuz, &image, out_dir, options);
     tracing::debug!(elapsed = ?started.elapsed(), "harvest: image and kernel ready");
@@ -125,6 +125,10 @@ pub fn harvest_raw(
                 .into_iter()
                 .par_bridge()
                 .try_for_each(|(path, payload)| {
+                    // A file the last harvest wrote alike is left as it is.
+                    if std::fs::read(&path).is_ok_and(|old| old == payload) {
+                        return Ok(());
+                    }
                     if let Some(parent) = path.parent() {
                         std::fs::create_dir_all(parent).map_err(write_error(parent))?;
                     }
@@ -193,6 +197,23 @@ pub fn harvest_raw(
             message: done.message.clone(),
         });
     }
+    // Files of the last harvest this one did not send.
+    for name in previous.files.keys() {
+        let sent = manifest
+            .files
+            .get(name)
+            .is_some_and(|entry| entry.size.is_some());
+        if !sent && let Ok(relative) = plain_relative(name)
+        {
+            let path = out_dir.join(relative);
+            match std::fs::remove_file(&path) {
+                Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(write_error(&path)(error));
+                }
+                _ => {}
+            }
+        }
+    }
     let manifest_path = out_dir.join(MANIFEST);
     let json = serde_json::to_vec_pretty(&manifest).map_err(|error| HarvestError::Write {
         path: manifest_path.clone(),
@@ -219,19 +240,31 @@ pub fn harvest_raw(
 }
 
 /// Makes `out_dir` an empty directory, removing an earlier harvest but nothing else.
-fn prepare_out_dir(out_dir: &Path) -> Result<(), HarvestError> {
+fn prepare_out_dir(out_dir: &Path) -> Result<Manifest, HarvestError> {
     let write_error = |source| HarvestError::Write {
         path: out_dir.to_path_buf(),
         source,
     };
-    if out_dir.join(MANIFEST).is_file() {
-        std::fs::remove_dir_all(out_dir).map_err(write_error)?;
+    let manifest_path = out_dir.join(MANIFEST);
+    if manifest_path.is_file() {
+        // The last harvest's files stay: those sent alike are not written
+        // again, the others are replaced or removed. A manifest that does
+        // not parse leaves nothing to trust: start afresh.
+        let previous = std::fs::read(&manifest_path)
+            .ok()
+            .and_then(|json| serde_json::from_slice::<Manifest>(&json).ok());
+        std::fs::remove_file(&manifest_path).map_err(write_error)?;
+        match previous {
+            Some(previous) => return Ok(previous),
+            None => std::fs::remove_dir_all(out_dir).map_err(write_error)?,
+        }
     } else if std::fs::read_dir(out_dir).is_ok_and(|mut entries| entries.next().is_some()) {
         return Err(HarvestError::NotAHarvestDir {
             path: out_dir.to_path_buf(),
         });
     }
-    std::fs::create_dir_all(out_dir).map_err(write_error)
+    std::fs::create_dir_all(out_dir).map_err(write_error)?;
+    Ok(Manifest::default())
 }
 
 /// `name` as a relative path of plain components.
@@ -259,6 +292,30 @@ mod tests {
         for bad in ["", "/etc/passwd", "../x", "a/../../b", "./a"] {
             assert!(plain_relative(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn the_last_harvest_is_kept_for_comparison_unless_its_manifest_is_bad() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("kallsyms"), "t").unwrap();
+        let mut manifest = Manifest::default();
+        manifest.files.insert(
+            "kallsyms".to_owned(),
+            ManifestEntry {
+                size: Some(1),
+                error: None,
+            },
+        );
+        std::fs::write(
+            dir.path().join(MANIFEST),
+            serde_json::to_vec(&manifest).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(prepare_out_dir(dir.path()).unwrap(), manifest);
+        assert!(dir.path().join("kallsyms").exists() && !dir.path().join(MANIFEST).exists());
+        std::fs::write(dir.path().join(MANIFEST), "not json").unwrap();
+        assert_eq!(prepare_out_dir(dir.path()).unwrap(), Manifest::default());
+        assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none());
     }
 
     #[test]
