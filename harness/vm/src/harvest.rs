@@ -188,23 +188,39 @@ pub fn harvest_raw(
         });
         (outcome, written)
     });
-    let outcome = outcome?;
-    written?;
+    let outcome = outcome
+        .map_err(HarvestError::from)
+        .and_then(|outcome| written.map(|()| outcome))
+        .and_then(
+            |outcome| match outcome.done.as_ref().filter(|done| !done.ok) {
+                Some(done) => Err(HarvestError::Agent {
+                    message: done.message.clone(),
+                }),
+                None => Ok(outcome),
+            },
+        );
+    let outcome = match outcome {
+        Ok(outcome) => outcome,
+        Err(error) => {
+            // The directory may hold files of both harvests now: its
+            // manifest names them all, so that the next harvest knows what
+            // to remove.
+            let mut both = previous;
+            both.files.extend(manifest.files);
+            let _ = serde_json::to_vec_pretty(&both)
+                .map(|json| std::fs::write(out_dir.join(MANIFEST), json));
+            return Err(error);
+        }
+    };
     tracing::debug!(elapsed = ?started.elapsed(), "harvest: guest done, files written");
     let _ = std::fs::remove_file(out_dir.join("data.bin"));
-    if let Some(done) = outcome.done.as_ref().filter(|done| !done.ok) {
-        return Err(HarvestError::Agent {
-            message: done.message.clone(),
-        });
-    }
     // Files of the last harvest this one did not send.
     for name in previous.files.keys() {
         let sent = manifest
             .files
             .get(name)
             .is_some_and(|entry| entry.size.is_some());
-        if !sent && let Ok(relative) = plain_relative(name)
-        {
+        if !sent && let Ok(relative) = plain_relative(name) {
             let path = out_dir.join(relative);
             match std::fs::remove_file(&path) {
                 Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
@@ -253,7 +269,6 @@ fn prepare_out_dir(out_dir: &Path) -> Result<Manifest, HarvestError> {
         let previous = std::fs::read(&manifest_path)
             .ok()
             .and_then(|json| serde_json::from_slice::<Manifest>(&json).ok());
-        std::fs::remove_file(&manifest_path).map_err(write_error)?;
         match previous {
             Some(previous) => return Ok(previous),
             None => std::fs::remove_dir_all(out_dir).map_err(write_error)?,
@@ -312,7 +327,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(prepare_out_dir(dir.path()).unwrap(), manifest);
-        assert!(dir.path().join("kallsyms").exists() && !dir.path().join(MANIFEST).exists());
+        assert!(dir.path().join("kallsyms").exists() && dir.path().join(MANIFEST).exists());
         std::fs::write(dir.path().join(MANIFEST), "not json").unwrap();
         assert_eq!(prepare_out_dir(dir.path()).unwrap(), Manifest::default());
         assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none());
