@@ -97,7 +97,9 @@ pub enum CloneSuffix {
 /// The function a compiler clone was made from (`vfs_read` for
 /// `vfs_read.isra.0`): [`split_clone`]'s base, without its suffixes.
 pub fn clone_base(name: &str) -> Option<&str> {
-    let (base, rest) = name.split_once('.')?;
+    // Most names have no dot: a byte loop says so cheaper than a searcher.
+    let dot = name.bytes().position(|b| b == b'.')?;
+    let (base, rest) = (name.get(..dot)?, name.get(dot + 1..)?);
     if base.is_empty() {
         return None;
     }
