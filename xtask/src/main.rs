@@ -6,6 +6,9 @@
 //!   test (what CI runs).
 //! - `cargo xtask gen-syscalls`: regenerates `tapsets/syscalls.stp` from the
 //!   harvested facts of the matrix's kernels.
+//! - `cargo xtask systemtap`: fetches the newest `systemtap-common` the test
+//!   cache's private apt state reaches and prints its tapset directory (for
+//!   `TAPMATRIX_SYSTEMTAP_TAPSETS`, which the parse and resolve benchmarks read).
 
 mod gen_syscalls;
 
@@ -23,7 +26,11 @@ fn main() -> Result<()> {
             let args: Vec<String> = std::env::args().skip(2).collect();
             gen_syscalls::run(&workspace_root(), &args)
         }
-        _ => bail!("usage: cargo xtask matrix|test|gen-syscalls"),
+        Some("systemtap") => {
+            println!("{}", systemtap_tapsets()?.display());
+            Ok(())
+        }
+        _ => bail!("usage: cargo xtask matrix|test|gen-syscalls|systemtap"),
     }
 }
 
@@ -68,6 +75,19 @@ fn test(sh: &Shell) -> Result<()> {
         .env("TAPMATRIX_FACTS_RAW", cache.join("boots/7.3/harvest"))
         .run()?;
     Ok(())
+}
+
+/// The tapset directory of the newest `systemtap-common` the test cache's
+/// private apt state reaches, fetched into the cache when missing.
+fn systemtap_tapsets() -> Result<std::path::PathBuf> {
+    let cache = tapmatrix_kernels::Cache::open(&test_cache_dir())?;
+    let guard = cache.lock()?;
+    let root = tapmatrix_kernels::fetch_package(
+        &guard,
+        "systemtap-common",
+        &tapmatrix_kernels::HostApt::default(),
+    )?;
+    Ok(root.join("usr/share/systemtap/tapset"))
 }
 
 /// The kernel cache the tests share (as `tapmatrix_e2e::test_cache_dir`):

@@ -41,7 +41,9 @@ pub use diff::{AddedRemoved, FactsDiff, FieldChange, PrototypeChange, Tracepoint
 pub use features::TracingFeatures;
 pub use names::NameList;
 pub use summary::FactsSummary;
-pub use symbols::{Binding, CloneSuffix, FilterFunctions, ModuleSymbol, TextSymbols, split_clone};
+pub use symbols::{
+    Binding, CloneSuffix, FilterFunctions, ModuleSymbol, TextSymbols, clone_base, split_clone,
+};
 pub use tracepoints::{Field, Syscall, Tracepoint};
 
 /// The version of the saved format; facts saved with another are re-harvested.
@@ -321,6 +323,19 @@ impl KernelFacts {
             },
         }
         fs::write(&facts_path, json).map_err(io_error(&facts_path))
+    }
+
+    /// Whether `dir` already holds exactly what [`save`](Self::save) would
+    /// write there: a harvest whose facts did not change rewrites nothing.
+    pub fn is_saved_in(&self, dir: &Path) -> bool {
+        let Ok(json) = serde_json::to_vec(self) else {
+            return false;
+        };
+        let same_btf = match &self.btf {
+            Some(btf) => fs::read(dir.join(BTF_FILE)).is_ok_and(|old| old == btf.bytes()),
+            None => !dir.join(BTF_FILE).exists(),
+        };
+        same_btf && fs::read(dir.join(FACTS_FILE)).is_ok_and(|old| old == json)
     }
 
     /// Reads facts [`save`](Self::save) wrote; another format version is

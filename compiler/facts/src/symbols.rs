@@ -67,7 +67,7 @@ impl FilterFunctions {
         self.names
             .with_prefix(base)
             .filter(move |name| name.as_bytes().get(base.len()) == Some(&b'.'))
-            .filter(move |name| split_clone(name).is_some_and(|(b, _)| b == base))
+            .filter(move |name| clone_base(name) == Some(base))
     }
 }
 
@@ -92,6 +92,30 @@ pub enum CloneSuffix {
     Cold,
     /// `.llvm.N`: Clang's promoted local symbol.
     Llvm(u64),
+}
+
+/// The function a compiler clone was made from (`vfs_read` for
+/// `vfs_read.isra.0`): [`split_clone`]'s base, without its suffixes.
+pub fn clone_base(name: &str) -> Option<&str> {
+    // Most names have no dot: a byte loop says so cheaper than a searcher.
+    let dot = name.bytes().position(|b| b == b'.')?;
+    let (base, rest) = (name.get(..dot)?, name.get(dot + 1..)?);
+    if base.is_empty() {
+        return None;
+    }
+    let mut parts = rest.split('.');
+    while let Some(part) = parts.next() {
+        let numbered = match part {
+            "isra" | "constprop" | "part" => parts.next()?.parse::<u32>().is_ok(),
+            "llvm" => parts.next()?.parse::<u64>().is_ok(),
+            "cold" => true,
+            _ => false,
+        };
+        if !numbered {
+            return None;
+        }
+    }
+    Some(base)
 }
 
 /// Splits a clone name into its base and suffixes: `foo.constprop.0.isra.0`
@@ -288,6 +312,31 @@ pub fn parse_kallsyms(text: &str) -> Result<TextSymbols, ParseError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn clone_base_is_split_clones_base() {
+        for name in [
+            "f.isra.0",
+            "f.constprop.0.isra.0",
+            "f.part.3",
+            "f.cold",
+            "f.llvm.123456789012",
+            "f.isra",
+            "f.isra.x",
+            "f.isra.99999999999",
+            "f",
+            ".isra.0",
+            "f.other.1",
+            "f.cold.1",
+            "f..isra.0",
+        ] {
+            assert_eq!(
+                clone_base(name),
+                split_clone(name).map(|(base, _)| base),
+                "{name}"
+            );
+        }
+    }
 
     #[test]
     fn splits_clones() {

@@ -214,7 +214,10 @@ fn diff_shows_real_differences() {
 fn save_load_round_trip_and_stale_version() {
     let facts = facts("linux-6.1");
     let dir = tempfile::tempdir().unwrap();
+    assert!(!facts.is_saved_in(dir.path()));
     facts.save(dir.path()).unwrap();
+    assert!(facts.is_saved_in(dir.path()));
+    assert!(!self::facts("linux-7.3").is_saved_in(dir.path()));
     let loaded = KernelFacts::load(dir.path()).unwrap();
     assert_eq!(loaded.functions, facts.functions);
     assert_eq!(loaded.tracepoints, facts.tracepoints);

@@ -7,9 +7,13 @@
 //! TAPMATRIX_RESOLVE_FACTS=/path/to/cache/facts cargo bench -p tapmatrix-resolve
 //! ```
 //!
-//! Two libraries: the repository's `tapsets/`, and with it Debian's
-//! SystemTap 4.8 tapset directory when the syntax crate's `real_tapsets`
-//! test has fetched it into the target directory.
+//! Two libraries: the repository's `tapsets/`, and with it SystemTap's own
+//! tapset directory: `$TAPMATRIX_SYSTEMTAP_TAPSETS` (`cargo xtask
+//! systemtap` fetches the newest `systemtap-common` through the test
+//! cache's private apt state and prints it), else Debian's 4.8 when the
+//! syntax crate's `real_tapsets` test has fetched it into the target
+//! directory. Each figure is printed with the run's peak memory (the
+//! process's high-water mark, reset before the run) and the load average.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)] // bench code
 
 use std::path::{Path, PathBuf};
@@ -24,11 +28,42 @@ fn repo_tapsets() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tapsets")
 }
 
-/// Debian's SystemTap tapset directory, when fetched.
+/// SystemTap's tapset directory, when fetched.
 fn debian_tapsets() -> Option<PathBuf> {
-    let debian = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("systemtap-common/root/usr/share/systemtap/tapset");
+    let debian = std::env::var_os("TAPMATRIX_SYSTEMTAP_TAPSETS").map_or_else(
+        || {
+            Path::new(env!("CARGO_TARGET_TMPDIR"))
+                .join("systemtap-common/root/usr/share/systemtap/tapset")
+        },
+        PathBuf::from,
+    );
     debian.is_dir().then_some(debian)
+}
+
+/// A line of `/proc/self/status` in MB (`VmHWM`, `VmRSS`).
+fn status_mb(field: &str) -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|rest| {
+            rest.trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<f64>()
+                .ok()
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// Runs `f` once and returns its result with the process's peak memory
+/// during it, and the resident memory before it, in MB (the high-water
+/// mark is reset first: `/proc/self/clear_refs`).
+fn peak_mb<T>(f: impl FnOnce() -> T) -> (T, f64, f64) {
+    let before = status_mb("VmRSS");
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+    let result = f();
+    (result, status_mb("VmHWM"), before)
 }
 
 fn kernel_dirs(root: &Path) -> Vec<(String, PathBuf)> {
@@ -47,12 +82,19 @@ fn kernel_dirs(root: &Path) -> Vec<(String, PathBuf)> {
     dirs
 }
 
-/// Loads every kernel's facts.
+/// Loads every kernel's facts, one thread per kernel (as `tapmatrix
+/// resolve` does).
 fn load_facts(kernels: &[(String, PathBuf)]) -> Vec<KernelFacts> {
-    kernels
-        .iter()
-        .map(|(_, dir)| KernelFacts::load(dir).expect("load facts"))
-        .collect()
+    std::thread::scope(|scope| {
+        let loads: Vec<_> = kernels
+            .iter()
+            .map(|(_, dir)| scope.spawn(|| KernelFacts::load(dir).expect("load facts")))
+            .collect();
+        loads
+            .into_iter()
+            .map(|load| load.join().expect("a facts loader"))
+            .collect()
+    })
 }
 
 /// The matrix of the library over the kernels, as `tapmatrix resolve` builds it.
@@ -97,7 +139,7 @@ fn bench(c: &mut Criterion) {
     match debian_tapsets() {
         Some(debian) => libraries.push(("repo_and_debian_tapsets", vec![repo_tapsets(), debian])),
         None => eprintln!(
-            "Debian's tapsets not fetched (cargo test -p tapmatrix-syntax --test real_tapsets): repo tapsets only"
+            "SystemTap's tapsets not fetched (TAPMATRIX_SYSTEMTAP_TAPSETS=$(cargo xtask systemtap), or cargo test -p tapmatrix-syntax --test real_tapsets): repo tapsets only"
         ),
     }
     let mut group = c.benchmark_group("resolve_x_all_kernels");
@@ -109,8 +151,9 @@ fn bench(c: &mut Criterion) {
             script_text: None,
         };
         // The figure, and where it goes: facts loading, then tapset
-        // parsing and resolution (one process, one core).
-        let (total, matrix) = median(5, || resolve_all(&kernels, &sources));
+        // parsing and resolution.
+        let ((_, matrix), peak, before) = peak_mb(|| median(1, || resolve_all(&kernels, &sources)));
+        let (total, _) = median(5, || resolve_all(&kernels, &sources));
         let (facts_time, facts) = median(5, || load_facts(&kernels));
         let (matrix_time, _) = median(5, || build_matrix(&kernels, &facts, &sources));
         let cells = matrix.rows.len() * matrix.kernels.len();
@@ -120,14 +163,21 @@ fn bench(c: &mut Criterion) {
             .flat_map(|row| &row.cells)
             .filter(|cell| cell.is_unresolved())
             .count();
+        let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
         eprintln!(
             "{name}: {} kernels, {} aliases, {cells} cells, {unresolved} unresolved: \
-             {} ms in all (median of 5): facts {} ms, tapsets and matrix {} ms",
+             {} ms in all (median of 5): facts {} ms, tapsets and matrix {} ms; \
+             peak memory {peak:.0} MB ({before:.0} MB before); {} cores, load average {}",
             kernels.len(),
             matrix.rows.len(),
             total.as_millis(),
             facts_time.as_millis(),
             matrix_time.as_millis(),
+            std::thread::available_parallelism().map_or(1, usize::from),
+            load.split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" "),
         );
         group.bench_function(name, |b| b.iter(|| resolve_all(&kernels, &sources)));
     }

@@ -4,6 +4,10 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rayon::prelude::*;
+use rustc_hash::FxHashMap;
 
 use tapmatrix_facts::KernelFacts;
 use tapmatrix_syntax::ast::{self, AliasKind, Item};
@@ -20,14 +24,15 @@ pub struct Alias {
     pub name: ProbePoint,
     /// `=` (prologue) or `+=` (epilogue).
     pub kind: AliasKind,
-    /// What it expands to, in order.
-    pub points: Vec<ProbePoint>,
+    /// What it expands to, in order (shared by the names of one
+    /// definition and by the libraries that read its file alike).
+    pub points: Arc<[ProbePoint]>,
     /// A second body: `probe a = b { prologue }, { epilogue }`.
     pub has_epilogue: bool,
     /// `file:line:col` of its `probe` keyword.
     pub location: String,
     /// The target expressions its bodies read unguarded.
-    pub targets: Vec<BodyTarget>,
+    pub targets: Arc<[BodyTarget]>,
     /// The file defining it: an index into [`Library::files`] (`usize::MAX`
     /// when its AST was not kept).
     pub file: usize,
@@ -65,11 +70,11 @@ pub struct Library {
     /// Every alias, in the order SystemTap reads them.
     aliases: Vec<Alias>,
     /// Alias indexes by whole name (`syscall.read`).
-    by_name: HashMap<String, Vec<usize>>,
+    by_name: FxHashMap<String, Vec<usize>>,
     /// Alias indexes by component names without arguments (`syscall.read`).
-    by_names: HashMap<String, Vec<usize>>,
+    by_names: FxHashMap<String, Vec<usize>>,
     /// Alias indexes by first component name (`syscall`).
-    by_first: HashMap<String, Vec<usize>>,
+    by_first: FxHashMap<String, Vec<usize>>,
     /// The script's probes (empty for a tapset directory alone).
     pub probes: Vec<ScriptProbe>,
     /// The files added with their ASTs ([`Sources::load`] keeps them:
@@ -163,6 +168,59 @@ pub enum LoadError {
     },
 }
 
+/// What one parsed file defines: its aliases and (for the script) probes,
+/// made once and added to every library that reads the file alike.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct FileUnit {
+    aliases: Vec<Alias>,
+    probes: Vec<ScriptProbe>,
+}
+
+impl FileUnit {
+    /// The aliases (and, for the script, the probes) of `file`, whose
+    /// spans point into `sources`; `file_index` is its index in
+    /// [`Library::files`] (`usize::MAX`: not kept).
+    fn of(file: &ast::File, sources: &SourceMap, script: bool, file_index: usize) -> FileUnit {
+        let mut unit = FileUnit::default();
+        let location = |span: Span| sources.location(span).to_string();
+        for (item_index, item) in file.items.iter().enumerate() {
+            match item {
+                Item::Alias(alias) => {
+                    let points: Arc<[ProbePoint]> =
+                        alias.points.iter().map(ProbePoint::from_ast).collect();
+                    let mut targets = block_targets(&alias.body);
+                    if let Some(epilogue) = &alias.epilogue {
+                        targets.extend(block_targets(epilogue));
+                    }
+                    let targets: Arc<[BodyTarget]> = targets.into();
+                    let location = location(alias.span);
+                    for name in &alias.names {
+                        unit.aliases.push(Alias {
+                            name: ProbePoint::from_ast(name),
+                            kind: alias.kind,
+                            points: points.clone(),
+                            has_epilogue: alias.epilogue.is_some(),
+                            location: location.clone(),
+                            targets: targets.clone(),
+                            file: file_index,
+                            item: item_index,
+                        });
+                    }
+                }
+                Item::Probe(probe) if script => unit.probes.push(ScriptProbe {
+                    points: probe.points.iter().map(ProbePoint::from_ast).collect(),
+                    location: location(probe.span),
+                    targets: block_targets(&probe.body),
+                    file: file_index,
+                    item: item_index,
+                }),
+                _ => {}
+            }
+        }
+        unit
+    }
+}
+
 /// An alias matched by a probe point, and the components after its name.
 #[derive(Debug, Clone, Copy)]
 pub struct AliasMatch<'a> {
@@ -200,39 +258,16 @@ impl Library {
         script: bool,
         file_index: usize,
     ) {
-        let location = |span: Span| sources.location(span).to_string();
-        for (item_index, item) in file.items.iter().enumerate() {
-            match item {
-                Item::Alias(alias) => {
-                    let points: Vec<ProbePoint> =
-                        alias.points.iter().map(ProbePoint::from_ast).collect();
-                    let mut targets = block_targets(&alias.body);
-                    if let Some(epilogue) = &alias.epilogue {
-                        targets.extend(block_targets(epilogue));
-                    }
-                    for name in &alias.names {
-                        self.push_alias(Alias {
-                            name: ProbePoint::from_ast(name),
-                            kind: alias.kind,
-                            points: points.clone(),
-                            has_epilogue: alias.epilogue.is_some(),
-                            location: location(alias.span),
-                            targets: targets.clone(),
-                            file: file_index,
-                            item: item_index,
-                        });
-                    }
-                }
-                Item::Probe(probe) if script => self.probes.push(ScriptProbe {
-                    points: probe.points.iter().map(ProbePoint::from_ast).collect(),
-                    location: location(probe.span),
-                    targets: block_targets(&probe.body),
-                    file: file_index,
-                    item: item_index,
-                }),
-                _ => {}
-            }
+        self.add_unit(&FileUnit::of(file, sources, script, file_index));
+    }
+
+    /// Adds what one file defines (its AST not kept).
+    fn add_unit(&mut self, unit: &FileUnit) {
+        self.aliases.reserve(unit.aliases.len());
+        for alias in &unit.aliases {
+            self.push_alias(alias.clone());
         }
+        self.probes.extend(unit.probes.iter().cloned());
     }
 
     /// An alias's definition and the file it is in.
@@ -483,19 +518,28 @@ impl Sources {
                 }
             }
         }
-        let conditional = conditional_macros(&macro_files);
-        // The conditions of the macro files whose macros are conditional.
-        let mut macro_conditions: Vec<Option<String>> = Vec::new();
+        let mut macro_texts: Vec<&str> = Vec::with_capacity(macro_files.len());
         for path in &macro_files {
-            let text = texts.get(path)?;
-            if text.contains("%?") {
-                macro_conditions.extend(conditions(text));
-            }
+            texts.get(path)?;
         }
+        for path in &macro_files {
+            macro_texts.push(texts.peek(path).unwrap_or_default());
+        }
+        let conditional = ConditionalMacros::of(&macro_texts);
+        // The conditions of each macro file.
+        let macro_conditions: Vec<Vec<Option<String>>> =
+            macro_texts.iter().map(|text| conditions(text)).collect();
+        drop(macro_texts);
+        // The conditions that decide each file (the same text for every
+        // kernel), as indexes into the distinct conditions.
+        let mut distinct_conditions: Vec<String> = Vec::new();
+        let mut condition_index: HashMap<String, usize> = HashMap::new();
+        let mut written_in: HashMap<PathBuf, Vec<Option<usize>>> = HashMap::new();
         // Per kernel: each file's outcome, and the signature of them all.
         let mut signatures: Vec<Vec<(PathBuf, Outcome)>> = Vec::with_capacity(kernels.len());
         for (index, kernel) in kernels.iter_mut().enumerate() {
-            let mut values: HashMap<String, Option<bool>> = HashMap::new();
+            // The value of each distinct condition, once evaluated.
+            let mut values: Vec<Option<Option<bool>>> = Vec::new();
             let files: Vec<PathBuf> = kernel
                 .macros
                 .iter()
@@ -505,16 +549,35 @@ impl Sources {
                 .collect();
             let mut signature = Vec::with_capacity(files.len());
             for path in files {
-                let text = texts.get(&path)?;
-                let mut written = conditions(text);
-                if uses_any(text, &conditional) {
-                    written.extend(macro_conditions.iter().cloned());
+                if !written_in.contains_key(&path) {
+                    let text = texts.get(&path)?;
+                    let mut written = conditions(text);
+                    for file in conditional.files_used_by(text) {
+                        written.extend(macro_conditions.get(file).into_iter().flatten().cloned());
+                    }
+                    let indexes = written
+                        .into_iter()
+                        .map(|condition| {
+                            let condition = condition?;
+                            Some(*condition_index.entry(condition).or_insert_with_key(
+                                |condition| {
+                                    distinct_conditions.push(condition.clone());
+                                    distinct_conditions.len() - 1
+                                },
+                            ))
+                        })
+                        .collect();
+                    written_in.insert(path.clone(), indexes);
                 }
+                let written = written_in.get(&path).map_or(&[][..], Vec::as_slice);
                 let mut outcome = Outcome::Values(Vec::with_capacity(written.len()));
                 for condition in written {
                     let value = condition.and_then(|condition| {
-                        *values.entry(condition).or_insert_with_key(|condition| {
-                            evaluate(&mut kernel.session, condition)
+                        if values.len() <= condition {
+                            values.resize(condition + 1, None);
+                        }
+                        *values[condition].get_or_insert_with(|| {
+                            evaluate(&mut kernel.session, &distinct_conditions[condition])
                         })
                     });
                     match (&mut outcome, value) {
@@ -537,32 +600,95 @@ impl Sources {
                 representatives.len() - 1
             }));
         }
-        // (path, outcome, is the script) -> (kernel whose session parsed
-        // it, the AST, diagnostics, clean).
-        let mut parsed: HashMap<(PathBuf, Outcome, bool), Parse> = HashMap::new();
+        // Every kernel's files as (path, outcome, is the script), and the
+        // distinct ones: each is parsed once, by any kernel that reads the
+        // file alike, so parsing spreads over the cores.
+        type Key = (PathBuf, Outcome, bool);
+        let mut jobs: Vec<Key> = Vec::new();
+        let mut job_of: HashMap<Key, usize> = HashMap::new();
+        let mut eligible: Vec<Vec<usize>> = Vec::new();
+        let mut files_of: Vec<Vec<usize>> = Vec::with_capacity(kernels.len());
+        for (kernel, prepared) in kernels.iter().enumerate() {
+            let outcomes = signatures[kernel]
+                .get(prepared.macros.len()..)
+                .unwrap_or_default();
+            let mut files = Vec::with_capacity(outcomes.len());
+            for (position, (path, outcome)) in outcomes.iter().enumerate() {
+                let key = (
+                    path.clone(),
+                    outcome.clone(),
+                    position >= prepared.scripts.len(),
+                );
+                let job = *job_of.entry(key).or_insert_with_key(|key| {
+                    jobs.push(key.clone());
+                    eligible.push(Vec::new());
+                    jobs.len() - 1
+                });
+                if let Some(kernels) = eligible.get_mut(job) {
+                    kernels.push(kernel);
+                }
+                files.push(job);
+            }
+            files_of.push(files);
+        }
+        // Each job to the eligible kernel with the fewest bytes so far.
+        let mut assigned: Vec<Vec<usize>> = vec![Vec::new(); kernels.len()];
+        let mut load = vec![0usize; kernels.len()];
+        for (job, (path, _, _)) in jobs.iter().enumerate() {
+            let size = texts.get(path)?.len();
+            let Some(&kernel) = eligible
+                .get(job)
+                .and_then(|kernels| kernels.iter().min_by_key(|&&k| load.get(k).copied()))
+            else {
+                continue;
+            };
+            if let (Some(group), Some(bytes)) = (assigned.get_mut(kernel), load.get_mut(kernel)) {
+                group.push(job);
+                *bytes += size;
+            }
+        }
+        let texts = &texts;
+        let jobs = &jobs;
+        let parsed: Vec<(usize, FileUnit, Vec<LoadDiagnostic>)> = kernels
+            .par_iter_mut()
+            .zip(assigned)
+            .flat_map_iter(|(prepared, group)| {
+                group
+                    .into_iter()
+                    .filter_map(|job| {
+                        let (path, _, script) = jobs.get(job)?;
+                        let text = texts.peek(path)?;
+                        let session = &mut prepared.session;
+                        let (file, found, clean) = parse_text(session, path, text, *script);
+                        // A tapset file with errors adds nothing, as in SystemTap.
+                        let unit = if clean || *script {
+                            FileUnit::of(&file, session.sources(), *script, usize::MAX)
+                        } else {
+                            FileUnit::default()
+                        };
+                        Some((job, unit, found))
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let mut units: Vec<Option<(FileUnit, Vec<LoadDiagnostic>)>> = vec![None; jobs.len()];
+        for (job, unit, found) in parsed {
+            if let Some(slot) = units.get_mut(job) {
+                *slot = Some((unit, found));
+            }
+        }
         let mut distinct = Vec::with_capacity(representatives.len());
         for &kernel in &representatives {
             let mut library = Library::default();
-            let mut diagnostics = std::mem::take(&mut kernels[kernel].diagnostics);
-            let scripts = std::mem::take(&mut kernels[kernel].scripts);
-            let outcomes = &signatures[kernel][kernels[kernel].macros.len()..];
-            for (position, (path, outcome)) in outcomes.iter().enumerate() {
-                let script = position >= scripts.len();
-                let key = (path.clone(), outcome.clone(), script);
-                if let Some((owner, file, found, clean)) = parsed.get(&key) {
+            let mut diagnostics = kernels
+                .get_mut(kernel)
+                .map(|prepared| std::mem::take(&mut prepared.diagnostics))
+                .unwrap_or_default();
+            for &job in files_of.get(kernel).into_iter().flatten() {
+                if let Some(Some((unit, found))) = units.get(job) {
                     diagnostics.extend(found.iter().cloned());
-                    if *clean || script {
-                        library.add_file(file, kernels[*owner].session.sources(), script);
-                    }
-                    continue;
+                    library.add_unit(unit);
                 }
-                let session = &mut kernels[kernel].session;
-                let (file, found, clean) = parse_text(session, path, texts.get(path)?, script);
-                diagnostics.extend(found.iter().cloned());
-                if clean || script {
-                    library.add_file(&file, session.sources(), script);
-                }
-                parsed.insert(key, (kernel, file, found, clean));
             }
             distinct.push(Loaded {
                 library,
@@ -658,10 +784,6 @@ enum Outcome {
     Kernel(usize),
 }
 
-/// A parsed file: the kernel whose session parsed it, the AST, its
-/// diagnostics, and whether it had none.
-type Parse = (usize, ast::File, Vec<LoadDiagnostic>, bool);
-
 /// File texts, each read once.
 #[derive(Default)]
 pub(crate) struct Texts(HashMap<PathBuf, String>);
@@ -675,6 +797,11 @@ impl Texts {
             texts.0.insert(name.clone(), text.clone());
         }
         texts
+    }
+
+    /// The text of `path` if [`Texts::get`] read it already.
+    pub(crate) fn peek(&self, path: &Path) -> Option<&str> {
+        self.0.get(path).map(String::as_str)
     }
 
     /// The text of `path` (invalid UTF-8 replaced, as the front end does).
@@ -701,10 +828,11 @@ impl Texts {
 /// Conditions in comments or strings are listed too (harmless: a value
 /// more to compare).
 fn conditions(text: &str) -> Vec<Option<String>> {
-    text.match_indices("%?")
-        .map(|(at, _)| {
-            let start = text[..at].rfind("%(")? + 2;
-            Some(text[start..at].trim().to_owned())
+    let bytes = text.as_bytes();
+    memchr::memmem::find_iter(bytes, "%?")
+        .map(|at| {
+            let start = memchr::memmem::rfind(bytes.get(..at)?, b"%(")? + 2;
+            Some(text.get(start..at)?.trim().to_owned())
         })
         .collect()
 }
@@ -778,39 +906,93 @@ fn defined_macros(text: &str) -> Vec<String> {
         .collect()
 }
 
-/// Whether `text` uses `@name` for one of `names`.
-fn uses_any(text: &str, names: &HashSet<String>) -> bool {
-    text.match_indices('@').any(|(at, _)| {
-        let name: String = text[at + 1..]
-            .chars()
-            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-            .collect();
-        names.contains(&name)
+/// The names `text` uses as `@name`, each once per use.
+fn used_names(text: &str) -> impl Iterator<Item = &str> {
+    memchr::memchr_iter(b'@', text.as_bytes()).filter_map(|at| {
+        let rest = text.get(at + 1..)?;
+        let end = rest
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(rest.len());
+        rest.get(..end)
     })
 }
 
-/// Library macros whose expansion can depend on the profile: defined in a
-/// macro file with a conditional (`%?`), or using such a macro (to a fixpoint;
-/// by file, so conservative).
-fn conditional_macros(files: &[PathBuf]) -> HashSet<String> {
-    let texts: Vec<String> = files
-        .iter()
-        .filter_map(|path| std::fs::read_to_string(path).ok())
-        .collect();
-    let mut conditional: HashSet<String> = HashSet::new();
-    let mut marked = vec![false; texts.len()];
-    loop {
-        let mut changed = false;
-        for (text, marked) in texts.iter().zip(marked.iter_mut()) {
-            if !*marked && (text.contains("%?") || uses_any(text, &conditional)) {
-                *marked = true;
-                changed = true;
-                conditional.extend(defined_macros(text));
+/// The library macros whose expansion can depend on the profile, each
+/// with the macro files whose conditions can decide it: a macro defined in
+/// a file with a conditional (`%?`) depends on that file's conditions, and
+/// a macro defined in a file that uses such a macro depends on those too
+/// (to a fixpoint; by file, so conservative).
+#[derive(Debug, Default)]
+struct ConditionalMacros {
+    /// Macro name -> the macro files (indexes) its expansion depends on.
+    by_name: HashMap<String, Vec<usize>>,
+}
+
+impl ConditionalMacros {
+    /// From the texts of the macro files, in order.
+    fn of(texts: &[&str]) -> ConditionalMacros {
+        // Per file: what it depends on (itself when it has a conditional).
+        let mut depends: Vec<Vec<usize>> = texts
+            .iter()
+            .enumerate()
+            .map(|(index, text)| {
+                if text.contains("%?") {
+                    vec![index]
+                } else {
+                    Vec::new()
+                }
+            })
+            .collect();
+        let defined: Vec<Vec<String>> = texts.iter().map(|text| defined_macros(text)).collect();
+        let mut conditional = ConditionalMacros::default();
+        loop {
+            conditional.by_name.clear();
+            for (files, names) in depends.iter().zip(&defined) {
+                if files.is_empty() {
+                    continue;
+                }
+                for name in names {
+                    let entry = conditional.by_name.entry(name.clone()).or_default();
+                    for file in files {
+                        if !entry.contains(file) {
+                            entry.push(*file);
+                        }
+                    }
+                }
+            }
+            let mut changed = false;
+            for (index, text) in texts.iter().enumerate() {
+                for file in conditional.files_used_by(text) {
+                    if let Some(files) = depends.get_mut(index)
+                        && !files.contains(&file)
+                    {
+                        files.push(file);
+                        changed = true;
+                    }
+                }
+            }
+            if !changed {
+                return conditional;
             }
         }
-        if !changed {
-            return conditional;
+    }
+
+    /// The macro files whose conditions can decide what `text` reads
+    /// through the conditional macros it uses, in file order.
+    fn files_used_by(&self, text: &str) -> Vec<usize> {
+        let mut files: Vec<usize> = Vec::new();
+        if self.by_name.is_empty() {
+            return files;
         }
+        for name in used_names(text) {
+            for file in self.by_name.get(name).into_iter().flatten() {
+                if !files.contains(file) {
+                    files.push(*file);
+                }
+            }
+        }
+        files.sort_unstable();
+        files
     }
 }
 
@@ -940,9 +1122,10 @@ mod tests {
         );
         assert_eq!(all[0].library.alias_names(), ["a", "b", "c.old"]);
         assert_eq!(all[1].library.alias_names(), ["a", "b", "c.new"]);
-        let conditional =
-            conditional_macros(&[dir.path().join("m.stpm"), dir.path().join("p.stpm")]);
-        assert!(conditional.contains("new_kernel") && !conditional.contains("plain"));
-        assert!(uses_any("x = @new_kernel;", &conditional) && !uses_any("@cast(p)", &conditional));
+        let m = std::fs::read_to_string(dir.path().join("m.stpm")).unwrap();
+        let p = std::fs::read_to_string(dir.path().join("p.stpm")).unwrap();
+        let conditional = ConditionalMacros::of(&[&m, &p]);
+        assert_eq!(conditional.files_used_by("x = @new_kernel;"), [0]);
+        assert!(conditional.files_used_by("@cast(p) @plain").is_empty());
     }
 }

@@ -22,6 +22,7 @@
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 
+use rayon::prelude::*;
 use serde::Serialize;
 use tapmatrix_facts::KernelFacts;
 
@@ -178,6 +179,59 @@ fn cell_of(
     }
 }
 
+/// The cells of kernel `index` for the rows `row_keys`.
+fn column(
+    kernels: &[KernelInput<'_>],
+    index: usize,
+    row_keys: &[(String, String)],
+    rows_of: RowsOf,
+) -> Vec<Cell> {
+    let Some(kernel) = kernels.get(index) else {
+        return Vec::new();
+    };
+    let resolver = Resolver::new(kernel.library, kernel.facts);
+    let others: Vec<&KernelFacts> = kernels
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != index)
+        .map(|(_, k)| k.facts)
+        .collect();
+    let mut suggested = Suggested::new();
+    let mut cells = Vec::with_capacity(row_keys.len());
+    for (probe, _) in row_keys {
+        let outcome = match rows_of {
+            RowsOf::Aliases => {
+                if kernel.library.aliases_named(probe).next().is_none() {
+                    cells.push(Cell::Undefined);
+                    continue;
+                }
+                resolver.resolve_alias(probe)
+            }
+            RowsOf::ScriptProbes => {
+                match kernel.library.probes.iter().find(|p| p.label() == *probe) {
+                    Some(p) => match resolver.resolve_probe(&p.points) {
+                        Outcome::Resolved(found) => {
+                            let misses = resolver.check_targets(&found.attach, &p.targets);
+                            if misses.is_empty() {
+                                Outcome::Resolved(found)
+                            } else {
+                                Outcome::Unresolved(misses)
+                            }
+                        }
+                        other => other,
+                    },
+                    None => {
+                        cells.push(Cell::Undefined);
+                        continue;
+                    }
+                }
+            }
+        };
+        cells.push(cell_of(outcome, kernel.facts, &others, &mut suggested));
+    }
+    cells
+}
+
 impl Matrix {
     /// Resolves every row on every kernel.
     pub fn build(kernels: &[KernelInput<'_>], rows_of: RowsOf) -> Matrix {
@@ -215,60 +269,16 @@ impl Matrix {
                 }
             }
         }
-        let resolvers: Vec<Resolver<'_>> = kernels
-            .iter()
-            .map(|kernel| Resolver::new(kernel.library, kernel.facts))
+        // Each kernel's column on its own: kernels share nothing but
+        // read-only facts and libraries, so columns are built in parallel.
+        let columns: Vec<Vec<Cell>> = (0..kernels.len())
+            .into_par_iter()
+            .map(|index| column(kernels, index, &row_keys, rows_of))
             .collect();
-        let others: Vec<Vec<&KernelFacts>> = (0..kernels.len())
-            .map(|index| {
-                kernels
-                    .iter()
-                    .enumerate()
-                    .filter(|(i, _)| *i != index)
-                    .map(|(_, k)| k.facts)
-                    .collect()
-            })
-            .collect();
-        let mut suggested: Vec<Suggested> = vec![Suggested::new(); kernels.len()];
+        let mut columns: Vec<std::vec::IntoIter<Cell>> =
+            columns.into_iter().map(Vec::into_iter).collect();
         for (probe, location) in row_keys {
-            let mut cells = Vec::new();
-            for (index, kernel) in kernels.iter().enumerate() {
-                let (resolver, others) = (&resolvers[index], &others[index]);
-                let outcome = match rows_of {
-                    RowsOf::Aliases => {
-                        if kernel.library.aliases_named(&probe).next().is_none() {
-                            cells.push(Cell::Undefined);
-                            continue;
-                        }
-                        resolver.resolve_alias(&probe)
-                    }
-                    RowsOf::ScriptProbes => {
-                        match kernel.library.probes.iter().find(|p| p.label() == probe) {
-                            Some(p) => match resolver.resolve_probe(&p.points) {
-                                Outcome::Resolved(found) => {
-                                    let misses = resolver.check_targets(&found.attach, &p.targets);
-                                    if misses.is_empty() {
-                                        Outcome::Resolved(found)
-                                    } else {
-                                        Outcome::Unresolved(misses)
-                                    }
-                                }
-                                other => other,
-                            },
-                            None => {
-                                cells.push(Cell::Undefined);
-                                continue;
-                            }
-                        }
-                    }
-                };
-                cells.push(cell_of(
-                    outcome,
-                    kernel.facts,
-                    others,
-                    &mut suggested[index],
-                ));
-            }
+            let cells = columns.iter_mut().filter_map(Iterator::next).collect();
             rows.push(Row {
                 probe,
                 location,

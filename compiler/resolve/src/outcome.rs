@@ -5,7 +5,7 @@ use std::fmt;
 use serde::Serialize;
 
 /// What an attach point is in the kernel.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AttachKind {
     /// A kprobe (or fprobe) on a function's entry.
@@ -29,7 +29,7 @@ pub enum AttachKind {
 }
 
 /// One concrete place a probe attaches to on one kernel.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct AttachPoint {
     /// What it is.
     pub kind: AttachKind,

@@ -10,7 +10,7 @@ use tapmatrix_syntax::profile::fnmatch;
 use tapmatrix_syntax::{FileKind, Profile, Session};
 
 /// A component's literal argument.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 #[serde(untagged)]
 pub enum Arg {
     /// `timer.ms(100)`.
@@ -20,7 +20,7 @@ pub enum Arg {
 }
 
 /// One dotted component: `function("vfs_read")`, `return`, `*`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Component {
     /// The name, possibly with wildcards.
     pub name: String,
@@ -139,15 +139,35 @@ impl ProbePoint {
 
     /// The components only, as SystemTap prints a probe point.
     pub fn bare(&self) -> String {
-        let mut text = String::new();
+        use std::fmt::Write as _;
+        let length: usize = self
+            .components
+            .iter()
+            .map(|c| {
+                c.name.len()
+                    + 1
+                    + match &c.arg {
+                        Some(Arg::Number(_)) => 22,
+                        Some(Arg::String(s)) => s.len() + 4,
+                        None => 0,
+                    }
+            })
+            .sum();
+        let mut text = String::with_capacity(length);
         for (index, component) in self.components.iter().enumerate() {
             if index > 0 {
                 text.push('.');
             }
             text.push_str(&component.name);
             match &component.arg {
-                Some(Arg::Number(n)) => text.push_str(&format!("({n})")),
-                Some(Arg::String(s)) => text.push_str(&format!("(\"{s}\")")),
+                Some(Arg::Number(n)) => {
+                    let _ = write!(text, "({n})");
+                }
+                Some(Arg::String(s)) => {
+                    text.push_str("(\"");
+                    text.push_str(s);
+                    text.push_str("\")");
+                }
                 None => {}
             }
         }

@@ -6,11 +6,13 @@
 //! alias resolves when its own list does; a wildcard point resolves when
 //! at least one alias or function it matches does.
 
-use std::cell::OnceCell;
+use std::cell::{OnceCell, RefCell};
 use std::collections::HashMap;
 
-use tapmatrix_facts::{ConfigValue, FunctionPresence, KernelFacts, Tracepoint, split_clone};
-use tapmatrix_syntax::profile::fnmatch;
+use rustc_hash::FxHashMap;
+
+use tapmatrix_facts::{ConfigValue, FunctionPresence, KernelFacts, Tracepoint, clone_base};
+use tapmatrix_syntax::profile::{Glob, fnmatch};
 
 use crate::body::BodyTarget;
 use crate::library::Library;
@@ -28,6 +30,12 @@ pub struct Resolver<'a> {
     facts: &'a KernelFacts,
     /// Trace events by name, built on first use.
     events_by_name: OnceCell<HashMap<&'a str, Vec<&'a Tracepoint>>>,
+    /// What each point resolved to, by its components, with the depth it
+    /// was resolved at: the same points recur under many aliases and rows.
+    resolved: RefCell<FxHashMap<Vec<Component>, (usize, Resolved)>>,
+    /// Why each target expression (by its text) does not resolve at each
+    /// attach point (`None`: it does, or there is no evidence).
+    targets: RefCell<FxHashMap<AttachPoint, FxHashMap<String, Option<Reason>>>>,
 }
 
 type Resolved = Result<Found, Vec<Miss>>;
@@ -66,6 +74,8 @@ impl<'a> Resolver<'a> {
             library,
             facts,
             events_by_name: OnceCell::new(),
+            resolved: RefCell::default(),
+            targets: RefCell::default(),
         }
     }
 
@@ -118,32 +128,25 @@ impl<'a> Resolver<'a> {
         }
         for point in attach {
             for target in targets {
-                let reason = match resolve_target(self.facts, point, &target.target) {
-                    Ok(_) | Err(TargetError::NoBtf { .. } | TargetError::Unsupported { .. }) => {
-                        continue;
+                let known = self
+                    .targets
+                    .borrow()
+                    .get(point)
+                    .and_then(|by_text| by_text.get(&target.text).cloned());
+                let reason = match known {
+                    Some(reason) => reason,
+                    None => {
+                        let reason = self.target_miss(point, target);
+                        self.targets
+                            .borrow_mut()
+                            .entry(point.clone())
+                            .or_default()
+                            .insert(target.text.clone(), reason.clone());
+                        reason
                     }
-                    Err(TargetError::NoVariable { name, available })
-                        if point.kind == AttachKind::Tracepoint =>
-                    {
-                        Reason::TracepointFieldMissing {
-                            expr: format!("${name}"),
-                            event: point.target.clone(),
-                            available,
-                        }
-                    }
-                    Err(TargetError::NoVariable { name, available }) => Reason::TargetVarMissing {
-                        expr: format!("${name}"),
-                        available,
-                    },
-                    Err(TargetError::NoMember { type_name, member }) => Reason::MemberMissing {
-                        expr: target.text.clone(),
-                        type_name,
-                        member,
-                    },
-                    Err(error @ TargetError::BadAccess { .. }) => Reason::TargetRetyped {
-                        expr: target.text.clone(),
-                        message: error.to_string(),
-                    },
+                };
+                let Some(reason) = reason else {
+                    continue;
                 };
                 if !misses.iter().any(|m| m.reason == reason) {
                     misses.push(Miss {
@@ -154,6 +157,38 @@ impl<'a> Resolver<'a> {
             }
         }
         misses
+    }
+
+    /// Why `target` does not resolve at `point`; `None` when it does, or
+    /// when there is no evidence (constructs not resolved offline).
+    fn target_miss(&self, point: &AttachPoint, target: &BodyTarget) -> Option<Reason> {
+        Some(match resolve_target(self.facts, point, &target.target) {
+            Ok(_) | Err(TargetError::NoBtf { .. } | TargetError::Unsupported { .. }) => {
+                return None;
+            }
+            Err(TargetError::NoVariable { name, available })
+                if point.kind == AttachKind::Tracepoint =>
+            {
+                Reason::TracepointFieldMissing {
+                    expr: format!("${name}"),
+                    event: point.target.clone(),
+                    available,
+                }
+            }
+            Err(TargetError::NoVariable { name, available }) => Reason::TargetVarMissing {
+                expr: format!("${name}"),
+                available,
+            },
+            Err(TargetError::NoMember { type_name, member }) => Reason::MemberMissing {
+                expr: target.text.clone(),
+                type_name,
+                member,
+            },
+            Err(error @ TargetError::BadAccess { .. }) => Reason::TargetRetyped {
+                expr: target.text.clone(),
+                message: error.to_string(),
+            },
+        })
     }
 
     /// Expands a probe's points into derived probes, one per alias
@@ -288,7 +323,26 @@ impl<'a> Resolver<'a> {
         }
     }
 
+    /// [`Resolver::point_uncached`], remembered. A point's resolution
+    /// depends on its components alone, and on its depth only where the
+    /// nesting limit was met: one resolved without meeting it resolves
+    /// alike at any depth no deeper (more room), so that is what is reused.
     fn point(&self, point: &ProbePoint, depth: usize) -> Resolved {
+        if let Some((at, resolved)) = self.resolved.borrow().get(&point.components)
+            && depth <= *at
+        {
+            return resolved.clone();
+        }
+        let resolved = self.point_uncached(point, depth);
+        if !too_deep(&resolved) {
+            self.resolved
+                .borrow_mut()
+                .insert(point.components.clone(), (depth, resolved.clone()));
+        }
+        resolved
+    }
+
+    fn point_uncached(&self, point: &ProbePoint, depth: usize) -> Resolved {
         if depth > MAX_DEPTH {
             return Err(vec![miss(point, Reason::TooDeep)]);
         }
@@ -593,12 +647,13 @@ impl<'a> Resolver<'a> {
         }
         if has_wildcard(name) {
             let prefix = &name[..name.find(['*', '?', '[']).unwrap_or(name.len())];
+            let glob = Glob::new(name);
             let points: Vec<AttachPoint> = functions
                 .names
                 .with_prefix(prefix)
                 .filter_map(|target| {
-                    let base = split_clone(target).map_or(target, |(base, _)| base);
-                    (fnmatch(name, base)
+                    let base = clone_base(target).unwrap_or(target);
+                    (glob.matches(base)
                         && !self.blacklisted(target)
                         && (!exported || global(target)))
                     .then(|| attach(target, (base != target).then_some(base), None))
@@ -691,6 +746,15 @@ impl<'a> Resolver<'a> {
         }
         Ok(found(point, points))
     }
+}
+
+/// Whether the nesting limit was met anywhere in a resolution.
+fn too_deep(resolved: &Resolved) -> bool {
+    let misses = match resolved {
+        Ok(found) => &found.optional_misses,
+        Err(misses) => misses,
+    };
+    misses.iter().any(|miss| miss.reason == Reason::TooDeep)
 }
 
 /// `fnmatch`, with plain string equality for a pattern without wildcards.

@@ -99,13 +99,25 @@ fn parse(text: &str) -> tapmatrix_syntax::File {
     parsed.file
 }
 
-/// Parses SystemTap's own tapsets (x86_64, kernel 6.1.0), if the
-/// `real_tapsets` test has fetched them into the target directory: macro
-/// files, then every script, as `tapmatrix parse` does. Returns the number
-/// of files, lines and bytes, and the time (ASTs dropped after timing).
+/// SystemTap's tapset directory: `$TAPMATRIX_SYSTEMTAP_TAPSETS` (`cargo
+/// xtask systemtap` prints the newest one the private apt state reaches),
+/// else the one the `real_tapsets` test fetched into the target directory.
+fn tapset_dir() -> std::path::PathBuf {
+    std::env::var_os("TAPMATRIX_SYSTEMTAP_TAPSETS").map_or_else(
+        || {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../target/tmp/systemtap-common/root/usr/share/systemtap/tapset")
+        },
+        std::path::PathBuf::from,
+    )
+}
+
+/// Parses SystemTap's own tapsets (x86_64, kernel 6.1.0) from
+/// [`tapset_dir`]: macro files, then every script, as `tapmatrix parse`
+/// does. Returns the number of files, lines and bytes, and the best time of
+/// five (ASTs dropped after timing).
 fn real_tapsets() -> Option<(usize, usize, usize, std::time::Duration)> {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../target/tmp/systemtap-common/root/usr/share/systemtap/tapset");
+    let dir = tapset_dir();
     let profile = Profile::default();
     let files = tapmatrix_syntax::tapset_files(&dir, &profile).ok()?;
     let texts: Vec<(String, String)> = files
@@ -169,13 +181,15 @@ fn main() {
     );
     match real_tapsets() {
         Some((files, lines, bytes, time)) => println!(
-            "SystemTap 4.8 tapsets: {files} files, {lines} lines, {:.2} MB parsed in {:.1} ms: {:.1} MB/s",
+            "SystemTap's tapsets ({}): {files} files, {lines} lines, {:.2} MB parsed in {:.1} ms: {:.1} MB/s",
+            tapset_dir().display(),
             bytes as f64 / 1e6,
             time.as_secs_f64() * 1e3,
             bytes as f64 / 1e6 / time.as_secs_f64()
         ),
         None => println!(
-            "SystemTap tapsets: not fetched (run `cargo test -p tapmatrix-syntax --test real_tapsets` first)"
+            "SystemTap tapsets: not fetched (set TAPMATRIX_SYSTEMTAP_TAPSETS=$(cargo xtask systemtap), \
+             or run `cargo test -p tapmatrix-syntax --test real_tapsets`)"
         ),
     }
 

@@ -26,7 +26,7 @@ pub mod tapset;
 pub mod token;
 
 use std::path::Path;
-use std::rc::Rc;
+use std::sync::Arc;
 
 pub use ast::File;
 pub use diagnostic::Diagnostic;
@@ -71,6 +71,8 @@ pub struct Session {
     profile: Profile,
     args: Args,
     library_macros: LibraryMacros,
+    /// The token buffer of [`Session::parse`], kept between files.
+    tokens: std::cell::RefCell<Vec<token::Token>>,
 }
 
 impl Session {
@@ -82,7 +84,8 @@ impl Session {
             sources,
             profile,
             args,
-            library_macros: LibraryMacros::new(),
+            library_macros: LibraryMacros::default(),
+            tokens: std::cell::RefCell::default(),
         }
     }
 
@@ -144,7 +147,7 @@ impl Session {
         }
         if diagnostics.is_empty() {
             self.library_macros
-                .extend(macros.into_iter().map(|(k, v)| (k, Rc::clone(&v))));
+                .extend(macros.into_iter().map(|(k, v)| (k, Arc::clone(&v))));
         }
         sort(&mut diagnostics);
         diagnostics
@@ -174,7 +177,11 @@ impl Session {
     pub fn parse(&self, file: FileId, kind: FileKind) -> Parsed {
         let tokens = lexer::Tokens::new(&self.sources, file, &self.args);
         let mut pp = Preprocessor::new(&self.sources, &self.profile, &self.library_macros, tokens);
-        let tokens = pp.run();
+        // One buffer for every file: taken (a nested parse would get an
+        // empty one), filled, and put back for the next file.
+        let mut tokens = self.tokens.take();
+        tokens.clear();
+        pp.run_into(&mut tokens);
         let mut diagnostics = std::mem::take(&mut pp.diagnostics);
         let kind = FileKind {
             privileged: kind.privileged || self.profile.guru_mode,
@@ -204,6 +211,7 @@ impl Session {
                 message,
             ));
         }
+        self.tokens.replace(tokens);
         sort(&mut diagnostics);
         Parsed {
             file_id: file,

@@ -35,6 +35,12 @@ pub struct FileKind {
     pub user_file: bool,
 }
 
+/// One component of a probe point as written: a name, or braced alternatives.
+enum Piece {
+    One(Component),
+    Braced(Vec<ProbePoint>),
+}
+
 /// The parse failed here; the diagnostic is already recorded.
 #[derive(Debug)]
 struct Fail;
@@ -60,6 +66,7 @@ pub fn parse_tokens(
         stack_base: stack_position(),
         arg_count,
         globals: HashSet::new(),
+        scratch: Scratch::default(),
     };
     parser.file()
 }
@@ -75,6 +82,23 @@ struct Parser<'a, 'd> {
     stack_base: usize,
     arg_count: usize,
     globals: HashSet<String>,
+    scratch: Scratch,
+}
+
+/// Stacks that lists being parsed grow on, so that each list, once
+/// complete, is allocated once at its exact size: most blocks, argument
+/// lists and probe points are short, and a vector grown by pushes would
+/// allocate room for four at least. A rule pushes above the length it
+/// found and splits off what it pushed (also when it fails), so nested
+/// rules share a stack.
+#[derive(Default)]
+struct Scratch {
+    stmts: Vec<Stmt>,
+    exprs: Vec<Expr>,
+    points: Vec<ProbePoint>,
+    components: Vec<Component>,
+    keys: Vec<Option<Expr>>,
+    parts: Vec<TargetComponent>,
 }
 
 const PRINT_FUNCTIONS: &[&str] = &[
@@ -446,7 +470,8 @@ impl<'a> Parser<'a, '_> {
 
     fn probe(&mut self, items: &mut Vec<Item>) -> PResult<()> {
         let probe_tok = self.expect_kw(Keyword::Probe)?;
-        let mut names = Vec::new();
+        // Nearly every alias has one name.
+        let mut names = Vec::with_capacity(1);
         let mut epilogue = false;
         let points = loop {
             let points = self.probe_points()?;
@@ -505,10 +530,10 @@ impl<'a> Parser<'a, '_> {
 
     /// `pp, pp, ...` up to `{`, `}`, `=` or `+=`.
     fn probe_points(&mut self) -> PResult<Vec<ProbePoint>> {
-        self.nested(|p| {
-            let mut points = Vec::new();
+        let base = self.scratch.points.len();
+        let result = self.nested(|p| {
             loop {
-                points.extend(p.components()?);
+                p.components()?;
                 if p.eat_op(Op::Comma) {
                     continue;
                 }
@@ -519,71 +544,86 @@ impl<'a> Parser<'a, '_> {
                             || t.is_op(Op::Assign)
                             || t.is_op(Op::AddAssign) =>
                     {
-                        return Ok(points);
+                        return Ok(());
                     }
                     _ => return p.expected("one of ', { } = +=' after a probe point"),
                 }
             }
-        })
+        });
+        let points = self.scratch.points.split_off(base);
+        result.map(|()| points)
     }
 
-    /// One dotted probe point, with brace alternatives expanded.
-    fn components(&mut self) -> PResult<Vec<ProbePoint>> {
-        let mut points: Vec<ProbePoint> = Vec::new();
+    /// One dotted probe point, with brace alternatives expanded: its
+    /// points go on the scratch stack of points.
+    fn components(&mut self) -> PResult<()> {
+        let points = self.scratch.points.len();
+        let components = self.scratch.components.len();
+        let result = self.components_onto(points, components);
+        self.scratch.components.truncate(components);
+        if result.is_err() {
+            self.scratch.points.truncate(points);
+        }
+        result
+    }
+
+    /// [`Parser::components`]: the points so far are those on the stack
+    /// above `points`; each continues with the plain components on the
+    /// stack above `components` (none of them yet: the first point is made
+    /// when braces come or at the end).
+    fn components_onto(&mut self, points: usize, components: usize) -> PResult<()> {
         loop {
-            let suffix = self.component()?;
-            if points.is_empty() {
-                points = suffix;
-            } else if points.len() == 1
-                && suffix.len() == 1
-                && !points[0].optional
-                && !points[0].sufficient
-                && points[0].condition.is_none()
+            let piece = self.component()?;
+            if let Some(bad) = self.scratch.points[points..]
+                .iter()
+                .find(|p| p.optional || p.sufficient || p.condition.is_some())
             {
-                // The common case, a plain dotted name: no product to build.
-                if let (Some(head), Some(tail)) = (points.first_mut(), suffix.into_iter().next()) {
-                    head.components.extend(tail.components);
-                    head.optional = tail.optional;
-                    head.sufficient = tail.sufficient;
-                    head.condition = tail.condition;
-                }
-            } else {
-                if let Some(bad) = points
-                    .iter()
-                    .find(|p| p.optional || p.sufficient || p.condition.is_some())
-                {
-                    let span = bad.span;
-                    return self.error_at(
-                        span,
-                        "'?', '!' or a condition may only follow the last component",
-                    );
-                }
-                let mut product = Vec::with_capacity(points.len() * suffix.len());
-                for head in &points {
-                    for tail in &suffix {
-                        let mut components = head.components.clone();
-                        components.extend(tail.components.iter().cloned());
-                        product.push(ProbePoint {
-                            components,
-                            optional: tail.optional,
-                            sufficient: tail.sufficient,
-                            condition: tail.condition.clone(),
-                            span: head.span,
-                        });
+                let span = bad.span;
+                return self.error_at(
+                    span,
+                    "'?', '!' or a condition may only follow the last component",
+                );
+            }
+            match piece {
+                // The common case, a plain name.
+                Piece::One(component) => self.scratch.components.push(component),
+                Piece::Braced(suffix) => {
+                    self.flush_components(points, components);
+                    if self.scratch.points.len() == points {
+                        self.scratch.points.extend(suffix);
+                    } else {
+                        let heads = self.scratch.points.split_off(points);
+                        for head in &heads {
+                            for tail in &suffix {
+                                let mut parts = Vec::with_capacity(
+                                    head.components.len() + tail.components.len(),
+                                );
+                                parts.extend(head.components.iter().cloned());
+                                parts.extend(tail.components.iter().cloned());
+                                self.scratch.points.push(ProbePoint {
+                                    components: parts,
+                                    optional: tail.optional,
+                                    sufficient: tail.sufficient,
+                                    condition: tail.condition.clone(),
+                                    span: head.span,
+                                });
+                            }
+                        }
                     }
                 }
-                points = product;
             }
             if self.eat_op(Op::Dot) {
                 continue;
             }
+            self.flush_components(points, components);
             if let Some(t) = self
                 .peek()
                 .filter(|t| t.is_op(Op::Question) || t.is_op(Op::Bang))
             {
-                for p in &mut points {
+                for p in &mut self.scratch.points[points..] {
                     if p.optional || p.sufficient {
-                        return self.error_at(t.span, "'?' or '!' given twice");
+                        let span = t.span;
+                        return self.error_at(span, "'?' or '!' given twice");
                     }
                     p.optional = true;
                     p.sufficient = t.is_op(Op::Bang);
@@ -594,7 +634,7 @@ impl<'a> Parser<'a, '_> {
                 let if_tok = self.bump();
                 self.expect_op(Op::LParen)?;
                 let cond = self.expression()?;
-                for p in &mut points {
+                for p in &mut self.scratch.points[points..] {
                     if p.condition.is_some() {
                         let span = if_tok.map_or(p.span, |t| t.span);
                         return self.error_at(span, "probe point condition given twice");
@@ -603,11 +643,36 @@ impl<'a> Parser<'a, '_> {
                 }
                 self.expect_op(Op::RParen)?;
             }
-            return Ok(points);
+            return Ok(());
         }
     }
 
-    fn component(&mut self) -> PResult<Vec<ProbePoint>> {
+    /// Appends the plain components stacked above `components` to every
+    /// point above `points`, or makes them the first point.
+    fn flush_components(&mut self, points: usize, components: usize) {
+        let scratch = &mut self.scratch;
+        if scratch.components.len() == components {
+            return;
+        }
+        let pending = scratch.components.split_off(components);
+        match scratch.points.get_mut(points..) {
+            Some([]) | None => scratch.points.push(ProbePoint {
+                span: pending.first().map_or_else(Span::default, |c| c.span),
+                components: pending,
+                optional: false,
+                sufficient: false,
+                condition: None,
+            }),
+            Some(heads) => {
+                for head in heads {
+                    head.components.extend(pending.iter().cloned());
+                }
+            }
+        }
+    }
+
+    /// One component: a name with its argument, or `{ alternatives }`.
+    fn component(&mut self) -> PResult<Piece> {
         let Some(t) = self.peek() else {
             return self.expected("a probe point component (identifier, '*' or '{')");
         };
@@ -615,7 +680,7 @@ impl<'a> Parser<'a, '_> {
             self.pos += 1;
             let points = self.probe_points()?;
             self.expect_op(Op::RBrace)?;
-            return Ok(points);
+            return Ok(Piece::Braced(points));
         }
         let name_ok = |t: Token| {
             matches!(t.kind, TokenKind::Ident | TokenKind::Keyword(_)) || t.is_op(Op::Star)
@@ -640,17 +705,11 @@ impl<'a> Parser<'a, '_> {
         } else {
             None
         };
-        Ok(vec![ProbePoint {
-            components: vec![Component {
-                name,
-                arg,
-                span: t.span,
-            }],
-            optional: false,
-            sufficient: false,
-            condition: None,
+        Ok(Piece::One(Component {
+            name,
+            arg,
             span: t.span,
-        }])
+        }))
     }
 
     // ---- literals -------------------------------------------------------
@@ -702,15 +761,22 @@ impl<'a> Parser<'a, '_> {
 
     fn block(&mut self) -> PResult<Block> {
         let open = self.expect_op(Op::LBrace)?;
-        let mut stmts = Vec::new();
+        let base = self.scratch.stmts.len();
+        let result = self.statements(open);
+        let stmts = self.scratch.stmts.split_off(base);
+        result.map(|()| Block {
+            stmts,
+            span: open.span,
+        })
+    }
+
+    /// The statements of a block through its `}`, onto the scratch stack.
+    fn statements(&mut self, open: Token) -> PResult<()> {
         loop {
             match self.peek() {
                 Some(t) if t.is_op(Op::RBrace) => {
                     self.pos += 1;
-                    return Ok(Block {
-                        stmts,
-                        span: open.span,
-                    });
+                    return Ok(());
                 }
                 None => {
                     let span = self.eof_span();
@@ -724,7 +790,7 @@ impl<'a> Parser<'a, '_> {
             }
             let start = self.pos;
             match self.statement() {
-                Ok(s) => stmts.push(s),
+                Ok(s) => self.scratch.stmts.push(s),
                 Err(Fail) => self.recover_statement(start)?,
             }
         }
@@ -1021,15 +1087,23 @@ impl<'a> Parser<'a, '_> {
 
     /// Keys of an index or slice, `*` allowed, up to `close` (consumed).
     fn keys(&mut self, close: Op) -> PResult<Vec<Option<Expr>>> {
-        let mut keys = Vec::new();
+        let base = self.scratch.keys.len();
+        let result = self.keys_onto(close);
+        let keys = self.scratch.keys.split_off(base);
+        result.map(|()| keys)
+    }
+
+    /// [`Parser::keys`] onto the scratch stack.
+    fn keys_onto(&mut self, close: Op) -> PResult<()> {
         loop {
-            if self.eat_op(Op::Star) {
-                keys.push(None);
+            let key = if self.eat_op(Op::Star) {
+                None
             } else {
-                keys.push(Some(self.expression()?));
-            }
+                Some(self.expression()?)
+            };
+            self.scratch.keys.push(key);
             if self.eat_op(close) {
-                return Ok(keys);
+                return Ok(());
             }
             if !self.eat_op(Op::Comma) {
                 return self.expected(&format!("',' or '{}'", close.as_str()));
@@ -1044,9 +1118,12 @@ impl<'a> Parser<'a, '_> {
     }
 
     fn assignment(&mut self) -> PResult<Expr> {
-        let lhs = self.ternary()?;
-        let Some(t) = self.peek() else {
-            return Ok(lhs);
+        // Results pass through untouched where no operator follows: an
+        // expression is large, and each level copying it costs (here and
+        // in the levels below).
+        let lhs = self.ternary();
+        let Some(t) = self.peek().filter(|_| lhs.is_ok()) else {
+            return lhs;
         };
         let op = match t.kind {
             TokenKind::Op(Op::Assign) => AssignOp::Assign,
@@ -1062,8 +1139,9 @@ impl<'a> Parser<'a, '_> {
             TokenKind::Op(Op::XorAssign) => AssignOp::Xor,
             TokenKind::Op(Op::OrAssign) => AssignOp::Or,
             TokenKind::Op(Op::DotAssign) => AssignOp::Concat,
-            _ => return Ok(lhs),
+            _ => return lhs,
         };
+        let lhs = lhs?;
         self.pos += 1;
         let rhs = self.expression()?;
         Ok(Expr {
@@ -1077,10 +1155,14 @@ impl<'a> Parser<'a, '_> {
     }
 
     fn ternary(&mut self) -> PResult<Expr> {
-        let cond = self.binary(0)?;
-        let Some(t) = self.peek().filter(|t| t.is_op(Op::Question)) else {
-            return Ok(cond);
+        let cond = self.binary(0);
+        let Some(t) = self
+            .peek()
+            .filter(|t| cond.is_ok() && t.is_op(Op::Question))
+        else {
+            return cond;
         };
+        let cond = cond?;
         self.pos += 1;
         let then = self.expression()?;
         self.expect_op(Op::Colon)?;
@@ -1101,35 +1183,16 @@ impl<'a> Parser<'a, '_> {
     /// Levels 5 (`in`) and 6 (comparison, regex) sit between, as in
     /// SystemTap's grammar.
     fn binary(&mut self, min: u8) -> PResult<Expr> {
-        let mut lhs = if min <= 5 {
-            self.array_in()?
+        let first = if min <= 5 {
+            self.array_in()
         } else {
-            self.unary()?
+            self.unary()
         };
-        while let Some(t) = self.peek() {
-            let TokenKind::Op(op) = t.kind else { break };
-            let (level, bin) = match op {
-                Op::OrOr => (0, BinOp::OrOr),
-                Op::AndAnd => (1, BinOp::AndAnd),
-                Op::Pipe => (2, BinOp::BitOr),
-                Op::Caret => (3, BinOp::BitXor),
-                Op::Amp => (4, BinOp::BitAnd),
-                Op::Shl => (7, BinOp::Shl),
-                Op::Shr => (7, BinOp::Shr),
-                Op::GtGtGt => (7, BinOp::UShr),
-                Op::Dot => (8, BinOp::Concat),
-                Op::Plus => (9, BinOp::Add),
-                Op::Minus => (9, BinOp::Sub),
-                Op::Star => (10, BinOp::Mul),
-                Op::Slash => (10, BinOp::Div),
-                Op::Percent => (10, BinOp::Mod),
-                _ => break,
-            };
-            // Operators of the other band belong to another rule: `a + b
-            // == c` leaves `==` to `comparison`, which called us at 7.
-            if level < min || (min <= 5 && level >= 7) {
-                break;
-            }
+        if first.is_err() || self.binary_op(min).is_none() {
+            return first;
+        }
+        let mut lhs = first?;
+        while let Some((t, bin, level)) = self.binary_op(min) {
             self.pos += 1;
             let rhs = self.binary(level + 1)?;
             lhs = Expr {
@@ -1144,19 +1207,68 @@ impl<'a> Parser<'a, '_> {
         Ok(lhs)
     }
 
-    fn array_in(&mut self) -> PResult<Expr> {
-        let bracketed = self.peek().filter(|t| t.is_op(Op::LBracket));
-        if bracketed.is_some() {
-            self.pos += 1;
+    /// The binary operator next, if [`Parser::binary`] at `min` takes it:
+    /// its token, operator and level.
+    fn binary_op(&self, min: u8) -> Option<(Token, BinOp, u8)> {
+        let t = self.peek()?;
+        let TokenKind::Op(op) = t.kind else {
+            return None;
+        };
+        let (level, bin) = match op {
+            Op::OrOr => (0, BinOp::OrOr),
+            Op::AndAnd => (1, BinOp::AndAnd),
+            Op::Pipe => (2, BinOp::BitOr),
+            Op::Caret => (3, BinOp::BitXor),
+            Op::Amp => (4, BinOp::BitAnd),
+            Op::Shl => (7, BinOp::Shl),
+            Op::Shr => (7, BinOp::Shr),
+            Op::GtGtGt => (7, BinOp::UShr),
+            Op::Dot => (8, BinOp::Concat),
+            Op::Plus => (9, BinOp::Add),
+            Op::Minus => (9, BinOp::Sub),
+            Op::Star => (10, BinOp::Mul),
+            Op::Slash => (10, BinOp::Div),
+            Op::Percent => (10, BinOp::Mod),
+            _ => return None,
+        };
+        // Operators of the other band belong to another rule: `a + b
+        // == c` leaves `==` to `comparison`, which called us at 7.
+        if level < min || (min <= 5 && level >= 7) {
+            return None;
         }
+        Some((t, bin, level))
+    }
+
+    fn array_in(&mut self) -> PResult<Expr> {
+        let Some(bracketed) = self.peek().filter(|t| t.is_op(Op::LBracket)) else {
+            // The common case: one key, no brackets, and no key list to
+            // allocate unless `in` follows.
+            let key = self.comparison();
+            return match self.peek().filter(|t| key.is_ok() && t.is_kw(Keyword::In)) {
+                Some(t) => {
+                    let key = key?;
+                    self.pos += 1;
+                    let array = self.indexable()?;
+                    Ok(Expr {
+                        kind: ExprKind::In {
+                            keys: vec![Some(key)],
+                            array,
+                        },
+                        span: t.span,
+                    })
+                }
+                None => key,
+            };
+        };
+        self.pos += 1;
         let mut keys = Vec::new();
         loop {
-            if bracketed.is_some() && self.eat_op(Op::Star) {
+            if self.eat_op(Op::Star) {
                 keys.push(None);
             } else {
                 keys.push(Some(self.comparison()?));
             }
-            if bracketed.is_none() || self.eat_op(Op::RBracket) {
+            if self.eat_op(Op::RBracket) {
                 break;
             }
             if !self.eat_op(Op::Comma) {
@@ -1173,7 +1285,7 @@ impl<'a> Parser<'a, '_> {
         }
         // A single key without `in` is just that expression (even `[x]`, as
         // in SystemTap).
-        let span = bracketed.map_or_else(|| self.eof_span(), |t| t.span);
+        let span = bracketed.span;
         if keys.len() == 1
             && let Some(Some(e)) = keys.pop()
         {
@@ -1183,7 +1295,11 @@ impl<'a> Parser<'a, '_> {
     }
 
     fn comparison(&mut self) -> PResult<Expr> {
-        let mut lhs = self.binary(7)?;
+        let lhs = self.binary(7);
+        if lhs.is_err() || self.peek().is_none_or(|t| comparison_op(t).is_none()) {
+            return lhs;
+        }
+        let mut lhs = lhs?;
         if let Some(t) = self
             .peek()
             .filter(|t| t.is_op(Op::Match) || t.is_op(Op::NotMatch))
@@ -1200,14 +1316,8 @@ impl<'a> Parser<'a, '_> {
             });
         }
         while let Some(t) = self.peek() {
-            let op = match t.kind {
-                TokenKind::Op(Op::Gt) => BinOp::Gt,
-                TokenKind::Op(Op::Lt) => BinOp::Lt,
-                TokenKind::Op(Op::EqEq) => BinOp::Eq,
-                TokenKind::Op(Op::NotEq) => BinOp::Ne,
-                TokenKind::Op(Op::LtEq) => BinOp::Le,
-                TokenKind::Op(Op::GtEq) => BinOp::Ge,
-                _ => break,
+            let Some(Some(op)) = comparison_op(t) else {
+                break;
             };
             self.pos += 1;
             let rhs = self.binary(7)?;
@@ -1261,11 +1371,12 @@ impl<'a> Parser<'a, '_> {
                 span: t.span,
             });
         }
-        let operand = self.dwarf_value()?;
+        let operand = self.dwarf_value();
         if let Some(t) = self
             .peek()
-            .filter(|t| t.is_op(Op::PlusPlus) || t.is_op(Op::MinusMinus))
+            .filter(|t| operand.is_ok() && (t.is_op(Op::PlusPlus) || t.is_op(Op::MinusMinus)))
         {
+            let operand = operand?;
             self.pos += 1;
             return Ok(Expr {
                 kind: ExprKind::Crement {
@@ -1276,7 +1387,7 @@ impl<'a> Parser<'a, '_> {
                 span: t.span,
             });
         }
-        Ok(operand)
+        operand
     }
 
     /// A value, or a target symbol: `$x`, `@cast`, `@var`, `&...`, and any
@@ -1357,7 +1468,11 @@ impl<'a> Parser<'a, '_> {
                 t.span,
             )
         } else {
-            let value = self.value()?;
+            let value = self.value();
+            if addr.is_none() && (value.is_err() || !self.peek_target_components()) {
+                return value;
+            }
+            let value = value?;
             if let ExprKind::Target(inner) = &value.kind
                 && addr.is_some()
                 && inner.address_of
@@ -1366,9 +1481,6 @@ impl<'a> Parser<'a, '_> {
                     let span = addr.map_or(value.span, |a| a.span);
                     return self.error_at(span, "cannot take the address more than once");
                 }
-            }
-            if addr.is_none() && !self.peek_target_components() {
-                return Ok(value);
             }
             // An `&` on a value that already is a target symbol applies to it.
             match value.kind {
@@ -1407,7 +1519,21 @@ impl<'a> Parser<'a, '_> {
     }
 
     fn target_components(&mut self, target: &mut Target) -> PResult<()> {
-        let mut pretty = matches!(target.components.last(), Some(TargetComponent::Pretty(_)));
+        let pretty = matches!(target.components.last(), Some(TargetComponent::Pretty(_)));
+        let base = self.scratch.parts.len();
+        let result = self.target_components_onto(pretty);
+        let parts = self.scratch.parts.split_off(base);
+        if target.components.is_empty() {
+            target.components = parts;
+        } else {
+            target.components.extend(parts);
+        }
+        result
+    }
+
+    /// [`Parser::target_components`] onto the scratch stack; `pretty`:
+    /// the target already ends with a pretty-printing `$`.
+    fn target_components_onto(&mut self, mut pretty: bool) -> PResult<()> {
         while !pretty {
             if self.eat_op(Op::Arrow) {
                 let member = match self.peek() {
@@ -1422,19 +1548,19 @@ impl<'a> Parser<'a, '_> {
                     pretty = true;
                 }
                 if split > 0 {
-                    target
-                        .components
+                    self.scratch
+                        .parts
                         .push(TargetComponent::Member(member[..split].to_string()));
                 }
                 if pretty {
-                    target
-                        .components
+                    self.scratch
+                        .parts
                         .push(TargetComponent::Pretty(member[split..].to_string()));
                 }
             } else if self.eat_op(Op::LBracket) {
                 let index = self.expression()?;
                 self.expect_op(Op::RBracket)?;
-                target.components.push(TargetComponent::Index(index));
+                self.scratch.parts.push(TargetComponent::Index(index));
             } else {
                 break;
             }
@@ -1442,9 +1568,8 @@ impl<'a> Parser<'a, '_> {
         if !pretty && let Some(t) = self.peek().filter(|t| self.is_dollars(*t)) {
             {
                 self.pos += 1;
-                target
-                    .components
-                    .push(TargetComponent::Pretty(self.text(t).to_string()));
+                let text = self.text(t).to_string();
+                self.scratch.parts.push(TargetComponent::Pretty(text));
                 pretty = true;
             }
         }
@@ -1669,18 +1794,10 @@ impl<'a> Parser<'a, '_> {
             }));
         }
         if self.eat_op(Op::LParen) {
-            let mut args = Vec::new();
-            if !self.eat_op(Op::RParen) {
-                loop {
-                    args.push(self.expression()?);
-                    if self.eat_op(Op::RParen) {
-                        break;
-                    }
-                    if !self.eat_op(Op::Comma) {
-                        return self.expected("',' or ')'");
-                    }
-                }
-            }
+            let base = self.scratch.exprs.len();
+            let result = self.call_args();
+            let args = self.scratch.exprs.split_off(base);
+            result?;
             return Ok(expr(ExprKind::Call {
                 name: name.to_string(),
                 args,
@@ -1700,9 +1817,34 @@ impl<'a> Parser<'a, '_> {
         Ok(expr(ExprKind::Ident(ident.name)))
     }
 
+    /// The arguments of a call after `(`, through `)`, onto the scratch
+    /// stack.
+    fn call_args(&mut self) -> PResult<()> {
+        if self.eat_op(Op::RParen) {
+            return Ok(());
+        }
+        loop {
+            let arg = self.expression()?;
+            self.scratch.exprs.push(arg);
+            if self.eat_op(Op::RParen) {
+                return Ok(());
+            }
+            if !self.eat_op(Op::Comma) {
+                return self.expected("',' or ')'");
+            }
+        }
+    }
+
     /// The arguments of `print` and friends after `(`, through `)`.
     fn print_args(&mut self, name: &str) -> PResult<Vec<Expr>> {
-        let mut args = Vec::new();
+        let base = self.scratch.exprs.len();
+        let result = self.print_args_onto(name, base);
+        let args = self.scratch.exprs.split_off(base);
+        result.map(|()| args)
+    }
+
+    /// [`Parser::print_args`] onto the scratch stack above `base`.
+    fn print_args_onto(&mut self, name: &str, base: usize) -> PResult<()> {
         let hist_printer = matches!(name, "print" | "println" | "sprint" | "sprintln");
         if hist_printer {
             let start = self.pos;
@@ -1711,7 +1853,7 @@ impl<'a> Parser<'a, '_> {
                     let span = h.span;
                     let key = self.expression()?;
                     self.expect_op(Op::RBracket)?;
-                    args.push(Expr {
+                    self.scratch.exprs.push(Expr {
                         kind: ExprKind::Index {
                             base: Indexable::Hist(h),
                             keys: vec![Some(key)],
@@ -1720,17 +1862,18 @@ impl<'a> Parser<'a, '_> {
                     });
                     while !self.peek_op(Op::RParen) {
                         self.expect_op(Op::Comma)?;
-                        args.push(self.expression()?);
+                        let arg = self.expression()?;
+                        self.scratch.exprs.push(arg);
                     }
                 } else {
                     let span = h.span;
-                    args.push(Expr {
+                    self.scratch.exprs.push(Expr {
                         kind: ExprKind::Hist(h),
                         span,
                     });
                 }
                 self.expect_op(Op::RParen)?;
-                return Ok(args);
+                return Ok(());
             }
             debug_assert_eq!(self.pos, start);
         }
@@ -1740,7 +1883,7 @@ impl<'a> Parser<'a, '_> {
         let mut min_args: usize = 0;
         if with_format || with_delim {
             let (value, span) = self.string_literal()?;
-            args.push(Expr {
+            self.scratch.exprs.push(Expr {
                 kind: ExprKind::String(value),
                 span,
             });
@@ -1751,19 +1894,35 @@ impl<'a> Parser<'a, '_> {
             min_args = 1;
         }
         while min_args > 0 || !self.peek_op(Op::RParen) {
-            if !args.is_empty() && !self.eat_op(Op::Comma) {
+            if self.scratch.exprs.len() > base && !self.eat_op(Op::Comma) {
                 if min_args > 0 {
                     return self
                         .expected(&format!("',' and {min_args} more argument(s) to '{name}'"));
                 }
                 return self.expected("',' or ')'");
             }
-            args.push(self.expression()?);
+            let arg = self.expression()?;
+            self.scratch.exprs.push(arg);
             min_args = min_args.saturating_sub(1);
         }
         self.expect_op(Op::RParen)?;
-        Ok(args)
+        Ok(())
     }
+}
+
+/// Whether `t` continues a comparison: `Some(Some(op))` for a comparison
+/// operator, `Some(None)` for `=~` or `!~`.
+fn comparison_op(t: Token) -> Option<Option<BinOp>> {
+    Some(Some(match t.kind {
+        TokenKind::Op(Op::Gt) => BinOp::Gt,
+        TokenKind::Op(Op::Lt) => BinOp::Lt,
+        TokenKind::Op(Op::EqEq) => BinOp::Eq,
+        TokenKind::Op(Op::NotEq) => BinOp::Ne,
+        TokenKind::Op(Op::LtEq) => BinOp::Le,
+        TokenKind::Op(Op::GtEq) => BinOp::Ge,
+        TokenKind::Op(Op::Match | Op::NotMatch) => return Some(None),
+        _ => return None,
+    }))
 }
 
 /// The code inside `%{ ... %}`.

@@ -6,9 +6,10 @@
 //! `guru_mode`, `CONFIG_*` or literals, joined by `&&` and `||`). Branches may
 //! hold any token fragment.
 
+use rustc_hash::FxHashMap as HashMap;
 use std::cmp::Ordering;
-use std::collections::HashMap;
 use std::rc::Rc;
+use std::sync::Arc;
 
 use crate::diagnostic::Diagnostic;
 use crate::lexer::{Tokens, string_value};
@@ -30,29 +31,74 @@ pub struct Macro {
     pub span: Span,
     /// Formal parameter names.
     pub params: Vec<String>,
-    body: Rc<Vec<Token>>,
+    body: Vec<Token>,
     /// Defined in a `.stpm` library macro file.
     pub library: bool,
 }
 
 /// Macros visible to every file: those of the tapset directories' `.stpm` files.
-pub type LibraryMacros = HashMap<String, Rc<Macro>>;
+pub type LibraryMacros = HashMap<String, Arc<Macro>>;
 
-type Params = HashMap<String, Rc<ParamBinding>>;
-
-/// One actual parameter of an invocation: its tokens, expanded in the
-/// context of the invocation.
+/// The actual parameters of one macro invocation: the tokens of each, one
+/// after another, expanded in the context of the invocation (`parent`).
 #[derive(Debug)]
-struct ParamBinding {
-    body: Rc<Vec<Token>>,
+struct Params {
+    /// The macro invoked (its formal parameter names).
+    decl: Arc<Macro>,
+    /// Every actual parameter's tokens.
+    tokens: Vec<Token>,
+    /// Where each actual parameter ends in `tokens`.
+    ends: Vec<usize>,
+    /// The parameters visible where the invocation was written.
     parent: Option<Rc<Params>>,
 }
 
+impl Params {
+    /// The index of the parameter named `name` (the last of that name, as
+    /// a map filled in order would keep).
+    fn find(&self, name: &str) -> Option<usize> {
+        self.decl.params.iter().rposition(|p| p == name)
+    }
+
+    /// The tokens of parameter `index`.
+    fn range(&self, index: usize) -> std::ops::Range<usize> {
+        let start = index
+            .checked_sub(1)
+            .and_then(|i| self.ends.get(i))
+            .copied()
+            .unwrap_or(0);
+        start..self.ends.get(index).copied().unwrap_or(start)
+    }
+}
+
+/// What an activation reads: a macro's body, or an actual parameter.
+enum Body {
+    Macro(Arc<Macro>),
+    Param(Rc<Params>),
+}
+
 struct Activation {
-    body: Rc<Vec<Token>>,
+    body: Body,
     cursor: usize,
-    params: Rc<Params>,
+    end: usize,
+    /// The parameters visible in the body.
+    params: Option<Rc<Params>>,
     library: bool,
+}
+
+impl Activation {
+    fn next(&mut self) -> Option<Token> {
+        if self.cursor >= self.end {
+            return None;
+        }
+        let tokens = match &self.body {
+            Body::Macro(m) => m.body.as_slice(),
+            Body::Param(p) => p.tokens.as_slice(),
+        };
+        let t = tokens.get(self.cursor).copied();
+        self.cursor += 1;
+        t
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -69,10 +115,13 @@ pub struct Preprocessor<'a> {
     profile: &'a Profile,
     library: &'a LibraryMacros,
     input: Tokens<'a>,
+    /// A token of the input read by [`Preprocessor::run`]'s fast path,
+    /// for the passes to read next.
+    pushed_back: Option<Token>,
     /// The input was abandoned (runaway expansion).
     input_done: bool,
     stack: Vec<Activation>,
-    local: HashMap<String, Rc<Macro>>,
+    local: HashMap<String, Arc<Macro>>,
     conditionals: Vec<(Token, PpState)>,
     expanded: usize,
     /// Errors found.
@@ -83,7 +132,14 @@ pub struct Preprocessor<'a> {
     pub library_file: bool,
 }
 
-type PpResult<T> = Result<T, Diagnostic>;
+/// Errors are boxed: the preprocessor's results pass every token through
+/// several calls, and a whole `Diagnostic` in each would make them large.
+type PpResult<T> = Result<T, Box<Diagnostic>>;
+
+/// An error at `span`.
+fn error(span: Span, message: impl Into<String>) -> Box<Diagnostic> {
+    Box::new(Diagnostic::new(span, message))
+}
 
 impl<'a> Preprocessor<'a> {
     /// A preprocessor over `input`, the tokens of one file.
@@ -99,9 +155,10 @@ impl<'a> Preprocessor<'a> {
             library,
             saw_tokens: false,
             input,
+            pushed_back: None,
             input_done: false,
             stack: Vec::new(),
-            local: HashMap::new(),
+            local: HashMap::default(),
             conditionals: Vec::new(),
             expanded: 0,
             diagnostics: Vec::new(),
@@ -111,26 +168,64 @@ impl<'a> Preprocessor<'a> {
 
     /// Runs both passes to the end and returns the tokens the parser sees.
     pub fn run(&mut self) -> Vec<Token> {
-        // Real tapsets average one token per five or six bytes.
-        let bytes = self.input.source_len();
-        let mut out = Vec::with_capacity(bytes / 5);
+        // Real tapsets average one token per eight or nine bytes.
+        let mut out = Vec::with_capacity(self.input.source_len() / 8);
+        self.run_into(&mut out);
+        out
+    }
+
+    /// Runs both passes to the end, appending the tokens the parser sees
+    /// to `out` (a buffer reused across files saves allocating one per file).
+    pub fn run_into(&mut self, out: &mut Vec<Token>) {
         loop {
+            // Outside skipped branches most tokens, of the file or of a
+            // macro body, are neither invocations nor conditionals: they
+            // pass straight through. The others go back for the passes below.
+            if self.pushed_back.is_none()
+                && !self.input_done
+                && !matches!(
+                    self.conditionals.last(),
+                    Some((_, PpState::SkipThen | PpState::SkipElse))
+                )
+            {
+                let next = match self.stack.last_mut() {
+                    None => self.input.next_while(|t| {
+                        let plain = !is_special(&t);
+                        if plain {
+                            out.push(t);
+                        }
+                        plain
+                    }),
+                    Some(act) => {
+                        let t = act.next();
+                        self.expanded += usize::from(t.is_some());
+                        t
+                    }
+                };
+                if let Some(t) = next {
+                    if !is_special(&t) && self.expanded <= MAX_EXPANDED_TOKENS {
+                        out.push(t);
+                        continue;
+                    }
+                    self.pushed_back = Some(t);
+                }
+            }
             match self.scan_pp() {
                 Ok(Some(t)) => out.push(t),
                 Ok(None) => break,
                 Err(diagnostic) => {
-                    self.diagnostics.push(diagnostic);
+                    self.diagnostics.push(*diagnostic);
                     if self.expanded > MAX_EXPANDED_TOKENS {
                         break;
                     }
                 }
             }
         }
-        out
+        self.saw_tokens = self.input.yielded();
     }
 
     /// The macros this file defined (for `.stpm` library files).
-    pub fn into_macros(self) -> HashMap<String, Rc<Macro>> {
+    pub fn into_macros(self) -> HashMap<String, Arc<Macro>> {
         self.local
     }
 
@@ -142,22 +237,20 @@ impl<'a> Preprocessor<'a> {
         if self.input_done {
             return None;
         }
-        let t = self.input.next();
-        self.saw_tokens |= t.is_some();
-        t
+        self.input.next()
     }
 
     /// The next token of the current source: the file, or the innermost
     /// macro body (`None` at its end).
     fn next_pp1(&mut self) -> Option<Token> {
+        if let Some(t) = self.pushed_back.take() {
+            return Some(t);
+        }
         match self.stack.last_mut() {
             None => self.next_raw(),
             Some(act) => {
-                let t = act.body.get(act.cursor).copied();
-                if t.is_some() {
-                    act.cursor += 1;
-                    self.expanded += 1;
-                }
+                let t = act.next();
+                self.expanded += usize::from(t.is_some());
                 t
             }
         }
@@ -175,10 +268,7 @@ impl<'a> Preprocessor<'a> {
             if self.expanded > MAX_EXPANDED_TOKENS {
                 self.stack.clear();
                 self.input_done = true;
-                return Err(Diagnostic::new(
-                    t.span,
-                    "macro expansion produces too many tokens",
-                ));
+                return Err(error(t.span, "macro expansion produces too many tokens"));
             }
             if t.kind != TokenKind::AtWord {
                 return Ok(Some(t));
@@ -189,8 +279,12 @@ impl<'a> Preprocessor<'a> {
                 continue;
             }
             let top = self.stack.last();
-            let found = if let Some(p) = top.and_then(|act| act.params.get(name)) {
-                Some(Invocation::Param(p.clone()))
+            let param = top.and_then(|act| {
+                let params = act.params.as_ref()?;
+                Some((params, params.find(name)?))
+            });
+            let found = if let Some((params, index)) = param {
+                Some(Invocation::Param(params.clone(), index))
             } else if let Some(m) = self
                 .local
                 .get(name)
@@ -205,7 +299,7 @@ impl<'a> Preprocessor<'a> {
             };
             if self.stack.len() >= MAX_MACRO_DEPTH {
                 self.stack.clear();
-                return Err(Diagnostic::new(
+                return Err(error(
                     t.span,
                     format!(
                         "macro '@{name}' nests deeper than {MAX_MACRO_DEPTH} invocations (runaway recursion?)"
@@ -213,19 +307,24 @@ impl<'a> Preprocessor<'a> {
                 ));
             }
             let activation = match found {
-                Invocation::Param(binding) => Activation {
-                    body: binding.body.clone(),
-                    cursor: 0,
-                    params: binding.parent.clone().unwrap_or_default(),
-                    library: false,
-                },
+                Invocation::Param(params, index) => {
+                    let range = params.range(index);
+                    Activation {
+                        params: params.parent.clone(),
+                        body: Body::Param(params),
+                        cursor: range.start,
+                        end: range.end,
+                        library: false,
+                    }
+                }
                 Invocation::Macro(decl) => {
                     let params = self.invocation_params(&t, &decl)?;
                     Activation {
-                        body: decl.body.clone(),
                         cursor: 0,
-                        params: Rc::new(params),
+                        end: decl.body.len(),
+                        params,
                         library: decl.library,
+                        body: Body::Macro(decl),
                     }
                 }
             };
@@ -234,18 +333,26 @@ impl<'a> Preprocessor<'a> {
     }
 
     /// Reads the actual parameters of an invocation of `decl` at `call`.
-    fn invocation_params(&mut self, call: &Token, decl: &Macro) -> PpResult<Params> {
-        let mut params = Params::new();
+    fn invocation_params(
+        &mut self,
+        call: &Token,
+        decl: &Arc<Macro>,
+    ) -> PpResult<Option<Rc<Params>>> {
         let count = decl.params.len();
         if count == 0 {
-            return Ok(params);
+            return Ok(None);
         }
-        let parent = self.stack.last().map(|act| act.params.clone());
+        let mut params = Params {
+            decl: decl.clone(),
+            tokens: Vec::new(),
+            ends: Vec::with_capacity(count),
+            parent: self.stack.last().and_then(|act| act.params.clone()),
+        };
         let open = self.next_pp1();
         if !open.is_some_and(|t| t.is_op(Op::LParen)) {
             let at = open.map_or(call.span, |t| t.span);
             let plural = if count == 1 { "" } else { "s" };
-            return Err(Diagnostic::new(
+            return Err(error(
                 at,
                 format!(
                     "expected '(' in invocation of macro '@{}' taking {count} parameter{plural}",
@@ -253,8 +360,7 @@ impl<'a> Preprocessor<'a> {
                 ),
             ));
         }
-        for (i, formal) in decl.params.iter().enumerate() {
-            let mut body = Vec::new();
+        for i in 0..count {
             let mut nesting = 0usize;
             let end = loop {
                 let Some(t) = self.next_pp1() else {
@@ -267,16 +373,13 @@ impl<'a> Preprocessor<'a> {
                 } else if nesting == 0 && (t.is_op(Op::RParen) || t.is_op(Op::Comma)) {
                     break Some(t);
                 }
-                body.push(t);
+                params.tokens.push(t);
             };
             let Some(end) = end else {
-                return Err(Diagnostic::new(
-                    call.span,
-                    "could not find end of macro invocation",
-                ));
+                return Err(error(call.span, "could not find end of macro invocation"));
             };
             if end.is_op(Op::Comma) && i + 1 == count {
-                return Err(Diagnostic::new(
+                return Err(error(
                     end.span,
                     format!(
                         "too many parameters for macro '@{}' (expected {count})",
@@ -285,7 +388,7 @@ impl<'a> Preprocessor<'a> {
                 ));
             }
             if end.is_op(Op::RParen) && i + 1 != count {
-                return Err(Diagnostic::new(
+                return Err(error(
                     end.span,
                     format!(
                         "too few parameters for macro '@{}' (expected {count})",
@@ -293,45 +396,38 @@ impl<'a> Preprocessor<'a> {
                     ),
                 ));
             }
-            params.insert(
-                formal.clone(),
-                Rc::new(ParamBinding {
-                    body: Rc::new(body),
-                    parent: parent.clone(),
-                }),
-            );
+            params.ends.push(params.tokens.len());
         }
-        Ok(params)
+        Ok(Some(Rc::new(params)))
     }
 
     /// `@define NAME(a, b) %( BODY %)`, the `@define` token already read.
     fn define(&mut self, at: Token) -> PpResult<()> {
         if !self.stack.is_empty() {
-            return Err(Diagnostic::new(
+            return Err(error(
                 at.span,
                 "'@define' is not allowed inside a macro body",
             ));
         }
         let name_tok = self.next_raw();
         let Some(name_tok) = name_tok.filter(|t| t.kind == TokenKind::Ident) else {
-            return Err(Diagnostic::new(
+            return Err(error(
                 name_tok.map_or(at.span, |t| t.span),
                 "expected a macro name (identifier) after '@define'",
             ));
         };
         let name = self.text(&name_tok).to_string();
         if let Some(first) = self.local.get(&name) {
-            return Err(Diagnostic::new(
-                name_tok.span,
-                format!("attempt to redefine macro '@{name}' in the same file"),
-            )
-            .with_note(first.span, format!("macro '@{name}' first defined here")));
+            return Err(Box::new(
+                Diagnostic::new(
+                    name_tok.span,
+                    format!("attempt to redefine macro '@{name}' in the same file"),
+                )
+                .with_note(first.span, format!("macro '@{name}' first defined here")),
+            ));
         }
         if name == "define" {
-            return Err(Diagnostic::new(
-                name_tok.span,
-                "attempt to redefine '@define'",
-            ));
+            return Err(error(name_tok.span, "attempt to redefine '@define'"));
         }
         let mut params = Vec::new();
         let mut t = self.next_raw();
@@ -341,7 +437,7 @@ impl<'a> Preprocessor<'a> {
             loop {
                 let p = self.next_raw();
                 let Some(p) = p.filter(|p| p.kind == TokenKind::Ident) else {
-                    return Err(Diagnostic::new(
+                    return Err(error(
                         p.map_or(name_tok.span, |p| p.span),
                         "expected a parameter name (identifier)",
                     ));
@@ -355,7 +451,7 @@ impl<'a> Preprocessor<'a> {
                         break;
                     }
                     _ => {
-                        return Err(Diagnostic::new(
+                        return Err(error(
                             sep.map_or(p.span, |s| s.span),
                             "expected ',' or ')' in macro parameter list",
                         ));
@@ -369,7 +465,7 @@ impl<'a> Preprocessor<'a> {
             } else {
                 "expected '%(' or '('"
             };
-            return Err(Diagnostic::new(
+            return Err(error(
                 t.map_or(name_tok.span, |t| t.span),
                 format!("{expected} to start the body of macro '@{name}'"),
             ));
@@ -378,7 +474,7 @@ impl<'a> Preprocessor<'a> {
         let mut nesting = 0usize;
         loop {
             let Some(t) = self.next_raw() else {
-                return Err(Diagnostic::new(
+                return Err(error(
                     name_tok.span,
                     format!("incomplete macro definition of '@{name}': missing '%)'"),
                 ));
@@ -395,11 +491,11 @@ impl<'a> Preprocessor<'a> {
         }
         self.local.insert(
             name.clone(),
-            Rc::new(Macro {
+            Arc::new(Macro {
                 name,
                 span: name_tok.span,
                 params,
-                body: Rc::new(body),
+                body,
                 library: self.library_file,
             }),
         );
@@ -417,7 +513,7 @@ impl<'a> Preprocessor<'a> {
             };
             let Some(t) = t else {
                 if let Some((open, _)) = self.conditionals.pop() {
-                    return Err(Diagnostic::new(
+                    return Err(error(
                         open.span,
                         "incomplete conditional at end of file: missing '%)'",
                     ));
@@ -426,24 +522,15 @@ impl<'a> Preprocessor<'a> {
             };
             match t.kind {
                 TokenKind::Op(Op::PpThen) => {
-                    return Err(Diagnostic::new(
-                        t.span,
-                        "incomplete conditional: '%?' without '%('",
-                    ));
+                    return Err(error(t.span, "incomplete conditional: '%?' without '%('"));
                 }
                 TokenKind::Op(Op::PpElse) => {
                     let Some((_, s)) = self.conditionals.last_mut() else {
-                        return Err(Diagnostic::new(
-                            t.span,
-                            "incomplete conditional: '%:' without '%('",
-                        ));
+                        return Err(error(t.span, "incomplete conditional: '%:' without '%('"));
                     };
                     match *s {
                         PpState::KeepElse | PpState::SkipElse => {
-                            return Err(Diagnostic::new(
-                                t.span,
-                                "invalid conditional: duplicate '%:'",
-                            ));
+                            return Err(error(t.span, "invalid conditional: duplicate '%:'"));
                         }
                         PpState::KeepThen => *s = PpState::SkipElse,
                         PpState::SkipThen => *s = PpState::KeepElse,
@@ -451,10 +538,7 @@ impl<'a> Preprocessor<'a> {
                 }
                 TokenKind::Op(Op::PpClose) => {
                     if self.conditionals.pop().is_none() {
-                        return Err(Diagnostic::new(
-                            t.span,
-                            "incomplete conditional: '%)' without '%('",
-                        ));
+                        return Err(error(t.span, "incomplete conditional: '%)' without '%('"));
                     }
                 }
                 TokenKind::Op(Op::PpOpen) => {
@@ -514,10 +598,7 @@ impl<'a> Preprocessor<'a> {
             let op = self.scan_pp1(false)?;
             let r = self.scan_pp1(false)?;
             let (Some(l), Some(op), Some(r)) = (l, op, r) else {
-                return Err(Diagnostic::new(
-                    open.span,
-                    "incomplete condition after '%('",
-                ));
+                return Err(error(open.span, "incomplete condition after '%('"));
             };
             and_result &= self.eval(&l, &op, &r)?;
             let n = self.scan_pp1(false)?;
@@ -532,7 +613,7 @@ impl<'a> Preprocessor<'a> {
             if n.is_some_and(|n| n.is_op(Op::PpThen)) {
                 return Ok(result);
             }
-            return Err(Diagnostic::new(
+            return Err(error(
                 n.map_or(open.span, |n| n.span),
                 "expected '%?' after the condition (or '&&', '||')",
             ));
@@ -540,8 +621,7 @@ impl<'a> Preprocessor<'a> {
     }
 
     fn number(&self, t: &Token) -> PpResult<i64> {
-        parse_number(self.text(t))
-            .ok_or_else(|| Diagnostic::new(t.span, "number invalid or out of range"))
+        parse_number(self.text(t)).ok_or_else(|| error(t.span, "number invalid or out of range"))
     }
 
     fn eval(&self, l: &Token, op: &Token, r: &Token) -> PpResult<bool> {
@@ -550,7 +630,7 @@ impl<'a> Preprocessor<'a> {
                 op
             }
             _ => {
-                return Err(Diagnostic::new(
+                return Err(error(
                     op.span,
                     "expected a comparison operator (==, !=, <, <=, >, >=)",
                 ));
@@ -570,14 +650,14 @@ impl<'a> Preprocessor<'a> {
             if t.kind == TokenKind::String {
                 Ok(string_value(self.text(t)))
             } else {
-                Err(Diagnostic::new(t.span, "expected a string literal"))
+                Err(error(t.span, "expected a string literal"))
             }
         };
         let expect_equality = || -> PpResult<()> {
             if equality {
                 Ok(())
             } else {
-                Err(Diagnostic::new(op.span, "expected '==' or '!='"))
+                Err(error(op.span, "expected '==' or '!='"))
             }
         };
         let lhs = self.text(l);
@@ -591,7 +671,7 @@ impl<'a> Preprocessor<'a> {
                 };
                 if query.contains(['*', '?', '[']) {
                     if !equality {
-                        return Err(Diagnostic::new(
+                        return Err(error(
                             op.span,
                             "wildcard not allowed with order comparison operators",
                         ));
@@ -607,11 +687,11 @@ impl<'a> Preprocessor<'a> {
             }
             TokenKind::Ident if lhs == "guru_mode" => {
                 if r.kind != TokenKind::Number {
-                    return Err(Diagnostic::new(r.span, "expected a number (0 or 1)"));
+                    return Err(error(r.span, "expected a number (0 or 1)"));
                 }
                 let rhs = self.number(r)?;
                 if rhs != 0 && rhs != 1 {
-                    return Err(Diagnostic::new(r.span, "expected 0 or 1"));
+                    return Err(error(r.span, "expected 0 or 1"));
                 }
                 expect_equality()?;
                 Ok(test(i64::from(self.profile.guru_mode).cmp(&rhs)))
@@ -635,7 +715,7 @@ impl<'a> Preprocessor<'a> {
                     }
                     TokenKind::Number => {
                         let lhs = parse_number(value).ok_or_else(|| {
-                            Diagnostic::new(l.span, format!("{lhs} is '{value}', not a number"))
+                            error(l.span, format!("{lhs} is '{value}', not a number"))
                         })?;
                         Ok(test(lhs.cmp(&self.number(r)?)))
                     }
@@ -646,7 +726,7 @@ impl<'a> Preprocessor<'a> {
                             _ => Ok(test(value.cmp(other))),
                         }
                     }
-                    _ => Err(Diagnostic::new(
+                    _ => Err(error(
                         r.span,
                         "expected a string, a number or another CONFIG_... as right operand",
                     )),
@@ -658,15 +738,9 @@ impl<'a> Preprocessor<'a> {
             TokenKind::Number if r.kind == TokenKind::Number => {
                 Ok(test(self.number(l)?.cmp(&self.number(r)?)))
             }
-            TokenKind::String => Err(Diagnostic::new(
-                r.span,
-                "expected a string literal as right operand",
-            )),
-            TokenKind::Number => Err(Diagnostic::new(
-                r.span,
-                "expected a number literal as right operand",
-            )),
-            _ => Err(Diagnostic::new(
+            TokenKind::String => Err(error(r.span, "expected a string literal as right operand")),
+            TokenKind::Number => Err(error(r.span, "expected a number literal as right operand")),
+            _ => Err(error(
                 l.span,
                 "expected 'arch', 'kernel_v', 'kernel_vr', 'systemtap_v', 'runtime', \
                  'systemtap_privilege', 'guru_mode', 'CONFIG_...', or a comparison of strings or numbers",
@@ -675,9 +749,19 @@ impl<'a> Preprocessor<'a> {
     }
 }
 
+/// Whether the preprocessor must look at a token: a macro invocation or
+/// `@`-operator, or a conditional's `%(`, `%?`, `%:`, `%)`.
+fn is_special(t: &Token) -> bool {
+    matches!(
+        t.kind,
+        TokenKind::AtWord | TokenKind::Op(Op::PpOpen | Op::PpThen | Op::PpElse | Op::PpClose)
+    )
+}
+
 enum Invocation {
-    Macro(Rc<Macro>),
-    Param(Rc<ParamBinding>),
+    Macro(Arc<Macro>),
+    /// Parameter `usize` of an invocation.
+    Param(Rc<Params>, usize),
 }
 
 /// Parses a number as `strtoull(text, 0)` does for a whole token: decimal,

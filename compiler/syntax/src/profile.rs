@@ -252,9 +252,95 @@ pub fn version_cmp(a: &str, b: &str) -> Ordering {
     (a.len() - i).cmp(&(b.len() - j))
 }
 
+/// A pattern for [`fnmatch`] prepared once, for matching many texts
+/// (function names): one whose only wildcard is `*` is matched by its
+/// literal pieces, without backtracking.
+#[derive(Debug, Clone)]
+pub struct Glob<'a> {
+    pattern: &'a str,
+    /// For a pattern with `*` and no other wildcard: the piece before the
+    /// first `*`, the pieces between, the piece after the last.
+    stars: Option<(&'a str, Vec<&'a str>, &'a str)>,
+}
+
+impl<'a> Glob<'a> {
+    /// Prepares `pattern`.
+    pub fn new(pattern: &'a str) -> Glob<'a> {
+        let stars = if pattern.contains(['?', '[']) {
+            None
+        } else {
+            pattern.split_once('*').map(|(first, after)| {
+                let (middle, last) = after.rsplit_once('*').unwrap_or(("", after));
+                let middle = if middle.is_empty() {
+                    Vec::new()
+                } else {
+                    middle.split('*').collect()
+                };
+                (first, middle, last)
+            })
+        };
+        Glob { pattern, stars }
+    }
+
+    /// Whether `text` matches, as [`fnmatch`] says.
+    pub fn matches(&self, text: &str) -> bool {
+        let Some((first, middle, last)) = &self.stars else {
+            return fnmatch(self.pattern, text);
+        };
+        let Some(mut rest) = text
+            .strip_prefix(first)
+            .and_then(|rest| rest.strip_suffix(last))
+        else {
+            return false;
+        };
+        for piece in middle {
+            match rest.find(piece) {
+                Some(at) => rest = &rest[at + piece.len()..],
+                None => return false,
+            }
+        }
+        true
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn star_patterns_match_as_the_general_matcher() {
+        // A plain recursive matcher of `*` and literals as the reference.
+        fn reference(p: &[u8], t: &[u8]) -> bool {
+            match p.split_first() {
+                None => t.is_empty(),
+                Some((b'*', rest)) => (0..=t.len()).any(|i| reference(rest, &t[i..])),
+                Some((c, rest)) => t.first() == Some(c) && reference(rest, &t[1..]),
+            }
+        }
+        fn all(alphabet: &[u8], max: usize) -> Vec<String> {
+            let mut out = vec![String::new()];
+            let mut last = vec![String::new()];
+            for _ in 0..max {
+                last = last
+                    .iter()
+                    .flat_map(|s| alphabet.iter().map(move |&c| format!("{s}{}", c as char)))
+                    .collect();
+                out.extend(last.iter().cloned());
+            }
+            out
+        }
+        for pattern in all(b"ab*", 5) {
+            for text in all(b"ab", 5) {
+                let expected = reference(pattern.as_bytes(), text.as_bytes());
+                assert_eq!(fnmatch(&pattern, &text), expected, "{pattern:?} {text:?}");
+                assert_eq!(
+                    Glob::new(&pattern).matches(&text),
+                    expected,
+                    "{pattern:?} {text:?}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn versions_compare_numerically() {
@@ -269,6 +355,7 @@ mod tests {
     #[test]
     fn wildcards() {
         assert!(fnmatch("i?86", "i686"));
+        assert!(Glob::new("i?86").matches("i686") && Glob::new("[xa]*").matches("arm64"));
         assert!(!fnmatch("i?86", "x86_64"));
         assert!(fnmatch("*64", "x86_64"));
         assert!(fnmatch("[xa]*", "arm64"));

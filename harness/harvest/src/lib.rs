@@ -213,10 +213,16 @@ fn store(
         source,
     };
     let facts = KernelFacts::from_raw(raw_dir, kernel.config.as_deref()).map_err(facts_error)?;
+    let stamp = HarvestStamp::new(kernel, release);
+    let facts_dir = guard.cache().facts_dir(&kernel.id);
+    if stored_stamp(&facts_dir).as_ref() == Some(&stamp) && facts.is_saved_in(&facts_dir) {
+        // The same facts of the same image: nothing to rewrite.
+        return Ok(());
+    }
     let work = guard.work_dir().map_err(cache_error)?;
     facts.save(work.path()).map_err(facts_error)?;
     let stamp_path = work.path().join(STAMP);
-    let json = serde_json::to_string_pretty(&HarvestStamp::new(kernel, release))
+    let json = serde_json::to_string_pretty(&stamp)
         .map_err(|error| std::io::Error::other(error.to_string()));
     json.and_then(|json| std::fs::write(&stamp_path, json))
         .map_err(|source| {
@@ -225,7 +231,5 @@ fn store(
                 error: source,
             })
         })?;
-    guard
-        .install_dir(work, &guard.cache().facts_dir(&kernel.id))
-        .map_err(cache_error)
+    guard.install_dir(work, &facts_dir).map_err(cache_error)
 }

@@ -344,6 +344,42 @@ impl AptState {
     }
 }
 
+impl AptState {
+    /// Whether `apt-get update` has filled the private lists.
+    pub fn has_lists(&self) -> bool {
+        std::fs::read_dir(self.dir.join("lists")).is_ok_and(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .any(|entry| entry.file_name().to_string_lossy().ends_with("_Packages"))
+        })
+    }
+
+    /// `apt-get download NAME` (the newest version any listed suite has)
+    /// into `into`; returns the .deb's path.
+    pub fn download_newest(&self, name: &str, into: &Path) -> Result<PathBuf, Error> {
+        let mut command = self.command("apt-get");
+        command.args(["-q", "download", name]).current_dir(into);
+        let what = format!("downloading {name} failed");
+        let line = format!("apt-get download {name}");
+        run(command, &what, &line)?;
+        let entries = std::fs::read_dir(into).map_err(|error| Error::io(into, error))?;
+        entries
+            .filter_map(Result::ok)
+            .map(|entry| entry.path())
+            .find(|path| {
+                path.extension().is_some_and(|e| e == "deb")
+                    && path
+                        .file_name()
+                        .is_some_and(|f| f.to_string_lossy().starts_with(&format!("{name}_")))
+            })
+            .ok_or_else(|| Error::Apt {
+                what,
+                command: line,
+                detail: format!("no {name}_*.deb in {}", into.display()),
+            })
+    }
+}
+
 /// The `signed-by=` value for a mirror: its keyring paths or fingerprints
 /// as the host wrote them, or for an inline key block, a file holding it.
 fn keyring_option(

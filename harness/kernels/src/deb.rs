@@ -51,6 +51,24 @@ fn bad(path: &Path, detail: impl Into<String>) -> Error {
 /// Unpacks `wanted` parts of the .deb at `deb` into `into` as `vmlinuz`
 /// and `config`. A wanted part that the package lacks is an error.
 pub fn unpack(deb: &Path, wanted: &[Part], into: &Path) -> Result<Unpacked, Error> {
+    with_data_tar(deb, |reader| unpack_tar(deb, reader, wanted, into))
+}
+
+/// Unpacks every file of the .deb at `deb` under `into` (as `dpkg-deb -x`
+/// does; paths that would leave `into` are refused by `tar`).
+pub fn unpack_all(deb: &Path, into: &Path) -> Result<(), Error> {
+    with_data_tar(deb, |reader| {
+        tar::Archive::new(reader)
+            .unpack(into)
+            .map_err(|error| bad(deb, format!("data.tar: {error}")))
+    })
+}
+
+/// Calls `f` with the decompressed `data.tar` of the .deb at `deb`.
+fn with_data_tar<T>(
+    deb: &Path,
+    f: impl FnOnce(Box<dyn Read + '_>) -> Result<T, Error>,
+) -> Result<T, Error> {
     let file = File::open(deb).map_err(|error| Error::io(deb, error))?;
     let mut archive = ar::Archive::new(file);
     while let Some(entry) = archive.next_entry() {
@@ -74,7 +92,7 @@ pub fn unpack(deb: &Path, wanted: &[Part], into: &Path) -> Result<Unpacked, Erro
                 ));
             }
         };
-        return unpack_tar(deb, reader, wanted, into);
+        return f(reader);
     }
     Err(bad(deb, "no data.tar member"))
 }

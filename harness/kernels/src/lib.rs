@@ -15,6 +15,7 @@ mod deb822;
 mod fetch;
 mod lock;
 mod matrix;
+mod package;
 mod resolve;
 mod sources;
 
@@ -27,6 +28,7 @@ pub use cache::{
 pub use fetch::{Fetcher, Progress, bzimage_release, lock_matrix, sha256_file};
 pub use lock::{LOCK_FORMAT, Lock, LockEntry, LockedKernel, LockedPackage, Part};
 pub use matrix::{DebianSpec, KernelId, KernelSource, LocalSpec, Matrix, MatrixEntry};
+pub use package::fetch_package;
 
 /// Fetches one kernel into the cache held by `guard`: the one-call form of
 /// [`Fetcher`] (use a `Fetcher` to fetch several with one `apt-get update`).

@@ -1,11 +1,12 @@
-//! Compiling one script for one kernel: load it with its tapsets for the
-//! kernel's profile, check its probes resolve, elaborate, lower to tracefs.
+//! Compiling one script for one kernel: add it to the tapsets loaded once
+//! for the kernel's profile, check its probes resolve, elaborate, lower to
+//! tracefs.
 
 use std::path::PathBuf;
 
 use tapmatrix_facts::KernelFacts;
 use tapmatrix_ir::Bundle;
-use tapmatrix_resolve::{Outcome, Resolver, Sources, kernel_profile};
+use tapmatrix_resolve::{Outcome, Resolver, TapsetLibrary};
 use tapmatrix_tracefs::FunctionEvents;
 
 /// A script compiled for one kernel, or why not.
@@ -21,23 +22,22 @@ pub enum Compiled {
 }
 
 /// Compiles `script` (read from that file, or `text` under that name)
-/// for the kernel `facts` describes, with the tapsets of `tapset_dirs`,
-/// function probes served by `events`.
+/// for the kernel `facts` describes, with `tapsets` (loaded once for its
+/// profile, or why they could not be), function probes served by `events`.
 pub fn compile(
     script: PathBuf,
     text: Option<String>,
-    tapset_dirs: &[PathBuf],
+    tapsets: &mut Result<TapsetLibrary, String>,
     facts: &KernelFacts,
     events: FunctionEvents,
 ) -> Compiled {
-    let sources = Sources {
-        tapset_dirs: tapset_dirs.to_vec(),
-        script: Some(script),
-        script_text: text,
-    };
-    let loaded = match sources.load(kernel_profile(facts)) {
-        Ok(loaded) => loaded,
-        Err(error) => return Compiled::Error(error.to_string()),
+    let loaded = match tapsets
+        .as_mut()
+        .map(|tapsets| tapsets.with_script(&script, text))
+    {
+        Ok(Ok(loaded)) => loaded,
+        Ok(Err(error)) => return Compiled::Error(error.to_string()),
+        Err(error) => return Compiled::Error(error.clone()),
     };
     let script_errors: Vec<&str> = loaded
         .diagnostics

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use tapmatrix_facts::KernelFacts;
 use tapmatrix_ir::{OutputStream, RunEnd, RunMessage, Workload};
+use tapmatrix_resolve::{TapsetLibrary, kernel_profile};
 use tapmatrix_tracefs::FunctionEvents;
 use tapmatrix_vm::{ItemReport, RunSettings, VmOptions, boot_many, run_items};
 use tapmatrix_wire::RunItem;
@@ -97,6 +98,9 @@ fn run_kernel(
 ) -> Result<(KernelRun, Vec<Cell>), Error> {
     let series = series_of(kernel);
     let compiling = Instant::now();
+    // The tapsets are read once for this kernel; each script is added.
+    let mut tapsets = TapsetLibrary::load(&options.tapset_dirs, kernel_profile(&kernel.facts))
+        .map_err(|error| error.to_string());
     let compiled: Vec<(bool, Compiled)> = specs
         .iter()
         .map(|spec| {
@@ -104,7 +108,7 @@ fn run_kernel(
             let compiled = compile(
                 spec.script.clone(),
                 spec.text.clone(),
-                &options.tapset_dirs,
+                &mut tapsets,
                 &kernel.facts,
                 options.function_events,
             );

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
-use tapmatrix_wire::{Job, Record, RecordKind};
+use tapmatrix_wire::{Job, Record, RecordKind, bundle};
 
 use crate::{
     BootError, BootSpec, Initramfs, InitramfsError, ResolvedAccel, VmOptions, boot_streaming,
@@ -109,7 +109,7 @@ pub fn harvest_raw(
         move |source| HarvestError::Write { path, source }
     };
     let started = std::time::Instant::now();
-    prepare_out_dir(out_dir)?;
+    let previous = prepare_out_dir(out_dir)?;
     let image = Initramfs::with_job(Job::Harvest).build(&options.cache_dir)?;
     let spec = BootSpec::new(vmlinuz, &image, out_dir, options);
     tracing::debug!(elapsed = ?started.elapsed(), "harvest: image and kernel ready");
@@ -118,13 +118,17 @@ pub fn harvest_raw(
     // each small file costs a millisecond or more, 1500 of them add up.
     let mut manifest = Manifest::default();
     let mut bytes = 0;
-    let (files, to_write) = std::sync::mpsc::channel::<(PathBuf, Vec<u8>)>();
+    let (files_tx, to_write) = std::sync::mpsc::channel::<(PathBuf, Vec<u8>)>();
     let (outcome, written) = std::thread::scope(|scope| {
         let writer = scope.spawn(move || {
             to_write
                 .into_iter()
                 .par_bridge()
                 .try_for_each(|(path, payload)| {
+                    // A file the last harvest wrote alike is left as it is.
+                    if std::fs::read(&path).is_ok_and(|old| old == payload) {
+                        return Ok(());
+                    }
                     if let Some(parent) = path.parent() {
                         std::fs::create_dir_all(parent).map_err(write_error(parent))?;
                     }
@@ -132,12 +136,32 @@ pub fn harvest_raw(
                 })
         });
         let mut on_record = |record: Record| -> Result<(), String> {
+            if record.kind == RecordKind::File && record.name == bundle::EVENT_FORMATS {
+                // The event formats, one file each in the raw layout.
+                let files = bundle::split(&record.payload).map_err(|error| error.to_string())?;
+                for (name, data) in files {
+                    let relative = plain_relative(&name).map_err(|error| error.to_string())?;
+                    let size = data.len() as u64;
+                    bytes += size;
+                    files_tx
+                        .send((out_dir.join(relative), data.to_vec()))
+                        .map_err(|_| "the file writer stopped".to_owned())?;
+                    manifest.files.insert(
+                        name,
+                        ManifestEntry {
+                            size: Some(size),
+                            error: None,
+                        },
+                    );
+                }
+                return Ok(());
+            }
             let relative = plain_relative(&record.name).map_err(|error| error.to_string())?;
             let entry = match record.kind {
                 RecordKind::File => {
                     let size = record.payload.len() as u64;
                     bytes += size;
-                    files
+                    files_tx
                         .send((out_dir.join(relative), record.payload))
                         .map_err(|_| "the file writer stopped".to_owned())?;
                     ManifestEntry {
@@ -155,7 +179,7 @@ pub fn harvest_raw(
             Ok(())
         };
         let outcome = boot_streaming(&spec, &mut on_record);
-        drop(files);
+        drop(files_tx);
         let written = writer.join().unwrap_or_else(|_| {
             Err(HarvestError::Write {
                 path: out_dir.to_path_buf(),
@@ -164,14 +188,47 @@ pub fn harvest_raw(
         });
         (outcome, written)
     });
-    let outcome = outcome?;
-    written?;
+    let outcome = outcome
+        .map_err(HarvestError::from)
+        .and_then(|outcome| written.map(|()| outcome))
+        .and_then(
+            |outcome| match outcome.done.as_ref().filter(|done| !done.ok) {
+                Some(done) => Err(HarvestError::Agent {
+                    message: done.message.clone(),
+                }),
+                None => Ok(outcome),
+            },
+        );
+    let outcome = match outcome {
+        Ok(outcome) => outcome,
+        Err(error) => {
+            // The directory may hold files of both harvests now: its
+            // manifest names them all, so that the next harvest knows what
+            // to remove.
+            let mut both = previous;
+            both.files.extend(manifest.files);
+            let _ = serde_json::to_vec_pretty(&both)
+                .map(|json| std::fs::write(out_dir.join(MANIFEST), json));
+            return Err(error);
+        }
+    };
     tracing::debug!(elapsed = ?started.elapsed(), "harvest: guest done, files written");
     let _ = std::fs::remove_file(out_dir.join("data.bin"));
-    if let Some(done) = outcome.done.as_ref().filter(|done| !done.ok) {
-        return Err(HarvestError::Agent {
-            message: done.message.clone(),
-        });
+    // Files of the last harvest this one did not send.
+    for name in previous.files.keys() {
+        let sent = manifest
+            .files
+            .get(name)
+            .is_some_and(|entry| entry.size.is_some());
+        if !sent && let Ok(relative) = plain_relative(name) {
+            let path = out_dir.join(relative);
+            match std::fs::remove_file(&path) {
+                Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(write_error(&path)(error));
+                }
+                _ => {}
+            }
+        }
     }
     let manifest_path = out_dir.join(MANIFEST);
     let json = serde_json::to_vec_pretty(&manifest).map_err(|error| HarvestError::Write {
@@ -199,19 +256,30 @@ pub fn harvest_raw(
 }
 
 /// Makes `out_dir` an empty directory, removing an earlier harvest but nothing else.
-fn prepare_out_dir(out_dir: &Path) -> Result<(), HarvestError> {
+fn prepare_out_dir(out_dir: &Path) -> Result<Manifest, HarvestError> {
     let write_error = |source| HarvestError::Write {
         path: out_dir.to_path_buf(),
         source,
     };
-    if out_dir.join(MANIFEST).is_file() {
-        std::fs::remove_dir_all(out_dir).map_err(write_error)?;
+    let manifest_path = out_dir.join(MANIFEST);
+    if manifest_path.is_file() {
+        // The last harvest's files stay: those sent alike are not written
+        // again, the others are replaced or removed. A manifest that does
+        // not parse leaves nothing to trust: start afresh.
+        let previous = std::fs::read(&manifest_path)
+            .ok()
+            .and_then(|json| serde_json::from_slice::<Manifest>(&json).ok());
+        match previous {
+            Some(previous) => return Ok(previous),
+            None => std::fs::remove_dir_all(out_dir).map_err(write_error)?,
+        }
     } else if std::fs::read_dir(out_dir).is_ok_and(|mut entries| entries.next().is_some()) {
         return Err(HarvestError::NotAHarvestDir {
             path: out_dir.to_path_buf(),
         });
     }
-    std::fs::create_dir_all(out_dir).map_err(write_error)
+    std::fs::create_dir_all(out_dir).map_err(write_error)?;
+    Ok(Manifest::default())
 }
 
 /// `name` as a relative path of plain components.
@@ -239,6 +307,30 @@ mod tests {
         for bad in ["", "/etc/passwd", "../x", "a/../../b", "./a"] {
             assert!(plain_relative(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn the_last_harvest_is_kept_for_comparison_unless_its_manifest_is_bad() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("kallsyms"), "t").unwrap();
+        let mut manifest = Manifest::default();
+        manifest.files.insert(
+            "kallsyms".to_owned(),
+            ManifestEntry {
+                size: Some(1),
+                error: None,
+            },
+        );
+        std::fs::write(
+            dir.path().join(MANIFEST),
+            serde_json::to_vec(&manifest).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(prepare_out_dir(dir.path()).unwrap(), manifest);
+        assert!(dir.path().join("kallsyms").exists() && dir.path().join(MANIFEST).exists());
+        std::fs::write(dir.path().join(MANIFEST), "not json").unwrap();
+        assert_eq!(prepare_out_dir(dir.path()).unwrap(), Manifest::default());
+        assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none());
     }
 
     #[test]

@@ -6,7 +6,8 @@ use std::io::Read;
 use std::path::Path;
 
 use anyhow::Result;
-use tapmatrix_wire::RecordKind;
+use rustix::fs::{Mode, OFlags};
+use tapmatrix_wire::{RecordKind, bundle};
 
 use crate::Channel;
 
@@ -44,12 +45,16 @@ pub fn run(channel: &Channel) -> Result<()> {
         send_file(channel, name, Path::new(path), |bytes| bytes)?;
     }
     crate::log("tracefs and BTF files queued");
-    send_file(
-        channel,
-        "kallsyms",
-        Path::new("/proc/kallsyms"),
-        text_symbols,
-    )?;
+    // About 10 MB on 7.x: room for it at once (no copies as it grows).
+    let kallsyms = Path::new("/proc/kallsyms");
+    match read_with(kallsyms, 16 << 20) {
+        Ok(bytes) => channel.send(RecordKind::File, "kallsyms", text_symbols(bytes))?,
+        Err(error) => channel.send(
+            RecordKind::FileError,
+            "kallsyms",
+            format!("{}: {error}", kallsyms.display()).into_bytes(),
+        )?,
+    }
     crate::log("kallsyms queued");
     send_event_formats(channel)?;
     crate::log("event formats queued");
@@ -76,24 +81,51 @@ fn send_file(
 /// Reads a whole file. (`fs::read` asks for the size first, which proc,
 /// sysfs and tracefs files do not know: one system call less per file.)
 fn read(path: &Path) -> std::io::Result<Vec<u8>> {
-    let mut bytes = Vec::with_capacity(8192);
+    read_with(path, 8192)
+}
+
+/// [`read`] into a buffer of `capacity` bytes to start with.
+fn read_with(path: &Path, capacity: usize) -> std::io::Result<Vec<u8>> {
+    let mut bytes = Vec::with_capacity(capacity);
     fs::File::open(path)?.read_to_end(&mut bytes)?;
     Ok(bytes)
 }
 
-/// Sends `events/<system>/<event>/format` for every event that has one.
+/// Sends `events/<system>/<event>/format` for every event that has one,
+/// all in one record (a [`bundle`]): one record each cost the guest a
+/// channel hand-off per file, some 2,800 per kernel.
 fn send_event_formats(channel: &Channel) -> Result<()> {
     let events = Path::new(TRACING).join("events");
+    let mut formats = Vec::with_capacity(4 << 20);
+    let mut buffer = Vec::with_capacity(16 << 10);
     for system in sorted_dirs(&events) {
+        // Each format opened relative to its system's directory: one path
+        // walk through tracefs per system, not per event.
+        let Ok(system_dir) = rustix::fs::open(
+            events.join(&system),
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        ) else {
+            continue;
+        };
         for event in sorted_dirs(&events.join(&system)) {
-            let path = events.join(&system).join(&event).join("format");
-            if let Ok(bytes) = read(&path) {
+            buffer.clear();
+            let read = rustix::fs::openat(
+                &system_dir,
+                format!("{event}/format"),
+                OFlags::RDONLY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .map(fs::File::from)
+            .map_err(std::io::Error::from)
+            .and_then(|mut file| file.read_to_end(&mut buffer));
+            if read.is_ok() {
                 let name = format!("tracing/events/{system}/{event}/format");
-                channel.send(RecordKind::File, &name, bytes)?;
+                bundle::push(&mut formats, &name, &buffer);
             }
         }
     }
-    Ok(())
+    channel.send(RecordKind::File, bundle::EVENT_FORMATS, formats)
 }
 
 /// The names of the directories in `dir`, sorted (none if it cannot be read).
@@ -111,7 +143,7 @@ fn sorted_dirs(dir: &Path) -> Vec<String> {
 
 /// The lines of `/proc/kallsyms` whose type is a text or weak symbol (t T w W).
 fn text_symbols(kallsyms: Vec<u8>) -> Vec<u8> {
-    let mut out = Vec::with_capacity(kallsyms.len() / 2);
+    let mut out = Vec::with_capacity(kallsyms.len());
     for line in kallsyms.split_inclusive(|&byte| byte == b'\n') {
         let kind = line
             .iter()

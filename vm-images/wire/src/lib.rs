@@ -14,6 +14,8 @@
 //! [`RecordKind::Done`] record carrying a [`DoneStatus`]: a stream without
 //! it was cut short (the guest died, panicked or timed out).
 
+pub mod bundle;
+
 use std::io::{self, Read, Write};
 
 use serde::{Deserialize, Serialize};

@@ -92,10 +92,20 @@ pub fn run(args: &ResolveArgs) -> anyhow::Result<Status> {
         }
         ids
     };
-    let facts: Vec<KernelFacts> = ids
-        .iter()
-        .map(|id| load_facts(&args.matrix, id, infra_error))
-        .collect::<anyhow::Result<_>>()?;
+    // One thread per kernel: parsing each kernel's facts is independent.
+    let facts: Vec<KernelFacts> = std::thread::scope(|scope| {
+        let loads: Vec<_> = ids
+            .iter()
+            .map(|id| scope.spawn(|| load_facts(&args.matrix, id, infra_error)))
+            .collect();
+        loads
+            .into_iter()
+            .map(|load| {
+                load.join()
+                    .map_err(|_| anyhow!("loading kernel facts failed unexpectedly"))?
+            })
+            .collect::<anyhow::Result<_>>()
+    })?;
     let kernels: Vec<(&str, &KernelFacts)> = ids.iter().map(String::as_str).zip(&facts).collect();
     let Availability {
         mut matrix,
