@@ -30,7 +30,7 @@ pub use library::{
     Alias, AliasMatch, FileNames, Library, LoadDiagnostic, LoadError, Loaded, ParsedFile,
     ScriptProbe, Sources, kernel_profile,
 };
-pub use matrix::{Cell, KernelInput, Matrix, Row, RowsOf, SCHEMA};
+pub use matrix::{Cell, KernelInput, Matrix, MissGroup, Row, RowsOf, SCHEMA};
 pub use outcome::{AttachKind, AttachPoint, Found, Miss, Outcome, Reason};
 pub use point::{Arg, Component, PointSyntaxError, ProbePoint, has_wildcard};
 pub use resolver::{Derivation, DerivationStep, Resolver};

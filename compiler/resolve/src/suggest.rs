@@ -3,13 +3,13 @@
 //! name), the syscall tracepoint that replaces a syscall wrapper, the
 //! tracepoint that carries the same fields.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tapmatrix_facts::{Btf, KernelFacts};
 
 use crate::outcome::{Miss, Reason};
 
 /// One replacement to add to the tapset.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Suggestion {
     /// The probe point to add as an alternative after the missing point,
     /// which becomes optional: `P` becomes `P?, S` (with its `?`, `S` is
