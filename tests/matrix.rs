@@ -98,6 +98,7 @@ fn main() -> ExitCode {
             jobs: tapmatrix_vm::default_jobs(),
             function_events: FunctionEvents::default(),
             vm: VmOptions::new(cache.root()),
+            out_dir: Some(root.join("target/tapmatrix-e2e-matrix")),
         };
         if !kernels.is_empty() && !selected_specs.is_empty() {
             match run_matrix(&selected_specs, &kernels, &options, &|_, _| {}) {

@@ -165,7 +165,7 @@ fn testcase(out: &mut String, cell: &Cell) {
     }
     let mut system_out = String::new();
     if cell.status != Status::Pass
-        && let Some(output) = &cell.output
+        && let Some(output) = cell.output.as_ref().filter(|o| !o.is_empty())
     {
         system_out.push_str(output);
         if !output.ends_with('\n') {

@@ -118,7 +118,8 @@ pub fn render(results: &Results) -> String {
 
 /// One script's result; whether it counts as failed.
 fn script(w: &mut Writer, number: usize, cell: &Cell) -> bool {
-    if !cell.status.is_good() && !cell.detail.is_empty() && cell.status != Status::NotAvailable {
+    // n/a, error and infra say why in their directive.
+    if matches!(cell.status, Status::Fail | Status::Flaky) && !cell.detail.is_empty() {
         w.diagnostic(&cell.detail);
     }
     if let Some(first) = &cell.first_attempt {

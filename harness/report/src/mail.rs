@@ -81,10 +81,10 @@ pub fn render(results: &Results) -> String {
     out.push('\n');
     for kernel in &results.kernels {
         let line = match &kernel.release {
-            Some(release) => format!("{:<6} {release}", kernel.id),
-            None => kernel.id.clone(),
+            Some(release) => format!("  {:<6} {release}", kernel.id),
+            None => format!("  {}", kernel.id),
         };
-        out.push_str(&wrap(&line, WIDTH, "  ", "         "));
+        out.push_str(&quote(&line, ""));
     }
     if !results.cells.is_empty() {
         out.push('\n');
@@ -166,6 +166,7 @@ fn script_changes(results: &Results, kernels: &[&str], index: usize, script: &st
         return String::new();
     };
     let mut out = String::new();
+    let mut told_diff = false;
     let same = |other: Option<&Cell>| {
         other.is_some_and(|o| o.status == cell.status && o.detail == cell.detail)
     };
@@ -196,6 +197,7 @@ fn script_changes(results: &Results, kernels: &[&str], index: usize, script: &st
             && let Some(diff) = cell.diff()
         {
             out.push_str(&quote(&first_lines(&diff, DIFF_LINES), "      "));
+            told_diff = true;
         }
         if let Some(logs) = &cell.logs {
             out.push_str(&wrap(
@@ -207,10 +209,15 @@ fn script_changes(results: &Results, kernels: &[&str], index: usize, script: &st
         }
     }
     // Output that differs from the previous kernel's.
+    let ran = |c: &Cell| matches!(c.status, Status::Pass | Status::Fail | Status::Flaky);
+    // Told once: a failure's diff already shows the new output.
     if index > 0
+        && !told_diff
         && let (Some(before), Some(now)) = (
-            cells[index - 1].and_then(|c| c.output.as_deref()),
-            cell.output.as_deref(),
+            cells[index - 1]
+                .filter(|c| ran(c))
+                .and_then(|c| c.output.as_deref()),
+            Some(cell).filter(|c| ran(c)).and_then(|c| c.output.as_deref()),
         )
         && before.trim_end() != now.trim_end()
     {

@@ -168,6 +168,7 @@ fn run_bench(args: &RunBenchArgs) -> anyhow::Result<Status> {
             accel: args.accel,
             ..VmOptions::new(cache.root())
         },
+        out_dir: None,
     };
     let accel = options.vm.accel.resolve();
     let scratch = tempfile::tempdir()?;

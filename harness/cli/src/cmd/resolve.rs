@@ -11,6 +11,8 @@ use tapmatrix_resolve::{Availability, RowsOf, Sources, availability};
 
 use crate::cmd::kernels::{MatrixArgs, harvested_ids, load_facts, print};
 use crate::cmd::list::tapset_dirs;
+use crate::cmd::report::{RenderArgs, run_info};
+use tapmatrix_report::{Format as ReportFormat, Results};
 use crate::exit::{Status, infra_error, input_error};
 
 /// Output formats.
@@ -18,10 +20,20 @@ use crate::exit::{Status, infra_error, input_error};
 pub enum Format {
     /// A terminal table, then each unresolved cell's reasons and suggestions.
     Table,
-    /// JSON (schema documented in `tapmatrix_resolve::Matrix`).
+    /// results.json (schema 2; the matrix in `probes`, documented on `tapmatrix_resolve::Matrix`).
     Json,
-    /// Markdown, for a mail to the maintainers.
+    /// Markdown: the table, then each alias's misses once with the kernels where they hold.
     Markdown,
+    /// A 72-column plain-text mail for the tapset's maintainers, per kernel what stopped resolving.
+    Mail,
+    /// A static HTML page: the grid alias x kernel, a click shows reasons and suggestions.
+    Html,
+    /// KTAP: one test per alias, nested per kernel.
+    Ktap,
+    /// JUnit XML: one testsuite per kernel.
+    Junit,
+    /// A KCIDB submission.
+    Kcidb,
 }
 
 /// `tapmatrix resolve` options.
@@ -44,6 +56,9 @@ pub struct ResolveArgs {
     /// Tapset directories a script's probes may use (repeatable; default: tapsets/).
     #[arg(short = 'I', value_name = "DIR")]
     pub include: Vec<PathBuf>,
+    /// Renderer settings.
+    #[command(flatten)]
+    pub render: RenderArgs,
 }
 
 /// Runs `tapmatrix resolve`.
@@ -111,10 +126,19 @@ pub fn run(args: &ResolveArgs) -> anyhow::Result<Status> {
         matrix = matrix.diff(0, 1);
         !matrix.rows.is_empty()
     };
+    let report = |format: ReportFormat| {
+        let results = Results::from_matrix(run_info(None), matrix.clone());
+        tapmatrix_report::render(&results, format, &args.render.options())
+    };
     let text = match args.format {
         Format::Table => matrix.render_table(),
         Format::Markdown => matrix.render_markdown(),
-        Format::Json => format!("{}\n", serde_json::to_string_pretty(&matrix)?),
+        Format::Json => report(ReportFormat::Json),
+        Format::Mail => report(ReportFormat::Mail),
+        Format::Html => report(ReportFormat::Html),
+        Format::Ktap => report(ReportFormat::Ktap),
+        Format::Junit => report(ReportFormat::Junit),
+        Format::Kcidb => report(ReportFormat::Kcidb),
     };
     print(&text)?;
     Ok(if failed {
