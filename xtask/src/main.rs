@@ -55,6 +55,7 @@ fn test(sh: &Shell) -> Result<()> {
     // The host prerequisites (qemu-system-x86, busybox-static), installed
     // with apt-get when missing, or named for the user to install elsewhere.
     cmd!(sh, "cargo run -q -p tapmatrix -- doctor --install").run()?;
+    test_prerequisites(sh)?;
     cmd!(sh, "cargo fmt --all -- --check").run()?;
     cmd!(sh, "cargo clippy --workspace --all-targets -- -D warnings").run()?;
     // The end-to-end test of the kernel matrix fills the tests' kernel
@@ -67,6 +68,51 @@ fn test(sh: &Shell) -> Result<()> {
         .env("TAPMATRIX_FACTS_CACHE", cache.join("facts"))
         .env("TAPMATRIX_FACTS_RAW", cache.join("boots/7.3/harvest"))
         .run()?;
+    Ok(())
+}
+
+/// What the report tests need besides the tool's own prerequisites:
+/// `xmllint` (the JUnit schema check) and `chromium` (the HTML page in a
+/// real browser), installed with apt-get when missing.
+fn test_prerequisites(sh: &Shell) -> Result<()> {
+    let needed: Vec<&str> = [("xmllint", "libxml2-utils"), ("chromium", "chromium")]
+        .iter()
+        .filter(|(program, _)| {
+            cmd!(sh, "sh -c 'command -v {program}'")
+                .quiet()
+                .ignore_stdout()
+                .run()
+                .is_err()
+        })
+        .map(|(_, package)| *package)
+        .collect();
+    if needed.is_empty() {
+        return Ok(());
+    }
+    let apt = cmd!(sh, "sh -c 'command -v apt-get'")
+        .quiet()
+        .ignore_stdout()
+        .run()
+        .is_ok();
+    let root = cmd!(sh, "id -u")
+        .quiet()
+        .read()
+        .is_ok_and(|id| id.trim() == "0");
+    if !apt || !root {
+        bail!(
+            "the report tests need {} (Debian package names): install them, or run `cargo xtask test` as root on a Debian-family host",
+            needed.join(" ")
+        );
+    }
+    let install = || {
+        cmd!(sh, "apt-get install -y --no-install-recommends {needed...}")
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .run()
+    };
+    if install().is_err() {
+        cmd!(sh, "apt-get update").run()?;
+        install()?;
+    }
     Ok(())
 }
 

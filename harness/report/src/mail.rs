@@ -217,7 +217,9 @@ fn script_changes(results: &Results, kernels: &[&str], index: usize, script: &st
             cells[index - 1]
                 .filter(|c| ran(c))
                 .and_then(|c| c.output.as_deref()),
-            Some(cell).filter(|c| ran(c)).and_then(|c| c.output.as_deref()),
+            Some(cell)
+                .filter(|c| ran(c))
+                .and_then(|c| c.output.as_deref()),
         )
         && before.trim_end() != now.trim_end()
     {

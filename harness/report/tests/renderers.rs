@@ -70,7 +70,11 @@ impl<'a> Ktap<'a> {
             at: 0,
         };
         let tests = parser.block(0);
-        assert_eq!(parser.at, parser.lines.len(), "trailing lines after the top-level results");
+        assert_eq!(
+            parser.at,
+            parser.lines.len(),
+            "trailing lines after the top-level results"
+        );
         tests
     }
 
@@ -95,7 +99,11 @@ impl<'a> Ktap<'a> {
         let mut pending: Vec<KtapTest> = Vec::new();
         while self.at < self.lines.len() {
             if self.line_at(depth + 1) == Some("KTAP version 1") {
-                assert!(pending.is_empty(), "line {}: two nested blocks for one test", self.at + 1);
+                assert!(
+                    pending.is_empty(),
+                    "line {}: two nested blocks for one test",
+                    self.at + 1
+                );
                 pending = self.block(depth + 1);
                 continue;
             }
@@ -103,7 +111,11 @@ impl<'a> Ktap<'a> {
                 break;
             };
             if let Some(count) = line.strip_prefix("1..") {
-                assert!(plan.is_none() && tests.is_empty(), "line {}: a late plan", self.at + 1);
+                assert!(
+                    plan.is_none() && tests.is_empty(),
+                    "line {}: a late plan",
+                    self.at + 1
+                );
                 plan = Some(count.parse::<usize>().unwrap());
             } else if let Some(text) = line.strip_prefix('#') {
                 diagnostics.push(text.trim().to_owned());
@@ -166,22 +178,58 @@ fn ktap_parses_and_says_each_status() {
     let na = test(0, "prepare_exec_newer");
     assert!(na.ok && na.directive.as_deref() == Some("SKIP prepare_exec appeared in 6.10"));
     let error = test(0, "read_sizes_hist");
-    assert!(!error.ok && error.directive.as_deref().unwrap().starts_with("ERROR compile error"));
+    assert!(
+        !error.ok
+            && error
+                .directive
+                .as_deref()
+                .unwrap()
+                .starts_with("ERROR compile error")
+    );
     let flaky = test(1, "prepare_exec_newer");
     assert!(!flaky.ok && flaky.directive.as_deref().unwrap().starts_with("FLAKY"));
     let fail = test(2, "openat_names");
     assert!(!fail.ok && fail.directive.is_none());
-    assert!(fail.diagnostics.iter().any(|d| d == "console log: logs/7.3/boot-3.console.log"));
-    assert!(fail.diagnostics.iter().any(|d| d.starts_with("+openat /etc/group <truncated>")));
+    assert!(
+        fail.diagnostics
+            .iter()
+            .any(|d| d == "console log: logs/7.3/boot-3.console.log")
+    );
+    assert!(
+        fail.diagnostics
+            .iter()
+            .any(|d| d.starts_with("+openat /etc/group <truncated>"))
+    );
     let infra = test(2, "read_sizes_hist");
-    assert!(infra.ok && infra.directive.as_deref().unwrap().starts_with("SKIP infra:"));
+    assert!(
+        infra.ok
+            && infra
+                .directive
+                .as_deref()
+                .unwrap()
+                .starts_with("SKIP infra:")
+    );
     // The probes, nested per kernel.
     let probes = test(1, "probes");
     assert!(!probes.ok);
-    let ftruncate = probes.subtests.iter().find(|t| t.name == "porting.ftruncate").unwrap();
+    let ftruncate = probes
+        .subtests
+        .iter()
+        .find(|t| t.name == "porting.ftruncate")
+        .unwrap();
     assert!(!ftruncate.ok);
-    assert!(ftruncate.diagnostics.iter().any(|d| d.contains("sys_enter_ftruncate")));
-    assert!(kernels[0].subtests.iter().all(|t| t.name != "probes" || !t.ok));
+    assert!(
+        ftruncate
+            .diagnostics
+            .iter()
+            .any(|d| d.contains("sys_enter_ftruncate"))
+    );
+    assert!(
+        kernels[0]
+            .subtests
+            .iter()
+            .all(|t| t.name != "probes" || !t.ok)
+    );
     assert!(!kernels[0].ok && !kernels[1].ok && !kernels[2].ok);
 }
 
@@ -297,18 +345,34 @@ fn the_mail_keeps_to_72_columns_and_tells_each_change_once() {
         assert!(!markdown, "Markdown in {line:?}");
     }
     assert!(mail.starts_with("Subject: [tapmatrix] 4 scripts on 3 kernels"));
-    assert_eq!(mail.matches("kernel.function(\"do_sys_ftruncate\")").count(), 1, "{mail}");
+    assert_eq!(
+        mail.matches("kernel.function(\"do_sys_ftruncate\")")
+            .count(),
+        1,
+        "{mail}"
+    );
     assert!(mail.contains("unresolved since 6.12"), "{mail}");
     assert!(mail.contains("unresolved on 5.10 only"), "{mail}");
     assert!(mail.contains("openat_names: fail since 7.3"), "{mail}");
-    assert_eq!(mail.matches("+openat /etc/group <truncated>").count(), 1, "{mail}");
+    assert_eq!(
+        mail.matches("+openat /etc/group <truncated>").count(),
+        1,
+        "{mail}"
+    );
     assert!(mail.contains("logs/7.3/boot-3.console.log"), "{mail}");
 }
 
 #[test]
 fn every_report_links_the_logs_of_every_cell_that_is_not_a_pass() {
     let results = fixture();
-    for format in [Format::Table, Format::Ktap, Format::Junit, Format::Kcidb, Format::Mail, Format::Html] {
+    for format in [
+        Format::Table,
+        Format::Ktap,
+        Format::Junit,
+        Format::Kcidb,
+        Format::Mail,
+        Format::Html,
+    ] {
         let text = render(&results, format, &RenderOptions::default());
         for cell in &results.cells {
             if let Some(logs) = &cell.logs {

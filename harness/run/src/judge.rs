@@ -3,9 +3,9 @@
 
 use crate::Error;
 use crate::compile::Compiled;
-use tapmatrix_report::{Cell, Status};
 use crate::snapshot::{matches, read_snapshot, snapshot_path};
 use crate::spec::{SnapshotScope, Spec};
+use tapmatrix_report::{Cell, Status};
 
 /// What running one script in a guest gave.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -203,7 +203,8 @@ impl Spec {
                     .filter(|path| {
                         path.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
                             n == format!("{}.snap", self.name)
-                                || (n.starts_with(&format!("{}@", self.name)) && n.ends_with(".snap"))
+                                || (n.starts_with(&format!("{}@", self.name))
+                                    && n.ends_with(".snap"))
                         })
                     })
                     .collect()

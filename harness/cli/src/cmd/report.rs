@@ -183,11 +183,7 @@ pub fn merge_cmd(args: &MergeArgs) -> anyhow::Result<Status> {
     let order = matrix_order(&args.matrix).unwrap_or_default();
     let merged = merge(parts, &order).map_err(input_error)?;
     emit(&merged.to_json(), Some(&args.output))?;
-    eprintln!(
-        "merged {} results: {}",
-        args.parts.len(),
-        merged.summary()
-    );
+    eprintln!("merged {} results: {}", args.parts.len(), merged.summary());
     Ok(Status::Success)
 }
 

@@ -12,8 +12,8 @@ use tapmatrix_resolve::{Availability, RowsOf, Sources, availability};
 use crate::cmd::kernels::{MatrixArgs, harvested_ids, load_facts, print};
 use crate::cmd::list::tapset_dirs;
 use crate::cmd::report::{RenderArgs, run_info};
-use tapmatrix_report::{Format as ReportFormat, Results};
 use crate::exit::{Status, infra_error, input_error};
+use tapmatrix_report::{Format as ReportFormat, Results};
 
 /// Output formats.
 #[derive(Clone, Copy, ValueEnum)]

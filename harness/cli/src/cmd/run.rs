@@ -170,11 +170,13 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Status> {
         if comparison.regressions().next().is_some() {
             return Ok(Status::Failed);
         }
-        return Ok(if results.cells.iter().any(|c| c.status == CellStatus::Infra) {
-            Status::Infra
-        } else {
-            Status::Success
-        });
+        return Ok(
+            if results.cells.iter().any(|c| c.status == CellStatus::Infra) {
+                Status::Infra
+            } else {
+                Status::Success
+            },
+        );
     }
     Ok(match results.exit_code() {
         0 => Status::Success,
