@@ -105,6 +105,7 @@ fn test_prerequisites(sh: &Shell) -> Result<()> {
         );
     }
     let install = || {
+        let needed = needed.clone();
         cmd!(sh, "apt-get install -y --no-install-recommends {needed...}")
             .env("DEBIAN_FRONTEND", "noninteractive")
             .run()
