@@ -77,23 +77,13 @@ fn test(sh: &Shell) -> Result<()> {
 fn test_prerequisites(sh: &Shell) -> Result<()> {
     let needed: Vec<&str> = [("xmllint", "libxml2-utils"), ("chromium", "chromium")]
         .iter()
-        .filter(|(program, _)| {
-            cmd!(sh, "sh -c 'command -v {program}'")
-                .quiet()
-                .ignore_stdout()
-                .run()
-                .is_err()
-        })
+        .filter(|(program, _)| !on_path(program))
         .map(|(_, package)| *package)
         .collect();
     if needed.is_empty() {
         return Ok(());
     }
-    let apt = cmd!(sh, "sh -c 'command -v apt-get'")
-        .quiet()
-        .ignore_stdout()
-        .run()
-        .is_ok();
+    let apt = on_path("apt-get");
     let root = cmd!(sh, "id -u")
         .quiet()
         .read()
@@ -115,6 +105,12 @@ fn test_prerequisites(sh: &Shell) -> Result<()> {
         install()?;
     }
     Ok(())
+}
+
+/// Whether `program` is on `PATH`.
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
 }
 
 /// The kernel cache the tests share (as `tapmatrix_e2e::test_cache_dir`):
