@@ -34,7 +34,7 @@ pub use matrix::{Cell, KernelInput, Matrix, MissGroup, Row, RowsOf, SCHEMA};
 pub use outcome::{AttachKind, AttachPoint, Found, Miss, Outcome, Reason};
 pub use point::{Arg, Component, PointSyntaxError, ProbePoint, has_wildcard};
 pub use resolver::{Derivation, DerivationStep, Resolver};
-pub use suggest::{Suggestion, suggest};
+pub use suggest::{Suggestion, paste_suggestion, suggest};
 pub use target::{
     TargetAccess, TargetBase, TargetError, TargetVar, is_defined, resolve_target, target_vars,
 };

@@ -320,6 +320,37 @@ fn tracepoint_suggestions(
     out
 }
 
+/// Pastes `suggestion` after every `point` written in `source`, as a
+/// tapset maintainer applies a suggestion: `P` (or `P?`, `P!`) becomes
+/// `P?, S`. Only whole points are replaced (not `P` inside `P.call`);
+/// `None` when `source` does not spell `point` that way.
+pub fn paste_suggestion(source: &str, point: &str, suggestion: &str) -> Option<String> {
+    let mut out = String::with_capacity(source.len() + suggestion.len());
+    let mut rest = source;
+    let mut pasted = false;
+    while let Some(at) = rest.find(point) {
+        let after = &rest[at + point.len()..];
+        let whole = !after.starts_with(|c: char| c == '.' || c == '(' || c.is_alphanumeric() || c == '_');
+        let before_ok = rest[..at]
+            .chars()
+            .next_back()
+            .is_none_or(|c| !(c == '.' || c.is_alphanumeric() || c == '_'));
+        if whole && before_ok {
+            out.push_str(&rest[..at]);
+            out.push_str(point);
+            out.push_str("?, ");
+            out.push_str(suggestion);
+            rest = after.strip_prefix(['?', '!']).unwrap_or(after);
+            pasted = true;
+        } else {
+            out.push_str(&rest[..at + point.len()]);
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    pasted.then_some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -338,5 +369,19 @@ mod tests {
         assert!(!abbreviates("scheduler_tick", "sched_tick_remote"));
         assert!(!abbreviates("do_exit", "do_e"));
         assert!(!abbreviates("vfs_read", "vfs_read"));
+    }
+
+    #[test]
+    fn pasting_replaces_whole_points_only() {
+        let p = "kernel.function(\"f\")";
+        let s = "kernel.function(\"g\")?";
+        assert_eq!(
+            paste_suggestion("probe a = kernel.function(\"f\")!, x { }", p, s).as_deref(),
+            Some("probe a = kernel.function(\"f\")?, kernel.function(\"g\")?, x { }")
+        );
+        assert_eq!(
+            paste_suggestion("probe a = kernel.function(\"f\").return { }", p, s),
+            None
+        );
     }
 }
