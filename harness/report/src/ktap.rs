@@ -35,7 +35,7 @@ impl Writer {
 
     fn diagnostic(&mut self, text: &str) {
         for line in text.lines() {
-            self.line(&format!("# {line}").trim_end().to_owned());
+            self.line(format!("# {line}").trim_end());
         }
     }
 

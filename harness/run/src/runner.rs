@@ -305,17 +305,14 @@ impl Boots {
         let agent = dir.join(format!("{script}.boot-{}.agent.log", attempt.boot));
         let write = |relative: &Path, bytes: &[u8]| -> bool {
             let path = out.join(relative);
-            let made = path
+            let written = path
                 .parent()
-                .is_none_or(|parent| std::fs::create_dir_all(parent).is_ok());
-            match std::fs::write(&path, bytes) {
-                Ok(()) if made => true,
-                Ok(()) => true,
-                Err(error) => {
-                    tracing::warn!("could not keep the log {}: {error}", path.display());
-                    false
-                }
+                .map_or(Ok(()), std::fs::create_dir_all)
+                .and_then(|()| std::fs::write(&path, bytes));
+            if let Err(error) = &written {
+                tracing::warn!("could not keep the log {}: {error}", path.display());
             }
+            written.is_ok()
         };
         let console_text = console.to_string_lossy().into_owned();
         if !self.kept.contains(&console_text) {
