@@ -102,8 +102,8 @@ fn shards_merge_back_into_the_run() {
     for keep in [
         &(|c: &tapmatrix_report::Cell| c.kernel == "7.3")
             as &dyn Fn(&tapmatrix_report::Cell) -> bool,
-        &|c| c.kernel != "7.3" && c.script < "p".to_owned(),
-        &|c| c.kernel != "7.3" && c.script >= "p".to_owned(),
+        &|c| c.kernel != "7.3" && c.script.as_str() < "p",
+        &|c| c.kernel != "7.3" && c.script.as_str() >= "p",
     ] {
         let mut part = run.clone();
         part.cells.retain(|c| keep(c));
