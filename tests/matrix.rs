@@ -105,11 +105,19 @@ fn main() -> ExitCode {
             jobs: tapmatrix_vm::default_jobs(),
             function_events: FunctionEvents::default(),
             vm: VmOptions::new(cache.root()),
+            out_dir: Some(root.join("target/tapmatrix-e2e-matrix")),
         };
         if !kernels.is_empty() && !selected_specs.is_empty() {
             match run_matrix(&selected_specs, &kernels, &options, &|_, _| {}) {
                 Ok(results) => {
-                    eprint!("{}", results.table());
+                    eprint!(
+                        "{}",
+                        tapmatrix_report::render(
+                            &results,
+                            tapmatrix_report::Format::Table,
+                            &Default::default()
+                        )
+                    );
                     for cell in results.cells {
                         cells.insert(format!("{}@{}", cell.script, cell.kernel), cell);
                     }
@@ -148,7 +156,8 @@ fn check(spec: &Spec, series: &str, snapshots: PathBuf, cell: Option<Cell>) -> R
     };
     match cell.status {
         Status::NotAvailable => return Ok(()),
-        Status::Error | Status::Infra => {
+        // A flaky cell failed once: never a pass.
+        Status::Error | Status::Infra | Status::Flaky => {
             return Err(format!("{}: {}", cell.status.word(), cell.detail).into());
         }
         Status::Pass | Status::Fail => {}

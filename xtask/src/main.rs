@@ -62,6 +62,7 @@ fn test(sh: &Shell) -> Result<()> {
     // The host prerequisites (qemu-system-x86, busybox-static), installed
     // with apt-get when missing, or named for the user to install elsewhere.
     cmd!(sh, "cargo run -q -p tapmatrix -- doctor --install").run()?;
+    test_prerequisites(sh)?;
     cmd!(sh, "cargo fmt --all -- --check").run()?;
     cmd!(sh, "cargo clippy --workspace --all-targets -- -D warnings").run()?;
     // The end-to-end test of the kernel matrix fills the tests' kernel
@@ -88,6 +89,51 @@ fn systemtap_tapsets() -> Result<std::path::PathBuf> {
         &tapmatrix_kernels::HostApt::default(),
     )?;
     Ok(root.join("usr/share/systemtap/tapset"))
+}
+
+/// What the report tests need besides the tool's own prerequisites:
+/// `xmllint` (the JUnit schema check) and `chromium` (the HTML page in a
+/// real browser), installed with apt-get when missing.
+fn test_prerequisites(sh: &Shell) -> Result<()> {
+    let needed: Vec<&str> = [("xmllint", "libxml2-utils"), ("chromium", "chromium")]
+        .iter()
+        .filter(|(program, _)| !on_path(program))
+        .map(|(_, package)| *package)
+        .collect();
+    if needed.is_empty() {
+        return Ok(());
+    }
+    let apt = on_path("apt-get");
+    let root = cmd!(sh, "id -u")
+        .quiet()
+        .read()
+        .is_ok_and(|id| id.trim() == "0");
+    if !apt || !root {
+        bail!(
+            "the report tests need {} (Debian package names): install them, or run `cargo xtask test` as root on a Debian-family host",
+            needed.join(" ")
+        );
+    }
+    let install = || {
+        let needed = needed.clone();
+        cmd!(
+            sh,
+            "apt-get install -y --no-remove --no-install-recommends {needed...}"
+        )
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .run()
+    };
+    if install().is_err() {
+        cmd!(sh, "apt-get update").run()?;
+        install()?;
+    }
+    Ok(())
+}
+
+/// Whether `program` is on `PATH`.
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
 }
 
 /// The kernel cache the tests share (as `tapmatrix_e2e::test_cache_dir`):

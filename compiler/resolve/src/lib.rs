@@ -31,11 +31,11 @@ pub use library::{
     Alias, AliasMatch, FileNames, Library, LoadDiagnostic, LoadError, Loaded, ParsedFile,
     ScriptProbe, Sources, kernel_profile,
 };
-pub use matrix::{Cell, KernelInput, Matrix, Row, RowsOf, SCHEMA};
+pub use matrix::{Cell, KernelInput, Matrix, MissGroup, Row, RowsOf, SCHEMA};
 pub use outcome::{AttachKind, AttachPoint, Found, Miss, Outcome, Reason};
 pub use point::{Arg, Component, PointSyntaxError, ProbePoint, has_wildcard};
 pub use resolver::{Derivation, DerivationStep, Resolver};
-pub use suggest::{Suggestion, suggest};
+pub use suggest::{Suggestion, paste_suggestion, suggest};
 pub use target::{
     TargetAccess, TargetBase, TargetError, TargetVar, TracepointNames, is_defined, resolve_cast,
     resolve_target, resolve_target_as, target_vars,

@@ -23,7 +23,7 @@ use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 
 use rayon::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tapmatrix_facts::KernelFacts;
 
 use crate::library::Library;
@@ -35,7 +35,7 @@ use crate::suggest::{Suggestion, suggest};
 pub const SCHEMA: u32 = 1;
 
 /// One cell: a probe on a kernel.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum Cell {
     /// It attaches.
@@ -91,7 +91,7 @@ impl Cell {
 }
 
 /// One row: a probe alias, or a probe of the script.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Row {
     /// The alias name, or the script probe's points.
     pub probe: String,
@@ -101,8 +101,65 @@ pub struct Row {
     pub cells: Vec<Cell>,
 }
 
+/// Unresolved cells of one row that miss the same points for the same
+/// reasons, on several kernels: one porting note, not one per kernel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MissGroup<'a> {
+    /// The kernel columns, in order.
+    pub kernels: Vec<usize>,
+    /// What is missing (the same on each).
+    pub misses: &'a [Miss],
+    /// Every suggestion made on any of them, once, strongest first.
+    pub suggestions: Vec<&'a Suggestion>,
+}
+
+impl Row {
+    /// The row's unresolved cells grouped by what they miss, in the order
+    /// of their first kernel.
+    pub fn miss_groups(&self) -> Vec<MissGroup<'_>> {
+        let mut groups: Vec<MissGroup<'_>> = Vec::new();
+        for (column, cell) in self.cells.iter().enumerate() {
+            let Cell::Unresolved {
+                misses,
+                suggestions,
+            } = cell
+            else {
+                continue;
+            };
+            let index = match groups.iter().position(|g| g.misses == misses.as_slice()) {
+                Some(index) => index,
+                None => {
+                    groups.push(MissGroup {
+                        kernels: Vec::new(),
+                        misses,
+                        suggestions: Vec::new(),
+                    });
+                    groups.len() - 1
+                }
+            };
+            let group = &mut groups[index];
+            group.kernels.push(column);
+            for suggestion in suggestions {
+                if !group
+                    .suggestions
+                    .iter()
+                    .any(|s| s.probe_point == suggestion.probe_point)
+                {
+                    group.suggestions.push(suggestion);
+                }
+            }
+        }
+        for group in &mut groups {
+            group
+                .suggestions
+                .sort_by_key(|s| std::cmp::Reverse(s.strength));
+        }
+        groups
+    }
+}
+
 /// The whole matrix.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Matrix {
     /// [`SCHEMA`].
     pub schema: u32,
@@ -366,31 +423,25 @@ impl Matrix {
     fn details(&self, markdown: bool) -> String {
         let mut out = String::new();
         for row in &self.rows {
-            for (kernel, cell) in self.kernels.iter().zip(&row.cells) {
-                let Cell::Unresolved {
-                    misses,
-                    suggestions,
-                } = cell
-                else {
-                    continue;
-                };
+            for group in row.miss_groups() {
+                let kernels = self.kernel_span(&group.kernels);
                 if markdown {
                     let _ = writeln!(
                         out,
-                        "\n### `{}` on {kernel} ({})\n",
+                        "\n### `{}` on {kernels} ({})\n",
                         row.probe, row.location
                     );
                 } else {
-                    let _ = writeln!(out, "\n{} on {kernel} ({}):", row.probe, row.location);
+                    let _ = writeln!(out, "\n{} on {kernels} ({}):", row.probe, row.location);
                 }
-                for miss in misses {
+                for miss in group.misses {
                     if markdown {
                         let _ = writeln!(out, "- `{}`: {}", miss.point, miss.reason);
                     } else {
                         let _ = writeln!(out, "  {}: {}", miss.point, miss.reason);
                     }
                 }
-                for s in suggestions {
+                for s in &group.suggestions {
                     if markdown {
                         let _ = writeln!(out, "- suggest `{}` ({})", s.probe_point, s.evidence);
                     } else {
@@ -400,6 +451,27 @@ impl Matrix {
             }
         }
         out
+    }
+
+    /// The kernels of column indexes `columns` as text: a run of adjacent
+    /// columns as `A to B`, others separated by commas.
+    pub fn kernel_span(&self, columns: &[usize]) -> String {
+        let id = |i: usize| self.kernels.get(i).map_or("?", String::as_str);
+        let mut parts: Vec<String> = Vec::new();
+        let mut index = 0;
+        while index < columns.len() {
+            let start = index;
+            while index + 1 < columns.len() && columns[index + 1] == columns[index] + 1 {
+                index += 1;
+            }
+            parts.push(match index - start {
+                0 => id(columns[start]).to_owned(),
+                1 => format!("{}, {}", id(columns[start]), id(columns[index])),
+                _ => format!("{} to {}", id(columns[start]), id(columns[index])),
+            });
+            index += 1;
+        }
+        parts.join(", ")
     }
 
     /// The Markdown report: a table, then each unresolved cell's reasons

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// What an attach point is in the kernel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -74,7 +74,7 @@ impl AttachPoint {
 }
 
 /// Why a probe point resolves to nothing on a kernel.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Reason {
     /// Neither traceable nor a symbol: removed, renamed or inlined everywhere.
@@ -284,7 +284,7 @@ impl fmt::Display for Reason {
 }
 
 /// One probe point that resolved to nothing, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Miss {
     /// The concrete (leaf) probe point, after alias expansion.
     pub point: String,

@@ -3,13 +3,13 @@
 //! name), the syscall tracepoint that replaces a syscall wrapper, the
 //! tracepoint that carries the same fields.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tapmatrix_facts::{Btf, KernelFacts};
 
 use crate::outcome::{Miss, Reason};
 
 /// One replacement to add to the tapset.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Suggestion {
     /// The probe point to add as an alternative after the missing point,
     /// which becomes optional: `P` becomes `P?, S` (with its `?`, `S` is
@@ -42,6 +42,7 @@ fn wrapped_syscall(function: &str) -> Option<&str> {
         "__ia32_sys_",
         "__se_sys_",
         "__do_sys_",
+        "do_sys_",
         "ksys_",
         "sys_",
     ]
@@ -202,21 +203,34 @@ fn renamed(
     let stem = function.trim_start_matches('_');
     let prefix_len = stem.char_indices().nth(5).map_or(stem.len(), |(i, _)| i);
     let prefix = &stem[..prefix_len];
-    let mut best: Option<(Evidence, f64, String)> = None;
-    let candidates = ["", "_", "__"].into_iter().flat_map(|underscores| {
-        let prefix = format!("{underscores}{prefix}");
-        functions
-            .names
-            .with_prefix(&prefix)
-            .map(str::to_owned)
-            .collect::<Vec<_>>()
-    });
+    let mut best: Option<(Evidence, bool, f64, String)> = None;
+    // The syscall's helper without its `sys_` (`do_sys_ftruncate` ->
+    // `do_ftruncate`): a near name that does not share the prefix.
+    let without_sys = function
+        .replacen("_sys_", "_", 1)
+        .trim_start_matches("sys_")
+        .to_owned();
+    let direct =
+        (without_sys != function && functions.contains(&without_sys)).then(|| without_sys.clone());
+    let candidates = ["", "_", "__"]
+        .into_iter()
+        .flat_map(|underscores| {
+            let prefix = format!("{underscores}{prefix}");
+            functions
+                .names
+                .with_prefix(&prefix)
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .chain(direct);
     for candidate in candidates {
         if candidate == function || candidate.contains('.') {
             continue;
         }
-        // `__alloc_pages` -> `__alloc_pages_noprof`: the old name inside the new.
-        let contained = function.len() >= 4 && candidate.contains(function);
+        // `__alloc_pages` -> `__alloc_pages_noprof`: the old name inside the
+        // new; `do_sys_ftruncate` -> `do_ftruncate`: the same without `sys_`.
+        let contained =
+            (function.len() >= 4 && candidate.contains(function)) || candidate == without_sys;
         let abbreviated = abbreviates(function, &candidate);
         // A normalized distance of at most 0.2 needs lengths that close.
         let longest = function.chars().count().max(candidate.chars().count());
@@ -255,14 +269,16 @@ fn renamed(
         } else {
             Evidence::NearName
         };
+        // Among equal evidence, the name without `sys_` first, then the nearest.
+        let direct = candidate == without_sys;
         let better = best
             .as_ref()
-            .is_none_or(|(was, s, _)| (evidence, score) > (*was, *s));
+            .is_none_or(|(was, d, s, _)| (evidence, direct, score) > (*was, *d, *s));
         if better {
-            best = Some((evidence, score, candidate));
+            best = Some((evidence, direct, score, candidate));
         }
     }
-    best.map(|(evidence, _, name)| (name, evidence))
+    best.map(|(evidence, _, _, name)| (name, evidence))
 }
 
 fn tracepoint_suggestions(
@@ -320,6 +336,38 @@ fn tracepoint_suggestions(
     out
 }
 
+/// Pastes `suggestion` after every `point` written in `source`, as a
+/// tapset maintainer applies a suggestion: `P` (or `P?`, `P!`) becomes
+/// `P?, S`. Only whole points are replaced (not `P` inside `P.call`);
+/// `None` when `source` does not spell `point` that way.
+pub fn paste_suggestion(source: &str, point: &str, suggestion: &str) -> Option<String> {
+    let mut out = String::with_capacity(source.len() + suggestion.len());
+    let mut rest = source;
+    let mut pasted = false;
+    while let Some(at) = rest.find(point) {
+        let after = &rest[at + point.len()..];
+        let whole =
+            !after.starts_with(|c: char| c == '.' || c == '(' || c.is_alphanumeric() || c == '_');
+        let before_ok = rest[..at]
+            .chars()
+            .next_back()
+            .is_none_or(|c| !(c == '.' || c.is_alphanumeric() || c == '_'));
+        if whole && before_ok {
+            out.push_str(&rest[..at]);
+            out.push_str(point);
+            out.push_str("?, ");
+            out.push_str(suggestion);
+            rest = after.strip_prefix(['?', '!']).unwrap_or(after);
+            pasted = true;
+        } else {
+            out.push_str(&rest[..at + point.len()]);
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    pasted.then_some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -328,6 +376,7 @@ mod tests {
     fn syscall_wrappers_and_points() {
         assert_eq!(wrapped_syscall("__x64_sys_openat"), Some("openat"));
         assert_eq!(wrapped_syscall("ksys_read"), Some("read"));
+        assert_eq!(wrapped_syscall("do_sys_ftruncate"), Some("ftruncate"));
         assert_eq!(wrapped_syscall("vfs_read"), None);
         assert_eq!(
             replace_arg("kernel.function(\"a\").return", "a", "b"),
@@ -338,5 +387,19 @@ mod tests {
         assert!(!abbreviates("scheduler_tick", "sched_tick_remote"));
         assert!(!abbreviates("do_exit", "do_e"));
         assert!(!abbreviates("vfs_read", "vfs_read"));
+    }
+
+    #[test]
+    fn pasting_replaces_whole_points_only() {
+        let p = "kernel.function(\"f\")";
+        let s = "kernel.function(\"g\")?";
+        assert_eq!(
+            paste_suggestion("probe a = kernel.function(\"f\")!, x { }", p, s).as_deref(),
+            Some("probe a = kernel.function(\"f\")?, kernel.function(\"g\")?, x { }")
+        );
+        assert_eq!(
+            paste_suggestion("probe a = kernel.function(\"f\").return { }", p, s),
+            None
+        );
     }
 }

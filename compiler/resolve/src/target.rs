@@ -538,6 +538,14 @@ fn base_var(
         }
         AttachKind::Tracepoint => {
             let (system, event) = at.target.split_once(':').unwrap_or(("", &at.target));
+            // A syscall's exit event carries its return value as `ret`:
+            // `$return` there is what it is at the syscall function's return.
+            let name = if name == "return" && system == "syscalls" && event.starts_with("sys_exit_")
+            {
+                "ret"
+            } else {
+                name
+            };
             if let Some(btf) = btf
                 && let Some(Ok(args)) = btf.tracepoint_args(event)
                 && let Some(index) = args.iter().position(|a| a.name == name)

@@ -559,6 +559,15 @@ fn tracepoint_field_and_btf_targets() {
         resolve_target(&facts, &at, &parse_target("$nosuch")),
         Err(TargetError::NoVariable { .. })
     ));
+    // A syscall exit event's `ret` is `$return`, as at the syscall's return.
+    let exit = AttachPoint::new(AttachKind::Tracepoint, "syscalls:sys_exit_openat");
+    let ret = resolve_target(&facts, &exit, &parse_target("$return")).unwrap();
+    assert!(
+        matches!(&ret.base, TargetBase::Field { name, .. } if name == "ret"),
+        "{ret:?}"
+    );
+    let enter = AttachPoint::new(AttachKind::Tracepoint, "syscalls:sys_enter_openat");
+    assert!(resolve_target(&facts, &enter, &parse_target("$return")).is_err());
     let function = AttachPoint::new(AttachKind::Kprobe, "vfs_read");
     let file = resolve_target(&facts, &function, &parse_target("$file")).unwrap();
     assert_eq!(file.var.size, Some(8), "a pointer: {file:?}");

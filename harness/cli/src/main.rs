@@ -38,6 +38,14 @@ enum Command {
     Run(cmd::run::RunArgs),
     /// How one script's output differs between two kernels.
     DiffOutput(cmd::run::DiffOutputArgs),
+    /// Render a results.json: table, json, ktap, junit, kcidb, mail or html.
+    Report(cmd::report::ReportArgs),
+    /// Classify each cell's change between a baseline and a new results.json (exit 1 on a regression).
+    Compare(cmd::report::CompareArgs),
+    /// Join the results.json of shards into one.
+    Merge(cmd::report::MergeArgs),
+    /// Split a run into shards by measured cost: a GitHub Actions matrix.
+    Plan(cmd::report::PlanArgs),
     /// The tapset reference from the tapsets' doc comments, with each alias's availability over kernels.
     Doc(cmd::doc::DocArgs),
     /// Host prerequisites, the accelerator a boot would use, the cache directory.
@@ -57,6 +65,10 @@ fn main() -> ExitCode {
         Command::Resolve(args) => cmd::resolve::run(&args),
         Command::Run(args) => cmd::run::run(&args),
         Command::DiffOutput(args) => cmd::run::diff_output(&args),
+        Command::Report(args) => cmd::report::report(&args),
+        Command::Compare(args) => cmd::report::compare_cmd(&args),
+        Command::Merge(args) => cmd::report::merge_cmd(&args),
+        Command::Plan(args) => cmd::report::plan_cmd(&args),
         Command::Doc(args) => cmd::doc::run(&args),
         Command::Doctor(args) => cmd::doctor::run(&args),
         Command::Bench(command) => cmd::bench::run(command),

@@ -70,7 +70,9 @@ fn script_matrix_table_markdown_json() {
         "--format",
         "json",
     ]);
-    let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let results: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(results["schema"], 2);
+    let json = &results["probes"];
     assert_eq!(json["schema"], 1);
     assert_eq!(json["kernels"], serde_json::json!(["5.10", "6.12"]));
     assert_eq!(json["rows"][3]["cells"][0]["status"], "unresolved");

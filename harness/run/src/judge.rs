@@ -3,9 +3,9 @@
 
 use crate::Error;
 use crate::compile::Compiled;
-use crate::results::{Cell, STDERR_LINE, Status, WorkloadOutput};
 use crate::snapshot::{matches, read_snapshot, snapshot_path};
 use crate::spec::{SnapshotScope, Spec};
+use tapmatrix_report::{Cell, STDERR_LINE, Status, WorkloadOutput};
 
 /// What running one script in a guest gave.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -66,18 +66,7 @@ pub fn judge(
     compiled: &Compiled,
     run: Option<&ItemRun>,
 ) -> Result<Cell, Error> {
-    let mut cell = Cell {
-        script: spec.name.clone(),
-        kernel: kernel.to_owned(),
-        status: Status::Pass,
-        detail: String::new(),
-        output: None,
-        expected: None,
-        hits: 0,
-        lost: 0,
-        elapsed_ms: 0,
-        workload: None,
-    };
+    let mut cell = Cell::new(&spec.name, kernel, Status::Pass, "");
     let unavailable_reason = || {
         spec.kernels
             .reason
@@ -119,6 +108,7 @@ pub fn judge(
         cell.detail = "not run: the guest ended before this script".to_owned();
         return Ok(cell);
     };
+    cell.backend = Some("tracefs".to_owned());
     cell.hits = run.hits;
     cell.lost = run.lost;
     cell.elapsed_ms = run.elapsed_ms;

@@ -5,7 +5,6 @@
 mod compile;
 mod judge;
 mod redact;
-mod results;
 mod runner;
 mod snapshot;
 mod spec;
@@ -15,10 +14,12 @@ use std::path::{Path, PathBuf};
 pub use compile::{Compiled, compile};
 pub use judge::{ItemEnd, ItemRun, judge};
 pub use redact::{Redaction, Redactions};
-pub use results::{Cell, KernelRun, Results, Retry, SCHEMA, Status, WorkloadOutput};
 pub use runner::{RunKernel, RunOptions, run_matrix};
 pub use snapshot::{diff, matches, read_snapshot, snapshot_path};
 pub use spec::{Applies, SnapshotScope, Spec, parse_series};
+pub use tapmatrix_report::{
+    Attempt, Cell, KernelRun, Logs, Results, RunInfo, SCHEMA, ScriptInfo, ShardId, Status,
+};
 pub use tapmatrix_tracefs::FunctionEvents;
 
 /// What can go wrong before any kernel runs.

@@ -1,7 +1,7 @@
 //! The matrix run: per kernel, compile every script, boot once with all
 //! that compiled, and judge every cell. Kernels boot in parallel.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use tapmatrix_facts::KernelFacts;
@@ -14,8 +14,10 @@ use tapmatrix_wire::RunItem;
 use crate::Error;
 use crate::compile::{Compiled, compile};
 use crate::judge::{ItemEnd, ItemRun, judge};
-use crate::results::{Cell, KernelRun, Results, Retry, SCHEMA, WorkloadOutput};
 use crate::spec::{Spec, parse_series};
+use tapmatrix_report::{
+    Attempt, Cell, KernelRun, Logs, Results, Retry, RunInfo, ScriptInfo, Status, WorkloadOutput,
+};
 
 /// One kernel of the run.
 #[derive(Debug)]
@@ -41,6 +43,10 @@ pub struct RunOptions {
     pub function_events: FunctionEvents,
     /// QEMU and cache settings.
     pub vm: VmOptions,
+    /// The run's output directory: the console and agent logs of every
+    /// cell that is not a pass go to `logs/KERNEL/` in it (and the cells
+    /// name them relative to it). `None` keeps no logs.
+    pub out_dir: Option<PathBuf>,
 }
 
 /// Runs every spec on every kernel and judges each cell. `on_message`
@@ -54,25 +60,21 @@ pub fn run_matrix(
     let columns = boot_many(kernels, &options.vm, options.jobs, "run", |kernel, vm| {
         run_kernel(specs, kernel, options, vm, on_message)
     });
-    let mut results = Results {
-        schema: SCHEMA,
-        kernels: Vec::new(),
-        cells: Vec::new(),
-    };
-    let mut by_kernel = Vec::new();
+    let mut results = Results::new(RunInfo::default());
+    results.scripts = specs
+        .iter()
+        .map(|spec| ScriptInfo {
+            name: spec.name.clone(),
+            description: spec.description.clone(),
+            fingerprint: spec.fingerprint(),
+        })
+        .collect();
     for column in columns {
         let (kernel, cells) = column?;
         results.kernels.push(kernel);
-        by_kernel.push(cells);
+        results.cells.extend(cells);
     }
-    // Cells by script, then kernel.
-    for index in 0..specs.len() {
-        for cells in &by_kernel {
-            if let Some(cell) = cells.get(index) {
-                results.cells.push(cell.clone());
-            }
-        }
-    }
+    results.normalize();
     Ok(results)
 }
 
@@ -131,108 +133,256 @@ fn run_kernel(
             });
         }
     }
-    let mut kernel_run = KernelRun {
-        id: kernel.id.clone(),
-        release: kernel.facts.release.clone(),
-        boot_ms: 0,
-        infra: None,
-        retry: None,
-    };
-    let mut runs: Vec<ItemRun> = Vec::new();
+    let mut kernel_run = KernelRun::unbooted(&kernel.id);
+    kernel_run.release = kernel.facts.release.clone();
+    let mut boots = Boots::default();
+    let mut runs: Vec<ItemAttempt> = Vec::new();
+    let started = Instant::now();
+    let mut forward = |message: &RunMessage| on_message(&kernel.id, message);
     if !items.is_empty() {
-        let started = Instant::now();
-        let mut forward = |message: &RunMessage| on_message(&kernel.id, message);
-        let first = boot_items(kernel, &kernel.work_dir, &items, vm, &mut forward);
+        runs = boots.boot(kernel, &kernel.work_dir, &items, vm, &mut forward);
         // A boot that died under some items (the kernel, QEMU, the data
         // channel, a timeout: not the scripts' fault, and not a failure
         // the agent reported) gets one more boot for the items it left,
         // in `retry/`: a transient failure is not reported as the
         // kernel's, a kernel that dies again is. Both console logs stay,
         // and results.json records the retry and its cause.
-        let retry: Vec<usize> = (0..first.len())
-            .filter(|&index| first[index].1.is_some())
+        let retry: Vec<usize> = (0..runs.len())
+            .filter(|&index| runs[index].died.is_some())
             .collect();
-        runs = first.iter().map(|(run, _)| run.clone()).collect();
-        if let Some(cause) = retry.first().and_then(|&index| first[index].1.clone()) {
+        if let Some(cause) = retry.first().and_then(|&index| runs[index].died.clone()) {
             tracing::warn!(kernel = %kernel.id, %cause, "the boot died under {} scripts: booting again for them", retry.len());
             kernel_run.retry = Some(Retry {
                 cause,
                 first_console_log: kernel.work_dir.join("console.log"),
             });
             let again: Vec<RunItem> = retry.iter().map(|&index| items[index].clone()).collect();
-            let second = boot_items(
-                kernel,
-                &kernel.work_dir.join("retry"),
-                &again,
-                vm,
-                &mut forward,
-            );
-            for (index, (run, _)) in retry.into_iter().zip(second) {
+            let work_dir = kernel.work_dir.join("retry");
+            for (index, run) in
+                retry
+                    .into_iter()
+                    .zip(boots.boot(kernel, &work_dir, &again, vm, &mut forward))
+            {
                 runs[index] = run;
             }
         }
-        kernel_run.boot_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        let in_guest: u64 = runs.iter().map(|run| run.elapsed_ms).sum();
-        tracing::debug!(kernel = %kernel.id, boot_ms = kernel_run.boot_ms, in_guest_ms = in_guest, "booted and ran {} scripts", items.len());
-        if kernel_run.infra.is_none() {
-            kernel_run.infra = runs.iter().find_map(|run| match &run.end {
-                ItemEnd::Infra(why) => Some(why.clone()),
-                _ => None,
-            });
-        }
+        kernel_run.infra = runs.iter().find_map(|attempt| match &attempt.run.end {
+            ItemEnd::Infra(why) => Some(why.clone()),
+            _ => None,
+        });
     }
     let mut cells = Vec::new();
     for (index, (spec, (applies, compiled))) in specs.iter().zip(&compiled).enumerate() {
-        let run = item_of[index].and_then(|item| runs.get(item));
-        cells.push(judge(spec, &kernel.id, &series, *applies, compiled, run)?);
+        let attempt = item_of[index].and_then(|item| runs.get(item));
+        let mut cell = judge(
+            spec,
+            &kernel.id,
+            &series,
+            *applies,
+            compiled,
+            attempt.map(|a| &a.run),
+        )?;
+        if let Some(attempt) = attempt
+            && cell.status != Status::Pass
+        {
+            cell.logs = boots.keep(options.out_dir.as_deref(), &kernel.id, &spec.name, attempt);
+        }
+        cells.push(cell);
     }
+    // A cell that ran and failed is rerun once, in a boot of its own with
+    // the others that failed: passing then, it is flaky (never a pass).
+    let rerun: Vec<usize> = (0..specs.len())
+        .filter(|&index| cells[index].status == Status::Fail && item_of[index].is_some())
+        .collect();
+    if !rerun.is_empty() {
+        tracing::info!(kernel = %kernel.id, "rerunning {} failed scripts once", rerun.len());
+        let again: Vec<RunItem> = rerun
+            .iter()
+            .filter_map(|&index| item_of[index].map(|item| items[item].clone()))
+            .collect();
+        let work_dir = kernel.work_dir.join("rerun");
+        let attempts = boots.boot(kernel, &work_dir, &again, vm, &mut forward);
+        for (&index, attempt) in rerun.iter().zip(&attempts) {
+            let (spec, (applies, compiled)) = (&specs[index], &compiled[index]);
+            let second = judge(
+                spec,
+                &kernel.id,
+                &series,
+                *applies,
+                compiled,
+                Some(&attempt.run),
+            )?;
+            let first = &mut cells[index];
+            if second.status == Status::Pass {
+                let failed = std::mem::replace(first, second);
+                let logs = boots.keep(options.out_dir.as_deref(), &kernel.id, &spec.name, attempt);
+                first.status = Status::Flaky;
+                first.detail = format!("failed, then passed when rerun: {}", failed.detail);
+                first.logs = logs;
+                first.first_attempt = Some(Box::new(Attempt {
+                    status: failed.status,
+                    detail: failed.detail,
+                    output: failed.output,
+                    logs: failed.logs,
+                }));
+            } else {
+                first.detail = format!("{} (and again when rerun)", first.detail);
+            }
+        }
+    }
+    if boots.count > 0 {
+        kernel_run.boot_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    }
+    kernel_run.logs = boots.kept;
+    let in_guest: u64 = cells.iter().map(|cell| cell.elapsed_ms).sum();
+    tracing::debug!(kernel = %kernel.id, boot_ms = kernel_run.boot_ms, in_guest_ms = in_guest, boots = boots.count, "booted and ran {} scripts", items.len());
     Ok((kernel_run, cells))
 }
 
-/// Boots `kernel` once with `items` in `work_dir`; one run per item (all
-/// infra when the image cannot be built), each with why its boot died if
-/// it did (see [`tapmatrix_vm::InfraFailure::boot_died`]).
-fn boot_items(
-    kernel: &RunKernel,
-    work_dir: &std::path::Path,
-    items: &[RunItem],
-    vm: &VmOptions,
-    forward: &mut dyn FnMut(&RunMessage),
-) -> Vec<(ItemRun, Option<String>)> {
-    match run_items(
-        &kernel.vmlinuz,
-        items,
-        work_dir,
-        vm,
-        RunSettings::default(),
-        forward,
-    ) {
-        Ok(reports) => reports
-            .iter()
-            .map(|report| {
-                let died = match &report.end {
-                    tapmatrix_vm::ItemEnd::Infra(failure) if failure.boot_died => {
-                        Some(failure.error.clone())
-                    }
-                    _ => None,
-                };
-                (item_run(report), died)
-            })
-            .collect(),
-        Err(error) => {
-            let why = format!("the guest image could not be built: {error}");
-            items
+/// One item's run in one boot, with what its logs need.
+struct ItemAttempt {
+    run: ItemRun,
+    /// The boot it ran in (1-based).
+    boot: usize,
+    /// The agent's messages about it, one JSON object a line.
+    agent_log: String,
+    /// Why its boot died, if it did (see
+    /// [`tapmatrix_vm::InfraFailure::boot_died`]).
+    died: Option<String>,
+}
+
+/// The boots of one kernel: their console logs, kept in memory until a
+/// cell that is not a pass needs one written.
+#[derive(Default)]
+struct Boots {
+    count: usize,
+    consoles: Vec<Option<Vec<u8>>>,
+    /// The console logs written, relative to the output directory.
+    kept: Vec<String>,
+}
+
+impl Boots {
+    /// Boots `kernel` once with `items` in `work_dir`; one attempt per
+    /// item (all infra when the image cannot be built).
+    fn boot(
+        &mut self,
+        kernel: &RunKernel,
+        work_dir: &Path,
+        items: &[RunItem],
+        vm: &VmOptions,
+        forward: &mut dyn FnMut(&RunMessage),
+    ) -> Vec<ItemAttempt> {
+        self.count += 1;
+        let boot = self.count;
+        let reports = run_items(
+            &kernel.vmlinuz,
+            items,
+            work_dir,
+            vm,
+            RunSettings::default(),
+            forward,
+        );
+        self.consoles
+            .push(std::fs::read(work_dir.join("console.log")).ok());
+        match reports {
+            Ok(reports) => reports
                 .iter()
-                .map(|_| {
-                    let run = ItemRun {
-                        end: ItemEnd::Infra(why.clone()),
-                        ..ItemRun::default()
-                    };
-                    (run, None)
+                .map(|report| ItemAttempt {
+                    run: item_run(report),
+                    boot,
+                    agent_log: agent_log(report),
+                    died: match &report.end {
+                        tapmatrix_vm::ItemEnd::Infra(failure) if failure.boot_died => {
+                            Some(failure.error.clone())
+                        }
+                        _ => None,
+                    },
                 })
-                .collect()
+                .collect(),
+            Err(error) => {
+                let why = format!("the guest image could not be built: {error}");
+                items
+                    .iter()
+                    .map(|_| ItemAttempt {
+                        run: ItemRun {
+                            end: ItemEnd::Infra(why.clone()),
+                            ..ItemRun::default()
+                        },
+                        boot,
+                        agent_log: String::new(),
+                        died: None,
+                    })
+                    .collect()
+            }
         }
     }
+
+    /// Writes the console log of `attempt`'s boot (once) and its agent log
+    /// under `out/logs/KERNEL/`; the paths, relative to `out`.
+    fn keep(
+        &mut self,
+        out: Option<&Path>,
+        kernel: &str,
+        script: &str,
+        attempt: &ItemAttempt,
+    ) -> Option<Logs> {
+        let out = out?;
+        let dir = Path::new("logs").join(kernel);
+        let console = dir.join(format!("boot-{}.console.log", attempt.boot));
+        let agent = dir.join(format!("{script}.boot-{}.agent.log", attempt.boot));
+        let write = |relative: &Path, bytes: &[u8]| -> bool {
+            let path = out.join(relative);
+            let written = path
+                .parent()
+                .map_or(Ok(()), std::fs::create_dir_all)
+                .and_then(|()| std::fs::write(&path, bytes));
+            if let Err(error) = &written {
+                tracing::warn!("could not keep the log {}: {error}", path.display());
+            }
+            written.is_ok()
+        };
+        let console_text = console.to_string_lossy().into_owned();
+        if !self.kept.contains(&console_text) {
+            let bytes = self
+                .consoles
+                .get(attempt.boot - 1)
+                .cloned()
+                .flatten()
+                .unwrap_or_else(|| b"(the boot left no console log)\n".to_vec());
+            if write(&console, &bytes) {
+                self.kept.push(console_text.clone());
+            }
+        }
+        let agent_text = if attempt.agent_log.is_empty() {
+            "(the agent sent nothing about this script)\n"
+        } else {
+            attempt.agent_log.as_str()
+        };
+        write(&agent, agent_text.as_bytes());
+        Some(Logs {
+            console: console_text,
+            agent: agent.to_string_lossy().into_owned(),
+        })
+    }
+}
+
+/// The agent's messages about an item, one JSON object a line, then how
+/// the item ended when the boot failed under it.
+fn agent_log(report: &ItemReport) -> String {
+    let mut out = String::new();
+    for message in &report.messages {
+        if let Ok(line) = serde_json::to_string(message) {
+            out.push_str(&line);
+            out.push('\n');
+        }
+    }
+    if let tapmatrix_vm::ItemEnd::Infra(failure) = &report.end {
+        out.push_str(&format!(
+            "# not finished: {}\n# console log tail:\n{}\n",
+            failure.error, failure.console_tail
+        ));
+    }
+    out
 }
 
 /// What the runner needs from an item's report.

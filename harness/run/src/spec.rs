@@ -191,6 +191,53 @@ impl Spec {
     }
 }
 
+impl Spec {
+    /// `sha256:HEX` of the script, its spec and its snapshots: what a
+    /// baseline compares to tell a changed test from a kernel regression.
+    /// Files that cannot be read count as empty.
+    pub fn fingerprint(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut hash = Sha256::new();
+        let mut add = |path: &Path| {
+            hash.update(path.file_name().map_or(&[][..], |n| n.as_encoded_bytes()));
+            hash.update([0]);
+            hash.update(std::fs::read(path).unwrap_or_default());
+            hash.update([0]);
+        };
+        add(&self.script);
+        add(&self.script.with_extension("yaml"));
+        let snapshots = self
+            .script
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join("snapshots");
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&snapshots)
+            .map(|entries| {
+                entries
+                    .filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|path| {
+                        path.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+                            n == format!("{}.snap", self.name)
+                                || (n.starts_with(&format!("{}@", self.name))
+                                    && n.ends_with(".snap"))
+                        })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        files.sort();
+        for file in &files {
+            add(file);
+        }
+        let digest = hash.finalize();
+        let mut out = String::from("sha256:");
+        for byte in digest {
+            out.push_str(&format!("{byte:02x}"));
+        }
+        out
+    }
+}
+
 impl Applies {
     /// Whether a kernel of `series` with these facts is one the script
     /// applies to.

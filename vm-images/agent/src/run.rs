@@ -222,7 +222,11 @@ impl ItemRun<'_> {
             decoders: &decoders,
             by_id: &by_id,
             task_decoders: &task_decoders,
-            tasks: Tasks::snapshot(),
+            tasks: if bundle.tasks.is_empty() {
+                Tasks::unfollowed()
+            } else {
+                Tasks::snapshot()
+            },
         };
         let mut page = vec![0u8; layout.page_size];
         while stop.is_none() {

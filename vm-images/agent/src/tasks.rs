@@ -35,6 +35,10 @@ pub struct Task {
 #[derive(Debug, Default)]
 pub struct Tasks {
     tasks: HashMap<i64, Task>,
+    /// The task events are followed: the table is the truth. Otherwise
+    /// (no handler reads the task's state) a task is read from `/proc`
+    /// when asked, and the table only remembers tasks gone since.
+    followed: bool,
 }
 
 /// How one task event's records are read.
@@ -95,9 +99,17 @@ fn exec_comm(filename: &str) -> String {
 }
 
 impl Tasks {
-    /// Every task of `/proc` now.
+    /// Tasks read from `/proc` when asked (no task events followed).
+    pub fn unfollowed() -> Tasks {
+        Tasks::default()
+    }
+
+    /// Every task of `/proc` now, followed from here by the task events.
     pub fn snapshot() -> Tasks {
-        let mut tasks = Tasks::default();
+        let mut tasks = Tasks {
+            followed: true,
+            ..Tasks::default()
+        };
         for entry in fs::read_dir("/proc").into_iter().flatten().flatten() {
             let Some(tgid) = entry
                 .file_name()
@@ -128,6 +140,12 @@ impl Tasks {
     /// first time, for a task older than the snapshot; a task gone before
     /// it was ever seen keeps the comm tracefs saved for it).
     pub fn get(&mut self, tid: i64) -> Task {
+        if !self.followed
+            && let Some(task) = from_proc(tid)
+        {
+            self.tasks.insert(tid, task.clone());
+            return task;
+        }
         if let Some(task) = self.tasks.get(&tid) {
             return task.clone();
         }
@@ -273,7 +291,10 @@ mod tests {
     fn forks_threads_and_execs_are_followed_in_order() {
         let newtask = TaskDecoder::new(TaskEvent::NewTask, &Format::parse(NEWTASK).unwrap());
         let exec_decoder = TaskDecoder::new(TaskEvent::Exec, &Format::parse(EXEC).unwrap());
-        let mut tasks = Tasks::default();
+        let mut tasks = Tasks {
+            followed: true,
+            ..Tasks::default()
+        };
         tasks.tasks.insert(
             10,
             Task {

@@ -170,6 +170,7 @@ fn run_bench(args: &RunBenchArgs) -> anyhow::Result<Status> {
             accel: args.accel,
             ..VmOptions::new(cache.root())
         },
+        out_dir: None,
     };
     let scratch = tempfile::tempdir()?;
     let mut kernels = Vec::new();

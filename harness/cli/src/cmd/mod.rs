@@ -6,5 +6,6 @@ pub mod doctor;
 pub mod kernels;
 pub mod list;
 pub mod parse;
+pub mod report;
 pub mod resolve;
 pub mod run;

@@ -12,6 +12,7 @@ use anyhow::{Context, anyhow};
 use clap::Args;
 use tapmatrix_ir::{OutputStream, RunMessage};
 use tapmatrix_kernels::CacheGuard;
+use tapmatrix_report::{Format, ShardId, compare, plan};
 use tapmatrix_run::{
     Cell, FunctionEvents, Results, RunKernel, RunOptions, SnapshotScope, Spec,
     Status as CellStatus, diff, run_matrix,
@@ -19,6 +20,7 @@ use tapmatrix_run::{
 use tapmatrix_vm::{Accel, VmOptions};
 
 use crate::cmd::kernels::{MatrixArgs, classify, fetch_all, harvested_ids, load_facts, print};
+use crate::cmd::report::{RenderArgs, costs, matrix_order, parse_format, read_results, run_info};
 use crate::exit::{Status, infra_error, input_error};
 
 /// `tapmatrix run` options.
@@ -59,9 +61,31 @@ pub struct RunArgs {
     /// them, rather than kprobes (cheaper to set up in a guest).
     #[arg(long)]
     pub fprobes: bool,
-    /// Where results.json and the failing cells' expected, actual and diff go.
+    /// Where results.json, index.html, the failing cells' expected, actual
+    /// and diff, and the logs of every cell that is not a pass go.
     #[arg(long, default_value = "target/tapmatrix-run", value_name = "DIR")]
     pub out: PathBuf,
+    /// How judged scripts are printed: table, json, ktap, junit, kcidb,
+    /// mail or html.
+    #[arg(long, default_value = "table", value_parser = parse_format)]
+    pub format: Format,
+    /// Compare with this results.json: exit 1 only when a cell regressed
+    /// (good there, failing here, the script unchanged).
+    #[arg(long, value_name = "FILE")]
+    pub baseline: Option<PathBuf>,
+    /// Run shard I of N of the plan `tapmatrix plan --shards N` prints
+    /// (the same --costs, --kernels and scripts give the same plan).
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<ShardId>,
+    /// A previous results.json whose times are the plan's costs (with --shard).
+    #[arg(long, value_name = "FILE")]
+    pub costs: Option<PathBuf>,
+    /// An id for the run, recorded in results.json (KCIDB ids use it).
+    #[arg(long, value_name = "ID")]
+    pub run_id: Option<String>,
+    /// Renderer settings.
+    #[command(flatten)]
+    pub render: RenderArgs,
 }
 
 /// `tapmatrix diff-output` options.
@@ -91,7 +115,32 @@ pub struct DiffOutputArgs {
 
 /// Runs `tapmatrix run`.
 pub fn run(args: &RunArgs) -> anyhow::Result<Status> {
-    let specs = specs_of(args)?;
+    let mut specs = specs_of(args)?;
+    let baseline = args.baseline.as_deref().map(read_results).transpose()?;
+    let mut kernels = args.kernels.clone();
+    if let Some(shard) = args.shard {
+        if kernels.is_empty() {
+            kernels = matrix_order(&args.matrix)?;
+        }
+        let names: Vec<String> = specs.iter().map(|s| s.name.clone()).collect();
+        let plan = plan(&kernels, &names, &costs(args.costs.as_deref())?, shard.of);
+        let Some(mine) = plan.into_iter().find(|s| s.id.index == shard.index) else {
+            return Err(input_error(anyhow!("no shard {shard} in the plan")));
+        };
+        kernels = mine.kernels;
+        if let Some(scripts) = mine.scripts {
+            specs.retain(|spec| scripts.contains(&spec.name));
+        }
+        eprintln!(
+            "shard {shard}: kernels {}; {} scripts",
+            if kernels.is_empty() {
+                "none".to_owned()
+            } else {
+                kernels.join(", ")
+            },
+            specs.len()
+        );
+    }
     let shown = |name: &str| {
         specs
             .iter()
@@ -107,8 +156,16 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Status> {
             FunctionEvents::Kprobes
         },
         live: specs.len() == 1 && shown(&specs[0].name),
+        out_dir: Some(args.out.clone()),
     };
-    let results = run_specs(&args.matrix, &specs, &args.kernels, &settings)?;
+    let mut results = if kernels.is_empty() && args.shard.is_some() {
+        // An empty shard: nothing to run.
+        Results::new(run_info(None))
+    } else {
+        run_specs(&args.matrix, &specs, &kernels, &settings)?
+    };
+    results.run = run_info(args.run_id.as_deref());
+    results.run.shard = args.shard;
     write_results(&args.out, &results)?;
     let (shown_cells, judged): (Vec<Cell>, Vec<Cell>) = results
         .cells
@@ -123,15 +180,30 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Status> {
         )?;
     }
     if !judged.is_empty() {
-        print(
+        print(&tapmatrix_report::render(
             &Results {
                 cells: judged,
                 ..results.clone()
-            }
-            .table(),
-        )?;
+            },
+            args.format,
+            &args.render.options(),
+        ))?;
     }
     eprintln!("results: {}", args.out.join("results.json").display());
+    if let Some(base) = &baseline {
+        let comparison = compare(base, &results);
+        eprint!("{}", comparison.render());
+        if comparison.regressions().next().is_some() {
+            return Ok(Status::Failed);
+        }
+        return Ok(
+            if results.cells.iter().any(|c| c.status == CellStatus::Infra) {
+                Status::Infra
+            } else {
+                Status::Success
+            },
+        );
+    }
     Ok(match results.exit_code() {
         0 => Status::Success,
         3 => Status::Infra,
@@ -153,6 +225,7 @@ pub fn diff_output(args: &DiffOutputArgs) -> anyhow::Result<Status> {
         accel: args.accel,
         function_events: FunctionEvents::default(),
         live: false,
+        out_dir: None,
     };
     let results = run_specs(
         &args.matrix,
@@ -261,6 +334,8 @@ struct Settings {
     /// Print the script's output as it arrives (one script shown, not
     /// judged: when it runs on one kernel).
     live: bool,
+    /// Where the logs of cells that are not a pass go.
+    out_dir: Option<PathBuf>,
 }
 
 /// Runs `specs` on the kernels named (all harvested ones when none).
@@ -291,6 +366,7 @@ fn run_specs(
             accel: settings.accel,
             ..VmOptions::new(cache.root())
         },
+        out_dir: settings.out_dir.clone(),
     };
     let live = settings.live && kernels.len() == 1;
     let out = Mutex::new(Live::default());
@@ -331,8 +407,11 @@ fn run_kernels(
 /// `results.json`, and per failing cell its expected, actual and diff.
 fn write_results(out: &Path, results: &Results) -> anyhow::Result<()> {
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    let json = serde_json::to_string_pretty(results)?;
-    std::fs::write(out.join("results.json"), json + "\n")?;
+    std::fs::write(out.join("results.json"), results.to_json())?;
+    std::fs::write(
+        out.join(Format::Html.file_name()),
+        tapmatrix_report::render(results, Format::Html, &Default::default()),
+    )?;
     for cell in &results.cells {
         if cell.status != CellStatus::Fail {
             continue;
