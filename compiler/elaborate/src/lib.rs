@@ -59,6 +59,71 @@ pub struct ProbeSite {
     pub fetches: Vec<FetchRequest>,
 }
 
+impl ProbeSite {
+    /// The attach points grouped by the answers of the probe's
+    /// `@defined` slots there (`is_defined` decides one target at one
+    /// attach point): attach points that agree share one copy of the
+    /// probe. In attach point order of each group's first member.
+    pub fn defined_groups(
+        &self,
+        is_defined: impl Fn(&AttachPoint, &ast::Target) -> bool,
+    ) -> Vec<(Vec<bool>, Vec<AttachPoint>)> {
+        let mut groups: Vec<(Vec<bool>, Vec<AttachPoint>)> = Vec::new();
+        for at in &self.attach {
+            let key: Vec<bool> = self
+                .fetches
+                .iter()
+                .filter_map(|request| match request {
+                    FetchRequest::Defined { target, .. } => Some(is_defined(at, target)),
+                    _ => None,
+                })
+                .collect();
+            match groups.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, members)) => members.push(at.clone()),
+                None => groups.push((key, vec![at.clone()])),
+            }
+        }
+        groups.sort_by(|a, b| a.0.cmp(&b.0));
+        groups
+    }
+
+    /// The probe with its `@defined` slots replaced by the constants
+    /// `defined` (in slot order) and the other slots renumbered, and the
+    /// requests of the slots that remain.
+    pub fn specialize(
+        &self,
+        probe: &tapmatrix_ir::Probe,
+        defined: &[bool],
+    ) -> (tapmatrix_ir::Probe, Vec<FetchRequest>) {
+        use tapmatrix_ir::Expr;
+        let mut constants = defined.iter();
+        let mut renumber: Vec<Expr> = Vec::new();
+        let mut kept = Vec::new();
+        for request in &self.fetches {
+            match request {
+                FetchRequest::Defined { .. } => {
+                    let value = constants.next().copied().unwrap_or(false);
+                    renumber.push(Expr::Long(i64::from(value)));
+                }
+                other => {
+                    renumber.push(Expr::Fetch(u32::try_from(kept.len()).unwrap_or(u32::MAX)));
+                    kept.push(other.clone());
+                }
+            }
+        }
+        let mut probe = probe.clone();
+        tapmatrix_ir::visit::walk_block_mut(&mut probe.body, &mut |expr| {
+            if let Expr::Fetch(slot) = expr
+                && let Some(new) = renumber.get(*slot as usize)
+            {
+                *expr = new.clone();
+            }
+        });
+        probe.fetches = kept.iter().map(FetchRequest::ty).collect();
+        (probe, kept)
+    }
+}
+
 /// One value an event gathers per hit for its handler.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FetchRequest {

@@ -13,6 +13,7 @@
 //! (`tapmatrix-runtime`) and the agent. It is built into the static agent,
 //! so it depends on serde only.
 
+pub mod bpf;
 mod bundle;
 mod program;
 mod report;

@@ -330,6 +330,15 @@ impl Machine {
         }
     }
 
+    /// An empty statistic as global `g` keeps them (its histogram shape
+    /// and variance shift).
+    pub(crate) fn fresh_stat(&self, g: usize) -> Stat {
+        Stat::new(
+            self.shapes.get(g).copied().flatten(),
+            self.shifts.get(g).copied().unwrap_or(0),
+        )
+    }
+
     /// Runs one handler body with fresh locals.
     pub(crate) fn run(
         &mut self,

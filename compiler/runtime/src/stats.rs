@@ -185,6 +185,30 @@ impl Stat {
         }
     }
 
+    /// The histogram's buckets (empty without one).
+    pub(crate) fn buckets(&self) -> &[i64] {
+        self.hist
+            .as_ref()
+            .map_or(&[], |(_, buckets)| buckets.as_slice())
+    }
+
+    /// Takes the aggregates another executor kept (`@variance` then reads
+    /// as the variance of a constant series of the mean).
+    pub(crate) fn set_aggregates(&mut self, value: &crate::globals::StatValue) {
+        self.count = value.count;
+        self.sum = value.sum;
+        self.min = value.min;
+        self.max = value.max;
+        self.avg_s = div64(value.sum.wrapping_shl(self.shift), value.count);
+        self.m2 = 0;
+        self.variance_s = if value.count < 2 { -1 } else { 0 };
+        if let Some((_, buckets)) = &mut self.hist {
+            for (mine, theirs) in buckets.iter_mut().zip(&value.buckets) {
+                *mine = *theirs;
+            }
+        }
+    }
+
     /// `@avg`: the truncated mean.
     pub(crate) fn avg(&self) -> i64 {
         div64(self.sum, self.count)

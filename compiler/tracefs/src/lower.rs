@@ -56,22 +56,9 @@ pub fn lower(
             probes.push(probe);
             continue;
         }
-        // `@defined` is decided per attach point: attach points that agree
-        // on every `@defined` share one copy of the probe.
-        let mut groups: BTreeMap<Vec<bool>, Vec<AttachPoint>> = BTreeMap::new();
-        for at in site.attach {
-            let key = site
-                .fetches
-                .iter()
-                .filter_map(|request| match request {
-                    FetchRequest::Defined { target, .. } => Some(is_defined(facts, &at, target)),
-                    _ => None,
-                })
-                .collect();
-            groups.entry(key).or_default().push(at);
-        }
+        let groups = site.defined_groups(|at, target| is_defined(facts, at, target));
         for (defined, attach) in groups {
-            let (probe, requests) = specialize(&probe, &site.fetches, &defined);
+            let (probe, requests) = site.specialize(&probe, &defined);
             let index = u32::try_from(probes.len()).unwrap_or(u32::MAX);
             match events_of(index, &probe, &requests, &attach, facts, &features) {
                 Ok((probe, mut more)) => {
@@ -118,40 +105,6 @@ fn share_tracepoint_filters(events: &mut [Event]) {
             event.filter = None;
         }
     }
-}
-
-/// The probe with its `@defined` slots replaced by their constants and the
-/// other slots renumbered, and the requests of the remaining slots.
-fn specialize(
-    probe: &Probe,
-    requests: &[FetchRequest],
-    defined: &[bool],
-) -> (Probe, Vec<FetchRequest>) {
-    let mut constants = defined.iter();
-    let mut renumber: Vec<Expr> = Vec::new();
-    let mut kept = Vec::new();
-    for request in requests {
-        match request {
-            FetchRequest::Defined { .. } => {
-                let value = constants.next().copied().unwrap_or(false);
-                renumber.push(Expr::Long(i64::from(value)));
-            }
-            other => {
-                renumber.push(Expr::Fetch(u32::try_from(kept.len()).unwrap_or(u32::MAX)));
-                kept.push(other.clone());
-            }
-        }
-    }
-    let mut probe = probe.clone();
-    tapmatrix_ir::visit::walk_block_mut(&mut probe.body, &mut |expr| {
-        if let Expr::Fetch(slot) = expr
-            && let Some(new) = renumber.get(*slot as usize)
-        {
-            *expr = new.clone();
-        }
-    });
-    probe.fetches = kept.iter().map(FetchRequest::ty).collect();
-    (probe, kept)
 }
 
 /// The events of one probe, one per attach point.
