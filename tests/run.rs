@@ -66,6 +66,7 @@ fn item(name: &str, mut events: Vec<Event>, command: &str, timeout_ms: u64) -> R
             program: program(&events),
             events,
         },
+        bpf: None,
         workload: Workload {
             command: command.to_owned(),
             timeout_ms,

@@ -61,9 +61,16 @@ impl Gen<'_> {
         let (_, fields, key_size) = self.map_of(array)?;
         let on_stack = fields.iter().all(|f| f.ty == ScalarType::Long);
         let key = if on_stack {
+            let off = self.stack_alloc(key_size)?;
+            let used: u32 = fields.iter().map(|f| f.len).sum();
+            let mut at = used;
+            while at < key_size {
+                self.asm.store_imm(Size::DW, Reg::FP, off + at as i16, 0);
+                at += 8;
+            }
             KeyPlace {
                 base: Reg::FP,
-                off: i32::from(self.stack_alloc(key_size)?),
+                off: i32::from(off),
             }
         } else {
             let off = self.scratch_alloc(key_size)?;

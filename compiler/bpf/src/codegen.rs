@@ -18,7 +18,7 @@ use crate::error::BpfError;
 use crate::fetch::{Last, Plan, Read, Start};
 use crate::helpers::Helper;
 use crate::insn::{Alu, Cond, Insn, Reg, Size};
-use crate::layout::{Layout, SCRATCH_BYTES, STATE_OFFSET, round8};
+use crate::layout::{LOST_OFFSET, Layout, SCRATCH_BYTES, STATE_OFFSET, round8};
 
 /// The context pointer.
 pub(crate) const CTX: Reg = Reg::R6;
@@ -442,6 +442,12 @@ impl<'a> Gen<'a> {
         self.asm.mov_imm(Reg::R3, i64::from(size));
         self.asm.mov_imm(Reg::R4, 0);
         self.asm.call(Helper::RingbufOutput);
+        // A full ring buffer: counted, never hidden.
+        let sent = self.asm.label();
+        self.asm.jump_imm(Cond::Sge, Reg::R0, 0, sent);
+        self.asm.mov_imm(Reg::R1, 1);
+        self.emit(Insn::atomic_add(Size::DW, SCALARS, LOST_OFFSET, Reg::R1));
+        self.asm.bind(sent);
     }
 
     /// A record's header at scratch offset `off`.

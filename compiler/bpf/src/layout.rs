@@ -19,11 +19,22 @@ pub(crate) const SCRATCH_BYTES: u32 = 32 * 1024 - 8;
 const MAX_KEY: u32 = 512;
 
 /// Offset of the session state word in the scalars map's value.
-pub(crate) const STATE_OFFSET: i16 = 0;
+pub(crate) const STATE_OFFSET: i16 = bpf::STATE_OFFSET as i16;
 /// Offset of `target()` in the scalars map's value.
-pub(crate) const TARGET_OFFSET: i16 = 8;
-/// Where scalar globals start.
-const SCALARS_START: u32 = 16;
+pub(crate) const TARGET_OFFSET: i16 = bpf::TARGET_OFFSET as i16;
+/// Offset of the count of records the ring buffer refused.
+pub(crate) const LOST_OFFSET: i16 = bpf::LOST_OFFSET as i16;
+use tapmatrix_ir::bpf::{
+    self, ARRAY_VALUE_SIZES, HASH_VALUE_SIZES, KEY_SIZES, SCALARS_START, size_class,
+};
+
+/// `n` padded to a size class, or too large.
+fn class(n: u32, classes: &[u32], what: &'static str) -> Result<u32, BpfError> {
+    size_class(n, classes).ok_or(BpfError::TooLarge {
+        what,
+        limit: "the map sizes the agent reads",
+    })
+}
 
 /// The maps of an artefact and the place of every global.
 #[derive(Debug, Clone)]
@@ -186,7 +197,7 @@ impl Layout {
                         role: MapRole::Global { global: g },
                         kind: MapKind::PercpuArray,
                         key_size: 4,
-                        value_size: 32 + 8 * buckets,
+                        value_size: class(32 + 8 * buckets, &ARRAY_VALUE_SIZES, "a statistic")?,
                         max_entries: 1,
                     });
                     GlobalPlace::Stat {
@@ -211,8 +222,8 @@ impl Layout {
                         name: map_name,
                         role: MapRole::Global { global: g },
                         kind: MapKind::Hash,
-                        key_size,
-                        value_size: 8 + len,
+                        key_size: class(key_size, &KEY_SIZES, "an array key")?,
+                        value_size: class(8 + len, &HASH_VALUE_SIZES, "an array element")?,
                         max_entries: entries,
                     });
                     GlobalPlace::Array {
@@ -233,8 +244,8 @@ impl Layout {
                         name: map_name,
                         role: MapRole::Global { global: g },
                         kind: MapKind::PercpuHash,
-                        key_size,
-                        value_size: 8 + 32 + 8 * buckets,
+                        key_size: class(key_size, &KEY_SIZES, "an array key")?,
+                        value_size: class(8 + 32 + 8 * buckets, &HASH_VALUE_SIZES, "a statistic")?,
                         max_entries: entries,
                     });
                     GlobalPlace::StatArray {
@@ -250,18 +261,12 @@ impl Layout {
             };
             globals.push(place);
         }
-        if scalars > SCRATCH_BYTES {
-            return Err(BpfError::TooLarge {
-                what: "the scalar globals",
-                limit: "32 KiB",
-            });
-        }
         maps.push(BpfMap {
             name: "scalars".to_owned(),
             role: MapRole::Scalars,
             kind: MapKind::Array,
             key_size: 4,
-            value_size: scalars,
+            value_size: class(scalars, &ARRAY_VALUE_SIZES, "the scalar globals")?,
             max_entries: 1,
         });
         let scalars_index = maps.len() - 1;

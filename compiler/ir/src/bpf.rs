@@ -178,6 +178,33 @@ pub struct BpfMap {
     pub max_entries: u32,
 }
 
+/// Key sizes of the hash maps the agent reads: a key is padded with zeros
+/// to the first that holds it (the agent reads maps through types of
+/// fixed size).
+pub const KEY_SIZES: [u32; 4] = [8, 32, 128, 512];
+
+/// Value sizes of the hash maps the agent reads (padded likewise).
+pub const HASH_VALUE_SIZES: [u32; 4] = [16, 64, 1024, 2048];
+
+/// Value sizes of the one-entry arrays the agent reads (the scalars, a
+/// statistic).
+pub const ARRAY_VALUE_SIZES: [u32; 10] = [64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768];
+
+/// The first of `classes` that holds `n` bytes.
+pub fn size_class(n: u32, classes: &[u32]) -> Option<u32> {
+    classes.iter().copied().find(|c| *c >= n)
+}
+
+/// Offset of the session state word in the scalars map's value.
+pub const STATE_OFFSET: u32 = 0;
+/// Offset of `target()` (written by the agent) in the scalars map's value.
+pub const TARGET_OFFSET: u32 = 8;
+/// Offset of the count of records the ring buffer refused (full) in the
+/// scalars map's value.
+pub const LOST_OFFSET: u32 = 16;
+/// Where the scalar globals start in the scalars map's value.
+pub const SCALARS_START: u32 = 24;
+
 /// What a map is for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]

@@ -101,7 +101,7 @@ pub fn judge(
             cell.detail = format!("compile error: {}", first_line(message));
             return Ok(cell);
         }
-        (Compiled::Bundle(_), false) => {
+        (Compiled::Bundle(_) | Compiled::Bpf(_), false) => {
             cell.status = Status::Fail;
             cell.detail = format!(
                 "availability differs from the spec: it compiles here, but the spec says not ({})",
@@ -109,7 +109,7 @@ pub fn judge(
             );
             return Ok(cell);
         }
-        (Compiled::Bundle(_), true) => {}
+        (Compiled::Bundle(_) | Compiled::Bpf(_), true) => {}
     }
     let Some(run) = run else {
         cell.status = Status::Infra;

@@ -12,7 +12,7 @@ mod spec;
 
 use std::path::{Path, PathBuf};
 
-pub use compile::{Compiled, compile};
+pub use compile::{Backend, Compiled, compile};
 pub use judge::{ItemEnd, ItemRun, judge};
 pub use redact::{Redaction, Redactions};
 pub use results::{Cell, KernelRun, Results, SCHEMA, Status};

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use tapmatrix_facts::KernelFacts;
-use tapmatrix_ir::{RunEnd, RunMessage, Workload};
+use tapmatrix_ir::{Bundle, RunEnd, RunMessage, Workload};
 use tapmatrix_tracefs::FunctionEvents;
 use tapmatrix_vm::{ItemReport, RunSettings, VmOptions, boot_many, run_items};
 use tapmatrix_wire::RunItem;
@@ -38,6 +38,8 @@ pub struct RunOptions {
     pub jobs: usize,
     /// kprobes or fprobes for function probes.
     pub function_events: FunctionEvents,
+    /// The back end.
+    pub backend: crate::Backend,
     /// QEMU and cache settings.
     pub vm: VmOptions,
 }
@@ -106,6 +108,7 @@ fn run_kernel(
                 &options.tapset_dirs,
                 &kernel.facts,
                 options.function_events,
+                options.backend,
             );
             (applies, compiled)
         })
@@ -114,17 +117,27 @@ fn run_kernel(
     let mut items = Vec::new();
     let mut item_of = vec![None; specs.len()];
     for (index, (spec, (applies, compiled))) in specs.iter().zip(&compiled).enumerate() {
-        if let (true, Compiled::Bundle(bundle)) = (applies, compiled) {
-            item_of[index] = Some(items.len());
-            items.push(RunItem {
-                name: spec.name.clone(),
-                bundle: (**bundle).clone(),
-                workload: Workload {
-                    command: spec.workload.clone(),
-                    timeout_ms: spec.timeout_s.saturating_mul(1000),
+        let (bundle, bpf) = match (applies, compiled) {
+            (true, Compiled::Bundle(bundle)) => ((**bundle).clone(), None),
+            (true, Compiled::Bpf(artefact)) => (
+                Bundle {
+                    program: artefact.program.clone(),
+                    events: Vec::new(),
                 },
-            });
-        }
+                Some(artefact.clone()),
+            ),
+            _ => continue,
+        };
+        item_of[index] = Some(items.len());
+        items.push(RunItem {
+            name: spec.name.clone(),
+            bundle,
+            bpf,
+            workload: Workload {
+                command: spec.workload.clone(),
+                timeout_ms: spec.timeout_s.saturating_mul(1000),
+            },
+        });
     }
     let mut kernel_run = KernelRun {
         id: kernel.id.clone(),

@@ -269,6 +269,7 @@ mod tests {
                 },
                 events: Vec::new(),
             },
+            bpf: None,
             workload: Workload {
                 command: String::new(),
                 timeout_ms,

@@ -24,6 +24,9 @@ use crate::ringbuf::{Field, Format, PageLayout, decode_page};
 use crate::tracefs::{self, Installed, Refusal};
 use crate::workload::{self, Workload};
 
+mod bpf;
+mod maps;
+
 /// How often the ring buffer is read, timers checked and output sent.
 const POLL: Duration = Duration::from_millis(10);
 
@@ -70,8 +73,11 @@ pub fn run(channel: &Channel, items: &[RunItem]) -> Result<()> {
             Err(error) => Ok(RunEnd::AgentError {
                 message: format!("{error:#}"),
             }),
-            Ok(layout) => catch_unwind(AssertUnwindSafe(|| state.drive(item, layout)))
-                .unwrap_or_else(|_| Err(anyhow::anyhow!("the agent panicked running this item"))),
+            Ok(layout) => catch_unwind(AssertUnwindSafe(|| match &item.bpf {
+                Some(artefact) => state.drive_bpf(item, artefact),
+                None => state.drive(item, layout),
+            }))
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("the agent panicked running this item"))),
         };
         let end = match end {
             Ok(end) => end,
@@ -220,7 +226,7 @@ impl ItemRun<'_> {
             if stop.is_some() {
                 break;
             }
-            stop = timers.run_due(&mut runtime);
+            stop = timers.run_due(&mut runtime, &mut |_, _| {});
             self.flush(&mut runtime)?;
             if stop.is_some() {
                 break;
@@ -705,7 +711,11 @@ impl Timers {
     }
 
     /// Runs every timer that is due; `Some` when the script stopped.
-    fn run_due(&mut self, runtime: &mut Runtime) -> Option<RunEnd> {
+    fn run_due(
+        &mut self,
+        runtime: &mut Runtime,
+        sync: &mut dyn FnMut(&mut Runtime, bool),
+    ) -> Option<RunEnd> {
         let now = Instant::now();
         for index in 0..self.due.len() {
             let (probe, period, randomize, due) = self.due[index];
@@ -723,7 +733,10 @@ impl Timers {
                     .unwrap_or_default(),
                 ..HitContext::default()
             };
-            if let Some(end) = stopped(runtime.timer(probe, &context)) {
+            sync(runtime, true);
+            let control = runtime.timer(probe, &context);
+            sync(runtime, false);
+            if let Some(end) = stopped(control) {
                 return Some(end);
             }
         }

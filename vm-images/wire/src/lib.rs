@@ -70,6 +70,10 @@ pub struct RunItem {
     pub name: String,
     /// The compiled script.
     pub bundle: tapmatrix_ir::Bundle,
+    /// The script compiled to BPF: when set, the agent runs this instead
+    /// of the bundle's events (the bundle's program is unused).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bpf: Option<Box<tapmatrix_ir::bpf::BpfArtefact>>,
     /// What runs while it is enabled.
     pub workload: tapmatrix_ir::Workload,
 }

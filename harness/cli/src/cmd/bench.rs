@@ -164,6 +164,7 @@ fn run_bench(args: &RunBenchArgs) -> anyhow::Result<Status> {
         },
         jobs,
         function_events: FunctionEvents::default(),
+        backend: tapmatrix_run::Backend::default(),
         vm: VmOptions {
             accel: args.accel,
             ..VmOptions::new(cache.root())

@@ -12,7 +12,8 @@ use clap::Args;
 use tapmatrix_ir::RunMessage;
 use tapmatrix_kernels::CacheGuard;
 use tapmatrix_run::{
-    FunctionEvents, Results, RunKernel, RunOptions, Spec, Status as CellStatus, diff, run_matrix,
+    Backend, Compiled, FunctionEvents, Results, RunKernel, RunOptions, Spec, Status as CellStatus,
+    diff, run_matrix,
 };
 use tapmatrix_vm::{Accel, VmOptions};
 
@@ -53,6 +54,16 @@ pub struct RunArgs {
     /// them, rather than kprobes (cheaper to set up in a guest).
     #[arg(long)]
     pub fprobes: bool,
+    /// The back end: tracefs (ftrace events, handlers in the guest's
+    /// runtime), bpf (our own BPF programs: handlers in the kernel where
+    /// they can run there, else forwarded hits), bpf-forward (BPF programs
+    /// that only forward hits), auto (bpf where the handlers run in the
+    /// kernel, else tracefs).
+    #[arg(long, default_value = "tracefs", value_parser = parse_backend)]
+    pub backend: Backend,
+    /// Print the BPF programs built (maps and a disassembly) and do not run.
+    #[arg(long)]
+    pub dump: bool,
     /// Where results.json and the failing cells' expected, actual and diff go.
     #[arg(long, default_value = "target/tapmatrix-run", value_name = "DIR")]
     pub out: PathBuf,
@@ -96,8 +107,12 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Status> {
         } else {
             FunctionEvents::Kprobes
         },
+        backend: args.backend,
         stream: ad_hoc,
     };
+    if args.dump {
+        return dump(&args.matrix, &specs, &args.kernels, &settings);
+    }
     let results = run_specs(&args.matrix, &specs, &args.kernels, &settings)?;
     write_results(&args.out, &results)?;
     if !ad_hoc {
@@ -124,6 +139,7 @@ pub fn diff_output(args: &DiffOutputArgs) -> anyhow::Result<Status> {
         jobs: Some(2),
         accel: args.accel,
         function_events: FunctionEvents::default(),
+        backend: Backend::default(),
         stream: false,
     };
     let results = run_specs(
@@ -212,6 +228,7 @@ struct Settings {
     jobs: Option<usize>,
     accel: Accel,
     function_events: FunctionEvents,
+    backend: Backend,
     /// Print the scripts' output as it arrives.
     stream: bool,
 }
@@ -241,6 +258,7 @@ fn run_specs(
         tapset_dirs: settings.tapset_dirs.clone(),
         jobs: settings.jobs.unwrap_or_else(tapmatrix_vm::default_jobs),
         function_events: settings.function_events,
+        backend: settings.backend,
         vm: VmOptions {
             accel: settings.accel,
             ..VmOptions::new(cache.root())
@@ -319,4 +337,60 @@ fn write_results(out: &Path, results: &Results) -> anyhow::Result<()> {
         )?;
     }
     Ok(())
+}
+
+/// `--backend`'s values.
+fn parse_backend(text: &str) -> Result<Backend, String> {
+    match text {
+        "tracefs" => Ok(Backend::Tracefs),
+        "bpf" => Ok(Backend::Bpf),
+        "bpf-forward" => Ok(Backend::BpfForwarded),
+        "auto" => Ok(Backend::Auto),
+        other => Err(format!(
+            "unknown back end `{other}`: use tracefs, bpf, bpf-forward or auto"
+        )),
+    }
+}
+
+/// `tapmatrix run --dump`: compiles each script for each kernel and prints
+/// what the BPF back end built (or the compile error), without booting.
+fn dump(
+    matrix: &MatrixArgs,
+    specs: &[Spec],
+    ids: &[String],
+    settings: &Settings,
+) -> anyhow::Result<Status> {
+    let ids = if ids.is_empty() {
+        harvested_ids(matrix)?
+    } else {
+        ids.to_vec()
+    };
+    let cache = matrix.cache()?;
+    let guard = cache.lock().map_err(classify)?;
+    let kernels = run_kernels(&guard, matrix, &ids)?;
+    let backend = match settings.backend {
+        Backend::Tracefs => Backend::Bpf,
+        other => other,
+    };
+    let mut out = String::new();
+    for kernel in &kernels {
+        for spec in specs {
+            let compiled = tapmatrix_run::compile(
+                spec.script.clone(),
+                &settings.tapset_dirs,
+                &kernel.facts,
+                settings.function_events,
+                backend,
+            );
+            out.push_str(&format!("=== {} on {}\n", spec.name, kernel.id));
+            match compiled {
+                Compiled::Bpf(artefact) => out.push_str(&tapmatrix_bpf::dump(&artefact)),
+                Compiled::Bundle(_) => out.push_str("tracefs (auto chose it)\n"),
+                Compiled::NotAvailable(why) => out.push_str(&format!("not available: {why}\n")),
+                Compiled::Error(why) => out.push_str(&format!("error: {why}\n")),
+            }
+        }
+    }
+    print(&out)?;
+    Ok(Status::Success)
 }
