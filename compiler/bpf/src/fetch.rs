@@ -202,7 +202,7 @@ pub(crate) fn plan(
     facts: &KernelFacts,
     max_string: u32,
 ) -> Result<Plan, BpfError> {
-    let (target, text, location, read) = match request {
+    let (target, text, location, mut read) = match request {
         FetchRequest::Value {
             target,
             text,
@@ -273,10 +273,22 @@ pub(crate) fn plan(
             size: 8,
             signed: false,
         },
-        (TargetBase::Field { offset, .. }, Context::Record) => {
+        (TargetBase::Field { offset, name }, Context::Record) => {
             let offset = i16::try_from(*offset).map_err(|_| error("field too far".to_owned()))?;
             let c_type = access.var.c_type.as_str();
-            if c_type.starts_with("__data_loc") {
+            if let Some(pointer) = syscall_string_pointer(facts, at, name, c_type) {
+                // A syscall event's BPF context holds its arguments only,
+                // not the strings the event copies (`__NAME_val`, 7.0 on):
+                // the string is read from the user pointer argument NAME.
+                if let Read::Str { cap, .. } = read {
+                    read = Read::Str { user: true, cap };
+                }
+                Start::Ctx {
+                    offset: pointer,
+                    size: 8,
+                    signed: false,
+                }
+            } else if c_type.starts_with("__data_loc") {
                 Start::DataLoc { offset }
             } else if c_type.contains("char[") {
                 Start::CtxAddress { offset }
@@ -303,7 +315,8 @@ pub(crate) fn plan(
         }
     };
     let mut loads = access.loads.clone();
-    let is_address_start = matches!(start, Start::CtxAddress { .. } | Start::DataLoc { .. });
+    let is_address_start = matches!(start, Start::CtxAddress { .. } | Start::DataLoc { .. })
+        || (matches!(start, Start::Ctx { .. }) && access.var.c_type.starts_with("__data_loc"));
     let last = match (read, access.address) {
         (Read::Str { .. }, Some(offset)) => Last::Address { offset },
         (Read::Str { .. }, None) if is_address_start => Last::Address { offset: 0 },
@@ -353,6 +366,23 @@ pub(crate) fn plan(
         last,
         read,
     })
+}
+
+/// For the copied string field `__NAME_val` of a `syscalls:` event, the
+/// offset of its pointer argument `NAME`.
+fn syscall_string_pointer(
+    facts: &KernelFacts,
+    at: &AttachPoint,
+    field: &str,
+    c_type: &str,
+) -> Option<i16> {
+    let (system, event) = at.target.split_once(':')?;
+    if system != "syscalls" || !c_type.starts_with("__data_loc") {
+        return None;
+    }
+    let argument = field.strip_prefix("__")?.strip_suffix("_val")?;
+    let pointer = facts.tracepoint(system, event)?.field(argument)?;
+    (pointer.size == 8).then(|| i16::try_from(pointer.offset).ok())?
 }
 
 /// The context of an attach point's program.

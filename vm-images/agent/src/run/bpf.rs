@@ -57,9 +57,9 @@ impl ItemRun<'_> {
         self.flush(&mut runtime)?;
         maps.export(artefact, &runtime)?;
         maps.set_word(TARGET_OFFSET, u64::from(target))?;
-        if stop.is_some() {
-            maps.set_word(STATE_OFFSET, STATE_STOPPED)?;
-        }
+        // Programs do nothing until every one is attached: a probe and its
+        // partner (entry and exit) see the same hits.
+        maps.set_word(STATE_OFFSET, STATE_STOPPED)?;
         for (index, program) in artefact.programs.iter().enumerate() {
             if stop.is_some() {
                 break;
@@ -75,6 +75,9 @@ impl ItemRun<'_> {
                     format!("{error:#}"),
                 );
             }
+        }
+        if stop.is_none() {
+            maps.set_word(STATE_OFFSET, 0)?;
         }
         let mut timers = Timers::new(&runtime);
         let started = Instant::now();
