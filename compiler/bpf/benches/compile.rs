@@ -37,9 +37,12 @@ fn bench(c: &mut Criterion) {
     let loaded = sources.load(kernel_profile(&facts)).unwrap();
     let elaborated = tapmatrix_elaborate::elaborate(&loaded, &facts).unwrap();
     assert_eq!(elaborated.program.probes.len(), 201);
-    let artefact =
-        tapmatrix_bpf::compile(elaborated.clone(), &facts, tapmatrix_bpf::Options::default())
-            .unwrap();
+    let artefact = tapmatrix_bpf::compile(
+        elaborated.clone(),
+        &facts,
+        tapmatrix_bpf::Options::default(),
+    )
+    .unwrap();
     assert_eq!(artefact.mode, tapmatrix_ir::bpf::BpfMode::InKernel);
     assert_eq!(artefact.programs.len(), 200);
     c.bench_function("compile 200 probes to BPF", |b| {
