@@ -60,6 +60,7 @@ impl ItemRun<'_> {
         // Programs do nothing until every one is attached: a probe and its
         // partner (entry and exit) see the same hits.
         maps.set_word(STATE_OFFSET, STATE_STOPPED)?;
+        let attaching = Instant::now();
         for (index, program) in artefact.programs.iter().enumerate() {
             if stop.is_some() {
                 break;
@@ -76,6 +77,12 @@ impl ItemRun<'_> {
                 );
             }
         }
+        crate::log(&format!(
+            "loaded and attached {} BPF programs ({:?} mode) in {} ms",
+            artefact.programs.len(),
+            artefact.mode,
+            attaching.elapsed().as_millis()
+        ));
         if stop.is_none() {
             maps.set_word(STATE_OFFSET, 0)?;
         }
