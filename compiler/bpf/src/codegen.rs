@@ -68,6 +68,36 @@ pub(crate) struct Site<'a> {
     pub(crate) function: String,
     /// A return probe.
     pub(crate) is_return: bool,
+    /// `task_struct` offsets from the kernel's BTF, when it has them.
+    pub(crate) task: Option<TaskOffsets>,
+}
+
+/// Offsets in `struct task_struct` the context builtins read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TaskOffsets {
+    /// `real_parent` (a pointer).
+    pub(crate) real_parent: u32,
+    /// `tgid` (a `pid_t`).
+    pub(crate) tgid: u32,
+}
+
+impl TaskOffsets {
+    /// The offsets from `facts`' BTF.
+    pub(crate) fn of(facts: &tapmatrix_facts::KernelFacts) -> Option<TaskOffsets> {
+        let btf = facts.btf.as_ref()?;
+        let task = btf.find(tapmatrix_facts::btf::Kind::Struct, "task_struct")?;
+        let offset = |name: &str| {
+            btf.member(task, name)
+                .ok()
+                .flatten()
+                .filter(|m| m.bitfield_size.is_none())
+                .map(|m| m.bit_offset / 8)
+        };
+        Some(TaskOffsets {
+            real_parent: offset("real_parent")?,
+            tgid: offset("tgid")?,
+        })
+    }
 }
 
 /// A function inlined at a call: its locals and where `return` goes.
@@ -275,7 +305,7 @@ impl<'a> Gen<'a> {
 
     /// `r0` = a value of `size` bytes read at `r3` (kernel memory), through
     /// an 8-byte stack temporary.
-    fn read_kernel(&mut self, size: u64, signed: bool) -> Result<(), BpfError> {
+    pub(crate) fn read_kernel(&mut self, size: u64, signed: bool) -> Result<(), BpfError> {
         let mark = self.mark();
         let tmp = self.stack_alloc(8)?;
         let width = Size::of(size).ok_or(BpfError::Internal("a read of an odd size"))?;

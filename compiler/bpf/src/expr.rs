@@ -425,6 +425,19 @@ impl Gen<'_> {
                 self.asm.alu_imm(Alu::Rsh, Reg::R0, 32);
             }
             Builtin::Cpu => self.asm.call(Helper::GetSmpProcessorId),
+            Builtin::Ppid => {
+                let Some(task) = self.site.task else {
+                    return Err(self.unsupported("ppid() without task_struct in BTF", Some(loc)));
+                };
+                // current->real_parent->tgid
+                self.asm.call(Helper::GetCurrentTask);
+                self.asm.mov(Reg::R3, Reg::R0);
+                self.asm.alu_imm(Alu::Add, Reg::R3, task.real_parent as i32);
+                self.read_kernel(8, false)?;
+                self.asm.mov(Reg::R3, Reg::R0);
+                self.asm.alu_imm(Alu::Add, Reg::R3, task.tgid as i32);
+                self.read_kernel(4, true)?;
+            }
             Builtin::ClockNs => self.asm.call(Helper::KtimeGetNs),
             Builtin::Target => self.asm.load(Size::DW, Reg::R0, SCALARS, TARGET_OFFSET),
             Builtin::IsReturn => self.asm.mov_imm(Reg::R0, i64::from(self.site.is_return)),

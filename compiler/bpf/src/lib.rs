@@ -106,7 +106,7 @@ pub fn compile(
         support::kernel_globals(&program)
     };
     if let Some(kernel) = in_kernel {
-        match generate(&program, &units, &kernel, BpfMode::InKernel) {
+        match generate(facts, &program, &units, &kernel, BpfMode::InKernel) {
             Ok(artefact) => return Ok(artefact),
             Err(
                 BpfError::Unsupported { .. }
@@ -116,7 +116,7 @@ pub fn compile(
             Err(other) => return Err(vec![other]),
         }
     }
-    generate(&program, &units, &[], BpfMode::Forwarded).map_err(|e| vec![e])
+    generate(facts, &program, &units, &[], BpfMode::Forwarded).map_err(|e| vec![e])
 }
 
 fn unit(
@@ -188,12 +188,14 @@ fn attach_of(unit: &Unit) -> (&'static str, BpfAttach) {
 }
 
 fn generate(
+    facts: &KernelFacts,
     program: &Program,
     units: &[Unit],
     kernel: &[bool],
     mode: BpfMode,
 ) -> Result<BpfArtefact, BpfError> {
     let layout = Layout::new(program, kernel)?;
+    let task = codegen::TaskOffsets::of(facts);
     let mut tables = Tables::default();
     let mut codes: Vec<Code> = Vec::with_capacity(units.len());
     let mut programs = Vec::with_capacity(units.len());
@@ -212,6 +214,7 @@ fn generate(
             pp: unit.at.probe_point(),
             function: function.clone(),
             is_return: unit.context == Context::Return,
+            task,
         };
         let mut g = Gen::new(&site, &mut tables);
         g.prologue();

@@ -17,6 +17,7 @@ fn kernel_builtin(builtin: Builtin) -> bool {
             | Builtin::Tid
             | Builtin::Uid
             | Builtin::Gid
+            | Builtin::Ppid
             | Builtin::Execname
             | Builtin::Cpu
             | Builtin::Probefunc
