@@ -32,22 +32,6 @@ pub(crate) fn signed_cond(op: CompareOp) -> Cond {
     }
 }
 
-fn symbol(op: BinaryOp) -> &'static str {
-    match op {
-        BinaryOp::Add => "+",
-        BinaryOp::Sub => "-",
-        BinaryOp::Mul => "*",
-        BinaryOp::Div => "/",
-        BinaryOp::Mod => "%",
-        BinaryOp::Shl => "<<",
-        BinaryOp::Shr => ">>",
-        BinaryOp::UShr => ">>>",
-        BinaryOp::BitAnd => "&",
-        BinaryOp::BitOr => "|",
-        BinaryOp::BitXor => "^",
-    }
-}
-
 /// The type a builtin returns (`None`: nothing).
 pub(crate) fn builtin_type(builtin: Builtin) -> ScalarType {
     match builtin {
@@ -228,7 +212,7 @@ impl Gen<'_> {
                 self.asm.jump_imm(Cond::Ne, Reg::R1, 0, nonzero);
                 self.raise(format!(
                     "division by 0 near operator '{}' at {}",
-                    symbol(op),
+                    op.symbol(),
                     place(self.site.program, loc)
                 ))?;
                 self.asm.bind(nonzero);

@@ -7,7 +7,8 @@
 use tapmatrix_elaborate::FetchRequest;
 use tapmatrix_facts::KernelFacts;
 use tapmatrix_resolve::{
-    AttachKind, AttachPoint, TargetAccess, TargetBase, TargetError, TargetVar, resolve_target,
+    AttachKind, AttachPoint, TargetAccess, TargetBase, TargetError, resolve_target,
+    resolve_target_fields_first,
 };
 use tapmatrix_syntax::ast;
 
@@ -171,27 +172,11 @@ fn access(
     target: &ast::Target,
     context: Context,
 ) -> Result<TargetAccess, TargetError> {
-    if context == Context::Record
-        && let Some(field) = format_field(facts, at, target)
-    {
-        return Ok(TargetAccess {
-            base: TargetBase::Field {
-                name: field.name.clone(),
-                offset: field.offset,
-            },
-            loads: Vec::new(),
-            bitfield: None,
-            address: None,
-            pretty: false,
-            var: TargetVar {
-                name: field.name.clone(),
-                c_type: field.c_type.clone(),
-                size: Some(u64::from(field.size)),
-                signed: Some(field.signed),
-            },
-        });
+    if context == Context::Record {
+        resolve_target_fields_first(facts, at, target)
+    } else {
+        resolve_target(facts, at, target)
     }
-    resolve_target(facts, at, target)
 }
 
 /// The plan for one request at an attach point.

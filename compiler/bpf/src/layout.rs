@@ -126,20 +126,7 @@ fn hist_of(program: &Program, g: u32) -> Option<HistSpec> {
 
 /// Buckets of a histogram as the runtime keeps them.
 pub(crate) fn bucket_count(spec: HistSpec) -> Option<u32> {
-    match spec {
-        HistSpec::Log => Some(128),
-        HistSpec::Linear {
-            start,
-            stop,
-            interval,
-        } => {
-            if interval <= 0 {
-                return None;
-            }
-            let buckets = stop.checked_sub(start)? / interval + 3;
-            (3..=128).contains(&buckets).then_some(buckets as u32)
-        }
-    }
+    spec.bucket_count().ok().and_then(|n| u32::try_from(n).ok())
 }
 
 impl Layout {

@@ -384,6 +384,55 @@ pub enum BinaryOp {
     BitXor,
 }
 
+impl BinaryOp {
+    /// The operator as written (`/`), for messages.
+    pub fn symbol(self) -> &'static str {
+        match self {
+            BinaryOp::Add => "+",
+            BinaryOp::Sub => "-",
+            BinaryOp::Mul => "*",
+            BinaryOp::Div => "/",
+            BinaryOp::Mod => "%",
+            BinaryOp::Shl => "<<",
+            BinaryOp::Shr => ">>",
+            BinaryOp::UShr => ">>>",
+            BinaryOp::BitAnd => "&",
+            BinaryOp::BitOr => "|",
+            BinaryOp::BitXor => "^",
+        }
+    }
+}
+
+impl HistSpec {
+    /// The buckets a statistic's histogram of this shape has (`@hist_log`:
+    /// 128; `@hist_linear`: the range's buckets plus under- and overflow),
+    /// or SystemTap's complaint about the shape.
+    pub fn bucket_count(self) -> Result<usize, String> {
+        /// `STP_MAX_BUCKETS`.
+        const MAX_LINEAR_BUCKETS: i64 = 128;
+        match self {
+            HistSpec::Log => Ok(128),
+            HistSpec::Linear {
+                start,
+                stop,
+                interval,
+            } => {
+                if interval <= 0 {
+                    return Err("histogram: interval cannot be zero".to_owned());
+                }
+                let buckets = stop.wrapping_sub(start) / interval + 3;
+                if !(3..=MAX_LINEAR_BUCKETS).contains(&buckets) {
+                    return Err(format!(
+                        "histogram: Number of buckets must be between 1 and {}",
+                        MAX_LINEAR_BUCKETS - 2
+                    ));
+                }
+                Ok(usize::try_from(buckets).unwrap_or(3))
+            }
+        }
+    }
+}
+
 /// Comparisons, on two longs or two strings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

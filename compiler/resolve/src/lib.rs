@@ -36,7 +36,8 @@ pub use point::{Arg, Component, PointSyntaxError, ProbePoint, has_wildcard};
 pub use resolver::{Derivation, DerivationStep, Resolver};
 pub use suggest::{Suggestion, suggest};
 pub use target::{
-    TargetAccess, TargetBase, TargetError, TargetVar, is_defined, resolve_target, target_vars,
+    TargetAccess, TargetBase, TargetError, TargetVar, is_defined, resolve_target,
+    resolve_target_fields_first, target_vars,
 };
 
 #[cfg(test)]

@@ -408,6 +408,44 @@ fn pointee(
     }
 }
 
+/// How to read a target expression as the trace event's record has it: at
+/// a tracepoint a bare `$name` that is one of its format fields is that
+/// field, even where a BTF argument has the same name (the back ends read
+/// fields where they can); anything else resolves as [`resolve_target`].
+pub fn resolve_target_fields_first(
+    facts: &KernelFacts,
+    at: &AttachPoint,
+    target: &ast::Target,
+) -> Result<TargetAccess, TargetError> {
+    if at.kind == AttachKind::Tracepoint
+        && target.components.is_empty()
+        && !target.address_of
+        && let ast::TargetBase::Var(var) = &target.base
+        && let Some((system, event)) = at.target.split_once(':')
+        && let Some(field) = facts
+            .tracepoint(system, event)
+            .and_then(|tp| tp.field(var.trim_start_matches('$')))
+    {
+        return Ok(TargetAccess {
+            base: TargetBase::Field {
+                name: field.name.clone(),
+                offset: field.offset,
+            },
+            loads: Vec::new(),
+            bitfield: None,
+            address: None,
+            pretty: false,
+            var: TargetVar {
+                name: field.name.clone(),
+                c_type: field.c_type.clone(),
+                size: Some(u64::from(field.size)),
+                signed: Some(field.signed),
+            },
+        });
+    }
+    resolve_target(facts, at, target)
+}
+
 /// Whether `@defined(target)` holds at an attach point.
 pub fn is_defined(facts: &KernelFacts, at: &AttachPoint, target: &ast::Target) -> bool {
     resolve_target(facts, at, target).is_ok()

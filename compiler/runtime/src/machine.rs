@@ -143,22 +143,6 @@ pub(crate) fn place(prog: &Program, loc: Loc) -> String {
     format!("{}:{}:{}", file, loc.line, loc.col)
 }
 
-fn binary_symbol(op: BinaryOp) -> &'static str {
-    match op {
-        BinaryOp::Add => "+",
-        BinaryOp::Sub => "-",
-        BinaryOp::Mul => "*",
-        BinaryOp::Div => "/",
-        BinaryOp::Mod => "%",
-        BinaryOp::Shl => "<<",
-        BinaryOp::Shr => ">>",
-        BinaryOp::UShr => ">>>",
-        BinaryOp::BitAnd => "&",
-        BinaryOp::BitOr => "|",
-        BinaryOp::BitXor => "^",
-    }
-}
-
 fn stat_symbol(op: StatOp) -> &'static str {
     match op {
         StatOp::Count => "@count",
@@ -806,11 +790,7 @@ impl Machine {
                     None => {
                         return Err(Fault::near(
                             "division by 0",
-                            format!(
-                                "operator '{}' at {}",
-                                binary_symbol(*op),
-                                place(cx.prog, *loc)
-                            ),
+                            format!("operator '{}' at {}", op.symbol(), place(cx.prog, *loc)),
                         ));
                     }
                 }
@@ -871,11 +851,7 @@ impl Machine {
                         None => {
                             return Err(Fault::near(
                                 "division by 0",
-                                format!(
-                                    "operator '{}=' at {}",
-                                    binary_symbol(*op),
-                                    place(cx.prog, *loc)
-                                ),
+                                format!("operator '{}=' at {}", op.symbol(), place(cx.prog, *loc)),
                             ));
                         }
                     }

@@ -7,8 +7,8 @@ use tapmatrix_elaborate::{Elaborated, FetchRequest};
 use tapmatrix_facts::{KernelFacts, TracingFeatures};
 use tapmatrix_ir::{Builtin, Bundle, Event, EventKind, Expr, Fetch, Probe, ProbeKind, ScalarType};
 use tapmatrix_resolve::{
-    AttachKind, AttachPoint, TargetAccess, TargetBase, TargetError, TargetVar, is_defined,
-    resolve_target,
+    AttachKind, AttachPoint, TargetAccess, TargetBase, TargetError, is_defined,
+    resolve_target_fields_first,
 };
 use tapmatrix_syntax::ast;
 
@@ -272,41 +272,14 @@ fn needs_memory_read(request: &FetchRequest, at: &AttachPoint, facts: &KernelFac
     }
 }
 
-/// How to read a target expression at an attach point. At a tracepoint a
-/// bare `$name` that is one of its format fields is that field, even where
-/// a BTF argument has the same name: tracefs reads fields, not arguments.
+/// How to read a target expression at an attach point: tracefs reads a
+/// tracepoint's format fields, not its arguments.
 fn target_access(
     facts: &KernelFacts,
     at: &AttachPoint,
     target: &ast::Target,
 ) -> Result<TargetAccess, TargetError> {
-    if at.kind == AttachKind::Tracepoint
-        && target.components.is_empty()
-        && !target.address_of
-        && let ast::TargetBase::Var(var) = &target.base
-        && let Some((system, event)) = at.target.split_once(':')
-        && let Some(field) = facts
-            .tracepoint(system, event)
-            .and_then(|tp| tp.field(var.trim_start_matches('$')))
-    {
-        return Ok(TargetAccess {
-            base: TargetBase::Field {
-                name: field.name.clone(),
-                offset: field.offset,
-            },
-            loads: Vec::new(),
-            bitfield: None,
-            address: None,
-            pretty: false,
-            var: TargetVar {
-                name: field.name.clone(),
-                c_type: field.c_type.clone(),
-                size: Some(u64::from(field.size)),
-                signed: Some(field.signed),
-            },
-        });
-    }
-    resolve_target(facts, at, target)
+    resolve_target_fields_first(facts, at, target)
 }
 
 /// A tracepoint field holding characters: `char[16]` or `__data_loc char[]`.

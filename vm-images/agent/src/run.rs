@@ -174,14 +174,7 @@ impl ItemRun<'_> {
         tracefs::remove_stale();
         // Opening `trace` for writing with O_TRUNC empties every buffer.
         tracefs::write_file(&tracefs::path("trace"), "").context("clearing the ring buffer")?;
-        let target = if item.workload.command.is_empty() {
-            0
-        } else {
-            let workload = Workload::spawn(&item.workload.command)?;
-            let pid = workload.pid();
-            self.workload = Some(workload);
-            pid
-        };
+        let target = self.spawn_workload(&item.workload.command)?;
         let agent_tids = own_threads();
         let mut decoders = Vec::new();
         let mut by_id: HashMap<u16, Vec<usize>> = HashMap::new();
@@ -231,20 +224,7 @@ impl ItemRun<'_> {
             if stop.is_some() {
                 break;
             }
-            if let Some(workload) = &mut self.workload {
-                if let Some(status) = workload.poll() {
-                    self.status = Some(status);
-                    stop = Some(RunEnd::WorkloadDone);
-                }
-            } else if bundle.events.is_empty() && timers.is_empty() {
-                stop = Some(RunEnd::WorkloadDone);
-            }
-            if stop.is_none() && started.elapsed() >= timeout {
-                stop = Some(RunEnd::Timeout);
-            }
-            if stop.is_none() {
-                std::thread::sleep(timers.sleep(POLL));
-            }
+            stop = self.wait_a_poll(bundle.events.is_empty(), &timers, started, timeout);
         }
         // Stop the events, then hand on what is left in the buffer (unless
         // the script itself stopped).
@@ -272,6 +252,46 @@ impl ItemRun<'_> {
         }
         self.flush(&mut runtime)?;
         Ok(end)
+    }
+
+    /// After a poll's work: whether the run ends (the workload finished,
+    /// or with no workload nothing is left that could fire, or the timeout
+    /// passed); otherwise sleeps until the next poll or timer.
+    fn wait_a_poll(
+        &mut self,
+        no_events: bool,
+        timers: &Timers,
+        started: Instant,
+        timeout: Duration,
+    ) -> Option<RunEnd> {
+        let mut stop = None;
+        if let Some(workload) = &mut self.workload {
+            if let Some(status) = workload.poll() {
+                self.status = Some(status);
+                stop = Some(RunEnd::WorkloadDone);
+            }
+        } else if no_events && timers.is_empty() {
+            stop = Some(RunEnd::WorkloadDone);
+        }
+        if stop.is_none() && started.elapsed() >= timeout {
+            stop = Some(RunEnd::Timeout);
+        }
+        if stop.is_none() {
+            std::thread::sleep(timers.sleep(POLL));
+        }
+        stop
+    }
+
+    /// Starts the workload held at its gate; its pid (`target()`), 0
+    /// without one.
+    fn spawn_workload(&mut self, command: &str) -> Result<u32> {
+        if command.is_empty() {
+            return Ok(0);
+        }
+        let workload = Workload::spawn(command)?;
+        let pid = workload.pid();
+        self.workload = Some(workload);
+        Ok(pid)
     }
 
     /// Creates event `index`, sets its filter, reads its format.

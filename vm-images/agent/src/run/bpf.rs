@@ -20,8 +20,7 @@ use tapmatrix_runtime::{Control, Element, GlobalValue, Hit, HitContext, Runtime,
 use tapmatrix_wire::RunItem;
 
 use super::maps::{self, Table};
-use super::{ItemRun, POLL, Timers, send, stopped};
-use crate::workload::Workload;
+use super::{ItemRun, Timers, send, stopped};
 
 /// The maps the agent reads, by the artefact's map index.
 struct Maps {
@@ -32,14 +31,7 @@ struct Maps {
 impl ItemRun<'_> {
     /// Runs an item compiled to BPF.
     pub(super) fn drive_bpf(&mut self, item: &RunItem, artefact: &BpfArtefact) -> Result<RunEnd> {
-        let target = if item.workload.command.is_empty() {
-            0
-        } else {
-            let workload = Workload::spawn(&item.workload.command)?;
-            let pid = workload.pid();
-            self.workload = Some(workload);
-            pid
-        };
+        let target = self.spawn_workload(&item.workload.command)?;
         let mut ebpf = match EbpfLoader::new().btf(None).load(&artefact.object) {
             Ok(ebpf) => ebpf,
             Err(error) => {
@@ -114,20 +106,7 @@ impl ItemRun<'_> {
             if stop.is_some() {
                 break;
             }
-            if let Some(workload) = &mut self.workload {
-                if let Some(status) = workload.poll() {
-                    self.status = Some(status);
-                    stop = Some(RunEnd::WorkloadDone);
-                }
-            } else if artefact.programs.is_empty() && timers.is_empty() {
-                stop = Some(RunEnd::WorkloadDone);
-            }
-            if stop.is_none() && started.elapsed() >= timeout {
-                stop = Some(RunEnd::Timeout);
-            }
-            if stop.is_none() {
-                std::thread::sleep(timers.sleep(POLL));
-            }
+            stop = self.wait_a_poll(artefact.programs.is_empty(), &timers, started, timeout);
         }
         // Later hits do nothing; what the kernel sent before is handled
         // unless the script itself stopped.
@@ -495,40 +474,25 @@ impl Maps {
                     self.table(*map)?.put(&0u32.to_le_bytes(), &bytes)?;
                 }
                 (GlobalPlace::Array { map, keys, value }, GlobalValue::Array(entries)) => {
-                    let (key_size, value_size) = sizes(artefact, *map);
-                    let table = self.table(*map)?;
-                    table.clear()?;
-                    for (stamp, (key, element)) in entries.iter().enumerate() {
-                        let Element::Value(element) = element else {
-                            continue;
-                        };
-                        let mut k = vec![0u8; key_size];
-                        for (field, v) in keys.iter().zip(key) {
-                            put_value(&mut k, field, v);
-                        }
-                        let mut v = vec![0u8; value_size];
-                        v[..8].copy_from_slice(&(stamp as u64 + 1).to_le_bytes());
-                        put_value(&mut v, value, element);
-                        table.put(&k, &v)?;
-                    }
+                    let sizes = sizes(artefact, *map);
+                    put_entries(
+                        self.table(*map)?,
+                        sizes,
+                        keys,
+                        &entries,
+                        |v, element| match element {
+                            Element::Value(element) => put_value(v, value, element),
+                            Element::Stat(_) => {}
+                        },
+                    )?;
                 }
                 (GlobalPlace::StatArray { map, keys, layout }, GlobalValue::Array(entries)) => {
-                    let (key_size, value_size) = sizes(artefact, *map);
-                    let table = self.table(*map)?;
-                    table.clear()?;
-                    for (stamp, (key, element)) in entries.iter().enumerate() {
-                        let Element::Stat(stat) = element else {
-                            continue;
-                        };
-                        let mut k = vec![0u8; key_size];
-                        for (field, v) in keys.iter().zip(key) {
-                            put_value(&mut k, field, v);
+                    let sizes = sizes(artefact, *map);
+                    put_entries(self.table(*map)?, sizes, keys, &entries, |v, element| {
+                        if let Element::Stat(stat) = element {
+                            put_stat(v, layout, stat);
                         }
-                        let mut v = vec![0u8; value_size];
-                        v[..8].copy_from_slice(&(stamp as u64 + 1).to_le_bytes());
-                        put_stat(&mut v, layout, stat);
-                        table.put(&k, &v)?;
-                    }
+                    })?;
                 }
                 _ => {}
             }
@@ -545,6 +509,31 @@ impl Maps {
             .and_then(Option::as_mut)
             .with_context(|| format!("no table for map {map}"))
     }
+}
+
+/// Replaces a hash map's entries: each key laid out as `keys` says, each
+/// value stamped with its position (insertion order) and filled by `fill`.
+fn put_entries(
+    table: &mut Box<dyn Table>,
+    (key_size, value_size): (usize, usize),
+    keys: &[Field],
+    entries: &[(Vec<Value>, Element)],
+    fill: impl Fn(&mut [u8], &Element),
+) -> Result<()> {
+    table.clear()?;
+    for (stamp, (key, element)) in entries.iter().enumerate() {
+        let mut k = vec![0u8; key_size];
+        for (field, v) in keys.iter().zip(key) {
+            put_value(&mut k, field, v);
+        }
+        let mut v = vec![0u8; value_size];
+        if let Some(word) = v.get_mut(..8) {
+            word.copy_from_slice(&(stamp as u64 + 1).to_le_bytes());
+        }
+        fill(&mut v, element);
+        table.put(&k, &v)?;
+    }
+    Ok(())
 }
 
 fn sizes(artefact: &BpfArtefact, map: u32) -> (usize, usize) {
