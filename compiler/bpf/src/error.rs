@@ -44,6 +44,14 @@ pub enum BpfError {
         /// The function.
         name: String,
     },
+    /// A helper function the programs call is not the kernel's.
+    #[error("bpf_{name}: {why}")]
+    Helper {
+        /// The helper.
+        name: &'static str,
+        /// Why.
+        why: String,
+    },
     /// Writing the ELF object failed.
     #[error("writing the BPF object: {0}")]
     Object(String),

@@ -247,6 +247,7 @@ fn generate(
         });
         codes.push(code);
     }
+    check_helpers(facts, &codes)?;
     let elf_programs: Vec<elf::ElfProgram<'_>> = units
         .iter()
         .zip(&programs)
@@ -268,6 +269,53 @@ fn generate(
         errors: tables.errors,
         globals: layout.globals,
     })
+}
+
+/// Every helper the programs call exists on the kernel with the number we
+/// call it by, where the kernel's BTF has `enum bpf_func_id`.
+fn check_helpers(facts: &KernelFacts, codes: &[Code]) -> Result<(), BpfError> {
+    use tapmatrix_facts::btf::{Kind, Type};
+    let Some(btf) = &facts.btf else {
+        return Ok(());
+    };
+    let Some(id) = btf.find(Kind::Enum, "bpf_func_id") else {
+        return Ok(());
+    };
+    let Ok(Type::Enum(functions)) = btf.get(id) else {
+        return Ok(());
+    };
+    let known: Vec<(String, i128)> = functions
+        .values()
+        .flatten()
+        .map(|(name, value)| (name.to_owned(), value))
+        .collect();
+    for helper in helpers::Helper::ALL {
+        let used = codes.iter().any(|code| {
+            code.insns
+                .iter()
+                .any(|insn| *insn == insn::Insn::call(helper.id()))
+        });
+        if !used {
+            continue;
+        }
+        let name = format!("BPF_FUNC_{}", helper.name());
+        match known.iter().find(|(n, _)| *n == name) {
+            Some((_, value)) if *value == i128::from(helper.id()) => {}
+            Some((_, value)) => {
+                return Err(BpfError::Helper {
+                    name: helper.name(),
+                    why: format!("the kernel numbers it {value}, not {}", helper.id()),
+                });
+            }
+            None => {
+                return Err(BpfError::Helper {
+                    name: helper.name(),
+                    why: "this kernel does not have it".to_owned(),
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A listing of what an artefact holds, for review: its mode, maps, and
