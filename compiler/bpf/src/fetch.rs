@@ -25,7 +25,10 @@ pub(crate) enum Context {
     Record,
     /// A raw tracepoint's argument array.
     Args,
-    /// `struct bpf_perf_event_data *` (starts with `pt_regs`), or none.
+    /// `struct bpf_perf_event_data *` (starts with `pt_regs`): a perf
+    /// event's sample.
+    Perf,
+    /// None the back end attaches to.
     Other,
 }
 
@@ -380,6 +383,7 @@ pub(crate) fn context_of(
         AttachKind::Kprobe => Context::Entry,
         AttachKind::Kretprobe => Context::Return,
         AttachKind::Tracepoint => tracepoint_context(facts, at, requests),
+        AttachKind::Perf => Context::Perf,
         _ => Context::Other,
     }
 }

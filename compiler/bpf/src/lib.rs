@@ -36,7 +36,7 @@ mod tests;
 
 use tapmatrix_elaborate::{Elaborated, FetchRequest};
 use tapmatrix_facts::KernelFacts;
-use tapmatrix_ir::bpf::{BpfArtefact, BpfAttach, BpfMode, BpfProgram};
+use tapmatrix_ir::bpf::{BpfArtefact, BpfAttach, BpfMode, BpfProgram, PerfSample};
 use tapmatrix_ir::{ProbeKind, Program};
 use tapmatrix_resolve::{AttachKind, AttachPoint, is_defined};
 
@@ -178,12 +178,35 @@ fn attach_of(unit: &Unit) -> (&'static str, BpfAttach) {
                 event: event.to_owned(),
             },
         ),
+        Context::Perf => ("perf_event", perf_attach(&at.target)),
         Context::Args | Context::Other => (
             "raw_tp",
             BpfAttach::RawTracepoint {
                 event: event.to_owned(),
             },
         ),
+    }
+}
+
+/// How a `perf.type(N).config(M)[.sample(P)|.hz(F)]` point attaches (a
+/// sample every million events by default, as SystemTap's).
+fn perf_attach(point: &str) -> BpfAttach {
+    let number = |name: &str| -> Option<u64> {
+        let start = point.find(&format!("{name}("))? + name.len() + 1;
+        let end = start + point[start..].find(')')?;
+        point[start..end].trim().parse().ok()
+    };
+    let sample = match (number("sample"), number("hz")) {
+        (_, Some(hz)) => PerfSample::Frequency { hz },
+        (Some(n), None) => PerfSample::Period { n },
+        (None, None) => PerfSample::Period { n: 1_000_000 },
+    };
+    BpfAttach::PerfEvent {
+        perf_type: number("type")
+            .and_then(|t| u32::try_from(t).ok())
+            .unwrap_or(1),
+        config: number("config").unwrap_or(0),
+        sample,
     }
 }
 

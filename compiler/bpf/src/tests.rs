@@ -240,3 +240,23 @@ probe end { print(@hist_log(sizes)) }
     assert_eq!(artefact.errors.len(), 3, "{:?}", artefact.errors);
     aya_obj::Object::parse(&artefact.object).unwrap();
 }
+
+#[test]
+fn perf_points_attach_as_perf_events() {
+    assert_eq!(
+        crate::perf_attach("perf.type(1).config(0).sample(100000)"),
+        BpfAttach::PerfEvent {
+            perf_type: 1,
+            config: 0,
+            sample: tapmatrix_ir::bpf::PerfSample::Period { n: 100_000 }
+        }
+    );
+    assert_eq!(
+        crate::perf_attach("perf.type(0).config(1).hz(99)"),
+        BpfAttach::PerfEvent {
+            perf_type: 0,
+            config: 1,
+            sample: tapmatrix_ir::bpf::PerfSample::Frequency { hz: 99 }
+        }
+    );
+}

@@ -9,11 +9,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use aya::maps::{MapData, RingBuf};
-use aya::programs::{KProbe, RawTracePoint, TracePoint};
+use aya::programs::perf_event::{
+    HardwareEvent, PerfEventConfig, PerfEventScope, SamplePolicy, SoftwareEvent,
+};
+use aya::programs::{KProbe, PerfEvent, RawTracePoint, TracePoint};
 use aya::{Ebpf, EbpfLoader};
 use tapmatrix_ir::bpf::{
     BpfArtefact, BpfAttach, Field, GlobalPlace, HIT_HEADER, LOST_OFFSET, MapKind, MapRole,
-    RECORD_HEADER, RecordTag, STATE_OFFSET, STATE_STOPPED, StatLayout, TARGET_OFFSET,
+    PerfSample, RECORD_HEADER, RecordTag, STATE_OFFSET, STATE_STOPPED, StatLayout, TARGET_OFFSET,
 };
 use tapmatrix_ir::{RunEnd, RunMessage, ScalarType, Value};
 use tapmatrix_runtime::{Control, Element, GlobalValue, Hit, HitContext, Runtime, StatValue};
@@ -221,9 +224,55 @@ fn attach(ebpf: &mut Ebpf, name: &str, how: &BpfAttach) -> Result<()> {
             program.load()?;
             program.attach(event)?;
         }
-        BpfAttach::PerfEvent { .. } => anyhow::bail!("perf event programs are not attached yet"),
+        BpfAttach::PerfEvent {
+            perf_type,
+            config,
+            sample,
+        } => {
+            let program: &mut PerfEvent = program.try_into()?;
+            program.load()?;
+            let config = perf_config(*perf_type, *config)?;
+            let sample = match sample {
+                PerfSample::Period { n } => SamplePolicy::Period(*n),
+                PerfSample::Frequency { hz } => SamplePolicy::Frequency(*hz),
+            };
+            let cpus = aya::util::online_cpus()
+                .map_err(|(what, error)| anyhow::anyhow!("{what}: {error}"))?;
+            for cpu in cpus {
+                program.attach(
+                    config,
+                    PerfEventScope::AllProcessesOneCpu { cpu },
+                    sample,
+                    false,
+                )?;
+            }
+        }
     }
     Ok(())
+}
+
+/// aya's name of `perf_event_attr`'s type and config (software and
+/// hardware events; `PERF_TYPE_SOFTWARE` is 1, `PERF_TYPE_HARDWARE` 0).
+fn perf_config(perf_type: u32, config: u64) -> Result<PerfEventConfig> {
+    Ok(match (perf_type, config) {
+        (1, 0) => PerfEventConfig::Software(SoftwareEvent::CpuClock),
+        (1, 1) => PerfEventConfig::Software(SoftwareEvent::TaskClock),
+        (1, 2) => PerfEventConfig::Software(SoftwareEvent::PageFaults),
+        (1, 3) => PerfEventConfig::Software(SoftwareEvent::ContextSwitches),
+        (1, 4) => PerfEventConfig::Software(SoftwareEvent::CpuMigrations),
+        (1, 5) => PerfEventConfig::Software(SoftwareEvent::PageFaultsMin),
+        (1, 6) => PerfEventConfig::Software(SoftwareEvent::PageFaultsMaj),
+        (0, 0) => PerfEventConfig::Hardware(HardwareEvent::CpuCycles),
+        (0, 1) => PerfEventConfig::Hardware(HardwareEvent::Instructions),
+        (0, 2) => PerfEventConfig::Hardware(HardwareEvent::CacheReferences),
+        (0, 3) => PerfEventConfig::Hardware(HardwareEvent::CacheMisses),
+        (0, 4) => PerfEventConfig::Hardware(HardwareEvent::BranchInstructions),
+        (0, 5) => PerfEventConfig::Hardware(HardwareEvent::BranchMisses),
+        (4, event_id) => PerfEventConfig::Raw { event_id },
+        (other_type, other) => {
+            anyhow::bail!("perf event type {other_type} config {other} is not one aya 0.14 opens")
+        }
+    })
 }
 
 fn word32(bytes: &[u8], at: usize) -> u32 {
