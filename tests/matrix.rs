@@ -13,7 +13,7 @@ use libtest_mimic::{Arguments, Failed, Trial};
 use tapmatrix_e2e::{default_matrix, test_cache, workspace_root};
 use tapmatrix_facts::KernelFacts;
 use tapmatrix_run::{
-    Cell, FunctionEvents, RunKernel, RunOptions, SnapshotScope, Spec, Status, run_matrix,
+    Backend, Cell, FunctionEvents, RunKernel, RunOptions, SnapshotScope, Spec, Status, run_matrix,
 };
 use tapmatrix_vm::VmOptions;
 
@@ -104,6 +104,7 @@ fn main() -> ExitCode {
             tapset_dirs: vec![root.join("tapsets")],
             jobs: tapmatrix_vm::default_jobs(),
             function_events: FunctionEvents::default(),
+            backend: backend(),
             vm: VmOptions::new(cache.root()),
             out_dir: Some(root.join("target/tapmatrix-e2e-matrix")),
         };
@@ -175,5 +176,17 @@ fn check(spec: &Spec, series: &str, snapshots: PathBuf, cell: Option<Cell>) -> R
     match cell.status {
         Status::Pass => Ok(()),
         _ => Err(cell.detail.into()),
+    }
+}
+
+/// The back end the scripts run on: `TAPMATRIX_BACKEND` (tracefs, bpf,
+/// bpf-forward, auto; default tracefs). The snapshots are the same for
+/// every back end: that is the differential test.
+fn backend() -> Backend {
+    match std::env::var("TAPMATRIX_BACKEND").as_deref() {
+        Ok("bpf") => Backend::Bpf,
+        Ok("bpf-forward") => Backend::BpfForwarded,
+        Ok("auto") => Backend::Auto,
+        _ => Backend::Tracefs,
     }
 }

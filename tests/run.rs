@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use tapmatrix_e2e::{fetched_kernels, test_cache_dir};
 use tapmatrix_ir::{
-    Builtin, Bundle, Expr, Limits, Loc, Probe, ProbeKind, Program, RunEnd, RunMessage, ScalarType,
-    Stmt, Value, Workload,
+    Artefact, Builtin, Bundle, Expr, Limits, Loc, Probe, ProbeKind, Program, RunEnd, RunMessage,
+    ScalarType, Stmt, Value, Workload,
 };
 use tapmatrix_tracefs::{EventKind, Fetch};
 use tapmatrix_vm::{ItemEnd, ItemReport, RunSettings, VmOptions, run_items};
@@ -95,7 +95,7 @@ fn item(name: &str, mut events: Vec<Event>, command: &str, timeout_ms: u64) -> R
     }
     RunItem {
         name: name.to_owned(),
-        bundle: Bundle {
+        artefact: Artefact::Tracefs(Bundle {
             program: program(&events),
             events: events
                 .into_iter()
@@ -103,11 +103,19 @@ fn item(name: &str, mut events: Vec<Event>, command: &str, timeout_ms: u64) -> R
                 .map(|(index, event)| event.finish(index))
                 .collect(),
             tasks: Vec::new(),
-        },
+        }),
         workload: Workload {
             command: command.to_owned(),
             timeout_ms,
         },
+    }
+}
+
+/// The tracefs bundle of an item.
+fn bundle(item: &mut RunItem) -> &mut Bundle {
+    match &mut item.artefact {
+        Artefact::Tracefs(bundle) => bundle,
+        Artefact::Bpf(_) => panic!("a tracefs item was expected"),
     }
 }
 
@@ -624,7 +632,7 @@ fn handlers_print_hits_and_a_timer_exits_on_6_1() {
         "exec cat /etc/passwd",
         30_000,
     );
-    printing.bundle.program.probes[0].body = vec![println(vec![Expr::Concat(
+    bundle(&mut printing).program.probes[0].body = vec![println(vec![Expr::Concat(
         Box::new(Expr::Fetch(0)),
         Box::new(Expr::Concat(
             Box::new(Expr::Str(" by ".into())),
@@ -640,7 +648,7 @@ fn handlers_print_hits_and_a_timer_exits_on_6_1() {
         )),
     )])];
     let mut ticking = item("ticks", Vec::new(), "sleep 1000", 30_000);
-    ticking.bundle.program.probes.push(Probe {
+    bundle(&mut ticking).program.probes.push(Probe {
         kind: ProbeKind::Timer {
             period_ns: 200_000_000,
             randomize_ns: 0,

@@ -54,6 +54,7 @@ fn three_shards_merged_equal_one_run() {
         tapset_dirs: vec![root.join("tapsets")],
         jobs: 2,
         function_events: FunctionEvents::default(),
+        backend: tapmatrix_run::Backend::default(),
         vm: VmOptions::new(cache.root()),
         out_dir: None,
     };

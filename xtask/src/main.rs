@@ -75,6 +75,11 @@ fn test(sh: &Shell) -> Result<()> {
         .env("TAPMATRIX_FACTS_CACHE", cache.join("facts"))
         .env("TAPMATRIX_FACTS_RAW", cache.join("boots/7.3/harvest"))
         .run()?;
+    // The differential test: the same script tests and snapshots on the
+    // BPF back end (handlers in the kernel where they can run there).
+    cmd!(sh, "cargo test -p tapmatrix-e2e --test matrix")
+        .env("TAPMATRIX_BACKEND", "bpf")
+        .run()?;
     Ok(())
 }
 

@@ -66,6 +66,74 @@ pub struct ProbeSite {
     pub targets: Vec<Vec<Result<TargetAccess, TargetError>>>,
 }
 
+/// One attach point with its fetch slots resolved (see
+/// [`ProbeSite::targets`]).
+pub type ResolvedAttach = (AttachPoint, Vec<Result<TargetAccess, TargetError>>);
+
+impl ProbeSite {
+    /// The attach points grouped by the answers of the probe's `@defined`
+    /// slots there (a slot is defined where its target resolved): attach
+    /// points that agree share one copy of the probe
+    /// ([`ProbeSite::specialize`]). Each attach point comes with the
+    /// resolved targets of the slots that remain (`@defined` ones dropped).
+    /// Groups are ordered by their answers.
+    pub fn defined_groups(&self) -> Vec<(Vec<bool>, Vec<ResolvedAttach>)> {
+        let mut groups: Vec<(Vec<bool>, Vec<ResolvedAttach>)> = Vec::new();
+        for (at, targets) in self.attach.iter().zip(&self.targets) {
+            let mut key = Vec::new();
+            let mut kept = Vec::new();
+            for (request, access) in self.fetches.iter().zip(targets) {
+                match request {
+                    FetchRequest::Defined { .. } => key.push(access.is_ok()),
+                    _ => kept.push(access.clone()),
+                }
+            }
+            match groups.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, members)) => members.push((at.clone(), kept)),
+                None => groups.push((key, vec![(at.clone(), kept)])),
+            }
+        }
+        groups.sort_by(|a, b| a.0.cmp(&b.0));
+        groups
+    }
+
+    /// The probe with its `@defined` slots replaced by the constants
+    /// `defined` (in slot order) and the other slots renumbered, and the
+    /// requests of the slots that remain.
+    pub fn specialize(
+        &self,
+        probe: &tapmatrix_ir::Probe,
+        defined: &[bool],
+    ) -> (tapmatrix_ir::Probe, Vec<FetchRequest>) {
+        use tapmatrix_ir::Expr;
+        let mut constants = defined.iter();
+        let mut renumber: Vec<Expr> = Vec::new();
+        let mut kept = Vec::new();
+        for request in &self.fetches {
+            match request {
+                FetchRequest::Defined { .. } => {
+                    let value = constants.next().copied().unwrap_or(false);
+                    renumber.push(Expr::Long(i64::from(value)));
+                }
+                other => {
+                    renumber.push(Expr::Fetch(u32::try_from(kept.len()).unwrap_or(u32::MAX)));
+                    kept.push(other.clone());
+                }
+            }
+        }
+        let mut probe = probe.clone();
+        tapmatrix_ir::visit::walk_block_mut(&mut probe.body, &mut |expr| {
+            if let Expr::Fetch(slot) = expr
+                && let Some(new) = renumber.get(*slot as usize)
+            {
+                *expr = new.clone();
+            }
+        });
+        probe.fetches = kept.iter().map(FetchRequest::ty).collect();
+        (probe, kept)
+    }
+}
+
 /// One value an event gathers per hit for its handler.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FetchRequest {

@@ -1,8 +1,9 @@
 //! The lowered form of a script: what the compiler hands to the guest.
 //!
-//! A [`Bundle`] is one script compiled for one kernel: the tracefs
-//! [`Event`]s to create, and the [`Program`] whose handlers run in the
-//! agent's runtime on every hit. The program is typed and name-resolved:
+//! An [`Artefact`] is one script compiled for one kernel by one back end:
+//! a tracefs [`Bundle`] (the [`Event`]s to create, and the [`Program`]
+//! whose handlers run in the agent's runtime on every hit) or a BPF object
+//! ([`bpf::BpfArtefact`]). The program is typed and name-resolved:
 //! variables are slots, calls name a function by index or a [`Builtin`],
 //! and every value a handler reads from the kernel is a [`Fetch`] that the
 //! event gathers in the kernel (`Expr::Fetch(slot)`), so the runtime never
@@ -13,12 +14,15 @@
 //! (`tapmatrix-runtime`) and the agent. It is built into the static agent,
 //! so it depends on serde only.
 
+mod artefact;
+pub mod bpf;
 mod bundle;
 mod hit;
 mod program;
 mod report;
 pub mod visit;
 
+pub use artefact::Artefact;
 pub use bundle::{Bundle, Event, Install, Slot, TaskEvent, Workload};
 pub use hit::{Hit, HitContext};
 pub use program::{

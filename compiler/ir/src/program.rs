@@ -157,22 +157,9 @@ pub enum ProbeKind {
         randomize_ns: u64,
     },
     /// Fed by kernel events: every event or program of the back end whose
-    /// `probe` is this probe's index.
+    /// `probe` is this probe's index (function entries and returns,
+    /// tracepoints, perf events: `perf.*` probes and `timer.profile`).
     Event,
-    /// `timer.profile`: on every CPU at the kernel's tick rate, in the
-    /// context of whatever task runs there.
-    Profile,
-    /// `perf.type(T).config(C)[.sample(N)|.hz(N)]`: a perf event's overflow.
-    Perf {
-        /// `perf_event_attr.type`.
-        event_type: u32,
-        /// `perf_event_attr.config`.
-        config: u64,
-        /// The sample period, or with `freq` the frequency in Hz.
-        sample: u64,
-        /// `sample` is a frequency (`.hz(N)`).
-        freq: bool,
-    },
 }
 
 /// A probe: its trigger and its handler (alias prologues and epilogues
@@ -439,6 +426,55 @@ pub enum BinaryOp {
     BitOr,
     /// `^`.
     BitXor,
+}
+
+impl BinaryOp {
+    /// The operator as written (`/`), for messages.
+    pub fn symbol(self) -> &'static str {
+        match self {
+            BinaryOp::Add => "+",
+            BinaryOp::Sub => "-",
+            BinaryOp::Mul => "*",
+            BinaryOp::Div => "/",
+            BinaryOp::Mod => "%",
+            BinaryOp::Shl => "<<",
+            BinaryOp::Shr => ">>",
+            BinaryOp::UShr => ">>>",
+            BinaryOp::BitAnd => "&",
+            BinaryOp::BitOr => "|",
+            BinaryOp::BitXor => "^",
+        }
+    }
+}
+
+impl HistSpec {
+    /// The buckets a statistic's histogram of this shape has (`@hist_log`:
+    /// 128; `@hist_linear`: the range's buckets plus under- and overflow),
+    /// or SystemTap's complaint about the shape.
+    pub fn bucket_count(self) -> Result<usize, String> {
+        /// `STP_MAX_BUCKETS`.
+        const MAX_LINEAR_BUCKETS: i64 = 128;
+        match self {
+            HistSpec::Log => Ok(128),
+            HistSpec::Linear {
+                start,
+                stop,
+                interval,
+            } => {
+                if interval <= 0 {
+                    return Err("histogram: interval cannot be zero".to_owned());
+                }
+                let buckets = stop.wrapping_sub(start) / interval + 3;
+                if !(3..=MAX_LINEAR_BUCKETS).contains(&buckets) {
+                    return Err(format!(
+                        "histogram: Number of buckets must be between 1 and {}",
+                        MAX_LINEAR_BUCKETS - 2
+                    ));
+                }
+                Ok(usize::try_from(buckets).unwrap_or(3))
+            }
+        }
+    }
 }
 
 /// Comparisons, on two longs or two strings.

@@ -75,6 +75,11 @@ impl Array {
         }
     }
 
+    /// An empty array with the same limit and wrapping.
+    pub(crate) fn emptied(&self) -> Array {
+        Array::new(self.limit, self.wrap)
+    }
+
     /// The element at `key`.
     pub(crate) fn get(&self, key: &[Value]) -> Option<&Elem> {
         self.entries.get(key).map(|(_, elem)| elem)

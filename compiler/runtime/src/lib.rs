@@ -31,15 +31,17 @@
 mod array;
 mod display;
 mod format;
+mod globals;
 mod machine;
 mod stats;
 mod text;
 
 use std::sync::Arc;
 
+use tapmatrix_ir::{FormatSpec, ProbeKind, Program, Value};
 pub use tapmatrix_ir::{Hit, HitContext};
-use tapmatrix_ir::{ProbeKind, Program, Value};
 
+pub use crate::globals::{Element, GlobalValue, StatValue};
 use crate::machine::{Cx, Fault, Machine};
 
 /// What the agent does after a handler.
@@ -298,6 +300,60 @@ impl Runtime {
                 "WARNING: Number of errors: {}, skipped probes: 0\n",
                 self.errors
             ));
+        }
+        self.control()
+    }
+
+    /// Global `index`'s value (`None` past the last global).
+    pub fn global(&self, index: u32) -> Option<GlobalValue> {
+        self.machine
+            .globals
+            .get(index as usize)
+            .map(globals::export)
+    }
+
+    /// Replaces global `index`'s value with what another executor (the
+    /// kernel's maps) kept; a value of the wrong shape is ignored.
+    pub fn set_global(&mut self, index: u32, value: GlobalValue) {
+        let g = index as usize;
+        let fresh = self.machine.fresh_stat(g);
+        if let Some(slot) = self.machine.globals.get_mut(g) {
+            globals::import(slot, value, &|| fresh.clone());
+        }
+    }
+
+    /// A run-time error raised outside the runtime (in the kernel): its
+    /// `ERROR:` line, and the session fails as for an error of a handler.
+    pub fn raise(&mut self, message: &str) -> Control {
+        self.report(&Fault {
+            message: message.to_owned(),
+            near: None,
+        });
+        self.control()
+    }
+
+    /// `exit()` called outside the runtime (in the kernel).
+    pub fn request_exit(&mut self) -> Control {
+        if matches!(self.state, State::Starting | State::Running) {
+            self.exit_called = true;
+            self.state = State::Stopping;
+        }
+        self.control()
+    }
+
+    /// Whether hits and timers still run (begun, not stopped or failed).
+    pub fn is_running(&self) -> bool {
+        self.state == State::Running
+    }
+
+    /// `printf(format, args...)` of a handler that ran elsewhere (a record
+    /// from the kernel), appended to the standard output. Output of a
+    /// stopped session is still written: SystemTap prints what a handler
+    /// printed before its `exit()`.
+    pub fn printf(&mut self, format: &[FormatSpec], args: &[Value]) -> Control {
+        match machine::printf(format, args) {
+            Ok(text) => self.machine.stdout.push_str(&text),
+            Err(fault) => self.report(&fault),
         }
         self.control()
     }

@@ -155,22 +155,6 @@ pub(crate) fn place(prog: &Program, loc: Loc) -> String {
     format!("{}:{}:{}", file, loc.line, loc.col)
 }
 
-fn binary_symbol(op: BinaryOp) -> &'static str {
-    match op {
-        BinaryOp::Add => "+",
-        BinaryOp::Sub => "-",
-        BinaryOp::Mul => "*",
-        BinaryOp::Div => "/",
-        BinaryOp::Mod => "%",
-        BinaryOp::Shl => "<<",
-        BinaryOp::Shr => ">>",
-        BinaryOp::UShr => ">>>",
-        BinaryOp::BitAnd => "&",
-        BinaryOp::BitOr => "|",
-        BinaryOp::BitXor => "^",
-    }
-}
-
 fn stat_symbol(op: StatOp) -> &'static str {
     match op {
         StatOp::Count => "@count",
@@ -367,6 +351,15 @@ impl Machine {
             stack.remove(0);
         }
         stack.push(values);
+    }
+
+    /// An empty statistic as global `g` keeps them (its histogram shape
+    /// and variance shift).
+    pub(crate) fn fresh_stat(&self, g: usize) -> Stat {
+        Stat::new(
+            self.shapes.get(g).copied().flatten(),
+            self.shifts.get(g).copied().unwrap_or(0),
+        )
     }
 
     /// Runs one handler body with fresh locals.
@@ -851,11 +844,7 @@ impl Machine {
                     None => {
                         return Err(Fault::near(
                             "division by 0",
-                            format!(
-                                "operator '{}' at {}",
-                                binary_symbol(*op),
-                                place(cx.prog, *loc)
-                            ),
+                            format!("operator '{}' at {}", op.symbol(), place(cx.prog, *loc)),
                         ));
                     }
                 }
@@ -916,11 +905,7 @@ impl Machine {
                         None => {
                             return Err(Fault::near(
                                 "division by 0",
-                                format!(
-                                    "operator '{}=' at {}",
-                                    binary_symbol(*op),
-                                    place(cx.prog, *loc)
-                                ),
+                                format!("operator '{}=' at {}", op.symbol(), place(cx.prog, *loc)),
                             ));
                         }
                     }

@@ -9,8 +9,6 @@ use tapmatrix_ir::HistSpec;
 const LOG_BUCKETS: usize = 128;
 /// The bucket of 0 in a `@hist_log`.
 const LOG_BUCKET0: usize = 64;
-/// Most buckets a `@hist_linear` may have (`STP_MAX_BUCKETS`).
-const MAX_LINEAR_BUCKETS: i64 = 128;
 /// Width of a histogram's bar (`HIST_WIDTH`).
 const HIST_WIDTH: i64 = 50;
 /// Empty buckets shown around data before eliding (`HIST_ELISION`).
@@ -35,30 +33,17 @@ pub(crate) enum Shape {
 impl Shape {
     /// The shape of `spec`, or SystemTap's complaint about it.
     pub(crate) fn of(spec: HistSpec) -> Result<Shape, String> {
-        match spec {
-            HistSpec::Log => Ok(Shape::Log),
+        let buckets = spec.bucket_count()?;
+        Ok(match spec {
+            HistSpec::Log => Shape::Log,
             HistSpec::Linear {
+                start, interval, ..
+            } => Shape::Linear {
                 start,
-                stop,
                 interval,
-            } => {
-                if interval <= 0 {
-                    return Err("histogram: interval cannot be zero".to_owned());
-                }
-                let buckets = stop.wrapping_sub(start) / interval + 3;
-                if !(3..=MAX_LINEAR_BUCKETS).contains(&buckets) {
-                    return Err(format!(
-                        "histogram: Number of buckets must be between 1 and {}",
-                        MAX_LINEAR_BUCKETS - 2
-                    ));
-                }
-                Ok(Shape::Linear {
-                    start,
-                    interval,
-                    buckets: usize::try_from(buckets).unwrap_or(3),
-                })
-            }
-        }
+                buckets,
+            },
+        })
     }
 
     /// How many buckets.
@@ -181,6 +166,30 @@ impl Stat {
             let bucket = shape.bucket(value);
             if let Some(slot) = buckets.get_mut(bucket) {
                 *slot += 1;
+            }
+        }
+    }
+
+    /// The histogram's buckets (empty without one).
+    pub(crate) fn buckets(&self) -> &[i64] {
+        self.hist
+            .as_ref()
+            .map_or(&[], |(_, buckets)| buckets.as_slice())
+    }
+
+    /// Takes the aggregates another executor kept (`@variance` then reads
+    /// as the variance of a constant series of the mean).
+    pub(crate) fn set_aggregates(&mut self, value: &crate::globals::StatValue) {
+        self.count = value.count;
+        self.sum = value.sum;
+        self.min = value.min;
+        self.max = value.max;
+        self.avg_s = div64(value.sum.wrapping_shl(self.shift), value.count);
+        self.m2 = 0;
+        self.variance_s = if value.count < 2 { -1 } else { 0 };
+        if let Some((_, buckets)) = &mut self.hist {
+            for (mine, theirs) in buckets.iter_mut().zip(&value.buckets) {
+                *mine = *theirs;
             }
         }
     }

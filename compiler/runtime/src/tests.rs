@@ -1277,3 +1277,115 @@ fn begin_probes_run_as_the_agent_process() {
     ));
     assert_eq!(out, format!("{}\n", std::process::id()));
 }
+
+#[test]
+fn globals_kept_elsewhere_come_in_and_go_out_in_insertion_order() {
+    let prog = program(
+        vec![
+            long_global("n"),
+            array("a", &[ScalarType::String], Some(ScalarType::Long)),
+            stats("s"),
+        ],
+        Vec::new(),
+        vec![end(vec![
+            Stmt::Foreach {
+                array: 1,
+                keys: vec![0],
+                value: None,
+                slice: Vec::new(),
+                sort: None,
+                limit: None,
+                body: vec![printf(
+                    "%s=%d\n",
+                    vec![Expr::Local(0), index(1, vec![Expr::Local(0)])],
+                )],
+            },
+            printf(
+                "n=%d count=%d max=%d\n",
+                vec![
+                    Expr::Global(0),
+                    Expr::Stat {
+                        op: StatOp::Count,
+                        stat: Box::new(LValue::Global(2)),
+                        param: 0,
+                        loc: at(1, 1),
+                    },
+                    Expr::Stat {
+                        op: StatOp::Max,
+                        stat: Box::new(LValue::Global(2)),
+                        param: 0,
+                        loc: at(1, 1),
+                    },
+                ],
+            ),
+        ])],
+    );
+    let mut prog = prog;
+    prog.probes[0].locals = vec![ScalarType::String];
+    let mut rt = Runtime::new(prog, 0);
+    rt.begin();
+    rt.set_global(0, GlobalValue::Scalar(Value::Long(7)));
+    rt.set_global(
+        1,
+        GlobalValue::Array(vec![
+            (vec![Value::Str("z".into())], Element::Value(Value::Long(1))),
+            (vec![Value::Str("a".into())], Element::Value(Value::Long(2))),
+        ]),
+    );
+    let mut cpu0 = StatValue {
+        count: 2,
+        sum: 10,
+        min: 3,
+        max: 7,
+        buckets: Vec::new(),
+    };
+    cpu0.merge(&StatValue {
+        count: 1,
+        sum: 9,
+        min: 9,
+        max: 9,
+        buckets: Vec::new(),
+    });
+    rt.set_global(2, GlobalValue::Stat(cpu0.clone()));
+    assert_eq!(rt.global(2), Some(GlobalValue::Stat(cpu0)));
+    assert_eq!(rt.global(0), Some(GlobalValue::Scalar(Value::Long(7))));
+    rt.end();
+    assert_eq!(rt.take_stdout(), "z=1\na=2\nn=7 count=3 max=9\n");
+}
+
+#[test]
+fn errors_and_exits_from_elsewhere_stop_the_session() {
+    let mut rt = Runtime::new(
+        program(
+            Vec::new(),
+            Vec::new(),
+            vec![end(vec![println(vec![s("end")])])],
+        ),
+        0,
+    );
+    rt.begin();
+    assert_eq!(
+        rt.printf(&fmt("%d!\n"), &[Value::Long(4)]),
+        Control::Continue
+    );
+    assert_eq!(
+        rt.raise("division by 0 near operator '/' at t.stp:1:2"),
+        Control::Error("division by 0 near operator '/' at t.stp:1:2".into())
+    );
+    assert!(!rt.is_running());
+    rt.end();
+    assert_eq!(rt.take_stdout(), "4!\n");
+    assert!(rt.take_stderr().starts_with("ERROR: division by 0"));
+    let mut rt = Runtime::new(
+        program(
+            Vec::new(),
+            Vec::new(),
+            vec![end(vec![println(vec![s("end")])])],
+        ),
+        0,
+    );
+    rt.begin();
+    assert_eq!(rt.request_exit(), Control::Exit);
+    rt.end();
+    assert_eq!(rt.take_stdout(), "end\n");
+}

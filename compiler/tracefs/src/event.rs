@@ -66,6 +66,38 @@ pub struct Fetch {
     pub ty: ScalarType,
 }
 
+/// A bundle as text, for review: each event's definition (or tracepoint),
+/// its filter and the probe it feeds, then the task events followed.
+pub fn dump(bundle: &tapmatrix_ir::Bundle) -> String {
+    let mut out = String::from("back end: tracefs\n");
+    for (index, event) in bundle.events.iter().enumerate() {
+        let install = match &event.install {
+            Install::Dynamic {
+                control,
+                definition,
+                ..
+            } => format!("{control}: {definition}"),
+            Install::Tracepoint { system, event } => format!("tracepoint {system}:{event}"),
+        };
+        out.push_str(&format!(
+            "event {index} -> probe {}: {install}\n",
+            event.probe
+        ));
+        let fields: Vec<&str> = event.slots.iter().map(|slot| slot.field.as_str()).collect();
+        if !fields.is_empty() {
+            out.push_str(&format!("  slots: {}\n", fields.join(" ")));
+        }
+        if let Some(filter) = &event.filter {
+            out.push_str(&format!("  filter: {filter}\n"));
+        }
+    }
+    for task in &bundle.tasks {
+        let (system, event) = task.tracepoint();
+        out.push_str(&format!("task event: {system}:{event}\n"));
+    }
+    out
+}
+
 /// The field name of fetch `index` in a dynamic event: `f<index>`.
 pub fn field(index: usize) -> String {
     format!("f{index}")

@@ -10,7 +10,7 @@ mod filter;
 mod lower;
 
 pub use caps::capabilities;
-pub use event::{EventKind, Fetch, GROUP, finish};
+pub use event::{EventKind, Fetch, GROUP, dump, finish};
 pub use fetch::{FetchError, ReadAs, Site, fetch_arg};
 pub use filter::pushdown;
 pub use lower::{FunctionEvents, LowerError, lower};

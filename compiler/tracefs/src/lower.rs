@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use tapmatrix_elaborate::{Elaborated, FetchRequest};
+use tapmatrix_elaborate::{Elaborated, FetchRequest, ResolvedAttach};
 use tapmatrix_facts::{KernelFacts, TracingFeatures};
 use tapmatrix_ir::{Builtin, Bundle, Event, Expr, Probe, ProbeKind, ScalarType, TaskEvent};
 use tapmatrix_resolve::{AttachKind, AttachPoint, TargetAccess, TargetBase, TargetError};
@@ -55,19 +55,8 @@ pub fn lower(
         }
         // `@defined` is decided per attach point: attach points that agree
         // on every `@defined` share one copy of the probe.
-        let mut groups: BTreeMap<Vec<bool>, Vec<(AttachPoint, Targets)>> = BTreeMap::new();
-        for (at, targets) in site.attach.into_iter().zip(site.targets) {
-            let key = site
-                .fetches
-                .iter()
-                .zip(&targets)
-                .filter(|(request, _)| matches!(request, FetchRequest::Defined { .. }))
-                .map(|(_, access)| access.is_ok())
-                .collect();
-            groups.entry(key).or_default().push((at, targets));
-        }
-        for (defined, attach) in groups {
-            let (probe, requests, attach) = specialize(&probe, &site.fetches, &defined, attach);
+        for (defined, attach) in site.defined_groups() {
+            let (probe, requests) = site.specialize(&probe, &defined);
             let index = u32::try_from(probes.len()).unwrap_or(u32::MAX);
             match events_of(index, &probe, &requests, &attach, &features) {
                 Ok((probe, mut more)) => {
@@ -174,60 +163,12 @@ fn share_tracepoint_filters(events: &mut [Pending]) {
 /// One attach point's fetch slots, resolved (see `ProbeSite::targets`).
 type Targets = Vec<Result<TargetAccess, TargetError>>;
 
-/// The probe with its `@defined` slots replaced by their constants and the
-/// other slots renumbered, the requests of the remaining slots, and each
-/// attach point with the remaining slots' targets.
-fn specialize(
-    probe: &Probe,
-    requests: &[FetchRequest],
-    defined: &[bool],
-    attach: Vec<(AttachPoint, Targets)>,
-) -> (Probe, Vec<FetchRequest>, Vec<(AttachPoint, Targets)>) {
-    let mut constants = defined.iter();
-    let mut renumber: Vec<Expr> = Vec::new();
-    let mut kept = Vec::new();
-    for request in requests {
-        match request {
-            FetchRequest::Defined { .. } => {
-                let value = constants.next().copied().unwrap_or(false);
-                renumber.push(Expr::Long(i64::from(value)));
-            }
-            other => {
-                renumber.push(Expr::Fetch(u32::try_from(kept.len()).unwrap_or(u32::MAX)));
-                kept.push(other.clone());
-            }
-        }
-    }
-    let mut probe = probe.clone();
-    tapmatrix_ir::visit::walk_block_mut(&mut probe.body, &mut |expr| {
-        if let Expr::Fetch(slot) = expr
-            && let Some(new) = renumber.get(*slot as usize)
-        {
-            *expr = new.clone();
-        }
-    });
-    probe.fetches = kept.iter().map(FetchRequest::ty).collect();
-    let attach = attach
-        .into_iter()
-        .map(|(at, targets)| {
-            let targets = requests
-                .iter()
-                .zip(targets)
-                .filter(|(request, _)| !matches!(request, FetchRequest::Defined { .. }))
-                .map(|(_, access)| access)
-                .collect();
-            (at, targets)
-        })
-        .collect();
-    (probe, kept, attach)
-}
-
 /// The events of one probe, one per attach point.
 fn events_of(
     index: u32,
     probe: &Probe,
     requests: &[FetchRequest],
-    attach: &[(AttachPoint, Targets)],
+    attach: &[ResolvedAttach],
     features: &TracingFeatures,
 ) -> Result<(Probe, Vec<Pending>), Vec<LowerError>> {
     let mut probe = probe.clone();

@@ -5,15 +5,31 @@
 use std::path::PathBuf;
 
 use tapmatrix_facts::KernelFacts;
-use tapmatrix_ir::Bundle;
+use tapmatrix_ir::Artefact;
 use tapmatrix_resolve::{Outcome, Resolver, TapsetLibrary};
 use tapmatrix_tracefs::FunctionEvents;
+
+/// Which back end compiles scripts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Backend {
+    /// ftrace events and the handler runtime.
+    Tracefs,
+    /// BPF programs: handlers in the kernel where they can run there,
+    /// else forwarded hits.
+    Bpf,
+    /// BPF programs that only forward hits (for tests of that mode).
+    BpfForwarded,
+    /// Per script and kernel: BPF where the handlers run in the kernel,
+    /// else tracefs, else BPF programs that forward hits.
+    #[default]
+    Auto,
+}
 
 /// A script compiled for one kernel, or why not.
 #[derive(Debug, Clone)]
 pub enum Compiled {
-    /// Ready to run.
-    Bundle(Box<Bundle>),
+    /// Ready to run: the artefact of the back end that compiled it.
+    Ready(Box<Artefact>),
     /// A probe of the script resolves to nothing here: the reasons, one
     /// per line (`probe point: why`).
     NotAvailable(String),
@@ -23,13 +39,15 @@ pub enum Compiled {
 
 /// Compiles `script` (read from that file, or `text` under that name)
 /// for the kernel `facts` describes, with `tapsets` (loaded once for its
-/// profile, or why they could not be), function probes served by `events`.
+/// profile, or why they could not be), by `backend` (tracefs function
+/// probes served by `events`).
 pub fn compile(
     script: PathBuf,
     text: Option<String>,
     tapsets: &mut Result<TapsetLibrary, String>,
     facts: &KernelFacts,
     events: FunctionEvents,
+    backend: Backend,
 ) -> Compiled {
     let loaded = match tapsets
         .as_mut()
@@ -61,19 +79,58 @@ pub fn compile(
         return Compiled::NotAvailable(missing.join("\n"));
     }
     let kernel = facts.release.as_deref().unwrap_or("this kernel");
-    let caps = tapmatrix_tracefs::capabilities(facts, kernel);
-    let elaborated = match tapmatrix_elaborate::elaborate(&loaded, facts, &caps) {
-        Ok(elaborated) => elaborated,
-        Err(errors) => return Compiled::Error(errors.to_string()),
+    let tracefs = || -> Result<Artefact, String> {
+        let caps = tapmatrix_tracefs::capabilities(facts, kernel);
+        let elaborated =
+            tapmatrix_elaborate::elaborate(&loaded, facts, &caps).map_err(|e| e.to_string())?;
+        tapmatrix_tracefs::lower(elaborated, facts, events)
+            .map(Artefact::Tracefs)
+            .map_err(joined)
     };
-    match tapmatrix_tracefs::lower(elaborated, facts, events) {
-        Ok(bundle) => Compiled::Bundle(Box::new(bundle)),
-        Err(errors) => Compiled::Error(
-            errors
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("\n"),
-        ),
+    let bpf = |forward: bool| -> Result<Artefact, String> {
+        let caps = tapmatrix_bpf::capabilities(facts, kernel);
+        let elaborated =
+            tapmatrix_elaborate::elaborate(&loaded, facts, &caps).map_err(|e| e.to_string())?;
+        tapmatrix_bpf::compile(elaborated, facts, tapmatrix_bpf::Options { forward })
+            .map(|artefact| Artefact::Bpf(Box::new(artefact)))
+            .map_err(joined)
+    };
+    let compiled = match backend {
+        Backend::Tracefs => tracefs(),
+        Backend::Bpf => bpf(false),
+        Backend::BpfForwarded => bpf(true),
+        // Handlers in the kernel where they all compile there; else the
+        // tracefs events; else BPF programs that forward each hit (what
+        // only BPF reaches: tracepoint arguments, profile and perf events).
+        Backend::Auto => match bpf(false) {
+            Ok(artefact @ Artefact::Bpf(_)) if artefact.backend() == "bpf" => Ok(artefact),
+            bpf_result => match tracefs() {
+                Ok(artefact) => Ok(artefact),
+                Err(tracefs_error) => bpf_result
+                    .map_err(|bpf_error| format!("{tracefs_error}\n(and by bpf: {bpf_error})")),
+            },
+        },
+    };
+    match compiled {
+        Ok(artefact) => Compiled::Ready(Box::new(artefact)),
+        Err(message) => Compiled::Error(message),
+    }
+}
+
+/// Back end errors, one a line.
+fn joined<E: std::fmt::Display>(errors: Vec<E>) -> String {
+    errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// What a back end built, for review (`tapmatrix run --dump`): the tracefs
+/// events as the agent will install them, or the BPF maps and programs.
+pub fn dump(artefact: &Artefact) -> String {
+    match artefact {
+        Artefact::Tracefs(bundle) => tapmatrix_tracefs::dump(bundle),
+        Artefact::Bpf(artefact) => tapmatrix_bpf::dump(artefact),
     }
 }

@@ -93,7 +93,7 @@ pub fn judge(
             cell.detail = format!("compile error: {}", first_line(message));
             return Ok(cell);
         }
-        (Compiled::Bundle(_), false) => {
+        (Compiled::Ready(_), false) => {
             cell.status = Status::Fail;
             cell.detail = format!(
                 "availability differs from the spec: it compiles here, but the spec says not ({})",
@@ -101,14 +101,13 @@ pub fn judge(
             );
             return Ok(cell);
         }
-        (Compiled::Bundle(_), true) => {}
+        (Compiled::Ready(artefact), true) => cell.backend = Some(artefact.backend().to_owned()),
     }
     let Some(run) = run else {
         cell.status = Status::Infra;
         cell.detail = "not run: the guest ended before this script".to_owned();
         return Ok(cell);
     };
-    cell.backend = Some("tracefs".to_owned());
     cell.hits = run.hits;
     cell.lost = run.lost;
     cell.elapsed_ms = run.elapsed_ms;
@@ -196,7 +195,7 @@ mod tests {
     }
 
     fn bundle() -> Compiled {
-        Compiled::Bundle(Box::new(Bundle {
+        Compiled::Ready(Box::new(tapmatrix_ir::Artefact::Tracefs(Bundle {
             program: Program {
                 files: Vec::new(),
                 globals: Vec::new(),
@@ -206,7 +205,7 @@ mod tests {
             },
             events: Vec::new(),
             tasks: Vec::new(),
-        }))
+        })))
     }
 
     fn run(stdout: &str, end: ItemEnd) -> ItemRun {

@@ -11,7 +11,7 @@ mod spec;
 
 use std::path::{Path, PathBuf};
 
-pub use compile::{Compiled, compile};
+pub use compile::{Backend, Compiled, compile, dump};
 pub use judge::{ItemEnd, ItemRun, judge};
 pub use redact::{Redaction, Redactions};
 pub use runner::{RunKernel, RunOptions, run_matrix};

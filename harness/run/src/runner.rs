@@ -41,6 +41,8 @@ pub struct RunOptions {
     pub jobs: usize,
     /// kprobes or fprobes for function probes.
     pub function_events: FunctionEvents,
+    /// The back end.
+    pub backend: crate::Backend,
     /// QEMU and cache settings.
     pub vm: VmOptions,
     /// The run's output directory: the console and agent logs of every
@@ -106,13 +108,15 @@ fn run_kernel(
     let compiled: Vec<(bool, Compiled)> = specs
         .iter()
         .map(|spec| {
-            let applies = spec.kernels.covers(&series, &kernel.facts);
+            let applies =
+                spec.kernels.covers(&series, &kernel.facts) && spec.kernels.serves(options.backend);
             let compiled = compile(
                 spec.script.clone(),
                 spec.text.clone(),
                 &mut tapsets,
                 &kernel.facts,
                 options.function_events,
+                options.backend,
             );
             (applies, compiled)
         })
@@ -121,17 +125,18 @@ fn run_kernel(
     let mut items = Vec::new();
     let mut item_of = vec![None; specs.len()];
     for (index, (spec, (applies, compiled))) in specs.iter().zip(&compiled).enumerate() {
-        if let (true, Compiled::Bundle(bundle)) = (applies, compiled) {
-            item_of[index] = Some(items.len());
-            items.push(RunItem {
-                name: spec.name.clone(),
-                bundle: (**bundle).clone(),
-                workload: Workload {
-                    command: spec.workload.clone(),
-                    timeout_ms: spec.timeout_s.saturating_mul(1000),
-                },
-            });
-        }
+        let (true, Compiled::Ready(artefact)) = (applies, compiled) else {
+            continue;
+        };
+        item_of[index] = Some(items.len());
+        items.push(RunItem {
+            name: spec.name.clone(),
+            artefact: (**artefact).clone(),
+            workload: Workload {
+                command: spec.workload.clone(),
+                timeout_ms: spec.timeout_s.saturating_mul(1000),
+            },
+        });
     }
     let mut kernel_run = KernelRun::unbooted(&kernel.id);
     kernel_run.release = kernel.facts.release.clone();

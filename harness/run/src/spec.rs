@@ -53,6 +53,10 @@ pub struct Applies {
     /// `fprobe`, `eprobe`, `btf_args`...).
     #[serde(default)]
     pub features: Vec<String>,
+    /// The back ends that can serve the script (`tracefs`, `bpf`); empty:
+    /// every one. A back end that cannot refuses to compile it.
+    #[serde(default)]
+    pub backends: Vec<String>,
     /// Why, for the report.
     #[serde(default)]
     pub reason: Option<String>,
@@ -265,6 +269,17 @@ impl Applies {
         in_range(&self.since, |v, b| v >= b)
             && in_range(&self.until, |v, b| v <= b)
             && self.features.iter().all(has)
+    }
+
+    /// Whether the script is for `backend` (`auto` chooses among all).
+    pub fn serves(&self, backend: crate::Backend) -> bool {
+        let named = |name: &str| self.backends.iter().any(|b| b == name);
+        match backend {
+            _ if self.backends.is_empty() => true,
+            crate::Backend::Tracefs => named("tracefs"),
+            crate::Backend::Bpf | crate::Backend::BpfForwarded => named("bpf"),
+            crate::Backend::Auto => true,
+        }
     }
 }
 

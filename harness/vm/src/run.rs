@@ -297,12 +297,12 @@ fn console_tail(console_log: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tapmatrix_ir::{Bundle, Limits, Program, Workload};
+    use tapmatrix_ir::{Artefact, Bundle, Limits, Program, Workload};
 
     fn item(timeout_ms: u64) -> RunItem {
         RunItem {
             name: "t".into(),
-            bundle: Bundle {
+            artefact: Artefact::Tracefs(Bundle {
                 program: Program {
                     files: Vec::new(),
                     globals: Vec::new(),
@@ -312,7 +312,7 @@ mod tests {
                 },
                 events: Vec::new(),
                 tasks: Vec::new(),
-            },
+            }),
             workload: Workload {
                 command: String::new(),
                 timeout_ms,

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
-use tapmatrix_ir::{Event, RunEnd, RunMessage, ScalarType, TaskEvent, Value};
+use tapmatrix_ir::{Artefact, Bundle, Event, RunEnd, RunMessage, ScalarType, TaskEvent, Value};
 use tapmatrix_runtime::{Control, Hit, HitContext, Runtime};
 use tapmatrix_wire::{
     BUFFER_KB_PARAM, ECHO_HITS_PARAM, HIT_ECHO_LIMIT, HIT_RECORD, HitEcho, RUN_RECORD, RecordKind,
@@ -24,6 +24,9 @@ use crate::ringbuf::{Field, Format, PageLayout, decode_page};
 use crate::tasks::{TaskDecoder, Tasks};
 use crate::tracefs::{self, Installed, Refusal};
 use crate::workload::{self, Workload};
+
+mod bpf;
+mod maps;
 
 /// How often the ring buffer is read, timers checked and output sent.
 const POLL: Duration = Duration::from_millis(10);
@@ -71,8 +74,11 @@ pub fn run(channel: &Channel, items: &[RunItem]) -> Result<()> {
             Err(error) => Ok(RunEnd::AgentError {
                 message: format!("{error:#}"),
             }),
-            Ok(layout) => catch_unwind(AssertUnwindSafe(|| state.drive(item, layout)))
-                .unwrap_or_else(|_| Err(anyhow::anyhow!("the agent panicked running this item"))),
+            Ok(layout) => catch_unwind(AssertUnwindSafe(|| match &item.artefact {
+                Artefact::Bpf(artefact) => state.drive_bpf(item, artefact),
+                Artefact::Tracefs(bundle) => state.drive(item, bundle, layout),
+            }))
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("the agent panicked running this item"))),
         };
         let end = match end {
             Ok(end) => end,
@@ -165,19 +171,11 @@ struct Pending {
 impl ItemRun<'_> {
     /// Sets the item up, runs it, and says how it ended; a refused event
     /// ends it as [`RunEnd::Rejected`]. Cleaning up is the caller's.
-    fn drive(&mut self, item: &RunItem, layout: &PageLayout) -> Result<RunEnd> {
-        let bundle = &item.bundle;
+    fn drive(&mut self, item: &RunItem, bundle: &Bundle, layout: &PageLayout) -> Result<RunEnd> {
         tracefs::remove_stale();
         // Opening `trace` for writing with O_TRUNC empties every buffer.
         tracefs::write_file(&tracefs::path("trace"), "").context("clearing the ring buffer")?;
-        let target = if item.workload.command.is_empty() {
-            0
-        } else {
-            let workload = Workload::spawn(&item.workload.command)?;
-            let pid = workload.pid();
-            self.workload = Some(workload);
-            pid
-        };
+        let target = self.spawn_workload(&item.workload.command)?;
         let agent_tids = own_threads();
         let mut decoders = Vec::new();
         let mut by_id: HashMap<u16, Vec<usize>> = HashMap::new();
@@ -235,26 +233,12 @@ impl ItemRun<'_> {
             if stop.is_some() {
                 break;
             }
-            stop = timers.run_due(&mut runtime);
+            stop = timers.run_due(&mut runtime, &mut |_, _| {});
             self.flush(&mut runtime)?;
-            self.send_workload_output(false)?;
             if stop.is_some() {
                 break;
             }
-            if let Some(workload) = &mut self.workload {
-                if let Some(status) = workload.poll() {
-                    self.status = Some(status);
-                    stop = Some(RunEnd::WorkloadDone);
-                }
-            } else if bundle.events.is_empty() && timers.is_empty() {
-                stop = Some(RunEnd::WorkloadDone);
-            }
-            if stop.is_none() && started.elapsed() >= timeout {
-                stop = Some(RunEnd::Timeout);
-            }
-            if stop.is_none() {
-                std::thread::sleep(timers.sleep(POLL));
-            }
+            stop = self.wait_a_poll(bundle.events.is_empty(), &timers, started, timeout)?;
         }
         // Stop the events, then hand on what is left in the buffer (unless
         // the script itself stopped).
@@ -282,6 +266,48 @@ impl ItemRun<'_> {
         }
         self.flush(&mut runtime)?;
         Ok(end)
+    }
+
+    /// After a poll's work: sends what the workload wrote meanwhile, then
+    /// whether the run ends (the workload finished, or with no workload
+    /// nothing is left that could fire, or the timeout passed); otherwise
+    /// sleeps until the next poll or timer.
+    fn wait_a_poll(
+        &mut self,
+        no_events: bool,
+        timers: &Timers,
+        started: Instant,
+        timeout: Duration,
+    ) -> Result<Option<RunEnd>> {
+        self.send_workload_output(false)?;
+        let mut stop = None;
+        if let Some(workload) = &mut self.workload {
+            if let Some(status) = workload.poll() {
+                self.status = Some(status);
+                stop = Some(RunEnd::WorkloadDone);
+            }
+        } else if no_events && timers.is_empty() {
+            stop = Some(RunEnd::WorkloadDone);
+        }
+        if stop.is_none() && started.elapsed() >= timeout {
+            stop = Some(RunEnd::Timeout);
+        }
+        if stop.is_none() {
+            std::thread::sleep(timers.sleep(POLL));
+        }
+        Ok(stop)
+    }
+
+    /// Starts the workload held at its gate; its pid (`target()`), 0
+    /// without one.
+    fn spawn_workload(&mut self, command: &str) -> Result<u32> {
+        if command.is_empty() {
+            return Ok(0);
+        }
+        let workload = Workload::spawn(command)?;
+        let pid = workload.pid();
+        self.workload = Some(workload);
+        Ok(pid)
     }
 
     /// Creates event `index`, sets its filter, reads its format.
@@ -723,7 +749,11 @@ impl Timers {
     }
 
     /// Runs every timer that is due; `Some` when the script stopped.
-    fn run_due(&mut self, runtime: &mut Runtime) -> Option<RunEnd> {
+    fn run_due(
+        &mut self,
+        runtime: &mut Runtime,
+        sync: &mut dyn FnMut(&mut Runtime, bool),
+    ) -> Option<RunEnd> {
         let now = Instant::now();
         for index in 0..self.due.len() {
             let (probe, period, randomize, due) = self.due[index];
@@ -741,7 +771,10 @@ impl Timers {
                     .unwrap_or_default(),
                 ..HitContext::default()
             };
-            if let Some(end) = stopped(runtime.timer(probe, &context)) {
+            sync(runtime, true);
+            let control = runtime.timer(probe, &context);
+            sync(runtime, false);
+            if let Some(end) = stopped(control) {
                 return Some(end);
             }
         }

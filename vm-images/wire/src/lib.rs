@@ -82,8 +82,8 @@ pub enum Job {
 pub struct RunItem {
     /// The script's name (for the console log).
     pub name: String,
-    /// The compiled script.
-    pub bundle: tapmatrix_ir::Bundle,
+    /// The compiled script, as its back end finished it.
+    pub artefact: tapmatrix_ir::Artefact,
     /// What runs while it is enabled.
     pub workload: tapmatrix_ir::Workload,
 }

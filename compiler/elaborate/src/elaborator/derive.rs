@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use tapmatrix_facts::KernelFacts;
 use tapmatrix_ir as ir;
-use tapmatrix_resolve::{Arg, AttachKind, Derivation, Resolver};
+use tapmatrix_resolve::{Arg, AttachKind, AttachPoint, Derivation, Resolver};
 use tapmatrix_syntax::ast;
 
 use super::{DerivedProbe, Elab};
@@ -111,6 +111,7 @@ impl<'a> Elab<'a> {
         pieces.push((&probe.body, script_file));
         pieces.extend(epilogues);
         let leaf = &derivation.leaf;
+        let mut profile = None;
         let kind = match derivation.attach.first().map(|a| a.kind) {
             Some(AttachKind::Never) | None => return None,
             Some(kind @ (AttachKind::Begin | AttachKind::End | AttachKind::Error)) => {
@@ -125,7 +126,7 @@ impl<'a> Elab<'a> {
                 }
             }
             Some(AttachKind::Timer) => match timer_kind(leaf, kernel_hz(self.facts)) {
-                Ok(ir::ProbeKind::Profile) => {
+                Ok(Timer::Profile) => {
                     self.body.file = script_file;
                     self.report = true;
                     let served = self.serves(Construct::ProfileTimer, "", probe.span);
@@ -133,9 +134,15 @@ impl<'a> Elab<'a> {
                     if !served {
                         return None;
                     }
-                    ir::ProbeKind::Profile
+                    // The profiling tick: the software cpu-clock perf event
+                    // on every CPU at the kernel's tick rate.
+                    profile = Some(AttachPoint::new(
+                        AttachKind::Perf,
+                        format!("perf.type(1).config(0).hz({})", kernel_hz(self.facts)),
+                    ));
+                    ir::ProbeKind::Event
                 }
-                Ok(kind) => kind,
+                Ok(Timer::Periodic(kind)) => kind,
                 Err(message) => {
                     self.body.file = script_file;
                     self.report = true;
@@ -151,28 +158,30 @@ impl<'a> Elab<'a> {
             Some(AttachKind::Perf) => {
                 self.body.file = script_file;
                 self.report = true;
-                let kind = match perf_kind(leaf) {
-                    Ok(kind) => self
-                        .serves(Construct::PerfProbe, &leaf.bare(), probe.span)
-                        .then_some(kind),
+                let served = match perf_check(leaf) {
+                    Ok(()) => self.serves(Construct::PerfProbe, &leaf.bare(), probe.span),
                     Err(message) => {
                         self.error(
                             probe.span,
                             format!("{message}: '{}'", leaf.bare()),
                             Some("write perf.type(T).config(C), optionally .sample(N) or .hz(N)"),
                         );
-                        None
+                        false
                     }
                 };
                 self.report = false;
-                kind?
+                if !served {
+                    return None;
+                }
+                ir::ProbeKind::Event
             }
             Some(AttachKind::Kprobe | AttachKind::Kretprobe | AttachKind::Tracepoint) => {
                 ir::ProbeKind::Event
             }
         };
-        let attach = match kind {
-            ir::ProbeKind::Event => derivation.attach.clone(),
+        let attach = match (kind.clone(), profile) {
+            (_, Some(profile)) => vec![profile],
+            (ir::ProbeKind::Event, None) => derivation.attach.clone(),
             _ => Vec::new(),
         };
         Some(DerivedProbe {
@@ -203,43 +212,45 @@ fn kernel_hz(facts: &KernelFacts) -> u64 {
         .unwrap_or(250)
 }
 
-/// `perf.type(T).config(C)[.sample(N)|.hz(N)]` as a probe kind.
-pub(super) fn perf_kind(point: &tapmatrix_resolve::ProbePoint) -> Result<ir::ProbeKind, String> {
-    let mut event_type = None;
-    let mut config = None;
-    let mut sample = (1_000_000, false);
+/// Checks `perf.type(T).config(C)[.sample(N)|.hz(N)]`.
+pub(super) fn perf_check(point: &tapmatrix_resolve::ProbePoint) -> Result<(), String> {
+    let (mut event_type, mut config) = (false, false);
     for component in point.components.iter().skip(1) {
         let number = match component.arg {
             Some(Arg::Number(n)) if n >= 0 => u64::try_from(n).ok(),
             _ => None,
         };
         match (component.name.as_str(), number) {
-            ("type", Some(n)) => event_type = u32::try_from(n).ok(),
-            ("config", Some(n)) => config = Some(n),
-            ("sample", Some(n)) if n > 0 => sample = (n, false),
-            ("hz", Some(n)) if n > 0 => sample = (n, true),
+            ("type", Some(n)) if u32::try_from(n).is_ok() => event_type = true,
+            ("config", Some(_)) => config = true,
+            ("sample" | "hz", Some(n)) if n > 0 => {}
             (other, _) => return Err(format!("perf.{other} is not a perf probe tapmatrix knows")),
         }
     }
-    let event_type = event_type.ok_or("a perf probe needs .type(N)")?;
-    let config = config.ok_or("a perf probe needs .config(N)")?;
-    Ok(ir::ProbeKind::Perf {
-        event_type,
-        config,
-        sample: sample.0,
-        freq: sample.1,
-    })
+    if !event_type {
+        return Err("a perf probe needs .type(N)".to_owned());
+    }
+    if !config {
+        return Err("a perf probe needs .config(N)".to_owned());
+    }
+    Ok(())
+}
+
+/// A timer probe: periodic (run by the session) or the profiling tick.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Timer {
+    /// `timer.ms(N)` and friends.
+    Periodic(ir::ProbeKind),
+    /// `timer.profile`.
+    Profile,
 }
 
 /// `timer.UNIT(N)[.randomize(M)]` (or `timer.profile`) as a probe kind,
 /// with `hz` the kernel's tick rate (for jiffies).
-pub(super) fn timer_kind(
-    point: &tapmatrix_resolve::ProbePoint,
-    hz: u64,
-) -> Result<ir::ProbeKind, String> {
+pub(super) fn timer_kind(point: &tapmatrix_resolve::ProbePoint, hz: u64) -> Result<Timer, String> {
     let unit = point.components.get(1).ok_or("a timer needs a unit")?;
     if unit.name == "profile" {
-        return Ok(ir::ProbeKind::Profile);
+        return Ok(Timer::Profile);
     }
     let number = |c: &tapmatrix_resolve::Component| match c.arg {
         Some(Arg::Number(n)) if n > 0 => u64::try_from(n).ok(),
@@ -258,10 +269,10 @@ pub(super) fn timer_kind(
                 Some(r) => number(r).ok_or("randomize needs a positive number")? * period,
                 None => 0,
             };
-            return Ok(ir::ProbeKind::Timer {
+            return Ok(Timer::Periodic(ir::ProbeKind::Timer {
                 period_ns: period,
                 randomize_ns: randomize,
-            });
+            }));
         }
         other => return Err(format!("timer.{other} is not a timer SystemTap knows")),
     };
@@ -271,8 +282,8 @@ pub(super) fn timer_kind(
             .saturating_mul(scale),
         None => 0,
     };
-    Ok(ir::ProbeKind::Timer {
+    Ok(Timer::Periodic(ir::ProbeKind::Timer {
         period_ns: n.saturating_mul(scale),
         randomize_ns: randomize,
-    })
+    }))
 }

@@ -655,7 +655,7 @@ impl<'a> Elab<'a> {
 
 #[cfg(test)]
 mod tests {
-    use super::derive::timer_kind;
+    use super::derive::{Timer, timer_kind};
     use super::*;
 
     fn point(text: &str) -> tapmatrix_resolve::ProbePoint {
@@ -664,30 +664,24 @@ mod tests {
 
     #[test]
     fn timers_convert_to_nanoseconds() {
+        let periodic = |period_ns, randomize_ns| {
+            Ok(Timer::Periodic(ir::ProbeKind::Timer {
+                period_ns,
+                randomize_ns,
+            }))
+        };
         assert_eq!(
             timer_kind(&point("timer.ms(250).randomize(10)"), 250),
-            Ok(ir::ProbeKind::Timer {
-                period_ns: 250_000_000,
-                randomize_ns: 10_000_000
-            })
+            periodic(250_000_000, 10_000_000)
         );
         assert_eq!(
             timer_kind(&point("timer.hz(100)"), 250),
-            Ok(ir::ProbeKind::Timer {
-                period_ns: 10_000_000,
-                randomize_ns: 0
-            })
+            periodic(10_000_000, 0)
         );
-        assert_eq!(
-            timer_kind(&point("timer.profile"), 250),
-            Ok(ir::ProbeKind::Profile)
-        );
+        assert_eq!(timer_kind(&point("timer.profile"), 250), Ok(Timer::Profile));
         assert_eq!(
             timer_kind(&point("timer.jiffies(5)"), 250),
-            Ok(ir::ProbeKind::Timer {
-                period_ns: 20_000_000,
-                randomize_ns: 0
-            })
+            periodic(20_000_000, 0)
         );
         assert!(
             timer_kind(&point("timer.fortnight(5)"), 250)
@@ -695,15 +689,10 @@ mod tests {
                 .contains("fortnight")
         );
         assert_eq!(
-            derive::perf_kind(&point("perf.type(1).config(0).sample(100000)")),
-            Ok(ir::ProbeKind::Perf {
-                event_type: 1,
-                config: 0,
-                sample: 100_000,
-                freq: false
-            })
+            derive::perf_check(&point("perf.type(1).config(0).sample(100000)")),
+            Ok(())
         );
-        assert!(derive::perf_kind(&point("perf.type(1)")).is_err());
+        assert!(derive::perf_check(&point("perf.type(1)")).is_err());
     }
 
     #[test]

@@ -9,7 +9,7 @@ use tapmatrix_kernels::FetchedKernel;
 use tapmatrix_vm::{Accel, VmOptions, floor_many};
 
 use tapmatrix_run::{
-    FunctionEvents, RunKernel, RunOptions, Spec, Status as CellStatus, run_matrix,
+    Backend, FunctionEvents, RunKernel, RunOptions, Spec, Status as CellStatus, run_matrix,
 };
 
 use crate::cmd::kernels::{MatrixArgs, classify, fetch_all, harvested_ids, load_facts};
@@ -25,6 +25,30 @@ pub enum BenchCommand {
     /// `tapmatrix run` of a script directory over the matrix against its
     /// floor: booting the same kernels bare, with the same parallelism.
     Run(RunBenchArgs),
+    /// Per-event cost in the guest: a workload of one-byte reads timed in
+    /// the guest with no probe, a kprobe event on `vfs_read` with an empty
+    /// handler, and `probe kernel.function("vfs_read") { n++ }` on the
+    /// tracefs and the bpf back ends, all in one boot per kernel.
+    Event(EventBenchArgs),
+}
+
+/// `tapmatrix bench event` options.
+#[derive(Args)]
+pub struct EventBenchArgs {
+    /// Kernel ids of the matrix (default: every harvested kernel).
+    ids: Vec<String>,
+    /// The matrix and the cache.
+    #[command(flatten)]
+    matrix: MatrixArgs,
+    /// One-byte reads the workload makes.
+    #[arg(long, default_value_t = 200_000)]
+    reads: u64,
+    /// Rounds per variant in the boot; each variant's best counts.
+    #[arg(long, default_value_t = 3)]
+    rounds: u32,
+    /// Accelerator: auto, kvm or tcg.
+    #[arg(long, default_value = "auto")]
+    accel: Accel,
 }
 
 /// `tapmatrix bench run` options.
@@ -76,6 +100,7 @@ pub fn run(command: BenchCommand) -> anyhow::Result<Status> {
     match command {
         BenchCommand::Harvest(args) => harvest(&args),
         BenchCommand::Run(args) => run_bench(&args),
+        BenchCommand::Event(args) => event_bench(&args),
     }
 }
 
@@ -166,6 +191,7 @@ fn run_bench(args: &RunBenchArgs) -> anyhow::Result<Status> {
         tapset_dirs: args.matrix.tapset_dirs(&args.include)?,
         jobs,
         function_events: FunctionEvents::default(),
+        backend: tapmatrix_run::Backend::default(),
         vm: VmOptions {
             accel: args.accel,
             ..VmOptions::new(cache.root())
@@ -238,4 +264,148 @@ fn timed<R>(work: impl FnOnce() -> R) -> (Duration, R) {
     let started = Instant::now();
     let result = work();
     (started.elapsed(), result)
+}
+
+/// The variants of `bench event`: name, back end, script.
+const EVENT_VARIANTS: [(&str, Backend, &str); 4] = [
+    ("no probe", Backend::Tracefs, "probe begin { }\n"),
+    (
+        "kprobe event, empty handler (tracefs)",
+        Backend::Tracefs,
+        "probe kernel.function(\"vfs_read\") { }\n",
+    ),
+    (
+        "n++ (tracefs)",
+        Backend::Tracefs,
+        "global n\nprobe kernel.function(\"vfs_read\") { n++ }\nprobe end { if (n < 0) println(n) }\n",
+    ),
+    (
+        "n++ (bpf)",
+        Backend::Bpf,
+        "global n\nprobe kernel.function(\"vfs_read\") { n++ }\nprobe end { if (n < 0) println(n) }\n",
+    ),
+];
+
+/// The marker the workload writes to the console with its start and end
+/// times in microseconds (busybox `date` has no nanoseconds; `adjtimex`
+/// prints the time in microseconds).
+const EVENT_MARK: &str = "tapmatrix-bench-us";
+
+/// Runs `tapmatrix bench event`.
+fn event_bench(args: &EventBenchArgs) -> anyhow::Result<Status> {
+    let ids = if args.ids.is_empty() {
+        harvested_ids(&args.matrix)?
+    } else {
+        args.ids.clone()
+    };
+    let cache = args.matrix.cache()?;
+    let guard = cache.lock().map_err(classify)?;
+    let fetched = fetch_all(&guard, &args.matrix, &ids)?;
+    let scratch = tempfile::tempdir()?;
+    let options = VmOptions {
+        accel: args.accel,
+        timeout: Duration::from_secs(900),
+        ..VmOptions::new(cache.root())
+    };
+    let now = "$(adjtimex | awk '/tv_sec/ {s=$2} /tv_usec/ {u=$2} END {print s*1000000+u}')";
+    let command = format!(
+        "s={now}; dd if=/dev/zero of=/dev/null bs=1 count={} 2>/dev/null; e={now}; echo {EVENT_MARK} $s $e >&2",
+        args.reads
+    );
+    for kernel in &fetched {
+        let id = kernel.id.to_string();
+        let facts = load_facts(&args.matrix, &id, input_error)?;
+        let mut tapsets = tapmatrix_resolve::TapsetLibrary::load(
+            &args.matrix.tapset_dirs(&[])?,
+            tapmatrix_resolve::kernel_profile(&facts),
+        )
+        .map_err(|error| error.to_string());
+        let mut items = Vec::new();
+        for round in 0..args.rounds.max(1) {
+            for (name, backend, script) in EVENT_VARIANTS {
+                let path = scratch.path().join(format!("bench{}.stp", items.len()));
+                std::fs::write(&path, script)?;
+                let compiled = tapmatrix_run::compile(
+                    path,
+                    None,
+                    &mut tapsets,
+                    &facts,
+                    FunctionEvents::default(),
+                    backend,
+                );
+                let artefact = match compiled {
+                    tapmatrix_run::Compiled::Ready(artefact) => *artefact,
+                    other => {
+                        return Err(input_error(anyhow::anyhow!(
+                            "{name} does not compile for {id}: {other:?}"
+                        )));
+                    }
+                };
+                items.push(tapmatrix_wire::RunItem {
+                    name: format!("{name} #{round}"),
+                    artefact,
+                    workload: tapmatrix_ir::Workload {
+                        command: command.clone(),
+                        timeout_ms: 600_000,
+                    },
+                });
+            }
+        }
+        let work_dir = scratch.path().join(format!("event-{id}"));
+        let reports = tapmatrix_vm::run_items(
+            &kernel.vmlinuz,
+            &items,
+            &work_dir,
+            &options,
+            tapmatrix_vm::RunSettings::default(),
+            &mut |_| {},
+        )
+        .map_err(|e| infra_error(anyhow::anyhow!("{e}")))?;
+        let console = std::fs::read_to_string(work_dir.join("console.log")).unwrap_or_default();
+        let times: Vec<f64> = console
+            .lines()
+            .filter_map(|line| {
+                let rest = &line[line.find(EVENT_MARK)? + EVENT_MARK.len()..];
+                let mut words = rest.split_whitespace().map(str::parse::<f64>);
+                match (words.next(), words.next()) {
+                    (Some(Ok(s)), Some(Ok(e))) => Some(e - s),
+                    _ => None,
+                }
+            })
+            .collect();
+        if times.len() != items.len() || reports.len() != items.len() {
+            return Err(infra_error(anyhow::anyhow!(
+                "{id}: {} of {} workloads reported their time (console log: {})",
+                times.len(),
+                items.len(),
+                work_dir.join("console.log").display()
+            )));
+        }
+        let best = |variant: usize| {
+            times
+                .iter()
+                .skip(variant)
+                .step_by(EVENT_VARIANTS.len())
+                .copied()
+                .fold(f64::MAX, f64::min)
+        };
+        let floor = best(0);
+        println!(
+            "{id}: {} one-byte reads, best of {}: no probe {:.1} ms ({:.2} µs per read)",
+            args.reads,
+            args.rounds.max(1),
+            floor / 1000.0,
+            floor / args.reads as f64
+        );
+        for (variant, (name, _, _)) in EVENT_VARIANTS.iter().enumerate().skip(1) {
+            let time = best(variant);
+            println!(
+                "{id}:   {name}: {:.1} ms, +{:.2} µs per event",
+                time / 1000.0,
+                (time - floor) / args.reads as f64
+            );
+        }
+    }
+    drop(guard);
+    Ok(Status::Success)
 }

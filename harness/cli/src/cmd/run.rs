@@ -14,7 +14,7 @@ use tapmatrix_ir::{OutputStream, RunMessage};
 use tapmatrix_kernels::CacheGuard;
 use tapmatrix_report::{Format, ShardId, compare, plan};
 use tapmatrix_run::{
-    Cell, FunctionEvents, Results, RunKernel, RunOptions, SnapshotScope, Spec,
+    Backend, Cell, Compiled, FunctionEvents, Results, RunKernel, RunOptions, SnapshotScope, Spec,
     Status as CellStatus, diff, run_matrix,
 };
 use tapmatrix_vm::{Accel, VmOptions};
@@ -61,6 +61,18 @@ pub struct RunArgs {
     /// them, rather than kprobes (cheaper to set up in a guest).
     #[arg(long)]
     pub fprobes: bool,
+    /// The back end: tracefs (ftrace events, handlers in the guest's
+    /// runtime), bpf (our own BPF programs: handlers in the kernel where
+    /// they can run there, else forwarded hits), bpf-forward (BPF programs
+    /// that only forward hits), auto (bpf where the handlers run in the
+    /// kernel, else tracefs, else BPF programs that forward hits).
+    #[arg(long, default_value = "auto", value_parser = parse_backend)]
+    pub backend: Backend,
+    /// Print what each back end built for each kernel (tracefs event
+    /// definitions, BPF maps and a disassembly), like `stap -p4`, and do
+    /// not run.
+    #[arg(long)]
+    pub dump: bool,
     /// Where results.json, index.html, the failing cells' expected, actual
     /// and diff, and the logs of every cell that is not a pass go.
     #[arg(long, default_value = "target/tapmatrix-run", value_name = "DIR")]
@@ -155,9 +167,13 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Status> {
         } else {
             FunctionEvents::Kprobes
         },
+        backend: args.backend,
         live: specs.len() == 1 && shown(&specs[0].name),
         out_dir: Some(args.out.clone()),
     };
+    if args.dump {
+        return dump(&args.matrix, &specs, &kernels, &settings);
+    }
     let mut results = if kernels.is_empty() && args.shard.is_some() {
         // An empty shard: nothing to run.
         Results::new(run_info(None))
@@ -224,6 +240,7 @@ pub fn diff_output(args: &DiffOutputArgs) -> anyhow::Result<Status> {
         jobs: Some(2),
         accel: args.accel,
         function_events: FunctionEvents::default(),
+        backend: Backend::default(),
         live: false,
         out_dir: None,
     };
@@ -331,6 +348,8 @@ struct Settings {
     jobs: Option<usize>,
     accel: Accel,
     function_events: FunctionEvents,
+    /// The back end.
+    backend: Backend,
     /// Print the script's output as it arrives (one script shown, not
     /// judged: when it runs on one kernel).
     live: bool,
@@ -362,6 +381,7 @@ fn run_specs(
         tapset_dirs: settings.tapset_dirs.clone(),
         jobs: settings.jobs.unwrap_or_else(tapmatrix_vm::default_jobs),
         function_events: settings.function_events,
+        backend: settings.backend,
         vm: VmOptions {
             accel: settings.accel,
             ..VmOptions::new(cache.root())
@@ -572,4 +592,63 @@ fn show(cells: &[Cell], results: &Results, streamed: bool) -> anyhow::Result<()>
         }
     }
     Ok(())
+}
+
+/// `--backend`'s values.
+fn parse_backend(text: &str) -> Result<Backend, String> {
+    match text {
+        "tracefs" => Ok(Backend::Tracefs),
+        "bpf" => Ok(Backend::Bpf),
+        "bpf-forward" => Ok(Backend::BpfForwarded),
+        "auto" => Ok(Backend::Auto),
+        other => Err(format!(
+            "unknown back end `{other}`: use tracefs, bpf, bpf-forward or auto"
+        )),
+    }
+}
+
+/// `tapmatrix run --dump`: compiles each script for each kernel and prints
+/// what its back end built (or why not), without booting (like `stap -p4`).
+fn dump(
+    matrix: &MatrixArgs,
+    specs: &[Spec],
+    ids: &[String],
+    settings: &Settings,
+) -> anyhow::Result<Status> {
+    let ids = if ids.is_empty() {
+        harvested_ids(matrix)?
+    } else {
+        ids.to_vec()
+    };
+    let mut out = String::new();
+    let mut status = Status::Success;
+    for id in &ids {
+        let facts = load_facts(matrix, id, input_error)?;
+        let mut tapsets = tapmatrix_resolve::TapsetLibrary::load(
+            &settings.tapset_dirs,
+            tapmatrix_resolve::kernel_profile(&facts),
+        )
+        .map_err(|error| error.to_string());
+        for spec in specs {
+            let compiled = tapmatrix_run::compile(
+                spec.script.clone(),
+                spec.text.clone(),
+                &mut tapsets,
+                &facts,
+                settings.function_events,
+                settings.backend,
+            );
+            out.push_str(&format!("=== {} on {id}\n", spec.name));
+            match compiled {
+                Compiled::Ready(artefact) => out.push_str(&tapmatrix_run::dump(&artefact)),
+                Compiled::NotAvailable(why) => out.push_str(&format!("not available: {why}\n")),
+                Compiled::Error(why) => {
+                    status = Status::Failed;
+                    out.push_str(&format!("error: {why}\n"));
+                }
+            }
+        }
+    }
+    print(&out)?;
+    Ok(status)
 }

@@ -1,0 +1,365 @@
+//! Fetch slots: how a program reads a target expression at its attach
+//! point. A [`TargetAccess`] from BTF (or a tracepoint's format) becomes a
+//! [`Plan`]: where the value starts in the program's context (a register
+//! of `pt_regs`, an argument of a raw tracepoint, a field of a trace
+//! event's record), then the memory reads (`bpf_probe_read_kernel`).
+
+use tapmatrix_elaborate::FetchRequest;
+use tapmatrix_facts::KernelFacts;
+use tapmatrix_resolve::{
+    AttachKind, AttachPoint, TargetAccess, TargetBase, TargetError, resolve_target,
+};
+use tapmatrix_syntax::ast;
+
+use crate::error::BpfError;
+
+/// What kind of program serves an attach point: where the context points.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Context {
+    /// `struct pt_regs *` at a function's entry.
+    Entry,
+    /// `struct pt_regs *` at a function's return.
+    Return,
+    /// A trace event's record.
+    Record,
+    /// A raw tracepoint's argument array.
+    Args,
+    /// `struct bpf_perf_event_data *` (starts with `pt_regs`): a perf
+    /// event's sample.
+    Perf,
+    /// None the back end attaches to.
+    Other,
+}
+
+/// Where a fetched value starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Start {
+    /// A load from the context at this offset, of this many bytes.
+    Ctx {
+        /// Offset.
+        offset: i16,
+        /// Bytes (1, 2, 4, 8).
+        size: u64,
+        /// Sign-extended.
+        signed: bool,
+    },
+    /// The address of a trace record's field (`char comm[16]`).
+    CtxAddress {
+        /// Offset.
+        offset: i16,
+    },
+    /// A `__data_loc` field: the characters are at the record's start plus
+    /// the low 16 bits of the 32-bit word at `offset`.
+    DataLoc {
+        /// Offset.
+        offset: i16,
+    },
+}
+
+/// What the slot holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Read {
+    /// A long.
+    Long,
+    /// A string of at most `cap - 1` bytes.
+    Str {
+        /// From user memory.
+        user: bool,
+        /// Buffer size, terminator included.
+        cap: u32,
+    },
+}
+
+/// How to read one fetch slot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Plan {
+    pub(crate) start: Start,
+    /// Pointer reads: (current + offset) read as a 64-bit pointer.
+    pub(crate) derefs: Vec<u64>,
+    /// The last step.
+    pub(crate) last: Last,
+    pub(crate) read: Read,
+}
+
+/// The last step of a plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Last {
+    /// The current value is the result (narrowed to `size` bytes).
+    Value { size: u64, signed: bool },
+    /// Read `size` bytes at (current + offset).
+    Load {
+        offset: u64,
+        size: u64,
+        signed: bool,
+        bitfield: Option<(u32, u32)>,
+    },
+    /// The result is (current + offset): an address (strings only).
+    Address { offset: u64 },
+}
+
+/// Register offsets in x86_64's `struct pt_regs` (used when the kernel's
+/// BTF does not say).
+const PT_REGS: [(&str, i16); 7] = [
+    ("di", 112),
+    ("si", 104),
+    ("dx", 96),
+    ("cx", 88),
+    ("r8", 72),
+    ("r9", 64),
+    ("ax", 80),
+];
+
+/// The offset of register `name` in `struct pt_regs`, from BTF.
+pub(crate) fn pt_regs_offset(facts: &KernelFacts, name: &str) -> Option<i16> {
+    let from_btf = facts.btf.as_ref().and_then(|btf| {
+        let id = btf.find(tapmatrix_facts::btf::Kind::Struct, "pt_regs")?;
+        let member = btf.member(id, name).ok()??;
+        i16::try_from(member.bit_offset / 8).ok()
+    });
+    from_btf.or_else(|| PT_REGS.iter().find(|(r, _)| *r == name).map(|(_, o)| *o))
+}
+
+/// The context a tracepoint attach point needs: its record when every
+/// request reads format fields (elaboration resolved them fields first),
+/// its argument array when one reads a BTF argument (`$prev->pid`).
+pub(crate) fn tracepoint_context(targets: &[Result<TargetAccess, TargetError>]) -> Context {
+    let needs_args = targets.iter().any(|access| {
+        matches!(
+            access,
+            Ok(TargetAccess {
+                base: TargetBase::Param { .. },
+                ..
+            })
+        )
+    });
+    if needs_args {
+        Context::Args
+    } else {
+        Context::Record
+    }
+}
+
+/// How to read a target in `context`: as elaboration resolved it, except
+/// that a format field is read as the argument of its name when the
+/// program reads the argument array (a raw tracepoint has no record).
+fn access(
+    facts: &KernelFacts,
+    at: &AttachPoint,
+    target: &ast::Target,
+    resolved: &Result<TargetAccess, TargetError>,
+    context: Context,
+) -> Result<TargetAccess, TargetError> {
+    match resolved {
+        Ok(TargetAccess {
+            base: TargetBase::Field { .. },
+            ..
+        }) if context == Context::Args => resolve_target(facts, at, target),
+        other => other.clone(),
+    }
+}
+
+/// The plan for one request at an attach point.
+pub(crate) fn plan(
+    request: &FetchRequest,
+    resolved: &Result<TargetAccess, TargetError>,
+    at: &AttachPoint,
+    context: Context,
+    facts: &KernelFacts,
+    max_string: u32,
+) -> Result<Plan, BpfError> {
+    let (target, text, location, mut read) = match request {
+        FetchRequest::Value {
+            target,
+            text,
+            location,
+        } => (target, text, location, Read::Long),
+        FetchRequest::String {
+            target,
+            user,
+            max_len,
+            text,
+            location,
+        } => {
+            let cap = match max_len {
+                Some(n) if *n >= 0 => (u32::try_from(*n).unwrap_or(u32::MAX))
+                    .saturating_add(1)
+                    .min(max_string),
+                _ => max_string,
+            };
+            (
+                target,
+                text,
+                location,
+                Read::Str {
+                    user: *user,
+                    cap: cap.max(1),
+                },
+            )
+        }
+        FetchRequest::Defined { .. } => {
+            return Err(BpfError::Internal("@defined left unresolved"));
+        }
+    };
+    let error = |why: String| BpfError::Target {
+        location: location.clone(),
+        text: text.clone(),
+        probe_point: at.probe_point(),
+        why,
+    };
+    let access = access(facts, at, target, resolved, context).map_err(|e| error(e.to_string()))?;
+    let size = access.var.size.unwrap_or(8);
+    let signed = access.var.signed.unwrap_or(false);
+    let reg = |name: &str| {
+        pt_regs_offset(facts, name).ok_or_else(|| error(format!("no register {name} in pt_regs")))
+    };
+    let start = match (&access.base, context) {
+        (TargetBase::Param { index, name }, Context::Entry) => {
+            let register = ["di", "si", "dx", "cx", "r8", "r9"]
+                .get(*index)
+                .ok_or_else(|| {
+                    error(format!(
+                        "parameter {name} is argument {}: only the first six are in registers",
+                        index + 1
+                    ))
+                })?;
+            Start::Ctx {
+                offset: reg(register)?,
+                size: 8,
+                signed: false,
+            }
+        }
+        (TargetBase::Param { index, .. }, Context::Args) => Start::Ctx {
+            offset: i16::try_from(8 * index).map_err(|_| error("argument too far".to_owned()))?,
+            size: 8,
+            signed: false,
+        },
+        (TargetBase::Return, Context::Return) => Start::Ctx {
+            offset: reg("ax")?,
+            size: 8,
+            signed: false,
+        },
+        (TargetBase::Field { offset, name }, Context::Record) => {
+            let offset = i16::try_from(*offset).map_err(|_| error("field too far".to_owned()))?;
+            let c_type = access.var.c_type.as_str();
+            if let Some(pointer) = syscall_string_pointer(facts, at, name, c_type) {
+                // A syscall event's BPF context holds its arguments only,
+                // not the strings the event copies (`__NAME_val`, 7.0 on):
+                // the string is read from the user pointer argument NAME.
+                if let Read::Str { cap, .. } = read {
+                    read = Read::Str { user: true, cap };
+                }
+                Start::Ctx {
+                    offset: pointer,
+                    size: 8,
+                    signed: false,
+                }
+            } else if c_type.starts_with("__data_loc") {
+                Start::DataLoc { offset }
+            } else if c_type.contains("char[") {
+                Start::CtxAddress { offset }
+            } else {
+                Start::Ctx {
+                    offset,
+                    size,
+                    signed,
+                }
+            }
+        }
+        (TargetBase::Param { name, .. }, Context::Return) => {
+            return Err(error(format!(
+                "parameter ${name} cannot be read at a function's return (use @entry)"
+            )));
+        }
+        (TargetBase::Cast { type_name }, _) => {
+            return Err(error(format!(
+                "@cast(..., \"{type_name}\") of a computed address"
+            )));
+        }
+        (base, _) => {
+            return Err(error(format!("{base:?} cannot be read here")));
+        }
+    };
+    let mut loads = access.loads.clone();
+    let is_address_start = matches!(start, Start::CtxAddress { .. } | Start::DataLoc { .. })
+        || (matches!(start, Start::Ctx { .. }) && access.var.c_type.starts_with("__data_loc"));
+    let last = match (read, access.address) {
+        (Read::Str { .. }, Some(offset)) => Last::Address { offset },
+        (Read::Str { .. }, None) if is_address_start => Last::Address { offset: 0 },
+        (Read::Str { .. }, None) => match loads.pop() {
+            Some(offset) => Last::Load {
+                offset,
+                size: 8,
+                signed: false,
+                bitfield: None,
+            },
+            None => Last::Value {
+                size: 8,
+                signed: false,
+            },
+        },
+        (Read::Long, Some(_)) => {
+            return Err(error(format!(
+                "{} is an address (an array, a struct or `&`): read it with kernel_string() or a member",
+                access.var.c_type
+            )));
+        }
+        (Read::Long, None) if is_address_start => {
+            return Err(error(format!(
+                "${} is {}: read it with kernel_string()",
+                access.var.name, access.var.c_type
+            )));
+        }
+        (Read::Long, None) => match loads.pop() {
+            Some(offset) => Last::Load {
+                offset,
+                size,
+                signed,
+                bitfield: access.bitfield,
+            },
+            None => Last::Value { size, signed },
+        },
+    };
+    if !matches!(size, 1 | 2 | 4 | 8) && matches!(last, Last::Load { .. } | Last::Value { .. }) {
+        return Err(error(format!(
+            "{} is not a 1, 2, 4 or 8 byte value",
+            access.var.c_type
+        )));
+    }
+    Ok(Plan {
+        start,
+        derefs: loads,
+        last,
+        read,
+    })
+}
+
+/// For the copied string field `__NAME_val` of a `syscalls:` event, the
+/// offset of its pointer argument `NAME`.
+fn syscall_string_pointer(
+    facts: &KernelFacts,
+    at: &AttachPoint,
+    field: &str,
+    c_type: &str,
+) -> Option<i16> {
+    let (system, event) = at.target.split_once(':')?;
+    if system != "syscalls" || !c_type.starts_with("__data_loc") {
+        return None;
+    }
+    let argument = field.strip_prefix("__")?.strip_suffix("_val")?;
+    let pointer = facts.tracepoint(system, event)?.field(argument)?;
+    (pointer.size == 8).then(|| i16::try_from(pointer.offset).ok())?
+}
+
+/// The context of an attach point's program.
+pub(crate) fn context_of(
+    at: &AttachPoint,
+    targets: &[Result<TargetAccess, TargetError>],
+) -> Context {
+    match at.kind {
+        AttachKind::Kprobe => Context::Entry,
+        AttachKind::Kretprobe => Context::Return,
+        AttachKind::Tracepoint => tracepoint_context(targets),
+        AttachKind::Perf => Context::Perf,
+        _ => Context::Other,
+    }
+}

@@ -1,0 +1,373 @@
+//! The BPF back end: a script elaborated for one kernel becomes BPF
+//! programs written by our own instruction encoder ([`insn`]), in an
+//! EM_BPF ELF object ([`elf`]) that aya loads in the guest, with the
+//! host-side tables the agent needs ([`tapmatrix_ir::bpf::BpfArtefact`]).
+//!
+//! Pure, like `aya-obj`: no syscalls, no aya, no guest.
+//!
+//! Two modes, one artefact (see [`tapmatrix_ir::bpf::BpfMode`]): when every
+//! event handler (and the functions it calls) has BPF code, handlers run in
+//! the kernel with the globals they touch in maps; otherwise each program
+//! sends its hit's context and fetch slots and the runtime runs the
+//! handler. `begin`, `end`, `error` and timer probes always run in the
+//! runtime (timers there: they have no kernel context to read, and the
+//! runtime already schedules them).
+
+mod access;
+pub mod asm;
+mod caps;
+mod codegen;
+pub mod disasm;
+pub mod elf;
+mod error;
+mod expr;
+mod fetch;
+mod forward;
+pub mod helpers;
+pub mod insn;
+mod layout;
+mod records;
+mod stats;
+mod stmt;
+mod strings;
+mod support;
+
+#[cfg(test)]
+mod tests;
+
+use tapmatrix_elaborate::{Elaborated, FetchRequest};
+use tapmatrix_facts::KernelFacts;
+use tapmatrix_ir::bpf::{BpfArtefact, BpfAttach, BpfMode, BpfProgram, PerfSample};
+use tapmatrix_ir::{ProbeKind, Program};
+use tapmatrix_resolve::{AttachKind, AttachPoint, TargetAccess, TargetError};
+
+pub use caps::capabilities;
+pub use error::BpfError;
+
+use crate::asm::Code;
+use crate::codegen::{Gen, Site, Tables};
+use crate::fetch::{Context, Plan};
+use crate::layout::Layout;
+
+/// How to compile.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Options {
+    /// Forwarded mode even where the handlers could run in the kernel.
+    pub forward: bool,
+}
+
+/// One program to generate: a probe at one attach point.
+struct Unit {
+    probe: u32,
+    at: AttachPoint,
+    context: Context,
+    plans: Vec<Plan>,
+}
+
+/// Compiles `elaborated` for the kernel `facts` describes. Every error is
+/// collected, not just the first.
+pub fn compile(
+    elaborated: Elaborated,
+    facts: &KernelFacts,
+    options: Options,
+) -> Result<BpfArtefact, Vec<BpfError>> {
+    let Elaborated {
+        program: mut source,
+        sites,
+    } = elaborated;
+    let max_string = source.limits.max_string_len.max(1);
+    let mut errors = Vec::new();
+    let mut probes = Vec::new();
+    let mut units = Vec::new();
+    for (probe, site) in std::mem::take(&mut source.probes).into_iter().zip(sites) {
+        if probe.kind != ProbeKind::Event {
+            probes.push(probe);
+            continue;
+        }
+        for (defined, attach) in site.defined_groups() {
+            let (probe, requests) = site.specialize(&probe, &defined);
+            let index = probes.len() as u32;
+            probes.push(probe);
+            for (at, targets) in attach {
+                match unit(index, at, &requests, &targets, facts, max_string) {
+                    Ok(unit) => units.push(unit),
+                    Err(mut more) => errors.append(&mut more),
+                }
+            }
+        }
+    }
+    source.probes = probes;
+    if !errors.is_empty() {
+        errors.dedup();
+        return Err(errors);
+    }
+    let program = source;
+    let in_kernel = if options.forward {
+        None
+    } else {
+        support::kernel_globals(&program)
+    };
+    if let Some(kernel) = in_kernel {
+        match generate(facts, &program, &units, &kernel, BpfMode::InKernel) {
+            Ok(artefact) => return Ok(artefact),
+            Err(
+                BpfError::Unsupported { .. }
+                | BpfError::TooLarge { .. }
+                | BpfError::Recursion { .. },
+            ) => {}
+            Err(other) => return Err(vec![other]),
+        }
+    }
+    generate(facts, &program, &units, &[], BpfMode::Forwarded).map_err(|e| vec![e])
+}
+
+fn unit(
+    probe: u32,
+    at: AttachPoint,
+    requests: &[FetchRequest],
+    targets: &[Result<TargetAccess, TargetError>],
+    facts: &KernelFacts,
+    max_string: u32,
+) -> Result<Unit, Vec<BpfError>> {
+    let context = fetch::context_of(&at, targets);
+    if context == Context::Other {
+        return Err(vec![BpfError::Unsupported {
+            location: at.probe_point(),
+            what: format!("{:?} probes", at.kind).to_lowercase(),
+            why: None,
+        }]);
+    }
+    let mut errors = Vec::new();
+    let mut plans = Vec::new();
+    for (request, access) in requests.iter().zip(targets) {
+        match fetch::plan(request, access, &at, context, facts, max_string) {
+            Ok(plan) => plans.push(plan),
+            Err(error) => errors.push(error),
+        }
+    }
+    if errors.is_empty() {
+        Ok(Unit {
+            probe,
+            at,
+            context,
+            plans,
+        })
+    } else {
+        Err(errors)
+    }
+}
+
+/// The program's section (its type for the loader) and how it attaches.
+fn attach_of(unit: &Unit) -> (&'static str, BpfAttach) {
+    let at = &unit.at;
+    let function = match &at.module {
+        Some(module) => format!("{module}:{}", at.target),
+        None => at.target.clone(),
+    };
+    let (system, event) = at.target.split_once(':').unwrap_or(("", &at.target));
+    match unit.context {
+        Context::Entry => ("kprobe", BpfAttach::Kprobe { function }),
+        Context::Return => (
+            "kretprobe",
+            BpfAttach::Kretprobe {
+                function,
+                maxactive: None,
+            },
+        ),
+        Context::Record => (
+            "tracepoint",
+            BpfAttach::Tracepoint {
+                system: system.to_owned(),
+                event: event.to_owned(),
+            },
+        ),
+        Context::Perf => ("perf_event", perf_attach(&at.target)),
+        Context::Args | Context::Other => (
+            "raw_tp",
+            BpfAttach::RawTracepoint {
+                event: event.to_owned(),
+            },
+        ),
+    }
+}
+
+/// How a `perf.type(N).config(M)[.sample(P)|.hz(F)]` point attaches (a
+/// sample every million events by default, as SystemTap's).
+fn perf_attach(point: &str) -> BpfAttach {
+    let number = |name: &str| -> Option<u64> {
+        let start = point.find(&format!("{name}("))? + name.len() + 1;
+        let end = start + point[start..].find(')')?;
+        point[start..end].trim().parse().ok()
+    };
+    let sample = match (number("sample"), number("hz")) {
+        (_, Some(hz)) => PerfSample::Frequency { hz },
+        (Some(n), None) => PerfSample::Period { n },
+        (None, None) => PerfSample::Period { n: 1_000_000 },
+    };
+    BpfAttach::PerfEvent {
+        perf_type: number("type")
+            .and_then(|t| u32::try_from(t).ok())
+            .unwrap_or(1),
+        config: number("config").unwrap_or(0),
+        sample,
+    }
+}
+
+fn generate(
+    facts: &KernelFacts,
+    program: &Program,
+    units: &[Unit],
+    kernel: &[bool],
+    mode: BpfMode,
+) -> Result<BpfArtefact, BpfError> {
+    let layout = Layout::new(program, kernel)?;
+    let task = codegen::TaskOffsets::of(facts);
+    let mut tables = Tables::default();
+    let mut codes: Vec<Code> = Vec::with_capacity(units.len());
+    let mut programs = Vec::with_capacity(units.len());
+    for (index, unit) in units.iter().enumerate() {
+        let probe = program
+            .probes
+            .get(unit.probe as usize)
+            .ok_or(BpfError::Internal("a unit of no probe"))?;
+        let function = match unit.at.kind {
+            AttachKind::Kprobe | AttachKind::Kretprobe => unit.at.target.clone(),
+            _ => String::new(),
+        };
+        let site = Site {
+            program,
+            layout: &layout,
+            pp: unit.at.probe_point(),
+            function: function.clone(),
+            is_return: unit.context == Context::Return,
+            task,
+        };
+        let mut g = Gen::new(&site, &mut tables);
+        g.prologue();
+        let guards = support::leading_guards(&probe.body);
+        let slots = match mode {
+            BpfMode::InKernel => {
+                let types = probe.locals.clone();
+                g.locals = g.alloc_locals(&types)?;
+                g.local_types = types;
+                g.block(&probe.body[..guards])?;
+                g.fetch_all(&unit.plans)?;
+                g.block(&probe.body[guards..])?;
+                Vec::new()
+            }
+            BpfMode::Forwarded => {
+                g.block(&probe.body[..guards])?;
+                g.hit_record(index as u32, &unit.plans)?
+            }
+        };
+        let code = g.finish()?;
+        let (_, attach) = attach_of(unit);
+        programs.push(BpfProgram {
+            name: format!("p{}_{index}", unit.probe),
+            probe: unit.probe,
+            attach,
+            pp: site.pp.clone(),
+            function,
+            insns: code.insns.len() as u32,
+            slots,
+        });
+        codes.push(code);
+    }
+    check_helpers(facts, &codes)?;
+    let elf_programs: Vec<elf::ElfProgram<'_>> = units
+        .iter()
+        .zip(&programs)
+        .zip(&codes)
+        .map(|((unit, p), code)| elf::ElfProgram {
+            name: &p.name,
+            section: attach_of(unit).0,
+            code,
+        })
+        .collect();
+    let object = elf::write_object(&elf_programs, &layout.maps)?;
+    Ok(BpfArtefact {
+        object,
+        mode,
+        programs,
+        maps: layout.maps,
+        program: program.clone(),
+        formats: tables.formats,
+        errors: tables.errors,
+        globals: layout.globals,
+    })
+}
+
+/// Every helper the programs call exists on the kernel with the number we
+/// call it by, where the kernel's BTF has `enum bpf_func_id`.
+fn check_helpers(facts: &KernelFacts, codes: &[Code]) -> Result<(), BpfError> {
+    use tapmatrix_facts::btf::{Kind, Type};
+    let Some(btf) = &facts.btf else {
+        return Ok(());
+    };
+    let Some(id) = btf.find(Kind::Enum, "bpf_func_id") else {
+        return Ok(());
+    };
+    let Ok(Type::Enum(functions)) = btf.get(id) else {
+        return Ok(());
+    };
+    let known: Vec<(String, i128)> = functions
+        .values()
+        .flatten()
+        .map(|(name, value)| (name.to_owned(), value))
+        .collect();
+    for helper in helpers::Helper::ALL {
+        let used = codes.iter().any(|code| {
+            code.insns
+                .iter()
+                .any(|insn| *insn == insn::Insn::call(helper.id()))
+        });
+        if !used {
+            continue;
+        }
+        let name = format!("BPF_FUNC_{}", helper.name());
+        match known.iter().find(|(n, _)| *n == name) {
+            Some((_, value)) if *value == i128::from(helper.id()) => {}
+            Some((_, value)) => {
+                return Err(BpfError::Helper {
+                    name: helper.name(),
+                    why: format!("the kernel numbers it {value}, not {}", helper.id()),
+                });
+            }
+            None => {
+                return Err(BpfError::Helper {
+                    name: helper.name(),
+                    why: "this kernel does not have it".to_owned(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A listing of what an artefact holds, for review: its mode, maps, and
+/// each program's attach point and disassembly.
+pub fn dump(artefact: &BpfArtefact) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let _ = writeln!(out, "mode: {:?}", artefact.mode);
+    for map in &artefact.maps {
+        let _ = writeln!(
+            out,
+            "map {}: {:?} key {} value {} entries {} ({:?})",
+            map.name, map.kind, map.key_size, map.value_size, map.max_entries, map.role
+        );
+    }
+    let listings = elf::read_programs(&artefact.object);
+    for program in &artefact.programs {
+        let _ = writeln!(
+            out,
+            "\nprogram {} ({}) {:?}",
+            program.name, program.pp, program.attach
+        );
+        match listings.iter().find(|(name, _, _)| *name == program.name) {
+            Some((_, insns, maps)) => out.push_str(&disasm::listing(insns, maps)),
+            None => out.push_str("  (not in the object)\n"),
+        }
+    }
+    out
+}

@@ -1,0 +1,219 @@
+//! Statements and control flow; functions inlined at their calls (BPF
+//! programs cannot recurse: a recursive call is an error naming the
+//! function); loops bounded by SystemTap's `MAXACTION`.
+
+use tapmatrix_ir::{Expr, ScalarType, Stmt};
+
+use crate::codegen::{Gen, Inlined, Slot};
+use crate::error::BpfError;
+use crate::expr::place;
+use crate::insn::{Alu, Cond, Reg, Size};
+
+impl Gen<'_> {
+    /// Emits a block.
+    pub(crate) fn block(&mut self, block: &[Stmt]) -> Result<(), BpfError> {
+        for stmt in block {
+            let mark = self.mark();
+            self.stmt(stmt)?;
+            self.release(mark);
+        }
+        Ok(())
+    }
+
+    fn unsupported_stmt(&self, what: &str) -> BpfError {
+        BpfError::Unsupported {
+            location: self.site.pp.clone(),
+            what: what.to_owned(),
+            why: Some("it runs in the kernel".to_owned()),
+        }
+    }
+
+    fn stmt(&mut self, stmt: &Stmt) -> Result<(), BpfError> {
+        match stmt {
+            Stmt::Expr(e) => self.effect(e)?,
+            Stmt::Block(b) => self.block(b)?,
+            Stmt::If {
+                cond,
+                then,
+                otherwise,
+            } => {
+                let no = self.asm.label();
+                self.branch(cond, no, false)?;
+                self.block(then)?;
+                if otherwise.is_empty() {
+                    self.asm.bind(no);
+                } else {
+                    let done = self.asm.label();
+                    self.asm.goto(done);
+                    self.asm.bind(no);
+                    self.block(otherwise)?;
+                    self.asm.bind(done);
+                }
+            }
+            Stmt::Loop { cond, body, step } => {
+                let counter = self.stack_alloc(8)?;
+                self.asm.store_imm(Size::DW, Reg::FP, counter, 0);
+                let head = self.asm.label();
+                let next = self.asm.label();
+                let done = self.asm.label();
+                self.asm.bind(head);
+                if let Some(cond) = cond {
+                    self.branch(cond, done, false)?;
+                }
+                self.asm.load(Size::DW, Reg::R1, Reg::FP, counter);
+                self.asm.alu_imm(Alu::Add, Reg::R1, 1);
+                self.asm.store(Size::DW, Reg::FP, counter, Reg::R1);
+                let within = self.asm.label();
+                let max = i32::try_from(self.limits().max_action).unwrap_or(i32::MAX);
+                self.asm.jump_imm(Cond::Le, Reg::R1, max, within);
+                self.raise("MAXACTION exceeded".to_owned())?;
+                self.asm.bind(within);
+                self.loops.push((next, done));
+                self.block(body)?;
+                self.loops.pop();
+                self.asm.bind(next);
+                if let Some(step) = step {
+                    self.effect(step)?;
+                }
+                self.asm.goto(head);
+                self.asm.bind(done);
+            }
+            Stmt::Break | Stmt::Continue => {
+                let Some((next, done)) = self.loops.last().copied() else {
+                    return Err(BpfError::Internal("break or continue outside a loop"));
+                };
+                self.asm.goto(if matches!(stmt, Stmt::Break) {
+                    done
+                } else {
+                    next
+                });
+            }
+            Stmt::Next => {
+                if !self.inlined.is_empty() {
+                    return Err(self.unsupported_stmt("`next` in a function"));
+                }
+                let out = self.out;
+                self.asm.goto(out);
+            }
+            Stmt::Return(value) => {
+                let Some(frame) = self.inlined.last() else {
+                    return Err(BpfError::Internal("return outside a function"));
+                };
+                let (done, result) = (frame.done, frame.result);
+                match (value, result) {
+                    (Some(e), Some(Slot::Long(off))) => {
+                        self.long(e)?;
+                        self.asm.store(Size::DW, Reg::FP, off, Reg::R0);
+                    }
+                    (Some(e), Some(Slot::Str(dst))) => {
+                        let s = self.string(e)?;
+                        self.copy_string(dst, s);
+                    }
+                    (Some(e), None) => self.effect(e)?,
+                    (None, _) => {}
+                }
+                self.asm.goto(done);
+            }
+            Stmt::Delete(lv) => self.delete(lv)?,
+            Stmt::Aggregate { target, value } => self.aggregate(target, value)?,
+            Stmt::Foreach { .. } => return Err(self.unsupported_stmt("foreach")),
+            Stmt::ForeachHist { .. } => {
+                return Err(self.unsupported_stmt("foreach over a histogram"));
+            }
+            Stmt::Try { .. } => return Err(self.unsupported_stmt("try/catch")),
+            Stmt::EntrySave { .. } => {
+                return Err(self.unsupported_stmt("saving @entry values"));
+            }
+        }
+        Ok(())
+    }
+
+    /// An expression evaluated for its effect.
+    pub(crate) fn effect(&mut self, e: &Expr) -> Result<(), BpfError> {
+        match e {
+            Expr::Assign { .. } | Expr::Crement { .. }
+                if self.ty(e) == tapmatrix_ir::ScalarType::Long =>
+            {
+                self.assign(e, false)
+            }
+            Expr::Assign { .. } => self.assign_string(e).map(|_| ()),
+            _ if self.ty(e) == ScalarType::String => self.string(e).map(|_| ()),
+            _ => self.long(e),
+        }
+    }
+
+    /// Inlines a call; where its result is.
+    pub(crate) fn call(&mut self, e: &Expr) -> Result<Option<Slot>, BpfError> {
+        let Expr::Call {
+            function,
+            args,
+            loc,
+        } = e
+        else {
+            return Err(BpfError::Internal("a call that is not one"));
+        };
+        let program = self.site.program;
+        let f = program
+            .functions
+            .get(*function as usize)
+            .ok_or(BpfError::Internal("a call of no function"))?;
+        if self.inlined.iter().any(|frame| frame.function == *function) {
+            return Err(BpfError::Recursion {
+                location: place(program, *loc),
+                name: f.name.clone(),
+            });
+        }
+        if self.inlined.len() >= self.limits().max_nesting as usize {
+            return Err(BpfError::Unsupported {
+                location: place(program, *loc),
+                what: format!(
+                    "calls nested deeper than MAXNESTING ({})",
+                    self.limits().max_nesting
+                ),
+                why: None,
+            });
+        }
+        let result = match f.ret {
+            Some(ScalarType::Long) => {
+                let off = self.stack_alloc(8)?;
+                self.asm.store_imm(Size::DW, Reg::FP, off, 0);
+                Some(Slot::Long(off))
+            }
+            Some(ScalarType::String) => {
+                let place = self.str_temp(self.max_string())?;
+                self.asm.store_imm(Size::B, place.base, place.off as i16, 0);
+                Some(Slot::Str(place))
+            }
+            None => None,
+        };
+        let locals = self.alloc_locals(&f.locals)?;
+        for (arg, slot) in args.iter().zip(&locals) {
+            let mark = self.mark();
+            match slot {
+                Slot::Long(off) => {
+                    self.long(arg)?;
+                    self.asm.store(Size::DW, Reg::FP, *off, Reg::R0);
+                }
+                Slot::Str(dst) => {
+                    let s = self.string(arg)?;
+                    self.copy_string(*dst, s);
+                }
+            }
+            self.release(mark);
+        }
+        let done = self.asm.label();
+        self.inlined.push(Inlined {
+            function: *function,
+            locals,
+            types: f.locals.clone(),
+            done,
+            result,
+        });
+        let body = f.body.clone();
+        let outcome = self.block(&body);
+        self.inlined.pop();
+        outcome?;
+        self.asm.bind(done);
+        Ok(result)
+    }
+}

@@ -1,0 +1,217 @@
+//! What runs in the kernel: the event probes' handlers (and the functions
+//! they call) compile to BPF when every construct they use has BPF code;
+//! the globals they touch then live in maps. Otherwise the script runs
+//! forwarded: its programs only gather each hit.
+
+use tapmatrix_ir::{Builtin, Expr, LValue, ProbeKind, Program, StatOp, Stmt};
+
+/// The builtins event handlers may call in the kernel.
+fn kernel_builtin(builtin: Builtin) -> bool {
+    matches!(
+        builtin,
+        Builtin::Print
+            | Builtin::Println
+            | Builtin::Exit
+            | Builtin::Error
+            | Builtin::Pid
+            | Builtin::Tid
+            | Builtin::Uid
+            | Builtin::Gid
+            | Builtin::Ppid
+            | Builtin::Execname
+            | Builtin::Cpu
+            | Builtin::Probefunc
+            | Builtin::Pp
+            | Builtin::Ppfunc
+            | Builtin::Target
+            | Builtin::IsReturn
+            | Builtin::ClockNs
+            | Builtin::Strlen
+    )
+}
+
+/// Whether the kernel can run the event probes, and if so which globals
+/// they touch.
+pub(crate) fn kernel_globals(program: &Program) -> Option<Vec<bool>> {
+    use std::cell::{Cell, RefCell};
+    let touched = RefCell::new(vec![false; program.globals.len()]);
+    let ok = Cell::new(true);
+    let functions: RefCell<Vec<u32>> = RefCell::new(Vec::new());
+    let note = |g: u32| {
+        if let Some(t) = touched.borrow_mut().get_mut(g as usize) {
+            *t = true;
+        }
+    };
+    let note_lv = |lv: &LValue| match lv {
+        LValue::Global(g) | LValue::Index { array: g, .. } => note(*g),
+        LValue::Local(_) => {}
+    };
+    let visit = |block: &[Stmt]| {
+        tapmatrix_ir::visit::walk_block(
+            block,
+            &mut |s| match s {
+                Stmt::Foreach { .. } | Stmt::ForeachHist { .. } | Stmt::Try { .. } => ok.set(false),
+                Stmt::Delete(LValue::Global(g)) => {
+                    let whole = program
+                        .globals
+                        .get(*g as usize)
+                        .is_some_and(|g| !matches!(g.ty, tapmatrix_ir::GlobalType::Scalar { .. }));
+                    if whole {
+                        ok.set(false);
+                    }
+                    note(*g);
+                }
+                Stmt::Delete(lv) | Stmt::Aggregate { target: lv, .. } => {
+                    if let LValue::Index { keys, .. } = lv
+                        && keys.iter().any(Option::is_none)
+                    {
+                        ok.set(false);
+                    }
+                    note_lv(lv);
+                }
+                _ => {}
+            },
+            &mut |e| match e {
+                Expr::Global(g) | Expr::Index { array: g, .. } => note(*g),
+                Expr::In { array, keys } => {
+                    if keys.iter().any(Option::is_none) {
+                        ok.set(false);
+                    }
+                    note(*array);
+                }
+                Expr::Assign { target, concat, .. } => {
+                    if *concat && matches!(target.as_ref(), LValue::Index { .. }) {
+                        ok.set(false);
+                    }
+                    note_lv(target);
+                }
+                Expr::Crement { target, .. } => note_lv(target),
+                Expr::Call { function, .. } => {
+                    let mut functions = functions.borrow_mut();
+                    if !functions.contains(function) {
+                        functions.push(*function);
+                    }
+                }
+                Expr::Builtin { builtin, .. } if !kernel_builtin(*builtin) => ok.set(false),
+                Expr::Regex { .. }
+                | Expr::Printf {
+                    to_string: true, ..
+                }
+                | Expr::Stat { .. }
+                | Expr::Hist { .. }
+                | Expr::HistBucket { .. } => ok.set(false),
+                _ => {}
+            },
+        );
+    };
+    for probe in &program.probes {
+        if probe.kind == ProbeKind::Event {
+            visit(&probe.body);
+        }
+    }
+    let mut seen = 0;
+    loop {
+        let next = functions.borrow().get(seen).copied();
+        let Some(f) = next else { break };
+        seen += 1;
+        if let Some(function) = program.functions.get(f as usize) {
+            visit(&function.body);
+        }
+    }
+    let functions = functions.into_inner();
+    let touched = touched.into_inner();
+    let mut ok = ok.get();
+    // A number turned into a string only as a print argument.
+    for probe in &program.probes {
+        if probe.kind == ProbeKind::Event && !long_to_str_only_in_print(&probe.body) {
+            ok = false;
+        }
+    }
+    for f in &functions {
+        if let Some(function) = program.functions.get(*f as usize)
+            && !long_to_str_only_in_print(&function.body)
+        {
+            ok = false;
+        }
+    }
+    // Statistics the kernel aggregates lose the runtime's running variance.
+    tapmatrix_ir::visit::each_expr(program, &mut |e| {
+        if let Expr::Stat {
+            op: StatOp::Variance,
+            stat,
+            ..
+        } = e
+            && let LValue::Global(g) | LValue::Index { array: g, .. } = stat.as_ref()
+            && touched.get(*g as usize).copied().unwrap_or(false)
+        {
+            ok = false;
+        }
+    });
+    // Wrapping arrays keep SystemTap's oldest-out order only in the runtime.
+    for (g, global) in program.globals.iter().enumerate() {
+        if global.wrap && touched[g] {
+            ok = false;
+        }
+    }
+    ok.then_some(touched)
+}
+
+/// Whether every `LongToStr` of a block is an argument of `print`.
+fn long_to_str_only_in_print(block: &[Stmt]) -> bool {
+    let mut in_print = 0usize;
+    let mut total = 0usize;
+    tapmatrix_ir::visit::walk_block(block, &mut |_| {}, &mut |e| match e {
+        Expr::LongToStr(_) => total += 1,
+        Expr::Builtin {
+            builtin: Builtin::Print | Builtin::Println,
+            args,
+            ..
+        } => {
+            in_print += args
+                .iter()
+                .filter(|a| matches!(a, Expr::LongToStr(_)))
+                .count();
+        }
+        _ => {}
+    });
+    in_print == total
+}
+
+/// Whether a guard can run in the kernel before anything else of a
+/// handler (no locals, globals, fetches or effects).
+pub(crate) fn pure_guard(e: &Expr) -> bool {
+    match e {
+        Expr::Long(_) | Expr::Str(_) => true,
+        Expr::CompareLong { lhs, rhs, .. } | Expr::CompareStr { lhs, rhs, .. } => {
+            pure_guard(lhs) && pure_guard(rhs)
+        }
+        Expr::And(a, b) | Expr::Or(a, b) => pure_guard(a) && pure_guard(b),
+        Expr::Unary { operand, .. } => pure_guard(operand),
+        Expr::Builtin { builtin, args, .. } => {
+            args.is_empty()
+                && matches!(
+                    builtin,
+                    Builtin::Pid
+                        | Builtin::Tid
+                        | Builtin::Uid
+                        | Builtin::Gid
+                        | Builtin::Cpu
+                        | Builtin::Target
+                        | Builtin::Execname
+                        | Builtin::IsReturn
+                )
+        }
+        _ => false,
+    }
+}
+
+/// The leading `if (cond) next` statements of a handler whose condition
+/// is a [`pure_guard`].
+pub(crate) fn leading_guards(body: &[Stmt]) -> usize {
+    body.iter()
+        .take_while(|s| {
+            matches!(s, Stmt::If { cond, then, otherwise }
+                if otherwise.is_empty() && matches!(then.as_slice(), [Stmt::Next]) && pure_guard(cond))
+        })
+        .count()
+}

@@ -1,0 +1,261 @@
+//! The encoder against the kernel's documented encodings, the disassembler
+//! against the encoder, objects against aya's parser, and scripts compiled
+//! on the committed facts fixtures.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
+use std::path::Path;
+
+use tapmatrix_facts::KernelFacts;
+use tapmatrix_ir::bpf::{BpfAttach, BpfMode, GlobalPlace, MapRole};
+use tapmatrix_resolve::{Sources, kernel_profile};
+
+use crate::disasm::disassemble;
+use crate::helpers::Helper;
+use crate::insn::{Alu, Cond, Insn, Reg, Size, decode_all, encode_all};
+use crate::{Options, compile, dump};
+
+fn fixture(id: &str) -> KernelFacts {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../facts/fixtures/linux-{id}"));
+    let config = dir.join("config");
+    KernelFacts::from_raw(&dir, config.exists().then_some(config.as_path())).unwrap()
+}
+
+fn elaborate(script: &str, facts: &KernelFacts) -> tapmatrix_elaborate::Elaborated {
+    let sources = Sources {
+        tapset_dirs: Vec::new(),
+        script: Some("t.stp".into()),
+        script_text: Some(script.to_owned()),
+    };
+    let loaded = sources.load(kernel_profile(facts)).unwrap();
+    let caps = crate::capabilities(facts, "test");
+    tapmatrix_elaborate::elaborate(&loaded, facts, &caps).unwrap()
+}
+
+fn hex(insns: &[Insn]) -> String {
+    encode_all(insns)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[test]
+fn encodings_match_the_instruction_set_documentation() {
+    // Opcodes from Documentation/bpf/standardization/instruction-set.rst
+    // and the bytes clang emits for the same instructions.
+    let cases: Vec<(Vec<Insn>, &str)> = vec![
+        (vec![Insn::mov64_imm(Reg::R1, 0)], "b7 01 00 00 00 00 00 00"),
+        (
+            vec![Insn::mov64(Reg::R2, Reg::FP)],
+            "bf a2 00 00 00 00 00 00",
+        ),
+        (
+            vec![Insn::alu64_imm(Alu::Add, Reg::R2, -8)],
+            "07 02 00 00 f8 ff ff ff",
+        ),
+        (
+            vec![Insn::alu64_reg(Alu::Add, Reg::R0, Reg::R1)],
+            "0f 10 00 00 00 00 00 00",
+        ),
+        (
+            Insn::ld_imm64(Reg::R1, 0).to_vec(),
+            "18 01 00 00 00 00 00 00 00 00 00 00 00 00 00 00",
+        ),
+        (
+            Insn::ld_imm64(Reg::R1, 0x1122_3344_5566_7788).to_vec(),
+            "18 01 00 00 88 77 66 55 00 00 00 00 44 33 22 11",
+        ),
+        (
+            vec![Insn::call(Helper::MapLookupElem.id())],
+            "85 00 00 00 01 00 00 00",
+        ),
+        (vec![Insn::exit()], "95 00 00 00 00 00 00 00"),
+        (
+            vec![Insn::store(Size::DW, Reg::FP, -8, Reg::R1)],
+            "7b 1a f8 ff 00 00 00 00",
+        ),
+        (
+            vec![Insn::load(Size::DW, Reg::R1, Reg::FP, -8)],
+            "79 a1 f8 ff 00 00 00 00",
+        ),
+        (
+            vec![Insn::store_imm(Size::W, Reg::FP, -4, 0)],
+            "62 0a fc ff 00 00 00 00",
+        ),
+        (
+            vec![Insn::load(Size::B, Reg::R3, Reg::R2, 5)],
+            "71 23 05 00 00 00 00 00",
+        ),
+        (
+            vec![Insn::jmp_imm(Cond::Eq, Reg::R0, 0, 2)],
+            "15 00 02 00 00 00 00 00",
+        ),
+        (
+            vec![Insn::jmp_reg(Cond::Sgt, Reg::R1, Reg::R2, -3)],
+            "6d 21 fd ff 00 00 00 00",
+        ),
+        (vec![Insn::ja(1)], "05 00 01 00 00 00 00 00"),
+        (
+            vec![Insn::atomic_add(Size::DW, Reg::R0, 0, Reg::R1)],
+            "db 10 00 00 00 00 00 00",
+        ),
+        (vec![Insn::neg64(Reg::R0)], "87 00 00 00 00 00 00 00"),
+        (
+            vec![Insn::alu64_imm(Alu::Arsh, Reg::R0, 32)],
+            "c7 00 00 00 20 00 00 00",
+        ),
+    ];
+    for (insns, bytes) in cases {
+        assert_eq!(hex(&insns), bytes, "{insns:?}");
+        assert_eq!(decode_all(&encode_all(&insns)), insns);
+    }
+}
+
+#[test]
+fn the_disassembler_reads_what_the_encoder_writes() {
+    let cases = [
+        (Insn::mov64(Reg::R2, Reg::FP), "(bf) r2 = r10"),
+        (Insn::alu64_imm(Alu::Add, Reg::R2, -8), "(07) r2 += -8"),
+        (Insn::alu32_imm(Alu::And, Reg::R1, 255), "(54) w1 &= 255"),
+        (Insn::call(1), "(85) call bpf_map_lookup_elem#1"),
+        (Insn::call(131), "(85) call bpf_ringbuf_reserve#131"),
+        (
+            Insn::jmp_imm(Cond::Eq, Reg::R0, 0, 2),
+            "(15) if r0 == 0x0 goto pc+2",
+        ),
+        (
+            Insn::jmp_reg(Cond::Ne, Reg::R4, Reg::R5, -9),
+            "(5d) if r4 != r5 goto pc-9",
+        ),
+        (
+            Insn::store(Size::DW, Reg::FP, -8, Reg::R1),
+            "(7b) *(u64 *)(r10 -8) = r1",
+        ),
+        (
+            Insn::load(Size::W, Reg::R1, Reg::R6, 112),
+            "(61) r1 = *(u32 *)(r6 +112)",
+        ),
+        (
+            Insn::store_imm(Size::B, Reg::R9, 3, 0),
+            "(72) *(u8 *)(r9 +3) = 0",
+        ),
+        (
+            Insn::atomic_add(Size::DW, Reg::R7, 16, Reg::R1),
+            "(db) lock *(u64 *)(r7 +16) += r1",
+        ),
+        (Insn::neg64(Reg::R3), "(87) r3 = -r3"),
+        (Insn::exit(), "(95) exit"),
+        (Insn::ja(4), "(05) goto pc+4"),
+    ];
+    for (insn, text) in cases {
+        let round = Insn::decode(insn.encode());
+        assert_eq!(disassemble(&round, None), text);
+    }
+    let wide = Insn::ld_imm64(Reg::R1, 0x1_0000_0002);
+    assert_eq!(
+        disassemble(&wide[0], Some(&wide[1])),
+        "(18) r1 = 0x100000002"
+    );
+}
+
+#[test]
+fn a_counting_kprobe_runs_in_the_kernel_and_aya_reads_its_object() {
+    let facts = fixture("6.1");
+    let e = elaborate(
+        "global n\nprobe kernel.function(\"vfs_read\") { n++ }\n",
+        &facts,
+    );
+    let artefact = compile(e, &facts, Options::default()).unwrap();
+    assert_eq!(artefact.mode, BpfMode::InKernel);
+    assert_eq!(artefact.programs.len(), 1);
+    assert_eq!(
+        artefact.programs[0].attach,
+        BpfAttach::Kprobe {
+            function: "vfs_read".to_owned()
+        }
+    );
+    assert!(matches!(artefact.globals[0], GlobalPlace::Scalar { .. }));
+    let listing = dump(&artefact);
+    assert!(listing.contains("lock *(u64 *)(r7 +24) += r1"), "{listing}");
+    assert!(listing.contains("; map scalars"), "{listing}");
+    let object = aya_obj::Object::parse(&artefact.object).unwrap();
+    assert!(object.programs.contains_key(&artefact.programs[0].name));
+    for map in &artefact.maps {
+        assert!(object.maps.contains_key(&map.name), "{}", map.name);
+    }
+    let json = serde_json_roundtrip(&artefact);
+    assert_eq!(json, artefact);
+}
+
+fn serde_json_roundtrip(a: &tapmatrix_ir::bpf::BpfArtefact) -> tapmatrix_ir::bpf::BpfArtefact {
+    let text = serde_json::to_string(a).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+#[test]
+fn a_handler_with_foreach_is_forwarded_and_keeps_its_guard_in_the_kernel() {
+    let facts = fixture("6.1");
+    let e = elaborate(
+        "global a\nprobe kernel.function(\"vfs_read\") { if (pid() != target()) next\n a[$count]++\n foreach (k in a) println(k) }\n",
+        &facts,
+    );
+    let artefact = compile(e, &facts, Options::default()).unwrap();
+    assert_eq!(artefact.mode, BpfMode::Forwarded);
+    assert!(artefact.globals.iter().all(|g| *g == GlobalPlace::Host));
+    assert_eq!(artefact.programs[0].slots.len(), 1);
+    let listing = dump(&artefact);
+    assert!(
+        listing.contains("call bpf_get_current_pid_tgid#14"),
+        "{listing}"
+    );
+    assert!(listing.contains("call bpf_ringbuf_output#130"), "{listing}");
+}
+
+#[test]
+fn arrays_strings_and_stats_get_maps() {
+    let facts = fixture("6.1");
+    let e = elaborate(
+        r#"global reads, sizes, names
+probe kernel.function("vfs_read") {
+  if (execname() == "dd") {
+    reads[execname(), pid()]++
+    sizes <<< $count
+    names[pid()] = kernel_string($file->f_path->dentry->d_name->name)
+    printf("%s %d\n", execname(), $count / 2)
+  }
+}
+probe end { print(@hist_log(sizes)) }
+"#,
+        &facts,
+    );
+    let artefact = compile(e, &facts, Options::default()).unwrap();
+    assert_eq!(artefact.mode, BpfMode::InKernel, "{}", dump(&artefact));
+    let roles: Vec<&MapRole> = artefact.maps.iter().map(|m| &m.role).collect();
+    assert_eq!(roles.len(), 6, "{roles:?}");
+    assert!(
+        matches!(artefact.globals[1], GlobalPlace::Stat { layout, .. } if layout.buckets == 128)
+    );
+    assert_eq!(artefact.formats.len(), 1);
+    assert_eq!(artefact.errors.len(), 3, "{:?}", artefact.errors);
+    aya_obj::Object::parse(&artefact.object).unwrap();
+}
+
+#[test]
+fn perf_points_attach_as_perf_events() {
+    assert_eq!(
+        crate::perf_attach("perf.type(1).config(0).sample(100000)"),
+        BpfAttach::PerfEvent {
+            perf_type: 1,
+            config: 0,
+            sample: tapmatrix_ir::bpf::PerfSample::Period { n: 100_000 }
+        }
+    );
+    assert_eq!(
+        crate::perf_attach("perf.type(0).config(1).hz(99)"),
+        BpfAttach::PerfEvent {
+            perf_type: 0,
+            config: 1,
+            sample: tapmatrix_ir::bpf::PerfSample::Frequency { hz: 99 }
+        }
+    );
+}

@@ -1,0 +1,154 @@
+//! The BPF back end on real kernels: a program the verifier refuses ends
+//! its item with the verifier's words and the next item of the boot runs;
+//! the in-kernel handlers count, aggregate and print.
+#![allow(
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "an integration test: a panic is how it reports a failure"
+)]
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tapmatrix_bpf::asm::Code;
+use tapmatrix_bpf::elf::{ElfProgram, write_object};
+use tapmatrix_bpf::insn::Insn;
+use tapmatrix_e2e::{fetched_kernels, test_cache, test_cache_dir, workspace_root};
+use tapmatrix_facts::KernelFacts;
+use tapmatrix_ir::bpf::BpfMode;
+use tapmatrix_ir::{Artefact, RunEnd, RunMessage, Workload};
+use tapmatrix_resolve::{TapsetLibrary, kernel_profile};
+use tapmatrix_run::{Backend, Compiled, FunctionEvents, compile};
+use tapmatrix_vm::{ItemEnd, ItemReport, RunSettings, VmOptions, run_items};
+use tapmatrix_wire::RunItem;
+
+fn facts(id: &str) -> KernelFacts {
+    let cache = test_cache();
+    let kernel = tapmatrix_e2e::default_matrix()
+        .ids()
+        .into_iter()
+        .find(|k| k.to_string() == id)
+        .unwrap();
+    KernelFacts::load(&cache.facts_dir(&kernel)).unwrap()
+}
+
+/// `script` compiled to BPF for kernel `id`, as a run item.
+fn item(id: &str, name: &str, script: &str, command: &str) -> RunItem {
+    let facts = facts(id);
+    let mut tapsets =
+        TapsetLibrary::load(&[workspace_root().join("tapsets")], kernel_profile(&facts))
+            .map_err(|error| error.to_string());
+    let compiled = compile(
+        PathBuf::from(format!("{name}.stp")),
+        Some(script.to_owned()),
+        &mut tapsets,
+        &facts,
+        FunctionEvents::Kprobes,
+        Backend::Bpf,
+    );
+    let Compiled::Ready(artefact) = compiled else {
+        panic!("{name} did not compile to BPF: {compiled:?}");
+    };
+    assert!(
+        matches!(*artefact, Artefact::Bpf(_)),
+        "{name}: {artefact:?}"
+    );
+    RunItem {
+        name: name.to_owned(),
+        artefact: *artefact,
+        workload: Workload {
+            command: command.to_owned(),
+            timeout_ms: 30_000,
+        },
+    }
+}
+
+fn run_on(id: &str, items: &[RunItem]) -> Vec<ItemReport> {
+    let scratch = tempfile::tempdir().unwrap();
+    let options = VmOptions {
+        timeout: Duration::from_secs(150),
+        ..VmOptions::new(&test_cache_dir())
+    };
+    let vmlinuz: PathBuf = fetched_kernels(&[id]).remove(0).vmlinuz;
+    run_items(
+        &vmlinuz,
+        items,
+        &scratch.path().join("boot"),
+        &options,
+        RunSettings::default(),
+        &mut |message| eprintln!("{id}: {message:?}"),
+    )
+    .unwrap()
+}
+
+fn finished(report: &ItemReport) -> &tapmatrix_vm::Finished {
+    match &report.end {
+        ItemEnd::Finished(finished) => finished,
+        ItemEnd::Infra(infra) => panic!("{}: infra: {}", report.name, infra.error),
+    }
+}
+
+fn refused_then_next(id: &str) {
+    // A program that returns without setting r0: the verifier refuses it.
+    let mut refused = item(
+        id,
+        "refused",
+        "probe kernel.function(\"vfs_read\") { next }\n",
+        "",
+    );
+    let Artefact::Bpf(artefact) = &mut refused.artefact else {
+        panic!("a BPF item was expected");
+    };
+    let code = Code {
+        insns: vec![Insn::exit()],
+        maps: Vec::new(),
+    };
+    let name = artefact.programs[0].name.clone();
+    artefact.object = write_object(
+        &[ElfProgram {
+            name: &name,
+            section: "kprobe",
+            code: &code,
+        }],
+        &artefact.maps,
+    )
+    .unwrap();
+    let counting = item(
+        id,
+        "counting",
+        "global n, sizes\nprobe kernel.function(\"vfs_read\") { if (pid() == target()) { n++; sizes <<< $count } }\n\
+probe end { printf(\"%d reads of %d bytes\\n\", n, @sum(sizes)) }\n",
+        "dd if=/bin/busybox of=/dev/null bs=7 count=30",
+    );
+    assert!(
+        matches!(&counting.artefact, Artefact::Bpf(a) if a.mode == BpfMode::InKernel),
+        "counting runs in the kernel"
+    );
+    let reports = run_on(id, &[refused, counting]);
+    let rejected = finished(&reports[0]);
+    assert_eq!(rejected.end, RunEnd::Rejected);
+    let words: Vec<&str> = reports[0]
+        .messages
+        .iter()
+        .filter_map(|m| match m {
+            RunMessage::EventRejected { error, .. } => Some(error.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        words.iter().any(|w| w.contains("R0 !read_ok")),
+        "the verifier's words: {words:?}"
+    );
+    assert_eq!(finished(&reports[1]).end, RunEnd::WorkloadDone);
+    assert_eq!(reports[1].stdout(), "30 reads of 210 bytes\n");
+}
+
+#[test]
+fn a_refused_program_quotes_the_verifier_and_the_next_item_runs_on_5_10() {
+    refused_then_next("5.10");
+}
+
+#[test]
+fn a_refused_program_quotes_the_verifier_and_the_next_item_runs_on_7_3() {
+    refused_then_next("7.3");
+}
