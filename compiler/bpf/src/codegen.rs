@@ -100,6 +100,18 @@ impl TaskOffsets {
     }
 }
 
+/// Where a run-time error goes while a forwarded program computes a slot
+/// itself: into the slot's fault word (the error index plus one, and the
+/// address), then on to the end of the slot; the runtime raises it when
+/// the handler uses the slot.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FaultTo {
+    /// The end of the slot's code.
+    pub(crate) skip: Label,
+    /// The fault word, in scratch memory.
+    pub(crate) word: i32,
+}
+
 /// A function inlined at a call: its locals and where `return` goes.
 pub(crate) struct Inlined {
     pub(crate) function: u32,
@@ -131,6 +143,8 @@ pub(crate) struct Gen<'a> {
     pub(crate) loops: Vec<(Label, Label)>,
     /// `return 0` from the program.
     pub(crate) out: Label,
+    /// Where run-time errors go instead of ending the handler.
+    pub(crate) fault_to: Option<FaultTo>,
 }
 
 /// A mark to release temporaries to.
@@ -159,6 +173,7 @@ impl<'a> Gen<'a> {
             inlined: Vec::new(),
             loops: Vec::new(),
             out,
+            fault_to: None,
         }
     }
 
@@ -494,17 +509,46 @@ impl<'a> Gen<'a> {
     }
 
     /// Raises the run-time error `message` (fixed text): an error record,
-    /// the session stopped, the handler left.
+    /// the session stopped, the handler left (or, while a forwarded
+    /// program computes a slot, the slot's fault word).
     pub(crate) fn raise(&mut self, message: String) -> Result<(), BpfError> {
+        self.raise_error(message, None)
+    }
+
+    /// Raises the run-time error `message` about the address in `address`
+    /// (written where [`tapmatrix_ir::bpf::ADDRESS_MARK`] is).
+    pub(crate) fn raise_at(&mut self, message: String, address: Reg) -> Result<(), BpfError> {
+        self.raise_error(message, Some(address))
+    }
+
+    fn raise_error(&mut self, message: String, address: Option<Reg>) -> Result<(), BpfError> {
         let id = self.tables.errors.len() as u32;
         self.tables.errors.push(ErrorSite {
             message,
             dynamic: false,
+            address: address.is_some(),
         });
+        if let Some(to) = self.fault_to {
+            self.asm
+                .store_imm(Size::W, SCRATCH, to.word as i16, id as i32 + 1);
+            match address {
+                Some(reg) => self.asm.store(Size::DW, SCRATCH, (to.word + 8) as i16, reg),
+                None => self
+                    .asm
+                    .store_imm(Size::DW, SCRATCH, (to.word + 8) as i16, 0),
+            }
+            self.asm.goto(to.skip);
+            return Ok(());
+        }
         let mark = self.mark();
-        let rec = self.scratch_alloc(RECORD_HEADER)?;
+        let size = RECORD_HEADER + if address.is_some() { 8 } else { 0 };
+        let rec = self.scratch_alloc(size)?;
+        if let Some(reg) = address {
+            self.asm
+                .store(Size::DW, SCRATCH, (rec + RECORD_HEADER as i32) as i16, reg);
+        }
         self.header(rec, RecordTag::Error, id);
-        self.send(rec, RECORD_HEADER);
+        self.send(rec, size);
         self.release(mark);
         self.stop_session();
         let out = self.out;

@@ -48,7 +48,10 @@ pub(crate) fn builtin_type(builtin: Builtin) -> ScalarType {
         | Builtin::StringQuoted
         | Builtin::Tokenize
         | Builtin::ErrnoStr
-        | Builtin::Matched => ScalarType::String,
+        | Builtin::Matched
+        | Builtin::Backtrace
+        | Builtin::Symname
+        | Builtin::Symdata => ScalarType::String,
         _ => ScalarType::Long,
     }
 }
@@ -98,9 +101,11 @@ impl Gen<'_> {
     /// The type of an expression.
     pub(crate) fn ty(&self, e: &Expr) -> ScalarType {
         match e {
-            Expr::Str(_) | Expr::Concat(..) | Expr::LongToStr(_) | Expr::Hist { .. } => {
-                ScalarType::String
-            }
+            Expr::Str(_)
+            | Expr::Concat(..)
+            | Expr::LongToStr(_)
+            | Expr::Hist { .. }
+            | Expr::ReadString { .. } => ScalarType::String,
             Expr::Local(i) => self.local_type(*i),
             Expr::Global(g) => self.global_type(*g),
             Expr::Fetch(i) => self
@@ -315,6 +320,7 @@ impl Gen<'_> {
                 }
             }
             Expr::Builtin { builtin, args, loc } => self.builtin_long(*builtin, args, *loc)?,
+            Expr::Read { addr, access, loc } => self.read(addr, access, *loc)?,
             Expr::Printf {
                 to_string: false,
                 format,
@@ -448,12 +454,25 @@ impl Gen<'_> {
                 self.strlen(s);
                 self.release(mark);
             }
+            Builtin::TaskCurrent => self.asm.call(Helper::GetCurrentTask),
             other => {
-                return Err(self.unsupported(format!("{other:?}()").to_lowercase(), Some(loc)));
+                return Err(self.unsupported(format!("{}()", builtin_name(other)), Some(loc)));
             }
         }
         Ok(())
     }
+}
+
+/// A builtin's name as scripts call it (`task_current`).
+pub(crate) fn builtin_name(builtin: Builtin) -> String {
+    let mut name = String::new();
+    for (i, c) in format!("{builtin:?}").chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            name.push('_');
+        }
+        name.push(c.to_ascii_lowercase());
+    }
+    name
 }
 
 /// What a construct is called in an error.

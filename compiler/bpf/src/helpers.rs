@@ -27,6 +27,8 @@ pub enum Helper {
     GetStackid = 27,
     /// `u64 bpf_get_current_task(void)`.
     GetCurrentTask = 35,
+    /// `long bpf_get_stack(ctx, buf, size, flags)` (4.18).
+    GetStack = 67,
     /// `long bpf_probe_read_user(dst, size, unsafe_ptr)` (5.5).
     ProbeReadUser = 112,
     /// `long bpf_probe_read_kernel(dst, size, unsafe_ptr)` (5.5).
@@ -65,6 +67,7 @@ impl Helper {
             Helper::GetCurrentComm => "get_current_comm",
             Helper::GetStackid => "get_stackid",
             Helper::GetCurrentTask => "get_current_task",
+            Helper::GetStack => "get_stack",
             Helper::ProbeReadUser => "probe_read_user",
             Helper::ProbeReadKernel => "probe_read_kernel",
             Helper::ProbeReadUserStr => "probe_read_user_str",
@@ -77,7 +80,7 @@ impl Helper {
     }
 
     /// Every helper we call.
-    pub const ALL: [Helper; 19] = [
+    pub const ALL: [Helper; 20] = [
         Helper::MapLookupElem,
         Helper::MapUpdateElem,
         Helper::MapDeleteElem,
@@ -89,6 +92,7 @@ impl Helper {
         Helper::GetCurrentComm,
         Helper::GetStackid,
         Helper::GetCurrentTask,
+        Helper::GetStack,
         Helper::ProbeReadUser,
         Helper::ProbeReadKernel,
         Helper::ProbeReadUserStr,

@@ -24,8 +24,10 @@ mod expr;
 mod fetch;
 mod forward;
 pub mod helpers;
+mod hoist;
 pub mod insn;
 mod layout;
+mod read;
 mod records;
 mod stats;
 mod stmt;
@@ -101,24 +103,31 @@ pub fn compile(
         errors.dedup();
         return Err(errors);
     }
-    let program = source;
+    let mut program = source;
     let in_kernel = if options.forward {
-        None
+        Err("the handlers are forwarded (bpf-forward)".to_owned())
     } else {
         support::kernel_globals(&program)
     };
-    if let Some(kernel) = in_kernel {
-        match generate(facts, &program, &units, &kernel, BpfMode::InKernel) {
-            Ok(artefact) => return Ok(artefact),
+    let why_not_kernel = match in_kernel {
+        Ok(kernel) => match generate(facts, &program, &units, &kernel, BpfMode::InKernel, &[]) {
+            Ok(artefact) => {
+                hoist::check_runtime(&artefact.program, false, "").map_err(|error| vec![error])?;
+                return Ok(artefact);
+            }
             Err(
-                BpfError::Unsupported { .. }
+                error @ (BpfError::Unsupported { .. }
                 | BpfError::TooLarge { .. }
-                | BpfError::Recursion { .. },
-            ) => {}
+                | BpfError::Recursion { .. }),
+            ) => error.to_string(),
             Err(other) => return Err(vec![other]),
-        }
-    }
-    generate(facts, &program, &units, &[], BpfMode::Forwarded).map_err(|e| vec![e])
+        },
+        Err(why) => why,
+    };
+    // Forwarded: what needs the kernel at the hit is computed there.
+    let hoisted = hoist::hoist(&mut program);
+    hoist::check_runtime(&program, true, &why_not_kernel).map_err(|error| vec![error])?;
+    generate(facts, &program, &units, &[], BpfMode::Forwarded, &hoisted).map_err(|e| vec![e])
 }
 
 fn unit(
@@ -219,6 +228,7 @@ fn generate(
     units: &[Unit],
     kernel: &[bool],
     mode: BpfMode,
+    hoisted: &[Vec<tapmatrix_ir::Expr>],
 ) -> Result<BpfArtefact, BpfError> {
     let layout = Layout::new(program, kernel)?;
     let task = codegen::TaskOffsets::of(facts);
@@ -245,7 +255,7 @@ fn generate(
         let mut g = Gen::new(&site, &mut tables);
         g.prologue();
         let guards = support::leading_guards(&probe.body);
-        let slots = match mode {
+        let (slots, faults) = match mode {
             BpfMode::InKernel => {
                 let types = probe.locals.clone();
                 g.locals = g.alloc_locals(&types)?;
@@ -253,11 +263,15 @@ fn generate(
                 g.block(&probe.body[..guards])?;
                 g.fetch_all(&unit.plans)?;
                 g.block(&probe.body[guards..])?;
-                Vec::new()
+                (Vec::new(), Vec::new())
             }
             BpfMode::Forwarded => {
                 g.block(&probe.body[..guards])?;
-                g.hit_record(index as u32, &unit.plans)?
+                let own = hoisted
+                    .get(unit.probe as usize)
+                    .map_or(&[][..], Vec::as_slice);
+                let layout = g.hit_record(index as u32, &unit.plans, own)?;
+                (layout.slots, layout.faults)
             }
         };
         let code = g.finish()?;
@@ -270,6 +284,7 @@ fn generate(
             function,
             insns: code.insns.len() as u32,
             slots,
+            faults,
         });
         codes.push(code);
     }

@@ -118,6 +118,7 @@ impl Gen<'_> {
         self.tables.errors.push(ErrorSite {
             message: String::new(),
             dynamic: true,
+            address: false,
         });
         let size = RECORD_HEADER + round8(text.cap);
         let rec = self.scratch_alloc(size)?;

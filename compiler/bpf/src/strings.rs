@@ -88,6 +88,16 @@ impl Gen<'_> {
                 ..
             } => self.constant(&self.site.pp.clone())?,
             Expr::Builtin {
+                builtin: Builtin::Backtrace,
+                ..
+            } => self.backtrace()?,
+            Expr::ReadString {
+                addr,
+                max_len,
+                user,
+                loc,
+            } => self.read_string(addr, max_len.as_deref(), *user, *loc)?,
+            Expr::Builtin {
                 builtin: Builtin::Probefunc | Builtin::Ppfunc,
                 loc,
                 ..

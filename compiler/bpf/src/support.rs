@@ -27,15 +27,35 @@ fn kernel_builtin(builtin: Builtin) -> bool {
             | Builtin::IsReturn
             | Builtin::ClockNs
             | Builtin::Strlen
+            | Builtin::TaskCurrent
+            | Builtin::Backtrace
     )
 }
 
-/// Whether the kernel can run the event probes, and if so which globals
-/// they touch.
-pub(crate) fn kernel_globals(program: &Program) -> Option<Vec<bool>> {
-    use std::cell::{Cell, RefCell};
+/// What a construct that keeps handlers out of the kernel is called.
+fn named_stmt(s: &Stmt) -> &'static str {
+    match s {
+        Stmt::Foreach { .. } => "foreach",
+        Stmt::ForeachHist { .. } => "foreach over a histogram",
+        Stmt::Try { .. } => "try/catch",
+        Stmt::Delete(_) => "delete of a whole array or statistic",
+        _ => "`*` in an array key",
+    }
+}
+
+/// Whether the kernel can run the event probes: if so which globals they
+/// touch, if not the first construct that keeps them out (as messages
+/// name it).
+pub(crate) fn kernel_globals(program: &Program) -> Result<Vec<bool>, String> {
+    use std::cell::RefCell;
     let touched = RefCell::new(vec![false; program.globals.len()]);
-    let ok = Cell::new(true);
+    let blocker: RefCell<Option<String>> = RefCell::new(None);
+    let stop = |what: String| {
+        let mut blocker = blocker.borrow_mut();
+        if blocker.is_none() {
+            *blocker = Some(what);
+        }
+    };
     let functions: RefCell<Vec<u32>> = RefCell::new(Vec::new());
     let note = |g: u32| {
         if let Some(t) = touched.borrow_mut().get_mut(g as usize) {
@@ -50,14 +70,16 @@ pub(crate) fn kernel_globals(program: &Program) -> Option<Vec<bool>> {
         tapmatrix_ir::visit::walk_block(
             block,
             &mut |s| match s {
-                Stmt::Foreach { .. } | Stmt::ForeachHist { .. } | Stmt::Try { .. } => ok.set(false),
+                Stmt::Foreach { .. } | Stmt::ForeachHist { .. } | Stmt::Try { .. } => {
+                    stop(named_stmt(s).to_owned())
+                }
                 Stmt::Delete(LValue::Global(g)) => {
                     let whole = program
                         .globals
                         .get(*g as usize)
                         .is_some_and(|g| !matches!(g.ty, tapmatrix_ir::GlobalType::Scalar { .. }));
                     if whole {
-                        ok.set(false);
+                        stop(named_stmt(s).to_owned());
                     }
                     note(*g);
                 }
@@ -65,7 +87,7 @@ pub(crate) fn kernel_globals(program: &Program) -> Option<Vec<bool>> {
                     if let LValue::Index { keys, .. } = lv
                         && keys.iter().any(Option::is_none)
                     {
-                        ok.set(false);
+                        stop("`*` in an array key".to_owned());
                     }
                     note_lv(lv);
                 }
@@ -75,13 +97,13 @@ pub(crate) fn kernel_globals(program: &Program) -> Option<Vec<bool>> {
                 Expr::Global(g) | Expr::Index { array: g, .. } => note(*g),
                 Expr::In { array, keys } => {
                     if keys.iter().any(Option::is_none) {
-                        ok.set(false);
+                        stop("`in` with `*`".to_owned());
                     }
                     note(*array);
                 }
                 Expr::Assign { target, concat, .. } => {
                     if *concat && matches!(target.as_ref(), LValue::Index { .. }) {
-                        ok.set(false);
+                        stop("`.=` on an array element".to_owned());
                     }
                     note_lv(target);
                 }
@@ -92,14 +114,18 @@ pub(crate) fn kernel_globals(program: &Program) -> Option<Vec<bool>> {
                         functions.push(*function);
                     }
                 }
-                Expr::Builtin { builtin, .. } if !kernel_builtin(*builtin) => ok.set(false),
+                Expr::Builtin { builtin, loc, .. } if !kernel_builtin(*builtin) => stop(format!(
+                    "{}() at {}",
+                    crate::expr::builtin_name(*builtin),
+                    crate::expr::place(program, *loc)
+                )),
                 Expr::Regex { .. }
                 | Expr::Printf {
                     to_string: true, ..
                 }
                 | Expr::Stat { .. }
                 | Expr::Hist { .. }
-                | Expr::HistBucket { .. } => ok.set(false),
+                | Expr::HistBucket { .. } => stop(crate::expr::construct_name(e)),
                 _ => {}
             },
         );
@@ -120,18 +146,18 @@ pub(crate) fn kernel_globals(program: &Program) -> Option<Vec<bool>> {
     }
     let functions = functions.into_inner();
     let touched = touched.into_inner();
-    let mut ok = ok.get();
     // A number turned into a string only as a print argument.
+    let number_to_string = "a number turned into a string (other than as a print argument)";
     for probe in &program.probes {
         if probe.kind == ProbeKind::Event && !long_to_str_only_in_print(&probe.body) {
-            ok = false;
+            stop(format!("{number_to_string} in probe {}", probe.name));
         }
     }
     for f in &functions {
         if let Some(function) = program.functions.get(*f as usize)
             && !long_to_str_only_in_print(&function.body)
         {
-            ok = false;
+            stop(format!("{number_to_string} in function {}", function.name));
         }
     }
     // Statistics the kernel aggregates lose the runtime's running variance.
@@ -144,16 +170,19 @@ pub(crate) fn kernel_globals(program: &Program) -> Option<Vec<bool>> {
             && let LValue::Global(g) | LValue::Index { array: g, .. } = stat.as_ref()
             && touched.get(*g as usize).copied().unwrap_or(false)
         {
-            ok = false;
+            stop("@variance of a statistic the kernel aggregates".to_owned());
         }
     });
     // Wrapping arrays keep SystemTap's oldest-out order only in the runtime.
     for (g, global) in program.globals.iter().enumerate() {
         if global.wrap && touched[g] {
-            ok = false;
+            stop(format!("the wrapping array {}", global.name));
         }
     }
-    ok.then_some(touched)
+    match blocker.into_inner() {
+        Some(why) => Err(why),
+        None => Ok(touched),
+    }
 }
 
 /// Whether every `LongToStr` of a block is an argument of `print`.

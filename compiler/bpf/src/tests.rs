@@ -259,3 +259,148 @@ fn perf_points_attach_as_perf_events() {
         }
     );
 }
+
+#[test]
+fn computed_reads_and_the_current_task_run_in_the_kernel() {
+    let facts = fixture("6.1");
+    let e = elaborate(
+        r#"function parent_tgid:long (task:long) {
+  return @cast(@cast(task, "task_struct")->real_parent, "task_struct")->tgid
+}
+probe kernel.function("vfs_read") {
+  t = task_current()
+  printf("%d %s %d %s\n", @cast(t, "task_struct")->tgid,
+         kernel_string(@cast(t, "task_struct")->comm), parent_tgid(t),
+         kernel_string_n($file->f_path->dentry->d_name->name, strlen(execname())))
+}
+"#,
+        &facts,
+    );
+    let artefact = compile(e, &facts, Options::default()).unwrap();
+    assert_eq!(artefact.mode, BpfMode::InKernel, "{}", dump(&artefact));
+    let listing = dump(&artefact);
+    assert!(
+        listing.contains("call bpf_get_current_task#35"),
+        "{listing}"
+    );
+    assert!(
+        listing.contains("call bpf_probe_read_kernel#113"),
+        "{listing}"
+    );
+    assert!(
+        listing.contains("call bpf_probe_read_kernel_str#115"),
+        "{listing}"
+    );
+    // Each read that can fault raises SystemTap's fault with its address.
+    let faults: Vec<&str> = artefact
+        .errors
+        .iter()
+        .filter(|e| e.address)
+        .map(|e| e.message.as_str())
+        .collect();
+    assert!(
+        faults.contains(&"kernel read fault at {address} near t.stp:2:10"),
+        "{faults:?}"
+    );
+    assert!(
+        faults
+            .iter()
+            .any(|m| m.starts_with("kernel string copy fault at {address} near t.stp:7:10")),
+        "{faults:?}"
+    );
+    aya_obj::Object::parse(&artefact.object).unwrap();
+}
+
+#[test]
+fn forwarded_handlers_get_what_needs_the_kernel_as_slots() {
+    let facts = fixture("6.1");
+    let e = elaborate(
+        r#"global seen
+function task_name:string (task:long) {
+  return kernel_string(@cast(task, "task_struct")->comm)
+}
+function where:string () { return backtrace() }
+function show () { println(backtrace()) }
+probe kernel.function("vfs_read") {
+  seen[execname()] = 1
+  foreach (k in seen) {
+    printf("%s %s %d\n", task_name(task_current()), where(), @cast(task_current(), "task_struct")->tgid)
+    show()
+  }
+}
+"#,
+        &facts,
+    );
+    let artefact = compile(e, &facts, Options::default()).unwrap();
+    assert_eq!(artefact.mode, BpfMode::Forwarded);
+    let program = &artefact.programs[0];
+    // task_name(task_current()), where(), the tgid: whole calls and
+    // reads; show()'s backtrace(): show() is copied for the probe.
+    assert_eq!(program.faults.len(), 4, "{program:?}");
+    assert_eq!(program.slots.len(), 4);
+    let probe = &artefact.program.probes[program.probe as usize];
+    assert_eq!(probe.fetches.len(), 4);
+    assert_eq!(artefact.program.functions.len(), 4);
+    assert_eq!(
+        artefact.program.functions[3].body,
+        vec![tapmatrix_ir::Stmt::Expr(tapmatrix_ir::Expr::Builtin {
+            builtin: tapmatrix_ir::Builtin::Println,
+            args: vec![tapmatrix_ir::Expr::Fetch(3)],
+            loc: tapmatrix_ir::Loc {
+                file: 0,
+                line: 6,
+                col: 20
+            }
+        })]
+    );
+    let listing = dump(&artefact);
+    assert!(listing.contains("call bpf_get_stack#67"), "{listing}");
+    assert!(
+        listing.contains("call bpf_get_current_task#35"),
+        "{listing}"
+    );
+    aya_obj::Object::parse(&artefact.object).unwrap();
+}
+
+#[test]
+fn a_read_from_a_value_the_runtime_computes_says_what_keeps_it_out_of_the_kernel() {
+    let facts = fixture("6.1");
+    let e = elaborate(
+        r#"global tasks
+probe kernel.function("vfs_read") {
+  tasks[tid()] = task_current()
+  foreach (t in tasks) println(@cast(tasks[t], "task_struct")->tgid)
+}
+"#,
+        &facts,
+    );
+    let errors = compile(e, &facts, Options::default()).unwrap_err();
+    let text = errors[0].to_string();
+    assert!(
+        text.starts_with("t.stp:4:32: reading kernel memory at a computed address from a value the handler computes"),
+        "{text}"
+    );
+    assert!(text.contains("foreach"), "{text}");
+    let e = elaborate("probe begin { println(task_current()) }\n", &facts);
+    let text = compile(e, &facts, Options::default()).unwrap_err()[0].to_string();
+    assert_eq!(
+        text,
+        "t.stp:1:23: task_current() is not supported by the bpf back end (begin, end, error and timer probes run in the agent, outside the kernel)"
+    );
+}
+
+#[test]
+fn a_backtrace_in_the_kernel_is_a_string_key() {
+    let facts = fixture("6.1");
+    let e = elaborate(
+        "global stacks\nprobe kernel.function(\"vfs_read\") { stacks[backtrace()] <<< 1 }\nprobe end { foreach (s in stacks) println(symdata(strtol(tokenize(s, \" \"), 16))) }\n",
+        &facts,
+    );
+    let artefact = compile(e, &facts, Options::default());
+    let artefact = match artefact {
+        Ok(artefact) => artefact,
+        Err(errors) => panic!("{errors:?}"),
+    };
+    assert_eq!(artefact.mode, BpfMode::InKernel, "{}", dump(&artefact));
+    assert!(dump(&artefact).contains("call bpf_get_stack#67"));
+}

@@ -67,6 +67,9 @@ pub fn builtin(name: &str) -> Option<Signature> {
         "errno_str" => sig(Builtin::ErrnoStr, &[Long], Some(Str)),
         "matched" => sig(Builtin::Matched, &[Long], Some(Str)),
         "task_current" => sig(Builtin::TaskCurrent, &[], Some(Long)),
+        "backtrace" => sig(Builtin::Backtrace, &[], Some(Str)),
+        "symname" => sig(Builtin::Symname, &[Long], Some(Str)),
+        "symdata" => sig(Builtin::Symdata, &[Long], Some(Str)),
         _ => return None,
     })
 }

@@ -185,6 +185,9 @@ fn pure(e: &Expr) -> bool {
                     | Builtin::Abs
                     | Builtin::ErrnoStr
                     | Builtin::TaskCurrent
+                    | Builtin::Backtrace
+                    | Builtin::Symname
+                    | Builtin::Symdata
             ) && args.iter().all(pure)
         }
         _ => false,

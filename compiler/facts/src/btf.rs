@@ -503,11 +503,16 @@ impl Btf {
 
     /// A tracepoint's own arguments (`preempt`, `prev`, `next` of
     /// `sched_switch`), from the functions the kernel generates per event
-    /// (`__bpf_trace_<event>`, else `trace_event_raw_event_<event>`: they
-    /// carry parameter names), else the `btf_trace_<event>` typedef (types
-    /// only, names empty). The leading `void *__data` is left out.
+    /// (`__bpf_trace_<event>`, `trace_event_raw_event_<event>` or
+    /// `__traceiter_<event>`: they carry parameter names), else the
+    /// `btf_trace_<event>` typedef (types only, names empty). The leading
+    /// `void *__data` is left out.
     pub fn tracepoint_args(&self, event: &str) -> Option<Result<Vec<Param<'_>>, BtfError>> {
-        for prefix in ["__bpf_trace_", "trace_event_raw_event_"] {
+        // Functions whose prototype is the tracepoint's TP_PROTO after a
+        // `void *__data`, with its names: `__traceiter_*` (5.10 on) is
+        // traceable, so even kernels whose BTF has only traceable
+        // functions (5.10's) have it.
+        for prefix in ["__bpf_trace_", "trace_event_raw_event_", "__traceiter_"] {
             if let Some(function) = self.function(&format!("{prefix}{event}")) {
                 return Some(function.and_then(|f| f.proto.params().skip(1).collect()));
             }

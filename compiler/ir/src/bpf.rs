@@ -68,7 +68,27 @@ pub struct BpfProgram {
     pub insns: u32,
     /// Forwarded mode: the layout of its hit records' fetch slots.
     pub slots: Vec<Field>,
+    /// Forwarded mode: the slots the kernel computes itself (reads at
+    /// computed addresses, the current task, backtraces), each with the
+    /// word that says whether computing it faulted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub faults: Vec<FaultWord>,
 }
+
+/// Where a forwarded hit record says that computing a slot faulted: a
+/// `u32` at `offset` holding 0 (the value is good) or the
+/// [`ErrorSite`] index plus one, then (at `offset + 8`) the `u64`
+/// address the fault was at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FaultWord {
+    /// The fetch slot.
+    pub slot: u32,
+    /// The word's offset in the record.
+    pub offset: u32,
+}
+
+/// The bytes of a [`FaultWord`] (the word, padding, the address).
+pub const FAULT_WORD_BYTES: u32 = 16;
 
 /// How a program attaches.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -250,7 +270,7 @@ pub enum RecordTag {
     /// `exit()`: `u32 tag, u32 0`.
     Exit = 3,
     /// A run-time error: `u32 tag, u32 error id`, then for `error(msg)`
-    /// the message (NUL-terminated).
+    /// the message (NUL-terminated), for a fault its address (`u64`).
     Error = 4,
 }
 
@@ -297,6 +317,28 @@ pub struct ErrorSite {
     pub message: String,
     /// The record carries the message (`error(msg)`): it comes first.
     pub dynamic: bool,
+    /// The record carries an address (a `u64` after its header, or in a
+    /// [`FaultWord`]), written into `message` where [`ADDRESS_MARK`] is,
+    /// as `0x` and 16 hex digits.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub address: bool,
+}
+
+/// Where an [`ErrorSite`]'s message takes its address.
+pub const ADDRESS_MARK: &str = "{address}";
+
+impl ErrorSite {
+    /// The message of this error raised at `address` (when it carries
+    /// one), after `dynamic` text (an `error()` message).
+    pub fn render(&self, dynamic: &str, address: u64) -> String {
+        let message = if self.address {
+            self.message
+                .replace(ADDRESS_MARK, &format!("0x{address:016x}"))
+        } else {
+            self.message.clone()
+        };
+        format!("{dynamic}{message}")
+    }
 }
 
 /// Where a global lives while the kernel runs.

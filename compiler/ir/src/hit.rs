@@ -16,6 +16,21 @@ pub struct Hit {
     pub values: Vec<Value>,
     /// Where and in which task it fired.
     pub context: HitContext,
+    /// Fetch slots the back end could not read at the hit (a read at a
+    /// computed address that faulted), with the run-time error a handler
+    /// raises when it uses one: the read is made at the hit, its error
+    /// where the handler wrote it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub faults: Vec<SlotFault>,
+}
+
+/// A fetch slot whose read faulted at the hit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlotFault {
+    /// The slot.
+    pub slot: u32,
+    /// The run-time error (`kernel read fault at 0x... near t.stp:3:9`).
+    pub message: String,
 }
 
 /// What the back end knows about the task and place of one hit besides the

@@ -24,7 +24,7 @@ pub mod visit;
 
 pub use artefact::Artefact;
 pub use bundle::{Bundle, Event, Install, Slot, TaskEvent, Workload};
-pub use hit::{Hit, HitContext};
+pub use hit::{Hit, HitContext, SlotFault};
 pub use program::{
     Access, ArrayRef, BinaryOp, Block, Builtin, CompareOp, EntryValues, Expr, FormatSpec, Function,
     Global, GlobalType, HistSpec, LValue, Limits, Loc, Probe, ProbeKind, Program, ScalarType, Sort,

@@ -601,6 +601,17 @@ pub enum Builtin {
     Matched,
     /// `task_current()`: the address of the current task's `task_struct`.
     TaskCurrent,
+    /// `backtrace()`: the kernel stack at the hit, as SystemTap gives it:
+    /// the return addresses in hex (`0x` and 16 digits), separated by
+    /// spaces, innermost first.
+    Backtrace,
+    /// `symname(addr)`: the kernel function containing `addr`, or `addr`
+    /// in hex when none does.
+    Symname,
+    /// `symdata(addr)`: `name+0xoffset/0xsize [module]` of the kernel
+    /// function containing `addr` (`[kernel]` for the kernel's own), or
+    /// `addr` in hex.
+    Symdata,
 }
 
 /// An expression, typed: every node's type is known from its shape.

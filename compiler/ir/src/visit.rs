@@ -28,6 +28,16 @@ pub fn walk_program(
     }
 }
 
+/// Calls `on_expr` on `e` and every expression inside it, outer before
+/// inner.
+pub fn walk_expr(e: &Expr, on_expr: &mut dyn FnMut(&Expr)) {
+    Walker {
+        on_stmt: &mut |_| {},
+        on_expr,
+    }
+    .expr(e);
+}
+
 /// Calls both visitors over a block, outer before inner.
 pub fn walk_block(block: &[Stmt], on_stmt: &mut dyn FnMut(&Stmt), on_expr: &mut dyn FnMut(&Expr)) {
     Walker { on_stmt, on_expr }.block(block);

@@ -89,6 +89,7 @@ fn hits() -> Vec<Hit> {
             is_return: false,
             ..HitContext::default()
         },
+        faults: Vec::new(),
     })
     .collect()
 }

@@ -34,12 +34,15 @@ mod format;
 mod globals;
 mod machine;
 mod stats;
+mod symbols;
 mod text;
 
 use std::sync::Arc;
 
 use tapmatrix_ir::{FormatSpec, ProbeKind, Program, Value};
-pub use tapmatrix_ir::{Hit, HitContext};
+pub use tapmatrix_ir::{Hit, HitContext, SlotFault};
+
+pub use crate::symbols::{Located, Symbols};
 
 pub use crate::globals::{Element, GlobalValue, StatValue};
 use crate::machine::{Cx, Fault, Machine};
@@ -182,6 +185,28 @@ impl Runtime {
         self.machine.target = pid;
     }
 
+    /// The kernel's symbols, for `symname()` and `symdata()` (without
+    /// them, addresses read as hex).
+    pub fn set_symbols(&mut self, symbols: Arc<Symbols>) {
+        self.machine.symbols = Some(symbols);
+    }
+
+    /// Whether the program names kernel symbols (`symname()`,
+    /// `symdata()`): the agent then reads the kernel's symbols for it.
+    pub fn needs_symbols(program: &Program) -> bool {
+        let mut needs = false;
+        tapmatrix_ir::visit::each_expr(program, &mut |e| {
+            if let tapmatrix_ir::Expr::Builtin {
+                builtin: tapmatrix_ir::Builtin::Symname | tapmatrix_ir::Builtin::Symdata,
+                ..
+            } = e
+            {
+                needs = true;
+            }
+        });
+        needs
+    }
+
     /// The program being run.
     pub fn program(&self) -> &Program {
         &self.program
@@ -216,7 +241,7 @@ impl Runtime {
                 if self.state != State::Starting {
                     break;
                 }
-                self.run_probe(probe, &[], &context);
+                self.run_probe(probe, &[], &[], &context);
             }
             if self.state == State::Starting {
                 self.state = State::Running;
@@ -236,7 +261,7 @@ impl Runtime {
             .get(hit.probe as usize)
             .is_some_and(|p| p.kind == ProbeKind::Event);
         if self.state == State::Running && is_event {
-            self.run_probe(hit.probe, &hit.values, &hit.context);
+            self.run_probe(hit.probe, &hit.values, &hit.faults, &hit.context);
         }
         self.control()
     }
@@ -251,7 +276,7 @@ impl Runtime {
             .get(probe as usize)
             .is_some_and(|p| matches!(p.kind, ProbeKind::Timer { .. }));
         if self.state == State::Running && is_timer {
-            self.run_probe(probe, &[], context);
+            self.run_probe(probe, &[], &[], context);
         }
         self.control()
     }
@@ -278,7 +303,7 @@ impl Runtime {
                 break;
             }
             match step {
-                EndStep::Probe(probe) => self.run_probe(probe, &[], &context),
+                EndStep::Probe(probe) => self.run_probe(probe, &[], &[], &context),
                 EndStep::Display(g) => {
                     if let (Some(global), Some(slot)) =
                         (self.program.globals.get(g), self.machine.globals.get(g))
@@ -293,7 +318,7 @@ impl Runtime {
             if self.state != State::Failed {
                 break;
             }
-            self.run_probe(probe, &[], &context);
+            self.run_probe(probe, &[], &[], &context);
         }
         if self.errors > 0 {
             self.machine.stderr.push_str(&format!(
@@ -376,7 +401,13 @@ impl Runtime {
         }
     }
 
-    fn run_probe(&mut self, probe: u32, values: &[Value], context: &HitContext) {
+    fn run_probe(
+        &mut self,
+        probe: u32,
+        values: &[Value],
+        faults: &[SlotFault],
+        context: &HitContext,
+    ) {
         let program = Arc::clone(&self.program);
         let Some(p) = program.probes.get(probe as usize) else {
             return;
@@ -397,6 +428,7 @@ impl Runtime {
         let cx = Cx {
             prog: &program,
             fetches: values,
+            faults,
             hit: context,
             entry: &entry,
         };

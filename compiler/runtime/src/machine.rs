@@ -66,6 +66,8 @@ pub(crate) struct Cx<'a> {
     pub(crate) prog: &'a Program,
     /// Fetch slots.
     pub(crate) fetches: &'a [Value],
+    /// Fetch slots whose read faulted at the hit: using one raises its error.
+    pub(crate) faults: &'a [tapmatrix_ir::SlotFault],
     /// The task and place.
     pub(crate) hit: &'a HitContext,
     /// The `@entry(...)` values of a return probe's hit.
@@ -111,6 +113,8 @@ pub(crate) struct Machine {
     rng: u64,
     /// Values saved by entry halves, per (key, thread), innermost call last.
     entry_stacks: HashMap<(u32, i64), Vec<Vec<Value>>>,
+    /// The kernel's symbols, when the agent gave them.
+    pub(crate) symbols: Option<std::sync::Arc<crate::symbols::Symbols>>,
 }
 
 /// Calls of one thread through one entry/return pair that may nest before
@@ -324,6 +328,7 @@ impl Machine {
             tokens: None,
             rng: seed,
             entry_stacks: HashMap::new(),
+            symbols: None,
         }
     }
 
@@ -799,6 +804,14 @@ impl Machine {
                     format!("the read at {}", place(cx.prog, *loc)),
                 ));
             }
+            Expr::Fetch(i) if cx.faults.iter().any(|f| f.slot == *i) => {
+                let message = cx
+                    .faults
+                    .iter()
+                    .find(|f| f.slot == *i)
+                    .map_or_else(String::new, |f| f.message.clone());
+                return Err(Fault::new(message));
+            }
             Expr::Fetch(i) => match cx.fetches.get(*i as usize) {
                 Some(Value::Str(s)) => Value::Str(self.clip(s.clone())),
                 Some(v) => v.clone(),
@@ -1131,6 +1144,19 @@ impl Machine {
                 return Err(Fault::new(
                     "task_current() is not available here (the handler runs outside the kernel)",
                 ));
+            }
+            Builtin::Backtrace => {
+                return Err(Fault::new(
+                    "backtrace() is not available here (the handler runs outside the kernel)",
+                ));
+            }
+            Builtin::Symname | Builtin::Symdata => {
+                let address = long_arg(0) as u64;
+                Value::Str(match (&self.symbols, builtin) {
+                    (Some(symbols), Builtin::Symname) => symbols.symname(address),
+                    (Some(symbols), _) => symbols.symdata(address),
+                    (None, _) => crate::symbols::hex(address),
+                })
             }
             Builtin::Pid => Value::Long(hit.pid),
             Builtin::Tid => Value::Long(hit.tid),

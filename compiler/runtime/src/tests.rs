@@ -197,6 +197,7 @@ fn hit(probe: u32, values: Vec<Value>, comm: &str) -> Hit {
             comm: comm.to_owned(),
             ..HitContext::default()
         },
+        faults: Vec::new(),
     }
 }
 
@@ -1388,4 +1389,72 @@ fn errors_and_exits_from_elsewhere_stop_the_session() {
     assert_eq!(rt.request_exit(), Control::Exit);
     rt.end();
     assert_eq!(rt.take_stdout(), "end\n");
+}
+
+#[test]
+fn a_slot_that_faulted_at_the_hit_raises_where_the_handler_uses_it() {
+    let fault = "kernel read fault at 0x0000000000000008 near t.stp:3:9";
+    // Used inside try: caught; used outside: the run-time error.
+    let body = vec![
+        Stmt::Try {
+            body: vec![println(vec![Expr::Fetch(0)])],
+            catch_var: Some(0),
+            catch: vec![println(vec![s("caught: "), Expr::Local(0)])],
+        },
+        println(vec![s("fine "), Expr::LongToStr(Box::new(Expr::Fetch(1)))]),
+        println(vec![Expr::Fetch(0)]),
+        println(vec![s("not reached")]),
+    ];
+    let mut probe = event(&[ScalarType::String, ScalarType::Long], body);
+    probe.locals = vec![ScalarType::String];
+    let mut faulted = hit(0, vec![s_value(""), Value::Long(7)], "sh");
+    faulted.faults.push(SlotFault {
+        slot: 0,
+        message: fault.to_owned(),
+    });
+    let (stdout, stderr, control) = run(program(vec![], vec![], vec![probe]), &[faulted]);
+    assert_eq!(stdout, format!("caught: {fault}\nfine 7\n"));
+    assert_eq!(
+        stderr,
+        format!("ERROR: {fault}\nWARNING: Number of errors: 1, skipped probes: 0\n")
+    );
+    assert_eq!(control, Control::Error(fault.to_owned()));
+}
+
+#[test]
+fn symname_and_symdata_name_functions_from_the_symbols_given() {
+    let program = program(
+        vec![],
+        vec![],
+        vec![begin(vec![
+            println(vec![call(
+                Builtin::Symname,
+                vec![n(0xffffffff812c4f40_u64 as i64)],
+            )]),
+            println(vec![call(
+                Builtin::Symdata,
+                vec![n(0xffffffff812c4f40_u64 as i64)],
+            )]),
+            println(vec![call(Builtin::Symname, vec![n(16)])]),
+        ])],
+    );
+    let mut runtime = Runtime::new(program.clone(), 0);
+    runtime.set_symbols(std::sync::Arc::new(Symbols::from_kallsyms(
+        "ffffffff812c4f30 T vfs_read\nffffffff812c5100 T vfs_write\n",
+    )));
+    runtime.begin();
+    runtime.end();
+    assert_eq!(
+        runtime.take_stdout(),
+        "vfs_read\nvfs_read+0x10/0x1d0 [kernel]\n0x0000000000000010\n"
+    );
+    // Without symbols, addresses read as hex.
+    assert_eq!(
+        stdout_of(program),
+        "0xffffffff812c4f40\n0xffffffff812c4f40\n0x0000000000000010\n"
+    );
+}
+
+fn s_value(text: &str) -> Value {
+    Value::Str(text.to_owned())
 }

@@ -120,6 +120,30 @@ fn prepare_tracing(buffer_kb: u32) -> Result<PageLayout> {
     Ok(layout)
 }
 
+/// The runtime for an item's `program`, with the workload's pid as
+/// `target()`, and the kernel's symbols when the program names symbols
+/// (read from `/proc/kallsyms` per item: modules may come and go).
+fn runtime_for(program: &tapmatrix_ir::Program, target: u32) -> Runtime {
+    let mut runtime = Runtime::new(program.clone(), i64::from(target));
+    runtime.set_target(i64::from(target));
+    if Runtime::needs_symbols(program) {
+        let started = Instant::now();
+        match fs::read_to_string("/proc/kallsyms") {
+            Ok(text) => {
+                let symbols = tapmatrix_runtime::Symbols::from_kallsyms(&text);
+                crate::log(&format!(
+                    "{} kernel symbols read in {} ms",
+                    symbols.len(),
+                    started.elapsed().as_millis()
+                ));
+                runtime.set_symbols(std::sync::Arc::new(symbols));
+            }
+            Err(error) => crate::log(&format!("reading /proc/kallsyms: {error}")),
+        }
+    }
+    runtime
+}
+
 /// Sends one run message as a JSON line.
 fn send(channel: &Channel, message: &RunMessage) -> Result<()> {
     let json = serde_json::to_vec(message).context("encoding a run message")?;
@@ -204,8 +228,7 @@ impl ItemRun<'_> {
                 return self.rejected(index, refusal);
             }
         }
-        let mut runtime = Runtime::new(bundle.program.clone(), i64::from(target));
-        runtime.set_target(i64::from(target));
+        let mut runtime = runtime_for(&bundle.program, target);
         let mut stop = stopped(runtime.begin());
         self.flush(&mut runtime)?;
         let mut timers = Timers::new(&runtime);
@@ -587,6 +610,7 @@ impl Feed<'_> {
                 function: decoder.function.clone(),
                 is_return: decoder.is_return,
             },
+            faults: Vec::new(),
         }
     }
 }

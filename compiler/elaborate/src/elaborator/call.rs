@@ -220,6 +220,7 @@ impl<'a> Elab<'a> {
         }
         let needs = match sig.builtin {
             ir::Builtin::TaskCurrent => Some(Construct::CurrentTask),
+            ir::Builtin::Backtrace => Some(Construct::Backtrace),
             // In begin, end, error and timer probes the task is the
             // session's own; at an event (or in a function, which events
             // may call) it is the task the event fired in.
@@ -318,9 +319,23 @@ impl<'a> Elab<'a> {
         };
         // A probe's own target expression is fetched with the string at
         // the hit (in a return probe, at the entry, for a parameter).
+        let mut array_at = None;
         if let ExprKind::Target(target) = &arg.kind {
             match self.reading(target, arg.span) {
                 None => return fallback,
+                // A char array read through a computed address: the
+                // string is read where the array is.
+                Some(Reading::Computed(operand)) => {
+                    if !self.serves(Construct::ComputedRead, &print_expr(e), e.span) {
+                        return fallback;
+                    }
+                    match self.computed_read(arg, target, operand) {
+                        (ir::Expr::ReadString { addr, max_len, .. }, _) => {
+                            array_at = Some((addr, max_len));
+                        }
+                        (other, _) => array_at = Some((Box::new(other), None)),
+                    }
+                }
                 Some(Reading::Fetch) if !sized || literal_len.is_some() => {
                     if self.entry_read(target) {
                         return self.entry_value(e, e, Ty::Str);
@@ -339,17 +354,20 @@ impl<'a> Elab<'a> {
             }
         }
         // Anything else is a read at a computed address.
-        let (addr, _) = self.typed(arg, Ty::Long);
+        let (addr, array_len) = match array_at {
+            Some((addr, array_len)) => (addr, array_len),
+            None => (Box::new(self.typed(arg, Ty::Long).0), None),
+        };
         let max_len = if sized {
             Some(Box::new(self.typed(&args[1], Ty::Long).0))
         } else {
-            None
+            array_len
         };
         if !self.serves(Construct::ComputedRead, &print_expr(e), e.span) {
             return fallback;
         }
         let read = ir::Expr::ReadString {
-            addr: Box::new(addr),
+            addr,
             max_len,
             user,
             loc: self.loc(e.span),

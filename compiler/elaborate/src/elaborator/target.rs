@@ -196,7 +196,7 @@ impl<'a> Elab<'a> {
     }
 
     /// A read from the address `operand` computes (`@cast(ptr, "type")...`).
-    fn computed_read(
+    pub(super) fn computed_read(
         &mut self,
         e: &'a Expr,
         target: &'a ast::Target,

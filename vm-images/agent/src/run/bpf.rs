@@ -24,6 +24,7 @@ use tapmatrix_wire::RunItem;
 
 use super::maps::{self, Table};
 use super::{ItemRun, Timers, send, stopped};
+use tapmatrix_ir::SlotFault;
 
 /// The maps the agent reads, by the artefact's map index.
 struct Maps {
@@ -46,8 +47,7 @@ impl ItemRun<'_> {
             ebpf.take_map("events")
                 .context("the object has no events map")?,
         )?;
-        let mut runtime = Runtime::new(artefact.program.clone(), i64::from(target));
-        runtime.set_target(i64::from(target));
+        let mut runtime = super::runtime_for(&artefact.program, target);
         let mut stop = stopped(runtime.begin());
         self.flush(&mut runtime)?;
         maps.export(artefact, &runtime)?;
@@ -188,9 +188,11 @@ impl ItemRun<'_> {
                 Some(RecordTag::Error) => match artefact.errors.get(id) {
                     Some(site) if site.dynamic => {
                         let text = string_at(record, RECORD_HEADER as usize, record.len());
-                        runtime.raise(&format!("{text}{}", site.message))
+                        runtime.raise(&site.render(&text, 0))
                     }
-                    Some(site) => runtime.raise(&site.message),
+                    Some(site) => {
+                        runtime.raise(&site.render("", word64(record, RECORD_HEADER as usize)))
+                    }
                     None => Control::Continue,
                 },
                 None => Control::Continue,
@@ -310,9 +312,23 @@ fn hit(artefact: &BpfArtefact, program: usize, record: &[u8]) -> Option<Hit> {
     let p = artefact.programs.get(program)?;
     let pid_tgid = word64(record, 8);
     let values = p.slots.iter().map(|f| value_at(record, f)).collect();
+    // Slots the kernel computed and could not: their errors.
+    let faults = p
+        .faults
+        .iter()
+        .filter_map(|word| {
+            let id = word32(record, word.offset as usize);
+            let site = artefact.errors.get(id.checked_sub(1)? as usize)?;
+            Some(SlotFault {
+                slot: word.slot,
+                message: site.render("", word64(record, word.offset as usize + 8)),
+            })
+        })
+        .collect();
     Some(Hit {
         probe: p.probe,
         values,
+        faults,
         context: HitContext {
             pid: (pid_tgid >> 32) as i64,
             tid: (pid_tgid & 0xffff_ffff) as i64,

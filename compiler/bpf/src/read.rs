@@ -1,0 +1,264 @@
+//! Reads at addresses computed at run time (`@cast(ptr, "type")->member`,
+//! `kernel_string(ptr)`, `@kderef`): one `bpf_probe_read_kernel` (or
+//! `_user`) per load, the helper's failure raised as SystemTap's read
+//! fault with the address; and `backtrace()`: the kernel stack from
+//! `bpf_get_stack`, written as SystemTap's hex string.
+
+use tapmatrix_ir::bpf::ADDRESS_MARK;
+use tapmatrix_ir::{Access, Expr, Loc};
+
+use crate::codegen::{CTX, Gen, SCRATCH, StrPlace};
+use crate::error::BpfError;
+use crate::expr::place;
+use crate::helpers::Helper;
+use crate::insn::{Alu, Cond, Reg, Size};
+
+/// SystemTap's `MAXBACKTRACE`: frames a backtrace holds at most.
+pub(crate) const MAX_FRAMES: u32 = 20;
+
+/// Characters of one frame in a backtrace: `0x`, 16 digits, a space.
+const FRAME_CHARS: u32 = 19;
+
+impl Gen<'_> {
+    fn fault_message(&self, what: &str, user: bool, loc: Loc) -> String {
+        let space = if user { "user" } else { "kernel" };
+        format!(
+            "{space} {what} fault at {ADDRESS_MARK} near {}",
+            place(self.site.program, loc)
+        )
+    }
+
+    /// `r0` = the `size` bytes at the address in `r3` (user memory when
+    /// `user`), zero-extended; a fault raises SystemTap's read fault.
+    fn checked_read(&mut self, size: u64, user: bool, loc: Loc) -> Result<(), BpfError> {
+        let mark = self.mark();
+        let value = self.stack_alloc(8)?;
+        let address = self.stack_alloc(8)?;
+        let width = Size::of(size).ok_or(BpfError::Internal("a read of an odd size"))?;
+        self.asm.store(Size::DW, Reg::FP, address, Reg::R3);
+        self.asm.store_imm(Size::DW, Reg::FP, value, 0);
+        self.addr(Reg::R1, Reg::FP, i32::from(value));
+        self.asm.mov_imm(Reg::R2, size as i64);
+        self.asm.call(if user {
+            Helper::ProbeReadUser
+        } else {
+            Helper::ProbeReadKernel
+        });
+        let read = self.asm.label();
+        self.asm.jump_imm(Cond::Sge, Reg::R0, 0, read);
+        self.asm.load(Size::DW, Reg::R1, Reg::FP, address);
+        let message = self.fault_message("read", user, loc);
+        self.raise_at(message, Reg::R1)?;
+        self.asm.bind(read);
+        self.asm.load(width, Reg::R0, Reg::FP, value);
+        self.release(mark);
+        Ok(())
+    }
+
+    /// `r3 = r0 + offset`.
+    fn address_plus(&mut self, offset: u64) -> Result<(), BpfError> {
+        self.asm.mov(Reg::R3, Reg::R0);
+        if offset != 0 {
+            let imm = i32::try_from(offset).map_err(|_| BpfError::TooLarge {
+                what: "a member offset",
+                limit: "2 GiB",
+            })?;
+            self.asm.alu_imm(Alu::Add, Reg::R3, imm);
+        }
+        Ok(())
+    }
+
+    /// `r0` = the value `access` reads from the address `addr` computes.
+    pub(crate) fn read(&mut self, addr: &Expr, access: &Access, loc: Loc) -> Result<(), BpfError> {
+        self.long(addr)?;
+        let (pointers, last) = match (access.address, access.loads.split_last()) {
+            (Some(_), _) => (access.loads.as_slice(), None),
+            (None, Some((last, pointers))) => (pointers, Some(*last)),
+            (None, None) => (&[][..], None),
+        };
+        for offset in pointers {
+            self.address_plus(*offset)?;
+            self.checked_read(8, access.user, loc)?;
+        }
+        let size = u64::from(access.size);
+        if let Some(offset) = access.address {
+            if offset != 0 {
+                let imm = i32::try_from(offset).map_err(|_| BpfError::TooLarge {
+                    what: "a member offset",
+                    limit: "2 GiB",
+                })?;
+                self.asm.alu_imm(Alu::Add, Reg::R0, imm);
+            }
+            return Ok(());
+        }
+        if let Some(offset) = last {
+            self.address_plus(offset)?;
+            self.checked_read(size, access.user, loc)?;
+        }
+        match access.bitfield {
+            None => self.extend(Reg::R0, size, access.signed),
+            Some((bit, bits)) => {
+                if bit > 0 {
+                    self.asm.alu_imm(Alu::Rsh, Reg::R0, bit as i32);
+                }
+                if bits < 64 {
+                    let shift = 64 - bits as i32;
+                    self.asm.alu_imm(Alu::Lsh, Reg::R0, shift);
+                    let op = if access.signed { Alu::Arsh } else { Alu::Rsh };
+                    self.asm.alu_imm(op, Reg::R0, shift);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The NUL-terminated string at the address `addr` computes, at most
+    /// `max_len` bytes of it (`MAXSTRINGLEN - 1` at most); a fault raises
+    /// SystemTap's string copy fault.
+    pub(crate) fn read_string(
+        &mut self,
+        addr: &Expr,
+        max_len: Option<&Expr>,
+        user: bool,
+        loc: Loc,
+    ) -> Result<StrPlace, BpfError> {
+        let max = self.max_string();
+        let cap = match max_len {
+            Some(Expr::Long(n)) => {
+                u32::try_from((*n).clamp(0, i64::from(max) - 1) + 1).unwrap_or(max)
+            }
+            _ => max,
+        };
+        let dst = self.str_temp(cap)?;
+        let mark = self.mark();
+        let length = match max_len {
+            Some(n) if !matches!(n, Expr::Long(_)) => {
+                self.long(n)?;
+                Some(self.spill()?)
+            }
+            _ => None,
+        };
+        self.long(addr)?;
+        let address = self.spill()?;
+        self.asm.mov(Reg::R3, Reg::R0);
+        self.addr(Reg::R1, dst.base, dst.off);
+        match length {
+            // min(max(n, 0), cap - 1) + 1 bytes, bounds the verifier sees.
+            Some(length) => {
+                self.asm.load(Size::DW, Reg::R2, Reg::FP, length);
+                let positive = self.asm.label();
+                self.asm.jump_imm(Cond::Sge, Reg::R2, 0, positive);
+                self.asm.mov_imm(Reg::R2, 0);
+                self.asm.bind(positive);
+                let within = self.asm.label();
+                self.asm.jump_imm(Cond::Le, Reg::R2, cap as i32 - 1, within);
+                self.asm.mov_imm(Reg::R2, i64::from(cap) - 1);
+                self.asm.bind(within);
+                self.asm.alu_imm(Alu::Add, Reg::R2, 1);
+            }
+            None => self.asm.mov_imm(Reg::R2, i64::from(cap)),
+        }
+        self.asm.call(if user {
+            Helper::ProbeReadUserStr
+        } else {
+            Helper::ProbeReadKernelStr
+        });
+        let read = self.asm.label();
+        self.asm.jump_imm(Cond::Sge, Reg::R0, 0, read);
+        self.asm.load(Size::DW, Reg::R1, Reg::FP, address);
+        let message = self.fault_message("string copy", user, loc);
+        self.raise_at(message, Reg::R1)?;
+        self.asm.bind(read);
+        self.release(mark);
+        Ok(dst)
+    }
+
+    /// `backtrace()`: the kernel stack at the hit, `0x` and 16 hex digits
+    /// per return address, separated by spaces (as many frames as
+    /// `MAXSTRINGLEN` holds, [`MAX_FRAMES`] at most).
+    pub(crate) fn backtrace(&mut self) -> Result<StrPlace, BpfError> {
+        let cap = self.max_string();
+        let frames = MAX_FRAMES.min(cap / FRAME_CHARS);
+        let dst = self.str_temp(cap)?;
+        self.asm.store_imm(Size::B, dst.base, dst.off as i16, 0);
+        if frames == 0 {
+            return Ok(dst);
+        }
+        let mark = self.mark();
+        let stack = self.scratch_alloc(8 * frames)?;
+        let count = self.stack_alloc(8)?;
+        let index = self.stack_alloc(8)?;
+        self.asm.mov(Reg::R1, CTX);
+        self.addr(Reg::R2, SCRATCH, stack);
+        self.asm.mov_imm(Reg::R3, i64::from(8 * frames));
+        self.asm.mov_imm(Reg::R4, 0);
+        self.asm.call(Helper::GetStack);
+        // Frames read: bytes / 8, within [0, frames].
+        let some = self.asm.label();
+        self.asm.jump_imm(Cond::Sgt, Reg::R0, 0, some);
+        self.asm.mov_imm(Reg::R0, 0);
+        self.asm.bind(some);
+        self.asm.alu_imm(Alu::Rsh, Reg::R0, 3);
+        let within = self.asm.label();
+        self.asm.jump_imm(Cond::Le, Reg::R0, frames as i32, within);
+        self.asm.mov_imm(Reg::R0, i64::from(frames));
+        self.asm.bind(within);
+        self.asm.store(Size::DW, Reg::FP, count, Reg::R0);
+        let done = self.asm.label();
+        self.asm.jump_imm(Cond::Eq, Reg::R0, 0, done);
+        self.asm.store_imm(Size::DW, Reg::FP, index, 0);
+        let head = self.asm.label();
+        self.asm.bind(head);
+        self.asm.load(Size::DW, Reg::R1, Reg::FP, index);
+        self.asm.load(Size::DW, Reg::R2, Reg::FP, count);
+        let last = self.asm.label();
+        self.asm.jump_reg(Cond::Ge, Reg::R1, Reg::R2, last);
+        self.asm.jump_imm(Cond::Ge, Reg::R1, frames as i32, last);
+        // r4 = the frame's address; r5 = where its characters go.
+        self.asm.mov(Reg::R3, Reg::R1);
+        self.asm.alu_imm(Alu::Lsh, Reg::R3, 3);
+        self.asm.alu(Alu::Add, Reg::R3, SCRATCH);
+        self.asm.load(Size::DW, Reg::R4, Reg::R3, stack as i16);
+        self.asm.mov(Reg::R5, Reg::R1);
+        self.asm.alu_imm(Alu::Mul, Reg::R5, FRAME_CHARS as i32);
+        self.asm.alu(Alu::Add, Reg::R5, dst.base);
+        let at = |n: i32| (dst.off + n) as i16;
+        self.asm.store_imm(Size::B, Reg::R5, at(0), i32::from(b'0'));
+        self.asm.store_imm(Size::B, Reg::R5, at(1), i32::from(b'x'));
+        for digit in 0..16 {
+            self.asm.mov(Reg::R0, Reg::R4);
+            let shift = 60 - 4 * digit;
+            if shift > 0 {
+                self.asm.alu_imm(Alu::Rsh, Reg::R0, shift);
+            }
+            self.asm.alu_imm(Alu::And, Reg::R0, 15);
+            let decimal = self.asm.label();
+            self.asm.jump_imm(Cond::Lt, Reg::R0, 10, decimal);
+            self.asm
+                .alu_imm(Alu::Add, Reg::R0, i32::from(b'a' - b'0' - 10));
+            self.asm.bind(decimal);
+            self.asm.alu_imm(Alu::Add, Reg::R0, i32::from(b'0'));
+            self.asm.store(Size::B, Reg::R5, at(2 + digit), Reg::R0);
+        }
+        self.asm.store_imm(
+            Size::B,
+            Reg::R5,
+            at(FRAME_CHARS as i32 - 1),
+            i32::from(b' '),
+        );
+        self.asm.alu_imm(Alu::Add, Reg::R1, 1);
+        self.asm.store(Size::DW, Reg::FP, index, Reg::R1);
+        self.asm.goto(head);
+        // The last frame's space ends the string.
+        self.asm.bind(last);
+        self.asm.load(Size::DW, Reg::R0, Reg::FP, count);
+        self.asm.jump_imm(Cond::Gt, Reg::R0, frames as i32, done);
+        self.asm.jump_imm(Cond::Eq, Reg::R0, 0, done);
+        self.asm.alu_imm(Alu::Mul, Reg::R0, FRAME_CHARS as i32);
+        self.asm.alu(Alu::Add, Reg::R0, dst.base);
+        self.asm.store_imm(Size::B, Reg::R0, at(-1), 0);
+        self.asm.bind(done);
+        self.release(mark);
+        Ok(dst)
+    }
+}
