@@ -16,10 +16,10 @@ use tapmatrix_bpf::insn::Insn;
 use tapmatrix_e2e::{fetched_kernels, test_cache, test_cache_dir, workspace_root};
 use tapmatrix_facts::KernelFacts;
 use tapmatrix_ir::bpf::BpfMode;
-use tapmatrix_ir::{Artefact, RunEnd, RunMessage, Workload};
+use tapmatrix_ir::{Artefact, ItemEnd, RunEnd, RunMessage, Workload};
 use tapmatrix_resolve::{TapsetLibrary, kernel_profile};
 use tapmatrix_run::{Backend, Compiled, FunctionEvents, compile};
-use tapmatrix_vm::{ItemEnd, ItemReport, RunSettings, VmOptions, run_items};
+use tapmatrix_vm::{ItemReport, RunSettings, VmOptions, run_items};
 use tapmatrix_wire::RunItem;
 
 fn facts(id: &str) -> KernelFacts {
@@ -81,10 +81,10 @@ fn run_on(id: &str, items: &[RunItem]) -> Vec<ItemReport> {
     .unwrap()
 }
 
-fn finished(report: &ItemReport) -> &tapmatrix_vm::Finished {
+fn finished(report: &ItemReport) -> &ItemEnd {
     match &report.end {
-        ItemEnd::Finished(finished) => finished,
-        ItemEnd::Infra(infra) => panic!("{}: infra: {}", report.name, infra.error),
+        Ok(finished) => finished,
+        Err(infra) => panic!("{}: infra: {}", report.name, infra.error),
     }
 }
 
@@ -126,7 +126,7 @@ probe end { printf(\"%d reads of %d bytes\\n\", n, @sum(sizes)) }\n",
     );
     let reports = run_on(id, &[refused, counting]);
     let rejected = finished(&reports[0]);
-    assert_eq!(rejected.end, RunEnd::Rejected);
+    assert_eq!(rejected.reason, RunEnd::Rejected);
     let words: Vec<&str> = reports[0]
         .messages
         .iter()
@@ -139,7 +139,7 @@ probe end { printf(\"%d reads of %d bytes\\n\", n, @sum(sizes)) }\n",
         words.iter().any(|w| w.contains("R0 !read_ok")),
         "the verifier's words: {words:?}"
     );
-    assert_eq!(finished(&reports[1]).end, RunEnd::WorkloadDone);
+    assert_eq!(finished(&reports[1]).reason, RunEnd::WorkloadDone);
     assert_eq!(reports[1].stdout(), "30 reads of 210 bytes\n");
 }
 

@@ -16,11 +16,11 @@ use std::time::Duration;
 
 use tapmatrix_e2e::{fetched_kernels, test_cache_dir};
 use tapmatrix_ir::{
-    Artefact, Builtin, Bundle, Expr, Limits, Loc, Probe, ProbeKind, Program, RunEnd, RunMessage,
-    ScalarType, Stmt, Value, Workload,
+    Artefact, Builtin, Bundle, Expr, ItemEnd, Limits, Loc, Probe, ProbeKind, Program, RunEnd,
+    RunMessage, ScalarType, Stmt, Value, Workload,
 };
 use tapmatrix_tracefs::{EventKind, Fetch};
-use tapmatrix_vm::{ItemEnd, ItemReport, RunSettings, VmOptions, run_items};
+use tapmatrix_vm::{ItemReport, RunSettings, VmOptions, run_items};
 use tapmatrix_wire::RunItem;
 
 /// The vmlinuz of kernel `id` from the test cache.
@@ -201,7 +201,7 @@ fn run_on_cpus(id: &str, items: &[RunItem], settings: RunSettings, cpus: u32) ->
     )
     .unwrap();
     for report in &reports {
-        if let ItemEnd::Infra(infra) = &report.end {
+        if let Err(infra) = &report.end {
             eprintln!(
                 "{id}: {} infra: {}\n{}",
                 report.name, infra.error, infra.console_tail
@@ -211,7 +211,7 @@ fn run_on_cpus(id: &str, items: &[RunItem], settings: RunSettings, cpus: u32) ->
     reports
 }
 
-fn ended(report: &ItemReport) -> &tapmatrix_vm::Finished {
+fn ended(report: &ItemReport) -> &ItemEnd {
     report
         .finished()
         .unwrap_or_else(|| panic!("{} did not finish: {:?}", report.name, report.end))
@@ -299,7 +299,7 @@ fn hits_fields_rejections_and_timeouts(id: &str, cpus: u32) {
 
     let kprobe = &reports[0];
     let end = ended(kprobe);
-    assert_eq!(end.end, RunEnd::WorkloadDone, "{id}: {kprobe:?}");
+    assert_eq!(end.reason, RunEnd::WorkloadDone, "{id}: {kprobe:?}");
     assert_eq!(end.workload_status, Some(0));
     assert!(end.hits > 0, "{id}: no hits: {kprobe:?}");
     assert!(
@@ -344,7 +344,7 @@ fn hits_fields_rejections_and_timeouts(id: &str, cpus: u32) {
     );
 
     let tracepoint = &reports[1];
-    assert_eq!(ended(tracepoint).end, RunEnd::WorkloadDone);
+    assert_eq!(ended(tracepoint).reason, RunEnd::WorkloadDone);
     // The gate's shell execs /bin/sh, which execs cat (busybox runs an
     // applet by exec'ing /proc/self/exe). A tracepoint has no comm field:
     // the agent reads /proc, which names the task when it reads the
@@ -377,7 +377,11 @@ fn hits_fields_rejections_and_timeouts(id: &str, cpus: u32) {
     );
 
     let rejected = &reports[2];
-    assert_eq!(ended(rejected).end, RunEnd::Rejected, "{id}: {rejected:?}");
+    assert_eq!(
+        ended(rejected).reason,
+        RunEnd::Rejected,
+        "{id}: {rejected:?}"
+    );
     assert_eq!(ended(rejected).workload_status, None, "it never ran");
     let [
         RunMessage::EventRejected {
@@ -402,24 +406,24 @@ fn hits_fields_rejections_and_timeouts(id: &str, cpus: u32) {
     );
 
     let missing = &reports[3];
-    assert_eq!(ended(missing).end, RunEnd::Rejected, "{id}: {missing:?}");
+    assert_eq!(ended(missing).reason, RunEnd::Rejected, "{id}: {missing:?}");
     assert!(
         matches!(&missing.messages[0], RunMessage::EventRejected { error, .. } if !error.is_empty())
     );
 
     let after = &reports[4];
-    assert_eq!(ended(after).end, RunEnd::WorkloadDone);
+    assert_eq!(ended(after).reason, RunEnd::WorkloadDone);
     assert_eq!(ended(after).workload_status, Some(3));
 
     let hang = &reports[5];
-    assert_eq!(ended(hang).end, RunEnd::Timeout, "{id}: {hang:?}");
+    assert_eq!(ended(hang).reason, RunEnd::Timeout, "{id}: {hang:?}");
     assert_eq!(ended(hang).workload_status, Some(128 + 9), "killed");
 
     // Every task's reads, but not the agent's own (its reads of the ring
     // buffer would feed the event forever).
     let unfiltered = &reports[6];
     let end = ended(unfiltered);
-    assert_eq!(end.end, RunEnd::WorkloadDone, "{id}: {unfiltered:?}");
+    assert_eq!(end.reason, RunEnd::WorkloadDone, "{id}: {unfiltered:?}");
     assert!(
         unfiltered
             .hits
@@ -515,7 +519,7 @@ fn fprobes_kretprobes_and_eprobes_decode_on_6_12() {
     );
     let report = &reports[0];
     let end = ended(report);
-    assert_eq!(end.end, RunEnd::WorkloadDone, "{report:?}");
+    assert_eq!(end.reason, RunEnd::WorkloadDone, "{report:?}");
     assert_eq!(end.leftover_events, Vec::<String>::new());
     let values = |event: u32| {
         report
@@ -556,9 +560,9 @@ fn a_panic_mid_run_marks_that_item_and_the_rest_infra() {
         item("after", Vec::new(), "true", 10_000),
     ];
     let reports = run_on("6.1", &items);
-    assert_eq!(ended(&reports[0]).end, RunEnd::WorkloadDone);
+    assert_eq!(ended(&reports[0]).reason, RunEnd::WorkloadDone);
     for report in &reports[1..] {
-        let ItemEnd::Infra(infra) = &report.end else {
+        let Err(infra) = &report.end else {
             panic!("{} should be infra: {:?}", report.name, report.end);
         };
         assert!(infra.error.contains("kernel panic"), "{}", infra.error);
@@ -599,7 +603,7 @@ fn lost_events_are_counted_on_6_1() {
         },
     );
     let end = ended(&reports[0]);
-    assert_eq!(end.end, RunEnd::WorkloadDone, "{:?}", reports[0]);
+    assert_eq!(end.reason, RunEnd::WorkloadDone, "{:?}", reports[0]);
     assert!(end.lost > 0, "nothing lost: {end:?}");
     assert!(end.hits > 0, "{end:?}");
     assert!(
@@ -671,10 +675,10 @@ fn handlers_print_hits_and_a_timer_exits_on_6_1() {
         ],
     });
     let reports = run_on("6.1", &[printing, ticking]);
-    assert_eq!(ended(&reports[0]).end, RunEnd::WorkloadDone);
+    assert_eq!(ended(&reports[0]).reason, RunEnd::WorkloadDone);
     assert_eq!(reports[0].stdout(), "/etc/passwd by cat\n");
     let ticks = &reports[1];
-    assert_eq!(ended(ticks).end, RunEnd::Exit, "{ticks:?}");
+    assert_eq!(ended(ticks).reason, RunEnd::Exit, "{ticks:?}");
     assert_eq!(ticks.stdout(), "tick\n");
     assert_eq!(
         ended(ticks).workload_status,

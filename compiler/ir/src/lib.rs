@@ -30,11 +30,35 @@ pub use program::{
     Global, GlobalType, HistSpec, LValue, Limits, Loc, Probe, ProbeKind, Program, ScalarType, Sort,
     SortKey, StatOp, Stmt, UnaryOp, Value,
 };
-pub use report::{OutputStream, RunEnd, RunMessage, WORKLOAD_HEAD, WORKLOAD_TAIL};
+pub use report::{ItemEnd, OutputStream, RunEnd, RunMessage, WORKLOAD_HEAD, WORKLOAD_TAIL};
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_finished_message_reads_as_the_agent_writes_it() {
+        let message = RunMessage::Finished {
+            item: 2,
+            end: ItemEnd {
+                reason: RunEnd::RuntimeError {
+                    message: "division by 0".to_owned(),
+                },
+                hits: 3,
+                lost: 0,
+                workload_status: Some(0),
+                elapsed_ms: 12,
+                setup_ms: 5,
+                leftover_events: Vec::new(),
+            },
+        };
+        let json = serde_json::to_string(&message).unwrap();
+        assert_eq!(
+            json,
+            r#"{"kind":"finished","item":2,"end":{"kind":"runtime_error","message":"division by 0"},"hits":3,"lost":0,"workload_status":0,"elapsed_ms":12,"setup_ms":5,"leftover_events":[]}"#
+        );
+        assert_eq!(serde_json::from_str::<RunMessage>(&json).unwrap(), message);
+    }
 
     #[test]
     fn a_bundle_survives_json() {

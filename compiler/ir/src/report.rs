@@ -53,19 +53,34 @@ pub enum RunMessage {
     Finished {
         /// The run item.
         item: u32,
-        /// Why it ended.
-        end: RunEnd,
-        /// Event hits handled.
-        hits: u64,
-        /// Events lost in the ring buffer (overruns): never hidden.
-        lost: u64,
-        /// The workload's exit status, if it ran and exited.
-        workload_status: Option<i32>,
-        /// Wall time of the item, in milliseconds.
-        elapsed_ms: u64,
-        /// Events still defined after the cleanup (must be empty).
-        leftover_events: Vec<String>,
+        /// How it ended.
+        #[serde(flatten)]
+        end: ItemEnd,
     },
+}
+
+/// How the agent ended one run item: the one type that carries an item's
+/// end from the agent to the judge (the host adds only what the agent
+/// cannot know: that the boot died under an item).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ItemEnd {
+    /// Why it ended.
+    #[serde(rename = "end")]
+    pub reason: RunEnd,
+    /// Event hits handled.
+    pub hits: u64,
+    /// Events lost in the ring buffer (overruns): never hidden.
+    pub lost: u64,
+    /// The workload's exit status, if it ran and exited.
+    pub workload_status: Option<i32>,
+    /// Wall time of the item, in milliseconds.
+    pub elapsed_ms: u64,
+    /// Of that, the time until every probe was installed and the workload
+    /// let go, in milliseconds (0 when it never was).
+    #[serde(default)]
+    pub setup_ms: u64,
+    /// Events still defined after the cleanup (must be empty).
+    pub leftover_events: Vec<String>,
 }
 
 /// The bytes of each workload stream the agent sends as they come.

@@ -5,46 +5,53 @@ use crate::Error;
 use crate::compile::Compiled;
 use crate::snapshot::{matches, read_snapshot, snapshot_path};
 use crate::spec::{SnapshotScope, Spec};
+use tapmatrix_ir::{ItemEnd, RunEnd};
 use tapmatrix_report::{Cell, STDERR_LINE, Status, WorkloadOutput};
 
-/// What running one script in a guest gave.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// What running one script in a guest gave: the agent's own end of the
+/// item (`tapmatrix_ir::ItemEnd`, as it sent it), or why the guest never
+/// got there; and the outputs the agent sent on the way.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ItemRun {
     /// Standard output, in order.
     pub stdout: String,
     /// Standard error (`WARNING:`/`ERROR:` lines).
     pub stderr: String,
-    /// How it ended.
-    pub end: ItemEnd,
-    /// Event hits handled.
-    pub hits: u64,
-    /// Events lost in the ring buffer.
-    pub lost: u64,
-    /// Wall time in the guest, in milliseconds.
-    pub elapsed_ms: u64,
-    /// Events the agent could not remove afterwards.
-    pub leftover_events: Vec<String>,
     /// What the workload wrote (never part of the output compared).
     pub workload: WorkloadOutput,
-}
-
-/// How a script's run ended.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub enum ItemEnd {
-    /// `exit()`, or the workload finished.
-    #[default]
-    Finished,
-    /// A run-time error (its message).
-    RuntimeError(String),
-    /// The timeout passed.
-    Timeout,
-    /// The kernel refused an event: what was written and the kernel's words.
-    Rejected(String),
-    /// The guest died or the agent failed: not the script's fault.
-    Infra(String),
+    /// The agent's end of the item, or the infrastructure failure (the
+    /// guest died, the image could not be built) that kept it from one.
+    pub end: Result<ItemEnd, String>,
+    /// What the kernel refused, when the item ended rejected: what was
+    /// written and the kernel's words.
+    pub rejected: Vec<String>,
 }
 
 impl ItemRun {
+    /// A run that the infrastructure failed under (`why`).
+    pub fn infra(why: impl Into<String>) -> ItemRun {
+        ItemRun {
+            stdout: String::new(),
+            stderr: String::new(),
+            workload: WorkloadOutput::default(),
+            end: Err(why.into()),
+            rejected: Vec::new(),
+        }
+    }
+
+    /// Why the infrastructure failed this run (the guest, the image, or
+    /// the agent itself), if it did.
+    pub fn infra_failure(&self) -> Option<String> {
+        match &self.end {
+            Err(why) => Some(why.clone()),
+            Ok(ItemEnd {
+                reason: RunEnd::AgentError { message },
+                ..
+            }) => Some(format!("the agent failed: {message}")),
+            Ok(_) => None,
+        }
+    }
+
     /// The output as snapshots hold it: standard output, then standard
     /// error after a `--- stderr ---` line when there is any.
     pub fn combined(&self) -> String {
@@ -108,37 +115,45 @@ pub fn judge(
         cell.detail = "not run: the guest ended before this script".to_owned();
         return Ok(cell);
     };
-    cell.hits = run.hits;
-    cell.lost = run.lost;
-    cell.elapsed_ms = run.elapsed_ms;
     cell.workload = Some(run.workload.clone()).filter(|workload| !workload.is_empty());
     let output = spec.redactions.apply(&run.combined());
     cell.output = Some(output.clone());
-    let mut problems: Vec<String> = Vec::new();
-    match &run.end {
-        ItemEnd::Infra(why) => {
+    if let Ok(end) = &run.end {
+        cell.hits = end.hits;
+        cell.lost = end.lost;
+        cell.elapsed_ms = end.elapsed_ms;
+    }
+    let end = match (&run.end, run.infra_failure()) {
+        (Ok(end), None) => end,
+        (_, why) => {
             cell.status = Status::Infra;
-            cell.detail = why.clone();
+            cell.detail = why.unwrap_or_default();
             return Ok(cell);
         }
-        ItemEnd::Rejected(words) => {
+    };
+    let mut problems: Vec<String> = Vec::new();
+    match &end.reason {
+        RunEnd::Rejected => {
             cell.status = Status::Error;
-            cell.detail = format!("the kernel refused an event: {words}");
+            cell.detail = format!("the kernel refused an event: {}", run.rejected.join("; "));
             return Ok(cell);
         }
-        ItemEnd::Timeout => problems.push(format!("timed out after {} s", spec.timeout_s)),
-        ItemEnd::RuntimeError(message) if !spec.expect_error => {
+        RunEnd::Timeout => problems.push(format!("timed out after {} s", spec.timeout_s)),
+        RunEnd::RuntimeError { message } if !spec.expect_error => {
             problems.push(format!("run-time error: {message}"));
         }
-        ItemEnd::Finished if spec.expect_error => {
+        RunEnd::Exit | RunEnd::WorkloadDone if spec.expect_error => {
             problems.push("expected a run-time error, the run ended without one".to_owned());
         }
-        ItemEnd::RuntimeError(_) | ItemEnd::Finished => {}
+        RunEnd::RuntimeError { .. }
+        | RunEnd::Exit
+        | RunEnd::WorkloadDone
+        | RunEnd::AgentError { .. } => {}
     }
-    if !run.leftover_events.is_empty() {
+    if !end.leftover_events.is_empty() {
         problems.push(format!(
             "events left behind: {}",
-            run.leftover_events.join(", ")
+            end.leftover_events.join(", ")
         ));
     }
     let path = snapshot_path(spec, series);
@@ -162,8 +177,8 @@ pub fn judge(
         cell.status = Status::Fail;
     }
     // Lost events are always said, also on a pass.
-    if run.lost > 0 {
-        problems.push(format!("{} events lost in the ring buffer", run.lost));
+    if end.lost > 0 {
+        problems.push(format!("{} events lost in the ring buffer", end.lost));
     }
     cell.detail = problems.join("; ");
     Ok(cell)
@@ -208,11 +223,19 @@ mod tests {
         })))
     }
 
-    fn run(stdout: &str, end: ItemEnd) -> ItemRun {
+    fn run(stdout: &str, reason: RunEnd) -> ItemRun {
         ItemRun {
             stdout: stdout.to_owned(),
-            end,
-            ..ItemRun::default()
+            end: Ok(ItemEnd {
+                reason,
+                hits: 0,
+                lost: 0,
+                workload_status: Some(0),
+                elapsed_ms: 0,
+                setup_ms: 0,
+                leftover_events: Vec::new(),
+            }),
+            ..ItemRun::infra("")
         }
     }
 
@@ -223,25 +246,41 @@ mod tests {
         let judged = |applies, compiled: &Compiled, r: Option<&ItemRun>| {
             judge(&spec, "6.1", "6.1", applies, compiled, r).unwrap()
         };
-        let ok = run("hello\n", ItemEnd::Finished);
+        let ok = run("hello\n", RunEnd::WorkloadDone);
         assert_eq!(judged(true, &bundle(), Some(&ok)).status, Status::Pass);
-        let other = run("bye\n", ItemEnd::Finished);
+        let other = run("bye\n", RunEnd::Exit);
         let cell = judged(true, &bundle(), Some(&other));
         assert_eq!(cell.status, Status::Fail);
         assert!(cell.detail.contains("output differs"), "{}", cell.detail);
-        let rejected = run(
-            "",
-            ItemEnd::Rejected("`p:tapmatrix/e0 f`: No such file".to_owned()),
-        );
+        let rejected = ItemRun {
+            rejected: vec!["`p:tapmatrix/e0 f`: No such file".to_owned()],
+            ..run("", RunEnd::Rejected)
+        };
         let cell = judged(true, &bundle(), Some(&rejected));
         assert_eq!(cell.status, Status::Error);
         assert!(cell.detail.contains("No such file"), "{}", cell.detail);
-        let timeout = run("hello\n", ItemEnd::Timeout);
+        let timeout = run("hello\n", RunEnd::Timeout);
         assert_eq!(judged(true, &bundle(), Some(&timeout)).status, Status::Fail);
-        let infra = run("", ItemEnd::Infra("kernel panic".to_owned()));
+        let infra = ItemRun::infra("kernel panic");
         assert_eq!(judged(true, &bundle(), Some(&infra)).status, Status::Infra);
         assert_eq!(judged(true, &bundle(), None).status, Status::Infra);
-        let error = run("hello\n", ItemEnd::RuntimeError("division by 0".to_owned()));
+        let agent = run(
+            "",
+            RunEnd::AgentError {
+                message: "no tracefs".to_owned(),
+            },
+        );
+        let cell = judged(true, &bundle(), Some(&agent));
+        assert_eq!(
+            (cell.status, cell.detail.as_str()),
+            (Status::Infra, "the agent failed: no tracefs")
+        );
+        let error = run(
+            "hello\n",
+            RunEnd::RuntimeError {
+                message: "division by 0".to_owned(),
+            },
+        );
         assert_eq!(judged(true, &bundle(), Some(&error)).status, Status::Fail);
     }
 
@@ -254,7 +293,7 @@ mod tests {
                 stdout: "from the workload\n".to_owned(),
                 stderr: String::new(),
             },
-            ..run("hello\n", ItemEnd::Finished)
+            ..run("hello\n", RunEnd::WorkloadDone)
         };
         let cell = judge(&spec, "6.1", "6.1", true, &bundle(), Some(&ok)).unwrap();
         assert_eq!(cell.status, Status::Pass, "{}", cell.detail);
@@ -279,7 +318,7 @@ mod tests {
             "6.1",
             true,
             &bundle(),
-            Some(&run("anything\n", ItemEnd::Finished)),
+            Some(&run("anything\n", RunEnd::WorkloadDone)),
         )
         .unwrap();
         assert_eq!(cell.status, Status::Pass, "{}", cell.detail);
@@ -315,14 +354,15 @@ mod tests {
     fn an_expected_error_passes_only_with_the_error() {
         let dir = tempfile::tempdir().unwrap();
         let spec = spec(dir.path(), true);
-        let error = ItemRun {
-            stdout: "hello\n".to_owned(),
-            end: ItemEnd::RuntimeError("division by 0".to_owned()),
-            ..ItemRun::default()
-        };
+        let error = run(
+            "hello\n",
+            RunEnd::RuntimeError {
+                message: "division by 0".to_owned(),
+            },
+        );
         let cell = judge(&spec, "6.1", "6.1", true, &bundle(), Some(&error)).unwrap();
         assert_eq!(cell.status, Status::Pass, "{}", cell.detail);
-        let clean = run("hello\n", ItemEnd::Finished);
+        let clean = run("hello\n", RunEnd::WorkloadDone);
         let cell = judge(&spec, "6.1", "6.1", true, &bundle(), Some(&clean)).unwrap();
         assert_eq!(cell.status, Status::Fail);
     }

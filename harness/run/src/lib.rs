@@ -12,7 +12,7 @@ mod spec;
 use std::path::{Path, PathBuf};
 
 pub use compile::{Backend, Compiled, compile, dump};
-pub use judge::{ItemEnd, ItemRun, judge};
+pub use judge::{ItemRun, judge};
 pub use redact::{Redaction, Redactions};
 pub use runner::{RunKernel, RunOptions, run_matrix};
 pub use snapshot::{diff, matches, read_snapshot, snapshot_path};

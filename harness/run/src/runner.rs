@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use tapmatrix_facts::KernelFacts;
-use tapmatrix_ir::{OutputStream, RunEnd, RunMessage, Workload};
+use tapmatrix_ir::{OutputStream, RunMessage, Workload};
 use tapmatrix_resolve::{TapsetLibrary, kernel_profile};
 use tapmatrix_tracefs::FunctionEvents;
 use tapmatrix_vm::{ItemReport, RunSettings, VmOptions, boot_many, run_items};
@@ -13,7 +13,7 @@ use tapmatrix_wire::RunItem;
 
 use crate::Error;
 use crate::compile::{Compiled, compile};
-use crate::judge::{ItemEnd, ItemRun, judge};
+use crate::judge::{ItemRun, judge};
 use crate::spec::{Spec, parse_series};
 use tapmatrix_report::{
     Attempt, Cell, KernelRun, Logs, Results, Retry, RunInfo, ScriptInfo, Status, WorkloadOutput,
@@ -171,10 +171,7 @@ fn run_kernel(
                 runs[index] = run;
             }
         }
-        kernel_run.infra = runs.iter().find_map(|attempt| match &attempt.run.end {
-            ItemEnd::Infra(why) => Some(why.clone()),
-            _ => None,
-        });
+        kernel_run.infra = runs.iter().find_map(|attempt| attempt.run.infra_failure());
     }
     let mut cells = Vec::new();
     for (index, (spec, (applies, compiled))) in specs.iter().zip(&compiled).enumerate() {
@@ -297,9 +294,7 @@ impl Boots {
                     boot,
                     agent_log: agent_log(report),
                     died: match &report.end {
-                        tapmatrix_vm::ItemEnd::Infra(failure) if failure.boot_died => {
-                            Some(failure.error.clone())
-                        }
+                        Err(failure) if failure.boot_died => Some(failure.error.clone()),
                         _ => None,
                     },
                 })
@@ -309,10 +304,7 @@ impl Boots {
                 items
                     .iter()
                     .map(|_| ItemAttempt {
-                        run: ItemRun {
-                            end: ItemEnd::Infra(why.clone()),
-                            ..ItemRun::default()
-                        },
+                        run: ItemRun::infra(why.clone()),
                         boot,
                         agent_log: String::new(),
                         died: None,
@@ -381,7 +373,7 @@ fn agent_log(report: &ItemReport) -> String {
             out.push('\n');
         }
     }
-    if let tapmatrix_vm::ItemEnd::Infra(failure) = &report.end {
+    if let Err(failure) = &report.end {
         out.push_str(&format!(
             "# not finished: {}\n# console log tail:\n{}\n",
             failure.error, failure.console_tail
@@ -390,44 +382,26 @@ fn agent_log(report: &ItemReport) -> String {
     out
 }
 
-/// What the runner needs from an item's report.
+/// What the runner needs from an item's report: the agent's end as it
+/// sent it (or the boot's failure), and the outputs.
 fn item_run(report: &ItemReport) -> ItemRun {
-    let mut run = ItemRun {
+    ItemRun {
         stdout: report.stdout(),
         stderr: report.stderr(),
         workload: WorkloadOutput {
             stdout: report.workload_output(OutputStream::Stdout),
             stderr: report.workload_output(OutputStream::Stderr),
         },
-        ..ItemRun::default()
-    };
-    let rejected: Vec<String> = report
-        .messages
-        .iter()
-        .filter_map(|message| match message {
-            RunMessage::EventRejected {
-                definition, error, ..
-            } => Some(format!("`{definition}`: {error}")),
-            _ => None,
-        })
-        .collect();
-    run.end = match &report.end {
-        tapmatrix_vm::ItemEnd::Infra(failure) => ItemEnd::Infra(failure.error.clone()),
-        tapmatrix_vm::ItemEnd::Finished(finished) => {
-            run.hits = finished.hits;
-            run.lost = finished.lost;
-            run.elapsed_ms = finished.elapsed_ms;
-            run.leftover_events = finished.leftover_events.clone();
-            match &finished.end {
-                RunEnd::Exit | RunEnd::WorkloadDone => ItemEnd::Finished,
-                RunEnd::Timeout => ItemEnd::Timeout,
-                RunEnd::RuntimeError { message } => ItemEnd::RuntimeError(message.clone()),
-                RunEnd::Rejected => ItemEnd::Rejected(rejected.join("; ")),
-                RunEnd::AgentError { message } => {
-                    ItemEnd::Infra(format!("the agent failed: {message}"))
-                }
-            }
-        }
-    };
-    run
+        end: report.end.clone().map_err(|failure| failure.error),
+        rejected: report
+            .messages
+            .iter()
+            .filter_map(|message| match message {
+                RunMessage::EventRejected {
+                    definition, error, ..
+                } => Some(format!("`{definition}`: {error}")),
+                _ => None,
+            })
+            .collect(),
+    }
 }

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use tapmatrix_ir::{OutputStream, RunEnd, RunMessage};
+use tapmatrix_ir::{ItemEnd, OutputStream, RunMessage};
 use tapmatrix_wire::{
     BUFFER_KB_PARAM, ECHO_HITS_PARAM, HIT_RECORD, HitEcho, Job, RUN_RECORD, RecordKind, RunItem,
 };
@@ -30,34 +30,8 @@ pub struct ItemReport {
     /// The hits the agent decoded, when asked to echo them (see
     /// [`run_items`]); at most [`tapmatrix_wire::HIT_ECHO_LIMIT`].
     pub hits: Vec<HitEcho>,
-    /// How it ended.
-    pub end: ItemEnd,
-}
-
-/// How a run item ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ItemEnd {
-    /// The agent finished it.
-    Finished(Finished),
-    /// The boot died before the agent finished it.
-    Infra(InfraFailure),
-}
-
-/// An item the agent finished (its `Finished` message).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Finished {
-    /// Why it ended.
-    pub end: RunEnd,
-    /// Event hits handled.
-    pub hits: u64,
-    /// Events lost in the ring buffer.
-    pub lost: u64,
-    /// The workload's exit status, if it ran and exited.
-    pub workload_status: Option<i32>,
-    /// Wall time of the item in the guest, in milliseconds.
-    pub elapsed_ms: u64,
-    /// Events still defined after the cleanup (empty when all went well).
-    pub leftover_events: Vec<String>,
+    /// How the agent ended it, or why the boot did not get there.
+    pub end: Result<ItemEnd, InfraFailure>,
 }
 
 /// Why an item has no result: the boot failed under it.
@@ -78,11 +52,8 @@ pub struct InfraFailure {
 
 impl ItemReport {
     /// The item's end, if the agent finished it.
-    pub fn finished(&self) -> Option<&Finished> {
-        match &self.end {
-            ItemEnd::Finished(finished) => Some(finished),
-            ItemEnd::Infra(_) => None,
-        }
+    pub fn finished(&self) -> Option<&ItemEnd> {
+        self.end.as_ref().ok()
     }
 
     /// The script's standard output, concatenated.
@@ -148,8 +119,8 @@ pub struct RunSettings {
 /// Boots `kernel` once and runs `items` in it, in order; returns one
 /// report per item. `on_message` sees every message as it arrives. A boot
 /// that fails (kernel panic, timeout, QEMU failure, the agent stopping
-/// early) marks every item without a `Finished` message as
-/// [`ItemEnd::Infra`]; only an image that cannot be built is an error.
+/// early) marks every item without a `Finished` message with an
+/// [`InfraFailure`]; only an image that cannot be built is an error.
 /// The boot may take `options.timeout` (the boot allowance) plus every
 /// item's timeout plus a little per item.
 pub fn run_items(
@@ -178,7 +149,7 @@ pub fn run_items(
             name: item.name.clone(),
             messages: Vec::new(),
             hits: Vec::new(),
-            end: ItemEnd::Infra(InfraFailure {
+            end: Err(InfraFailure {
                 error: String::new(),
                 console_tail: String::new(),
                 console_log: work_dir.join("console.log"),
@@ -198,8 +169,8 @@ pub fn run_items(
                 let report = reports
                     .get_mut(item_of(&message) as usize)
                     .ok_or_else(|| format!("the agent reported an unknown item: {message:?}"))?;
-                if let Some(finished) = finished(&message) {
-                    report.end = ItemEnd::Finished(finished);
+                if let RunMessage::Finished { end, .. } = &message {
+                    report.end = Ok(end.clone());
                 }
                 report.messages.push(message);
             }
@@ -231,7 +202,7 @@ pub fn run_items(
     let console_log = work_dir.join("console.log");
     let console_tail = console_tail(&console_log);
     for report in &mut reports {
-        if let ItemEnd::Infra(infra) = &mut report.end {
+        if let Err(infra) = &mut report.end {
             infra.error = error.clone();
             infra.console_tail = console_tail.clone();
             infra.boot_died = boot_died;
@@ -263,29 +234,6 @@ fn item_of(message: &RunMessage) -> u32 {
     }
 }
 
-/// The item's end, if `message` is its `Finished` message.
-fn finished(message: &RunMessage) -> Option<Finished> {
-    match message {
-        RunMessage::Finished {
-            end,
-            hits,
-            lost,
-            workload_status,
-            elapsed_ms,
-            leftover_events,
-            ..
-        } => Some(Finished {
-            end: end.clone(),
-            hits: *hits,
-            lost: *lost,
-            workload_status: *workload_status,
-            elapsed_ms: *elapsed_ms,
-            leftover_events: leftover_events.clone(),
-        }),
-        _ => None,
-    }
-}
-
 /// The last lines of the console log.
 fn console_tail(console_log: &Path) -> String {
     let text = std::fs::read(console_log).unwrap_or_default();
@@ -297,7 +245,7 @@ fn console_tail(console_log: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tapmatrix_ir::{Artefact, Bundle, Limits, Program, Workload};
+    use tapmatrix_ir::{Artefact, Bundle, Limits, Program, RunEnd, Workload};
 
     fn item(timeout_ms: u64) -> RunItem {
         RunItem {
@@ -333,22 +281,23 @@ mod tests {
     fn messages_name_their_item() {
         let message = RunMessage::Finished {
             item: 3,
-            end: RunEnd::Timeout,
-            hits: 1,
-            lost: 2,
-            workload_status: None,
-            elapsed_ms: 4,
-            leftover_events: Vec::new(),
+            end: ItemEnd {
+                reason: RunEnd::Timeout,
+                hits: 1,
+                lost: 2,
+                workload_status: None,
+                elapsed_ms: 4,
+                setup_ms: 2,
+                leftover_events: Vec::new(),
+            },
         };
         assert_eq!(item_of(&message), 3);
-        let end = finished(&message).unwrap();
-        assert_eq!((end.end, end.hits, end.lost), (RunEnd::Timeout, 1, 2));
         assert_eq!(
-            finished(&RunMessage::Output {
-                item: 0,
+            item_of(&RunMessage::Output {
+                item: 5,
                 text: String::new()
             }),
-            None
+            5
         );
     }
 }

@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
-use tapmatrix_ir::{Artefact, Bundle, Event, RunEnd, RunMessage, ScalarType, TaskEvent, Value};
+use tapmatrix_ir::{
+    Artefact, Bundle, Event, ItemEnd, RunEnd, RunMessage, ScalarType, TaskEvent, Value,
+};
 use tapmatrix_runtime::{Control, Hit, HitContext, Runtime};
 use tapmatrix_wire::{
     BUFFER_KB_PARAM, ECHO_HITS_PARAM, HIT_ECHO_LIMIT, HIT_RECORD, HitEcho, RUN_RECORD, RecordKind,
@@ -69,6 +71,8 @@ pub fn run(channel: &Channel, items: &[RunItem]) -> Result<()> {
             installed: Vec::new(),
             workload: None,
             status: None,
+            started,
+            setup_ms: 0,
         };
         let end = match &layout {
             Err(error) => Ok(RunEnd::AgentError {
@@ -90,12 +94,15 @@ pub fn run(channel: &Channel, items: &[RunItem]) -> Result<()> {
         state.send_workload_output(true)?;
         let finished = RunMessage::Finished {
             item: index,
-            end,
-            hits: state.hits,
-            lost: state.lost,
-            workload_status: state.status,
-            elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-            leftover_events,
+            end: ItemEnd {
+                reason: end,
+                hits: state.hits,
+                lost: state.lost,
+                workload_status: state.status,
+                elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+                setup_ms: state.setup_ms,
+                leftover_events,
+            },
         };
         crate::log(&format!("run item {index} done: {finished:?}"));
         send(channel, &finished)?;
@@ -118,6 +125,17 @@ fn prepare_tracing(buffer_kb: u32) -> Result<PageLayout> {
         }
     }
     Ok(layout)
+}
+
+impl ItemRun<'_> {
+    /// Lets the workload go (every probe is on): the setup is over.
+    fn release_workload(&mut self) -> Result<()> {
+        self.setup_ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        match &mut self.workload {
+            Some(workload) => workload.release(),
+            None => Ok(()),
+        }
+    }
 }
 
 /// The runtime for an item's `program`, with the workload's pid as
@@ -162,6 +180,10 @@ struct ItemRun<'a> {
     installed: Vec<Installed>,
     workload: Option<Workload>,
     status: Option<i32>,
+    /// When the item started.
+    started: Instant,
+    /// Until its probes were all on and the workload let go.
+    setup_ms: u64,
 }
 
 /// How an event's records become hits.
@@ -234,10 +256,8 @@ impl ItemRun<'_> {
         let mut timers = Timers::new(&runtime);
         let started = Instant::now();
         let timeout = Duration::from_millis(item.workload.timeout_ms);
-        if stop.is_none()
-            && let Some(workload) = &mut self.workload
-        {
-            workload.release()?;
+        if stop.is_none() {
+            self.release_workload()?;
         }
         let mut ctx = Feed {
             decoders: &decoders,

@@ -26,10 +26,34 @@ pub enum BenchCommand {
     /// floor: booting the same kernels bare, with the same parallelism.
     Run(RunBenchArgs),
     /// Per-event cost in the guest: a workload of one-byte reads timed in
-    /// the guest with no probe, a kprobe event on `vfs_read` with an empty
-    /// handler, and `probe kernel.function("vfs_read") { n++ }` on the
-    /// tracefs and the bpf back ends, all in one boot per kernel.
+    /// the guest with no probe, with a raw ftrace kprobe event on
+    /// `vfs_read` (created by the workload itself, nothing reading the
+    /// buffer), and under `probe kernel.function("vfs_read") { n++ }` on
+    /// the tracefs and the bpf back ends, all in one boot per kernel.
     Event(EventBenchArgs),
+    /// Setup time of many probe points in the guest: `probe syscall.* {
+    /// n++ }` installed by each back end (events written and enabled, or
+    /// BPF programs loaded and attached), until the workload is let go.
+    Attach(AttachBenchArgs),
+}
+
+/// `tapmatrix bench attach` options.
+#[derive(Args)]
+pub struct AttachBenchArgs {
+    /// Kernel ids of the matrix (default: every harvested kernel).
+    ids: Vec<String>,
+    /// The matrix and the cache.
+    #[command(flatten)]
+    matrix: MatrixArgs,
+    /// The probe whose attach points are set up.
+    #[arg(long, default_value = "syscall.*")]
+    probe: String,
+    /// Rounds per back end in the boot; each one's best counts.
+    #[arg(long, default_value_t = 3)]
+    rounds: u32,
+    /// Accelerator: auto, kvm or tcg.
+    #[arg(long, default_value = "auto")]
+    accel: Accel,
 }
 
 /// `tapmatrix bench event` options.
@@ -101,6 +125,7 @@ pub fn run(command: BenchCommand) -> anyhow::Result<Status> {
         BenchCommand::Harvest(args) => harvest(&args),
         BenchCommand::Run(args) => run_bench(&args),
         BenchCommand::Event(args) => event_bench(&args),
+        BenchCommand::Attach(args) => attach_bench(&args),
     }
 }
 
@@ -267,24 +292,51 @@ fn timed<R>(work: impl FnOnce() -> R) -> (Duration, R) {
 }
 
 /// The variants of `bench event`: name, back end, script.
-const EVENT_VARIANTS: [(&str, Backend, &str); 4] = [
-    ("no probe", Backend::Tracefs, "probe begin { }\n"),
-    (
-        "kprobe event, empty handler (tracefs)",
-        Backend::Tracefs,
-        "probe kernel.function(\"vfs_read\") { }\n",
-    ),
-    (
-        "n++ (tracefs)",
-        Backend::Tracefs,
-        "global n\nprobe kernel.function(\"vfs_read\") { n++ }\nprobe end { if (n < 0) println(n) }\n",
-    ),
-    (
-        "n++ (bpf)",
-        Backend::Bpf,
-        "global n\nprobe kernel.function(\"vfs_read\") { n++ }\nprobe end { if (n < 0) println(n) }\n",
-    ),
+/// One way of running the event workload.
+struct EventVariant {
+    name: &'static str,
+    backend: Backend,
+    script: &'static str,
+    /// The workload creates and enables a raw kprobe event on `vfs_read`
+    /// around its reads (and removes it).
+    raw_event: bool,
+}
+
+/// An empty script: no events, no programs, so the agent reads no buffer.
+const NO_PROBE: &str = "probe begin { }\n";
+
+const COUNTING: &str =
+    "global n\nprobe kernel.function(\"vfs_read\") { n++ }\nprobe end { if (n < 0) println(n) }\n";
+
+const EVENT_VARIANTS: [EventVariant; 4] = [
+    EventVariant {
+        name: "no probe",
+        backend: Backend::Bpf,
+        script: NO_PROBE,
+        raw_event: false,
+    },
+    EventVariant {
+        name: "raw ftrace kprobe event, no reader",
+        backend: Backend::Bpf,
+        script: NO_PROBE,
+        raw_event: true,
+    },
+    EventVariant {
+        name: "n++ (tracefs)",
+        backend: Backend::Tracefs,
+        script: COUNTING,
+        raw_event: false,
+    },
+    EventVariant {
+        name: "n++ (bpf)",
+        backend: Backend::Bpf,
+        script: COUNTING,
+        raw_event: false,
+    },
 ];
+
+/// The raw event the workload makes for itself.
+const RAW_EVENT: &str = "tapbench/vfs_read";
 
 /// The marker the workload writes to the console with its start and end
 /// times in microseconds (busybox `date` has no nanoseconds; `adjtimex`
@@ -312,6 +364,12 @@ fn event_bench(args: &EventBenchArgs) -> anyhow::Result<Status> {
         "s={now}; dd if=/dev/zero of=/dev/null bs=1 count={} 2>/dev/null; e={now}; echo {EVENT_MARK} $s $e >&2",
         args.reads
     );
+    // The raw event on, the same reads, the event off and gone.
+    let tracing = "/sys/kernel/tracing";
+    let raw_command = format!(
+        "echo 'p:{RAW_EVENT} vfs_read' >> {tracing}/kprobe_events && echo 1 > {tracing}/events/{RAW_EVENT}/enable && {command}; \
+         echo 0 > {tracing}/events/{RAW_EVENT}/enable; echo '-:{RAW_EVENT}' >> {tracing}/kprobe_events"
+    );
     for kernel in &fetched {
         let id = kernel.id.to_string();
         let facts = load_facts(&args.matrix, &id, input_error)?;
@@ -322,30 +380,30 @@ fn event_bench(args: &EventBenchArgs) -> anyhow::Result<Status> {
         .map_err(|error| error.to_string());
         let mut items = Vec::new();
         for round in 0..args.rounds.max(1) {
-            for (name, backend, script) in EVENT_VARIANTS {
-                let path = scratch.path().join(format!("bench{}.stp", items.len()));
-                std::fs::write(&path, script)?;
-                let compiled = tapmatrix_run::compile(
-                    path,
-                    None,
+            for variant in &EVENT_VARIANTS {
+                let artefact = compile_for_bench(
+                    scratch.path(),
+                    items.len(),
+                    variant.script,
                     &mut tapsets,
                     &facts,
-                    FunctionEvents::default(),
-                    backend,
-                );
-                let artefact = match compiled {
-                    tapmatrix_run::Compiled::Ready(artefact) => *artefact,
-                    other => {
-                        return Err(input_error(anyhow::anyhow!(
-                            "{name} does not compile for {id}: {other:?}"
-                        )));
-                    }
-                };
+                    variant.backend,
+                )
+                .map_err(|why| {
+                    input_error(anyhow::anyhow!(
+                        "{} does not compile for {id}: {why}",
+                        variant.name
+                    ))
+                })?;
                 items.push(tapmatrix_wire::RunItem {
-                    name: format!("{name} #{round}"),
+                    name: format!("{} #{round}", variant.name),
                     artefact,
                     workload: tapmatrix_ir::Workload {
-                        command: command.clone(),
+                        command: if variant.raw_event {
+                            raw_command.clone()
+                        } else {
+                            command.clone()
+                        },
                         timeout_ms: 600_000,
                     },
                 });
@@ -397,13 +455,148 @@ fn event_bench(args: &EventBenchArgs) -> anyhow::Result<Status> {
             floor / 1000.0,
             floor / args.reads as f64
         );
-        for (variant, (name, _, _)) in EVENT_VARIANTS.iter().enumerate().skip(1) {
-            let time = best(variant);
+        for (index, variant) in EVENT_VARIANTS.iter().enumerate().skip(1) {
+            let time = best(index);
             println!(
-                "{id}:   {name}: {:.1} ms, +{:.2} µs per event",
+                "{id}:   {}: {:.1} ms, +{:.2} µs per event",
+                variant.name,
                 time / 1000.0,
                 (time - floor) / args.reads as f64
             );
+        }
+    }
+    drop(guard);
+    Ok(Status::Success)
+}
+
+/// `script` (written as the `n`th bench script under `dir`) compiled for
+/// the kernel `facts` describes by `backend`.
+fn compile_for_bench(
+    dir: &Path,
+    n: usize,
+    script: &str,
+    tapsets: &mut Result<tapmatrix_resolve::TapsetLibrary, String>,
+    facts: &tapmatrix_facts::KernelFacts,
+    backend: Backend,
+) -> Result<tapmatrix_ir::Artefact, String> {
+    let path = dir.join(format!("bench{n}.stp"));
+    std::fs::write(&path, script).map_err(|error| format!("{}: {error}", path.display()))?;
+    match tapmatrix_run::compile(
+        path,
+        None,
+        tapsets,
+        facts,
+        FunctionEvents::default(),
+        backend,
+    ) {
+        tapmatrix_run::Compiled::Ready(artefact) => Ok(*artefact),
+        other => Err(format!("{other:?}")),
+    }
+}
+
+/// Runs `tapmatrix bench attach`.
+fn attach_bench(args: &AttachBenchArgs) -> anyhow::Result<Status> {
+    let ids = if args.ids.is_empty() {
+        harvested_ids(&args.matrix)?
+    } else {
+        args.ids.clone()
+    };
+    let cache = args.matrix.cache()?;
+    let guard = cache.share().map_err(classify)?;
+    let fetched = fetch_all(&guard, &args.matrix, &ids)?;
+    let scratch = tempfile::tempdir()?;
+    let options = VmOptions {
+        accel: args.accel,
+        timeout: Duration::from_secs(900),
+        ..VmOptions::new(cache.root())
+    };
+    let script = format!(
+        "global n\nprobe {} {{ n++ }}\nprobe end {{ if (n < 0) println(n) }}\n",
+        args.probe
+    );
+    let backends = [("tracefs", Backend::Tracefs), ("bpf", Backend::Bpf)];
+    for kernel in &fetched {
+        let id = kernel.id.to_string();
+        let facts = load_facts(&args.matrix, &id, input_error)?;
+        let mut tapsets = tapmatrix_resolve::TapsetLibrary::load(
+            &args.matrix.tapset_dirs(&[])?,
+            tapmatrix_resolve::kernel_profile(&facts),
+        )
+        .map_err(|error| error.to_string());
+        let mut items = Vec::new();
+        let mut points = Vec::new();
+        for (name, backend) in backends {
+            let artefact = compile_for_bench(
+                scratch.path(),
+                items.len(),
+                &script,
+                &mut tapsets,
+                &facts,
+                backend,
+            )
+            .map_err(|why| {
+                input_error(anyhow::anyhow!("{} on {name} for {id}: {why}", args.probe))
+            })?;
+            points.push(match &artefact {
+                tapmatrix_ir::Artefact::Tracefs(bundle) => bundle.events.len(),
+                tapmatrix_ir::Artefact::Bpf(bpf) => bpf.programs.len(),
+            });
+            for round in 0..args.rounds.max(1) {
+                items.push(tapmatrix_wire::RunItem {
+                    name: format!("{name} #{round}"),
+                    artefact: artefact.clone(),
+                    workload: tapmatrix_ir::Workload {
+                        command: "true".to_owned(),
+                        timeout_ms: 300_000,
+                    },
+                });
+            }
+        }
+        let work_dir = scratch.path().join(format!("attach-{id}"));
+        let reports = tapmatrix_vm::run_items(
+            &kernel.vmlinuz,
+            &items,
+            &work_dir,
+            &options,
+            tapmatrix_vm::RunSettings::default(),
+            &mut |_| {},
+        )
+        .map_err(|e| infra_error(anyhow::anyhow!("{e}")))?;
+        let rounds = args.rounds.max(1) as usize;
+        for (index, (name, _)) in backends.iter().enumerate() {
+            let mut best: Option<(u64, u64)> = None;
+            for report in &reports[index * rounds..(index + 1) * rounds] {
+                match &report.end {
+                    Ok(end) if end.reason == tapmatrix_ir::RunEnd::WorkloadDone => {
+                        let times = (end.setup_ms, end.elapsed_ms);
+                        best = Some(best.map_or(times, |b| b.min(times)));
+                    }
+                    Ok(end) => {
+                        return Err(infra_error(anyhow::anyhow!(
+                            "{id}: {}: {:?} ({})",
+                            report.name,
+                            end.reason,
+                            report.stderr()
+                        )));
+                    }
+                    Err(infra) => {
+                        return Err(infra_error(anyhow::anyhow!(
+                            "{id}: {}: {} (console log: {})",
+                            report.name,
+                            infra.error,
+                            infra.console_log.display()
+                        )));
+                    }
+                }
+            }
+            if let Some((setup, whole)) = best {
+                println!(
+                    "{id}: {} on {name}: {} attach points, best of {rounds}: set up in {setup} ms ({:.2} ms per point), item {whole} ms",
+                    args.probe,
+                    points[index],
+                    setup as f64 / points[index].max(1) as f64,
+                );
+            }
         }
     }
     drop(guard);

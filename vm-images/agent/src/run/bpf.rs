@@ -84,10 +84,8 @@ impl ItemRun<'_> {
         let mut timers = Timers::new(&runtime);
         let started = Instant::now();
         let timeout = Duration::from_millis(item.workload.timeout_ms);
-        if stop.is_none()
-            && let Some(workload) = &mut self.workload
-        {
-            workload.release()?;
+        if stop.is_none() {
+            self.release_workload()?;
         }
         while stop.is_none() {
             stop = self.drain(&mut events, artefact, &mut runtime)?;
