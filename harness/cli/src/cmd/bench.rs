@@ -52,7 +52,7 @@ pub struct AttachBenchArgs {
     #[arg(long, default_value_t = 3)]
     rounds: u32,
     /// Accelerator: auto, kvm or tcg.
-    #[arg(long, default_value = "auto")]
+    #[arg(long, env = tapmatrix_vm::ACCEL_ENV, default_value = "auto")]
     accel: Accel,
 }
 
@@ -71,7 +71,7 @@ pub struct EventBenchArgs {
     #[arg(long, default_value_t = 3)]
     rounds: u32,
     /// Accelerator: auto, kvm or tcg.
-    #[arg(long, default_value = "auto")]
+    #[arg(long, env = tapmatrix_vm::ACCEL_ENV, default_value = "auto")]
     accel: Accel,
 }
 
