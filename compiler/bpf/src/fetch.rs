@@ -18,8 +18,14 @@ use crate::error::BpfError;
 pub(crate) enum Context {
     /// `struct pt_regs *` at a function's entry.
     Entry,
-    /// `struct pt_regs *` at a function's return.
+    /// `struct pt_regs *` at a function's return (a kretprobe).
     Return,
+    /// A BPF trampoline's argument array at a function's return (`fexit`):
+    /// the function's `args` arguments, then its return value.
+    Exit {
+        /// The function's arguments.
+        args: u8,
+    },
     /// A trace event's record.
     Record,
     /// A raw tracepoint's argument array.
@@ -238,6 +244,11 @@ pub(crate) fn plan(
             size: 8,
             signed: false,
         },
+        (TargetBase::Return, Context::Exit { args }) => Start::Ctx {
+            offset: 8 * i16::from(args),
+            size: 8,
+            signed: false,
+        },
         (TargetBase::Field { offset, name }, Context::Record) => {
             let offset = i16::try_from(*offset).map_err(|_| error("field too far".to_owned()))?;
             let c_type = access.var.c_type.as_str();
@@ -265,7 +276,7 @@ pub(crate) fn plan(
                 }
             }
         }
-        (TargetBase::Param { name, .. }, Context::Return) => {
+        (TargetBase::Param { name, .. }, Context::Return | Context::Exit { .. }) => {
             return Err(error(format!(
                 "parameter ${name} cannot be read at a function's return (use @entry)"
             )));
@@ -350,16 +361,61 @@ fn syscall_string_pointer(
     (pointer.size == 8).then(|| i16::try_from(pointer.offset).ok())?
 }
 
-/// The context of an attach point's program.
+/// The context of an attach point's program: a function's return is an
+/// `fexit` program where the kernel can attach one (see [`exit_args`]),
+/// else a kretprobe.
 pub(crate) fn context_of(
+    facts: &KernelFacts,
     at: &AttachPoint,
     targets: &[Result<TargetAccess, TargetError>],
 ) -> Context {
     match at.kind {
         AttachKind::Kprobe => Context::Entry,
-        AttachKind::Kretprobe => Context::Return,
+        AttachKind::Kretprobe => {
+            exit_args(facts, at).map_or(Context::Return, |args| Context::Exit { args })
+        }
         AttachKind::Tracepoint => tracepoint_context(targets),
         AttachKind::Perf => Context::Perf,
         _ => Context::Other,
     }
+}
+
+/// The arguments a BPF trampoline hands an x86_64 program (5.10's limit).
+const EXIT_MAX_ARGS: usize = 6;
+
+/// The arguments of a function whose return an `fexit` program can serve,
+/// `None` when it takes a kretprobe. A kretprobe keeps a pool of instances
+/// for the calls in flight, `num_possible_cpus()` of them on 5.10 (one
+/// in a one-CPU guest) and perf's kprobe PMU has no way to ask for more:
+/// a single other task asleep in the function (the agent in a pipe read)
+/// then hides every return of the workload's calls (measured: a `cat`
+/// blocked in `vfs_read` left `dd`'s three reads uncounted on 5.10, not on
+/// 6.1 and later). A trampoline has no such pool. It needs the function
+/// in the kernel's BTF, traceable (in `available_filter_functions`), in
+/// the kernel image (5.10 has no module BTF), with at most six arguments
+/// each an integer, an enum or a pointer, and a return value the verifier
+/// lets a program read (an integer or an enum: 5.10 refuses pointers to
+/// anything but a struct) or none.
+pub(crate) fn exit_args(facts: &KernelFacts, at: &AttachPoint) -> Option<u8> {
+    use tapmatrix_facts::btf::Kind;
+    if at.module.is_some() || !facts.is_attachable(&at.target) {
+        return None;
+    }
+    let btf = facts.btf.as_ref()?;
+    let function = btf.function(&at.target)?.ok()?;
+    let kind = |id| btf.resolve(id).and_then(|id| btf.kind(id)).ok();
+    let scalar = |k| matches!(k, Some(Kind::Int | Kind::Enum | Kind::Enum64));
+    let ret = function.proto.ret;
+    if ret != 0 && !scalar(kind(ret)) {
+        return None;
+    }
+    let params: Vec<_> = function.proto.params().collect::<Result<_, _>>().ok()?;
+    if params.len() > EXIT_MAX_ARGS
+        || params
+            .iter()
+            .any(|p| p.ty == 0 || !(scalar(kind(p.ty)) || kind(p.ty) == Some(Kind::Ptr)))
+    {
+        return None;
+    }
+    u8::try_from(params.len()).ok()
 }

@@ -138,7 +138,7 @@ fn unit(
     facts: &KernelFacts,
     max_string: u32,
 ) -> Result<Unit, Vec<BpfError>> {
-    let context = fetch::context_of(&at, targets);
+    let context = fetch::context_of(facts, &at, targets);
     if context == Context::Other {
         return Err(vec![BpfError::Unsupported {
             location: at.probe_point(),
@@ -183,6 +183,7 @@ fn attach_of(unit: &Unit) -> (&'static str, BpfAttach) {
                 maxactive: None,
             },
         ),
+        Context::Exit { .. } => ("fexit", BpfAttach::Fexit { function }),
         Context::Record => (
             "tracepoint",
             BpfAttach::Tracepoint {
@@ -249,7 +250,7 @@ fn generate(
             layout: &layout,
             pp: unit.at.probe_point(),
             function: function.clone(),
-            is_return: unit.context == Context::Return,
+            is_return: matches!(unit.context, Context::Return | Context::Exit { .. }),
             task,
         };
         let mut g = Gen::new(&site, &mut tables);

@@ -404,3 +404,44 @@ fn a_backtrace_in_the_kernel_is_a_string_key() {
     assert_eq!(artefact.mode, BpfMode::InKernel, "{}", dump(&artefact));
     assert!(dump(&artefact).contains("call bpf_get_stack#67"));
 }
+
+#[test]
+fn a_return_is_an_fexit_program_where_the_kernel_can_attach_one() {
+    // vfs_read(file, buf, count, pos) returns ssize_t: an fexit program,
+    // `$return` the word after its four arguments. A function returning a
+    // pointer keeps a kretprobe (5.10's verifier reads only pointers to
+    // structs there), `$return` in `ax`.
+    for id in ["5.10", "7.3"] {
+        let facts = fixture(id);
+        let e = elaborate(
+            "global n\nprobe kernel.function(\"vfs_read\").return { n += $return }\n",
+            &facts,
+        );
+        let artefact = compile(e, &facts, Options::default()).unwrap();
+        assert_eq!(
+            artefact.programs[0].attach,
+            BpfAttach::Fexit {
+                function: "vfs_read".to_owned()
+            },
+            "{id}"
+        );
+        let listing = dump(&artefact);
+        assert!(listing.contains("r0 = *(u64 *)(r6 +32)"), "{id}: {listing}");
+        let object = aya_obj::Object::parse(&artefact.object).unwrap();
+        assert!(matches!(
+            object.programs[&artefact.programs[0].name].section,
+            aya_obj::ProgramSection::FExit { sleepable: false }
+        ));
+    }
+    let facts = fixture("5.10");
+    let e = elaborate(
+        "global n\nprobe kernel.function(\"fs_context_for_mount\").return { n = $return }\n",
+        &facts,
+    );
+    let artefact = compile(e, &facts, Options::default()).unwrap();
+    assert!(
+        matches!(&artefact.programs[0].attach, BpfAttach::Kretprobe { function, .. } if function == "fs_context_for_mount"),
+        "{:?}",
+        artefact.programs[0].attach
+    );
+}

@@ -106,6 +106,12 @@ pub enum BpfAttach {
         /// `.maxactive(N)`.
         maxactive: Option<u32>,
     },
+    /// An `fexit` program (a BPF trampoline) on a function's return: the
+    /// context is its arguments then its return value, as 64-bit words.
+    Fexit {
+        /// The function (in the kernel image).
+        function: String,
+    },
     /// A trace event: the context is its record (format fields at their
     /// offsets).
     Tracepoint {

@@ -12,6 +12,15 @@ use crate::event::{EventKind, Fetch, field, finish};
 use crate::fetch::{ReadAs, Site, fetch_arg};
 use crate::filter::pushdown;
 
+/// The instances a kretprobe event keeps for calls in flight
+/// (`r64:`). The kernel's default is `num_possible_cpus()` on kernels
+/// built without preemption up to 5.10 (1 in a one-CPU guest): one other
+/// task asleep in the function then takes the only instance and every
+/// return of the workload's calls in the meantime is missed (measured on
+/// 5.10: a `cat` blocked in `vfs_read` hid all of `dd`'s reads).
+/// SystemTap keeps at least 15.
+pub const KRETPROBE_MAXACTIVE: u32 = 64;
+
 /// Why a script cannot run through tracefs on a kernel.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{location}: {message}")]
@@ -286,7 +295,7 @@ fn event_kind(
         AttachKind::Kretprobe => Ok((
             EventKind::Kretprobe {
                 function,
-                maxactive: None,
+                maxactive: Some(KRETPROBE_MAXACTIVE),
             },
             Site::Return,
         )),

@@ -12,8 +12,8 @@ use aya::maps::{MapData, RingBuf};
 use aya::programs::perf_event::{
     HardwareEvent, PerfEventConfig, PerfEventScope, SamplePolicy, SoftwareEvent,
 };
-use aya::programs::{KProbe, PerfEvent, RawTracePoint, TracePoint};
-use aya::{Ebpf, EbpfLoader};
+use aya::programs::{FExit, KProbe, PerfEvent, RawTracePoint, TracePoint};
+use aya::{Btf, Ebpf, EbpfLoader};
 use tapmatrix_ir::bpf::{
     BpfArtefact, BpfAttach, Field, GlobalPlace, HIT_HEADER, LOST_OFFSET, MapKind, MapRole,
     PerfSample, RECORD_HEADER, RecordTag, STATE_OFFSET, STATE_STOPPED, StatLayout, TARGET_OFFSET,
@@ -214,6 +214,11 @@ fn attach(ebpf: &mut Ebpf, name: &str, how: &BpfAttach) -> Result<()> {
             program.load()?;
             program.attach(function, 0)?;
         }
+        BpfAttach::Fexit { function } => {
+            let program: &mut FExit = program.try_into()?;
+            program.load(function, kernel_btf()?)?;
+            program.attach()?;
+        }
         BpfAttach::Tracepoint { system, event } => {
             let program: &mut TracePoint = program.try_into()?;
             program.load()?;
@@ -249,6 +254,16 @@ fn attach(ebpf: &mut Ebpf, name: &str, how: &BpfAttach) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The kernel's BTF, which an `fexit` program names its function in:
+/// read once per boot (it does not change; parsing it costs a TCG guest
+/// a noticeable time per item otherwise).
+fn kernel_btf() -> Result<&'static Btf> {
+    static BTF: std::sync::OnceLock<Result<Btf, String>> = std::sync::OnceLock::new();
+    BTF.get_or_init(|| Btf::from_sys_fs().map_err(|error| format!("{error:#}")))
+        .as_ref()
+        .map_err(|error| anyhow::anyhow!("reading /sys/kernel/btf/vmlinux: {error}"))
 }
 
 /// aya's name of `perf_event_attr`'s type and config (software and
@@ -339,7 +354,10 @@ fn hit(artefact: &BpfArtefact, program: usize, record: &[u8]) -> Option<Hit> {
             timestamp_ns: word64(record, 16),
             pp: p.pp.clone(),
             function: p.function.clone(),
-            is_return: matches!(p.attach, BpfAttach::Kretprobe { .. }),
+            is_return: matches!(
+                p.attach,
+                BpfAttach::Kretprobe { .. } | BpfAttach::Fexit { .. }
+            ),
         },
     })
 }
