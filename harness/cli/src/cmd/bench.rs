@@ -373,11 +373,7 @@ fn event_bench(args: &EventBenchArgs) -> anyhow::Result<Status> {
     for kernel in &fetched {
         let id = kernel.id.to_string();
         let facts = load_facts(&args.matrix, &id, input_error)?;
-        let mut tapsets = tapmatrix_resolve::TapsetLibrary::load(
-            &args.matrix.tapset_dirs(&[])?,
-            tapmatrix_resolve::kernel_profile(&facts),
-        )
-        .map_err(|error| error.to_string());
+        let mut tapsets = bench_tapsets(&args.matrix, &facts)?;
         let mut items = Vec::new();
         for round in 0..args.rounds.max(1) {
             for variant in &EVENT_VARIANTS {
@@ -410,15 +406,7 @@ fn event_bench(args: &EventBenchArgs) -> anyhow::Result<Status> {
             }
         }
         let work_dir = scratch.path().join(format!("event-{id}"));
-        let reports = tapmatrix_vm::run_items(
-            &kernel.vmlinuz,
-            &items,
-            &work_dir,
-            &options,
-            tapmatrix_vm::RunSettings::default(),
-            &mut |_| {},
-        )
-        .map_err(|e| infra_error(anyhow::anyhow!("{e}")))?;
+        let reports = boot_items(&kernel.vmlinuz, &items, &work_dir, &options)?;
         let console = std::fs::read_to_string(work_dir.join("console.log")).unwrap_or_default();
         let times: Vec<f64> = console
             .lines()
@@ -467,6 +455,37 @@ fn event_bench(args: &EventBenchArgs) -> anyhow::Result<Status> {
     }
     drop(guard);
     Ok(Status::Success)
+}
+
+/// The tapset library a bench compiles against on one kernel (an error
+/// loading it is kept for the compile to report).
+fn bench_tapsets(
+    matrix: &MatrixArgs,
+    facts: &tapmatrix_facts::KernelFacts,
+) -> anyhow::Result<Result<tapmatrix_resolve::TapsetLibrary, String>> {
+    Ok(tapmatrix_resolve::TapsetLibrary::load(
+        &matrix.tapset_dirs(&[])?,
+        tapmatrix_resolve::kernel_profile(facts),
+    )
+    .map_err(|error| error.to_string()))
+}
+
+/// One boot of `vmlinuz` running `items` (a failed boot is infrastructure).
+fn boot_items(
+    vmlinuz: &Path,
+    items: &[tapmatrix_wire::RunItem],
+    work_dir: &Path,
+    options: &VmOptions,
+) -> anyhow::Result<Vec<tapmatrix_vm::ItemReport>> {
+    tapmatrix_vm::run_items(
+        vmlinuz,
+        items,
+        work_dir,
+        options,
+        tapmatrix_vm::RunSettings::default(),
+        &mut |_| {},
+    )
+    .map_err(|e| infra_error(anyhow::anyhow!("{e}")))
 }
 
 /// `script` (written as the `n`th bench script under `dir`) compiled for
@@ -518,11 +537,7 @@ fn attach_bench(args: &AttachBenchArgs) -> anyhow::Result<Status> {
     for kernel in &fetched {
         let id = kernel.id.to_string();
         let facts = load_facts(&args.matrix, &id, input_error)?;
-        let mut tapsets = tapmatrix_resolve::TapsetLibrary::load(
-            &args.matrix.tapset_dirs(&[])?,
-            tapmatrix_resolve::kernel_profile(&facts),
-        )
-        .map_err(|error| error.to_string());
+        let mut tapsets = bench_tapsets(&args.matrix, &facts)?;
         let mut items = Vec::new();
         let mut points = Vec::new();
         for (name, backend) in backends {
@@ -553,15 +568,7 @@ fn attach_bench(args: &AttachBenchArgs) -> anyhow::Result<Status> {
             }
         }
         let work_dir = scratch.path().join(format!("attach-{id}"));
-        let reports = tapmatrix_vm::run_items(
-            &kernel.vmlinuz,
-            &items,
-            &work_dir,
-            &options,
-            tapmatrix_vm::RunSettings::default(),
-            &mut |_| {},
-        )
-        .map_err(|e| infra_error(anyhow::anyhow!("{e}")))?;
+        let reports = boot_items(&kernel.vmlinuz, &items, &work_dir, &options)?;
         let rounds = args.rounds.max(1) as usize;
         for (index, (name, _)) in backends.iter().enumerate() {
             let mut best: Option<(u64, u64)> = None;
