@@ -407,24 +407,36 @@ fn event_bench(args: &EventBenchArgs) -> anyhow::Result<Status> {
         }
         let work_dir = scratch.path().join(format!("event-{id}"));
         let reports = boot_items(&kernel.vmlinuz, &items, &work_dir, &options)?;
-        let console = std::fs::read_to_string(work_dir.join("console.log")).unwrap_or_default();
-        let times: Vec<f64> = console
-            .lines()
-            .filter_map(|line| {
-                let rest = &line[line.find(EVENT_MARK)? + EVENT_MARK.len()..];
-                let mut words = rest.split_whitespace().map(str::parse::<f64>);
-                match (words.next(), words.next()) {
-                    (Some(Ok(s)), Some(Ok(e))) => Some(e - s),
-                    _ => None,
-                }
+        // Each workload's mark line, from what it wrote on its stderr.
+        let times: Vec<f64> = reports
+            .iter()
+            .filter_map(|report| {
+                let stderr: String = report
+                    .messages
+                    .iter()
+                    .filter_map(|message| match message {
+                        tapmatrix_ir::RunMessage::WorkloadOutput { text, .. } => {
+                            Some(text.as_str())
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                stderr.lines().find_map(|line| {
+                    let rest = &line[line.find(EVENT_MARK)? + EVENT_MARK.len()..];
+                    let mut words = rest.split_whitespace().map(str::parse::<f64>);
+                    match (words.next(), words.next()) {
+                        (Some(Ok(s)), Some(Ok(e))) => Some(e - s),
+                        _ => None,
+                    }
+                })
             })
             .collect();
         if times.len() != items.len() || reports.len() != items.len() {
             return Err(infra_error(anyhow::anyhow!(
-                "{id}: {} of {} workloads reported their time (console log: {})",
+                "{id}: {} of {} workloads reported their time (logs: {})",
                 times.len(),
                 items.len(),
-                work_dir.join("console.log").display()
+                work_dir.display()
             )));
         }
         let best = |variant: usize| {
