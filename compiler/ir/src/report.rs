@@ -63,7 +63,7 @@ pub enum RunMessage {
         workload_status: Option<i32>,
         /// Wall time of the item, in milliseconds.
         elapsed_ms: u64,
-        /// Events still defined after the cleanup (must be empty).
+        /// Events still enabled after the cleanup (must be empty).
         leftover_events: Vec<String>,
     },
 }
