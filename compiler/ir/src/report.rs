@@ -79,7 +79,7 @@ pub struct ItemEnd {
     /// let go, in milliseconds (0 when it never was).
     #[serde(default)]
     pub setup_ms: u64,
-    /// Events still defined after the cleanup (must be empty).
+    /// Events still enabled after the cleanup (must be empty).
     pub leftover_events: Vec<String>,
 }
 

@@ -77,6 +77,7 @@ fn main() {
 fn run(channel: &Channel) -> Result<()> {
     let text = fs::read(JOB_PATH).with_context(|| format!("reading {JOB_PATH}"))?;
     let job: Job = serde_json::from_slice(&text).with_context(|| format!("parsing {JOB_PATH}"))?;
+    log(&format!("job read ({} bytes)", text.len()));
     match job {
         Job::Harvest => harvest::run(channel),
         Job::Run { items } => run::run(channel, &items),

@@ -57,6 +57,8 @@ pub fn run(channel: &Channel, items: &[RunItem]) -> Result<()> {
         .and_then(|kb| kb.parse::<u32>().ok())
         .unwrap_or(BUFFER_KB);
     let layout = prepare_tracing(buffer_kb);
+    crate::log("tracing prepared");
+    let mut boot = Boot::default();
     for (index, item) in items.iter().enumerate() {
         let index = u32::try_from(index).context("too many items")?;
         crate::log(&format!("run item {index}: {}", item.name));
@@ -73,6 +75,8 @@ pub fn run(channel: &Channel, items: &[RunItem]) -> Result<()> {
             status: None,
             started,
             setup_ms: 0,
+            phases: Phases::new(),
+            boot: &mut boot,
         };
         let end = match &layout {
             Err(error) => Ok(RunEnd::AgentError {
@@ -92,6 +96,8 @@ pub fn run(channel: &Channel, items: &[RunItem]) -> Result<()> {
         };
         let leftover_events = state.clean_up();
         state.send_workload_output(true)?;
+        state.phases.mark("output");
+        crate::log(&format!("run item {index} phases: {}", state.phases));
         let finished = RunMessage::Finished {
             item: index,
             end: ItemEnd {
@@ -184,6 +190,59 @@ struct ItemRun<'a> {
     started: Instant,
     /// Until its probes were all on and the workload let go.
     setup_ms: u64,
+    phases: Phases,
+    boot: &'a mut Boot,
+}
+
+/// What one item leaves ready for the next in a boot, because making it
+/// again would cost time under TCG.
+#[derive(Default)]
+struct Boot {
+    /// The BPF loader, made for the first BPF item: making one reads and
+    /// parses the kernel's BTF (about 130 ms), which this loader never
+    /// uses.
+    loader: Option<aya::EbpfLoader<'static>>,
+    /// Every CPU's ring buffer, opened by the first tracefs item.
+    buffers: Option<Vec<CpuBuffer>>,
+    /// The threads `set_event_notrace_pid` names (set by the first tracefs
+    /// item, never cleared: changing it costs a grace period, and it only
+    /// ever names the agent's own threads).
+    notrace: Vec<u32>,
+    /// Threads unloading earlier items' BPF objects.
+    unloading: Vec<std::thread::JoinHandle<()>>,
+}
+
+/// Where an item's time went, phase by phase (logged on the console once
+/// per item: the profile of the guest side of a run).
+pub(crate) struct Phases {
+    last: Instant,
+    parts: Vec<(&'static str, Duration)>,
+}
+
+impl Phases {
+    fn new() -> Self {
+        Self {
+            last: Instant::now(),
+            parts: Vec::new(),
+        }
+    }
+
+    /// Ends the phase called `name`.
+    pub(crate) fn mark(&mut self, name: &'static str) {
+        let now = Instant::now();
+        self.parts.push((name, now - self.last));
+        self.last = now;
+    }
+}
+
+impl std::fmt::Display for Phases {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (index, (name, took)) in self.parts.iter().enumerate() {
+            let sep = if index == 0 { "" } else { ", " };
+            write!(f, "{sep}{name} {:.1} ms", took.as_secs_f64() * 1000.0)?;
+        }
+        Ok(())
+    }
 }
 
 /// How an event's records become hits.
@@ -218,10 +277,19 @@ impl ItemRun<'_> {
     /// Sets the item up, runs it, and says how it ended; a refused event
     /// ends it as [`RunEnd::Rejected`]. Cleaning up is the caller's.
     fn drive(&mut self, item: &RunItem, bundle: &Bundle, layout: &PageLayout) -> Result<RunEnd> {
-        tracefs::remove_stale();
-        // Opening `trace` for writing with O_TRUNC empties every buffer.
-        tracefs::write_file(&tracefs::path("trace"), "").context("clearing the ring buffer")?;
+        // The buffers stay open from item to item; what an earlier item
+        // left in them (nothing, unless it failed midway) is dropped.
+        // (Truncating `trace` would empty them too, at the cost of a grace
+        // period.)
+        let mut buffers = match self.boot.buffers.take() {
+            Some(buffers) => buffers,
+            None => open_buffers()?,
+        };
+        let mut page = vec![0u8; layout.page_size];
+        discard(&mut buffers, &mut page)?;
+        self.phases.mark("clear");
         let target = self.spawn_workload(&item.workload.command)?;
+        self.phases.mark("spawn");
         let agent_tids = own_threads();
         let mut decoders = Vec::new();
         let mut by_id: HashMap<u16, Vec<usize>> = HashMap::new();
@@ -233,6 +301,7 @@ impl ItemRun<'_> {
             by_id.entry(decoder.0).or_default().push(decoders.len());
             decoders.push(decoder.1);
         }
+        self.phases.mark("create");
         let mut task_decoders: HashMap<u16, TaskDecoder> = HashMap::new();
         for &event in &bundle.tasks {
             match self.follow(event, &agent_tids) {
@@ -242,14 +311,19 @@ impl ItemRun<'_> {
                 Err(refusal) => return self.rejected(bundle.events.len(), refusal),
             }
         }
-        let notrace: Vec<String> = agent_tids.iter().map(u32::to_string).collect();
-        let _ = tracefs::write_file(&tracefs::path("set_event_notrace_pid"), &notrace.join(" "));
-        let mut buffers = open_buffers()?;
+        if self.boot.notrace != agent_tids {
+            let notrace: Vec<String> = agent_tids.iter().map(u32::to_string).collect();
+            let _ =
+                tracefs::write_file(&tracefs::path("set_event_notrace_pid"), &notrace.join(" "));
+            self.boot.notrace = agent_tids;
+        }
+        self.phases.mark("tasks");
         for index in 0..self.installed.len() {
             if let Err(refusal) = self.installed[index].enable(true) {
                 return self.rejected(index, refusal);
             }
         }
+        self.phases.mark("enable");
         let mut runtime = runtime_for(&bundle.program, target);
         let mut stop = stopped(runtime.begin());
         self.flush(&mut runtime)?;
@@ -269,7 +343,7 @@ impl ItemRun<'_> {
                 Tasks::snapshot()
             },
         };
-        let mut page = vec![0u8; layout.page_size];
+        self.phases.mark("begin");
         while stop.is_none() {
             let pending = self.read_buffers(&mut buffers, layout, &mut page, false)?;
             stop = self.feed(&mut runtime, &mut ctx, pending)?;
@@ -283,11 +357,13 @@ impl ItemRun<'_> {
             }
             stop = self.wait_a_poll(bundle.events.is_empty(), &timers, started, timeout)?;
         }
+        self.phases.mark("run");
         // Stop the events, then hand on what is left in the buffer (unless
         // the script itself stopped).
         for installed in &self.installed {
             let _ = installed.enable(false);
         }
+        self.phases.mark("disable");
         let mut end = stop.unwrap_or(RunEnd::WorkloadDone);
         let pending = self.read_buffers(&mut buffers, layout, &mut page, true)?;
         if matches!(end, RunEnd::WorkloadDone | RunEnd::Timeout)
@@ -298,6 +374,7 @@ impl ItemRun<'_> {
         self.lost = self
             .lost
             .max(buffers.iter().map(CpuBuffer::lost_since_start).sum());
+        self.boot.buffers = Some(buffers);
         if let Some(workload) = &mut self.workload {
             workload.kill();
             self.status = workload.poll();
@@ -308,6 +385,7 @@ impl ItemRun<'_> {
             end = RunEnd::RuntimeError { message };
         }
         self.flush(&mut runtime)?;
+        self.phases.mark("end");
         Ok(end)
     }
 
@@ -361,7 +439,7 @@ impl ItemRun<'_> {
         target: u32,
         agent_tids: &[u32],
     ) -> Result<(u16, Decoder), Refusal> {
-        let installed = tracefs::create(&event.install)?;
+        let installed = tracefs::create(&event.install, self.item)?;
         self.installed.push(installed.clone());
         let format = read_format(&installed)?;
         let mut slots = Vec::new();
@@ -550,15 +628,16 @@ impl ItemRun<'_> {
         Ok(())
     }
 
-    /// Removes every event the item set up, stops its workload, and lists
-    /// what is still there.
+    /// Disables every event the item set up (see `tracefs` on why they
+    /// stay defined), stops its workload, and lists the events still
+    /// enabled.
     fn clean_up(&mut self) -> Vec<String> {
         for installed in self.installed.iter().rev() {
-            if let Err(error) = installed.remove() {
-                crate::log(&format!("removing {}: {error}", installed.label()));
+            if let Err(error) = installed.retire() {
+                crate::log(&format!("disabling {}: {error}", installed.label()));
             }
         }
-        let _ = tracefs::write_file(&tracefs::path("set_event_notrace_pid"), "");
+        self.phases.mark("retire");
         if let Some(workload) = &mut self.workload {
             workload.kill();
             self.status = self.status.or(workload.poll());
@@ -568,17 +647,15 @@ impl ItemRun<'_> {
             crate::log(&format!("killed {strays} processes the workload left"));
         }
         workload::reap_orphans(REAP_PATIENCE);
+        self.phases.mark("reap");
         let mut leftover: Vec<String> = self
             .installed
             .iter()
             .filter(|installed| installed.left_over())
             .map(Installed::label)
             .collect();
-        for name in tracefs::leftover_dynamic_events() {
-            if !leftover.contains(&name) {
-                leftover.push(name);
-            }
-        }
+        leftover.dedup();
+        self.phases.mark("check");
         leftover
     }
 }
@@ -686,6 +763,24 @@ fn stopped(control: Control) -> Option<RunEnd> {
         Control::Exit => Some(RunEnd::Exit),
         Control::Error(message) => Some(RunEnd::RuntimeError { message }),
     }
+}
+
+/// Reads and drops whatever the buffers hold, and counts their losses from
+/// now on.
+fn discard(buffers: &mut [CpuBuffer], page: &mut [u8]) -> Result<()> {
+    for buffer in buffers {
+        loop {
+            match rustix::io::read(&buffer.pipe, &mut *page) {
+                Ok(0) | Err(Errno::AGAIN) => break,
+                Err(Errno::INTR) | Ok(_) => {}
+                Err(error) => {
+                    return Err(error).context(format!("reading cpu{}'s buffer", buffer.cpu));
+                }
+            }
+        }
+        buffer.lost_at_start = lost_in(&buffer.stats);
+    }
+    Ok(())
 }
 
 /// Opens every CPU's `trace_pipe_raw` for non-blocking reads.

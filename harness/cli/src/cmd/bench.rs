@@ -98,6 +98,10 @@ pub struct RunBenchArgs {
     /// Rounds to run; each side's best round counts.
     #[arg(long, default_value_t = 3)]
     rounds: u32,
+    /// The back end: tracefs, bpf, bpf-forward or auto (as `tapmatrix run
+    /// --backend`).
+    #[arg(long, default_value = "auto", value_parser = crate::cmd::run::parse_backend)]
+    backend: Backend,
 }
 
 /// `tapmatrix bench harvest` options.
@@ -216,7 +220,7 @@ fn run_bench(args: &RunBenchArgs) -> anyhow::Result<Status> {
         tapset_dirs: args.matrix.tapset_dirs(&args.include)?,
         jobs,
         function_events: FunctionEvents::default(),
-        backend: tapmatrix_run::Backend::default(),
+        backend: args.backend,
         vm: VmOptions {
             accel: args.accel,
             ..VmOptions::new(cache.root())
@@ -261,9 +265,10 @@ fn run_bench(args: &RunBenchArgs) -> anyhow::Result<Status> {
         best_run = best_run.min(run_wall);
     }
     println!(
-        "{} kernels, {} scripts, {cells} cells, -j {jobs}, accel {}, best of {}: run {:.2}s, floor {:.2}s, ratio {:.2} (aim: 1.3)",
+        "{} kernels, {} scripts, {cells} cells, back end {:?}, -j {jobs}, accel {}, best of {}: run {:.2}s, floor {:.2}s, ratio {:.2} (aim: 1.3)",
         kernels.len(),
         specs.len(),
+        args.backend,
         options.vm.accel.resolve(&options.vm).name(),
         args.rounds.max(1),
         best_run.as_secs_f64(),

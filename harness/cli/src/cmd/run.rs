@@ -595,7 +595,7 @@ fn show(cells: &[Cell], results: &Results, streamed: bool) -> anyhow::Result<()>
 }
 
 /// `--backend`'s values.
-fn parse_backend(text: &str) -> Result<Backend, String> {
+pub(crate) fn parse_backend(text: &str) -> Result<Backend, String> {
     match text {
         "tracefs" => Ok(Backend::Tracefs),
         "bpf" => Ok(Backend::Bpf),

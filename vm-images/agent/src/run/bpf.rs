@@ -36,12 +36,19 @@ impl ItemRun<'_> {
     /// Runs an item compiled to BPF.
     pub(super) fn drive_bpf(&mut self, item: &RunItem, artefact: &BpfArtefact) -> Result<RunEnd> {
         let target = self.spawn_workload(&item.workload.command)?;
-        let mut ebpf = match EbpfLoader::new().btf(None).load(&artefact.object) {
+        self.phases.mark("spawn");
+        let loader = self.boot.loader.get_or_insert_with(|| {
+            let mut loader = EbpfLoader::new();
+            loader.btf(None);
+            loader
+        });
+        let mut ebpf = match loader.load(&artefact.object) {
             Ok(ebpf) => ebpf,
             Err(error) => {
                 return self.refused(0, "the BPF object".to_owned(), format!("{error:#}"));
             }
         };
+        self.phases.mark("load");
         let mut maps = open_maps(&mut ebpf, artefact)?;
         let mut events = RingBuf::try_from(
             ebpf.take_map("events")
@@ -55,6 +62,7 @@ impl ItemRun<'_> {
         // Programs do nothing until every one is attached: a probe and its
         // partner (entry and exit) see the same hits.
         maps.set_word(STATE_OFFSET, STATE_STOPPED)?;
+        self.phases.mark("begin");
         let attaching = Instant::now();
         for (index, program) in artefact.programs.iter().enumerate() {
             if stop.is_some() {
@@ -78,6 +86,7 @@ impl ItemRun<'_> {
             artefact.mode,
             attaching.elapsed().as_millis()
         ));
+        self.phases.mark("attach");
         if stop.is_none() {
             maps.set_word(STATE_OFFSET, 0)?;
         }
@@ -109,6 +118,7 @@ impl ItemRun<'_> {
             }
             stop = self.wait_a_poll(artefact.programs.is_empty(), &timers, started, timeout)?;
         }
+        self.phases.mark("run");
         // Later hits do nothing; what the kernel sent before is handled
         // unless the script itself stopped.
         maps.set_word(STATE_OFFSET, STATE_STOPPED)?;
@@ -133,8 +143,16 @@ impl ItemRun<'_> {
             end = RunEnd::RuntimeError { message };
         }
         self.flush(&mut runtime)?;
+        self.phases.mark("end");
         drop(maps);
-        drop(ebpf);
+        // Detaching waits for grace periods (about 40 ms per kprobe program
+        // under TCG on 6.1): the guest is idle meanwhile, so the next item
+        // goes on while a thread of its own unloads this one. Its programs
+        // are stopped (they return at once) until they are gone.
+        self.boot
+            .unloading
+            .push(std::thread::spawn(move || drop(ebpf)));
+        self.phases.mark("unload");
         Ok(end)
     }
 
