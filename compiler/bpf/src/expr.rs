@@ -48,6 +48,8 @@ pub(crate) fn builtin_type(builtin: Builtin) -> ScalarType {
         | Builtin::StringQuoted
         | Builtin::Tokenize
         | Builtin::ErrnoStr
+        | Builtin::SyscallName
+        | Builtin::Ctime
         | Builtin::Matched => ScalarType::String,
         _ => ScalarType::Long,
     }

@@ -67,6 +67,8 @@ pub fn builtin(name: &str) -> Option<Signature> {
         "errno_str" => sig(Builtin::ErrnoStr, &[Long], Some(Str)),
         "matched" => sig(Builtin::Matched, &[Long], Some(Str)),
         "task_current" => sig(Builtin::TaskCurrent, &[], Some(Long)),
+        "syscall_name" => sig(Builtin::SyscallName, &[Long], Some(Str)),
+        "ctime" => sig(Builtin::Ctime, &[Long], Some(Str)),
         _ => return None,
     })
 }

@@ -601,6 +601,11 @@ pub enum Builtin {
     Matched,
     /// `task_current()`: the address of the current task's `task_struct`.
     TaskCurrent,
+    /// `syscall_name(nr)`: the name of x86_64 system call `nr`.
+    SyscallName,
+    /// `ctime(secs)`: seconds since the epoch as `ctime(3)` prints them
+    /// (UTC, without the newline).
+    Ctime,
 }
 
 /// An expression, typed: every node's type is known from its shape.
