@@ -458,6 +458,8 @@ fn render(kernels: &[Kernel], syscalls: &[Syscall]) -> String {
          // `_unquoted` twin; other user pointers as `NAME_uaddr`), and on return\n\
          // `retval` and `retstr`. A syscall that some kernels lack is optional\n\
          // (`?`): its alias attaches nowhere there, and its comment names them.\n\
+         // Each has its `nd_syscall.` twin (SystemTap's names for the syscall\n\
+         // probes that need no debuginfo): none here does.\n\
          //\n\
          // User strings: from 7.0 in the matrix the syscall events record them\n\
          // (`__NAME_val` fields), read with kernel_string(). Eprobes (5.15) can\n\
@@ -469,11 +471,42 @@ fn render(kernels: &[Kernel], syscalls: &[Syscall]) -> String {
     );
     for syscall in syscalls {
         render_entry(&mut out, kernels, syscall);
+        render_nd(&mut out, kernels, syscall, "");
         if syscall.has_exit {
             render_return(&mut out, kernels, syscall);
+            render_nd(&mut out, kernels, syscall, ".return");
         }
     }
     out
+}
+
+/// `nd_syscall.NAME` (`suffix` "") or `nd_syscall.NAME.return` (".return"):
+/// SystemTap's names for the syscall probes that need no debuginfo, which
+/// here are the `syscall.` ones.
+fn render_nd(out: &mut String, kernels: &[Kernel], syscall: &Syscall, suffix: &str) {
+    let name = &syscall.name;
+    let optional = if syscall.present.len() == kernels.len() {
+        ""
+    } else {
+        " ?"
+    };
+    let what = if suffix.is_empty() {
+        "is entered"
+    } else {
+        "returns"
+    };
+    let _ = writeln!(
+        out,
+        "\n/**\n * probe nd_syscall.{name}{suffix} - The {name} system call {what} (no debuginfo needed)"
+    );
+    let _ = writeln!(
+        out,
+        " *\n * Description: SystemTap's non-debuginfo variant of syscall.{name}{suffix}: the same probe, with the same variables.\n */"
+    );
+    let _ = writeln!(
+        out,
+        "probe nd_syscall.{name}{suffix} = syscall.{name}{suffix}{optional} {{ }}"
+    );
 }
 
 /// The comment line naming the kernels a partial syscall is missing on, if any.

@@ -8,7 +8,9 @@
 //!   harvested facts of the matrix's kernels.
 //! - `cargo xtask systemtap`: fetches the newest `systemtap-common` the test
 //!   cache's private apt state reaches and prints its tapset directory (for
-//!   `TAPMATRIX_SYSTEMTAP_TAPSETS`, which the parse and resolve benchmarks read).
+//!   `TAPMATRIX_SYSTEMTAP_TAPSETS`, which the parse and resolve benchmarks read);
+//!   `cargo xtask systemtap doc`: the same for `systemtap-doc`, printing its
+//!   examples directory.
 
 mod gen_syscalls;
 
@@ -27,7 +29,11 @@ fn main() -> Result<()> {
             gen_syscalls::run(&workspace_root(), &args)
         }
         Some("systemtap") => {
-            println!("{}", systemtap_tapsets()?.display());
+            match std::env::args().nth(2).as_deref() {
+                None => println!("{}", systemtap_tapsets()?.display()),
+                Some("doc") => println!("{}", systemtap_examples()?.display()),
+                Some(other) => bail!("usage: cargo xtask systemtap [doc] (not {other:?})"),
+            }
             Ok(())
         }
         _ => bail!("usage: cargo xtask matrix|test|gen-syscalls|systemtap"),
@@ -94,6 +100,19 @@ fn systemtap_tapsets() -> Result<std::path::PathBuf> {
         &tapmatrix_kernels::HostApt::default(),
     )?;
     Ok(root.join("usr/share/systemtap/tapset"))
+}
+
+/// The examples directory of the newest `systemtap-doc` the test cache's
+/// private apt state reaches, fetched into the cache when missing.
+fn systemtap_examples() -> Result<std::path::PathBuf> {
+    let cache = tapmatrix_kernels::Cache::open(&test_cache_dir())?;
+    let guard = cache.lock()?;
+    let root = tapmatrix_kernels::fetch_package(
+        &guard,
+        "systemtap-doc",
+        &tapmatrix_kernels::HostApt::default(),
+    )?;
+    Ok(root.join("usr/share/systemtap/examples"))
 }
 
 /// What the report tests need besides the tool's own prerequisites:

@@ -51,7 +51,9 @@ pub(crate) fn builtin_type(builtin: Builtin) -> ScalarType {
         | Builtin::Matched
         | Builtin::Backtrace
         | Builtin::Symname
-        | Builtin::Symdata => ScalarType::String,
+        | Builtin::Symdata
+        | Builtin::SyscallName
+        | Builtin::Ctime => ScalarType::String,
         _ => ScalarType::Long,
     }
 }

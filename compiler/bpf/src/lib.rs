@@ -87,7 +87,7 @@ pub fn compile(
             continue;
         }
         for (defined, attach) in site.defined_groups() {
-            let (probe, requests) = site.specialize(&probe, &defined);
+            let (probe, requests, attach) = site.specialize(&probe, &defined, attach);
             let index = probes.len() as u32;
             probes.push(probe);
             for (at, targets) in attach {

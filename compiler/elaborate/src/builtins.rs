@@ -70,6 +70,8 @@ pub fn builtin(name: &str) -> Option<Signature> {
         "backtrace" => sig(Builtin::Backtrace, &[], Some(Str)),
         "symname" => sig(Builtin::Symname, &[Long], Some(Str)),
         "symdata" => sig(Builtin::Symdata, &[Long], Some(Str)),
+        "syscall_name" => sig(Builtin::SyscallName, &[Long], Some(Str)),
+        "ctime" => sig(Builtin::Ctime, &[Long], Some(Str)),
         _ => return None,
     })
 }

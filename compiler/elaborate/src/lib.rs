@@ -98,13 +98,18 @@ impl ProbeSite {
     }
 
     /// The probe with its `@defined` slots replaced by the constants
-    /// `defined` (in slot order) and the other slots renumbered, and the
-    /// requests of the slots that remain.
+    /// `defined` (in slot order), the conditions they decide folded (as
+    /// SystemTap does: the branch not taken is dropped, so
+    /// `@defined($x) ? $x : 0` reads no `$x` where it does not resolve), and
+    /// the slots that remain renumbered; with the requests of those slots
+    /// and `attach` (a group of [`ProbeSite::defined_groups`]) keeping
+    /// only their resolved targets.
     pub fn specialize(
         &self,
         probe: &tapmatrix_ir::Probe,
         defined: &[bool],
-    ) -> (tapmatrix_ir::Probe, Vec<FetchRequest>) {
+        attach: Vec<ResolvedAttach>,
+    ) -> (tapmatrix_ir::Probe, Vec<FetchRequest>, Vec<ResolvedAttach>) {
         use tapmatrix_ir::Expr;
         let mut constants = defined.iter();
         let mut renumber: Vec<Expr> = Vec::new();
@@ -129,8 +134,156 @@ impl ProbeSite {
                 *expr = new.clone();
             }
         });
+        if defined.is_empty() {
+            probe.fetches = kept.iter().map(FetchRequest::ty).collect();
+            return (probe, kept, attach);
+        }
+        fold::block(&mut probe.body);
+        // The slots only a dropped branch read go.
+        let mut used = vec![false; kept.len()];
+        tapmatrix_ir::visit::walk_block(&probe.body, &mut |_| {}, &mut |expr| {
+            if let Expr::Fetch(slot) = expr
+                && let Some(u) = used.get_mut(*slot as usize)
+            {
+                *u = true;
+            }
+        });
+        let mut new_index = Vec::with_capacity(kept.len());
+        let mut next = 0u32;
+        for &u in &used {
+            new_index.push(next);
+            next += u32::from(u);
+        }
+        tapmatrix_ir::visit::walk_block_mut(&mut probe.body, &mut |expr| {
+            if let Expr::Fetch(slot) = expr
+                && let Some(new) = new_index.get(*slot as usize)
+            {
+                *slot = *new;
+            }
+        });
+        let keep = |i: usize| used.get(i).copied().unwrap_or(true);
+        let kept: Vec<FetchRequest> = kept
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, r)| keep(i).then_some(r))
+            .collect();
+        let attach = attach
+            .into_iter()
+            .map(|(at, targets)| {
+                let targets = targets
+                    .into_iter()
+                    .enumerate()
+                    .filter_map(|(i, t)| keep(i).then_some(t))
+                    .collect();
+                (at, targets)
+            })
+            .collect();
         probe.fetches = kept.iter().map(FetchRequest::ty).collect();
-        (probe, kept)
+        (probe, kept, attach)
+    }
+}
+
+/// Folding the conditions `@defined` decided.
+mod fold {
+    use tapmatrix_ir::{Block, Expr, Stmt, UnaryOp};
+
+    /// Folds the constant conditions of `block`, statements and
+    /// expressions.
+    pub(super) fn block(block: &mut Block) {
+        for stmt in std::mem::take(block) {
+            match stmt {
+                Stmt::If {
+                    mut cond,
+                    then,
+                    otherwise,
+                } => {
+                    expr(&mut cond);
+                    match cond {
+                        Expr::Long(c) => {
+                            let mut taken = if c != 0 { then } else { otherwise };
+                            self::block(&mut taken);
+                            block.push(Stmt::Block(taken));
+                        }
+                        cond => {
+                            let (mut then, mut otherwise) = (then, otherwise);
+                            self::block(&mut then);
+                            self::block(&mut otherwise);
+                            block.push(Stmt::If {
+                                cond,
+                                then,
+                                otherwise,
+                            });
+                        }
+                    }
+                }
+                mut other => {
+                    tapmatrix_ir::visit::walk_stmt_mut(&mut other, &mut |e| expr(e));
+                    if let Stmt::Block(inner)
+                    | Stmt::Loop { body: inner, .. }
+                    | Stmt::Foreach { body: inner, .. }
+                    | Stmt::ForeachHist { body: inner, .. } = &mut other
+                    {
+                        self::block(inner);
+                    }
+                    if let Stmt::Try { body, catch, .. } = &mut other {
+                        self::block(body);
+                        self::block(catch);
+                    }
+                    block.push(other);
+                }
+            }
+        }
+    }
+
+    /// Folds `expr` where its condition is a constant: `c ? a : b`,
+    /// `!c`, `c && x`, `c || x`.
+    fn expr(e: &mut Expr) {
+        let folded = match e {
+            Expr::Ternary {
+                cond,
+                then,
+                otherwise,
+            } => {
+                expr(cond);
+                match **cond {
+                    Expr::Long(c) => Some(if c != 0 {
+                        std::mem::replace(&mut **then, Expr::Long(0))
+                    } else {
+                        std::mem::replace(&mut **otherwise, Expr::Long(0))
+                    }),
+                    _ => None,
+                }
+            }
+            Expr::Unary {
+                op: UnaryOp::Not,
+                operand,
+            } => {
+                expr(operand);
+                match **operand {
+                    Expr::Long(c) => Some(Expr::Long(i64::from(c == 0))),
+                    _ => None,
+                }
+            }
+            Expr::And(a, _) => {
+                expr(a);
+                match **a {
+                    Expr::Long(0) => Some(Expr::Long(0)),
+                    _ => None,
+                }
+            }
+            Expr::Or(a, _) => {
+                expr(a);
+                match **a {
+                    Expr::Long(c) if c != 0 => Some(Expr::Long(1)),
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
+        if let Some(mut new) = folded {
+            expr(&mut new);
+            *e = new;
+        }
     }
 }
 

@@ -184,6 +184,8 @@ fn pure(e: &Expr) -> bool {
                     | Builtin::StringQuoted
                     | Builtin::Abs
                     | Builtin::ErrnoStr
+                    | Builtin::SyscallName
+                    | Builtin::Ctime
                     | Builtin::TaskCurrent
                     | Builtin::Backtrace
                     | Builtin::Symname

@@ -612,6 +612,11 @@ pub enum Builtin {
     /// function containing `addr` (`[kernel]` for the kernel's own), or
     /// `addr` in hex.
     Symdata,
+    /// `syscall_name(nr)`: the name of x86_64 system call `nr`.
+    SyscallName,
+    /// `ctime(secs)`: seconds since the epoch as `ctime(3)` prints them
+    /// (UTC, without the newline).
+    Ctime,
 }
 
 /// An expression, typed: every node's type is known from its shape.

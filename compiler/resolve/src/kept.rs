@@ -15,7 +15,7 @@ use std::sync::Arc;
 use tapmatrix_syntax::{Profile, Session};
 
 use crate::library::{
-    Library, LoadDiagnostic, LoadError, Loaded, Prepared, Sources, Texts, parse_text,
+    Library, LoadDiagnostic, LoadError, Loaded, Prepared, SCRIPT_LAYER, Sources, Texts, parse_text,
 };
 
 /// Tapset directories loaded for one profile, their ASTs kept: what every
@@ -43,17 +43,19 @@ impl TapsetLibrary {
             mut session,
             mut diagnostics,
             scripts,
+            layers,
             ..
         } = sources.prepare(profile, &mut HashMap::new())?;
         let mut texts = Texts::default();
         let mut library = Library::default();
-        for path in &scripts {
+        for (path, layer) in scripts.iter().zip(layers) {
             let (file, found, clean) = parse_text(&mut session, path, texts.get(path)?, false);
             diagnostics.extend(found);
             if clean {
-                library.add_kept(Arc::new(file), session.sources(), false);
+                library.add_kept(Arc::new(file), session.sources(), false, layer);
             }
         }
+        library.shadow();
         Ok(TapsetLibrary {
             session,
             library,
@@ -89,7 +91,7 @@ impl TapsetLibrary {
         loaded.diagnostics.extend(found);
         loaded
             .library
-            .add_kept(Arc::new(file), self.session.sources(), true);
+            .add_kept(Arc::new(file), self.session.sources(), true, SCRIPT_LAYER);
         Ok(loaded)
     }
 }

@@ -29,7 +29,7 @@ pub use body::{BodyTarget, block_targets};
 pub use kept::TapsetLibrary;
 pub use library::{
     Alias, AliasMatch, FileNames, Library, LoadDiagnostic, LoadError, Loaded, ParsedFile,
-    ScriptProbe, Sources, kernel_profile,
+    SCRIPT_LAYER, ScriptProbe, Sources, kernel_profile,
 };
 pub use matrix::{Cell, KernelInput, Matrix, MissGroup, Row, RowsOf, SCHEMA};
 pub use outcome::{AttachKind, AttachPoint, Found, Miss, Outcome, Reason};

@@ -38,7 +38,17 @@ pub struct Alias {
     pub file: usize,
     /// Its item in that file's AST (see [`Library::alias_ast`]).
     pub item: usize,
+    /// The tapset directory that defines it: its index in
+    /// [`Sources::tapset_dirs`] ([`SCRIPT_LAYER`] for the script's own).
+    /// A directory's aliases shadow those of the same name in the
+    /// directories before it ([`Library::shadow`]).
+    pub layer: usize,
 }
+
+/// The layer of the script's own definitions: they neither shadow nor are
+/// shadowed (a script alias of a tapset alias's name adds a definition, as
+/// in SystemTap).
+pub const SCRIPT_LAYER: usize = usize::MAX;
 
 /// A probe of the script: `probe POINTS { ... }`.
 #[derive(Debug, Clone)]
@@ -93,6 +103,13 @@ pub struct ParsedFile {
     pub names: FileNames,
     /// The user's script rather than a tapset file.
     pub script: bool,
+    /// The tapset directory it comes from: its index in
+    /// [`Sources::tapset_dirs`] ([`SCRIPT_LAYER`] for the script). A
+    /// directory's functions shadow those of the same name and arity in
+    /// the directories before it, except that an embedded-C function is
+    /// served by a script function of an earlier directory (elaboration
+    /// decides that).
+    pub layer: usize,
 }
 
 /// The names of the files a parsed file's spans point into: the file itself
@@ -180,7 +197,13 @@ impl FileUnit {
     /// The aliases (and, for the script, the probes) of `file`, whose
     /// spans point into `sources`; `file_index` is its index in
     /// [`Library::files`] (`usize::MAX`: not kept).
-    fn of(file: &ast::File, sources: &SourceMap, script: bool, file_index: usize) -> FileUnit {
+    fn of(
+        file: &ast::File,
+        sources: &SourceMap,
+        script: bool,
+        file_index: usize,
+        layer: usize,
+    ) -> FileUnit {
         let mut unit = FileUnit::default();
         let location = |span: Span| sources.location(span).to_string();
         for (item_index, item) in file.items.iter().enumerate() {
@@ -204,6 +227,7 @@ impl FileUnit {
                             targets: targets.clone(),
                             file: file_index,
                             item: item_index,
+                            layer,
                         });
                     }
                 }
@@ -233,32 +257,65 @@ pub struct AliasMatch<'a> {
 
 impl Library {
     /// Adds the aliases (and, for the script, the probes) of one parsed
-    /// file. Its AST is not kept (see [`Library::add_kept`]).
-    pub fn add_file(&mut self, file: &ast::File, sources: &SourceMap, script: bool) {
-        self.add_items(file, sources, script, usize::MAX);
+    /// file of tapset directory `layer` ([`SCRIPT_LAYER`] for the script).
+    /// Its AST is not kept (see [`Library::add_kept`]).
+    pub fn add_file(&mut self, file: &ast::File, sources: &SourceMap, script: bool, layer: usize) {
+        self.add_unit(&FileUnit::of(file, sources, script, usize::MAX, layer));
     }
 
     /// [`Library::add_file`], keeping the AST in [`Library::files`] for
     /// elaboration.
-    pub fn add_kept(&mut self, file: std::sync::Arc<ast::File>, sources: &SourceMap, script: bool) {
+    pub fn add_kept(
+        &mut self,
+        file: std::sync::Arc<ast::File>,
+        sources: &SourceMap,
+        script: bool,
+        layer: usize,
+    ) {
         let file_index = self.files.len();
-        self.add_items(&file, sources, script, file_index);
+        self.add_unit(&FileUnit::of(&file, sources, script, file_index, layer));
         let names = FileNames::of(&file, sources);
         self.files.push(ParsedFile {
             ast: file,
             names,
             script,
+            layer,
         });
     }
 
-    fn add_items(
-        &mut self,
-        file: &ast::File,
-        sources: &SourceMap,
-        script: bool,
-        file_index: usize,
-    ) {
-        self.add_unit(&FileUnit::of(file, sources, script, file_index));
+    /// Drops the tapset aliases that a later tapset directory defines
+    /// again: `-I DIR` extends the library as `stap -I` extends its search
+    /// path, and DIR's definition of an alias name replaces the earlier
+    /// directories' (so SystemTap's own library, given with `-I`, is read
+    /// as it is written over tapmatrix's). Within one directory every
+    /// definition stays, as in SystemTap. The script's aliases take no
+    /// part. Called once all tapset files are added.
+    pub fn shadow(&mut self) {
+        let mut top: FxHashMap<String, usize> = FxHashMap::default();
+        for alias in &self.aliases {
+            if alias.layer != SCRIPT_LAYER {
+                let layer = top.entry(alias.name.bare()).or_insert(alias.layer);
+                *layer = (*layer).max(alias.layer);
+            }
+        }
+        let shadowed = |alias: &Alias| {
+            alias.layer != SCRIPT_LAYER
+                && top
+                    .get(&alias.name.bare())
+                    .is_some_and(|&layer| layer > alias.layer)
+        };
+        if !self.aliases.iter().any(shadowed) {
+            return;
+        }
+        let aliases = std::mem::take(&mut self.aliases);
+        self.by_name.clear();
+        self.by_names.clear();
+        self.by_first.clear();
+        for alias in aliases {
+            if !shadowed(&alias) {
+                self.push_alias(alias);
+            }
+        }
     }
 
     /// Adds what one file defines (its AST not kept).
@@ -647,6 +704,14 @@ impl Sources {
                 *bytes += size;
             }
         }
+        // The tapset directory of each tapset file (its layer).
+        let mut layer_of: HashMap<PathBuf, usize> = HashMap::new();
+        for prepared in &kernels {
+            for (path, &layer) in prepared.scripts.iter().zip(&prepared.layers) {
+                layer_of.insert(path.clone(), layer);
+            }
+        }
+        let layer_of = &layer_of;
         let texts = &texts;
         let jobs = &jobs;
         let parsed: Vec<(usize, FileUnit, Vec<LoadDiagnostic>)> = kernels
@@ -661,8 +726,13 @@ impl Sources {
                         let session = &mut prepared.session;
                         let (file, found, clean) = parse_text(session, path, text, *script);
                         // A tapset file with errors adds nothing, as in SystemTap.
+                        let layer = if *script {
+                            SCRIPT_LAYER
+                        } else {
+                            layer_of.get(path.as_path()).copied().unwrap_or(0)
+                        };
                         let unit = if clean || *script {
-                            FileUnit::of(&file, session.sources(), *script, usize::MAX)
+                            FileUnit::of(&file, session.sources(), *script, usize::MAX, layer)
                         } else {
                             FileUnit::default()
                         };
@@ -690,6 +760,7 @@ impl Sources {
                     library.add_unit(unit);
                 }
             }
+            library.shadow();
             distinct.push(Loaded {
                 library,
                 diagnostics,
@@ -712,8 +783,12 @@ impl Sources {
         let mut session = Session::new(profile, &[]);
         let mut diagnostics = Vec::new();
         let mut scripts = Vec::new();
+        let mut layers = Vec::new();
         let mut macro_files = Vec::new();
-        for dir in &self.tapset_dirs {
+        for (layer, dir) in self.tapset_dirs.iter().enumerate() {
+            // A directory's library macros replace the earlier ones' of the
+            // same name, as its aliases and functions do.
+            session.begin_macro_layer();
             // The listing depends only on which searched subdirectories exist.
             let existing: Vec<String> = search_subdirs(session.profile())
                 .into_iter()
@@ -745,12 +820,14 @@ impl Sources {
                 }));
             }
             macro_files.extend(files.macros);
+            layers.extend(std::iter::repeat_n(layer, files.scripts.len()));
             scripts.extend(files.scripts);
         }
         Ok(Prepared {
             session,
             diagnostics,
             scripts,
+            layers,
             macros: macro_files,
         })
     }
@@ -767,11 +844,13 @@ pub(crate) struct Shared {
 }
 
 /// A kernel's session (library macros loaded), their diagnostics, the
-/// tapset scripts and the macro files.
+/// tapset scripts with their directories, and the macro files.
 pub(crate) struct Prepared {
     pub(crate) session: Session,
     pub(crate) diagnostics: Vec<LoadDiagnostic>,
     pub(crate) scripts: Vec<PathBuf>,
+    /// The tapset directory (index) of each of `scripts`.
+    pub(crate) layers: Vec<usize>,
     pub(crate) macros: Vec<PathBuf>,
 }
 
@@ -1048,6 +1127,75 @@ mod tests {
         assert_eq!(found[0].suffix.len(), 1);
         let point = ProbePoint::parse("s.*").unwrap();
         assert_eq!(lib.matching(&point).len(), 2);
+    }
+
+    #[test]
+    fn a_later_directory_shadows_aliases_and_macros_of_the_same_name() {
+        let base = tempfile::tempdir().unwrap();
+        let over = tempfile::tempdir().unwrap();
+        let write = |dir: &Path, name: &str, text: &str| {
+            std::fs::write(dir.join(name), text).unwrap();
+        };
+        write(
+            base.path(),
+            "m.stpm",
+            "@define which %( \"base\" %)\n@define kept %( 1 %)\n",
+        );
+        write(
+            base.path(),
+            "a.stp",
+            "probe s.read = kernel.function(\"base_read\") {}\nprobe s.only_base = begin {}\n",
+        );
+        write(
+            base.path(),
+            "b.stp",
+            "probe s.twice = kernel.function(\"one\") {}\n",
+        );
+        write(
+            base.path(),
+            "c.stp",
+            "probe s.twice = kernel.function(\"two\") {}\n",
+        );
+        write(over.path(), "m.stpm", "@define which %( \"over\" %)\n");
+        write(
+            over.path(),
+            "a.stp",
+            "probe s.read = kernel.function(\"over_read\") { w = @which; k = @kept }\n",
+        );
+        let sources = Sources {
+            tapset_dirs: vec![base.path().to_owned(), over.path().to_owned()],
+            script: None,
+            script_text: None,
+        };
+        for loaded in [
+            sources.load(Profile::default()).unwrap(),
+            sources
+                .load_all(vec![Profile::default()])
+                .unwrap()
+                .remove(0),
+        ] {
+            assert!(loaded.diagnostics.is_empty(), "{:?}", loaded.diagnostics);
+            let lib = &loaded.library;
+            assert_eq!(lib.alias_names(), ["s.only_base", "s.twice", "s.read"]);
+            let read: Vec<&Alias> = lib.aliases_named("s.read").collect();
+            assert_eq!(read.len(), 1);
+            assert_eq!(read[0].layer, 1);
+            assert_eq!(
+                read[0].points[0].to_string(),
+                "kernel.function(\"over_read\")"
+            );
+            // Two definitions in one directory both stay, as in SystemTap.
+            assert_eq!(lib.aliases_named("s.twice").count(), 2);
+            let point = ProbePoint::parse("s.read").unwrap();
+            assert_eq!(lib.matching(&point).len(), 1);
+        }
+        // The later directory's macro replaced the earlier one's; the
+        // other macros of the earlier directory stay.
+        let kept = sources.load(Profile::default()).unwrap();
+        let file = kept.library.files.iter().find(|f| f.layer == 1).unwrap();
+        let text = format!("{:?}", file.ast);
+        assert!(text.contains("\"over\""), "{text}");
+        assert!(!text.contains("\"base\""), "{text}");
     }
 
     #[test]

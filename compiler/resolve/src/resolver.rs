@@ -809,7 +809,12 @@ mod tests {
         );
         assert!(parsed.diagnostics.is_empty(), "{:?}", parsed.diagnostics);
         let mut library = Library::default();
-        library.add_kept(std::sync::Arc::new(parsed.file), session.sources(), true);
+        library.add_kept(
+            std::sync::Arc::new(parsed.file),
+            session.sources(),
+            true,
+            crate::library::SCRIPT_LAYER,
+        );
         library
     }
     #[test]

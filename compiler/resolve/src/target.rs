@@ -522,10 +522,17 @@ fn base_var(
                 return Ok((TargetBase::Return, Some(function.proto.ret)));
             }
             let params: Vec<_> = function.proto.params().flatten().collect();
-            match params.iter().position(|p| p.name == name) {
+            // `$argN`: the Nth parameter whatever its name, where no
+            // parameter is called that (what SystemTap's `pointer_arg(N)`,
+            // `int_arg(N)`... read from the registers).
+            let position = params.iter().position(|p| p.name == name).or_else(|| {
+                let n: usize = name.strip_prefix("arg")?.parse().ok()?;
+                n.checked_sub(1).filter(|&i| i < params.len())
+            });
+            match position {
                 Some(index) => Ok((
                     TargetBase::Param {
-                        name: name.to_owned(),
+                        name: params[index].name.to_owned(),
                         index,
                     },
                     Some(params[index].ty),
@@ -540,8 +547,9 @@ fn base_var(
             let (system, event) = at.target.split_once(':').unwrap_or(("", &at.target));
             // A syscall's exit event carries its return value as `ret`:
             // `$return` there is what it is at the syscall function's return.
-            let name = if name == "return" && system == "syscalls" && event.starts_with("sys_exit_")
-            {
+            let syscall_exit = (system == "syscalls" && event.starts_with("sys_exit_"))
+                || (system == "raw_syscalls" && event == "sys_exit");
+            let name = if name == "return" && syscall_exit {
                 "ret"
             } else {
                 name

@@ -40,7 +40,12 @@ pub(crate) fn library(text: &str) -> Library {
     );
     assert!(parsed.diagnostics.is_empty(), "{:?}", parsed.diagnostics);
     let mut library = Library::default();
-    library.add_file(&parsed.file, session.sources(), true);
+    library.add_file(
+        &parsed.file,
+        session.sources(),
+        true,
+        crate::library::SCRIPT_LAYER,
+    );
     library
 }
 

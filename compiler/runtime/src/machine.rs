@@ -1224,6 +1224,8 @@ impl Machine {
                 Value::Long((self.rng % n as u64) as i64)
             }
             Builtin::ErrnoStr => Value::Str(text::errno_name(long_arg(0))),
+            Builtin::SyscallName => Value::Str(text::syscall_name(long_arg(0))),
+            Builtin::Ctime => Value::Str(text::ctime(long_arg(0))),
             Builtin::Matched => {
                 let n = long_arg(0);
                 Value::Str(

@@ -71,6 +71,9 @@ pub struct Session {
     profile: Profile,
     args: Args,
     library_macros: LibraryMacros,
+    /// Library macros of earlier tapset directories, which a later
+    /// directory's files may define again ([`Session::begin_macro_layer`]).
+    shadowable: std::collections::HashSet<String>,
     /// The token buffer of [`Session::parse`], kept between files.
     tokens: std::cell::RefCell<Vec<token::Token>>,
 }
@@ -85,6 +88,7 @@ impl Session {
             profile,
             args,
             library_macros: LibraryMacros::default(),
+            shadowable: std::collections::HashSet::new(),
             tokens: std::cell::RefCell::default(),
         }
     }
@@ -132,7 +136,9 @@ impl Session {
         }
         let macros = pp.into_macros();
         for m in macros.values() {
-            if let Some(first) = self.library_macros.get(&m.name) {
+            if let Some(first) = self.library_macros.get(&m.name)
+                && !self.shadowable.contains(&m.name)
+            {
                 diagnostics.push(
                     Diagnostic::new(
                         m.span,
@@ -146,11 +152,22 @@ impl Session {
             }
         }
         if diagnostics.is_empty() {
+            for name in macros.keys() {
+                self.shadowable.remove(name);
+            }
             self.library_macros
                 .extend(macros.into_iter().map(|(k, v)| (k, Arc::clone(&v))));
         }
         sort(&mut diagnostics);
         diagnostics
+    }
+
+    /// Starts the library macros of another tapset directory: its `.stpm`
+    /// files may define again a macro an earlier directory defined, and
+    /// their definition replaces it (within one directory a second
+    /// definition is still an error).
+    pub fn begin_macro_layer(&mut self) {
+        self.shadowable.extend(self.library_macros.keys().cloned());
     }
 
     /// Reads `.stpm` library macro files (e.g. [`TapsetFiles::macros`]), in

@@ -65,7 +65,7 @@ pub fn lower(
         // `@defined` is decided per attach point: attach points that agree
         // on every `@defined` share one copy of the probe.
         for (defined, attach) in site.defined_groups() {
-            let (probe, requests) = site.specialize(&probe, &defined);
+            let (probe, requests, attach) = site.specialize(&probe, &defined, attach);
             let index = u32::try_from(probes.len()).unwrap_or(u32::MAX);
             match events_of(index, &probe, &requests, &attach, &features) {
                 Ok((probe, mut more)) => {

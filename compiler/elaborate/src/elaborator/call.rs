@@ -4,6 +4,7 @@ use tapmatrix_ir as ir;
 use tapmatrix_syntax::ast::{self, Expr, ExprKind};
 use tapmatrix_syntax::print_expr;
 
+use super::context::{ArgWidth, ContextFn};
 use super::stmt::hist_spec;
 use super::target::Reading;
 use super::{Elab, Ty, refine};
@@ -106,6 +107,11 @@ impl<'a> Elab<'a> {
         }
         if let Some((user, sized, quoted)) = string_fetch(name) {
             return self.string_fetch(e, name, args, user, sized, quoted);
+        }
+        if let Some(kind) = ContextFn::of(name)
+            && !self.script_defines(name)
+        {
+            return self.context_call(e, name, kind, args, void_ok);
         }
         let candidates = self.find_functions(name);
         if let Some(&f) = candidates
@@ -352,6 +358,30 @@ impl<'a> Elab<'a> {
                 }
                 Some(_) => {}
             }
+        }
+        // A pointer argument (`user_string(pointer_arg(2))`) is fetched
+        // with the string at the hit, as a target expression is.
+        if let ExprKind::Call {
+            name: inner,
+            args: inner_args,
+        } = &arg.kind
+            && let Some(kind @ ContextFn::Arg(ArgWidth::Long)) = ContextFn::of(inner)
+            && !self.script_defines(inner)
+            && self.body.function.is_none()
+            && self.body.event
+            && (!sized || literal_len.is_some())
+            && let Ok(target) = self.context_target(inner, kind, inner_args)
+        {
+            let location = self.at(arg.span);
+            let text = self.context_text(kind, inner_args);
+            let slot = self.fetch(FetchRequest::String {
+                target,
+                user,
+                max_len: literal_len,
+                text,
+                location,
+            });
+            return self.quoted(e, ir::Expr::Fetch(slot), quoted);
         }
         // Anything else is a read at a computed address.
         let (addr, array_len) = match array_at {

@@ -7,6 +7,7 @@
 //! IR it builds (with every type then known).
 
 mod call;
+mod context;
 mod derive;
 mod elide;
 mod expr;
@@ -108,6 +109,8 @@ struct FuncDef<'a> {
     name: String,
     file: usize,
     script: bool,
+    /// The tapset directory of its file ([`tapmatrix_resolve::ParsedFile::layer`]).
+    layer: usize,
     def: &'a ast::Function,
     location: String,
     ret: Ty,
@@ -249,6 +252,9 @@ struct Body {
     /// The entry half of the return probe being walked, once it reads an
     /// `@entry` value.
     entry: Option<Box<EntryHalf>>,
+    /// The system call registers `__set_syscall_pt_regs(regs)` named: the
+    /// later `*_arg(N)` of the body read the call's arguments from them.
+    syscall_regs: Option<ast::Target>,
 }
 
 /// Elaborates a library's script for one kernel.
@@ -420,6 +426,7 @@ impl<'a> Elab<'a> {
                             name: f.name.clone(),
                             file: file_index,
                             script: file.script,
+                            layer: file.layer,
                             def: f,
                             location: file.names.location(f.span),
                             ret: f.return_type.map_or(Ty::Unknown, Ty::of_ast),

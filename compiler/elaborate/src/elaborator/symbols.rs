@@ -189,7 +189,13 @@ impl<'a> Elab<'a> {
             })
     }
 
-    /// The functions named `name` visible from the current file, best first.
+    /// The functions named `name` visible from the current file, best
+    /// first: script bodies before embedded C (an embedded-C function of
+    /// SystemTap's library is served by a script function of the same name
+    /// and arity where one exists, tapmatrix's own in the built-in
+    /// library); then the current file's, the script's, and the tapsets'
+    /// from the last directory to the first (a directory given with `-I`
+    /// shadows the built-in library).
     pub(super) fn find_functions(&self, name: &str) -> Vec<usize> {
         let Some(candidates) = self.sym.functions_by_name.get(name) else {
             return Vec::new();
@@ -205,7 +211,14 @@ impl<'a> Elab<'a> {
             .collect();
         found.sort_by_key(|&f| {
             let func = &self.sym.functions[f];
-            (func.file != file, !func.script, f)
+            let embedded = matches!(func.def.body, ast::FunctionBody::Embedded(_));
+            (
+                embedded,
+                func.file != file,
+                !func.script,
+                std::cmp::Reverse(func.layer),
+                f,
+            )
         });
         found
     }

@@ -86,7 +86,8 @@ pub struct RunBenchArgs {
     /// The scripts and their specs.
     #[arg(long, default_value = "tests/scripts", value_name = "DIR")]
     scripts: PathBuf,
-    /// Tapset directories (repeatable; default: the built-in library).
+    /// A tapset directory added to the built-in library, as `stap -I` adds
+    /// one (repeatable); its definitions shadow the built-in ones of the same name.
     #[arg(short = 'I', value_name = "DIR")]
     include: Vec<PathBuf>,
     /// Boots at a time (default: the number of cores).

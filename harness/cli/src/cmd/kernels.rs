@@ -52,21 +52,23 @@ impl MatrixArgs {
         Matrix::load(&self.matrix_path()?).map_err(classify)
     }
 
-    /// The tapset directories: those `-I` names (each must exist), else
-    /// the built-in library.
+    /// The tapset directories: the built-in library, then those `-I`
+    /// names (each must exist), as `stap -I` extends its search path. A
+    /// later directory's aliases, functions and library macros shadow
+    /// those of the same name (and arity) before it, except that its
+    /// embedded-C functions are served by the runtime's builtins or the
+    /// built-in library's script functions (see ARCHITECTURE.md, "The
+    /// tapset library").
     pub fn tapset_dirs(&self, include: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
-        if include.is_empty() {
-            return Ok(vec![
-                crate::builtin::tapsets(&self.cache()?).map_err(infra_error)?,
-            ]);
-        }
         if let Some(missing) = include.iter().find(|dir| !dir.is_dir()) {
             return Err(input_error(anyhow::anyhow!(
                 "{}: no such tapset directory (named by -I)",
                 missing.display()
             )));
         }
-        Ok(include.to_vec())
+        let mut dirs = vec![crate::builtin::tapsets(&self.cache()?).map_err(infra_error)?];
+        dirs.extend(include.iter().cloned());
+        Ok(dirs)
     }
 }
 

@@ -23,8 +23,8 @@ pub struct ListArgs {
     /// The kernel (default: the last harvested kernel of the matrix).
     #[arg(long, value_name = "ID")]
     pub kernel: Option<String>,
-    /// Tapset directories whose aliases the pattern may name (repeatable;
-    /// default: the built-in library).
+    /// A tapset directory added to the built-in library (repeatable), whose
+    /// aliases the pattern may name too.
     #[arg(short = 'I', value_name = "DIR")]
     pub include: Vec<PathBuf>,
     /// The probe point pattern: `kernel.function("vfs_*")`, `kernel.trace("sched:*")`, `vfs.*`.

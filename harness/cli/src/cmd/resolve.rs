@@ -56,8 +56,9 @@ pub struct ResolveArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
-    /// Tapset directories a script's probes may use (repeatable; default:
-    /// the built-in library).
+    /// A tapset directory a script's probes may use, added to the built-in
+    /// library (repeatable); for a directory's own aliases, the directories
+    /// they may use besides it.
     #[arg(short = 'I', value_name = "DIR")]
     pub include: Vec<PathBuf>,
     /// Renderer settings.

@@ -48,7 +48,8 @@ pub struct RunArgs {
     /// Kernels booted at once (default: the number of cores).
     #[arg(short, long)]
     pub jobs: Option<usize>,
-    /// Tapset directories (repeatable; default: the built-in library).
+    /// A tapset directory added to the built-in library, as `stap -I` adds
+    /// one (repeatable); its definitions shadow the built-in ones of the same name.
     #[arg(short = 'I', value_name = "DIR")]
     pub include: Vec<PathBuf>,
     /// Seconds a script without a spec may run.
@@ -117,7 +118,8 @@ pub struct DiffOutputArgs {
         value_name = "A,B"
     )]
     pub kernels: Vec<String>,
-    /// Tapset directories (repeatable; default: the built-in library).
+    /// A tapset directory added to the built-in library, as `stap -I` adds
+    /// one (repeatable); its definitions shadow the built-in ones of the same name.
     #[arg(short = 'I', value_name = "DIR")]
     pub include: Vec<PathBuf>,
     /// Accelerator: auto (KVM where it boots kernels, else TCG), kvm or tcg.

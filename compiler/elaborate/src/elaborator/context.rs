@@ -1,0 +1,310 @@
+//! The context functions SystemTap implements in C by reading the
+//! registers of the hit (`returnval()`, `pointer_arg(N)`, `int_arg(N)`,
+//! `_stp_syscall_nr()`...): here each is a fetch slot of the probe that
+//! calls it, read by the back end at the hit as any target expression is
+//! (`$return`, the Nth parameter, a syscall's registers). They are served
+//! under their names whatever a tapset defines (SystemTap's own library
+//! defines them over embedded C); a script's own definition wins.
+//!
+//! Since registers are read per probe, these functions can only be called
+//! in a probe handler or alias body, not in a function (SystemTap reads the
+//! registers of the current context anywhere).
+
+use tapmatrix_ir as ir;
+use tapmatrix_resolve::AttachKind;
+use tapmatrix_syntax::ast::{self, Expr, ExprKind, TargetBase, TargetComponent};
+
+use super::{Elab, Ty};
+use crate::FetchRequest;
+
+/// A context function served by a fetch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum ContextFn {
+    /// `returnval()`: the return value of a return probe.
+    ReturnValue,
+    /// `int_arg(N)` and friends: the Nth argument, as `width` reads it.
+    Arg(ArgWidth),
+    /// `_stp_syscall_nr()`: the number of the system call.
+    SyscallNr,
+    /// `__set_syscall_pt_regs(regs)`: later `*_arg(N)` read the system
+    /// call's arguments from `regs` (a `struct pt_regs *`).
+    SetSyscallRegs,
+    /// `asmlinkage()`, `fastcall()`, `regparm(n)`: calling-convention
+    /// hints that change nothing on x86_64.
+    NoOp,
+}
+
+/// How an `*_arg(N)` function reads its argument.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum ArgWidth {
+    /// The low 32 bits, sign-extended (`int_arg`, `s32_arg`).
+    Int,
+    /// The low 32 bits (`uint_arg`, `u32_arg`).
+    Uint,
+    /// The whole 64 bits (`long_arg`, `ulong_arg`, `pointer_arg`,
+    /// `longlong_arg`, `s64_arg`...).
+    Long,
+}
+
+impl ContextFn {
+    /// The context function named `name`.
+    pub(super) fn of(name: &str) -> Option<ContextFn> {
+        Some(match name {
+            "returnval" => ContextFn::ReturnValue,
+            "int_arg" | "s32_arg" => ContextFn::Arg(ArgWidth::Int),
+            "uint_arg" | "u32_arg" => ContextFn::Arg(ArgWidth::Uint),
+            "long_arg" | "ulong_arg" | "pointer_arg" | "longlong_arg" | "ulonglong_arg"
+            | "s64_arg" | "u64_arg" => ContextFn::Arg(ArgWidth::Long),
+            "_stp_syscall_nr" => ContextFn::SyscallNr,
+            "__set_syscall_pt_regs" => ContextFn::SetSyscallRegs,
+            "asmlinkage" | "fastcall" | "regparm" => ContextFn::NoOp,
+            _ => return None,
+        })
+    }
+
+    /// Its number of arguments.
+    fn arity(self, name: &str) -> usize {
+        match self {
+            ContextFn::ReturnValue | ContextFn::SyscallNr => 0,
+            ContextFn::Arg(_) | ContextFn::SetSyscallRegs => 1,
+            ContextFn::NoOp => usize::from(name == "regparm"),
+        }
+    }
+}
+
+/// The registers of the x86_64 system call arguments, in order.
+const SYSCALL_ARG_REGISTERS: [&str; 6] = ["di", "si", "dx", "r10", "r8", "r9"];
+
+/// A target expression made by the compiler: `$name` then members.
+fn synthesized(var: &str, members: &[&str]) -> ast::Target {
+    ast::Target {
+        address_of: false,
+        base: TargetBase::Var(format!("${var}")),
+        components: members
+            .iter()
+            .map(|m| TargetComponent::Member((*m).to_owned()))
+            .collect(),
+    }
+}
+
+/// `regs` with one more member.
+fn member(regs: &ast::Target, name: &str) -> ast::Target {
+    let mut target = regs.clone();
+    target
+        .components
+        .push(TargetComponent::Member(name.to_owned()));
+    target
+}
+
+impl<'a> Elab<'a> {
+    /// Whether the user's script defines a function `name` (it then wins
+    /// over the compiler's own meaning of the name).
+    pub(super) fn script_defines(&self, name: &str) -> bool {
+        self.sym
+            .functions_by_name
+            .get(name)
+            .is_some_and(|fs| fs.iter().any(|&f| self.sym.functions[f].script))
+    }
+
+    /// The target expression the context function `kind` reads here with
+    /// `args`, or an error message.
+    pub(super) fn context_target(
+        &mut self,
+        name: &str,
+        kind: ContextFn,
+        args: &'a [Expr],
+    ) -> Result<ast::Target, String> {
+        let first = self.body.attach.first().cloned();
+        match kind {
+            ContextFn::ReturnValue => Ok(synthesized("return", &[])),
+            ContextFn::Arg(_) => {
+                let n = match args.first().map(|a| &a.kind) {
+                    Some(ExprKind::Number(n)) if (1..=6).contains(n) => *n,
+                    Some(ExprKind::Number(n)) => {
+                        return Err(format!(
+                            "{name}({n}): tapmatrix reads the arguments passed in registers, 1 to 6"
+                        ));
+                    }
+                    _ => {
+                        return Err(format!(
+                            "the argument number of {name}() must be a literal number: the argument is fetched at the hit"
+                        ));
+                    }
+                };
+                let index = usize::try_from(n - 1).unwrap_or(0);
+                Ok(match &self.body.syscall_regs {
+                    Some(regs) => member(regs, SYSCALL_ARG_REGISTERS[index]),
+                    None => synthesized(&format!("arg{n}"), &[]),
+                })
+            }
+            ContextFn::SyscallNr => {
+                let Some(at) = first else {
+                    return Err(format!("{name}() needs a probe on a kernel event"));
+                };
+                let (system, event) = at.target.split_once(':').unwrap_or(("", ""));
+                match (at.kind, &self.body.syscall_regs) {
+                    (AttachKind::Tracepoint, _) if system == "raw_syscalls" => {
+                        Ok(synthesized("id", &[]))
+                    }
+                    (AttachKind::Tracepoint, _)
+                        if system == "syscalls" && event.starts_with("sys_") =>
+                    {
+                        Ok(synthesized("__syscall_nr", &[]))
+                    }
+                    (_, Some(regs)) => Ok(member(regs, "orig_ax")),
+                    (AttachKind::Kprobe | AttachKind::Kretprobe, None)
+                        if at.target.starts_with("__x64_sys_") =>
+                    {
+                        Ok(synthesized("regs", &["orig_ax"]))
+                    }
+                    _ => Err(format!(
+                        "{name}(): {} is not a system call's event or function",
+                        at.target
+                    )),
+                }
+            }
+            ContextFn::SetSyscallRegs | ContextFn::NoOp => Err(format!("{name}() has no value")),
+        }
+    }
+
+    /// A call of a context function.
+    pub(super) fn context_call(
+        &mut self,
+        e: &'a Expr,
+        name: &str,
+        kind: ContextFn,
+        args: &'a [Expr],
+        void_ok: bool,
+    ) -> (ir::Expr, Ty) {
+        let void = (ir::Expr::Long(0), Ty::Unknown);
+        let arity = kind.arity(name);
+        if args.len() != arity {
+            self.error(
+                e.span,
+                format!(
+                    "unresolved arity-{} function: identifier '{name}' takes {arity} argument(s)",
+                    args.len()
+                ),
+                None,
+            );
+            return void;
+        }
+        if kind == ContextFn::NoOp {
+            return self.returning(e, name, ir::Expr::Long(0), None, void_ok);
+        }
+        if let Some(f) = self.body.function {
+            let function = self.sym.functions[f].name.clone();
+            self.error(
+                e.span,
+                format!("{name}() in function '{function}': it reads the registers of the probe's hit, which tapmatrix fetches per probe"),
+                Some("call it in the probe handler and pass the value to the function"),
+            );
+            return (ir::Expr::Long(0), Ty::Long);
+        }
+        if !self.body.event {
+            self.error(
+                e.span,
+                format!("{name}() is only available in probes on kernel events, not in begin, end, error or timer probes"),
+                None,
+            );
+            return (ir::Expr::Long(0), Ty::Long);
+        }
+        if kind == ContextFn::SetSyscallRegs {
+            let regs = match args.first().map(|a| &a.kind) {
+                Some(ExprKind::Target(target)) => Ok((**target).clone()),
+                Some(ExprKind::Call { name: inner, args }) => match ContextFn::of(inner) {
+                    Some(inner_kind @ ContextFn::Arg(_)) => {
+                        self.context_target(inner, inner_kind, args)
+                    }
+                    _ => Err(format!(
+                        "{name}() needs a target expression or pointer_arg(N)"
+                    )),
+                },
+                _ => Err(format!(
+                    "{name}() needs a target expression or pointer_arg(N)"
+                )),
+            };
+            match regs {
+                Ok(regs) => self.body.syscall_regs = Some(regs),
+                Err(message) => self.error(e.span, message, None),
+            }
+            return self.returning(e, name, ir::Expr::Long(0), None, void_ok);
+        }
+        let target = match self.context_target(name, kind, args) {
+            Ok(target) => target,
+            Err(message) => {
+                self.error(e.span, message, None);
+                return (ir::Expr::Long(0), Ty::Long);
+            }
+        };
+        if kind == ContextFn::ReturnValue && !self.body.is_return() && !self.at_syscall_exit() {
+            self.error(
+                e.span,
+                "returnval() is only available in return probes",
+                Some("probe the function's .return"),
+            );
+            return (ir::Expr::Long(0), Ty::Long);
+        }
+        let location = self.at(e.span);
+        let text = self.context_text(kind, args);
+        let slot = self.fetch(FetchRequest::Value {
+            text,
+            target,
+            location,
+        });
+        let value = ir::Expr::Fetch(slot);
+        let value = match kind {
+            ContextFn::Arg(ArgWidth::Int) => sign_extend_32(value, self.loc(e.span)),
+            ContextFn::Arg(ArgWidth::Uint) => ir::Expr::Binary {
+                op: ir::BinaryOp::BitAnd,
+                lhs: Box::new(value),
+                rhs: Box::new(ir::Expr::Long(0xffff_ffff)),
+                loc: self.loc(e.span),
+            },
+            _ => value,
+        };
+        (value, Ty::Long)
+    }
+
+    /// How a context value is named in messages; equal names share one
+    /// fetch slot (`int_arg(2)` and `uint_arg(2)` read one register).
+    pub(super) fn context_text(&self, kind: ContextFn, args: &[Expr]) -> String {
+        let n = match args.first().map(|a| &a.kind) {
+            Some(ExprKind::Number(n)) => *n,
+            _ => 0,
+        };
+        match kind {
+            ContextFn::ReturnValue => "returnval()".to_owned(),
+            ContextFn::SyscallNr => "_stp_syscall_nr()".to_owned(),
+            ContextFn::Arg(_) if self.body.syscall_regs.is_some() => {
+                format!("the system call's argument {n}")
+            }
+            _ => format!("pointer_arg({n})"),
+        }
+    }
+
+    /// Whether the probe being walked is at a system call's exit event.
+    fn at_syscall_exit(&self) -> bool {
+        !self.body.attach.is_empty()
+            && self.body.attach.iter().all(|at| {
+                at.kind == AttachKind::Tracepoint
+                    && (at.target == "raw_syscalls:sys_exit"
+                        || at.target.starts_with("syscalls:sys_exit_"))
+            })
+    }
+}
+
+/// `(value << 32) >> 32`: the low 32 bits, sign-extended.
+fn sign_extend_32(value: ir::Expr, loc: ir::Loc) -> ir::Expr {
+    ir::Expr::Binary {
+        op: ir::BinaryOp::Shr,
+        lhs: Box::new(ir::Expr::Binary {
+            op: ir::BinaryOp::Shl,
+            lhs: Box::new(value),
+            rhs: Box::new(ir::Expr::Long(32)),
+            loc,
+        }),
+        rhs: Box::new(ir::Expr::Long(32)),
+        loc,
+    }
+}
