@@ -35,7 +35,7 @@ use tapmatrix_resolve::{AttachPoint, Loaded, TargetAccess, TargetError};
 use tapmatrix_syntax::ast;
 
 pub use caps::{Capabilities, Construct};
-pub use error::{ElaborateError, ElaborateErrors};
+pub use error::{ElaborateError, ElaborateErrors, ElaborateWarning};
 pub use format::{Format, decode_escapes, parse_format};
 
 /// A script elaborated for one kernel.
@@ -204,6 +204,29 @@ pub fn elaborate(
     facts: &KernelFacts,
     caps: &Capabilities,
 ) -> Result<Elaborated, ElaborateErrors> {
+    elaborate_with(loaded, facts, caps, &Options::default()).map(|(elaborated, _)| elaborated)
+}
+
+/// SystemTap's pass-2 switches from its command line.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Options {
+    /// `stap -u`: stores nothing reads are not elided, so their values
+    /// must type-check and resolve like any other.
+    pub unoptimized: bool,
+    /// Globals given a value on the command line (`-G NAME=VALUE`): not
+    /// "never assigned".
+    pub set_globals: Vec<String>,
+}
+
+/// [`elaborate`] with `options`, also giving the warnings SystemTap gives
+/// for the script's own files (unused globals, globals never assigned,
+/// elided assignments), in source order.
+pub fn elaborate_with(
+    loaded: &Loaded,
+    facts: &KernelFacts,
+    caps: &Capabilities,
+    options: &Options,
+) -> Result<(Elaborated, Vec<ElaborateWarning>), ElaborateErrors> {
     let script_errors: Vec<ElaborateError> = loaded
         .diagnostics
         .iter()
@@ -213,5 +236,5 @@ pub fn elaborate(
     if !script_errors.is_empty() {
         return Err(ElaborateErrors(script_errors));
     }
-    elaborator::run(&loaded.library, facts, caps)
+    elaborator::run(&loaded.library, facts, caps, options)
 }

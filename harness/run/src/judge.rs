@@ -102,6 +102,11 @@ pub fn judge(
             return Ok(cell);
         }
         (Compiled::Ready(artefact), true) => cell.backend = Some(artefact.backend().to_owned()),
+        (Compiled::Stopped { pass, .. }, _) => {
+            cell.status = Status::Error;
+            cell.detail = format!("not run: compiling stopped after pass {}", *pass as u8);
+            return Ok(cell);
+        }
     }
     let Some(run) = run else {
         cell.status = Status::Infra;
@@ -126,6 +131,8 @@ pub fn judge(
             cell.detail = format!("the kernel refused an event: {words}");
             return Ok(cell);
         }
+        // `-T SECS`: the time is up, as the script asked.
+        ItemEnd::Timeout if spec.invocation.time_limit => {}
         ItemEnd::Timeout => problems.push(format!("timed out after {} s", spec.timeout_s)),
         ItemEnd::RuntimeError(message) if !spec.expect_error => {
             problems.push(format!("run-time error: {message}"));

@@ -316,6 +316,7 @@ mod tests {
             workload: Workload {
                 command: String::new(),
                 timeout_ms,
+                target: None,
             },
         }
     }

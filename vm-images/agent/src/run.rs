@@ -175,7 +175,9 @@ impl ItemRun<'_> {
         tracefs::remove_stale();
         // Opening `trace` for writing with O_TRUNC empties every buffer.
         tracefs::write_file(&tracefs::path("trace"), "").context("clearing the ring buffer")?;
-        let target = self.spawn_workload(&item.workload.command)?;
+        // `stap -x PID` names target() itself; else it is the workload.
+        let spawned = self.spawn_workload(&item.workload.command)?;
+        let target = item.workload.target.unwrap_or(spawned);
         let agent_tids = own_threads();
         let mut decoders = Vec::new();
         let mut by_id: HashMap<u16, Vec<usize>> = HashMap::new();

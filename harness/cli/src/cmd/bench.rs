@@ -347,6 +347,7 @@ fn event_bench(args: &EventBenchArgs) -> anyhow::Result<Status> {
                     workload: tapmatrix_ir::Workload {
                         command: command.clone(),
                         timeout_ms: 600_000,
+                        target: None,
                     },
                 });
             }

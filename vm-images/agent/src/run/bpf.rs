@@ -34,7 +34,9 @@ struct Maps {
 impl ItemRun<'_> {
     /// Runs an item compiled to BPF.
     pub(super) fn drive_bpf(&mut self, item: &RunItem, artefact: &BpfArtefact) -> Result<RunEnd> {
-        let target = self.spawn_workload(&item.workload.command)?;
+        // `stap -x PID` names target() itself; else it is the workload.
+        let spawned = self.spawn_workload(&item.workload.command)?;
+        let target = item.workload.target.unwrap_or(spawned);
         let mut ebpf = match EbpfLoader::new().btf(None).load(&artefact.object) {
             Ok(ebpf) => ebpf,
             Err(error) => {
