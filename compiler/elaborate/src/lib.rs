@@ -48,6 +48,36 @@ pub struct Elaborated {
     pub sites: Vec<ProbeSite>,
 }
 
+impl Elaborated {
+    /// The target expressions that do not resolve at some attach point
+    /// (which every back end refuses), each once, as SystemTap's pass 2
+    /// reports them: `stap -p2` stops here.
+    pub fn target_errors(&self) -> Vec<ElaborateError> {
+        let mut errors: Vec<ElaborateError> = Vec::new();
+        for site in &self.sites {
+            for (at, targets) in site.attach.iter().zip(&site.targets) {
+                for (request, target) in site.fetches.iter().zip(targets) {
+                    let (text, location) = match request {
+                        FetchRequest::Value { text, location, .. }
+                        | FetchRequest::String { text, location, .. } => (text, location),
+                        FetchRequest::Defined { .. } => continue,
+                    };
+                    if let Err(error) = target {
+                        let error = ElaborateError::new(
+                            format!("{error}: {text} at {}", at.probe_point()),
+                            location.clone(),
+                        );
+                        if !errors.iter().any(|e| e.message == error.message) {
+                            errors.push(error);
+                        }
+                    }
+                }
+            }
+        }
+        errors
+    }
+}
+
 /// What the back end needs for one probe of the program.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProbeSite {

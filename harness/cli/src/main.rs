@@ -36,6 +36,8 @@ enum Command {
     Resolve(cmd::resolve::ResolveArgs),
     /// Run scripts on the kernel matrix, one boot per kernel, judged against their specs and snapshots.
     Run(Box<cmd::run::RunArgs>),
+    /// SystemTap's examples as a conformance test: each `test_installcheck` line run on the matrix and sorted.
+    Examples(Box<cmd::examples::ExamplesArgs>),
     /// How one script's output differs between two kernels.
     DiffOutput(cmd::run::DiffOutputArgs),
     /// Render a results.json: table, json, ktap, junit, kcidb, mail or html.
@@ -67,6 +69,7 @@ fn main() -> ExitCode {
         Command::List(args) => cmd::list::run(&args),
         Command::Resolve(args) => cmd::resolve::run(&args),
         Command::Run(args) => cmd::run::run(&args),
+        Command::Examples(args) => cmd::examples::run(&args),
         Command::DiffOutput(args) => cmd::run::diff_output(&args),
         Command::Report(args) => cmd::report::report(&args),
         Command::Compare(args) => cmd::report::compare_cmd(&args),

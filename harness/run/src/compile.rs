@@ -202,6 +202,10 @@ pub fn compile_spec(
                 Err(message) => return Compiled::Error(message),
             };
             warnings = warned.take().unwrap_or_default();
+            let errors = elaborated.target_errors();
+            if !errors.is_empty() {
+                return Compiled::Error(tapmatrix_elaborate::ElaborateErrors(errors).to_string());
+            }
             return Compiled::Stopped {
                 pass: last,
                 printed: describe(&elaborated),

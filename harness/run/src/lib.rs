@@ -3,6 +3,7 @@
 //! and judges every (script, kernel) cell against its snapshot and spec.
 
 mod compile;
+pub mod examples;
 mod judge;
 mod redact;
 mod runner;

@@ -433,7 +433,7 @@ pub fn diff_output(args: &DiffOutputArgs) -> anyhow::Result<Status> {
 /// spec is shown, not judged, unless `--judge`. The options of the
 /// invocation (`-g`, `-u`, `-w`, `-W`, `-G`, `-D`, `-T`, `-x`) apply to
 /// every script.
-fn specs_of(args: &RunArgs) -> anyhow::Result<Vec<Spec>> {
+pub(crate) fn specs_of(args: &RunArgs) -> anyhow::Result<Vec<Spec>> {
     let workload = args.command.clone().unwrap_or_default();
     let mut specs = Vec::new();
     let mut script_args: Option<Vec<String>> = None;
@@ -596,22 +596,22 @@ fn parse_runtime(text: &str) -> Result<Backend, String> {
 }
 
 /// How `run_specs` runs.
-struct Settings {
-    tapset_dirs: Vec<PathBuf>,
-    jobs: Option<usize>,
-    accel: Accel,
-    function_events: FunctionEvents,
+pub(crate) struct Settings {
+    pub(crate) tapset_dirs: Vec<PathBuf>,
+    pub(crate) jobs: Option<usize>,
+    pub(crate) accel: Accel,
+    pub(crate) function_events: FunctionEvents,
     /// The back end.
-    backend: Backend,
+    pub(crate) backend: Backend,
     /// Print the script's output as it arrives (one script shown, not
     /// judged: when it runs on one kernel).
-    live: bool,
+    pub(crate) live: bool,
     /// Where the logs of cells that are not a pass go.
-    out_dir: Option<PathBuf>,
+    pub(crate) out_dir: Option<PathBuf>,
 }
 
 /// Runs `specs` on the kernels named (all harvested ones when none).
-fn run_specs(
+pub(crate) fn run_specs(
     matrix: &MatrixArgs,
     specs: &[Spec],
     ids: &[String],
@@ -682,7 +682,7 @@ fn run_kernels(
 }
 
 /// `results.json`, and per failing cell its expected, actual and diff.
-fn write_results(out: &Path, results: &Results) -> anyhow::Result<()> {
+pub(crate) fn write_results(out: &Path, results: &Results) -> anyhow::Result<()> {
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     std::fs::write(out.join("results.json"), results.to_json())?;
     std::fs::write(
@@ -865,8 +865,18 @@ fn show(
     Ok(())
 }
 
+/// A back end as `--backend` names it.
+pub(crate) fn backend_word(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Tracefs => "tracefs",
+        Backend::Bpf => "bpf",
+        Backend::BpfForwarded => "bpf-forward",
+        Backend::Auto => "auto",
+    }
+}
+
 /// `--backend`'s values.
-fn parse_backend(text: &str) -> Result<Backend, String> {
+pub(crate) fn parse_backend(text: &str) -> Result<Backend, String> {
     match text {
         "tracefs" => Ok(Backend::Tracefs),
         "bpf" => Ok(Backend::Bpf),
@@ -968,7 +978,7 @@ fn passes(
 
 /// Where the script's standard output goes: this process's, or the file
 /// `-o` names (created, or emptied, before the run).
-enum Sink {
+pub(crate) enum Sink {
     Stdout,
     File(PathBuf, std::fs::File),
 }
