@@ -243,6 +243,9 @@ pub struct Options {
     /// `stap -u`: stores nothing reads are not elided, so their values
     /// must type-check and resolve like any other.
     pub unoptimized: bool,
+    /// `stap --skip-badvars`: a target variable that resolves at none of
+    /// the probe's attach points is 0, not an error.
+    pub skip_badvars: bool,
     /// Globals given a value on the command line (`-G NAME=VALUE`): not
     /// "never assigned".
     pub set_globals: Vec<String>,

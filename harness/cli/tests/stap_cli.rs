@@ -197,3 +197,18 @@ fn pass_4_prints_the_artefacts_and_dash_l_lists() {
         text(&output.stdout)
     );
 }
+
+#[test]
+fn skip_badvars_reads_a_variable_that_resolves_nowhere_as_0() {
+    let scratch = Scratch::new(&["6.1"], &["6.1"]);
+    let script = "probe kernel.function(\"vfs_read\") { println($nosuch + $count) }";
+    let output = scratch.run("run", &["-p2", "-e", script]);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+    assert!(
+        text(&output.stderr).contains("no target variable $nosuch here"),
+        "{}",
+        text(&output.stderr)
+    );
+    let output = scratch.run("run", &["--skip-badvars", "-p2", "-e", script]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+}

@@ -169,6 +169,7 @@ pub fn compile_spec(
         let kernel = facts.release.as_deref().unwrap_or("this kernel");
         let options = tapmatrix_elaborate::Options {
             unoptimized: invocation.unoptimized,
+            skip_badvars: invocation.skip_badvars,
             set_globals: invocation.globals.iter().map(|g| g.name.clone()).collect(),
         };
         // Elaborates for a back end's capabilities, with the command

@@ -54,6 +54,9 @@ pub struct Invocation {
     /// Unoptimized (`-u`): no elision of unread stores, so their values
     /// must type-check and resolve.
     pub unoptimized: bool,
+    /// `--skip-badvars`: a target variable that resolves at none of its
+    /// probe's attach points reads as 0, without an error.
+    pub skip_badvars: bool,
     /// What becomes of compile warnings (`-w`, `-W`).
     pub warnings: Warnings,
     /// Scalar globals set before `begin` (`-G NAME=VALUE`), in order.

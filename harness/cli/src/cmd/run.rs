@@ -90,6 +90,11 @@ pub struct RunArgs {
     /// their values must compile.
     #[arg(short = 'u')]
     pub unoptimized: bool,
+    /// Target variables that resolve nowhere read as 0, without an error
+    /// (like `stap --skip-badvars`; here: at none of the probe's attach
+    /// points, as facts say offline).
+    #[arg(long)]
+    pub skip_badvars: bool,
     /// List the probe points PATTERN matches on one kernel instead of
     /// running (like `stap -l`; `tapmatrix list`).
     #[arg(short = 'l', value_name = "PATTERN", conflicts_with = "list_vars")]
@@ -179,7 +184,7 @@ syscall.read and $2 = 1000 for 5 seconds, on every harvested kernel. Options may
 after the script; arguments that start with `-` go after `--`. Bad usage exits 2 with one line.
 
 Not here, by design: -i (interactive), -F and -S (flight recorder, output files), -E \
-(more scripts), --remote, --dyninst, compile servers, --skip-badvars, \
+(more scripts), --remote, --dyninst, compile servers, \
 --suppress-handler-errors. No kernel module is built or loaded: -k, -b, -s, -m, -d, \
 --ldd, --all-modules, -r, -R, -B, -a x86_64, -P, -t, --suppress-time-limits are \
 accepted and change nothing.";
@@ -517,6 +522,7 @@ pub(crate) fn specs_of(args: &RunArgs) -> anyhow::Result<Vec<Spec>> {
         }
         invocation.guru |= args.guru;
         invocation.unoptimized |= args.unoptimized;
+        invocation.skip_badvars |= args.skip_badvars;
         if warnings != Warnings::Show {
             invocation.warnings = warnings;
         }
