@@ -445,6 +445,15 @@ impl Verdict {
         }
     }
 
+    /// The verdict of an error that stopped an example (compiled
+    /// offline): `Unsupported` when its cause is one refused by design.
+    pub fn of_error(detail: &str) -> Verdict {
+        match by_design(detail) {
+            Some(why) => Verdict::Unsupported(why.to_owned()),
+            None => Verdict::Fails(detail.trim().to_owned()),
+        }
+    }
+
     /// The verdict of a cell of the run: an error whose cause is one this
     /// tool refuses by design is `Unsupported`.
     pub fn of_cell(cell: &Cell) -> Verdict {

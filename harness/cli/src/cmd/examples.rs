@@ -18,7 +18,7 @@ use tapmatrix_run::examples::{
     Conformance, Example, ExampleCell, ExampleResult, Invocation, Support, Verdict,
     missing_programs, stap_invocation,
 };
-use tapmatrix_run::{Backend, FunctionEvents, Spec};
+use tapmatrix_run::{Backend, Compiled, FunctionEvents, Pass, Spec};
 use tapmatrix_vm::Accel;
 
 use crate::cmd::kernels::{MatrixArgs, classify, harvested_ids, load_facts, print};
@@ -119,13 +119,25 @@ pub fn run(args: &ExamplesArgs) -> anyhow::Result<Status> {
     let tapset_dirs = args.matrix.tapset_dirs(&[])?;
     // Before running: what each example's line asks for.
     let mut planned: Vec<(Example, Result<Spec, Verdict>)> = Vec::new();
+    // Lines that stop before pass 5 (`stap -p4 -Itapset/ X.stp`): compiled
+    // offline per kernel, as stap would, with their own tapset directories.
+    let mut offline: Vec<(usize, Spec, Pass, Vec<PathBuf>)> = Vec::new();
     for example in examples {
-        let plan = plan(&example, args, &guest);
+        let plan = match plan(&example, args, &guest) {
+            Ok((spec, pass, include)) if pass < Pass::Run || !include.is_empty() => {
+                offline.push((planned.len(), spec.clone(), pass, include));
+                Ok(spec)
+            }
+            Ok((spec, _, _)) => Ok(spec),
+            Err(verdict) => Err(verdict),
+        };
         planned.push((example, plan));
     }
     let specs: Vec<Spec> = planned
         .iter()
-        .filter_map(|(_, plan)| plan.as_ref().ok().cloned())
+        .enumerate()
+        .filter(|(at, _)| !offline.iter().any(|(o, ..)| o == at))
+        .filter_map(|(_, (_, plan))| plan.as_ref().ok().cloned())
         .collect();
     eprintln!(
         "{} examples: {} to run on {} kernels",
@@ -134,6 +146,7 @@ pub fn run(args: &ExamplesArgs) -> anyhow::Result<Status> {
         kernels.len()
     );
     let support = support_by_kernel(&args.matrix, &planned, &kernels, &tapset_dirs)?;
+    let compiled = compile_offline(&args.matrix, &offline, &kernels, &tapset_dirs, args.backend)?;
     let settings = Settings {
         tapset_dirs,
         jobs: args.jobs,
@@ -160,13 +173,21 @@ pub fn run(args: &ExamplesArgs) -> anyhow::Result<Status> {
         backend: crate::cmd::run::backend_word(args.backend).to_owned(),
         examples: Vec::new(),
     };
-    for ((example, plan), support) in planned.iter().zip(&support) {
+    for (at, ((example, plan), support)) in planned.iter().zip(&support).enumerate() {
+        let offline_verdicts = compiled.iter().find(|(o, _)| *o == at).map(|(_, v)| v);
         let cells = kernels
             .iter()
             .zip(support)
-            .map(|(kernel, supported)| {
+            .enumerate()
+            .map(|(k, (kernel, supported))| {
                 let (verdict, backend) = match plan {
                     Err(verdict) => (verdict.clone(), None),
+                    Ok(_) if offline_verdicts.is_some() => (
+                        offline_verdicts
+                            .and_then(|v| v.get(k).cloned())
+                            .unwrap_or_else(|| Verdict::Infra("no result".to_owned())),
+                        None,
+                    ),
                     Ok(spec) => match results.cell(&spec.name, kernel) {
                         Some(cell) => (Verdict::of_cell(cell), cell.backend.clone()),
                         None => (Verdict::Infra("no result".to_owned()), None),
@@ -245,7 +266,11 @@ fn verdict_line(verdict: &Verdict) -> String {
 /// How an example runs: its spec, or its verdict on every kernel when it
 /// cannot run (no line, a line that is not stap's, an option `run` lacks,
 /// a workload the guest cannot run).
-fn plan(example: &Example, args: &ExamplesArgs, guest: &BTreeSet<String>) -> Result<Spec, Verdict> {
+fn plan(
+    example: &Example,
+    args: &ExamplesArgs,
+    guest: &BTreeSet<String>,
+) -> Result<(Spec, Pass, Vec<PathBuf>), Verdict> {
     let Some(line) = &example.installcheck else {
         return Err(Verdict::Untested(
             "no test_installcheck line: SystemTap's own harness does not run it either".to_owned(),
@@ -293,7 +318,51 @@ fn plan(example: &Example, args: &ExamplesArgs, guest: &BTreeSet<String>) -> Res
         .pop()
         .ok_or_else(|| Verdict::Fails("command line: no script".to_owned()))?;
     spec.name = example.result_name();
-    Ok(spec)
+    let pass = run.pass.and_then(Pass::from_number).unwrap_or(Pass::Run);
+    // As stap's -I: more tapsets besides the library, beside the example.
+    let include = run
+        .include
+        .iter()
+        .map(|dir| example.dir.join(dir))
+        .collect();
+    Ok((spec, pass, include))
+}
+
+/// Per offline example (its index in the plan), per kernel: its verdict
+/// once compiled up to its pass with its own tapset directories added.
+fn compile_offline(
+    matrix: &MatrixArgs,
+    offline: &[(usize, Spec, Pass, Vec<PathBuf>)],
+    kernels: &[String],
+    tapset_dirs: &[PathBuf],
+    backend: Backend,
+) -> anyhow::Result<Vec<(usize, Vec<Verdict>)>> {
+    let mut out: Vec<(usize, Vec<Verdict>)> =
+        offline.iter().map(|(at, ..)| (*at, Vec::new())).collect();
+    for kernel in kernels {
+        let facts = load_facts(matrix, kernel, input_error)?;
+        for ((_, spec, pass, include), (_, verdicts)) in offline.iter().zip(&mut out) {
+            let dirs: Vec<PathBuf> = tapset_dirs.iter().chain(include).cloned().collect();
+            let mut tapsets = TapsetLibrary::load(&dirs, kernel_profile(&facts))
+                .map_err(|error| error.to_string());
+            let compilation = tapmatrix_run::compile_spec(
+                spec,
+                &mut tapsets,
+                &facts,
+                FunctionEvents::Kprobes,
+                backend,
+                *pass,
+            );
+            verdicts.push(match compilation.compiled {
+                Compiled::Ready(_) | Compiled::Stopped { .. } => Verdict::Clean,
+                Compiled::NotAvailable(why) => {
+                    Verdict::of_error(&format!("its probes do not resolve here: {why}"))
+                }
+                Compiled::Error(why) => Verdict::of_error(&why),
+            });
+        }
+    }
+    Ok(out)
 }
 
 /// Per example, per kernel: whether its `test_support` line holds there
