@@ -59,6 +59,7 @@ fn item(id: &str, name: &str, script: &str, command: &str) -> RunItem {
         workload: Workload {
             command: command.to_owned(),
             timeout_ms: 30_000,
+            target: None,
         },
     }
 }

@@ -107,6 +107,7 @@ fn item(name: &str, mut events: Vec<Event>, command: &str, timeout_ms: u64) -> R
         workload: Workload {
             command: command.to_owned(),
             timeout_ms,
+            target: None,
         },
     }
 }

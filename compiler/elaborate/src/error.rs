@@ -75,3 +75,19 @@ impl fmt::Display for ElaborateErrors {
         Ok(())
     }
 }
+
+/// Something SystemTap warns about in the script (never in a tapset):
+/// `WARNING: Eliding unused variable 'x' at t.stp:1:8`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ElaborateWarning {
+    /// What (`Eliding unused variable 'x'`).
+    pub message: String,
+    /// `file:line:col`.
+    pub location: String,
+}
+
+impl fmt::Display for ElaborateWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "WARNING: {} at {}", self.message, self.location)
+    }
+}

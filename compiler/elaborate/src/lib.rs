@@ -35,7 +35,7 @@ use tapmatrix_resolve::{AttachPoint, Loaded, TargetAccess, TargetError};
 use tapmatrix_syntax::ast;
 
 pub use caps::{Capabilities, Construct};
-pub use error::{ElaborateError, ElaborateErrors};
+pub use error::{ElaborateError, ElaborateErrors, ElaborateWarning};
 pub use format::{Format, decode_escapes, parse_format};
 
 /// A script elaborated for one kernel.
@@ -46,6 +46,36 @@ pub struct Elaborated {
     /// Per probe of `program.probes` (same index): what it attaches to and
     /// what each of its fetch slots holds.
     pub sites: Vec<ProbeSite>,
+}
+
+impl Elaborated {
+    /// The target expressions that do not resolve at some attach point
+    /// (which every back end refuses), each once, as SystemTap's pass 2
+    /// reports them: `stap -p2` stops here.
+    pub fn target_errors(&self) -> Vec<ElaborateError> {
+        let mut errors: Vec<ElaborateError> = Vec::new();
+        for site in &self.sites {
+            for (at, targets) in site.attach.iter().zip(&site.targets) {
+                for (request, target) in site.fetches.iter().zip(targets) {
+                    let (text, location) = match request {
+                        FetchRequest::Value { text, location, .. }
+                        | FetchRequest::String { text, location, .. } => (text, location),
+                        FetchRequest::Defined { .. } => continue,
+                    };
+                    if let Err(error) = target {
+                        let error = ElaborateError::new(
+                            format!("{error}: {text} at {}", at.probe_point()),
+                            location.clone(),
+                        );
+                        if !errors.iter().any(|e| e.message == error.message) {
+                            errors.push(error);
+                        }
+                    }
+                }
+            }
+        }
+        errors
+    }
 }
 
 /// What the back end needs for one probe of the program.
@@ -357,6 +387,32 @@ pub fn elaborate(
     facts: &KernelFacts,
     caps: &Capabilities,
 ) -> Result<Elaborated, ElaborateErrors> {
+    elaborate_with(loaded, facts, caps, &Options::default()).map(|(elaborated, _)| elaborated)
+}
+
+/// SystemTap's pass-2 switches from its command line.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Options {
+    /// `stap -u`: stores nothing reads are not elided, so their values
+    /// must type-check and resolve like any other.
+    pub unoptimized: bool,
+    /// `stap --skip-badvars`: a target variable that resolves at none of
+    /// the probe's attach points is 0, not an error.
+    pub skip_badvars: bool,
+    /// Globals given a value on the command line (`-G NAME=VALUE`): not
+    /// "never assigned".
+    pub set_globals: Vec<String>,
+}
+
+/// [`elaborate`] with `options`, also giving the warnings SystemTap gives
+/// for the script's own files (unused globals, globals never assigned,
+/// elided assignments), in source order.
+pub fn elaborate_with(
+    loaded: &Loaded,
+    facts: &KernelFacts,
+    caps: &Capabilities,
+    options: &Options,
+) -> Result<(Elaborated, Vec<ElaborateWarning>), ElaborateErrors> {
     let script_errors: Vec<ElaborateError> = loaded
         .diagnostics
         .iter()
@@ -366,5 +422,5 @@ pub fn elaborate(
     if !script_errors.is_empty() {
         return Err(ElaborateErrors(script_errors));
     }
-    elaborator::run(&loaded.library, facts, caps)
+    elaborator::run(&loaded.library, facts, caps, options)
 }

@@ -308,3 +308,93 @@ fn a_script_function_defined_twice() {
         "2:10",
     );
 }
+
+#[test]
+fn probe_point_conditions_only_read_globals() {
+    for (script, message, at) in [
+        (
+            "global x\nprobe begin if (x = 1) { println(1) }\n",
+            "probe condition must not modify any variables",
+            "2:19",
+        ),
+        (
+            "global x\nprobe begin if (x++ > 0) { println(1) }\n",
+            "probe condition must not modify any variables",
+            "2:18",
+        ),
+        (
+            "function f(n) { return n }\nprobe begin if (f(2)) { println(1) }\n",
+            "probe condition must not reference function",
+            "2:17",
+        ),
+        (
+            "probe begin if (nowhere > 1) { println(1) }\n",
+            "probe condition must not reference undeclared global",
+            "1:17",
+        ),
+    ] {
+        assert_error(script, message, at);
+    }
+    // Reading globals is what a condition is for.
+    run("global on\nprobe begin if (on > 0 && on < 3) { println(1) }\nprobe end { on = 1 }\n")
+        .unwrap();
+}
+
+#[test]
+fn timers_are_checked_as_systemtap_checks_them() {
+    for (script, message) in [
+        (
+            "probe timer.hz(100).randomize(5) { exit() }\n",
+            "timer.hz takes no .randomize",
+        ),
+        (
+            "probe timer.ms(-4) { exit() }\n",
+            "a timer needs a positive number",
+        ),
+        (
+            "probe timer.us(10) { exit() }\n",
+            "interval value out of range",
+        ),
+        (
+            "probe timer.ms(10).randomize(20) { exit() }\n",
+            "randomization value out of range",
+        ),
+        (
+            "probe timer.jiffies(2000000) { exit() }\n",
+            "invalid interval for jiffies timer",
+        ),
+        (
+            "probe timer.hz(0) { exit() }\n",
+            "a timer needs a positive number",
+        ),
+    ] {
+        let errors = errors(script);
+        assert!(
+            errors.iter().any(|e| e.contains(message)),
+            "{script}: expected '{message}', got:\n{}",
+            errors.join("\n")
+        );
+    }
+    run("probe timer.ms(10).randomize(5) { exit() }\n").unwrap();
+}
+
+#[test]
+fn kretprobe_instances_are_in_range() {
+    let errors = errors("probe kernel.function(\"vfs_read\").return.maxactive(-4) { exit() }\n");
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("maxactive value out of range [0,65535]: -4")),
+        "{}",
+        errors.join("\n")
+    );
+}
+
+#[test]
+fn a_bad_regular_expression_is_a_pass_2_error() {
+    assert_error(
+        "probe begin { if (\"abc\" =~ \"a(b\") println(1) }\n",
+        "regex compilation error: unclosed group in \"a(b\"",
+        "1:25",
+    );
+}

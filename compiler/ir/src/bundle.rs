@@ -127,4 +127,8 @@ pub struct Workload {
     pub command: String,
     /// Stop the run (and kill the workload) after this many milliseconds.
     pub timeout_ms: u64,
+    /// `target()` when it is not the workload's pid (`stap -x PID`): a
+    /// process of the guest. The run does not follow its lifespan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<u32>,
 }

@@ -18,6 +18,15 @@ use crate::library::{
     Library, LoadDiagnostic, LoadError, Loaded, Prepared, SCRIPT_LAYER, Sources, Texts, parse_text,
 };
 
+/// How the script itself is given, as `stap`'s command line gives it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScriptOptions {
+    /// The script's arguments: `$1`, `@1`... and `$#`.
+    pub args: Vec<String>,
+    /// Guru mode (`stap -g`): the script may hold embedded C.
+    pub guru: bool,
+}
+
 /// Tapset directories loaded for one profile, their ASTs kept: what every
 /// script compiled for that kernel reads.
 #[derive(Debug)]
@@ -81,12 +90,27 @@ impl TapsetLibrary {
         script: &Path,
         text: Option<String>,
     ) -> Result<Loaded, LoadError> {
+        self.with_script_options(script, text, &ScriptOptions::default())
+    }
+
+    /// [`TapsetLibrary::with_script`] with the script's command-line
+    /// arguments (`$1`, `@1`, `$#`) and guru mode, as `stap` takes them.
+    pub fn with_script_options(
+        &mut self,
+        script: &Path,
+        text: Option<String>,
+        options: &ScriptOptions,
+    ) -> Result<Loaded, LoadError> {
         let mut texts = Texts::of(&Sources {
             tapset_dirs: Vec::new(),
             script: Some(script.to_path_buf()),
             script_text: text,
         });
-        let (file, found, _) = parse_text(&mut self.session, script, texts.get(script)?, true);
+        let text = texts.get(script)?;
+        self.session.set_args(&options.args);
+        self.session.set_guru_mode(options.guru);
+        let (file, found, _) = parse_text(&mut self.session, script, text, true);
+        self.session.set_guru_mode(false);
         let mut loaded = self.loaded();
         loaded.diagnostics.extend(found);
         loaded

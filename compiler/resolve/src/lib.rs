@@ -26,7 +26,7 @@ mod target;
 
 pub use availability::{Availability, AvailabilityError, availability};
 pub use body::{BodyTarget, block_targets};
-pub use kept::TapsetLibrary;
+pub use kept::{ScriptOptions, TapsetLibrary};
 pub use library::{
     Alias, AliasMatch, FileNames, Library, LoadDiagnostic, LoadError, Loaded, ParsedFile,
     SCRIPT_LAYER, ScriptProbe, Sources, kernel_profile,

@@ -37,10 +37,12 @@ impl Component {
         }
     }
 
-    /// Whether this (pattern) component matches `other` (a concrete one):
-    /// the name by wildcard, the arguments equal.
+    /// Whether this (pattern) component matches `other` (a concrete one,
+    /// an alias name's): the name by wildcard, the arguments equal. As in
+    /// SystemTap, a component with an argument never matches one without
+    /// (`process("/bin/cat").end` is not the alias `process.end`).
     pub fn matches(&self, other: &Component) -> bool {
-        fnmatch(&self.name, &other.name) && (other.arg.is_none() || self.arg == other.arg)
+        fnmatch(&self.name, &other.name) && self.arg == other.arg
     }
 }
 
@@ -219,7 +221,7 @@ mod tests {
             name: "function".to_owned(),
             arg: Some(Arg::String(arg.to_owned())),
         };
-        assert!(f("x").matches(&Component::bare("function")));
+        assert!(!f("x").matches(&Component::bare("function")));
         assert!(f("x").matches(&f("x")) && !f("x").matches(&f("y")));
     }
 }

@@ -163,7 +163,12 @@ impl<'a> Resolver<'a> {
     /// when there is no evidence (constructs not resolved offline).
     fn target_miss(&self, point: &AttachPoint, target: &BodyTarget) -> Option<Reason> {
         Some(match resolve_target(self.facts, point, &target.target) {
-            Ok(_) | Err(TargetError::NoBtf { .. } | TargetError::Unsupported { .. }) => {
+            Ok(_)
+            | Err(
+                TargetError::NoBtf { .. }
+                | TargetError::Unsupported { .. }
+                | TargetError::NoAddress { .. },
+            ) => {
                 return None;
             }
             Err(TargetError::NoVariable { name, available })
@@ -575,7 +580,14 @@ impl<'a> Resolver<'a> {
                 ("call", None) => {}
                 ("exported", None) if dwarf_style => exported = true,
                 ("return", None) => kind = AttachKind::Kretprobe,
-                ("maxactive", Some(Arg::Number(_))) if kind == AttachKind::Kretprobe => {}
+                ("maxactive", Some(Arg::Number(n))) if kind == AttachKind::Kretprobe => {
+                    // SystemTap's range for a kretprobe's instances.
+                    if !(0..=i64::from(u16::MAX)).contains(n) {
+                        return fail(Reason::BadPoint {
+                            message: format!("maxactive value out of range [0,{}]: {n}", u16::MAX),
+                        });
+                    }
+                }
                 ("inline" | "label" | "callee" | "callees" | "statement", _) if dwarf_style => {
                     return fail(Reason::NeedsDwarf {
                         what: format!(".{}", component.name),

@@ -193,6 +193,14 @@ pub enum TargetError {
         /// What was looked up.
         what: String,
     },
+    /// `&` of something with no address: a value in a register (a
+    /// parameter, `$return`), a bit field.
+    #[error("cannot take {what}")]
+    NoAddress {
+        /// SystemTap's words: `address of object in register`, `the
+        /// address of a bit field`.
+        what: String,
+    },
     /// Not resolved offline yet (`$$vars`, a variable array index...).
     #[error("{what} is not resolved offline")]
     Unsupported {
@@ -419,7 +427,18 @@ fn resolve_at(
             ast::TargetComponent::Pretty(_) => pretty = true,
         }
     }
+    if target.address_of && bitfield.is_some() {
+        return Err(TargetError::NoAddress {
+            what: "the address of a bit field".to_owned(),
+        });
+    }
     let (ty, address) = match place {
+        // Parameters and return values live in registers at the probe.
+        Place::Value(_) if target.address_of => {
+            return Err(TargetError::NoAddress {
+                what: "address of object in register".to_owned(),
+            });
+        }
         Place::Value(ty) => (ty, None),
         Place::Object(ty, bits) => {
             let resolved = btf.resolve(ty).map_err(btf_error)?;

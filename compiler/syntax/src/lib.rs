@@ -103,6 +103,19 @@ impl Session {
         &self.profile
     }
 
+    /// Replaces the command-line arguments (`$1`, `@1`, `$#`) the files
+    /// parsed from now on see: a session that loaded a tapset library
+    /// once parses each script with that script's own arguments.
+    pub fn set_args(&mut self, args: &[String]) {
+        self.args = Args::new(&mut self.sources, args);
+    }
+
+    /// Sets guru mode (`stap -g`) for the files parsed from now on: user
+    /// files may hold embedded C, and `guru_mode` reads 1 in conditionals.
+    pub fn set_guru_mode(&mut self, guru: bool) {
+        self.profile.guru_mode = guru;
+    }
+
     /// Adds a source text.
     pub fn add_source(&mut self, name: impl Into<String>, text: impl Into<String>) -> FileId {
         self.sources.add(name, text)

@@ -351,7 +351,12 @@ impl<'a> Parser<'a, '_> {
                 size = Some(n);
                 self.expect_op(Op::RBracket)?;
             }
+            let at = self.peek().map_or(name.span, |t| t.span);
             let init = if self.eat_op(Op::Assign) {
+                // `global a[10] = 42`: as SystemTap's parser says.
+                if size.is_some() {
+                    return self.error_at(at, "only scalar globals can be initialized");
+                }
                 Some(self.literal()?)
             } else {
                 None

@@ -484,3 +484,17 @@ fn rendered_diagnostic_shows_line_and_caret() {
     );
     insta::assert_snapshot!(out.rendered.join(""));
 }
+parseko!(
+    an_array_with_a_size_takes_no_initializer,
+    script,
+    "global counts[10] = 42\n",
+    "1:19",
+    "only scalar globals can be initialized"
+);
+parseko!(
+    an_array_takes_no_string_initializer_either,
+    script,
+    "global names[4] = \"none\"\n",
+    "1:17",
+    "only scalar globals can be initialized"
+);

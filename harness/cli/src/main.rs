@@ -35,7 +35,9 @@ enum Command {
     /// The availability matrix, probe x kernel, offline, with reasons and porting suggestions.
     Resolve(cmd::resolve::ResolveArgs),
     /// Run scripts on the kernel matrix, one boot per kernel, judged against their specs and snapshots.
-    Run(cmd::run::RunArgs),
+    Run(Box<cmd::run::RunArgs>),
+    /// SystemTap's examples as a conformance test: each `test_installcheck` line run on the matrix and sorted.
+    Examples(Box<cmd::examples::ExamplesArgs>),
     /// How one script's output differs between two kernels.
     DiffOutput(cmd::run::DiffOutputArgs),
     /// Render a results.json: table, json, ktap, junit, kcidb, mail or html.
@@ -56,7 +58,10 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => return usage_error(&error),
+    };
     init_logging(cli.verbose);
     let result = match cli.command {
         Command::Kernels(args) => cmd::kernels::run(args),
@@ -64,6 +69,7 @@ fn main() -> ExitCode {
         Command::List(args) => cmd::list::run(&args),
         Command::Resolve(args) => cmd::resolve::run(&args),
         Command::Run(args) => cmd::run::run(&args),
+        Command::Examples(args) => cmd::examples::run(&args),
         Command::DiffOutput(args) => cmd::run::diff_output(&args),
         Command::Report(args) => cmd::report::report(&args),
         Command::Compare(args) => cmd::report::compare_cmd(&args),
@@ -80,6 +86,34 @@ fn main() -> ExitCode {
             exit::status_of(&error).into()
         }
     }
+}
+
+/// Bad usage (an unknown option, a missing or bad value) is one line on
+/// stderr and exit status 2, as `stap` says it; help and version are
+/// printed as clap prints them.
+fn usage_error(error: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        error.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        let _ = error.print();
+        return if error.use_stderr() {
+            exit::Status::Usage.into()
+        } else {
+            exit::Status::Success.into()
+        };
+    }
+    let rendered = error.render().to_string();
+    let line = rendered
+        .lines()
+        .find(|line| !line.trim().is_empty())
+        .unwrap_or("error: bad usage");
+    let line = line.strip_prefix("error: ").unwrap_or(line);
+    eprintln!("error: {line} (see --help)");
+    exit::Status::Usage.into()
 }
 
 /// Logs go to stderr; `RUST_LOG` wins over `-v`.

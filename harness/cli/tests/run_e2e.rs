@@ -144,18 +144,17 @@ fn scripts_without_specs_print_their_output_and_the_workloads_apart() {
     assert_eq!(cell["workload"]["stdout"], "to stdout\n");
     assert_eq!(cell["workload"]["stderr"], "to stderr\n");
 
-    // Several files, several kernels: each file's output under its name.
+    // Several files (a directory: after a script come its arguments, as
+    // stap takes them), several kernels: each file's output under its name.
+    let several = dir.path().join("several");
+    std::fs::create_dir(&several).unwrap();
+    std::fs::copy(dir.path().join("hello.stp"), several.join("hello.stp")).unwrap();
     std::fs::write(
-        dir.path().join("two.stp"),
+        several.join("two.stp"),
         "probe begin { printf(\"two\\n\"); exit() }\n",
     )
     .unwrap();
-    let run = run_out(
-        dir.path(),
-        &out,
-        &["hello.stp", "two.stp", "--kernels", "5.10,6.1"],
-        &[],
-    );
+    let run = run_out(dir.path(), &out, &["several", "--kernels", "5.10,6.1"], &[]);
     assert_eq!(run.status.code(), Some(0), "{}", text(&run.stderr));
     assert_eq!(
         text(&run.stdout),

@@ -109,6 +109,11 @@ pub fn judge(
             return Ok(cell);
         }
         (Compiled::Ready(artefact), true) => cell.backend = Some(artefact.backend().to_owned()),
+        (Compiled::Stopped { pass, .. }, _) => {
+            cell.status = Status::Error;
+            cell.detail = format!("not run: compiling stopped after pass {}", *pass as u8);
+            return Ok(cell);
+        }
     }
     let Some(run) = run else {
         cell.status = Status::Infra;
@@ -138,6 +143,8 @@ pub fn judge(
             cell.detail = format!("the kernel refused an event: {}", run.rejected.join("; "));
             return Ok(cell);
         }
+        // `-T SECS`: the time is up, as the script asked.
+        RunEnd::Timeout if spec.invocation.time_limit => {}
         RunEnd::Timeout => problems.push(format!("timed out after {} s", spec.timeout_s)),
         RunEnd::RuntimeError { message } if !spec.expect_error => {
             problems.push(format!("run-time error: {message}"));

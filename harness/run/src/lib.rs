@@ -3,6 +3,7 @@
 //! and judges every (script, kernel) cell against its snapshot and spec.
 
 mod compile;
+pub mod examples;
 mod judge;
 mod redact;
 mod runner;
@@ -11,12 +12,14 @@ mod spec;
 
 use std::path::{Path, PathBuf};
 
-pub use compile::{Backend, Compiled, compile, dump};
+pub use compile::{Backend, Compilation, Compiled, Pass, compile, compile_spec, dump};
 pub use judge::{ItemRun, judge};
 pub use redact::{Redaction, Redactions};
 pub use runner::{RunKernel, RunOptions, run_matrix};
 pub use snapshot::{diff, matches, read_snapshot, snapshot_path};
-pub use spec::{Applies, SnapshotScope, Spec, parse_series};
+pub use spec::{
+    Applies, Define, GlobalSetting, Invocation, Limit, SnapshotScope, Spec, Warnings, parse_series,
+};
 pub use tapmatrix_report::{
     Attempt, Cell, KernelRun, Logs, Results, RunInfo, SCHEMA, ScriptInfo, ShardId, Status,
 };

@@ -12,9 +12,9 @@ use tapmatrix_vm::{ItemReport, RunSettings, VmOptions, boot_many, run_items};
 use tapmatrix_wire::RunItem;
 
 use crate::Error;
-use crate::compile::{Compiled, compile};
+use crate::compile::{Compiled, Pass, compile_spec};
 use crate::judge::{ItemRun, judge};
-use crate::spec::{Spec, parse_series};
+use crate::spec::{SnapshotScope, Spec, parse_series};
 use tapmatrix_report::{
     Attempt, Cell, KernelRun, Logs, Results, Retry, RunInfo, ScriptInfo, Status, WorkloadOutput,
 };
@@ -105,20 +105,30 @@ fn run_kernel(
     // The tapsets are read once for this kernel; each script is added.
     let mut tapsets = TapsetLibrary::load(&options.tapset_dirs, kernel_profile(&kernel.facts))
         .map_err(|error| error.to_string());
+    let mut warnings: Vec<String> = Vec::with_capacity(specs.len());
     let compiled: Vec<(bool, Compiled)> = specs
         .iter()
         .map(|spec| {
             let applies =
                 spec.kernels.covers(&series, &kernel.facts) && spec.kernels.serves(options.backend);
-            let compiled = compile(
-                spec.script.clone(),
-                spec.text.clone(),
+            let compilation = compile_spec(
+                spec,
                 &mut tapsets,
                 &kernel.facts,
                 options.function_events,
                 options.backend,
+                Pass::Run,
             );
-            (applies, compiled)
+            // A shown script's warnings are part of what it printed on
+            // standard error, as stap prints them at pass 2.
+            let shown = spec.snapshot == SnapshotScope::Unchecked;
+            let mut text = String::new();
+            for warning in compilation.warnings.iter().filter(|_| shown) {
+                text.push_str(warning);
+                text.push('\n');
+            }
+            warnings.push(text);
+            (applies, compilation.compiled)
         })
         .collect();
     tracing::debug!(kernel = %kernel.id, elapsed = ?compiling.elapsed(), "compiled {} scripts", specs.len());
@@ -129,15 +139,32 @@ fn run_kernel(
             continue;
         };
         item_of[index] = Some(items.len());
+        if !warnings[index].is_empty() {
+            on_message(
+                &kernel.id,
+                &RunMessage::Diagnostic {
+                    item: u32::try_from(items.len()).unwrap_or(u32::MAX),
+                    text: warnings[index].clone(),
+                },
+            );
+        }
         items.push(RunItem {
             name: spec.name.clone(),
             artefact: (**artefact).clone(),
             workload: Workload {
                 command: spec.workload.clone(),
                 timeout_ms: spec.timeout_s.saturating_mul(1000),
+                target: spec.invocation.target_pid,
             },
         });
     }
+    // The warnings come first on standard error.
+    let warned = |index: usize, mut run: ItemRun| {
+        if let Some(text) = warnings.get(index).filter(|text| !text.is_empty()) {
+            run.stderr.insert_str(0, text);
+        }
+        run
+    };
     let mut kernel_run = KernelRun::unbooted(&kernel.id);
     kernel_run.release = kernel.facts.release.clone();
     let mut boots = Boots::default();
@@ -176,14 +203,8 @@ fn run_kernel(
     let mut cells = Vec::new();
     for (index, (spec, (applies, compiled))) in specs.iter().zip(&compiled).enumerate() {
         let attempt = item_of[index].and_then(|item| runs.get(item));
-        let mut cell = judge(
-            spec,
-            &kernel.id,
-            &series,
-            *applies,
-            compiled,
-            attempt.map(|a| &a.run),
-        )?;
+        let run = attempt.map(|a| warned(index, a.run.clone()));
+        let mut cell = judge(spec, &kernel.id, &series, *applies, compiled, run.as_ref())?;
         if let Some(attempt) = attempt
             && cell.status != Status::Pass
         {
@@ -212,7 +233,7 @@ fn run_kernel(
                 &series,
                 *applies,
                 compiled,
-                Some(&attempt.run),
+                Some(&warned(index, attempt.run.clone())),
             )?;
             let first = &mut cells[index];
             if second.status == Status::Pass {

@@ -36,6 +36,172 @@ pub struct Spec {
     pub redactions: Redactions,
     /// The script is expected to end in a run-time error.
     pub expect_error: bool,
+    /// How the script is invoked beyond its name: what `stap`'s command
+    /// line gives it (arguments, `-g`, `-u`, `-w`/`-W`, `-G`, `-D`, `-T`,
+    /// `-x`), from the command line or the spec.
+    pub invocation: Invocation,
+}
+
+/// What `stap`'s command line says about one script besides its name: its
+/// arguments and the options that change how it compiles and runs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Invocation {
+    /// The script's arguments: `$1`, `@1`... and `$#`.
+    pub args: Vec<String>,
+    /// Guru mode (`-g`): the script may hold embedded C (each function it
+    /// calls must still have an implementation: no module runs here).
+    pub guru: bool,
+    /// Unoptimized (`-u`): no elision of unread stores, so their values
+    /// must type-check and resolve.
+    pub unoptimized: bool,
+    /// `--skip-badvars`: a target variable that resolves at none of its
+    /// probe's attach points reads as 0, without an error.
+    pub skip_badvars: bool,
+    /// What becomes of compile warnings (`-w`, `-W`).
+    pub warnings: Warnings,
+    /// Scalar globals set before `begin` (`-G NAME=VALUE`), in order.
+    pub globals: Vec<GlobalSetting>,
+    /// Run-time limits (`-D MAXACTION=N`...), in order.
+    pub defines: Vec<Define>,
+    /// `-T SECS`: the run ends after the spec's timeout as `exit()` ends
+    /// it (`end` probes run, and it is no failure).
+    pub time_limit: bool,
+    /// `-x PID`: `target()` is this process of the guest, not the
+    /// workload's. The script runs independently of its lifespan.
+    pub target_pid: Option<u32>,
+}
+
+/// What becomes of compile warnings.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Warnings {
+    /// Shown on standard error (`WARNING: ...`), as `stap` does.
+    #[default]
+    Show,
+    /// Not shown (`-w`).
+    Suppress,
+    /// Each one is an error (`-W`).
+    Error,
+}
+
+/// `-G NAME=VALUE`: a scalar global's value before `begin`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GlobalSetting {
+    /// The global's name.
+    pub name: String,
+    /// Its value as written: a number for a long global, the text for a
+    /// string global.
+    pub value: String,
+}
+
+impl std::str::FromStr for GlobalSetting {
+    type Err = String;
+
+    /// `NAME=VALUE` as `stap -G` takes it: NAME an identifier, VALUE
+    /// letters, digits, `_`, `.` and `-`.
+    fn from_str(text: &str) -> Result<GlobalSetting, String> {
+        let (name, value) = text
+            .split_once('=')
+            .ok_or_else(|| format!("`{text}` is not NAME=VALUE (like -G count=10)"))?;
+        let ident = name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !ident {
+            return Err(format!("`{name}` in `{text}` is not a global's name"));
+        }
+        if value.is_empty()
+            || !value
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+        {
+            return Err(format!(
+                "the value in `{text}` may hold only letters, digits, `_`, `.` and `-` (as stap's -G)"
+            ));
+        }
+        Ok(GlobalSetting {
+            name: name.to_owned(),
+            value: value.to_owned(),
+        })
+    }
+}
+
+/// `-D NAME=VALUE`: one of SystemTap's run-time limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Define {
+    /// Which limit.
+    pub limit: Limit,
+    /// Its value.
+    pub value: u64,
+}
+
+/// The `-D` settings tapmatrix's runtime has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// `MAXACTION`: statements one probe hit may execute.
+    MaxAction,
+    /// `MAXSTRINGLEN`: the string buffer size.
+    MaxStringLen,
+    /// `MAXMAPENTRIES`: the default size of an array.
+    MaxMapEntries,
+    /// `MAXNESTING`: the deepest chain of function calls.
+    MaxNesting,
+    /// `MAXERRORS`: run-time errors tolerated before the script stops.
+    MaxErrors,
+    /// A setting of SystemTap's kernel module with no meaning here
+    /// (`MAXSKIPPED`, `STP_NO_OVERLOAD`, `KRETACTIVE`...): accepted, no
+    /// effect.
+    Ignored,
+}
+
+impl std::str::FromStr for Define {
+    type Err = String;
+
+    /// `NAME=VALUE` or `NAME` (as `stap -D` takes it).
+    fn from_str(text: &str) -> Result<Define, String> {
+        let (name, value) = text.split_once('=').unwrap_or((text, "1"));
+        let limit = match name {
+            "MAXACTION" | "MAXACTION_INTERRUPTIBLE" => Limit::MaxAction,
+            "MAXSTRINGLEN" => Limit::MaxStringLen,
+            "MAXMAPENTRIES" => Limit::MaxMapEntries,
+            "MAXNESTING" => Limit::MaxNesting,
+            "MAXERRORS" => Limit::MaxErrors,
+            _ if name
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') =>
+            {
+                Limit::Ignored
+            }
+            _ => return Err(format!("`{name}` in `{text}` is not a macro name")),
+        };
+        let value = match limit {
+            Limit::Ignored => 0,
+            _ => value.parse().map_err(|_| {
+                format!("the value of {name} in `{text}` is not a non-negative number")
+            })?,
+        };
+        Ok(Define { limit, value })
+    }
+}
+
+impl Invocation {
+    /// The run-time limits with the `-D` settings applied.
+    pub fn limits(&self, mut limits: tapmatrix_ir::Limits) -> tapmatrix_ir::Limits {
+        let narrow = |value: u64| u32::try_from(value).unwrap_or(u32::MAX);
+        for define in &self.defines {
+            match define.limit {
+                Limit::MaxAction => limits.max_action = define.value,
+                Limit::MaxStringLen => limits.max_string_len = narrow(define.value).max(1),
+                Limit::MaxMapEntries => limits.max_map_entries = narrow(define.value),
+                Limit::MaxNesting => limits.max_nesting = narrow(define.value),
+                Limit::MaxErrors => limits.max_errors = narrow(define.value),
+                Limit::Ignored => {}
+            }
+        }
+        limits
+    }
 }
 
 /// Which kernels a script applies to; elsewhere its probes are expected not
@@ -93,6 +259,16 @@ struct RawSpec {
     redact: Vec<Redaction>,
     #[serde(default)]
     expect_error: bool,
+    /// The script's arguments (`$1`, `@1`...), as after `stap SCRIPT`.
+    #[serde(default)]
+    args: Vec<String>,
+    /// Scalar globals set before `begin`, as `-G NAME=VALUE` sets them.
+    #[serde(default)]
+    globals: Vec<String>,
+    /// The run ends after `timeout` seconds as `exit()` ends it (`stap
+    /// -T`), instead of failing.
+    #[serde(default)]
+    time_limit: bool,
 }
 
 fn default_timeout() -> u64 {
@@ -149,6 +325,17 @@ impl Spec {
                 });
             }
         }
+        let globals = raw
+            .globals
+            .iter()
+            .map(|text| text.parse())
+            .collect::<Result<Vec<GlobalSetting>, String>>()
+            .map_err(|message| Error::Spec {
+                path: yaml.clone(),
+                line: 0,
+                column: 0,
+                message: format!("globals: {message}"),
+            })?;
         Ok(Spec {
             name,
             script: script.to_owned(),
@@ -161,6 +348,12 @@ impl Spec {
             snapshot: raw.snapshot,
             redactions,
             expect_error: raw.expect_error,
+            invocation: Invocation {
+                args: raw.args,
+                globals,
+                time_limit: raw.time_limit,
+                ..Invocation::default()
+            },
         })
     }
 
@@ -180,6 +373,7 @@ impl Spec {
             snapshot: SnapshotScope::Unchecked,
             redactions: Redactions::default(),
             expect_error: false,
+            invocation: Invocation::default(),
         }
     }
 

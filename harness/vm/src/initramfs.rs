@@ -70,6 +70,29 @@ pub enum InitramfsError {
     },
 }
 
+/// The commands a guest has on its `PATH`: the applets of the busybox
+/// every image carries (`ls`, `dd`, `sleep`...).
+pub fn guest_commands() -> Result<std::collections::BTreeSet<String>, InitramfsError> {
+    let busybox = crate::Prerequisites::check()
+        .busybox
+        .ok_or(InitramfsError::NoBusybox)?;
+    let list = duct::cmd(&busybox, ["--list-full"])
+        .stdout_capture()
+        .stderr_null()
+        .read()
+        .map_err(|error| InitramfsError::Busybox {
+            path: busybox.clone(),
+            reason: format!("`busybox --list-full`: {error}"),
+        })?;
+    Ok(list
+        .lines()
+        .filter_map(|applet| applet.trim().rsplit('/').next())
+        .filter(|name| !name.is_empty())
+        .map(str::to_owned)
+        .chain(std::iter::once("busybox".to_owned()))
+        .collect())
+}
+
 impl Initramfs {
     /// An image that runs `job`.
     pub fn with_job(job: Job) -> Self {

@@ -17,7 +17,7 @@ mod vmlinux;
 
 pub use accel::{ACCEL_ENV, ACCEL_MEMORY, Accel, AccelError, AccelStatus, ResolvedAccel};
 pub use harvest::{HarvestError, HarvestReport, Manifest, ManifestEntry, harvest_raw};
-pub use initramfs::{ExtraFile, Initramfs, InitramfsError};
+pub use initramfs::{ExtraFile, Initramfs, InitramfsError, guest_commands};
 pub use launch::{BootError, BootOutcome, BootSpec, Ending, boot, boot_streaming};
 pub use options::{QEMU_ENV, VmOptions};
 pub use parallel::{boot_floor, boot_many, default_jobs, floor_many};

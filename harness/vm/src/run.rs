@@ -264,6 +264,7 @@ mod tests {
             workload: Workload {
                 command: String::new(),
                 timeout_ms,
+                target: None,
             },
         }
     }

@@ -288,7 +288,9 @@ impl ItemRun<'_> {
         let mut page = vec![0u8; layout.page_size];
         discard(&mut buffers, &mut page)?;
         self.phases.mark("clear");
-        let target = self.spawn_workload(&item.workload.command)?;
+        // `stap -x PID` names target() itself; else it is the workload.
+        let spawned = self.spawn_workload(&item.workload.command)?;
+        let target = item.workload.target.unwrap_or(spawned);
         self.phases.mark("spawn");
         let agent_tids = own_threads();
         let mut decoders = Vec::new();

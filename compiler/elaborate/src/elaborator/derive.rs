@@ -81,6 +81,10 @@ impl<'a> Elab<'a> {
             .unwrap_or_default();
         for step in &derivation.path {
             if let Some(cond) = points.get(step.point).and_then(|p| p.condition.as_ref()) {
+                self.body.file = file;
+                self.report = true;
+                self.check_condition(cond);
+                self.report = false;
                 conditions.push((cond, file));
             }
             let Some(alias_index) = step.alias else {
@@ -198,6 +202,35 @@ impl<'a> Elab<'a> {
     }
 }
 
+impl<'a> Elab<'a> {
+    /// A probe point's `if (cond)`, as SystemTap allows it: it reads
+    /// globals only, writes nothing and calls nothing (it is evaluated
+    /// apart from any handler).
+    fn check_condition(&mut self, e: &'a ast::Expr) {
+        use ast::ExprKind;
+        let problem = match &e.kind {
+            ExprKind::Assign { .. } | ExprKind::Crement { .. } => {
+                Some("probe condition must not modify any variables")
+            }
+            ExprKind::Call { .. } => Some("probe condition must not reference function"),
+            ExprKind::Embedded(_) => Some("probe condition must not include impure embedded-C"),
+            ExprKind::Ident(name) if self.find_global(name).is_none() => {
+                Some("probe condition must not reference undeclared global")
+            }
+            _ => None,
+        };
+        if let Some(problem) = problem {
+            self.error(
+                e.span,
+                problem,
+                Some("a probe point's condition may only read globals"),
+            );
+            return;
+        }
+        e.for_each_child(&mut |child| self.check_condition(child));
+    }
+}
+
 /// The kernel's tick rate (`CONFIG_HZ`; Debian's amd64 kernels use 250,
 /// which is also assumed where the config is unknown).
 fn kernel_hz(facts: &KernelFacts) -> u64 {
@@ -214,17 +247,21 @@ fn kernel_hz(facts: &KernelFacts) -> u64 {
 
 /// Checks `perf.type(T).config(C)[.sample(N)|.hz(N)]`.
 pub(super) fn perf_check(point: &tapmatrix_resolve::ProbePoint) -> Result<(), String> {
-    let (mut event_type, mut config) = (false, false);
+    let (mut event_type, mut config, mut rate) = (false, false, false);
     for component in point.components.iter().skip(1) {
         let number = match component.arg {
             Some(Arg::Number(n)) if n >= 0 => u64::try_from(n).ok(),
             _ => None,
         };
         match (component.name.as_str(), number) {
-            ("type", Some(n)) if u32::try_from(n).is_ok() => event_type = true,
-            ("config", Some(_)) => config = true,
-            ("sample" | "hz", Some(n)) if n > 0 => {}
-            (other, _) => return Err(format!("perf.{other} is not a perf probe tapmatrix knows")),
+            ("type", Some(n)) if u32::try_from(n).is_ok() && !event_type => event_type = true,
+            ("config", Some(_)) if event_type && !config => config = true,
+            ("sample" | "hz", Some(n)) if n > 0 && config && !rate => rate = true,
+            (other, _) => {
+                return Err(format!(
+                    "probe point mismatch: perf.type(T).config(C) takes one .sample(N) or .hz(N), not .{other} here"
+                ));
+            }
         }
     }
     if !event_type {
@@ -246,44 +283,87 @@ pub(super) enum Timer {
 }
 
 /// `timer.UNIT(N)[.randomize(M)]` (or `timer.profile`) as a probe kind,
-/// with `hz` the kernel's tick rate (for jiffies).
+/// with `hz` the kernel's tick rate (for jiffies), checked as SystemTap's
+/// timer builder checks it.
 pub(super) fn timer_kind(point: &tapmatrix_resolve::ProbePoint, hz: u64) -> Result<Timer, String> {
+    // SystemTap's hrtimers take 100us to a day.
+    const MIN_NS: u64 = 100_000;
+    const MAX_NS: u64 = 1_000_000_000 * 60 * 60 * 24;
     let unit = point.components.get(1).ok_or("a timer needs a unit")?;
     if unit.name == "profile" {
+        if let Some(extra) = point.components.get(2) {
+            return Err(format!(
+                "probe point mismatch: timer.profile takes no .{}",
+                extra.name
+            ));
+        }
         return Ok(Timer::Profile);
     }
     let number = |c: &tapmatrix_resolve::Component| match c.arg {
-        Some(Arg::Number(n)) if n > 0 => u64::try_from(n).ok(),
+        Some(Arg::Number(n)) => Some(n),
         _ => None,
     };
-    let n = number(unit).ok_or("a timer needs a positive number")?;
-    let scale: u64 = match unit.name.as_str() {
-        "s" | "sec" => 1_000_000_000,
-        "ms" | "msec" => 1_000_000,
-        "us" | "usec" => 1_000,
-        "ns" | "nsec" => 1,
-        "jiffies" => 1_000_000_000 / hz.max(1),
-        "hz" => {
-            let period = 1_000_000_000 / n;
-            let randomize = match point.components.get(2) {
-                Some(r) => number(r).ok_or("randomize needs a positive number")? * period,
-                None => 0,
-            };
-            return Ok(Timer::Periodic(ir::ProbeKind::Timer {
-                period_ns: period,
-                randomize_ns: randomize,
-            }));
-        }
-        other => return Err(format!("timer.{other} is not a timer SystemTap knows")),
-    };
+    let n = number(unit).ok_or("a timer needs a number")?;
     let randomize = match point.components.get(2) {
-        Some(r) => number(r)
-            .ok_or("randomize needs a positive number")?
-            .saturating_mul(scale),
+        Some(r) if r.name == "randomize" && unit.name != "hz" => {
+            number(r).ok_or("randomize needs a number")?
+        }
+        Some(r) => {
+            return Err(format!(
+                "probe point mismatch: timer.{} takes no .{}",
+                unit.name, r.name
+            ));
+        }
         None => 0,
     };
+    if let Some(extra) = point.components.get(3) {
+        return Err(format!(
+            "probe point mismatch: a timer takes nothing after .randomize, not .{}",
+            extra.name
+        ));
+    }
+    if unit.name == "jiffies" {
+        if !(1..=1_000_000).contains(&n) {
+            return Err("invalid interval for jiffies timer".to_owned());
+        }
+        if randomize < 0 || randomize > n {
+            return Err("invalid randomize for jiffies timer".to_owned());
+        }
+        let tick = 1_000_000_000 / hz.max(1);
+        let (n, randomize) = (n.unsigned_abs(), randomize.unsigned_abs());
+        return Ok(Timer::Periodic(ir::ProbeKind::Timer {
+            period_ns: n.saturating_mul(tick),
+            randomize_ns: randomize.saturating_mul(tick),
+        }));
+    }
+    let (period, randomize): (i128, i128) = match unit.name.as_str() {
+        "hz" => {
+            if n <= 0 {
+                return Err("frequency must be greater than 0".to_owned());
+            }
+            ((1_000_000_000 + i128::from(n) - 1) / i128::from(n), 0)
+        }
+        name => {
+            let scale: i128 = match name {
+                "s" | "sec" => 1_000_000_000,
+                "ms" | "msec" => 1_000_000,
+                "us" | "usec" => 1_000,
+                "ns" | "nsec" => 1,
+                other => return Err(format!("timer.{other} is not a timer SystemTap knows")),
+            };
+            (i128::from(n) * scale, i128::from(randomize) * scale)
+        }
+    };
+    if !(i128::from(MIN_NS)..=i128::from(MAX_NS)).contains(&period) {
+        return Err(format!(
+            "interval value out of range: {period} ns (100us to a day)"
+        ));
+    }
+    if randomize < 0 || randomize > period {
+        return Err("randomization value out of range".to_owned());
+    }
     Ok(Timer::Periodic(ir::ProbeKind::Timer {
-        period_ns: n.saturating_mul(scale),
-        randomize_ns: randomize,
+        period_ns: u64::try_from(period).unwrap_or(MAX_NS),
+        randomize_ns: u64::try_from(randomize).unwrap_or(0),
     }))
 }

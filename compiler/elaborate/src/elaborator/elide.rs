@@ -66,6 +66,7 @@ impl<'a> Elab<'a> {
                         && self.pure_expr(rhs, None)
                     {
                         dead.push(address(stmt));
+                        self.warn(lhs.span, format!("Eliding assignment to '{name}'"));
                     }
                 }
                 StmtKind::Block(block) => self.find_dead(&block.stmts, read, skip, dead),

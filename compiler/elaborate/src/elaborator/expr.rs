@@ -171,11 +171,26 @@ impl<'a> Elab<'a> {
                 pattern,
             } => {
                 let (operand, _) = self.typed(lhs, Ty::Str);
+                let pattern = decode_escapes(pattern);
+                // Compiled here as the runtime compiles it: a bad pattern
+                // is SystemTap's pass-2 error, not a run-time one.
+                if self.report
+                    && let Err(error) = regex::Regex::new(&pattern)
+                {
+                    let why = error.to_string();
+                    let why = why.lines().last().unwrap_or_default().trim();
+                    let why = why.strip_prefix("error: ").unwrap_or(why);
+                    self.error(
+                        e.span,
+                        format!("regex compilation error: {why} in \"{pattern}\""),
+                        None,
+                    );
+                }
                 (
                     ir::Expr::Regex {
                         negated: *negated,
                         operand: Box::new(operand),
-                        pattern: decode_escapes(pattern),
+                        pattern,
                     },
                     Ty::Long,
                 )

@@ -23,9 +23,9 @@ use tapmatrix_resolve::{AttachKind, AttachPoint, Library, resolve_target_as};
 use tapmatrix_syntax::Span;
 use tapmatrix_syntax::ast::{self, Expr, Item};
 
-use crate::error::{ElaborateError, ElaborateErrors};
+use crate::error::{ElaborateError, ElaborateErrors, ElaborateWarning};
 use crate::prune::prune_probe;
-use crate::{Capabilities, Elaborated, FetchRequest, ProbeSite};
+use crate::{Capabilities, Elaborated, FetchRequest, Options, ProbeSite};
 
 /// Passes of inference before giving up on a fixed point.
 const MAX_PASSES: usize = 64;
@@ -204,6 +204,8 @@ struct Elab<'a> {
     facts: &'a KernelFacts,
     /// What the back end can serve on this kernel.
     caps: &'a Capabilities,
+    /// The command line's switches.
+    options: &'a Options,
     /// Source file names of the program, indexed by `ir::Loc::file`.
     files: Vec<String>,
     sym: Symbols<'a>,
@@ -213,6 +215,8 @@ struct Elab<'a> {
     /// This is the last pass: errors are reported.
     report: bool,
     errors: Vec<ElaborateError>,
+    /// Warnings about the script's own files, each once.
+    warnings: Vec<ElaborateWarning>,
 }
 
 /// Every global and function of the script and its tapsets.
@@ -262,12 +266,15 @@ pub(crate) fn run(
     lib: &Library,
     facts: &KernelFacts,
     caps: &Capabilities,
-) -> Result<Elaborated, ElaborateErrors> {
-    let mut elab = Elab::new(lib, facts, caps);
+    options: &Options,
+) -> Result<(Elaborated, Vec<ElaborateWarning>), ElaborateErrors> {
+    let mut elab = Elab::new(lib, facts, caps, options);
     elab.check_duplicate_functions();
     let mut probes = elab.derive_probes(facts);
-    for probe in &mut probes {
-        probe.skip = elab.dead_stores(probe);
+    if !options.unoptimized {
+        for probe in &mut probes {
+            probe.skip = elab.dead_stores(probe);
+        }
     }
     for _ in 0..MAX_PASSES {
         elab.changed = false;
@@ -338,16 +345,30 @@ pub(crate) fn run(
         program_probes.push(entry_probe);
         sites.push(site(facts, caps, point, attach, fetches));
     }
-    Ok(Elaborated {
-        program: ir::Program {
-            files: elab.files,
-            globals,
-            functions,
-            probes: program_probes,
-            limits: ir::Limits::default(),
+    elab.warn_about_globals();
+    let mut warnings = elab.warnings;
+    warnings.sort_by_key(|w| location_key(&w.location));
+    Ok((
+        Elaborated {
+            program: ir::Program {
+                files: elab.files,
+                globals,
+                functions,
+                probes: program_probes,
+                limits: ir::Limits::default(),
+            },
+            sites,
         },
-        sites,
-    })
+        warnings,
+    ))
+}
+
+/// `file:line:col` as a key that sorts lines and columns as numbers.
+fn location_key(location: &str) -> (String, u32, u32) {
+    let mut fields = location.rsplitn(3, ':');
+    let col = fields.next().and_then(|c| c.parse().ok()).unwrap_or(0);
+    let line = fields.next().and_then(|l| l.parse().ok()).unwrap_or(0);
+    (fields.next().unwrap_or_default().to_owned(), line, col)
 }
 
 /// A probe's site, with every fetch resolved at every attach point.
@@ -388,7 +409,12 @@ fn item_span(item: &Item) -> Span {
 }
 
 impl<'a> Elab<'a> {
-    fn new(lib: &'a Library, facts: &'a KernelFacts, caps: &'a Capabilities) -> Elab<'a> {
+    fn new(
+        lib: &'a Library,
+        facts: &'a KernelFacts,
+        caps: &'a Capabilities,
+        options: &'a Options,
+    ) -> Elab<'a> {
         let mut globals = Vec::new();
         let mut functions = Vec::new();
         for (file_index, file) in lib.files.iter().enumerate() {
@@ -455,6 +481,7 @@ impl<'a> Elab<'a> {
             lib,
             facts,
             caps,
+            options,
             files: Vec::new(),
             sym: Symbols {
                 globals,
@@ -469,6 +496,7 @@ impl<'a> Elab<'a> {
             changed: false,
             report: false,
             errors: Vec::new(),
+            warnings: Vec::new(),
         }
     }
 
@@ -499,6 +527,22 @@ impl<'a> Elab<'a> {
             file: u32::try_from(file).unwrap_or(u32::MAX),
             line: span.line,
             col: span.col,
+        }
+    }
+
+    /// Records a warning about `span` when it is in the script's own
+    /// files (SystemTap warns about user files only), once.
+    fn warn(&mut self, span: Span, message: impl Into<String>) {
+        let in_script = self.lib.files.get(self.body.file).is_some_and(|f| f.script);
+        if !in_script {
+            return;
+        }
+        let warning = ElaborateWarning {
+            message: message.into(),
+            location: self.at(span),
+        };
+        if !self.warnings.contains(&warning) {
+            self.warnings.push(warning);
         }
     }
 

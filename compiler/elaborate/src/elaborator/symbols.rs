@@ -97,6 +97,15 @@ impl<'a> Elab<'a> {
                     var.location.clone(),
                 ));
             }
+            if var.decl.wrap && !matches!(var.arity, Some(n) if n > 0) {
+                errors.push(
+                    ElaborateError::new("wrapping not supported for scalars", var.location.clone())
+                        .with_hint(format!(
+                            "`%` makes a full array drop its oldest entry; '{}' is not an array",
+                            var.name
+                        )),
+                );
+            }
             if var.decl.init.is_some() && matches!(var.arity, Some(n) if n > 0) {
                 errors.push(ElaborateError::new(
                     format!("array '{}' cannot have an initial value", var.name),
@@ -161,6 +170,55 @@ impl<'a> Elab<'a> {
         }
         for error in errors {
             self.push_error(error);
+        }
+    }
+
+    /// SystemTap's warnings about the script's globals: declared and
+    /// never used (elided), or read and never assigned (no initializer, no
+    /// `-G`, no write anywhere in the script).
+    pub(super) fn warn_about_globals(&mut self) {
+        let mut written: std::collections::HashSet<&str> = std::collections::HashSet::new();
+        for file in self.lib.files.iter().filter(|f| f.script) {
+            for item in &file.ast.items {
+                let (stmts, params): (&[ast::Stmt], &[ast::Param]) = match item {
+                    ast::Item::Probe(p) => (&p.body.stmts, &[]),
+                    ast::Item::Alias(a) => (&a.body.stmts, &[]),
+                    ast::Item::Function(f) => match &f.body {
+                        ast::FunctionBody::Block(b) => (&b.stmts, &f.params),
+                        ast::FunctionBody::Embedded(_) => continue,
+                    },
+                    _ => continue,
+                };
+                for stmt in stmts {
+                    writes_of(stmt, &mut |name| {
+                        if !params.iter().any(|p| p.name == name) {
+                            written.insert(name);
+                        }
+                    });
+                }
+            }
+        }
+        let mut warnings = Vec::new();
+        for var in self.sym.globals.iter().filter(|g| g.script) {
+            let message = if !var.used {
+                format!("Eliding unused variable '{}'", var.name)
+            } else if var.decl.init.is_none()
+                && !written.contains(var.name.as_str())
+                && !self.options.set_globals.contains(&var.name)
+            {
+                format!("never-assigned global variable '{}'", var.name)
+            } else {
+                continue;
+            };
+            warnings.push(crate::error::ElaborateWarning {
+                message,
+                location: var.location.clone(),
+            });
+        }
+        for warning in warnings {
+            if !self.warnings.contains(&warning) {
+                self.warnings.push(warning);
+            }
         }
     }
 
@@ -356,5 +414,85 @@ impl<'a> Elab<'a> {
             );
         }
         out
+    }
+}
+
+/// Calls `written` with each name a statement writes: the target of an
+/// assignment or `++`/`--`, an array stored into or deleted from, a
+/// statistic added to.
+fn writes_of<'a>(stmt: &'a ast::Stmt, written: &mut dyn FnMut(&'a str)) {
+    use ast::StmtKind;
+    let expr = |e: &'a Expr, written: &mut dyn FnMut(&'a str)| expr_writes(e, written);
+    match &stmt.kind {
+        StmtKind::Block(block) => block.stmts.iter().for_each(|s| writes_of(s, written)),
+        StmtKind::Expr(e) | StmtKind::Return(Some(e)) => expr(e, written),
+        StmtKind::Delete(e) => {
+            if let Some(name) = root_name(e) {
+                written(name);
+            }
+            expr(e, written);
+        }
+        StmtKind::If {
+            cond,
+            then,
+            otherwise,
+        } => {
+            expr(cond, written);
+            writes_of(then, written);
+            if let Some(otherwise) = otherwise {
+                writes_of(otherwise, written);
+            }
+        }
+        StmtKind::While { cond, body } => {
+            expr(cond, written);
+            writes_of(body, written);
+        }
+        StmtKind::For(f) => {
+            for e in [&f.init, &f.cond, &f.step].into_iter().flatten() {
+                expr(e, written);
+            }
+            writes_of(&f.body, written);
+        }
+        StmtKind::Foreach(f) => writes_of(&f.body, written),
+        StmtKind::Try(t) => t
+            .body
+            .stmts
+            .iter()
+            .chain(&t.catch.stmts)
+            .for_each(|s| writes_of(s, written)),
+        StmtKind::Empty
+        | StmtKind::Break
+        | StmtKind::Continue
+        | StmtKind::Next
+        | StmtKind::Return(None) => {}
+    }
+}
+
+fn expr_writes<'a>(e: &'a Expr, written: &mut dyn FnMut(&'a str)) {
+    match &e.kind {
+        ast::ExprKind::Assign { lhs, .. } => {
+            if let Some(name) = root_name(lhs) {
+                written(name);
+            }
+        }
+        ast::ExprKind::Crement { operand, .. } => {
+            if let Some(name) = root_name(operand) {
+                written(name);
+            }
+        }
+        _ => {}
+    }
+    e.for_each_child(&mut |child| expr_writes(child, written));
+}
+
+/// The variable an lvalue names: `x`, or the array of `a[k]`.
+fn root_name(e: &Expr) -> Option<&str> {
+    match &e.kind {
+        ast::ExprKind::Ident(name) => Some(name),
+        ast::ExprKind::Index {
+            base: ast::Indexable::Name(name),
+            ..
+        } => Some(&name.name),
+        _ => None,
     }
 }

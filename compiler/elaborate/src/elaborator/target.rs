@@ -52,6 +52,9 @@ impl<'a> Elab<'a> {
                 if self.is_entry_parameter(target) {
                     return self.entry_value(e, e, want);
                 }
+                if self.options.skip_badvars && self.resolves_nowhere(target) {
+                    return bad;
+                }
                 let location = self.at(e.span);
                 if self.is_char_array(target) {
                     let slot = self.fetch(FetchRequest::String {
@@ -71,6 +74,15 @@ impl<'a> Elab<'a> {
                 (ir::Expr::Fetch(slot), Ty::Long)
             }
         }
+    }
+
+    /// Whether `target` resolves at none of the probe's attach points
+    /// (`--skip-badvars` reads it as 0 then).
+    fn resolves_nowhere(&self, target: &ast::Target) -> bool {
+        !self.body.attach.is_empty()
+            && self.body.attach.iter().all(|at| {
+                resolve_target_as(self.facts, at, target, self.caps.tracepoint_names).is_err()
+            })
     }
 
     /// Whether a fetched `target` is read at the function's entry (a

@@ -407,6 +407,7 @@ fn event_bench(args: &EventBenchArgs) -> anyhow::Result<Status> {
                             command.clone()
                         },
                         timeout_ms: 600_000,
+                        target: None,
                     },
                 });
             }
@@ -581,6 +582,7 @@ fn attach_bench(args: &AttachBenchArgs) -> anyhow::Result<Status> {
                     workload: tapmatrix_ir::Workload {
                         command: "true".to_owned(),
                         timeout_ms: 300_000,
+                        target: None,
                     },
                 });
             }

@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod doc;
 pub mod doctor;
+pub mod examples;
 pub mod kernels;
 pub mod list;
 pub mod parse;

@@ -35,7 +35,9 @@ struct Maps {
 impl ItemRun<'_> {
     /// Runs an item compiled to BPF.
     pub(super) fn drive_bpf(&mut self, item: &RunItem, artefact: &BpfArtefact) -> Result<RunEnd> {
-        let target = self.spawn_workload(&item.workload.command)?;
+        // `stap -x PID` names target() itself; else it is the workload.
+        let spawned = self.spawn_workload(&item.workload.command)?;
+        let target = item.workload.target.unwrap_or(spawned);
         self.phases.mark("spawn");
         let loader = self.boot.loader.get_or_insert_with(|| {
             let mut loader = EbpfLoader::new();
