@@ -16,8 +16,8 @@ pub enum SubsetRoot {
     /// Every struct, union, enum and typedef of this name.
     Type(String),
     /// A tracepoint by event name (`sched_switch`): the
-    /// `__bpf_trace_<event>` and `trace_event_raw_event_<event>` functions
-    /// and the `btf_trace_<event>` typedef, those the blob has (what
+    /// `__bpf_trace_<event>`, `trace_event_raw_event_<event>` and
+    /// `__traceiter_<event>` functions and the `btf_trace_<event>` typedef, those the blob has (what
     /// [`Btf::tracepoint_args`] reads).
     Tracepoint(String),
 }
@@ -29,7 +29,7 @@ impl std::fmt::Display for SubsetRoot {
             SubsetRoot::Type(name) => write!(f, "struct, union, enum or typedef `{name}`"),
             SubsetRoot::Tracepoint(event) => write!(
                 f,
-                "tracepoint `{event}` (no __bpf_trace_{event}, trace_event_raw_event_{event} or btf_trace_{event})"
+                "tracepoint `{event}` (no __bpf_trace_{event}, trace_event_raw_event_{event}, __traceiter_{event} or btf_trace_{event})"
             ),
         }
     }
@@ -276,6 +276,9 @@ impl Btf {
                     &format!("trace_event_raw_event_{event}"),
                     &[Kind::Func],
                 ));
+                // 5.10 has neither function for most events: its
+                // `__traceiter_<event>` carries the argument names.
+                ids.extend(named(&format!("__traceiter_{event}"), &[Kind::Func]));
                 ids.extend(named(&format!("btf_trace_{event}"), &[Kind::Typedef]));
                 ids
             }
@@ -501,7 +504,7 @@ mod tests {
                         .collect()
                 };
                 assert_eq!(args(full), args(sub), "{root}");
-                for prefix in ["__bpf_trace_", "trace_event_raw_event_"] {
+                for prefix in ["__bpf_trace_", "trace_event_raw_event_", "__traceiter_"] {
                     let name = format!("{prefix}{event}");
                     let (a, b) = (full.find(Kind::Func, &name), sub.find(Kind::Func, &name));
                     assert_eq!(a.is_some(), b.is_some(), "{name}");
@@ -704,7 +707,7 @@ mod tests {
             .unwrap_err();
         assert_eq!(
             error.to_string(),
-            "BTF has no tracepoint `x` (no __bpf_trace_x, trace_event_raw_event_x or btf_trace_x)"
+            "BTF has no tracepoint `x` (no __bpf_trace_x, trace_event_raw_event_x, __traceiter_x or btf_trace_x)"
         );
     }
 
