@@ -159,7 +159,7 @@ fn check(spec: &Spec, series: &str, snapshots: PathBuf, cell: Option<Cell>) -> R
         Status::NotAvailable => return Ok(()),
         // A flaky cell failed once: never a pass.
         Status::Error | Status::Infra | Status::Flaky => {
-            return Err(format!("{}: {}", cell.status.word(), cell.detail).into());
+            return Err(failure_report(&cell).into());
         }
         Status::Pass | Status::Fail => {}
     }
@@ -177,6 +177,42 @@ fn check(spec: &Spec, series: &str, snapshots: PathBuf, cell: Option<Cell>) -> R
         Status::Pass => Ok(()),
         _ => Err(cell.detail.into()),
     }
+}
+
+/// What a test that did not pass prints: the cell's status and detail,
+/// and for a flaky cell its failed first attempt, what that printed and
+/// the end of its agent and console logs (CI keeps nothing else: the
+/// clone's `target/` is gone when the run ends).
+fn failure_report(cell: &Cell) -> String {
+    let mut out = format!("{}: {}", cell.status.word(), cell.detail);
+    let (what, output, logs) = match &cell.first_attempt {
+        Some(first) => {
+            out.push_str(&format!(
+                "\nfirst attempt: {}: {}",
+                first.status.word(),
+                first.detail
+            ));
+            ("first attempt", &first.output, &first.logs)
+        }
+        None => ("this attempt", &cell.output, &cell.logs),
+    };
+    if let Some(output) = output {
+        out.push_str(&format!("\n--- {what} printed ---\n{output}"));
+    }
+    if let Some(logs) = logs {
+        for (name, path) in [("agent log", &logs.agent), ("console", &logs.console)] {
+            out.push_str(&format!("\n--- {what}: {name} ({path}), last lines ---\n"));
+            match std::fs::read_to_string(path) {
+                Ok(text) => {
+                    let lines: Vec<&str> = text.lines().collect();
+                    let tail = &lines[lines.len().saturating_sub(40)..];
+                    out.push_str(&tail.join("\n"));
+                }
+                Err(error) => out.push_str(&format!("(unreadable: {error})")),
+            }
+        }
+    }
+    out
 }
 
 /// The back end the scripts run on: `TAPMATRIX_BACKEND` (tracefs, bpf,
