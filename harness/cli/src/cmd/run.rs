@@ -860,17 +860,38 @@ fn show(
             }
         }
     }
-    for cell in cells {
-        if cell.status != CellStatus::Pass {
-            let who = if scripts.len() > 1 {
-                format!("{} on {}", cell.script, cell.kernel)
-            } else {
-                cell.kernel.clone()
-            };
-            eprintln!("{who}: {}: {}", cell.status.word(), cell.detail);
-        }
+    for (script, status, detail, kernels) in failures_by_kind(cells) {
+        let kernels = kernels.join(", ");
+        let who = if scripts.len() > 1 {
+            format!("{script} on {kernels}")
+        } else {
+            kernels
+        };
+        eprintln!("{who}: {status}: {detail}");
     }
     Ok(())
+}
+
+/// The cells that did not pass, one entry per (script, status, detail) in
+/// the order they first appear, with every kernel that ended that way: a
+/// compile error all seven kernels share is one line, not seven.
+fn failures_by_kind(cells: &[Cell]) -> Vec<(String, &'static str, String, Vec<String>)> {
+    let mut groups: Vec<(String, &'static str, String, Vec<String>)> = Vec::new();
+    for cell in cells.iter().filter(|cell| cell.status != CellStatus::Pass) {
+        let status = cell.status.word();
+        match groups.iter_mut().find(|(script, word, detail, _)| {
+            *script == cell.script && *word == status && *detail == cell.detail
+        }) {
+            Some((_, _, _, kernels)) => kernels.push(cell.kernel.clone()),
+            None => groups.push((
+                cell.script.clone(),
+                status,
+                cell.detail.clone(),
+                vec![cell.kernel.clone()],
+            )),
+        }
+    }
+    groups
 }
 
 /// A back end as `--backend` names it.
@@ -1015,5 +1036,44 @@ impl Sink {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    // A unit test: a panic is how it reports a failure.
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    #[test]
+    fn a_failure_every_kernel_shares_is_one_entry() {
+        let error = "compile error: semantic error: unresolved function at x.stp:1:21";
+        let cells = vec![
+            Cell::new("x", "5.10", CellStatus::Error, error),
+            Cell::new("x", "6.1", CellStatus::Error, error),
+            Cell::new("x", "7.3", CellStatus::Pass, ""),
+            Cell::new("x", "7.2", CellStatus::Error, "compile error: another"),
+            Cell::new("y", "5.10", CellStatus::Error, error),
+        ];
+        let groups = failures_by_kind(&cells);
+        let kernels: Vec<(&str, Vec<&str>)> = groups
+            .iter()
+            .map(|(script, _, _, kernels)| {
+                (
+                    script.as_str(),
+                    kernels.iter().map(String::as_str).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            kernels,
+            [
+                ("x", vec!["5.10", "6.1"]),
+                ("x", vec!["7.2"]),
+                ("y", vec!["5.10"])
+            ]
+        );
+        assert_eq!(groups[0].1, "ERROR");
     }
 }
