@@ -120,7 +120,9 @@ impl Capabilities {
                 self.backend, self.kernel
             )
         };
-        Some(ElaborateError::new(message, location).with_hint(why))
+        let mut error = ElaborateError::new(message, location).with_hint(why);
+        error.refusal = true;
+        Some(error)
     }
 }
 

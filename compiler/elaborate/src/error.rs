@@ -11,6 +11,9 @@ pub struct ElaborateError {
     pub location: String,
     /// What to do about it.
     pub hint: Option<String>,
+    /// Whether the error is the back end's refusal of a construct it does
+    /// not serve (another back end may serve it), not a fault of the script.
+    pub refusal: bool,
 }
 
 impl ElaborateError {
@@ -20,6 +23,7 @@ impl ElaborateError {
             message: message.into(),
             location: location.into(),
             hint: None,
+            refusal: false,
         }
     }
 
@@ -63,6 +67,14 @@ impl fmt::Display for ElaborateError {
 /// Every error found in a script, in source order.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub struct ElaborateErrors(pub Vec<ElaborateError>);
+
+impl ElaborateErrors {
+    /// Whether every error is the back end's refusal of a construct (so
+    /// another back end may compile the script).
+    pub fn only_refusals(&self) -> bool {
+        self.0.iter().all(|error| error.refusal)
+    }
+}
 
 impl fmt::Display for ElaborateErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

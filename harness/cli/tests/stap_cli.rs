@@ -212,3 +212,26 @@ fn skip_badvars_reads_a_variable_that_resolves_nowhere_as_0() {
     let output = scratch.run("run", &["--skip-badvars", "-p2", "-e", script]);
     assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
 }
+
+#[test]
+fn auto_reports_the_scripts_fault_before_a_back_ends_refusal() {
+    let scratch = Scratch::new(&["6.1"], &["6.1"]);
+    // tracefs refuses timer.profile; bpf serves it, and both find the
+    // unknown function: that is what the user has to fix.
+    let path = script(
+        &scratch,
+        "p.stp",
+        "probe timer.profile { println(nosuch()) }\n",
+    );
+    let output = scratch.run("run", &["-p4", "--backend", "auto", &path]);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.starts_with("semantic error: unresolved function: identifier 'nosuch'"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("not supported by the tracefs back end"),
+        "{stderr}"
+    );
+}

@@ -176,20 +176,31 @@ pub fn compile_spec(
         // line's globals and limits set; the warnings are kept once.
         let mut warned: Option<Vec<String>> = None;
         let mut elaborate =
-            |caps: &tapmatrix_elaborate::Capabilities| -> Result<Elaborated, String> {
-                let (mut elaborated, found) =
-                    tapmatrix_elaborate::elaborate_with(&loaded, facts, caps, &options)
-                        .map_err(|e| e.to_string())?;
+            |caps: &tapmatrix_elaborate::Capabilities| -> Result<Elaborated, Failure> {
+                let (mut elaborated, found) = tapmatrix_elaborate::elaborate_with(
+                    &loaded, facts, caps, &options,
+                )
+                .map_err(|errors| {
+                    let message = errors.to_string();
+                    if errors.only_refusals() {
+                        Failure::Refused(message)
+                    } else {
+                        Failure::Script(message)
+                    }
+                })?;
                 let found: Vec<String> = found.iter().map(ToString::to_string).collect();
                 if invocation.warnings == Warnings::Error && !found.is_empty() {
-                    return Err(found
-                        .iter()
-                        .map(|w| format!("{w} (an error: -W)"))
-                        .collect::<Vec<_>>()
-                        .join("\n"));
+                    return Err(Failure::Script(
+                        found
+                            .iter()
+                            .map(|w| format!("{w} (an error: -W)"))
+                            .collect::<Vec<_>>()
+                            .join("\n"),
+                    ));
                 }
                 warned.get_or_insert(found);
-                set_globals(&mut elaborated.program, &invocation.globals)?;
+                set_globals(&mut elaborated.program, &invocation.globals)
+                    .map_err(Failure::Script)?;
                 elaborated.program.limits = invocation.limits(elaborated.program.limits);
                 Ok(elaborated)
             };
@@ -200,7 +211,7 @@ pub fn compile_spec(
             };
             let elaborated = match elaborate(&caps) {
                 Ok(elaborated) => elaborated,
-                Err(message) => return Compiled::Error(message),
+                Err(failure) => return Compiled::Error(failure.into_message()),
             };
             warnings = warned.take().unwrap_or_default();
             let errors = elaborated.target_errors();
@@ -214,22 +225,22 @@ pub fn compile_spec(
         }
         let tracefs = |elaborate: &mut dyn FnMut(
             &tapmatrix_elaborate::Capabilities,
-        ) -> Result<Elaborated, String>|
-         -> Result<Artefact, String> {
+        ) -> Result<Elaborated, Failure>|
+         -> Result<Artefact, Failure> {
             let caps = tapmatrix_tracefs::capabilities(facts, kernel);
             tapmatrix_tracefs::lower(elaborate(&caps)?, facts, events)
                 .map(Artefact::Tracefs)
-                .map_err(joined)
+                .map_err(|errors| Failure::Refused(joined(errors)))
         };
         let bpf = |elaborate: &mut dyn FnMut(
             &tapmatrix_elaborate::Capabilities,
-        ) -> Result<Elaborated, String>,
+        ) -> Result<Elaborated, Failure>,
                    forward: bool|
-         -> Result<Artefact, String> {
+         -> Result<Artefact, Failure> {
             let caps = tapmatrix_bpf::capabilities(facts, kernel);
             tapmatrix_bpf::compile(elaborate(&caps)?, facts, tapmatrix_bpf::Options { forward })
                 .map(|artefact| Artefact::Bpf(Box::new(artefact)))
-                .map_err(joined)
+                .map_err(|errors| Failure::Refused(joined(errors)))
         };
         let compiled = match backend {
             Backend::Tracefs => tracefs(&mut elaborate),
@@ -242,11 +253,12 @@ pub fn compile_spec(
                 Ok(artefact @ Artefact::Bpf(_)) if artefact.backend() == "bpf" => Ok(artefact),
                 bpf_result => match tracefs(&mut elaborate) {
                     Ok(artefact) => Ok(artefact),
-                    Err(tracefs_error) => bpf_result
-                        .map_err(|bpf_error| format!("{tracefs_error}\n(and by bpf: {bpf_error})")),
+                    Err(tracefs_failure) => bpf_result
+                        .map_err(|bpf_failure| Failure::neither(tracefs_failure, bpf_failure)),
                 },
             },
-        };
+        }
+        .map_err(Failure::into_message);
         warnings = warned.take().unwrap_or_default();
         match compiled {
             Ok(artefact) if last == Pass::Lower => Compiled::Stopped {
@@ -389,6 +401,35 @@ fn summary(artefact: &Artefact) -> String {
 }
 
 /// Back end errors, one a line.
+/// Why a back end did not compile a script: the back end refused a
+/// construct it does not serve (another back end may), or the script is
+/// wrong whatever the back end.
+enum Failure {
+    Refused(String),
+    Script(String),
+}
+
+impl Failure {
+    /// `--backend auto`'s error when neither back end compiled the script:
+    /// a fault of the script first (the same on every back end, and what
+    /// the user has to fix), else both refusals.
+    fn neither(tracefs: Failure, bpf: Failure) -> Failure {
+        match (tracefs, bpf) {
+            (_, Failure::Script(bpf)) => Failure::Script(bpf),
+            (Failure::Script(tracefs), Failure::Refused(_)) => Failure::Script(tracefs),
+            (Failure::Refused(tracefs), Failure::Refused(bpf)) => {
+                Failure::Refused(format!("{tracefs}\n(and by bpf: {bpf})"))
+            }
+        }
+    }
+
+    fn into_message(self) -> String {
+        match self {
+            Failure::Refused(message) | Failure::Script(message) => message,
+        }
+    }
+}
+
 fn joined<E: std::fmt::Display>(errors: Vec<E>) -> String {
     errors
         .iter()
