@@ -494,6 +494,10 @@ fn by_design(detail: &str) -> Option<&'static str> {
             "embedded code in an unprivileged script",
             "guru mode's embedded C: no kernel module runs C code",
         ),
+        (
+            "writing a target variable",
+            "guru mode's writes to kernel memory ($var = ...): tapmatrix writes no kernel memory",
+        ),
     ]
     .into_iter()
     .find(|(needle, _)| detail.contains(needle))
@@ -821,6 +825,20 @@ mod tests {
             Support::parse("stap -p4 2048.stp").holds(&mut have(&[])),
             Ok(true)
         );
+    }
+
+    #[test]
+    fn a_target_write_is_unsupported_by_design() {
+        let detail = "semantic error: writing a target variable ($return) is not supported by the tracefs back end on 6.1.0-50-amd64 at /x/t.stp:4:3\n(and by bpf: semantic error: writing a target variable ($return) is not supported by the bpf back end on 6.1.0-50-amd64 at /x/t.stp:4:3)";
+        assert!(
+            matches!(Verdict::of_error(detail), Verdict::Unsupported(why) if why.contains("writes no kernel memory"))
+        );
+        assert!(matches!(
+            Verdict::of_error(
+                "semantic error: unresolved function: identifier 'x' at /x/t.stp:1:1"
+            ),
+            Verdict::Fails(_)
+        ));
     }
 
     #[test]
