@@ -54,6 +54,35 @@ impl AttachPoint {
         }
     }
 
+    /// Where the `@entry(...)` values of a probe at this return point are
+    /// taken: the function's entry for a kretprobe, the syscall's entry
+    /// tracepoint for a syscall's exit tracepoint (`syscalls:sys_exit_NAME`
+    /// pairs with `syscalls:sys_enter_NAME`, `raw_syscalls:sys_exit` with
+    /// `raw_syscalls:sys_enter`: the kernel defines them in pairs); none
+    /// for any other point.
+    pub fn entry(&self) -> Option<AttachPoint> {
+        let target = match self.kind {
+            AttachKind::Kretprobe => {
+                return Some(AttachPoint {
+                    kind: AttachKind::Kprobe,
+                    ..self.clone()
+                });
+            }
+            AttachKind::Tracepoint if self.target == "raw_syscalls:sys_exit" => {
+                "raw_syscalls:sys_enter".to_owned()
+            }
+            AttachKind::Tracepoint => {
+                let name = self.target.strip_prefix("syscalls:sys_exit_")?;
+                format!("syscalls:sys_enter_{name}")
+            }
+            _ => return None,
+        };
+        Some(AttachPoint {
+            target,
+            ..self.clone()
+        })
+    }
+
     /// The concrete probe point, as `stap -l` prints it.
     pub fn probe_point(&self) -> String {
         let module = |rest: String| match &self.module {

@@ -1043,3 +1043,26 @@ fn an_alias_gone_on_newer_kernels_resolves_with_its_suggestion_pasted() {
         fixed.render_table()
     );
 }
+
+#[test]
+fn a_return_points_entry_is_the_function_or_the_syscalls_entry() {
+    let entry = |kind, target: &str| {
+        AttachPoint::new(kind, target)
+            .entry()
+            .map(|at| at.probe_point())
+    };
+    assert_eq!(
+        entry(AttachKind::Kretprobe, "vfs_read").as_deref(),
+        Some("kernel.function(\"vfs_read\")")
+    );
+    assert_eq!(
+        entry(AttachKind::Tracepoint, "syscalls:sys_exit_read").as_deref(),
+        Some("kernel.trace(\"syscalls:sys_enter_read\")")
+    );
+    assert_eq!(
+        entry(AttachKind::Tracepoint, "raw_syscalls:sys_exit").as_deref(),
+        Some("kernel.trace(\"raw_syscalls:sys_enter\")")
+    );
+    assert_eq!(entry(AttachKind::Tracepoint, "sched:sched_switch"), None);
+    assert_eq!(entry(AttachKind::Kprobe, "vfs_read"), None);
+}

@@ -19,7 +19,7 @@ use std::collections::{HashMap, HashSet};
 
 use tapmatrix_facts::KernelFacts;
 use tapmatrix_ir as ir;
-use tapmatrix_resolve::{AttachKind, AttachPoint, Library, resolve_target_as};
+use tapmatrix_resolve::{AttachPoint, Library, resolve_target_as};
 use tapmatrix_syntax::Span;
 use tapmatrix_syntax::ast::{self, Expr, Item};
 
@@ -157,14 +157,7 @@ impl EntryHalf {
         EntryHalf {
             body: Body {
                 file: ret.file,
-                attach: ret
-                    .attach
-                    .iter()
-                    .map(|point| AttachPoint {
-                        kind: AttachKind::Kprobe,
-                        ..point.clone()
-                    })
-                    .collect(),
+                attach: ret.attach.iter().filter_map(AttachPoint::entry).collect(),
                 event: true,
                 ..Body::default()
             },

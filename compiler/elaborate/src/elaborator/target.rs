@@ -10,7 +10,7 @@
 
 use tapmatrix_ir as ir;
 use tapmatrix_resolve::{
-    AttachKind, TargetBase as ResolvedBase, resolve_cast, resolve_target, resolve_target_as,
+    TargetBase as ResolvedBase, resolve_cast, resolve_target, resolve_target_as,
 };
 use tapmatrix_syntax::ast::{self, Expr, ExprKind, TargetBase, TargetComponent};
 use tapmatrix_syntax::{Span, print_expr};
@@ -27,12 +27,13 @@ pub(super) enum Reading<'a> {
 }
 
 impl Body {
-    /// The probe being walked is a function's return (its parameters are
-    /// entry values there).
+    /// The probe being walked is a return: a function's (its parameters
+    /// are entry values there) or a syscall's exit tracepoint; each of its
+    /// points has an entry, where its `@entry(...)` values are taken.
     pub(super) fn is_return(&self) -> bool {
         self.function.is_none()
             && !self.attach.is_empty()
-            && self.attach.iter().all(|a| a.kind == AttachKind::Kretprobe)
+            && self.attach.iter().all(|a| a.entry().is_some())
     }
 }
 
@@ -289,7 +290,7 @@ impl<'a> Elab<'a> {
         if !self.body.is_return() {
             self.error(
                 e.span,
-                "@entry is only allowed in return probes (kernel.function(...).return)",
+                "@entry is only allowed in return probes (kernel.function(...).return, a syscall's .return)",
                 None,
             );
             return bad;
