@@ -217,7 +217,9 @@ pub fn compile_spec(
         ) -> Result<Elaborated, String>|
          -> Result<Artefact, String> {
             let caps = tapmatrix_tracefs::capabilities(facts, kernel);
-            tapmatrix_tracefs::lower(elaborate(&caps)?, facts, events)
+            let elaborated =
+                tapmatrix_elaborate::share_syscall_events(elaborate(&caps)?, facts, &caps);
+            tapmatrix_tracefs::lower(elaborated, facts, events)
                 .map(Artefact::Tracefs)
                 .map_err(joined)
         };
@@ -227,7 +229,9 @@ pub fn compile_spec(
                    forward: bool|
          -> Result<Artefact, String> {
             let caps = tapmatrix_bpf::capabilities(facts, kernel);
-            tapmatrix_bpf::compile(elaborate(&caps)?, facts, tapmatrix_bpf::Options { forward })
+            let elaborated =
+                tapmatrix_elaborate::share_syscall_events(elaborate(&caps)?, facts, &caps);
+            tapmatrix_bpf::compile(elaborated, facts, tapmatrix_bpf::Options { forward })
                 .map(|artefact| Artefact::Bpf(Box::new(artefact)))
                 .map_err(joined)
         };
