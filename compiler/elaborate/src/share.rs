@@ -7,14 +7,15 @@
 //! BPF programs to load and attach. SystemTap's own syscall tapsets probe
 //! `kernel.trace("sys_enter")` once and skip the hits of other calls by
 //! their number; this does the same after elaboration, for both back ends:
-//! the probes of one script probe that fetch nothing from their event
-//! (a handler that reads `name` or counts calls) become one probe on
+//! the probes that fetch nothing from their event (a handler that reads
+//! `name` or counts calls) become one probe on
 //! `raw_syscalls:sys_enter` (`sys_exit` for the returns) that fetches the
 //! syscall's number (`$id`), dispatches on it to each one's handler, and
 //! starts with the guard `if (!(id in the numbers)) next`, which the
 //! tracefs back end pushes down as the event's filter.
 //!
-//! A probe that fetches a value (an argument, a user string, `$ret`), reads
+//! A probe that fetches a value (an argument, a user string; at an exit,
+//! anything but the return value, which the raw exit event has too), reads
 //! where it fired (`pp()`, `probefunc()`, `ppfunc()`, `is_return()`, a
 //! backtrace) or saves `@entry` values keeps its own event. The hits the
 //! shared event sees are the 64-bit system calls': `raw_syscalls` also
@@ -27,13 +28,15 @@ use tapmatrix_facts::KernelFacts;
 use tapmatrix_ir::{
     Block, Builtin, CompareOp, Expr, LValue, Probe, ProbeKind, Program, ScalarType, Stmt, UnaryOp,
 };
-use tapmatrix_resolve::{AttachKind, AttachPoint, resolve_target_as};
+use tapmatrix_resolve::{
+    AttachKind, AttachPoint, TargetAccess, TargetBase, TargetError, resolve_target_as,
+};
 use tapmatrix_syntax::ast;
 
 use crate::{Capabilities, Elaborated, FetchRequest, ProbeSite};
 
-/// Probes of one script probe that share a raw event at the least: one
-/// per-call event is no dearer than the raw one.
+/// System calls that share a raw event at the least: one per-call event is
+/// no dearer than the raw one.
 const MIN_SHARED: usize = 2;
 
 /// The most ranges of syscall numbers the shared probe's leading guard
@@ -56,63 +59,95 @@ impl Raw {
     }
 }
 
-/// Makes the probes of `elaborated` that each fire on one system call
-/// and fetch nothing share one `raw_syscalls` event per script probe and
-/// direction (see the module's documentation). Other probes, and groups
-/// smaller than two, are left as they are; so is everything on a kernel
-/// whose facts lack the `raw_syscalls` events.
+/// Makes the probes of `elaborated` that fire on system calls' entries
+/// (or exits) and fetch nothing (at exits, nothing but the return value)
+/// share one `raw_syscalls` event per direction (see the module's
+/// documentation). Other probes, probes on a call another probe is on
+/// too, and groups of fewer than two calls are left as they are; so is
+/// everything on a kernel whose facts lack the `raw_syscalls` events.
 pub fn share_syscall_events(
     elaborated: Elaborated,
     facts: &KernelFacts,
     caps: &Capabilities,
 ) -> Elaborated {
     let Elaborated { mut program, sites } = elaborated;
-    let mut groups: BTreeMap<(Raw, &str), Vec<(usize, i64)>> = BTreeMap::new();
+    let mut candidates: Vec<(usize, Raw, Vec<i64>)> = Vec::new();
     for (index, (probe, site)) in program.probes.iter().zip(&sites).enumerate() {
-        let Some((raw, nr)) = syscall_of(probe, site) else {
-            continue;
-        };
-        if depends_on_attach_point(&program, &probe.body) {
+        if let Some((raw, numbers)) = syscalls_of(probe, site)
+            && !depends_on_attach_point(&program, &probe.body)
+        {
+            candidates.push((index, raw, numbers));
+        }
+    }
+    // Probes on the same call both run at its hit, in program order: they
+    // stay on the call's own event, in that order.
+    let mut claims: BTreeMap<(Raw, i64), usize> = BTreeMap::new();
+    for (_, raw, numbers) in &candidates {
+        for &nr in numbers {
+            *claims.entry((*raw, nr)).or_default() += 1;
+        }
+    }
+    // Per raw event: the probes (each with its syscall numbers) and how
+    // many numbers.
+    let mut groups: BTreeMap<Raw, (Vec<(usize, Vec<i64>)>, usize)> = BTreeMap::new();
+    for (index, raw, numbers) in candidates {
+        if numbers.iter().any(|&nr| claims.get(&(raw, nr)) != Some(&1)) {
             continue;
         }
-        let group = groups.entry((raw, probe.name.as_str())).or_default();
-        // Two probes on one call both run at its hit: they stay apart.
-        if group.iter().all(|&(_, n)| n != nr) {
-            group.push((index, nr));
-        }
+        let (members, count) = groups.entry(raw).or_default();
+        *count += numbers.len();
+        members.push((index, numbers));
     }
     let mut shared: BTreeMap<usize, (Probe, ProbeSite)> = BTreeMap::new();
     let mut gone = vec![false; program.probes.len()];
-    for ((raw, _), members) in groups {
-        if members.len() < MIN_SHARED {
+    for (raw, (members, count)) in groups {
+        if count < MIN_SHARED {
             continue;
         }
         let at = AttachPoint::new(AttachKind::Tracepoint, raw.target());
-        let id = ast::Target {
-            address_of: false,
-            base: ast::TargetBase::Var("$id".to_owned()),
-            components: Vec::new(),
-        };
-        let Ok(access) = resolve_target_as(facts, &at, &id, caps.tracepoint_names) else {
+        let reads_ret = members
+            .iter()
+            .any(|(index, _)| !program.probes[*index].fetches.is_empty());
+        let mut fetches = vec!["$id"];
+        if reads_ret {
+            fetches.push("$ret");
+        }
+        let mut requests = Vec::new();
+        let mut targets = Vec::new();
+        for text in fetches {
+            let target = ast::Target {
+                address_of: false,
+                base: ast::TargetBase::Var(text.to_owned()),
+                components: Vec::new(),
+            };
+            targets.push(resolve_target_as(
+                facts,
+                &at,
+                &target,
+                caps.tracepoint_names,
+            ));
+            requests.push(FetchRequest::Value {
+                target,
+                text: text.to_owned(),
+                location: at.probe_point(),
+            });
+        }
+        if targets.iter().any(Result::is_err) {
             continue;
-        };
-        let Some(&(first, _)) = members.first() else {
+        }
+        let Some(first) = members.first().map(|(index, _)| *index) else {
             continue;
         };
         let probe = merge(&program.probes, &members);
         let site = ProbeSite {
             point: sites[first].point.clone(),
-            fetches: vec![FetchRequest::Value {
-                target: id,
-                text: "$id".to_owned(),
-                location: at.probe_point(),
-            }],
+            fetches: requests,
             attach: vec![at],
-            targets: vec![vec![Ok(access)]],
+            targets: vec![targets],
         };
         shared.insert(first, (probe, site));
-        for &(index, _) in &members[1..] {
-            gone[index] = true;
+        for (index, _) in &members[1..] {
+            gone[*index] = true;
         }
     }
     if shared.is_empty() {
@@ -140,19 +175,51 @@ pub fn share_syscall_events(
     }
 }
 
-/// The raw event and syscall number of a probe that fires on one system
-/// call's entry or exit and fetches nothing.
-fn syscall_of(probe: &Probe, site: &ProbeSite) -> Option<(Raw, i64)> {
-    if probe.kind != ProbeKind::Event
-        || probe.entry.is_some()
-        || !probe.fetches.is_empty()
-        || !site.fetches.is_empty()
-    {
+/// The raw event and the syscall numbers of a probe whose attach points
+/// are each one system call's entry (or each one's exit) and that fetches
+/// nothing but, at exits, the return value (the `ret` field the raw exit
+/// event has too).
+fn syscalls_of(probe: &Probe, site: &ProbeSite) -> Option<(Raw, Vec<i64>)> {
+    if probe.kind != ProbeKind::Event || probe.entry.is_some() || site.attach.is_empty() {
         return None;
     }
-    let [at] = site.attach.as_slice() else {
+    let only_ret = site
+        .fetches
+        .iter()
+        .all(|request| matches!(request, FetchRequest::Value { .. }))
+        && site.targets.iter().flatten().all(is_ret_field);
+    if !only_ret {
         return None;
+    }
+    let mut raw = None;
+    let mut numbers = Vec::with_capacity(site.attach.len());
+    for at in &site.attach {
+        let (this, nr) = syscall_at(at)?;
+        if *raw.get_or_insert(this) != this || numbers.contains(&nr) {
+            return None;
+        }
+        numbers.push(nr);
+    }
+    let raw = raw?;
+    (raw == Raw::Exit || site.fetches.is_empty()).then_some((raw, numbers))
+}
+
+/// Whether a fetch reads a tracepoint's `ret` field as it is.
+fn is_ret_field(target: &Result<TargetAccess, TargetError>) -> bool {
+    let Ok(access) = target else {
+        return false;
     };
+    matches!(&access.base, TargetBase::Field { name, .. } if name == "ret")
+        && access.loads.is_empty()
+        && access.bitfield.is_none()
+        && access.address.is_none()
+        && !access.pretty
+}
+
+/// The raw event and syscall number of an attach point on one system
+/// call's entry or exit: its `syscalls` tracepoint, or a kprobe on its
+/// `__x64_sys_` function.
+fn syscall_at(at: &AttachPoint) -> Option<(Raw, i64)> {
     if at.module.is_some() || at.clone_of.is_some() {
         return None;
     }
@@ -218,20 +285,22 @@ fn depends_on_attach_point(program: &Program, body: &Block) -> bool {
     found.get()
 }
 
-/// One probe for `members` (index, syscall number): locals shared by type
+/// One probe for `members` (index, syscall numbers): locals shared by type
 /// (one member's handler runs per hit, and locals start afresh at each),
-/// the number in fetch slot 0, a guard on the numbers, then a dispatch on
-/// the number to each member's handler.
-fn merge(probes: &[Probe], members: &[(usize, i64)]) -> Probe {
+/// the number in fetch slot 0 (the return value, where a member reads it,
+/// in slot 1), a guard on the numbers, then a dispatch on the number to
+/// each member's handler.
+fn merge(probes: &[Probe], members: &[(usize, Vec<i64>)]) -> Probe {
     let mut locals: Vec<ScalarType> = Vec::new();
     let mut leaves: Vec<(i64, Block)> = Vec::new();
-    let mut name = String::new();
-    for &(index, nr) in members {
-        let Some(probe) = probes.get(index) else {
+    let mut names: Vec<&str> = Vec::new();
+    let mut reads_ret = false;
+    for (index, numbers) in members {
+        let Some(probe) = probes.get(*index) else {
             continue;
         };
-        if name.is_empty() {
-            name = probe.name.clone();
+        if !names.contains(&probe.name.as_str()) {
+            names.push(&probe.name);
         }
         let mut taken = vec![false; locals.len()];
         let mut map = Vec::with_capacity(probe.locals.len());
@@ -249,7 +318,16 @@ fn merge(probes: &[Probe], members: &[(usize, i64)]) -> Probe {
         }
         let mut body = probe.body.clone();
         renumber_locals(&mut body, &map);
-        leaves.push((nr, body));
+        // Every slot a member fetches is the return value: slot 1.
+        tapmatrix_ir::visit::walk_block_mut(&mut body, &mut |expr| {
+            if let Expr::Fetch(slot) = expr {
+                *slot = 1;
+            }
+        });
+        reads_ret |= !probe.fetches.is_empty();
+        for &nr in numbers {
+            leaves.push((nr, body.clone()));
+        }
     }
     leaves.sort_by_key(|&(nr, _)| nr);
     let numbers: Vec<i64> = leaves.iter().map(|&(nr, _)| nr).collect();
@@ -267,9 +345,13 @@ fn merge(probes: &[Probe], members: &[(usize, i64)]) -> Probe {
     body.push(dispatch(leaves));
     Probe {
         kind: ProbeKind::Event,
-        name,
+        name: names.join(", "),
         locals,
-        fetches: vec![ScalarType::Long],
+        fetches: if reads_ret {
+            vec![ScalarType::Long; 2]
+        } else {
+            vec![ScalarType::Long]
+        },
         body,
         entry: None,
     }
