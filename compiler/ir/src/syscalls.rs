@@ -2,9 +2,9 @@
 //! `arch/x86/entry/syscalls/syscall_64.tbl`, the common and 64-bit
 //! entries), and the number behind a `syscalls:sys_enter_NAME` event.
 
-/// The x86_64 system call names by number (the kernel's `syscall_64.tbl`;
-/// "" for numbers with no call).
-pub const NAMES: [&str; 451] = [
+/// The x86_64 system call names by number (the kernel's `syscall_64.tbl`
+/// up to 7.3's `listns`; "" for numbers with no call).
+pub const NAMES: [&str; 471] = [
     "read",
     "write",
     "open",
@@ -456,6 +456,26 @@ pub const NAMES: [&str; 451] = [
     "process_mrelease",
     "futex_waitv",
     "set_mempolicy_home_node",
+    "cachestat",
+    "fchmodat2",
+    "map_shadow_stack",
+    "futex_wake",
+    "futex_wait",
+    "futex_requeue",
+    "statmount",
+    "listmount",
+    "lsm_get_self_attr",
+    "lsm_set_self_attr",
+    "lsm_list_modules",
+    "mseal",
+    "setxattrat",
+    "getxattrat",
+    "listxattrat",
+    "removexattrat",
+    "open_tree_attr",
+    "file_getattr",
+    "file_setattr",
+    "listns",
 ];
 
 /// The name of x86_64 system call `nr`; `None` for a number the table does
@@ -511,6 +531,9 @@ mod tests {
         assert_eq!(number_of_event("newstat"), Some(4));
         assert_eq!(number_of_event("sendfile64"), Some(40));
         assert_eq!(number_of_event("umount"), Some(166));
+        assert_eq!(number_of_event("cachestat"), Some(451));
+        assert_eq!(number_of_event("mseal"), Some(462));
+        assert_eq!(number_of_event("listns"), Some(470));
         assert_eq!(number_of_event("newuname"), Some(63));
         assert_eq!(number_of_event("no_such_call"), None);
         // Every renamed event's target is in the table, once.
