@@ -43,6 +43,9 @@ const MIN_SHARED: usize = 2;
 /// names (each becomes a filter clause; a filter is at most a page).
 const MAX_GUARD_RANGES: usize = 32;
 
+/// A probe that joins a shared one: its index and its syscall numbers.
+type Member = (usize, Vec<i64>);
+
 /// Which raw syscall event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Raw {
@@ -89,7 +92,7 @@ pub fn share_syscall_events(
     }
     // Per raw event: the probes (each with its syscall numbers) and how
     // many numbers.
-    let mut groups: BTreeMap<Raw, (Vec<(usize, Vec<i64>)>, usize)> = BTreeMap::new();
+    let mut groups: BTreeMap<Raw, (Vec<Member>, usize)> = BTreeMap::new();
     for (index, raw, numbers) in candidates {
         if numbers.iter().any(|&nr| claims.get(&(raw, nr)) != Some(&1)) {
             continue;
@@ -290,7 +293,7 @@ fn depends_on_attach_point(program: &Program, body: &Block) -> bool {
 /// the number in fetch slot 0 (the return value, where a member reads it,
 /// in slot 1), a guard on the numbers, then a dispatch on the number to
 /// each member's handler.
-fn merge(probes: &[Probe], members: &[(usize, Vec<i64>)]) -> Probe {
+fn merge(probes: &[Probe], members: &[Member]) -> Probe {
     let mut locals: Vec<ScalarType> = Vec::new();
     let mut leaves: Vec<(i64, Block)> = Vec::new();
     let mut names: Vec<&str> = Vec::new();
