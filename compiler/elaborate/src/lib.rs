@@ -29,6 +29,7 @@ mod elaborator;
 mod error;
 mod format;
 mod prune;
+mod share;
 
 use tapmatrix_facts::KernelFacts;
 use tapmatrix_resolve::{AttachPoint, Loaded, TargetAccess, TargetError};
@@ -37,6 +38,7 @@ use tapmatrix_syntax::ast;
 pub use caps::{Capabilities, Construct};
 pub use error::{ElaborateError, ElaborateErrors, ElaborateWarning};
 pub use format::{Format, decode_escapes, parse_format};
+pub use share::share_syscall_events;
 
 /// A script elaborated for one kernel.
 #[derive(Debug, Clone, PartialEq, Eq)]

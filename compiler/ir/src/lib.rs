@@ -20,6 +20,7 @@ mod bundle;
 mod hit;
 mod program;
 mod report;
+pub mod syscalls;
 pub mod visit;
 
 pub use artefact::Artefact;

@@ -228,7 +228,9 @@ pub fn compile_spec(
         ) -> Result<Elaborated, Failure>|
          -> Result<Artefact, Failure> {
             let caps = tapmatrix_tracefs::capabilities(facts, kernel);
-            tapmatrix_tracefs::lower(elaborate(&caps)?, facts, events)
+            let elaborated =
+                tapmatrix_elaborate::share_syscall_events(elaborate(&caps)?, facts, &caps);
+            tapmatrix_tracefs::lower(elaborated, facts, events)
                 .map(Artefact::Tracefs)
                 .map_err(|errors| Failure::Refused(joined(errors)))
         };
@@ -238,7 +240,9 @@ pub fn compile_spec(
                    forward: bool|
          -> Result<Artefact, Failure> {
             let caps = tapmatrix_bpf::capabilities(facts, kernel);
-            tapmatrix_bpf::compile(elaborate(&caps)?, facts, tapmatrix_bpf::Options { forward })
+            let elaborated =
+                tapmatrix_elaborate::share_syscall_events(elaborate(&caps)?, facts, &caps);
+            tapmatrix_bpf::compile(elaborated, facts, tapmatrix_bpf::Options { forward })
                 .map(|artefact| Artefact::Bpf(Box::new(artefact)))
                 .map_err(|errors| Failure::Refused(joined(errors)))
         };
