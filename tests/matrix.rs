@@ -180,12 +180,13 @@ fn check(spec: &Spec, series: &str, snapshots: PathBuf, cell: Option<Cell>) -> R
 }
 
 /// The back end the scripts run on: `TAPMATRIX_BACKEND` (tracefs, bpf,
-/// bpf-forward, auto; default tracefs). The snapshots are the same for
+/// bpf-forward, bpf-kprobes, auto; default tracefs). The snapshots are the same for
 /// every back end: that is the differential test.
 fn backend() -> Backend {
     match std::env::var("TAPMATRIX_BACKEND").as_deref() {
         Ok("bpf") => Backend::Bpf,
         Ok("bpf-forward") => Backend::BpfForwarded,
+        Ok("bpf-kprobes") => Backend::BpfKprobes,
         Ok("auto") => Backend::Auto,
         _ => Backend::Tracefs,
     }

@@ -3,7 +3,7 @@
 //! the globals they touch then live in maps. Otherwise the script runs
 //! forwarded: its programs only gather each hit.
 
-use tapmatrix_ir::{Builtin, Expr, LValue, ProbeKind, Program, StatOp, Stmt};
+use tapmatrix_ir::{Builtin, Expr, Function, LValue, ProbeKind, Program, StatOp, Stmt};
 
 /// The builtins event handlers may call in the kernel.
 fn kernel_builtin(builtin: Builtin) -> bool {
@@ -243,4 +243,31 @@ pub(crate) fn leading_guards(body: &[Stmt]) -> usize {
                 if otherwise.is_empty() && matches!(then.as_slice(), [Stmt::Next]) && pure_guard(cond))
         })
         .count()
+}
+
+/// Whether a handler (or a function it calls) takes a `backtrace()`. Its
+/// program stays a kprobe: the stack a trampoline's program sees starts
+/// with the program and the trampoline, not the probed function.
+pub(crate) fn reads_stack(functions: &[Function], body: &[Stmt]) -> bool {
+    let mut found = false;
+    let mut calls: Vec<u32> = Vec::new();
+    let mut visit = |block: &[Stmt], calls: &mut Vec<u32>| {
+        tapmatrix_ir::visit::walk_block(block, &mut |_| {}, &mut |e| match e {
+            Expr::Builtin {
+                builtin: Builtin::Backtrace,
+                ..
+            } => found = true,
+            Expr::Call { function, .. } if !calls.contains(function) => calls.push(*function),
+            _ => {}
+        });
+    };
+    visit(body, &mut calls);
+    let mut seen = 0;
+    while let Some(f) = calls.get(seen).copied() {
+        seen += 1;
+        if let Some(function) = functions.get(f as usize) {
+            visit(&function.body, &mut calls);
+        }
+    }
+    found
 }

@@ -165,7 +165,11 @@ fn a_counting_kprobe_runs_in_the_kernel_and_aya_reads_its_object() {
         "global n\nprobe kernel.function(\"vfs_read\") { n++ }\n",
         &facts,
     );
-    let artefact = compile(e, &facts, Options::default()).unwrap();
+    let kprobes = Options {
+        kprobes: true,
+        ..Options::default()
+    };
+    let artefact = compile(e, &facts, kprobes).unwrap();
     assert_eq!(artefact.mode, BpfMode::InKernel);
     assert_eq!(artefact.programs.len(), 1);
     assert_eq!(
@@ -443,5 +447,73 @@ fn a_return_is_an_fexit_program_where_the_kernel_can_attach_one() {
         matches!(&artefact.programs[0].attach, BpfAttach::Kretprobe { function, .. } if function == "fs_context_for_mount"),
         "{:?}",
         artefact.programs[0].attach
+    );
+}
+
+#[test]
+fn an_entry_is_an_fentry_program_where_the_kernel_can_attach_one() {
+    // vfs_read(struct file *file, char *buf, size_t count, loff_t *pos):
+    // `$count` is the third word of the context, loaded; `$file` a pointer,
+    // copied out of the context (a BTF pointer to the verifier otherwise).
+    let script = "global n\nprobe kernel.function(\"vfs_read\") { n += $count + $file->f_pos }\n";
+    for id in ["5.10", "7.3"] {
+        let facts = fixture(id);
+        let artefact = compile(elaborate(script, &facts), &facts, Options::default()).unwrap();
+        assert_eq!(
+            artefact.programs[0].attach,
+            BpfAttach::Fentry {
+                function: "vfs_read".to_owned()
+            },
+            "{id}"
+        );
+        let listing = dump(&artefact);
+        assert!(listing.contains("r0 = *(u64 *)(r6 +16)"), "{id}: {listing}");
+        assert!(
+            listing.contains("r3 = r6\n") && listing.contains("call bpf_probe_read_kernel#113"),
+            "{id}: {listing}"
+        );
+        assert!(!listing.contains("*(u64 *)(r6 +0)"), "{id}: {listing}");
+        let object = aya_obj::Object::parse(&artefact.object).unwrap();
+        assert!(matches!(
+            object.programs[&artefact.programs[0].name].section,
+            aya_obj::ProgramSection::FEntry { sleepable: false }
+        ));
+        // As kprobes when asked: `$count` in `dx`, entry and return alike.
+        let kprobes = Options {
+            kprobes: true,
+            ..Options::default()
+        };
+        let both = format!("{script}probe kernel.function(\"vfs_read\").return {{ n++ }}\n");
+        let artefact = compile(elaborate(&both, &facts), &facts, kprobes).unwrap();
+        let attaches: Vec<&BpfAttach> = artefact.programs.iter().map(|p| &p.attach).collect();
+        assert!(
+            matches!(
+                attaches.as_slice(),
+                [BpfAttach::Kprobe { .. }, BpfAttach::Kretprobe { .. }]
+            ),
+            "{id}: {attaches:?}"
+        );
+    }
+}
+
+#[test]
+fn a_probe_that_takes_a_backtrace_stays_a_kprobe() {
+    // A trampoline's program sees the program and the trampoline on top of
+    // the stack, not the probed function: the backtrace's probe keeps its
+    // kprobe, the others of the script take trampolines.
+    let facts = fixture("6.1");
+    let e = elaborate(
+        "global s, n\nfunction where:string () { return backtrace() }\nprobe kernel.function(\"vfs_read\") { s = where() }\nprobe kernel.function(\"vfs_write\") { n++ }\n",
+        &facts,
+    );
+    let artefact = compile(e, &facts, Options::default()).unwrap();
+    let attaches: Vec<&BpfAttach> = artefact.programs.iter().map(|p| &p.attach).collect();
+    assert!(
+        matches!(
+            attaches.as_slice(),
+            [BpfAttach::Kprobe { function: read }, BpfAttach::Fentry { function: write }]
+                if read == "vfs_read" && write == "vfs_write"
+        ),
+        "{attaches:?}"
     );
 }

@@ -99,6 +99,12 @@ pub enum BpfAttach {
         /// The function (`module:function` for a module's).
         function: String,
     },
+    /// An `fentry` program (a BPF trampoline) on a function's entry: the
+    /// context is its arguments as 64-bit words.
+    Fentry {
+        /// The function (in the kernel image).
+        function: String,
+    },
     /// A kretprobe on a function's return.
     Kretprobe {
         /// The function.
