@@ -187,7 +187,7 @@ fn attach_of(unit: &Unit) -> (&'static str, BpfAttach) {
             "kretprobe",
             BpfAttach::Kretprobe {
                 function,
-                maxactive: None,
+                maxactive: at.maxactive.filter(|n| *n > 0),
             },
         ),
         Context::Exit { .. } => ("fexit", BpfAttach::Fexit { function }),

@@ -517,3 +517,20 @@ fn a_probe_that_takes_a_backtrace_stays_a_kprobe() {
         "{attaches:?}"
     );
 }
+
+#[test]
+fn maxactive_rides_on_a_kretprobe() {
+    // fs_context_for_mount returns a pointer: a kretprobe on 5.10, which
+    // carries `.maxactive(N)` (the agent cannot apply it through aya).
+    let facts = fixture("5.10");
+    let e = elaborate(
+        "global n\nprobe kernel.function(\"fs_context_for_mount\").return.maxactive(8) { n++ }\n",
+        &facts,
+    );
+    let artefact = compile(e, &facts, Options::default()).unwrap();
+    assert!(
+        matches!(&artefact.programs[0].attach, BpfAttach::Kretprobe { maxactive: Some(8), .. }),
+        "{:?}",
+        artefact.programs[0].attach
+    );
+}

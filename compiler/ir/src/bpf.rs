@@ -109,7 +109,10 @@ pub enum BpfAttach {
     Kretprobe {
         /// The function.
         function: String,
-        /// `.maxactive(N)`.
+        /// `.maxactive(N)`. Not applied: aya 0.14 attaches a kretprobe
+        /// through perf's kprobe PMU, whose `perf_event_attr` has no field
+        /// for it (the kernel's default pool then). A return the kernel
+        /// can serve with an `fexit` program has no pool at all.
         maxactive: Option<u32>,
     },
     /// An `fexit` program (a BPF trampoline) on a function's return: the

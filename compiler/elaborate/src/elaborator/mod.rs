@@ -162,6 +162,7 @@ impl EntryHalf {
                     .iter()
                     .map(|point| AttachPoint {
                         kind: AttachKind::Kprobe,
+                        maxactive: None,
                         ..point.clone()
                     })
                     .collect(),
