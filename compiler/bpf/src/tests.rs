@@ -529,7 +529,13 @@ fn maxactive_rides_on_a_kretprobe() {
     );
     let artefact = compile(e, &facts, Options::default()).unwrap();
     assert!(
-        matches!(&artefact.programs[0].attach, BpfAttach::Kretprobe { maxactive: Some(8), .. }),
+        matches!(
+            &artefact.programs[0].attach,
+            BpfAttach::Kretprobe {
+                maxactive: Some(8),
+                ..
+            }
+        ),
         "{:?}",
         artefact.programs[0].attach
     );

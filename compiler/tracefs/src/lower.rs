@@ -297,7 +297,11 @@ fn event_kind(
                 function,
                 // `.maxactive(N)` as the script says (the kernel refuses
                 // `r0:`: 0 is the default).
-                maxactive: Some(at.maxactive.filter(|n| *n > 0).unwrap_or(KRETPROBE_MAXACTIVE)),
+                maxactive: Some(
+                    at.maxactive
+                        .filter(|n| *n > 0)
+                        .unwrap_or(KRETPROBE_MAXACTIVE),
+                ),
             },
             Site::Return,
         )),

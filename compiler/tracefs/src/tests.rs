@@ -230,8 +230,14 @@ fn maxactive_sizes_a_kretprobe_and_the_default_is_64() {
     // `.maxactive(N)` is the kretprobe's `rN:`; without one (or with 0,
     // which the kernel refuses as `r0:`) the default pool of 64.
     for (point, prefix) in [
-        ("vfs_read\").return.maxactive(4)", "r4:tapmatrix/e0 vfs_read"),
-        ("vfs_read\").return.maxactive(0)", "r64:tapmatrix/e0 vfs_read"),
+        (
+            "vfs_read\").return.maxactive(4)",
+            "r4:tapmatrix/e0 vfs_read",
+        ),
+        (
+            "vfs_read\").return.maxactive(0)",
+            "r64:tapmatrix/e0 vfs_read",
+        ),
         ("vfs_read\").return", "r64:tapmatrix/e0 vfs_read"),
     ] {
         let script = format!("global n\nprobe kernel.function(\"{point} {{ n++ }}\n");
