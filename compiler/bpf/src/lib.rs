@@ -104,6 +104,7 @@ pub fn compile(
             }
         }
     }
+    support::guard_entry_halves(&mut probes);
     source.probes = probes;
     if !errors.is_empty() {
         errors.dedup();

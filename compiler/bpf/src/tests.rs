@@ -31,6 +31,12 @@ fn elaborate(script: &str, facts: &KernelFacts) -> tapmatrix_elaborate::Elaborat
     tapmatrix_elaborate::elaborate(&loaded, facts, &caps).unwrap()
 }
 
+/// `script` compiled for the fixture `id` with the default options.
+fn compiled(id: &str, script: &str) -> tapmatrix_ir::bpf::BpfArtefact {
+    let facts = fixture(id);
+    compile(elaborate(script, &facts), &facts, Options::default()).unwrap()
+}
+
 fn hex(insns: &[Insn]) -> String {
     encode_all(insns)
         .iter()
@@ -538,5 +544,44 @@ fn maxactive_rides_on_a_kretprobe() {
         ),
         "{:?}",
         artefact.programs[0].attach
+    );
+}
+
+#[test]
+fn an_entry_half_takes_its_return_probes_thread_guard() {
+    // The return's `pid() != target()` guard runs at the entry too: other
+    // tasks' entries are neither saved nor forwarded. A guard on a global
+    // stays with the return alone.
+    let artefact = compiled(
+        "6.1",
+        "global on\nprobe kernel.function(\"vfs_read\").return { if (pid() != target()) next\n if (on) next\n printf(\"%d %d\\n\", $return, @entry($count)) }\n",
+    );
+    let half = artefact
+        .program
+        .probes
+        .iter()
+        .find(|p| {
+            p.body
+                .iter()
+                .any(|s| matches!(s, tapmatrix_ir::Stmt::EntrySave { .. }))
+        })
+        .unwrap();
+    assert_eq!(half.body.len(), 2, "{:?}", half.body);
+    assert!(matches!(half.body[0], tapmatrix_ir::Stmt::If { .. }));
+    let entry = artefact
+        .programs
+        .iter()
+        .find(|p| matches!(p.attach, BpfAttach::Fentry { .. }))
+        .unwrap();
+    let listing = dump(&artefact);
+    let program = listing
+        .split("\nprogram ")
+        .find(|p| p.starts_with(&entry.name))
+        .unwrap();
+    // The guard's pid, then the forwarded record's header.
+    assert_eq!(
+        program.matches("call bpf_get_current_pid_tgid#14").count(),
+        2,
+        "{program}"
     );
 }
