@@ -417,6 +417,27 @@ pub(crate) fn context_of(
     }
 }
 
+/// Whether the kernel's BPF trampolines serve function probes: only where
+/// the kernel's own code is not preempted (`CONFIG_PREEMPT_VOLUNTARY` or
+/// `_NONE`, as the config in the facts says). A trampoline's program runs
+/// with migration disabled but preemption enabled, and each program
+/// counts its runs per CPU: on a preemptible kernel (7.x: `PREEMPT_LAZY`)
+/// a task preempted inside it makes the program skip every other task's
+/// hit on that CPU until it resumes, and another program may overwrite
+/// the per-CPU scratch memory meanwhile. Measured: `tapset_vfs` (an
+/// `fentry` on the open of the workload's exec) missed that open 3 times
+/// in 60 runs on 7.1 and 7.3, and never as a kprobe, which runs with
+/// preemption disabled. Without a config (7.0, 7.1), kprobes.
+pub(crate) fn trampolines_serve(facts: &KernelFacts) -> bool {
+    let Some(config) = &facts.config else {
+        return false;
+    };
+    let preemptible = ["PREEMPT", "PREEMPT_LAZY", "PREEMPT_RT"]
+        .iter()
+        .any(|option| config.is_enabled(option));
+    !preemptible && (config.is_enabled("PREEMPT_VOLUNTARY") || config.is_enabled("PREEMPT_NONE"))
+}
+
 /// The arguments a BPF trampoline hands an x86_64 program (5.10's limit).
 const EXIT_MAX_ARGS: usize = 6;
 
@@ -446,9 +467,10 @@ pub(crate) fn exit_args(facts: &KernelFacts, at: &AttachPoint) -> Option<u8> {
 /// models (an integer, an enum, a pointer or none), which the program
 /// does not read. Its arguments' [`Context::Fentry::scalars`].
 ///
-/// Measured (`tapmatrix bench event 5.10 7.3`, 200k one-byte reads under
+/// Measured (`tapmatrix bench event 5.10`, 200k one-byte reads under
 /// TCG): a counting program on `vfs_read` costs the workload +0.12 µs per
-/// event as an `fentry` on 5.10 (+0.45 as a kprobe), +0.21 on 7.3 (+0.42).
+/// event as an `fentry` on 5.10, +0.45 as a kprobe. Used only where
+/// [`trampolines_serve`].
 pub(crate) fn entry_args(facts: &KernelFacts, at: &AttachPoint) -> Option<u8> {
     let (args, _) = trampoline_model(facts, at)?;
     Some(

@@ -92,8 +92,9 @@ pub fn compile(
         for (defined, attach) in site.defined_groups() {
             let (probe, requests, attach) = site.specialize(&probe, &defined, attach);
             let index = probes.len() as u32;
-            let trampolines =
-                !options.kprobes && !support::reads_stack(&source.functions, &probe.body);
+            let trampolines = !options.kprobes
+                && fetch::trampolines_serve(facts)
+                && !support::reads_stack(&source.functions, &probe.body);
             probes.push(probe);
             for (at, targets) in attach {
                 let context = fetch::context_of(facts, &at, &targets, trampolines);

@@ -14,10 +14,23 @@ use crate::helpers::Helper;
 use crate::insn::{Alu, Cond, Insn, Reg, Size, decode_all, encode_all};
 use crate::{Options, compile, dump};
 
+/// The committed facts of kernel `id`, with the preemption model its
+/// Debian config has (the fixture's config is cut without it): 7.x
+/// kernels are preemptible (`PREEMPT_LAZY`), earlier ones voluntary.
 fn fixture(id: &str) -> KernelFacts {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../facts/fixtures/linux-{id}"));
     let config = dir.join("config");
-    KernelFacts::from_raw(&dir, config.exists().then_some(config.as_path())).unwrap()
+    let mut facts =
+        KernelFacts::from_raw(&dir, config.exists().then_some(config.as_path())).unwrap();
+    let model = if id.starts_with("7.") {
+        "CONFIG_PREEMPT_LAZY=y"
+    } else {
+        "CONFIG_PREEMPT_VOLUNTARY=y"
+    };
+    let text = std::fs::read_to_string(&config).unwrap_or_default();
+    facts.config =
+        Some(tapmatrix_facts::KernelConfig::parse(&format!("{text}\n{model}\n")).unwrap());
+    facts
 }
 
 fn elaborate(script: &str, facts: &KernelFacts) -> tapmatrix_elaborate::Elaborated {
@@ -421,7 +434,7 @@ fn a_return_is_an_fexit_program_where_the_kernel_can_attach_one() {
     // `$return` the word after its four arguments. A function returning a
     // pointer keeps a kretprobe (5.10's verifier reads only pointers to
     // structs there), `$return` in `ax`.
-    for id in ["5.10", "7.3"] {
+    for id in ["5.10", "6.12"] {
         let facts = fixture(id);
         let e = elaborate(
             "global n\nprobe kernel.function(\"vfs_read\").return { n += $return }\n",
@@ -462,7 +475,7 @@ fn an_entry_is_an_fentry_program_where_the_kernel_can_attach_one() {
     // `$count` is the third word of the context, loaded; `$file` a pointer,
     // copied out of the context (a BTF pointer to the verifier otherwise).
     let script = "global n\nprobe kernel.function(\"vfs_read\") { n += $count + $file->f_pos }\n";
-    for id in ["5.10", "7.3"] {
+    for id in ["5.10", "6.12"] {
         let facts = fixture(id);
         let artefact = compile(elaborate(script, &facts), &facts, Options::default()).unwrap();
         assert_eq!(
@@ -491,15 +504,20 @@ fn an_entry_is_an_fentry_program_where_the_kernel_can_attach_one() {
         };
         let both = format!("{script}probe kernel.function(\"vfs_read\").return {{ n++ }}\n");
         let artefact = compile(elaborate(&both, &facts), &facts, kprobes).unwrap();
-        let attaches: Vec<&BpfAttach> = artefact.programs.iter().map(|p| &p.attach).collect();
-        assert!(
-            matches!(
-                attaches.as_slice(),
-                [BpfAttach::Kprobe { .. }, BpfAttach::Kretprobe { .. }]
-            ),
-            "{id}: {attaches:?}"
-        );
+        assert_kprobe_then_kretprobe(&artefact);
     }
+}
+
+/// The artefact's two programs are a kprobe, then a kretprobe.
+fn assert_kprobe_then_kretprobe(artefact: &tapmatrix_ir::bpf::BpfArtefact) {
+    let attaches: Vec<&BpfAttach> = artefact.programs.iter().map(|p| &p.attach).collect();
+    assert!(
+        matches!(
+            attaches.as_slice(),
+            [BpfAttach::Kprobe { .. }, BpfAttach::Kretprobe { .. }]
+        ),
+        "{attaches:?}"
+    );
 }
 
 #[test]
@@ -584,4 +602,15 @@ fn an_entry_half_takes_its_return_probes_thread_guard() {
         2,
         "{program}"
     );
+}
+
+#[test]
+fn a_preemptible_kernel_keeps_kprobes_and_kretprobes() {
+    // 7.3 preempts kernel code (PREEMPT_LAZY): a trampoline's program,
+    // preempted, would make it skip other tasks' hits on its CPU.
+    let artefact = compiled(
+        "7.3",
+        "global n\nprobe kernel.function(\"vfs_read\") { n += $count }\nprobe kernel.function(\"vfs_read\").return { n += $return }\n",
+    );
+    assert_kprobe_then_kretprobe(&artefact);
 }

@@ -334,13 +334,13 @@ const EVENT_VARIANTS: [EventVariant; 5] = [
         raw_event: false,
     },
     EventVariant {
-        name: "n++ (bpf, kprobe)",
+        name: "n++ (bpf-kprobes)",
         backend: Backend::BpfKprobes,
         script: COUNTING,
         raw_event: false,
     },
     EventVariant {
-        name: "n++ (bpf, fentry)",
+        name: "n++ (bpf: fentry where trampolines serve)",
         backend: Backend::Bpf,
         script: COUNTING,
         raw_event: false,
