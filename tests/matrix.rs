@@ -216,12 +216,13 @@ fn failure_report(cell: &Cell) -> String {
 }
 
 /// The back end the scripts run on: `TAPMATRIX_BACKEND` (tracefs, bpf,
-/// bpf-forward, auto; default tracefs). The snapshots are the same for
+/// bpf-forward, bpf-kprobes, auto; default tracefs). The snapshots are the same for
 /// every back end: that is the differential test.
 fn backend() -> Backend {
     match std::env::var("TAPMATRIX_BACKEND").as_deref() {
         Ok("bpf") => Backend::Bpf,
         Ok("bpf-forward") => Backend::BpfForwarded,
+        Ok("bpf-kprobes") => Backend::BpfKprobes,
         Ok("auto") => Backend::Auto,
         _ => Backend::Tracefs,
     }

@@ -345,7 +345,7 @@ impl<'a> Gen<'a> {
     }
 
     /// `r0` = where the plan's value starts.
-    fn fetch_start(&mut self, start: &Start) {
+    fn fetch_start(&mut self, start: &Start) -> Result<(), BpfError> {
         match *start {
             Start::Ctx {
                 offset,
@@ -355,6 +355,10 @@ impl<'a> Gen<'a> {
                 let width = Size::of(size).unwrap_or(Size::DW);
                 self.asm.load(width, Reg::R0, CTX, offset);
                 self.extend(Reg::R0, size, signed);
+            }
+            Start::CtxCopy { offset } => {
+                self.addr(Reg::R3, CTX, i32::from(offset));
+                self.read_kernel(8, false)?;
             }
             Start::CtxAddress { offset } => {
                 self.addr(Reg::R0, CTX, i32::from(offset));
@@ -366,11 +370,12 @@ impl<'a> Gen<'a> {
                 self.asm.alu(Alu::Add, Reg::R0, Reg::R1);
             }
         }
+        Ok(())
     }
 
     /// `r0` = the pointer the plan's string is at, or its long value.
     fn fetch_walk(&mut self, plan: &Plan) -> Result<(), BpfError> {
-        self.fetch_start(&plan.start);
+        self.fetch_start(&plan.start)?;
         for offset in &plan.derefs {
             self.asm.mov(Reg::R3, Reg::R0);
             self.add_offset(Reg::R3, *offset)?;

@@ -56,6 +56,9 @@ use crate::layout::Layout;
 pub struct Options {
     /// Forwarded mode even where the handlers could run in the kernel.
     pub forward: bool,
+    /// Function probes as kprobes and kretprobes even where a BPF
+    /// trampoline (`fentry`, `fexit`) could serve them.
+    pub kprobes: bool,
 }
 
 /// One program to generate: a probe at one attach point.
@@ -89,15 +92,20 @@ pub fn compile(
         for (defined, attach) in site.defined_groups() {
             let (probe, requests, attach) = site.specialize(&probe, &defined, attach);
             let index = probes.len() as u32;
+            let trampolines = !options.kprobes
+                && fetch::trampolines_serve(facts)
+                && !support::reads_stack(&source.functions, &probe.body);
             probes.push(probe);
             for (at, targets) in attach {
-                match unit(index, at, &requests, &targets, facts, max_string) {
+                let context = fetch::context_of(facts, &at, &targets, trampolines);
+                match unit(index, at, context, &requests, &targets, facts, max_string) {
                     Ok(unit) => units.push(unit),
                     Err(mut more) => errors.append(&mut more),
                 }
             }
         }
     }
+    support::guard_entry_halves(&mut probes);
     source.probes = probes;
     if !errors.is_empty() {
         errors.dedup();
@@ -133,12 +141,12 @@ pub fn compile(
 fn unit(
     probe: u32,
     at: AttachPoint,
+    context: Context,
     requests: &[FetchRequest],
     targets: &[Result<TargetAccess, TargetError>],
     facts: &KernelFacts,
     max_string: u32,
 ) -> Result<Unit, Vec<BpfError>> {
-    let context = fetch::context_of(facts, &at, targets);
     if context == Context::Other {
         return Err(vec![BpfError::Unsupported {
             location: at.probe_point(),
@@ -176,11 +184,12 @@ fn attach_of(unit: &Unit) -> (&'static str, BpfAttach) {
     let (system, event) = at.target.split_once(':').unwrap_or(("", &at.target));
     match unit.context {
         Context::Entry => ("kprobe", BpfAttach::Kprobe { function }),
+        Context::Fentry { .. } => ("fentry", BpfAttach::Fentry { function }),
         Context::Return => (
             "kretprobe",
             BpfAttach::Kretprobe {
                 function,
-                maxactive: None,
+                maxactive: at.maxactive.filter(|n| *n > 0),
             },
         ),
         Context::Exit { .. } => ("fexit", BpfAttach::Fexit { function }),

@@ -3,7 +3,7 @@
 //! the globals they touch then live in maps. Otherwise the script runs
 //! forwarded: its programs only gather each hit.
 
-use tapmatrix_ir::{Builtin, Expr, LValue, ProbeKind, Program, StatOp, Stmt};
+use tapmatrix_ir::{Builtin, Expr, Function, LValue, Probe, ProbeKind, Program, StatOp, Stmt};
 
 /// The builtins event handlers may call in the kernel.
 fn kernel_builtin(builtin: Builtin) -> bool {
@@ -209,27 +209,32 @@ fn long_to_str_only_in_print(block: &[Stmt]) -> bool {
 /// Whether a guard can run in the kernel before anything else of a
 /// handler (no locals, globals, fetches or effects).
 pub(crate) fn pure_guard(e: &Expr) -> bool {
+    guard_reading(e, &|builtin| GUARD_BUILTINS.contains(&builtin))
+}
+
+/// What a guard that runs first reads of the hit's context.
+const GUARD_BUILTINS: [Builtin; 8] = [
+    Builtin::Pid,
+    Builtin::Tid,
+    Builtin::Uid,
+    Builtin::Gid,
+    Builtin::Cpu,
+    Builtin::Target,
+    Builtin::Execname,
+    Builtin::IsReturn,
+];
+
+/// Whether `e` compares constants and the builtins (without arguments)
+/// `reads` allows.
+fn guard_reading(e: &Expr, reads: &dyn Fn(Builtin) -> bool) -> bool {
     match e {
         Expr::Long(_) | Expr::Str(_) => true,
         Expr::CompareLong { lhs, rhs, .. } | Expr::CompareStr { lhs, rhs, .. } => {
-            pure_guard(lhs) && pure_guard(rhs)
+            guard_reading(lhs, reads) && guard_reading(rhs, reads)
         }
-        Expr::And(a, b) | Expr::Or(a, b) => pure_guard(a) && pure_guard(b),
-        Expr::Unary { operand, .. } => pure_guard(operand),
-        Expr::Builtin { builtin, args, .. } => {
-            args.is_empty()
-                && matches!(
-                    builtin,
-                    Builtin::Pid
-                        | Builtin::Tid
-                        | Builtin::Uid
-                        | Builtin::Gid
-                        | Builtin::Cpu
-                        | Builtin::Target
-                        | Builtin::Execname
-                        | Builtin::IsReturn
-                )
-        }
+        Expr::And(a, b) | Expr::Or(a, b) => guard_reading(a, reads) && guard_reading(b, reads),
+        Expr::Unary { operand, .. } => guard_reading(operand, reads),
+        Expr::Builtin { builtin, args, .. } => args.is_empty() && reads(*builtin),
         _ => false,
     }
 }
@@ -243,4 +248,70 @@ pub(crate) fn leading_guards(body: &[Stmt]) -> usize {
                 if otherwise.is_empty() && matches!(then.as_slice(), [Stmt::Next]) && pure_guard(cond))
         })
         .count()
+}
+
+/// Whether a handler (or a function it calls) takes a `backtrace()`. Its
+/// program stays a kprobe: the stack a trampoline's program sees starts
+/// with the program and the trampoline, not the probed function.
+pub(crate) fn reads_stack(functions: &[Function], body: &[Stmt]) -> bool {
+    let mut found = false;
+    let mut calls: Vec<u32> = Vec::new();
+    let mut visit = |block: &[Stmt], calls: &mut Vec<u32>| {
+        tapmatrix_ir::visit::walk_block(block, &mut |_| {}, &mut |e| match e {
+            Expr::Builtin {
+                builtin: Builtin::Backtrace,
+                ..
+            } => found = true,
+            Expr::Call { function, .. } if !calls.contains(function) => calls.push(*function),
+            _ => {}
+        });
+    };
+    visit(body, &mut calls);
+    let mut seen = 0;
+    while let Some(f) = calls.get(seen).copied() {
+        seen += 1;
+        if let Some(function) = functions.get(f as usize) {
+            visit(&function.body, &mut calls);
+        }
+    }
+    found
+}
+
+/// Whether a guard reads only what a thread keeps from a call's entry to
+/// its return (its pid and tid, `target()`, constants).
+fn thread_guard(e: &Expr) -> bool {
+    guard_reading(e, &|builtin| {
+        matches!(builtin, Builtin::Pid | Builtin::Tid | Builtin::Target)
+    })
+}
+
+/// Gives each entry half (a probe that saves `@entry` values) the leading
+/// guards of its return probe that a thread answers alike at both ends
+/// (`if (pid() != target()) next`): the return drops such a thread's hits
+/// anyway, so its entries need not be saved, nor forwarded. Without this,
+/// every call of the function by any task sent its entry to the agent.
+pub(crate) fn guard_entry_halves(probes: &mut [Probe]) {
+    let guards: Vec<(u32, Vec<Stmt>)> = probes
+        .iter()
+        .filter_map(|p| {
+            let key = p.entry.as_ref()?.key;
+            let guards: Vec<Stmt> = p.body[..leading_guards(&p.body)]
+                .iter()
+                .take_while(|s| matches!(s, Stmt::If { cond, .. } if thread_guard(cond)))
+                .cloned()
+                .collect();
+            (!guards.is_empty()).then_some((key, guards))
+        })
+        .collect();
+    for probe in probes.iter_mut().filter(|p| p.entry.is_none()) {
+        let saved = probe.body.iter().find_map(|s| match s {
+            Stmt::EntrySave { key, .. } => Some(*key),
+            _ => None,
+        });
+        if let Some(key) = saved
+            && let Some((_, guards)) = guards.iter().find(|(k, _)| *k == key)
+        {
+            probe.body.splice(0..0, guards.iter().cloned());
+        }
+    }
 }

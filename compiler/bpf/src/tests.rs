@@ -14,10 +14,23 @@ use crate::helpers::Helper;
 use crate::insn::{Alu, Cond, Insn, Reg, Size, decode_all, encode_all};
 use crate::{Options, compile, dump};
 
+/// The committed facts of kernel `id`, with the preemption model its
+/// Debian config has (the fixture's config is cut without it): 7.x
+/// kernels are preemptible (`PREEMPT_LAZY`), earlier ones voluntary.
 fn fixture(id: &str) -> KernelFacts {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../facts/fixtures/linux-{id}"));
     let config = dir.join("config");
-    KernelFacts::from_raw(&dir, config.exists().then_some(config.as_path())).unwrap()
+    let mut facts =
+        KernelFacts::from_raw(&dir, config.exists().then_some(config.as_path())).unwrap();
+    let model = if id.starts_with("7.") {
+        "CONFIG_PREEMPT_LAZY=y"
+    } else {
+        "CONFIG_PREEMPT_VOLUNTARY=y"
+    };
+    let text = std::fs::read_to_string(&config).unwrap_or_default();
+    facts.config =
+        Some(tapmatrix_facts::KernelConfig::parse(&format!("{text}\n{model}\n")).unwrap());
+    facts
 }
 
 fn elaborate(script: &str, facts: &KernelFacts) -> tapmatrix_elaborate::Elaborated {
@@ -29,6 +42,12 @@ fn elaborate(script: &str, facts: &KernelFacts) -> tapmatrix_elaborate::Elaborat
     let loaded = sources.load(kernel_profile(facts)).unwrap();
     let caps = crate::capabilities(facts, "test");
     tapmatrix_elaborate::elaborate(&loaded, facts, &caps).unwrap()
+}
+
+/// `script` compiled for the fixture `id` with the default options.
+fn compiled(id: &str, script: &str) -> tapmatrix_ir::bpf::BpfArtefact {
+    let facts = fixture(id);
+    compile(elaborate(script, &facts), &facts, Options::default()).unwrap()
 }
 
 fn hex(insns: &[Insn]) -> String {
@@ -165,7 +184,11 @@ fn a_counting_kprobe_runs_in_the_kernel_and_aya_reads_its_object() {
         "global n\nprobe kernel.function(\"vfs_read\") { n++ }\n",
         &facts,
     );
-    let artefact = compile(e, &facts, Options::default()).unwrap();
+    let kprobes = Options {
+        kprobes: true,
+        ..Options::default()
+    };
+    let artefact = compile(e, &facts, kprobes).unwrap();
     assert_eq!(artefact.mode, BpfMode::InKernel);
     assert_eq!(artefact.programs.len(), 1);
     assert_eq!(
@@ -411,7 +434,7 @@ fn a_return_is_an_fexit_program_where_the_kernel_can_attach_one() {
     // `$return` the word after its four arguments. A function returning a
     // pointer keeps a kretprobe (5.10's verifier reads only pointers to
     // structs there), `$return` in `ax`.
-    for id in ["5.10", "7.3"] {
+    for id in ["5.10", "6.12"] {
         let facts = fixture(id);
         let e = elaborate(
             "global n\nprobe kernel.function(\"vfs_read\").return { n += $return }\n",
@@ -444,4 +467,150 @@ fn a_return_is_an_fexit_program_where_the_kernel_can_attach_one() {
         "{:?}",
         artefact.programs[0].attach
     );
+}
+
+#[test]
+fn an_entry_is_an_fentry_program_where_the_kernel_can_attach_one() {
+    // vfs_read(struct file *file, char *buf, size_t count, loff_t *pos):
+    // `$count` is the third word of the context, loaded; `$file` a pointer,
+    // copied out of the context (a BTF pointer to the verifier otherwise).
+    let script = "global n\nprobe kernel.function(\"vfs_read\") { n += $count + $file->f_pos }\n";
+    for id in ["5.10", "6.12"] {
+        let facts = fixture(id);
+        let artefact = compile(elaborate(script, &facts), &facts, Options::default()).unwrap();
+        assert_eq!(
+            artefact.programs[0].attach,
+            BpfAttach::Fentry {
+                function: "vfs_read".to_owned()
+            },
+            "{id}"
+        );
+        let listing = dump(&artefact);
+        assert!(listing.contains("r0 = *(u64 *)(r6 +16)"), "{id}: {listing}");
+        assert!(
+            listing.contains("r3 = r6\n") && listing.contains("call bpf_probe_read_kernel#113"),
+            "{id}: {listing}"
+        );
+        assert!(!listing.contains("*(u64 *)(r6 +0)"), "{id}: {listing}");
+        let object = aya_obj::Object::parse(&artefact.object).unwrap();
+        assert!(matches!(
+            object.programs[&artefact.programs[0].name].section,
+            aya_obj::ProgramSection::FEntry { sleepable: false }
+        ));
+        // As kprobes when asked: `$count` in `dx`, entry and return alike.
+        let kprobes = Options {
+            kprobes: true,
+            ..Options::default()
+        };
+        let both = format!("{script}probe kernel.function(\"vfs_read\").return {{ n++ }}\n");
+        let artefact = compile(elaborate(&both, &facts), &facts, kprobes).unwrap();
+        assert_kprobe_then_kretprobe(&artefact);
+    }
+}
+
+/// The artefact's two programs are a kprobe, then a kretprobe.
+fn assert_kprobe_then_kretprobe(artefact: &tapmatrix_ir::bpf::BpfArtefact) {
+    let attaches: Vec<&BpfAttach> = artefact.programs.iter().map(|p| &p.attach).collect();
+    assert!(
+        matches!(
+            attaches.as_slice(),
+            [BpfAttach::Kprobe { .. }, BpfAttach::Kretprobe { .. }]
+        ),
+        "{attaches:?}"
+    );
+}
+
+#[test]
+fn a_probe_that_takes_a_backtrace_stays_a_kprobe() {
+    // A trampoline's program sees the program and the trampoline on top of
+    // the stack, not the probed function: the backtrace's probe keeps its
+    // kprobe, the others of the script take trampolines.
+    let facts = fixture("6.1");
+    let e = elaborate(
+        "global s, n\nfunction where:string () { return backtrace() }\nprobe kernel.function(\"vfs_read\") { s = where() }\nprobe kernel.function(\"vfs_write\") { n++ }\n",
+        &facts,
+    );
+    let artefact = compile(e, &facts, Options::default()).unwrap();
+    let attaches: Vec<&BpfAttach> = artefact.programs.iter().map(|p| &p.attach).collect();
+    assert!(
+        matches!(
+            attaches.as_slice(),
+            [BpfAttach::Kprobe { function: read }, BpfAttach::Fentry { function: write }]
+                if read == "vfs_read" && write == "vfs_write"
+        ),
+        "{attaches:?}"
+    );
+}
+
+#[test]
+fn maxactive_rides_on_a_kretprobe() {
+    // fs_context_for_mount returns a pointer: a kretprobe on 5.10, which
+    // carries `.maxactive(N)` (the agent cannot apply it through aya).
+    let facts = fixture("5.10");
+    let e = elaborate(
+        "global n\nprobe kernel.function(\"fs_context_for_mount\").return.maxactive(8) { n++ }\n",
+        &facts,
+    );
+    let artefact = compile(e, &facts, Options::default()).unwrap();
+    assert!(
+        matches!(
+            &artefact.programs[0].attach,
+            BpfAttach::Kretprobe {
+                maxactive: Some(8),
+                ..
+            }
+        ),
+        "{:?}",
+        artefact.programs[0].attach
+    );
+}
+
+#[test]
+fn an_entry_half_takes_its_return_probes_thread_guard() {
+    // The return's `pid() != target()` guard runs at the entry too: other
+    // tasks' entries are neither saved nor forwarded. A guard on a global
+    // stays with the return alone.
+    let artefact = compiled(
+        "6.1",
+        "global on\nprobe kernel.function(\"vfs_read\").return { if (pid() != target()) next\n if (on) next\n printf(\"%d %d\\n\", $return, @entry($count)) }\n",
+    );
+    let half = artefact
+        .program
+        .probes
+        .iter()
+        .find(|p| {
+            p.body
+                .iter()
+                .any(|s| matches!(s, tapmatrix_ir::Stmt::EntrySave { .. }))
+        })
+        .unwrap();
+    assert_eq!(half.body.len(), 2, "{:?}", half.body);
+    assert!(matches!(half.body[0], tapmatrix_ir::Stmt::If { .. }));
+    let entry = artefact
+        .programs
+        .iter()
+        .find(|p| matches!(p.attach, BpfAttach::Fentry { .. }))
+        .unwrap();
+    let listing = dump(&artefact);
+    let program = listing
+        .split("\nprogram ")
+        .find(|p| p.starts_with(&entry.name))
+        .unwrap();
+    // The guard's pid, then the forwarded record's header.
+    assert_eq!(
+        program.matches("call bpf_get_current_pid_tgid#14").count(),
+        2,
+        "{program}"
+    );
+}
+
+#[test]
+fn a_preemptible_kernel_keeps_kprobes_and_kretprobes() {
+    // 7.3 preempts kernel code (PREEMPT_LAZY): a trampoline's program,
+    // preempted, would make it skip other tasks' hits on its CPU.
+    let artefact = compiled(
+        "7.3",
+        "global n\nprobe kernel.function(\"vfs_read\") { n += $count }\nprobe kernel.function(\"vfs_read\").return { n += $return }\n",
+    );
+    assert_kprobe_then_kretprobe(&artefact);
 }

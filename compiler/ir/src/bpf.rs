@@ -99,11 +99,20 @@ pub enum BpfAttach {
         /// The function (`module:function` for a module's).
         function: String,
     },
+    /// An `fentry` program (a BPF trampoline) on a function's entry: the
+    /// context is its arguments as 64-bit words.
+    Fentry {
+        /// The function (in the kernel image).
+        function: String,
+    },
     /// A kretprobe on a function's return.
     Kretprobe {
         /// The function.
         function: String,
-        /// `.maxactive(N)`.
+        /// `.maxactive(N)`. Not applied: aya 0.14 attaches a kretprobe
+        /// through perf's kprobe PMU, whose `perf_event_attr` has no field
+        /// for it (the kernel's default pool then). A return the kernel
+        /// can serve with an `fexit` program has no pool at all.
         maxactive: Option<u32>,
     },
     /// An `fexit` program (a BPF trampoline) on a function's return: the

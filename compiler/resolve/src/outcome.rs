@@ -41,6 +41,10 @@ pub struct AttachPoint {
     /// The function a compiler clone (`.isra.0`, ...) was made from.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub clone_of: Option<String>,
+    /// A return probe's `.maxactive(N)`: the instances a kretprobe keeps
+    /// for calls in flight (0: the back end's default).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub maxactive: Option<u32>,
 }
 
 impl AttachPoint {
@@ -51,6 +55,7 @@ impl AttachPoint {
             target: target.into(),
             module: None,
             clone_of: None,
+            maxactive: None,
         }
     }
 
@@ -65,6 +70,7 @@ impl AttachPoint {
             AttachKind::Kretprobe => {
                 return Some(AttachPoint {
                     kind: AttachKind::Kprobe,
+                    maxactive: None,
                     ..self.clone()
                 });
             }

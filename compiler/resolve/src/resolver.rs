@@ -573,6 +573,7 @@ impl<'a> Resolver<'a> {
             });
         }
         let mut kind = AttachKind::Kprobe;
+        let mut maxactive = None;
         let mut exported = false;
         let mut index = 0;
         while let Some(component) = rest.get(index) {
@@ -587,6 +588,7 @@ impl<'a> Resolver<'a> {
                             message: format!("maxactive value out of range [0,{}]: {n}", u16::MAX),
                         });
                     }
+                    maxactive = u32::try_from(*n).ok();
                 }
                 ("inline" | "label" | "callee" | "callees" | "statement", _) if dwarf_style => {
                     return fail(Reason::NeedsDwarf {
@@ -611,6 +613,7 @@ impl<'a> Resolver<'a> {
             target: target.to_owned(),
             module: module.map(str::to_owned),
             clone_of: clone_of.map(str::to_owned),
+            maxactive,
         };
         let global = |target: &str| {
             self.facts.kallsyms.as_ref().is_some_and(|symbols| {

@@ -295,7 +295,13 @@ fn event_kind(
         AttachKind::Kretprobe => Ok((
             EventKind::Kretprobe {
                 function,
-                maxactive: Some(KRETPROBE_MAXACTIVE),
+                // `.maxactive(N)` as the script says (the kernel refuses
+                // `r0:`: 0 is the default).
+                maxactive: Some(
+                    at.maxactive
+                        .filter(|n| *n > 0)
+                        .unwrap_or(KRETPROBE_MAXACTIVE),
+                ),
             },
             Site::Return,
         )),

@@ -224,3 +224,25 @@ fn defined_is_decided_per_attach_point() {
     assert_eq!(bundle.program.probes.len(), 2);
     assert!(bundle.events.iter().all(|e| e.slots.is_empty()));
 }
+
+#[test]
+fn maxactive_sizes_a_kretprobe_and_the_default_is_64() {
+    // `.maxactive(N)` is the kretprobe's `rN:`; without one (or with 0,
+    // which the kernel refuses as `r0:`) the default pool of 64.
+    for (point, prefix) in [
+        (
+            "vfs_read\").return.maxactive(4)",
+            "r4:tapmatrix/e0 vfs_read",
+        ),
+        (
+            "vfs_read\").return.maxactive(0)",
+            "r64:tapmatrix/e0 vfs_read",
+        ),
+        ("vfs_read\").return", "r64:tapmatrix/e0 vfs_read"),
+    ] {
+        let script = format!("global n\nprobe kernel.function(\"{point} {{ n++ }}\n");
+        let bundle = lowered("6.1", &script).unwrap();
+        let line = definition(&bundle.events[0]);
+        assert_eq!(line, prefix, "{point}");
+    }
+}

@@ -23,6 +23,10 @@ pub enum Backend {
     Bpf,
     /// BPF programs that only forward hits (for tests of that mode).
     BpfForwarded,
+    /// BPF programs as `Bpf`, with function probes as kprobes and
+    /// kretprobes where `Bpf` would use a BPF trampoline (`fentry`,
+    /// `fexit`): for comparing the two.
+    BpfKprobes,
     /// Per script and kernel: BPF where the handlers run in the kernel,
     /// else tracefs, else BPF programs that forward hits.
     #[default]
@@ -237,23 +241,36 @@ pub fn compile_spec(
         let bpf = |elaborate: &mut dyn FnMut(
             &tapmatrix_elaborate::Capabilities,
         ) -> Result<Elaborated, Failure>,
-                   forward: bool|
+                   options: tapmatrix_bpf::Options|
          -> Result<Artefact, Failure> {
             let caps = tapmatrix_bpf::capabilities(facts, kernel);
             let elaborated =
                 tapmatrix_elaborate::share_syscall_events(elaborate(&caps)?, facts, &caps);
-            tapmatrix_bpf::compile(elaborated, facts, tapmatrix_bpf::Options { forward })
+            tapmatrix_bpf::compile(elaborated, facts, options)
                 .map(|artefact| Artefact::Bpf(Box::new(artefact)))
                 .map_err(|errors| Failure::Refused(joined(errors)))
         };
         let compiled = match backend {
             Backend::Tracefs => tracefs(&mut elaborate),
-            Backend::Bpf => bpf(&mut elaborate, false),
-            Backend::BpfForwarded => bpf(&mut elaborate, true),
+            Backend::Bpf => bpf(&mut elaborate, tapmatrix_bpf::Options::default()),
+            Backend::BpfForwarded => bpf(
+                &mut elaborate,
+                tapmatrix_bpf::Options {
+                    forward: true,
+                    ..Default::default()
+                },
+            ),
+            Backend::BpfKprobes => bpf(
+                &mut elaborate,
+                tapmatrix_bpf::Options {
+                    kprobes: true,
+                    ..Default::default()
+                },
+            ),
             // Handlers in the kernel where they all compile there; else the
             // tracefs events; else BPF programs that forward each hit (what
             // only BPF reaches: tracepoint arguments, profile and perf events).
-            Backend::Auto => match bpf(&mut elaborate, false) {
+            Backend::Auto => match bpf(&mut elaborate, tapmatrix_bpf::Options::default()) {
                 Ok(artefact @ Artefact::Bpf(_)) if artefact.backend() == "bpf" => Ok(artefact),
                 bpf_result => match tracefs(&mut elaborate) {
                     Ok(artefact) => Ok(artefact),

@@ -471,7 +471,9 @@ impl Applies {
         match backend {
             _ if self.backends.is_empty() => true,
             crate::Backend::Tracefs => named("tracefs"),
-            crate::Backend::Bpf | crate::Backend::BpfForwarded => named("bpf"),
+            crate::Backend::Bpf | crate::Backend::BpfForwarded | crate::Backend::BpfKprobes => {
+                named("bpf")
+            }
             crate::Backend::Auto => true,
         }
     }

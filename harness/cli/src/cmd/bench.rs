@@ -99,7 +99,7 @@ pub struct RunBenchArgs {
     /// Rounds to run; each side's best round counts.
     #[arg(long, default_value_t = 3)]
     rounds: u32,
-    /// The back end: tracefs, bpf, bpf-forward or auto (as `tapmatrix run
+    /// The back end: tracefs, bpf, bpf-forward, bpf-kprobes or auto (as `tapmatrix run
     /// --backend`).
     #[arg(long, default_value = "auto", value_parser = crate::cmd::run::parse_backend)]
     backend: Backend,
@@ -314,7 +314,7 @@ const NO_PROBE: &str = "probe begin { }\n";
 const COUNTING: &str =
     "global n\nprobe kernel.function(\"vfs_read\") { n++ }\nprobe end { if (n < 0) println(n) }\n";
 
-const EVENT_VARIANTS: [EventVariant; 4] = [
+const EVENT_VARIANTS: [EventVariant; 5] = [
     EventVariant {
         name: "no probe",
         backend: Backend::Bpf,
@@ -334,7 +334,13 @@ const EVENT_VARIANTS: [EventVariant; 4] = [
         raw_event: false,
     },
     EventVariant {
-        name: "n++ (bpf)",
+        name: "n++ (bpf-kprobes)",
+        backend: Backend::BpfKprobes,
+        script: COUNTING,
+        raw_event: false,
+    },
+    EventVariant {
+        name: "n++ (bpf: fentry where trampolines serve)",
         backend: Backend::Bpf,
         script: COUNTING,
         raw_event: false,
@@ -454,6 +460,16 @@ fn event_bench(args: &EventBenchArgs) -> anyhow::Result<Status> {
                 .copied()
                 .fold(f64::MAX, f64::min)
         };
+        // The agent's setup of each variant (events or programs on).
+        let setup = |variant: usize| {
+            reports
+                .iter()
+                .skip(variant)
+                .step_by(EVENT_VARIANTS.len())
+                .filter_map(|report| report.end.as_ref().ok().map(|end| end.setup_ms))
+                .min()
+                .unwrap_or(0)
+        };
         let floor = best(0);
         println!(
             "{id}: {} one-byte reads, best of {}: no probe {:.1} ms ({:.2} µs per read)",
@@ -465,10 +481,11 @@ fn event_bench(args: &EventBenchArgs) -> anyhow::Result<Status> {
         for (index, variant) in EVENT_VARIANTS.iter().enumerate().skip(1) {
             let time = best(index);
             println!(
-                "{id}:   {}: {:.1} ms, +{:.2} µs per event",
+                "{id}:   {}: {:.1} ms, +{:.2} µs per event (set up in {} ms)",
                 variant.name,
                 time / 1000.0,
-                (time - floor) / args.reads as f64
+                (time - floor) / args.reads as f64,
+                setup(index)
             );
         }
     }

@@ -138,8 +138,10 @@ pub struct RunArgs {
     /// The back end: tracefs (ftrace events, handlers in the guest's
     /// runtime), bpf (our own BPF programs: handlers in the kernel where
     /// they can run there, else forwarded hits), bpf-forward (BPF programs
-    /// that only forward hits), auto (bpf where the handlers run in the
-    /// kernel, else tracefs, else BPF programs that forward hits).
+    /// that only forward hits), bpf-kprobes (bpf with kprobes and
+    /// kretprobes where bpf uses BPF trampolines, fentry and fexit), auto
+    /// (bpf where the handlers run in the kernel, else tracefs, else BPF
+    /// programs that forward hits).
     #[arg(long, default_value = "auto", value_parser = parse_backend)]
     pub backend: Backend,
     /// Print what each back end built for each kernel (tracefs event
@@ -900,6 +902,7 @@ pub(crate) fn backend_word(backend: Backend) -> &'static str {
         Backend::Tracefs => "tracefs",
         Backend::Bpf => "bpf",
         Backend::BpfForwarded => "bpf-forward",
+        Backend::BpfKprobes => "bpf-kprobes",
         Backend::Auto => "auto",
     }
 }
@@ -910,9 +913,10 @@ pub(crate) fn parse_backend(text: &str) -> Result<Backend, String> {
         "tracefs" => Ok(Backend::Tracefs),
         "bpf" => Ok(Backend::Bpf),
         "bpf-forward" => Ok(Backend::BpfForwarded),
+        "bpf-kprobes" => Ok(Backend::BpfKprobes),
         "auto" => Ok(Backend::Auto),
         other => Err(format!(
-            "unknown back end `{other}`: use tracefs, bpf, bpf-forward or auto"
+            "unknown back end `{other}`: use tracefs, bpf, bpf-forward, bpf-kprobes or auto"
         )),
     }
 }

@@ -12,7 +12,7 @@ use aya::maps::{MapData, RingBuf};
 use aya::programs::perf_event::{
     HardwareEvent, PerfEventConfig, PerfEventScope, SamplePolicy, SoftwareEvent,
 };
-use aya::programs::{FExit, KProbe, PerfEvent, RawTracePoint, TracePoint};
+use aya::programs::{FEntry, FExit, KProbe, PerfEvent, RawTracePoint, TracePoint};
 use aya::{Btf, Ebpf, EbpfLoader};
 use tapmatrix_ir::bpf::{
     BpfArtefact, BpfAttach, Field, GlobalPlace, HIT_HEADER, LOST_OFFSET, MapKind, MapRole,
@@ -234,6 +234,11 @@ fn attach(ebpf: &mut Ebpf, name: &str, how: &BpfAttach) -> Result<()> {
             program.load()?;
             program.attach(function, 0)?;
         }
+        BpfAttach::Fentry { function } => {
+            let program: &mut FEntry = program.try_into()?;
+            program.load(function, kernel_btf()?)?;
+            program.attach()?;
+        }
         BpfAttach::Fexit { function } => {
             let program: &mut FExit = program.try_into()?;
             program.load(function, kernel_btf()?)?;
@@ -276,7 +281,8 @@ fn attach(ebpf: &mut Ebpf, name: &str, how: &BpfAttach) -> Result<()> {
     Ok(())
 }
 
-/// The kernel's BTF, which an `fexit` program names its function in:
+/// The kernel's BTF, which `fentry` and `fexit` programs name their
+/// function in:
 /// read once per boot (it does not change; parsing it costs a TCG guest
 /// a noticeable time per item otherwise).
 fn kernel_btf() -> Result<&'static Btf> {
