@@ -179,14 +179,7 @@ impl<'a> Elab<'a> {
         let void = (ir::Expr::Long(0), Ty::Unknown);
         let arity = kind.arity(name);
         if args.len() != arity {
-            self.error(
-                e.span,
-                format!(
-                    "unresolved arity-{} function: identifier '{name}' takes {arity} argument(s)",
-                    args.len()
-                ),
-                None,
-            );
+            self.arity_error(e, name, args.len(), &[arity]);
             return void;
         }
         if kind == ContextFn::NoOp {
