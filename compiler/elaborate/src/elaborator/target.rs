@@ -215,6 +215,18 @@ impl<'a> Elab<'a> {
         operand: &'a Expr,
     ) -> (ir::Expr, Ty) {
         let (addr, _) = self.typed(operand, Ty::Long);
+        // `& @cast(0, "type")[1]` (SystemTap's `@cast_sizeof`) or
+        // `& @cast(0, "type")->member` (an offset): an address computed
+        // from a constant without reading memory is a constant.
+        if let ir::Expr::Long(base) = addr
+            && target.address_of
+            && let Ok(access) = resolve_cast(self.facts, target)
+            && access.loads.is_empty()
+            && let Some(offset) = access.address
+        {
+            let offset = i64::try_from(offset).unwrap_or(i64::MAX);
+            return (ir::Expr::Long(base.wrapping_add(offset)), Ty::Long);
+        }
         if !self.serves(Construct::ComputedRead, &print_expr(e), e.span) {
             return (ir::Expr::Long(0), Ty::Long);
         }
