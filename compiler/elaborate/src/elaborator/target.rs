@@ -238,6 +238,9 @@ impl<'a> Elab<'a> {
             }
         };
         let loc = self.loc(e.span);
+        // `@cast(p, "type", "user")`: the memory is the task's, not the
+        // kernel's (the `user_*` conversions).
+        let user = matches!(&target.base, TargetBase::Cast { module: Some(m), .. } if m == "user");
         let char_array = char_array(&access.var.c_type) && !target.address_of;
         let read = ir::Expr::Read {
             addr: Box::new(addr),
@@ -252,7 +255,7 @@ impl<'a> Elab<'a> {
                 signed: access.var.signed.unwrap_or(false),
                 bitfield: access.bitfield,
                 address: access.address,
-                user: false,
+                user,
             },
             loc,
         };
@@ -262,7 +265,7 @@ impl<'a> Elab<'a> {
                 ir::Expr::ReadString {
                     addr: Box::new(read),
                     max_len: max_len.map(|n| Box::new(ir::Expr::Long(n))),
-                    user: false,
+                    user,
                     loc,
                 },
                 Ty::Str,
