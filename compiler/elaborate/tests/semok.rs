@@ -391,6 +391,14 @@ fn printd_families_interleave_the_delimiter() {
     let e = run("probe begin { printdln(\",\", 1, \"a\", 2); x = sprintd(\"-\", \"b\", \"c\"); print(x) }\n")
         .unwrap();
     let strings = strings_in(&e.program.probes[0].body);
-    assert_eq!(strings.iter().filter(|s| *s == ",").count(), 2, "{strings:?}");
-    assert_eq!(strings.iter().filter(|s| *s == "-").count(), 1, "{strings:?}");
+    assert_eq!(
+        strings.iter().filter(|s| *s == ",").count(),
+        2,
+        "{strings:?}"
+    );
+    assert_eq!(
+        strings.iter().filter(|s| *s == "-").count(),
+        1,
+        "{strings:?}"
+    );
 }

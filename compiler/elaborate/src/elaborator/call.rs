@@ -246,7 +246,9 @@ impl<'a> Elab<'a> {
         };
         self.error(
             e.span,
-            format!("unresolved arity-{given} function: identifier '{name}' takes {takes} argument(s)"),
+            format!(
+                "unresolved arity-{given} function: identifier '{name}' takes {takes} argument(s)"
+            ),
             None,
         );
     }

@@ -250,9 +250,7 @@ impl<'a> Elab<'a> {
         target: &'a ast::Target,
         addr: &ir::Expr,
     ) -> Option<ir::Expr> {
-        let variable = |c: &TargetComponent| {
-            matches!(c, TargetComponent::Index(index) if !matches!(index.kind, ExprKind::Number(_)))
-        };
+        let variable = |c: &TargetComponent| matches!(c, TargetComponent::Index(index) if !matches!(index.kind, ExprKind::Number(_)));
         let position = target.components.iter().position(variable)?;
         let at = |n: i64| {
             let mut fixed = target.clone();
@@ -273,7 +271,14 @@ impl<'a> Elab<'a> {
             return Some(ir::Expr::Long(0));
         };
         if target.components.iter().filter(|c| variable(c)).count() > 1 {
-            self.error(e.span, format!("'{}': only one array index may be a variable", print_expr(e)), None);
+            self.error(
+                e.span,
+                format!(
+                    "'{}': only one array index may be a variable",
+                    print_expr(e)
+                ),
+                None,
+            );
             return Some(ir::Expr::Long(0));
         }
         let TargetComponent::Index(index) = &target.components[position] else {

@@ -53,33 +53,29 @@ impl Uses {
             },
             &mut |_| {},
         );
-        walk_block(
-            block,
-            &mut |_| {},
-            &mut |e| match e {
-                Expr::Local(i) => {
-                    read.insert(*i);
-                }
-                Expr::Assign {
-                    target, op, concat, ..
-                } => {
-                    if let LValue::Local(i) = **target {
-                        written.insert(i);
-                        // `x += 1` and `x .= "s"` read it too.
-                        if op.is_some() || *concat {
-                            read.insert(i);
-                        }
-                    }
-                }
-                Expr::Crement { target, .. } => {
-                    if let LValue::Local(i) = **target {
+        walk_block(block, &mut |_| {}, &mut |e| match e {
+            Expr::Local(i) => {
+                read.insert(*i);
+            }
+            Expr::Assign {
+                target, op, concat, ..
+            } => {
+                if let LValue::Local(i) = **target {
+                    written.insert(i);
+                    // `x += 1` and `x .= "s"` read it too.
+                    if op.is_some() || *concat {
                         read.insert(i);
-                        written.insert(i);
                     }
                 }
-                _ => {}
-            },
-        );
+            }
+            Expr::Crement { target, .. } => {
+                if let LValue::Local(i) = **target {
+                    read.insert(i);
+                    written.insert(i);
+                }
+            }
+            _ => {}
+        });
         Uses { read, written }
     }
 }
@@ -126,13 +122,21 @@ impl Elab<'_> {
         let mut function_locals = Vec::new();
         for (&f, function) in self.sym.reach_order.iter().zip(functions) {
             let func = &self.sym.functions[f];
-            function_locals.push((func.locals.clone(), func.def.params.len(), Uses::of(&function.body)));
+            function_locals.push((
+                func.locals.clone(),
+                func.def.params.len(),
+                Uses::of(&function.body),
+            ));
         }
         let mut warnings = Vec::new();
         let all = bodies
             .iter()
             .map(|(locals, params, uses)| (*locals, *params, uses))
-            .chain(function_locals.iter().map(|(l, p, u)| (l.as_slice(), *p, u)));
+            .chain(
+                function_locals
+                    .iter()
+                    .map(|(l, p, u)| (l.as_slice(), *p, u)),
+            );
         for (locals, params, uses) in all {
             for (i, local) in locals.iter().enumerate().skip(params) {
                 let index = u32::try_from(i).unwrap_or(u32::MAX);
@@ -172,7 +176,16 @@ mod tests {
 
     #[test]
     fn similar_names_nearest_first_at_most_five() {
-        let names = ["count", "n", "n2", "nn", "totally_unrelated_name", "a", "b", "c"];
+        let names = [
+            "count",
+            "n",
+            "n2",
+            "nn",
+            "totally_unrelated_name",
+            "a",
+            "b",
+            "c",
+        ];
         assert_eq!(similar("n", names.into_iter()), "a, b, c, n2, nn");
         assert_eq!(similar("totally_unrelated_name", ["x"].into_iter()), "");
     }
