@@ -164,15 +164,9 @@ impl EntryHalf {
                 attach: ret
                     .attach
                     .iter()
-                    .map(|point| match target::syscall_entry_event(point) {
-                        Some(entry) => AttachPoint {
-                            target: entry,
-                            ..point.clone()
-                        },
-                        None => AttachPoint {
-                            kind: AttachKind::Kprobe,
-                            ..point.clone()
-                        },
+                    .map(|point| AttachPoint {
+                        kind: AttachKind::Kprobe,
+                        ..point.clone()
                     })
                     .collect(),
                 event: true,

@@ -34,30 +34,6 @@ impl Body {
             && !self.attach.is_empty()
             && self.attach.iter().all(|a| a.kind == AttachKind::Kretprobe)
     }
-
-    /// Whether its attach points are returns with an entry to pair them
-    /// with: function returns, or system call exit events (whose entry is
-    /// the matching `sys_enter` event: `@entry` in `syscall.NAME.return`).
-    pub(super) fn has_entry(&self) -> bool {
-        self.function.is_none()
-            && !self.attach.is_empty()
-            && self
-                .attach
-                .iter()
-                .all(|a| a.kind == AttachKind::Kretprobe || syscall_entry_event(a).is_some())
-    }
-}
-
-/// The entry event of a system call exit event (`syscalls:sys_exit_read`:
-/// `syscalls:sys_enter_read`; `raw_syscalls:sys_exit`: `raw_syscalls:sys_enter`).
-pub(super) fn syscall_entry_event(at: &tapmatrix_resolve::AttachPoint) -> Option<String> {
-    if at.kind != AttachKind::Tracepoint {
-        return None;
-    }
-    if let Some(name) = at.target.strip_prefix("syscalls:sys_exit_") {
-        return Some(format!("syscalls:sys_enter_{name}"));
-    }
-    (at.target == "raw_syscalls:sys_exit").then(|| "raw_syscalls:sys_enter".to_owned())
 }
 
 impl<'a> Elab<'a> {
@@ -406,10 +382,10 @@ impl<'a> Elab<'a> {
     /// entry and read here.
     pub(super) fn entry_value(&mut self, e: &'a Expr, inner: &'a Expr, want: Ty) -> (ir::Expr, Ty) {
         let bad = (ir::Expr::Long(0), Ty::Unknown);
-        if !self.body.has_entry() {
+        if !self.body.is_return() {
             self.error(
                 e.span,
-                "@entry is only allowed in return probes (kernel.function(...).return, system call returns)",
+                "@entry is only allowed in return probes (kernel.function(...).return)",
                 None,
             );
             return bad;
