@@ -479,22 +479,6 @@ impl Verdict {
 fn by_design(detail: &str) -> Option<&'static str> {
     [
         (
-            "process probes are not resolved offline",
-            "user-space probes (process, uprobes, marks): tapmatrix probes kernels",
-        ),
-        (
-            "needs DWARF debuginfo",
-            "needs DWARF debuginfo (statements, inlines, source lines): tapmatrix reads BTF",
-        ),
-        (
-            "embedded C is not supported",
-            "guru mode's embedded C with no implementation here: no kernel module runs C code",
-        ),
-        (
-            "embedded code in an unprivileged script",
-            "guru mode's embedded C: no kernel module runs C code",
-        ),
-        (
             "procfs probes are not resolved offline",
             "procfs probes: a /proc file that the script's kernel module serves; no module runs here",
         ),
@@ -509,6 +493,22 @@ fn by_design(detail: &str) -> Option<&'static str> {
         (
             "unknown operator or macro '@json_output_",
             "SystemTap's JSON exporter (@json_output_* in procfs probes): /proc files that the script's kernel module serves; no module runs here",
+        ),
+        (
+            "process probes are not resolved offline",
+            "user-space probes (process, uprobes, marks): tapmatrix probes kernels",
+        ),
+        (
+            "needs DWARF debuginfo",
+            "needs DWARF debuginfo (statements, inlines, source lines): tapmatrix reads BTF",
+        ),
+        (
+            "embedded C is not supported",
+            "guru mode's embedded C with no implementation here: no kernel module runs C code",
+        ),
+        (
+            "embedded code in an unprivileged script",
+            "guru mode's embedded C: no kernel module runs C code",
         ),
     ]
     .into_iter()
