@@ -398,3 +398,12 @@ fn a_bad_regular_expression_is_a_pass_2_error() {
         "1:25",
     );
 }
+
+#[test]
+fn an_arity_error_names_every_overload() {
+    assert_error(
+        "function f(a) { return a }\nfunction f(a, b, c) { return a + b + c }\nprobe begin { println(f(1, 2)) }\n",
+        "unresolved arity-2 function: identifier 'f' takes 1 or 3 argument(s)",
+        "3:23",
+    );
+}

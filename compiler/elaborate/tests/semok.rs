@@ -351,3 +351,54 @@ fn the_scripts_own_definition_of_a_builtin_name_wins() {
     assert_eq!(e.program.functions.len(), 1);
     assert_eq!(e.program.functions[0].name, "pid");
 }
+
+#[test]
+fn addresses_of_cast_members_and_elements_read_no_memory() {
+    // Served by tracefs (which refuses computed reads): plain arithmetic.
+    let e = run(concat!(
+        "probe begin { p = 1000; i = 2\n",
+        "  printf(\"%d %d %d %d\\n\", &@cast(0, \"list_head\")[1], &@cast(p, \"list_head\")->prev,\n",
+        "         &@cast(p, \"list_head\")[i], &@cast(p, \"list_head\")[i]->prev) }\n",
+    ))
+    .unwrap();
+    let text = format!("{:?}", e.program.probes[0].body);
+    assert!(text.contains("Long(16)"), "sizeof(list_head) folds: {text}");
+    assert!(!text.contains("Read"), "no memory read: {text}");
+    assert!(text.contains("Mul"), "index times stride: {text}");
+}
+
+#[test]
+fn kernel_version_functions_are_constants_of_the_kernel() {
+    let e = run("probe begin { println(kernel_v(), \" \", kernel_vr()) }\n").unwrap();
+    let strings = strings_in(&e.program.probes[0].body);
+    let release = fixture("6.1").release.unwrap();
+    let version = release.split('-').next().unwrap().to_owned();
+    assert!(strings.contains(&release), "{strings:?}");
+    assert!(strings.contains(&version), "{strings:?}");
+}
+
+#[test]
+fn exit_and_void_functions_are_longs_where_a_long_is_wanted() {
+    let e = run(
+        "global n\nfunction report() { println(n) }\nprobe begin { n++; n > 0 && (report() || exit()) }\n",
+    )
+    .unwrap();
+    assert_eq!(e.program.functions[0].ret, Some(ScalarType::Long));
+}
+
+#[test]
+fn printd_families_interleave_the_delimiter() {
+    let e = run("probe begin { printdln(\",\", 1, \"a\", 2); x = sprintd(\"-\", \"b\", \"c\"); print(x) }\n")
+        .unwrap();
+    let strings = strings_in(&e.program.probes[0].body);
+    assert_eq!(
+        strings.iter().filter(|s| *s == ",").count(),
+        2,
+        "{strings:?}"
+    );
+    assert_eq!(
+        strings.iter().filter(|s| *s == "-").count(),
+        1,
+        "{strings:?}"
+    );
+}

@@ -432,7 +432,15 @@ impl Runtime {
             hit: context,
             entry: &entry,
         };
-        let result = self.machine.run(&cx, &p.locals, &p.body);
+        // SystemTap's MAXACTION_INTERRUPTIBLE: begin, end and error probes
+        // run in a process's context, where it allows ten times MAXACTION.
+        let interruptible = matches!(
+            p.kind,
+            tapmatrix_ir::ProbeKind::Begin { .. }
+                | tapmatrix_ir::ProbeKind::End { .. }
+                | tapmatrix_ir::ProbeKind::Error { .. }
+        );
+        let result = self.machine.run(&cx, &p.locals, &p.body, interruptible);
         if self.machine.exit_requested {
             self.machine.exit_requested = false;
             self.exit_called = true;

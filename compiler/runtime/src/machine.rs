@@ -367,14 +367,21 @@ impl Machine {
         )
     }
 
-    /// Runs one handler body with fresh locals.
+    /// Runs one handler body with fresh locals; `interruptible` (begin,
+    /// end and error probes) allows ten times `MAXACTION` statements.
     pub(crate) fn run(
         &mut self,
         cx: &Cx<'_>,
         locals: &[ScalarType],
         body: &Block,
+        interruptible: bool,
     ) -> Result<(), Fault> {
-        self.action_remaining = i64::try_from(self.limits.max_action).unwrap_or(i64::MAX);
+        let budget = if interruptible {
+            self.limits.max_action.saturating_mul(10)
+        } else {
+            self.limits.max_action
+        };
+        self.action_remaining = i64::try_from(budget).unwrap_or(i64::MAX);
         self.frames.clear();
         self.frames
             .push(locals.iter().map(|t| default_of(*t)).collect());

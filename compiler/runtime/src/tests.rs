@@ -691,6 +691,41 @@ fn an_endless_loop_hits_maxaction() {
 }
 
 #[test]
+fn begin_and_end_probes_allow_ten_times_maxaction() {
+    // 2,000 iterations of two statements: over MAXACTION (1,000) for an
+    // event, under SystemTap's MAXACTION_INTERRUPTIBLE (10,000) in begin.
+    let count_to_2000 = || {
+        vec![Stmt::Loop {
+            cond: None,
+            body: vec![
+                incr(LValue::Global(0)),
+                Stmt::If {
+                    cond: Expr::CompareLong {
+                        op: CompareOp::Ge,
+                        lhs: Box::new(Expr::Global(0)),
+                        rhs: Box::new(n(2000)),
+                    },
+                    then: vec![Stmt::Break],
+                    otherwise: vec![],
+                },
+            ],
+            step: None,
+        }]
+    };
+    let mut body = count_to_2000();
+    body.push(println(vec![Expr::LongToStr(Box::new(Expr::Global(0)))]));
+    let prog = program(vec![long_global("n")], vec![], vec![begin(body)]);
+    assert_eq!(stdout_of(prog), "2000\n");
+    let prog = program(
+        vec![long_global("n")],
+        vec![],
+        vec![event(&[], count_to_2000())],
+    );
+    let (_, err, _) = run(prog, &[hit(0, vec![], "x")]);
+    assert!(err.starts_with("ERROR: MAXACTION exceeded"), "{err}");
+}
+
+#[test]
 fn statistics_and_empty_aggregates() {
     let t = 0;
     let st = || LValue::Global(t);

@@ -139,6 +139,33 @@ fn pass_2_compiles_offline_for_every_kernel_and_fails_where_it_does_not() {
 }
 
 #[test]
+fn a_local_read_and_never_assigned_is_warned_about_unless_w() {
+    let scratch = Scratch::new(&["6.1"], &["6.1"]);
+    // `n` in `end` is its own local (not the timer's): it reads 0.
+    let path = script(
+        &scratch,
+        "n.stp",
+        "global count\nprobe timer.ms(10) { n++; count++ }\nprobe end { printf(\"%d %d\\n\", n, count) }\nfunction f(a) { return a + z }\nprobe begin { f(1) }\n",
+    );
+    let output = scratch.run("run", &["-p2", &path]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("WARNING: never-assigned local variable 'n' (similar: count) at ")
+            && stderr.contains("n.stp:3:31\n"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("WARNING: never-assigned local variable 'z' (similar: a, count) at "),
+        "{stderr}"
+    );
+    // The timer's `n` is read and written by `n++`: no warning about it.
+    assert_eq!(stderr.matches("never-assigned").count(), 2, "{stderr}");
+    let output = scratch.run("run", &["-wp2", &path]);
+    assert_eq!(text(&output.stderr), "");
+}
+
+#[test]
 fn globals_set_on_the_command_line_are_checked_against_the_script() {
     let scratch = Scratch::new(&["6.1"], &["6.1"]);
     let path = script(

@@ -479,6 +479,22 @@ impl Verdict {
 fn by_design(detail: &str) -> Option<&'static str> {
     [
         (
+            "procfs probes are not resolved offline",
+            "procfs probes: a /proc file that the script's kernel module serves; no module runs here",
+        ),
+        (
+            "unknown operator or macro '@prometheus_",
+            "SystemTap's Prometheus exporter (@prometheus_* in a procfs read probe): a /proc file that the script's kernel module serves; no module runs here",
+        ),
+        (
+            "prometheus: no probe alias or provider by this name",
+            "SystemTap's Prometheus exporter (probe prometheus, a procfs read probe): a /proc file that the script's kernel module serves; no module runs here",
+        ),
+        (
+            "unknown operator or macro '@json_output_",
+            "SystemTap's JSON exporter (@json_output_* in procfs probes): /proc files that the script's kernel module serves; no module runs here",
+        ),
+        (
             "process probes are not resolved offline",
             "user-space probes (process, uprobes, marks): tapmatrix probes kernels",
         ),
@@ -790,6 +806,25 @@ mod tests {
                 other => panic!("{line}: {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn procfs_exporters_are_unsupported_by_design() {
+        for detail in [
+            "unknown operator or macro '@prometheus_dump_array2_map' at x.stp:3:5",
+            "semantic error: prometheus: no probe alias or provider by this name",
+            "unknown operator or macro '@json_output_data_start' at y.stp:9:1",
+            "procfs(\"x\").read: procfs probes are not resolved offline",
+        ] {
+            match Verdict::of_error(detail) {
+                Verdict::Unsupported(why) => assert!(why.contains("/proc file"), "{why}"),
+                other => panic!("{detail}: {other:?}"),
+            }
+        }
+        assert!(matches!(
+            Verdict::of_error("unknown operator or macro '@this9'"),
+            Verdict::Fails(_)
+        ));
     }
 
     #[test]

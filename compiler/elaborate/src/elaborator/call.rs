@@ -24,36 +24,37 @@ impl<'a> Elab<'a> {
         let void = (ir::Expr::Long(0), Ty::Unknown);
         match name {
             "print" | "println" | "sprint" | "sprintln" => {
-                let builtin = match name {
-                    "print" => ir::Builtin::Print,
-                    "println" => ir::Builtin::Println,
-                    "sprint" => ir::Builtin::Sprint,
-                    _ => ir::Builtin::Sprintln,
+                let parts: Vec<&'a Expr> = args.iter().collect();
+                return self.print_call(e, name, &parts, void_ok);
+            }
+            "printd" | "printdln" | "sprintd" | "sprintdln" => {
+                // The values with the delimiter between them, as print's.
+                let Some((delimiter, values)) = args.split_first() else {
+                    self.arity_error(e, name, 0, &[2]);
+                    return void;
                 };
-                let mut out = Vec::new();
-                for arg in args {
-                    if let ExprKind::Hist(h) = &arg.kind {
-                        if let Some(stat) = self.stat_lvalue(&h.stat) {
-                            out.push(ir::Expr::Hist {
-                                spec: hist_spec(h.kind),
-                                stat: Box::new(stat),
-                            });
-                        }
-                        continue;
-                    }
-                    let (expr, ty) = self.typed(arg, Ty::Unknown);
-                    out.push(match ty {
-                        Ty::Long => ir::Expr::LongToStr(Box::new(expr)),
-                        _ => expr,
-                    });
+                if !matches!(delimiter.kind, ExprKind::String(_)) {
+                    self.error(
+                        delimiter.span,
+                        format!("the delimiter of {name} must be a literal string"),
+                        None,
+                    );
+                    return void;
                 }
-                let to_string = name.starts_with('s');
-                let expr = ir::Expr::Builtin {
-                    builtin,
-                    args: out,
-                    loc: self.loc(e.span),
+                let mut parts = Vec::new();
+                for (i, value) in values.iter().enumerate() {
+                    if i > 0 {
+                        parts.push(delimiter);
+                    }
+                    parts.push(value);
+                }
+                let print = match name {
+                    "printd" => "print",
+                    "printdln" => "println",
+                    "sprintd" => "sprint",
+                    _ => "sprintln",
                 };
-                return self.returning(e, name, expr, to_string.then_some(Ty::Str), void_ok);
+                return self.print_call(e, print, &parts, void_ok);
             }
             "printf" | "sprintf" => {
                 let to_string = name == "sprintf";
@@ -108,6 +109,9 @@ impl<'a> Elab<'a> {
         if let Some((user, sized, quoted)) = string_fetch(name) {
             return self.string_fetch(e, name, args, user, sized, quoted);
         }
+        if matches!(name, "kernel_v" | "kernel_vr") && !self.script_defines(name) {
+            return self.kernel_version(e, name, args);
+        }
         if let Some(kind) = ContextFn::of(name)
             && !self.script_defines(name)
         {
@@ -122,7 +126,7 @@ impl<'a> Elab<'a> {
             // definition of one (embedded C, or a script wrapper that ends
             // in embedded C, as Debian's context tapsets are) gives way to
             // it. The script's own definition wins.
-            if let Some(sig) = builtin(name)
+            if let Some(sig) = builtin(name).filter(|sig| sig.params.len() == args.len())
                 && !self.sym.functions[f].script
             {
                 return self.builtin_call(e, name, args, sig, void_ok);
@@ -143,18 +147,12 @@ impl<'a> Elab<'a> {
             }
             return self.user_call(e, f, args, want, void_ok);
         }
-        if let Some(&f) = candidates.first()
-            && builtin(name).is_none()
-        {
-            let arity = self.sym.functions[f].def.params.len();
-            self.error(
-                e.span,
-                format!(
-                    "unresolved arity-{} function: identifier '{name}' takes {arity} argument(s)",
-                    args.len()
-                ),
-                None,
-            );
+        if !candidates.is_empty() && builtin(name).is_none() {
+            let arities: Vec<usize> = candidates
+                .iter()
+                .map(|&f| self.sym.functions[f].def.params.len())
+                .collect();
+            self.arity_error(e, name, args.len(), &arities);
             for arg in args {
                 self.typed(arg, Ty::Unknown);
             }
@@ -174,6 +172,85 @@ impl<'a> Elab<'a> {
                 void
             }
         }
+    }
+
+    /// `print`, `println`, `sprint`, `sprintln` of `parts`.
+    fn print_call(
+        &mut self,
+        e: &'a Expr,
+        name: &str,
+        parts: &[&'a Expr],
+        void_ok: bool,
+    ) -> (ir::Expr, Ty) {
+        let builtin = match name {
+            "print" => ir::Builtin::Print,
+            "println" => ir::Builtin::Println,
+            "sprint" => ir::Builtin::Sprint,
+            _ => ir::Builtin::Sprintln,
+        };
+        let mut out = Vec::new();
+        for &arg in parts {
+            if let ExprKind::Hist(h) = &arg.kind {
+                if let Some(stat) = self.stat_lvalue(&h.stat) {
+                    out.push(ir::Expr::Hist {
+                        spec: hist_spec(h.kind),
+                        stat: Box::new(stat),
+                    });
+                }
+                continue;
+            }
+            let (expr, ty) = self.typed(arg, Ty::Unknown);
+            out.push(match ty {
+                Ty::Long => ir::Expr::LongToStr(Box::new(expr)),
+                _ => expr,
+            });
+        }
+        let to_string = name.starts_with('s');
+        let expr = ir::Expr::Builtin {
+            builtin,
+            args: out,
+            loc: self.loc(e.span),
+        };
+        self.returning(e, name, expr, to_string.then_some(Ty::Str), void_ok)
+    }
+
+    /// `kernel_v()` and `kernel_vr()`: the kernel's version (`6.1.0`) and
+    /// release (`6.1.0-40-amd64`), as the preprocessor's `kernel_v` and
+    /// `kernel_vr` compare them: constants of the kernel being compiled for.
+    fn kernel_version(&mut self, e: &'a Expr, name: &str, args: &'a [Expr]) -> (ir::Expr, Ty) {
+        if !args.is_empty() {
+            self.arity_error(e, name, args.len(), &[0]);
+        }
+        let release = self.facts.release.clone().unwrap_or_default();
+        let value = if name == "kernel_v" {
+            release.split('-').next().unwrap_or_default().to_owned()
+        } else {
+            release
+        };
+        (ir::Expr::Str(value), Ty::Str)
+    }
+
+    /// SystemTap's error for a call of `name` with `given` arguments where
+    /// its definitions (overloads by arity) take `arities`.
+    pub(super) fn arity_error(&mut self, e: &Expr, name: &str, given: usize, arities: &[usize]) {
+        let mut arities = arities.to_vec();
+        arities.sort_unstable();
+        arities.dedup();
+        let takes = match arities.split_last() {
+            Some((last, [])) => last.to_string(),
+            Some((last, rest)) => {
+                let rest: Vec<String> = rest.iter().map(usize::to_string).collect();
+                format!("{} or {last}", rest.join(", "))
+            }
+            None => "no".to_owned(),
+        };
+        self.error(
+            e.span,
+            format!(
+                "unresolved arity-{given} function: identifier '{name}' takes {takes} argument(s)"
+            ),
+            None,
+        );
     }
 
     /// The value of a call: an error where a value is needed and there is none.
@@ -209,15 +286,7 @@ impl<'a> Elab<'a> {
         void_ok: bool,
     ) -> (ir::Expr, Ty) {
         if args.len() != sig.params.len() {
-            self.error(
-                e.span,
-                format!(
-                    "unresolved arity-{} function: identifier '{name}' takes {} argument(s)",
-                    args.len(),
-                    sig.params.len()
-                ),
-                None,
-            );
+            self.arity_error(e, name, args.len(), &[sig.params.len()]);
         }
         let mut out = Vec::new();
         for (i, arg) in args.iter().enumerate() {
@@ -247,7 +316,13 @@ impl<'a> Elab<'a> {
             args: out,
             loc: self.loc(e.span),
         };
-        self.returning(e, name, expr, sig.ret.map(Ty::of), void_ok)
+        // SystemTap's `exit()` is an untyped embedded-C function: in a
+        // value's place (`n == max && exit()`) it is a long, 0.
+        let ret = match sig.builtin {
+            ir::Builtin::Exit if !void_ok => Some(Ty::Long),
+            _ => sig.ret.map(Ty::of),
+        };
+        self.returning(e, name, expr, ret, void_ok)
     }
 
     pub(super) fn user_call(
@@ -290,6 +365,14 @@ impl<'a> Elab<'a> {
         }
         let func = &mut self.sym.functions[f];
         let name = func.name.clone();
+        // A function that returns nothing, called where a long is wanted,
+        // is a long that returns 0, as SystemTap infers its type from the
+        // use (`n && report()`); elsewhere it has no value.
+        if want == Ty::Long && !void_ok && !func.returns_value && func.def.return_type.is_none() {
+            func.returns_value = true;
+            refine(&mut func.ret, Ty::Long, &mut self.changed);
+            self.changed = true;
+        }
         let ret = if func.returns_value {
             Some(refine(&mut func.ret, want, &mut self.changed))
         } else {
@@ -315,7 +398,7 @@ impl<'a> Elab<'a> {
         let fallback = (ir::Expr::Str(String::new()), Ty::Str);
         let expected = if sized { 2 } else { 1 };
         if args.len() != expected {
-            self.error(e.span, format!("unresolved arity-{} function: identifier '{name}' takes {expected} argument(s)", args.len()), None);
+            self.arity_error(e, name, args.len(), &[expected]);
             return fallback;
         }
         let arg = &args[0];

@@ -97,6 +97,22 @@ fn member(regs: &ast::Target, name: &str) -> ast::Target {
 }
 
 impl<'a> Elab<'a> {
+    /// The name of argument `index` (from 0) of the system call entry
+    /// event `syscalls:sys_enter_NAME`: its fields but `__syscall_nr` and
+    /// the kernel's string copies (`__NAME_val`), in order.
+    fn syscall_arg_field(&self, event: &str, index: usize) -> Option<String> {
+        let (system, name) = event.split_once(':')?;
+        let tracepoints = self.facts.tracepoints.as_ref()?;
+        let tp = tracepoints
+            .iter()
+            .find(|tp| tp.system == system && tp.name == name)?;
+        tp.fields
+            .iter()
+            .filter(|f| !f.name.starts_with("__"))
+            .nth(index)
+            .map(|f| f.name.clone())
+    }
+
     /// Whether the user's script defines a function `name` (it then wins
     /// over the compiler's own meaning of the name).
     pub(super) fn script_defines(&self, name: &str) -> bool {
@@ -132,10 +148,28 @@ impl<'a> Elab<'a> {
                     }
                 };
                 let index = usize::try_from(n - 1).unwrap_or(0);
-                Ok(match &self.body.syscall_regs {
-                    Some(regs) => member(regs, SYSCALL_ARG_REGISTERS[index]),
-                    None => synthesized(&format!("arg{n}"), &[]),
-                })
+                if let Some(regs) = &self.body.syscall_regs {
+                    return Ok(member(regs, SYSCALL_ARG_REGISTERS[index]));
+                }
+                // At a system call's entry event the arguments are the
+                // event's fields, in order after `__syscall_nr`.
+                let fields: Vec<Option<String>> = self
+                    .body
+                    .attach
+                    .iter()
+                    .filter(|at| at.kind == AttachKind::Tracepoint)
+                    .filter_map(|at| at.target.strip_prefix("syscalls:sys_enter_").map(|_| at))
+                    .map(|at| self.syscall_arg_field(&at.target, index))
+                    .collect();
+                match fields.first() {
+                    None => Ok(synthesized(&format!("arg{n}"), &[])),
+                    Some(Some(field)) if fields.iter().all(|f| f.as_ref() == Some(field)) => {
+                        Ok(synthesized(field, &[]))
+                    }
+                    Some(_) => Err(format!(
+                        "{name}({n}): the system call's event has no argument {n} here (or its events disagree on its name)"
+                    )),
+                }
             }
             ContextFn::SyscallNr => {
                 let Some(at) = first else {
@@ -179,14 +213,7 @@ impl<'a> Elab<'a> {
         let void = (ir::Expr::Long(0), Ty::Unknown);
         let arity = kind.arity(name);
         if args.len() != arity {
-            self.error(
-                e.span,
-                format!(
-                    "unresolved arity-{} function: identifier '{name}' takes {arity} argument(s)",
-                    args.len()
-                ),
-                None,
-            );
+            self.arity_error(e, name, args.len(), &[arity]);
             return void;
         }
         if kind == ContextFn::NoOp {

@@ -14,6 +14,7 @@ mod expr;
 mod stmt;
 mod symbols;
 mod target;
+mod warn;
 
 use std::collections::{HashMap, HashSet};
 
@@ -86,6 +87,9 @@ struct Local {
     name: String,
     ty: Ty,
     location: String,
+    /// It first appears in the script's own files (SystemTap warns about
+    /// those only).
+    script: bool,
 }
 
 /// A global variable declared in the script or a tapset file.
@@ -279,6 +283,7 @@ pub(crate) fn run(
     elab.number_globals();
     elab.report = true;
     let (ir_probes, functions) = elab.pass(&mut probes);
+    elab.warn_about_locals(&probes, &ir_probes, &functions);
     let globals = elab.finish_globals();
     // An unresolved type is often the echo of an earlier error (a call
     // that failed gives its variable no type): report it alone.
@@ -439,6 +444,7 @@ impl<'a> Elab<'a> {
                                 name: p.name.clone(),
                                 ty: p.ty.map_or(Ty::Unknown, Ty::of_ast),
                                 location: file.names.location(p.span),
+                                script: file.script,
                             })
                             .collect();
                         functions.push(FuncDef {

@@ -297,10 +297,12 @@ impl<'a> Elab<'a> {
             return Var::Local(u32::try_from(i).unwrap_or(u32::MAX));
         }
         let location = self.at(span);
+        let script = self.lib.files.get(self.body.file).is_some_and(|f| f.script);
         self.body.locals.push(Local {
             name: name.to_owned(),
             ty: Ty::Unknown,
             location,
+            script,
         });
         Var::Local(u32::try_from(self.body.locals.len() - 1).unwrap_or(u32::MAX))
     }

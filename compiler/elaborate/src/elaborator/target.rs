@@ -117,6 +117,14 @@ impl<'a> Elab<'a> {
             match component {
                 TargetComponent::Member(_) => {}
                 TargetComponent::Index(index) => {
+                    // `& @cast(p, "type")[i]->member`: an address, computed
+                    // without reading memory (see `address_at_index`).
+                    if let TargetBase::Cast { operand, .. } = &target.base
+                        && target.address_of
+                        && !matches!(index.kind, ExprKind::Number(_))
+                    {
+                        return Some(Reading::Computed(operand));
+                    }
                     if !matches!(index.kind, ExprKind::Number(_)) {
                         self.error(
                             index.span,
@@ -208,6 +216,65 @@ impl<'a> Elab<'a> {
         }
     }
 
+    /// `& @cast(p, "type")[i]->member` with a variable `i` (one), where no
+    /// memory is read on the way: `p + offset + i * stride`, the offset and
+    /// stride found by resolving the target at indexes 0 and 1. `None`
+    /// when the target has no variable index; an error when it cannot be
+    /// computed so.
+    fn address_at_index(
+        &mut self,
+        e: &'a Expr,
+        target: &'a ast::Target,
+        addr: &ir::Expr,
+    ) -> Option<ir::Expr> {
+        let variable = |c: &TargetComponent| matches!(c, TargetComponent::Index(index) if !matches!(index.kind, ExprKind::Number(_)));
+        let position = target.components.iter().position(variable)?;
+        let at = |n: i64| {
+            let mut fixed = target.clone();
+            if let Some(TargetComponent::Index(index)) = fixed.components.get_mut(position) {
+                index.kind = ExprKind::Number(n);
+            }
+            resolve_cast(self.facts, &fixed)
+                .ok()
+                .filter(|access| access.loads.is_empty())
+                .and_then(|access| access.address)
+        };
+        let (Some(first), Some(second)) = (at(0), at(1)) else {
+            self.error(
+                e.span,
+                format!("'{}': an array index that is not a number is only allowed where no memory is read on the way to the address", print_expr(e)),
+                Some("read the pointer into a local first, then take the element's address"),
+            );
+            return Some(ir::Expr::Long(0));
+        };
+        if target.components.iter().filter(|c| variable(c)).count() > 1 {
+            self.error(
+                e.span,
+                format!(
+                    "'{}': only one array index may be a variable",
+                    print_expr(e)
+                ),
+                None,
+            );
+            return Some(ir::Expr::Long(0));
+        }
+        let TargetComponent::Index(index) = &target.components[position] else {
+            return None;
+        };
+        let loc = self.loc(e.span);
+        let (index, _) = self.typed(index, Ty::Long);
+        let long = |v: u64| ir::Expr::Long(i64::try_from(v).unwrap_or(i64::MAX));
+        let binary = |op, lhs, rhs| ir::Expr::Binary {
+            op,
+            lhs: Box::new(lhs),
+            rhs: Box::new(rhs),
+            loc,
+        };
+        let stride = binary(ir::BinaryOp::Mul, index, long(second.wrapping_sub(first)));
+        let base = binary(ir::BinaryOp::Add, addr.clone(), long(first));
+        Some(binary(ir::BinaryOp::Add, base, stride))
+    }
+
     /// A read from the address `operand` computes (`@cast(ptr, "type")...`).
     pub(super) fn computed_read(
         &mut self,
@@ -216,6 +283,32 @@ impl<'a> Elab<'a> {
         operand: &'a Expr,
     ) -> (ir::Expr, Ty) {
         let (addr, _) = self.typed(operand, Ty::Long);
+        if let Some(address) = self.address_at_index(e, target, &addr) {
+            return (address, Ty::Long);
+        }
+        // `& @cast(p, "type")->member` reads no memory: it is `p` plus the
+        // member's offset (a constant for `& @cast(0, "type")[1]`,
+        // SystemTap's `@cast_sizeof`), on every back end.
+        if target.address_of
+            && let Ok(access) = resolve_cast(self.facts, target)
+            && access.loads.is_empty()
+            && let Some(offset) = access.address
+        {
+            let offset = i64::try_from(offset).unwrap_or(i64::MAX);
+            return match addr {
+                ir::Expr::Long(base) => (ir::Expr::Long(base.wrapping_add(offset)), Ty::Long),
+                addr if offset == 0 => (addr, Ty::Long),
+                addr => (
+                    ir::Expr::Binary {
+                        op: ir::BinaryOp::Add,
+                        lhs: Box::new(addr),
+                        rhs: Box::new(ir::Expr::Long(offset)),
+                        loc: self.loc(e.span),
+                    },
+                    Ty::Long,
+                ),
+            };
+        }
         if !self.serves(Construct::ComputedRead, &print_expr(e), e.span) {
             return (ir::Expr::Long(0), Ty::Long);
         }
@@ -227,6 +320,9 @@ impl<'a> Elab<'a> {
             }
         };
         let loc = self.loc(e.span);
+        // `@cast(p, "type", "user")`: the memory is the task's, not the
+        // kernel's (the `user_*` conversions).
+        let user = matches!(&target.base, TargetBase::Cast { module: Some(m), .. } if m == "user");
         let char_array = char_array(&access.var.c_type) && !target.address_of;
         let read = ir::Expr::Read {
             addr: Box::new(addr),
@@ -241,7 +337,7 @@ impl<'a> Elab<'a> {
                 signed: access.var.signed.unwrap_or(false),
                 bitfield: access.bitfield,
                 address: access.address,
-                user: false,
+                user,
             },
             loc,
         };
@@ -251,7 +347,7 @@ impl<'a> Elab<'a> {
                 ir::Expr::ReadString {
                     addr: Box::new(read),
                     max_len: max_len.map(|n| Box::new(ir::Expr::Long(n))),
-                    user: false,
+                    user,
                     loc,
                 },
                 Ty::Str,
