@@ -486,6 +486,8 @@ fn by_design(detail: &str) -> Option<&'static str> {
             "needs DWARF debuginfo",
             "needs DWARF debuginfo (statements, inlines, source lines): tapmatrix reads BTF",
         ),
+        // The script's own C (a tapset's unimplemented C is a failure:
+        // "unimplemented embedded-C function").
         (
             "embedded C is not supported",
             "guru mode's embedded C with no implementation here: no kernel module runs C code",
