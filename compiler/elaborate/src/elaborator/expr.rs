@@ -487,6 +487,8 @@ pub(super) fn describe(e: &Expr) -> String {
 /// tapmatrix serves as a constant, by the text of its C (comments and
 /// blanks aside).
 ///
+/// `#ifdef __BIG_ENDIAN 1 #else 0 #endif`: 0, x86_64 being little-endian.
+///
 /// `_stp_is_compat_task()` (`@__compat_task`): whether the current task is
 /// a 32-bit task on a 64-bit kernel (on x86_64, `TS_COMPAT` in its
 /// `thread_info` status, set by the ia32 syscall entry). Always 0 here:
@@ -504,6 +506,8 @@ fn embedded_constant(code: &str) -> Option<i64> {
     let text: String = text.chars().filter(|c| !c.is_whitespace()).collect();
     match text.as_str() {
         "_stp_is_compat_task()" => Some(0),
+        // Whether the kernel is big-endian: x86_64 is not.
+        "#ifdef__BIG_ENDIAN1#else0#endif" => Some(0),
         _ => None,
     }
 }
