@@ -71,7 +71,11 @@ fn unimplemented(detail: &str, library: &str) -> Vec<(String, String)> {
 fn systemtaps_examples_against_its_library_call_no_unlisted_unimplemented_c() {
     tapmatrix_e2e::harvested_kernels(KERNELS);
     let tapsets = systemtap_tapsets();
-    assert!(tapsets.is_dir(), "{}: no tapset directory", tapsets.display());
+    assert!(
+        tapsets.is_dir(),
+        "{}: no tapset directory",
+        tapsets.display()
+    );
     let cache = tapmatrix_e2e::test_cache_dir();
     let out = tempfile::tempdir().unwrap();
     let output = Command::new(env!("CARGO_BIN_EXE_tapmatrix"))
@@ -106,15 +110,14 @@ fn systemtaps_examples_against_its_library_call_no_unlisted_unimplemented_c() {
         }
     }
     assert!(compiled > 0, "no example compiled anywhere: {stderr}");
-    let listed: BTreeSet<(String, String)> =
-        include_str!("fixtures/systemtap-unimplemented-c.txt")
-            .lines()
-            .filter(|line| !line.trim().is_empty() && !line.starts_with('#'))
-            .map(|line| {
-                let (name, file) = line.split_once('\t').unwrap_or((line, ""));
-                (name.to_owned(), file.to_owned())
-            })
-            .collect();
+    let listed: BTreeSet<(String, String)> = include_str!("fixtures/systemtap-unimplemented-c.txt")
+        .lines()
+        .filter(|line| !line.trim().is_empty() && !line.starts_with('#'))
+        .map(|line| {
+            let (name, file) = line.split_once('\t').unwrap_or((line, ""));
+            (name.to_owned(), file.to_owned())
+        })
+        .collect();
     let new: Vec<String> = found
         .iter()
         .filter(|(key, _)| !listed.contains(key))

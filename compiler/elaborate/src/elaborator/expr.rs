@@ -500,7 +500,9 @@ fn embedded_constant(code: &str) -> Option<i64> {
     let mut rest = code;
     while let Some(start) = rest.find("/*") {
         text.push_str(&rest[..start]);
-        rest = rest[start..].find("*/").map_or("", |end| &rest[start + end + 2..]);
+        rest = rest[start..]
+            .find("*/")
+            .map_or("", |end| &rest[start + end + 2..]);
     }
     text.push_str(rest);
     let text: String = text.chars().filter(|c| !c.is_whitespace()).collect();

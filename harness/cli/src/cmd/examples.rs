@@ -134,7 +134,9 @@ pub fn run(args: &ExamplesArgs) -> anyhow::Result<Status> {
     let mut offline: Vec<(usize, Spec, Pass, Vec<PathBuf>)> = Vec::new();
     for example in examples {
         let plan = match plan(&example, args, &guest) {
-            Ok((spec, pass, include)) if stop.is_some() || pass < Pass::Run || !include.is_empty() => {
+            Ok((spec, pass, include))
+                if stop.is_some() || pass < Pass::Run || !include.is_empty() =>
+            {
                 let pass = stop.map_or(pass, |stop| stop.min(pass));
                 offline.push((planned.len(), spec.clone(), pass, include));
                 Ok(spec)
