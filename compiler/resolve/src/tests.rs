@@ -338,9 +338,10 @@ probe epi += kernel.function("vfs_write") { c = 3 }
     // as a suffix would expand to itself again.
     let profile =
         library(r#"probe timer.profile = timer.profile.tick !, kernel.function("vfs_read") {}"#);
+    let plain = library("probe other = begin {}");
     assert_eq!(
         attach(&k61, &profile, "timer.profile"),
-        attach(&k61, &library(""), "timer.profile.tick")
+        attach(&k61, &plain, "timer.profile.tick")
     );
     assert_ne!(attach(&k61, &profile, "timer.profile"), ["Kprobe vfs_read"]);
 }
