@@ -246,7 +246,7 @@ fn embedded_c_functions_without_a_builtin() {
     .unwrap_err();
     assert!(
         errors.iter().any(
-            |e| e.contains("embedded C is not supported: function 'secret' (defined at tapsets/c.stp:1:10) has a C body and tapmatrix has no implementation of it")
+            |e| e.contains("unimplemented embedded-C function: function 'secret' (defined at tapsets/c.stp:1:10) has a C body and tapmatrix has no implementation of it")
                 && e.contains("at t.stp:1:23")
         ),
         "{errors:?}"

@@ -15,7 +15,7 @@ use tapmatrix_facts::{ConfigValue, FunctionPresence, KernelFacts, Tracepoint, cl
 use tapmatrix_syntax::profile::{Glob, fnmatch};
 
 use crate::body::BodyTarget;
-use crate::library::Library;
+use crate::library::{AliasMatch, Library};
 use crate::outcome::{AttachKind, AttachPoint, Found, Miss, Outcome, Reason};
 use crate::point::{Arg, Component, ProbePoint, has_wildcard};
 use crate::target::{TargetError, resolve_target};
@@ -256,7 +256,7 @@ impl<'a> Resolver<'a> {
             path
         };
         let aliases = self.library.matching(point);
-        if aliases.is_empty() {
+        if aliases.is_empty() || self.provider_first(point, &aliases) {
             let found = self.builtin(point)?;
             let derivation = Derivation {
                 path: step(None),
@@ -352,7 +352,7 @@ impl<'a> Resolver<'a> {
             return Err(vec![miss(point, Reason::TooDeep)]);
         }
         let aliases = self.library.matching(point);
-        if aliases.is_empty() {
+        if aliases.is_empty() || self.provider_first(point, &aliases) {
             return self.builtin(point);
         }
         let wildcard = point.has_wildcard();
@@ -381,6 +381,15 @@ impl<'a> Resolver<'a> {
     }
 
     /// The providers SystemTap builds in.
+    /// Whether a provider serves `point` itself where aliases match only
+    /// a prefix of it: as in SystemTap's match tree, the longer builtin
+    /// name wins over an alias suffix (`timer.profile.tick` is the timer,
+    /// not SystemTap's `timer.profile` alias with `.tick` appended, which
+    /// expanded to itself again).
+    fn provider_first(&self, point: &ProbePoint, aliases: &[AliasMatch<'_>]) -> bool {
+        aliases.iter().all(|m| !m.suffix.is_empty()) && self.builtin(point).is_ok()
+    }
+
     fn builtin(&self, point: &ProbePoint) -> Resolved {
         let c = &point.components;
         let name = |i: usize| c.get(i).map_or("", |c| c.name.as_str());

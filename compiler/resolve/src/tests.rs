@@ -333,6 +333,17 @@ probe epi += kernel.function("vfs_write") { c = 3 }
     assert_eq!(attach(&k61, &sufficient, "x"), ["Kprobe vfs_read"]);
     let cycle = library("probe a = b {}\nprobe b = a {}\n");
     assert!(matches!(reason(&k61, &cycle, "a"), Reason::TooDeep));
+    // A provider's own longer name beats an alias suffix: SystemTap's
+    // library has `timer.profile = timer.profile.tick !, perf...`, which
+    // as a suffix would expand to itself again.
+    let profile =
+        library(r#"probe timer.profile = timer.profile.tick !, kernel.function("vfs_read") {}"#);
+    let plain = library("probe other = begin {}");
+    assert_eq!(
+        attach(&k61, &profile, "timer.profile"),
+        attach(&k61, &plain, "timer.profile.tick")
+    );
+    assert_ne!(attach(&k61, &profile, "timer.profile"), ["Kprobe vfs_read"]);
 }
 
 #[test]

@@ -164,7 +164,10 @@ fn list_points_and_fields() {
         "kernel.trace(\"sched:sched_process_fork\") $parent_comm:char[16] $parent_pid:pid_t $child_comm:char[16] $child_pid:pid_t\n"
     );
     let (_, out, _) = scratch.run(&["list", "vfs.*", "--kernel", "5.10"]);
-    assert_eq!(out, "vfs.open\nvfs.read\nvfs.write\n");
+    assert_eq!(
+        out,
+        "vfs.open\nvfs.read\nvfs.readv\nvfs.write\nvfs.writev\n"
+    );
     let (code, _, stderr) =
         scratch.run(&["list", "kernel.function(\"do_int3\")", "--kernel", "5.10"]);
     assert_eq!(code, Some(1));

@@ -502,9 +502,29 @@ fn by_design(detail: &str) -> Option<&'static str> {
             "needs DWARF debuginfo",
             "needs DWARF debuginfo (statements, inlines, source lines): tapmatrix reads BTF",
         ),
+        // The script's own C (a tapset's unimplemented C is a failure:
+        // "unimplemented embedded-C function").
         (
             "embedded C is not supported",
             "guru mode's embedded C with no implementation here: no kernel module runs C code",
+        ),
+        (
+            "procfs probes are not resolved offline",
+            "procfs probes (and input.*, which SystemTap feeds through one): files of SystemTap's kernel module, and no module runs here",
+        ),
+        // tapsets/ has no input.* (they would resolve nowhere);
+        // SystemTap's library maps them to procfs("__stdin"), above.
+        (
+            "input.char: no probe alias",
+            "input.* reads stap's standard input through procfs(\"__stdin\"), a file of SystemTap's kernel module, and no module runs here",
+        ),
+        (
+            "input.line: no probe alias",
+            "input.* reads stap's standard input through procfs(\"__stdin\"), a file of SystemTap's kernel module, and no module runs here",
+        ),
+        (
+            "stap.pass",
+            "stap.pass* probes are marks in the stap translator, and no stap runs in the guest",
         ),
         (
             "embedded code in an unprivileged script",
@@ -748,6 +768,32 @@ fn is_location(text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn errors_refused_by_design_are_unsupported_and_a_tapsets_missing_c_fails() {
+        let unsupported = |detail: &str| match Verdict::of_error(detail) {
+            Verdict::Unsupported(why) => why,
+            other => panic!("{detail}: {other:?}"),
+        };
+        assert!(
+            unsupported(r#"its probes do not resolve here: procfs("__stdin").write: procfs probes are not resolved offline"#)
+                .contains("input.*")
+        );
+        assert!(
+            unsupported("its probes resolve to nothing here:\ninput.line: no probe alias or provider by this name")
+                .contains("standard input")
+        );
+        assert!(
+            unsupported("its probes resolve to nothing here:\nstap.pass0: no probe alias or provider by this name")
+                .contains("no stap runs in the guest")
+        );
+        assert!(
+            unsupported("semantic error: embedded C is not supported: function 'f' (defined at x.stp:1:10) has a C body")
+                .contains("guru mode")
+        );
+        let detail = "semantic error: unimplemented embedded-C function: function '_is_reset' (defined at tcpmib.stp:246:23) has a C body and tapmatrix has no implementation of it";
+        assert_eq!(Verdict::of_error(detail), Verdict::Fails(detail.to_owned()));
+    }
 
     #[test]
     fn meta_files_read_their_tags() {

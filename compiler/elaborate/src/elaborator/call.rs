@@ -136,9 +136,16 @@ impl<'a> Elab<'a> {
                     Some(sig) => self.builtin_call(e, name, args, sig, void_ok),
                     None => {
                         let location = self.sym.functions[f].location.clone();
+                        // The script's own C is guru mode; a tapset's is
+                        // one tapmatrix has yet to serve.
+                        let what = if self.sym.functions[f].script {
+                            "embedded C is not supported"
+                        } else {
+                            "unimplemented embedded-C function"
+                        };
                         self.error(
                             e.span,
-                            format!("embedded C is not supported: function '{name}' (defined at {location}) has a C body and tapmatrix has no implementation of it"),
+                            format!("{what}: function '{name}' (defined at {location}) has a C body and tapmatrix has no implementation of it"),
                             Some("tapmatrix loads no kernel module, so it runs no C code; use a script function or a runtime builtin"),
                         );
                         void

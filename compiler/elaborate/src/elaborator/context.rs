@@ -13,6 +13,7 @@
 use tapmatrix_ir as ir;
 use tapmatrix_resolve::AttachKind;
 use tapmatrix_syntax::ast::{self, Expr, ExprKind, TargetBase, TargetComponent};
+use tapmatrix_syntax::print_expr;
 
 use super::{Elab, Ty};
 use crate::FetchRequest;
@@ -239,6 +240,33 @@ impl<'a> Elab<'a> {
         if kind == ContextFn::SetSyscallRegs {
             let regs = match args.first().map(|a| &a.kind) {
                 Some(ExprKind::Target(target)) => Ok((**target).clone()),
+                // `@choose_defined($regs, $arg1)` (SystemTap's
+                // `@__set_syscall_pt_regs`): the first that resolves at
+                // every attach point.
+                Some(ExprKind::Ternary {
+                    cond,
+                    then,
+                    otherwise,
+                }) => match (&cond.kind, &then.kind, &otherwise.kind) {
+                    (
+                        ExprKind::Defined(_),
+                        ExprKind::Target(first),
+                        ExprKind::Target(second),
+                    ) => [first, second]
+                        .into_iter()
+                        .find(|target| self.resolves_everywhere(target))
+                        .map(|target| (**target).clone())
+                        .ok_or_else(|| {
+                            format!(
+                                "{name}(): neither {} nor {} resolves at every attach point of the probe",
+                                print_expr(then),
+                                print_expr(otherwise)
+                            )
+                        }),
+                    _ => Err(format!(
+                        "{name}() needs a target expression or pointer_arg(N)"
+                    )),
+                },
                 Some(ExprKind::Call { name: inner, args }) => match ContextFn::of(inner) {
                     Some(inner_kind @ ContextFn::Arg(_)) => {
                         self.context_target(inner, inner_kind, args)

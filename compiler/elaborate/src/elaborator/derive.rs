@@ -291,7 +291,13 @@ pub(super) fn timer_kind(point: &tapmatrix_resolve::ProbePoint, hz: u64) -> Resu
     const MAX_NS: u64 = 1_000_000_000 * 60 * 60 * 24;
     let unit = point.components.get(1).ok_or("a timer needs a unit")?;
     if unit.name == "profile" {
-        if let Some(extra) = point.components.get(2) {
+        // `timer.profile.tick` is the same probe (SystemTap's own name for
+        // the tick-based one; its library's `timer.profile` prefers it).
+        let rest = match point.components.get(2) {
+            Some(tick) if tick.name == "tick" && tick.arg.is_none() => 3,
+            _ => 2,
+        };
+        if let Some(extra) = point.components.get(rest) {
             return Err(format!(
                 "probe point mismatch: timer.profile takes no .{}",
                 extra.name

@@ -52,12 +52,27 @@ impl<'a> Elab<'a> {
                     }
                 }
             }
-            ExprKind::Embedded(_) => {
-                self.error(
-                    e.span,
-                    "embedded C is not supported",
-                    Some("tapmatrix loads no kernel module, so it runs no C code"),
-                );
+            ExprKind::Embedded(code) => {
+                if let Some(value) = embedded_constant(code) {
+                    return (ir::Expr::Long(value), Ty::Long);
+                }
+                let in_script = self.lib.files.get(self.body.file).is_some_and(|f| f.script);
+                if in_script {
+                    self.error(
+                        e.span,
+                        "embedded C is not supported",
+                        Some("tapmatrix loads no kernel module, so it runs no C code"),
+                    );
+                } else {
+                    self.error(
+                        e.span,
+                        format!(
+                            "unimplemented embedded-C expression: %{{{}%}} has no implementation in tapmatrix",
+                            code.trim_end()
+                        ),
+                        Some("tapmatrix loads no kernel module, so it runs no C code; a tapset macro or function must serve it"),
+                    );
+                }
                 bad
             }
             ExprKind::Target(target) => self.target_value(e, target, want),
@@ -465,5 +480,36 @@ pub(super) fn describe(e: &Expr) -> String {
         ExprKind::Ident(name) => format!(": identifier '{name}'"),
         ExprKind::Call { name, .. } => format!(": function '{name}'"),
         _ => format!(": '{}'", print_expr(e)),
+    }
+}
+
+/// The value of an embedded-C expression that SystemTap's library uses and
+/// tapmatrix serves as a constant, by the text of its C (comments and
+/// blanks aside).
+///
+/// `#ifdef __BIG_ENDIAN 1 #else 0 #endif`: 0, x86_64 being little-endian.
+///
+/// `_stp_is_compat_task()` (`@__compat_task`): whether the current task is
+/// a 32-bit task on a 64-bit kernel (on x86_64, `TS_COMPAT` in its
+/// `thread_info` status, set by the ia32 syscall entry). Always 0 here:
+/// the guests' user space is static 64-bit busybox, the only programs a
+/// workload can run, so no compat task ever makes a system call, and
+/// tracefs could not read the flag at a hit anyway (no current task).
+fn embedded_constant(code: &str) -> Option<i64> {
+    let mut text = String::new();
+    let mut rest = code;
+    while let Some(start) = rest.find("/*") {
+        text.push_str(&rest[..start]);
+        rest = rest[start..]
+            .find("*/")
+            .map_or("", |end| &rest[start + end + 2..]);
+    }
+    text.push_str(rest);
+    let text: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+    match text.as_str() {
+        "_stp_is_compat_task()" => Some(0),
+        // Whether the kernel is big-endian: x86_64 is not.
+        "#ifdef__BIG_ENDIAN1#else0#endif" => Some(0),
+        _ => None,
     }
 }

@@ -86,6 +86,14 @@ impl<'a> Elab<'a> {
             })
     }
 
+    /// Whether `target` resolves at every one of the probe's attach points.
+    pub(super) fn resolves_everywhere(&self, target: &ast::Target) -> bool {
+        !self.body.attach.is_empty()
+            && self.body.attach.iter().all(|at| {
+                resolve_target_as(self.facts, at, target, self.caps.tracepoint_names).is_ok()
+            })
+    }
+
     /// Whether a fetched `target` is read at the function's entry (a
     /// parameter in a return probe).
     pub(super) fn entry_read(&self, target: &ast::Target) -> bool {

@@ -63,6 +63,15 @@ pub struct ExamplesArgs {
     /// kernel (CI's regression check).
     #[arg(long, value_delimiter = ',', value_name = "NAME,...")]
     pub expect_clean: Vec<String>,
+    /// Stop every example after pass N (1 parse, 2 elaborate, 3 lower, 4
+    /// the artefacts), as `stap -p N`: compiled offline on every kernel,
+    /// no boot. An example whose own line stops earlier keeps its pass.
+    #[arg(short = 'p', long = "pass", value_name = "N", value_parser = clap::value_parser!(u8).range(1..=4))]
+    pub pass: Option<u8>,
+    /// A tapset directory layered over the built-in library for every
+    /// example, as `stap -I` (repeatable): SystemTap's own library, say.
+    #[arg(short = 'I', long = "include", value_name = "DIR")]
+    pub include: Vec<PathBuf>,
 }
 
 /// A `stap` command line, read by `tapmatrix run`'s own options.
@@ -116,7 +125,8 @@ pub fn run(args: &ExamplesArgs) -> anyhow::Result<Status> {
         )));
     }
     let guest = tapmatrix_vm::guest_commands().map_err(infra_error)?;
-    let tapset_dirs = args.matrix.tapset_dirs(&[])?;
+    let tapset_dirs = args.matrix.tapset_dirs(&args.include)?;
+    let stop = args.pass.and_then(Pass::from_number);
     // Before running: what each example's line asks for.
     let mut planned: Vec<(Example, Result<Spec, Verdict>)> = Vec::new();
     // Lines that stop before pass 5 (`stap -p4 -Itapset/ X.stp`): compiled
@@ -124,7 +134,10 @@ pub fn run(args: &ExamplesArgs) -> anyhow::Result<Status> {
     let mut offline: Vec<(usize, Spec, Pass, Vec<PathBuf>)> = Vec::new();
     for example in examples {
         let plan = match plan(&example, args, &guest) {
-            Ok((spec, pass, include)) if pass < Pass::Run || !include.is_empty() => {
+            Ok((spec, pass, include))
+                if stop.is_some() || pass < Pass::Run || !include.is_empty() =>
+            {
+                let pass = stop.map_or(pass, |stop| stop.min(pass));
                 offline.push((planned.len(), spec.clone(), pass, include));
                 Ok(spec)
             }
@@ -341,13 +354,24 @@ fn compile_offline(
         offline.iter().map(|(at, ..)| (*at, Vec::new())).collect();
     for kernel in kernels {
         let facts = load_facts(matrix, kernel, input_error)?;
+        // Examples without tapsets of their own share the kernel's library.
+        let mut shared = None;
         for ((_, spec, pass, include), (_, verdicts)) in offline.iter().zip(&mut out) {
-            let dirs: Vec<PathBuf> = tapset_dirs.iter().chain(include).cloned().collect();
-            let mut tapsets = TapsetLibrary::load(&dirs, kernel_profile(&facts))
-                .map_err(|error| error.to_string());
+            let mut own;
+            let tapsets = if include.is_empty() {
+                shared.get_or_insert_with(|| {
+                    TapsetLibrary::load(tapset_dirs, kernel_profile(&facts))
+                        .map_err(|error| error.to_string())
+                })
+            } else {
+                let dirs: Vec<PathBuf> = tapset_dirs.iter().chain(include).cloned().collect();
+                own = TapsetLibrary::load(&dirs, kernel_profile(&facts))
+                    .map_err(|error| error.to_string());
+                &mut own
+            };
             let compilation = tapmatrix_run::compile_spec(
                 spec,
-                &mut tapsets,
+                tapsets,
                 &facts,
                 FunctionEvents::Kprobes,
                 backend,
