@@ -265,6 +265,61 @@ impl Btf {
         })
     }
 
+    /// A module's split BTF (its `.BTF` section: type ids continue after
+    /// this blob's last type, string offsets after this blob's strings)
+    /// merged onto this base into one standalone blob: the base's types
+    /// and strings, then the module's. Ids and offsets stay as the module
+    /// numbers them, so the module's functions and the kernel's types
+    /// are read through one [`Btf`].
+    pub fn with_split(&self, split: &[u8]) -> Result<Btf, BtfError> {
+        let header = |data: &[u8]| -> Result<[usize; 5], BtfError> {
+            let magic = data
+                .get(..2)
+                .map(|m| u16::from_le_bytes([m[0], m[1]]))
+                .ok_or(BtfError::Truncated("header"))?;
+            if magic != 0xeb9f {
+                return Err(BtfError::BadMagic(magic));
+            }
+            let mut fields = [0usize; 5];
+            for (i, field) in fields.iter_mut().enumerate() {
+                *field = u32_at(data, 4 + 4 * i).ok_or(BtfError::Truncated("header"))? as usize;
+            }
+            Ok(fields)
+        };
+        let section = |data: &'_ [u8], hdr_len: usize, off: usize, len: usize| {
+            hdr_len
+                .checked_add(off)
+                .and_then(|start| data.get(start..start.checked_add(len)?))
+                .map(<[u8]>::to_vec)
+        };
+        let [base_hdr, base_type_off, base_type_len, base_str_off, base_str_len] =
+            header(&self.data)?;
+        let [hdr_len, type_off, type_len, str_off, str_len] = header(split)?;
+        let base_types = section(&self.data, base_hdr, base_type_off, base_type_len)
+            .ok_or(BtfError::Truncated("type section"))?;
+        let base_strings = section(&self.data, base_hdr, base_str_off, base_str_len)
+            .ok_or(BtfError::Truncated("string section"))?;
+        let types = section(split, hdr_len, type_off, type_len)
+            .ok_or(BtfError::Truncated("split type section"))?;
+        let strings = section(split, hdr_len, str_off, str_len)
+            .ok_or(BtfError::Truncated("split string section"))?;
+        let all_types = base_types.len() + types.len();
+        let all_strings = base_strings.len() + strings.len();
+        let as_u32 = |n: usize| u32::try_from(n).map_err(|_| BtfError::Truncated("merged BTF"));
+        let mut data = Vec::with_capacity(HEADER_LEN + all_types + all_strings);
+        data.extend_from_slice(&0xeb9f_u16.to_le_bytes());
+        data.push(1); // version
+        data.push(0); // flags
+        for field in [HEADER_LEN, 0, all_types, all_types, all_strings] {
+            data.extend_from_slice(&as_u32(field)?.to_le_bytes());
+        }
+        data.extend_from_slice(&base_types);
+        data.extend_from_slice(&types);
+        data.extend_from_slice(&base_strings);
+        data.extend_from_slice(&strings);
+        Btf::parse(data)
+    }
+
     /// The raw blob, as parsed.
     pub fn bytes(&self) -> &[u8] {
         &self.data

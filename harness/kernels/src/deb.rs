@@ -145,7 +145,10 @@ fn unpack_tar(
         let Some((part, release, module_file)) = classify(&path) else {
             continue;
         };
-        if !wanted.contains(&part) {
+        // The lists beside the modules (`modules.builtin`...) come with the
+        // config from 7.0 on (in `linux-base-*`): taken with either.
+        let list = module_file.is_some_and(|file| !file.starts_with("kernel/"));
+        if !wanted.contains(&part) && !(list && wanted.contains(&Part::Config)) {
             continue;
         }
         let target = match (part, module_file) {

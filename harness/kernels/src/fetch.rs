@@ -169,7 +169,7 @@ impl<'a> Fetcher<'a> {
         cache.fetched(&locked.id).filter(|fetched| {
             fetched.record.origin == Origin::Debian(locked.clone())
                 && files_intact(&cache.kernel_dir(&locked.id), &fetched.record)
-                && (locked.modules.is_none() || fetched.modules.is_some())
+                && modules_intact(locked, fetched)
         })
     }
 
@@ -328,6 +328,23 @@ fn verify(path: &Path, package: &LockedPackage) -> Result<(), Error> {
         actual,
         removed,
     })
+}
+
+/// Whether the modules tree the lock names is there: its modules, and the
+/// lists beside them (`modules.order`...) where the config's package holds
+/// them (a tree fetched before they were taken with the config lacks them).
+fn modules_intact(locked: &LockedKernel, fetched: &FetchedKernel) -> bool {
+    let Some(package) = &locked.modules else {
+        return true;
+    };
+    let Some(tree) = &fetched.modules else {
+        return false;
+    };
+    let split_config = locked
+        .packages
+        .iter()
+        .any(|p| p.holds.contains(&Part::Config) && p.name != package.name);
+    !split_config || tree.join("modules.order").is_file()
 }
 
 /// Whether every file of a kernel record is there with its SHA256.
