@@ -173,3 +173,94 @@ fn all_seven_kernels_harvest_at_once_on_an_empty_cache() {
         .unwrap_or(0);
     assert_eq!(work_left, 0);
 }
+
+/// Module probes resolve offline, from the `.ko` files fetched with each
+/// kernel: ext4's and xfs's file operations on every kernel whose suite
+/// has its modules (with their parameters from the module's BTF where the
+/// module has BTF: not 5.10's), and a reason on the two that do not.
+#[test]
+fn module_probes_resolve_offline_on_the_whole_matrix() {
+    use tapmatrix_resolve::{Library, Outcome, ProbePoint, Reason, Resolver, target_vars};
+
+    harvested_kernels(&MATRIX);
+    let library = Library::default();
+    for id in MATRIX {
+        let facts = facts(id);
+        let resolve = |text: &str| {
+            Resolver::new(&library, &facts).resolve_point(&ProbePoint::parse(text).unwrap())
+        };
+        for (module, function, param) in [
+            ("ext4", "ext4_file_write_iter", "iocb"),
+            ("xfs", "xfs_file_read_iter", "iocb"),
+        ] {
+            let point = format!("module(\"{module}\").function(\"{function}\").return");
+            match (id, resolve(&point)) {
+                ("7.0" | "7.1", Outcome::Unresolved(misses)) => {
+                    let reason = &misses[0].reason;
+                    assert_eq!(reason.class(), "facts_missing", "{id}: {reason}");
+                    assert!(
+                        reason
+                            .to_string()
+                            .contains(&format!("linux-modules-{id}.")),
+                        "{id}: {reason}"
+                    );
+                }
+                (_, Outcome::Resolved(found)) => {
+                    assert_eq!(found.attach.len(), 1, "{id}: {point}");
+                    let attach = &found.attach[0];
+                    assert_eq!(attach.module.as_deref(), Some(module), "{id}");
+                    assert_eq!(attach.target, function, "{id}");
+                    let vars: Vec<String> = target_vars(&facts, attach)
+                        .into_iter()
+                        .map(|var| var.name)
+                        .collect();
+                    if id == "5.10" {
+                        assert!(vars.is_empty(), "{id}: 5.10's modules have no BTF");
+                    } else {
+                        assert!(vars.iter().any(|v| v == param), "{id}: {function} {vars:?}");
+                        assert!(vars.iter().any(|v| v == "return"), "{id}: {vars:?}");
+                    }
+                }
+                (_, other) => panic!("{id}: {point}: {other:?}"),
+            }
+        }
+        if matches!(id, "7.0" | "7.1") {
+            continue;
+        }
+        // Wildcards over modules and functions.
+        let Outcome::Resolved(found) = resolve("module(\"ext*\").function(\"ext4_file_*\")") else {
+            panic!("{id}: ext4_file_* in ext*");
+        };
+        assert!(found.attach.len() >= 5, "{id}: {:?}", found.attach);
+        // Not built: a module no kernel has, and one built into the kernel.
+        let miss = |text: &str| match resolve(text) {
+            Outcome::Unresolved(misses) => misses[0].reason.clone(),
+            other => panic!("{id}: {text} resolved: {other:?}"),
+        };
+        assert!(
+            matches!(
+                miss("module(\"nosuchmod\").function(\"f\")"),
+                Reason::ModuleNotBuilt { .. }
+            ),
+            "{id}"
+        );
+        assert!(
+            matches!(
+                miss("module(\"ext4\").function(\"no_such_function_here\")"),
+                Reason::FunctionAbsent { .. }
+            ),
+            "{id}"
+        );
+        // Init code is freed after loading: not traceable.
+        assert!(
+            matches!(
+                miss("module(\"ext4\").function(\"ext4_init_fs\")"),
+                Reason::SymbolOnly { .. }
+            ),
+            "{id}"
+        );
+        let summary = tapmatrix_facts::FactsSummary::of(&facts);
+        let (built, builtin) = summary.modules.unwrap();
+        assert!(built > 3000 && builtin > 100, "{id}: {built} modules, {builtin} built in");
+    }
+}
