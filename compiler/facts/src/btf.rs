@@ -292,8 +292,13 @@ impl Btf {
                 .and_then(|start| data.get(start..start.checked_add(len)?))
                 .map(<[u8]>::to_vec)
         };
-        let [base_hdr, base_type_off, base_type_len, base_str_off, base_str_len] =
-            header(&self.data)?;
+        let [
+            base_hdr,
+            base_type_off,
+            base_type_len,
+            base_str_off,
+            base_str_len,
+        ] = header(&self.data)?;
         let [hdr_len, type_off, type_len, str_off, str_len] = header(split)?;
         let base_types = section(&self.data, base_hdr, base_type_off, base_type_len)
             .ok_or(BtfError::Truncated("type section"))?;
@@ -1163,6 +1168,48 @@ pub(crate) mod tests {
         b.ty("color", 6, 2, true, 4, &[red, 1, neg, (-2i32) as u32]); // 13
         let _ = name;
         b.build()
+    }
+
+    /// A module's split BTF over [`sample`]: its type ids continue at 14,
+    /// its string offsets after the base's strings.
+    #[test]
+    fn split_btf_merges_onto_its_base() {
+        let base = Btf::parse(sample()).unwrap();
+        let base_strings = u32_at(base.bytes(), 4 + 4 * 4).unwrap();
+        let strings = b"mod_fn\0m\0";
+        let mut types = Vec::new();
+        // 14: int (struct task *m); 15: mod_fn, its function.
+        for word in [0, (13 << 24) | 1, 1, base_strings + 7, 10] {
+            types.extend_from_slice(&u32::to_le_bytes(word));
+        }
+        for word in [base_strings, 12 << 24 | 1, 14] {
+            types.extend_from_slice(&u32::to_le_bytes(word));
+        }
+        let mut split = Vec::new();
+        split.extend_from_slice(&0xeb9fu16.to_le_bytes());
+        split.extend_from_slice(&[1, 0]);
+        let (types_len, strings_len) = (types.len() as u32, strings.len() as u32);
+        for word in [24, 0, types_len, types_len, strings_len] {
+            split.extend_from_slice(&u32::to_le_bytes(word));
+        }
+        split.extend_from_slice(&types);
+        split.extend_from_slice(strings);
+
+        let merged = base.with_split(&split).unwrap();
+        assert_eq!(merged.type_count(), 15);
+        let function = merged.function("mod_fn").unwrap().unwrap();
+        let params: Vec<_> = function.proto.params().map(Result::unwrap).collect();
+        assert_eq!(params[0].name, "m");
+        assert_eq!(merged.render(params[0].ty).unwrap(), "struct task *");
+        // The base's own types are still there.
+        assert!(merged.function("vfs_read").is_some());
+        assert!(matches!(
+            base.with_split(b"junk").unwrap_err(),
+            BtfError::BadMagic(_)
+        ));
+        let mut short = split.clone();
+        short.truncate(30);
+        assert!(base.with_split(&short).is_err());
     }
 
     #[test]

@@ -283,7 +283,9 @@ impl Module {
         } else if file_name.ends_with(".ko") {
             raw
         } else {
-            return Err(bad("compression not supported (only .ko, .ko.xz, .ko.zst)".into()));
+            return Err(bad(
+                "compression not supported (only .ko, .ko.xz, .ko.zst)".into()
+            ));
         };
         Module::parse(name, path, &data, base)
     }
@@ -322,11 +324,10 @@ impl Module {
                 continue;
             }
             untraceable.insert(name);
-            by_section.entry(section).or_default().push((
-                symbol.address(),
-                symbol.size(),
-                name,
-            ));
+            by_section
+                .entry(section)
+                .or_default()
+                .push((symbol.address(), symbol.size(), name));
         }
         for symbols in by_section.values_mut() {
             symbols.sort_unstable();
@@ -376,9 +377,7 @@ impl Module {
             .collect();
         let btf = match (base, elf.section_by_name(".BTF")) {
             (Some(base), Some(section)) if elf.section_by_name(".BTF.base").is_none() => {
-                let split = section
-                    .data()
-                    .map_err(|e| bad(format!(".BTF: {e}")))?;
+                let split = section.data().map_err(|e| bad(format!(".BTF: {e}")))?;
                 Some(
                     base.with_split(split)
                         .map_err(|e| bad(format!(".BTF against the kernel's BTF: {e}")))?,
@@ -437,7 +436,8 @@ mod tests {
 
     #[test]
     fn modinfo_fields() {
-        let info = parse_modinfo(b"license=GPL\0depends=mbcache,jbd2\0name=ext4\0\0alias=fs-ext4\0");
+        let info =
+            parse_modinfo(b"license=GPL\0depends=mbcache,jbd2\0name=ext4\0\0alias=fs-ext4\0");
         assert_eq!(info.get("name"), Some(&"ext4"));
         assert_eq!(info.get("depends"), Some(&"mbcache,jbd2"));
     }
@@ -451,6 +451,107 @@ mod tests {
         assert!(tree.module("ext4", None).is_err());
     }
 
+    /// A module as the kernel's build leaves it: `.text` with a traced
+    /// function (its ftrace call site after `endbr64`), a notrace one and
+    /// a traced compiler clone; `.init.text` with a traced init function;
+    /// `__mcount_loc` relocated against the sections; `.modinfo`.
+    fn fake_module() -> Vec<u8> {
+        use object::write::{Object as Writer, Relocation, Symbol, SymbolSection};
+        use object::{
+            Architecture, BinaryFormat, Endianness, RelocationEncoding, RelocationFlags,
+            RelocationKind, SectionKind, SymbolFlags, SymbolScope,
+        };
+        let mut elf = Writer::new(BinaryFormat::Elf, Architecture::X86_64, Endianness::Little);
+        let text = elf.add_section(Vec::new(), b".text".to_vec(), SectionKind::Text);
+        elf.append_section_data(text, &[0x90; 48], 16);
+        let init = elf.add_section(Vec::new(), b".init.text".to_vec(), SectionKind::Text);
+        elf.append_section_data(init, &[0x90; 16], 16);
+        for (name, section, value) in [
+            ("traced", text, 0),
+            ("notrace_fn", text, 16),
+            ("helper.isra.0", text, 32),
+            ("fake_init", init, 0),
+        ] {
+            elf.add_symbol(Symbol {
+                name: name.as_bytes().to_vec(),
+                value,
+                size: 16,
+                kind: SymbolKind::Text,
+                scope: SymbolScope::Compilation,
+                weak: false,
+                section: SymbolSection::Section(section),
+                flags: SymbolFlags::None,
+            });
+        }
+        let mcount = elf.add_section(
+            Vec::new(),
+            b"__mcount_loc".to_vec(),
+            SectionKind::ReadOnlyData,
+        );
+        elf.append_section_data(mcount, &[0; 24], 8);
+        for (offset, section, addend) in [(0, text, 4), (8, text, 36), (16, init, 4)] {
+            let symbol = elf.section_symbol(section);
+            elf.add_relocation(
+                mcount,
+                Relocation {
+                    offset,
+                    symbol,
+                    addend,
+                    flags: RelocationFlags::Generic {
+                        kind: RelocationKind::Absolute,
+                        encoding: RelocationEncoding::Generic,
+                        size: 64,
+                    },
+                },
+            )
+            .unwrap();
+        }
+        let modinfo = elf.add_section(Vec::new(), b".modinfo".to_vec(), SectionKind::ReadOnlyData);
+        elf.append_section_data(
+            modinfo,
+            b"license=GPL\0depends=mbcache,jbd2\0name=fake\0",
+            1,
+        );
+        elf.write().unwrap()
+    }
+
+    #[test]
+    fn traceable_functions_are_those_with_a_call_site_outside_init() {
+        let module = Module::parse("fake", Path::new("fake.ko"), &fake_module(), None).unwrap();
+        assert_eq!(module.name, "fake");
+        assert_eq!(module.functions, ["helper.isra.0", "traced"]);
+        assert_eq!(module.untraceable, ["fake_init", "notrace_fn"]);
+        assert_eq!(module.depends, ["mbcache", "jbd2"]);
+        assert!(module.is_traceable("traced") && !module.is_traceable("notrace_fn"));
+        assert!(module.is_untraceable_symbol("fake_init"));
+        assert!(module.btf.is_none());
+    }
+
+    #[test]
+    fn compressed_modules_are_read_through_the_tree() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let fs = dir.path().join("kernel/fs/fake");
+        std::fs::create_dir_all(&fs).unwrap();
+        let mut xz = liblzma::write::XzEncoder::new(Vec::new(), 1);
+        xz.write_all(&fake_module()).unwrap();
+        std::fs::write(fs.join("fake.ko.xz"), xz.finish().unwrap()).unwrap();
+        let zst = zstd::stream::encode_all(&fake_module()[..], 1).unwrap();
+        std::fs::write(fs.join("fake-zst.ko.zst"), zst).unwrap();
+        let tree = ModuleTree::open(dir.path());
+        assert_eq!(tree.count().unwrap(), 2);
+        for name in ["fake", "fake_zst"] {
+            let module = tree.module(name, None).unwrap().unwrap();
+            assert_eq!(module.functions, ["helper.isra.0", "traced"], "{name}");
+        }
+        // Parsed once: the same facts again.
+        let again = tree.module("fake", None).unwrap().unwrap();
+        assert!(Arc::ptr_eq(
+            &again,
+            &tree.module("fake", None).unwrap().unwrap()
+        ));
+    }
+
     #[test]
     fn junk_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
@@ -460,7 +561,10 @@ mod tests {
         std::fs::write(kernel.join("packed.ko.xz"), b"not xz").unwrap();
         std::fs::write(dir.path().join("modules.builtin"), "kernel/fs/ext2.ko\n").unwrap();
         let tree = ModuleTree::open(dir.path());
-        assert_eq!(tree.names().unwrap().collect::<Vec<_>>(), ["junk", "packed"]);
+        assert_eq!(
+            tree.names().unwrap().collect::<Vec<_>>(),
+            ["junk", "packed"]
+        );
         assert!(tree.is_builtin("ext2").unwrap());
         let error = tree.module("junk", None).unwrap_err();
         assert!(error.to_string().contains("not an ELF module"), "{error}");

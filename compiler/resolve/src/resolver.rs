@@ -728,11 +728,11 @@ impl<'a> Resolver<'a> {
         let tree = match &self.facts.modules {
             KernelModules::Tree(tree) => tree,
             KernelModules::Missing(reason) => {
-                return Err(facts_missing(format!("the modules ({reason})")));
+                return Err(facts_missing(format!("module facts ({reason})")));
             }
             KernelModules::Unknown => {
                 return Err(facts_missing(
-                    "the modules (run `tapmatrix kernels fetch` and `tapmatrix kernels harvest`)"
+                    "module facts (run `tapmatrix kernels fetch` and `tapmatrix kernels harvest`)"
                         .to_owned(),
                 ));
             }

@@ -192,7 +192,7 @@ pub fn harvest_kernels(
                 .and_then(|harvested| {
                     record_modules(guard, kernel).map_err(|source| HarvestFailure::Cache {
                         id: kernel.id.clone(),
-                        source: Box::new(source),
+                        source,
                     })?;
                     Ok(harvested)
                 });
@@ -231,7 +231,7 @@ pub fn modules_record(guard: &CacheGuard<'_>, kernel: &FetchedKernel) -> Modules
             .missing
             .iter()
             .find(|line| line.contains("the modules"))
-            .cloned()
+            .map(|line| line.replace(" (the modules):", ":"))
             .unwrap_or_else(|| "the lock names no modules package".to_owned()),
         Origin::Debian(_) => format!(
             "the modules of kernel `{}` are not fetched: run `tapmatrix kernels fetch {}`",
@@ -244,22 +244,25 @@ pub fn modules_record(guard: &CacheGuard<'_>, kernel: &FetchedKernel) -> Modules
 
 /// Writes `facts/<id>/modules.json` ([`modules_record`]) where the
 /// kernel has facts and it differs.
-fn record_modules(guard: &CacheGuard<'_>, kernel: &FetchedKernel) -> Result<(), tapmatrix_kernels::Error> {
+fn record_modules(
+    guard: &CacheGuard<'_>,
+    kernel: &FetchedKernel,
+) -> Result<(), Box<tapmatrix_kernels::Error>> {
     let facts_dir = guard.cache().facts_dir(&kernel.id);
     if !guard.cache().harvested(&kernel.id) {
         return Ok(());
     }
     let path = facts_dir.join(MODULES_FILE);
     let json = serde_json::to_string_pretty(&modules_record(guard, kernel)).map_err(|error| {
-        tapmatrix_kernels::Error::Json {
+        Box::new(tapmatrix_kernels::Error::Json {
             path: path.clone(),
             message: error.to_string(),
-        }
+        })
     })?;
     if std::fs::read_to_string(&path).is_ok_and(|old| old == json) {
         return Ok(());
     }
-    tapmatrix_kernels::atomic_write(&path, json.as_bytes())
+    Ok(tapmatrix_kernels::atomic_write(&path, json.as_bytes())?)
 }
 
 /// Parses a raw harvest into facts and installs them, with their stamp, as

@@ -148,7 +148,7 @@ fn unpack_tar(
         // The lists beside the modules (`modules.builtin`...) come with the
         // config from 7.0 on (in `linux-base-*`): taken with either.
         let list = module_file.is_some_and(|file| !file.starts_with("kernel/"));
-        if !wanted.contains(&part) && !(list && wanted.contains(&Part::Config)) {
+        if !(wanted.contains(&part) || list && wanted.contains(&Part::Config)) {
             continue;
         }
         let target = match (part, module_file) {
@@ -203,7 +203,7 @@ fn unpack_tar(
         if let Some(missing) = missing {
             return Err(bad(
                 deb,
-                    format!("has no {missing} (looked in /boot and [/usr]/lib/modules/RELEASE)"),
+                format!("has no {missing} (looked in /boot and [/usr]/lib/modules/RELEASE)"),
             ));
         }
     }
@@ -324,9 +324,18 @@ mod tests {
             dir.path(),
             &[
                 ("./boot/vmlinuz-6.1.0-40-amd64", b"image"),
-                ("./lib/modules/6.1.0-40-amd64/kernel/fs/ext4/ext4.ko", b"elf"),
-                ("./lib/modules/6.1.0-40-amd64/modules.builtin", b"kernel/x.ko\n"),
-                ("./lib/modules/6.1.0-40-amd64/kernel/README", b"not a module"),
+                (
+                    "./lib/modules/6.1.0-40-amd64/kernel/fs/ext4/ext4.ko",
+                    b"elf",
+                ),
+                (
+                    "./lib/modules/6.1.0-40-amd64/modules.builtin",
+                    b"kernel/x.ko\n",
+                ),
+                (
+                    "./lib/modules/6.1.0-40-amd64/kernel/README",
+                    b"not a module",
+                ),
             ],
         );
         let out = dir.path().join("out");

@@ -182,7 +182,7 @@ impl<'a> Fetcher<'a> {
         // One pass over each .deb for all it holds: up to 6.x the image
         // package holds the modules too.
         let mut debs: Vec<(PathBuf, Vec<Part>)> = Vec::new();
-        for package in locked.packages.iter().chain(&locked.modules) {
+        for package in locked.packages.iter().chain(locked.modules.as_deref()) {
             let deb = self.verified_deb(&locked.id, package)?;
             match debs.iter_mut().find(|(path, _)| *path == deb) {
                 Some((_, holds)) => holds.extend(package.holds.iter().copied()),

@@ -70,7 +70,7 @@ pub struct LockedKernel {
     /// a part of `packages`, so that lock and cache records written before
     /// modules were fetched still read (and refetch once).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub modules: Option<LockedPackage>,
+    pub modules: Option<Box<LockedPackage>>,
     /// Dependencies the suite lacks, and what is missing for it (e.g. no
     /// config when `linux-base-*` is gone from the suite).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -197,9 +197,9 @@ pub fn resolve(
     let mut missing = Vec::new();
     let modules = match (binary, modules_dependency) {
         // Up to 6.x the image package holds /lib/modules/RELEASE itself.
-        (None, _) => Some(locked(vmlinuz, vec![Part::Modules])),
+        (None, _) => Some(Box::new(locked(vmlinuz, vec![Part::Modules]))),
         (Some(_), Some(name)) => match index.exact(name, version) {
-            Some(record) => Some(locked(record, vec![Part::Modules])),
+            Some(record) => Some(Box::new(locked(record, vec![Part::Modules]))),
             // Seen in trixie-backports for 7.0 and 7.1, like linux-base.
             None => {
                 missing.push(format!(
@@ -408,12 +408,17 @@ mod tests {
         assert_eq!(locked.modules, None);
         assert_eq!(
             locked.missing,
-            [format!("linux-modules-7.0.13+deb13-amd64 {v} (the modules): not in suite trixie-backports")]
+            [format!(
+                "linux-modules-7.0.13+deb13-amd64 {v} (the modules): not in suite trixie-backports"
+            )]
         );
         index.insert(record("linux-modules-7.0.13+deb13-amd64", v, ""));
         let locked = resolve(&id("7.0"), &spec("trixie-backports", "7.0"), &index).unwrap();
         assert_eq!(
-            locked.modules.as_ref().map(|p| (p.name.as_str(), p.holds.clone())),
+            locked
+                .modules
+                .as_ref()
+                .map(|p| (p.name.as_str(), p.holds.clone())),
             Some(("linux-modules-7.0.13+deb13-amd64", vec![Part::Modules]))
         );
         assert!(locked.missing.is_empty(), "{:?}", locked.missing);
