@@ -173,3 +173,168 @@ fn all_seven_kernels_harvest_at_once_on_an_empty_cache() {
         .unwrap_or(0);
     assert_eq!(work_left, 0);
 }
+
+/// Module probes resolve offline, from the `.ko` files fetched with each
+/// kernel: ext4's and xfs's file operations on every kernel whose suite
+/// has its modules (with their parameters from the module's BTF where the
+/// module has BTF: not 5.10's), and a reason on the two that do not.
+#[test]
+fn module_probes_resolve_offline_on_the_whole_matrix() {
+    use tapmatrix_resolve::{Library, Outcome, ProbePoint, Reason, Resolver, target_vars};
+
+    harvested_kernels(&MATRIX);
+    let library = Library::default();
+    for id in MATRIX {
+        let facts = facts(id);
+        let resolve = |text: &str| {
+            Resolver::new(&library, &facts).resolve_point(&ProbePoint::parse(text).unwrap())
+        };
+        for (module, function, param) in [
+            ("ext4", "ext4_file_write_iter", "iocb"),
+            ("xfs", "xfs_file_read_iter", "iocb"),
+        ] {
+            let point = format!("module(\"{module}\").function(\"{function}\").return");
+            match (id, resolve(&point)) {
+                ("7.0" | "7.1", Outcome::Unresolved(misses)) => {
+                    let reason = &misses[0].reason;
+                    assert_eq!(reason.class(), "facts_missing", "{id}: {reason}");
+                    assert!(
+                        reason.to_string().contains(&format!("linux-modules-{id}.")),
+                        "{id}: {reason}"
+                    );
+                }
+                (_, Outcome::Resolved(found)) => {
+                    assert_eq!(found.attach.len(), 1, "{id}: {point}");
+                    let attach = &found.attach[0];
+                    assert_eq!(attach.module.as_deref(), Some(module), "{id}");
+                    assert_eq!(attach.target, function, "{id}");
+                    let vars: Vec<String> = target_vars(&facts, attach)
+                        .into_iter()
+                        .map(|var| var.name)
+                        .collect();
+                    if id == "5.10" {
+                        assert!(vars.is_empty(), "{id}: 5.10's modules have no BTF");
+                    } else {
+                        assert!(vars.iter().any(|v| v == param), "{id}: {function} {vars:?}");
+                        assert!(vars.iter().any(|v| v == "return"), "{id}: {vars:?}");
+                    }
+                }
+                (_, other) => panic!("{id}: {point}: {other:?}"),
+            }
+        }
+        if matches!(id, "7.0" | "7.1") {
+            continue;
+        }
+        // Wildcards over modules and functions.
+        let Outcome::Resolved(found) = resolve("module(\"ext*\").function(\"ext4_file_*\")") else {
+            panic!("{id}: ext4_file_* in ext*");
+        };
+        assert!(found.attach.len() >= 5, "{id}: {:?}", found.attach);
+        // Not built: a module no kernel has, and one built into the kernel.
+        let miss = |text: &str| match resolve(text) {
+            Outcome::Unresolved(misses) => misses[0].reason.clone(),
+            other => panic!("{id}: {text} resolved: {other:?}"),
+        };
+        assert!(
+            matches!(
+                miss("module(\"nosuchmod\").function(\"f\")"),
+                Reason::ModuleNotBuilt { .. }
+            ),
+            "{id}"
+        );
+        assert!(
+            matches!(
+                miss("module(\"ext4\").function(\"no_such_function_here\")"),
+                Reason::FunctionAbsent { .. }
+            ),
+            "{id}"
+        );
+        // Init code is freed after loading: not traceable.
+        assert!(
+            matches!(
+                miss("module(\"ext4\").function(\"ext4_init_fs\")"),
+                Reason::SymbolOnly { .. }
+            ),
+            "{id}"
+        );
+        let summary = tapmatrix_facts::FactsSummary::of(&facts);
+        let (built, builtin) = summary.modules.unwrap();
+        assert!(
+            built > 3000 && builtin > 100,
+            "{id}: {built} modules, {builtin} built in"
+        );
+    }
+}
+
+/// SystemTap's own tapset library (Debian's `systemtap-common`) on the
+/// matrix: its module probes (nfs, sunrpc, scsi...) are resolved from the
+/// modules' facts, each miss classified by its cause (`function_absent`,
+/// `module_not_built`...); "no module facts" remains only on the kernels
+/// whose suite has no modules package.
+#[test]
+fn systemtap_module_probes_are_classified_by_their_real_cause() {
+    use tapmatrix_resolve::{Outcome, Reason, Resolver, Sources, kernel_profile};
+
+    harvested_kernels(&MATRIX);
+    let tapsets = {
+        let cache = test_cache();
+        let guard = cache.lock().unwrap();
+        tapmatrix_kernels::fetch_package(
+            &guard,
+            "systemtap-common",
+            &tapmatrix_kernels::HostApt::default(),
+        )
+        .unwrap()
+        .join("usr/share/systemtap/tapset")
+    };
+    let sources = Sources {
+        tapset_dirs: vec![tapsets],
+        script: None,
+        script_text: None,
+    };
+    for id in MATRIX {
+        let facts = facts(id);
+        let library = sources.load(kernel_profile(&facts)).unwrap().library;
+        let resolver = Resolver::new(&library, &facts);
+        let mut names: Vec<String> = library
+            .aliases()
+            .iter()
+            .filter(|alias| {
+                alias
+                    .points
+                    .iter()
+                    .any(|p| p.to_string().starts_with("module("))
+            })
+            .map(|alias| alias.name.to_string())
+            .collect();
+        names.sort();
+        names.dedup();
+        assert!(
+            names.len() > 50,
+            "{id}: {} aliases on module probes",
+            names.len()
+        );
+        let (mut resolved, mut no_facts) = (0, Vec::new());
+        for name in &names {
+            match resolver.resolve_alias(name) {
+                Outcome::Resolved(_) => resolved += 1,
+                Outcome::Unresolved(misses) | Outcome::OptionalMissing(misses) => {
+                    no_facts.extend(misses.into_iter().filter(|miss| {
+                        matches!(&miss.reason, Reason::FactsMissing { what } if what.contains("module facts"))
+                    }));
+                }
+            }
+        }
+        if matches!(id, "7.0" | "7.1") {
+            // Aliases with a kernel.function alternative still resolve.
+            assert!(!no_facts.is_empty(), "{id}");
+        } else {
+            assert!(no_facts.is_empty(), "{id}: {no_facts:?}");
+            assert!(
+                resolved > names.len() / 2,
+                "{id}: {resolved} of {} resolved",
+                names.len()
+            );
+        }
+    }
+}

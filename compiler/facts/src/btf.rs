@@ -172,6 +172,11 @@ impl Kind {
 }
 
 const HEADER_LEN: usize = 24;
+
+/// The slots of the name index for `types` types (at most half full).
+fn name_capacity(types: usize) -> usize {
+    (types * 2).next_power_of_two().max(16)
+}
 const MAX_DEPTH: usize = 64;
 
 /// A parsed BTF blob with an index of where each type starts.
@@ -195,6 +200,34 @@ impl std::fmt::Debug for Btf {
 fn u32_at(data: &[u8], at: usize) -> Option<u32> {
     let bytes = data.get(at..at.checked_add(4)?)?;
     Some(u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]))
+}
+
+/// Records where each type of `data[start..end]` starts, continuing the
+/// ids of `offsets`.
+fn index_types(
+    data: &[u8],
+    start: usize,
+    end: usize,
+    offsets: &mut Vec<u32>,
+) -> Result<(), BtfError> {
+    let mut at = start;
+    while at < end {
+        let id = offsets.len() as TypeId + 1;
+        let info = u32_at(data, at + 4).ok_or(BtfError::Truncated("type record"))?;
+        let kind_number = (info >> 24) & 0x1f;
+        let kind = Kind::from_u32(kind_number).ok_or(BtfError::UnknownKind {
+            id,
+            kind: kind_number,
+        })?;
+        let len = 12 + kind.extra_len(info & 0xffff);
+        let next = (at as u64 + len) as usize;
+        if next > end {
+            return Err(BtfError::Truncated("type record"));
+        }
+        offsets.push(at as u32);
+        at = next;
+    }
+    Ok(())
 }
 
 /// The common part of one type record.
@@ -240,29 +273,97 @@ impl Btf {
             return Err(BtfError::Truncated("blob larger than 4 GiB"));
         }
         let mut offsets = Vec::with_capacity(type_len / 20);
-        let mut at = types_start;
-        while at < types_end {
-            let id = offsets.len() as TypeId + 1;
-            let info = u32_at(&data, at + 4).ok_or(BtfError::Truncated("type record"))?;
-            let kind_number = (info >> 24) & 0x1f;
-            let kind = Kind::from_u32(kind_number).ok_or(BtfError::UnknownKind {
-                id,
-                kind: kind_number,
-            })?;
-            let len = 12 + kind.extra_len(info & 0xffff);
-            let next = (at as u64 + len) as usize;
-            if next > types_end {
-                return Err(BtfError::Truncated("type record"));
-            }
-            offsets.push(at as u32);
-            at = next;
-        }
+        index_types(&data, types_start, types_end, &mut offsets)?;
         Ok(Btf {
             data,
             strings: (strings_start, str_len),
             offsets,
             names: OnceLock::new(),
         })
+    }
+
+    /// A module's split BTF (its `.BTF` section: type ids continue after
+    /// this blob's last type, string offsets after this blob's strings)
+    /// merged onto this base into one standalone blob: the base's types
+    /// and strings, then the module's. Ids and offsets stay as the module
+    /// numbers them, so the module's functions and the kernel's types
+    /// are read through one [`Btf`].
+    pub fn with_split(&self, split: &[u8]) -> Result<Btf, BtfError> {
+        let header = |data: &[u8]| -> Result<[usize; 5], BtfError> {
+            let magic = data
+                .get(..2)
+                .map(|m| u16::from_le_bytes([m[0], m[1]]))
+                .ok_or(BtfError::Truncated("header"))?;
+            if magic != 0xeb9f {
+                return Err(BtfError::BadMagic(magic));
+            }
+            let mut fields = [0usize; 5];
+            for (i, field) in fields.iter_mut().enumerate() {
+                *field = u32_at(data, 4 + 4 * i).ok_or(BtfError::Truncated("header"))? as usize;
+            }
+            Ok(fields)
+        };
+        let section = |data: &'_ [u8], hdr_len: usize, off: usize, len: usize| {
+            hdr_len
+                .checked_add(off)
+                .and_then(|start| data.get(start..start.checked_add(len)?))
+                .map(<[u8]>::to_vec)
+        };
+        let [
+            base_hdr,
+            base_type_off,
+            base_type_len,
+            base_str_off,
+            base_str_len,
+        ] = header(&self.data)?;
+        let [hdr_len, type_off, type_len, str_off, str_len] = header(split)?;
+        let base_types = section(&self.data, base_hdr, base_type_off, base_type_len)
+            .ok_or(BtfError::Truncated("type section"))?;
+        let base_strings = section(&self.data, base_hdr, base_str_off, base_str_len)
+            .ok_or(BtfError::Truncated("string section"))?;
+        let types = section(split, hdr_len, type_off, type_len)
+            .ok_or(BtfError::Truncated("split type section"))?;
+        let strings = section(split, hdr_len, str_off, str_len)
+            .ok_or(BtfError::Truncated("split string section"))?;
+        let all_types = base_types.len() + types.len();
+        let all_strings = base_strings.len() + strings.len();
+        let as_u32 = |n: usize| u32::try_from(n).map_err(|_| BtfError::Truncated("merged BTF"));
+        let mut data = Vec::with_capacity(HEADER_LEN + all_types + all_strings);
+        data.extend_from_slice(&0xeb9f_u16.to_le_bytes());
+        data.push(1); // version
+        data.push(0); // flags
+        for field in [HEADER_LEN, 0, all_types, all_types, all_strings] {
+            data.extend_from_slice(&as_u32(field)?.to_le_bytes());
+        }
+        data.extend_from_slice(&base_types);
+        data.extend_from_slice(&types);
+        data.extend_from_slice(&base_strings);
+        data.extend_from_slice(&strings);
+        if base_hdr + base_type_off != HEADER_LEN {
+            return Btf::parse(data);
+        }
+        // The base's types sit where they sat in the base: its index (and
+        // its name index, when built and of the same size) is reused, and
+        // only the module's types are walked and hashed.
+        let mut offsets = Vec::with_capacity(self.offsets.len() + types.len() / 20);
+        offsets.extend_from_slice(&self.offsets);
+        let split_start = HEADER_LEN + base_types.len();
+        index_types(&data, split_start, split_start + types.len(), &mut offsets)?;
+        let strings_start = HEADER_LEN + all_types;
+        let merged = Btf {
+            data: data.into_boxed_slice(),
+            strings: (strings_start, all_strings),
+            offsets,
+            names: OnceLock::new(),
+        };
+        // The base's index is built once for all its modules.
+        let base_slots = self.name_index();
+        if base_slots.len() == name_capacity(merged.offsets.len()) {
+            let mut slots = base_slots.to_vec();
+            merged.hash_names(&mut slots, self.offsets.len());
+            let _ = merged.names.set(slots);
+        }
+        Ok(merged)
     }
 
     /// The raw blob, as parsed.
@@ -429,25 +530,29 @@ impl Btf {
     /// built on first use: one pass, no allocation per name.
     fn name_index(&self) -> &[TypeId] {
         self.names.get_or_init(|| {
-            let capacity = (self.offsets.len() * 2).next_power_of_two().max(16);
-            let mask = capacity - 1;
-            let mut slots = vec![0; capacity];
-            for (index, &at) in self.offsets.iter().enumerate() {
-                let name_off = u32_at(&self.data, at as usize).unwrap_or(0);
-                if name_off == 0 {
-                    continue;
-                }
-                let Some(name) = self.name_bytes(name_off) else {
-                    continue;
-                };
-                let mut slot = hash_name(name) as usize & mask;
-                while slots[slot] != 0 {
-                    slot = (slot + 1) & mask;
-                }
-                slots[slot] = index as TypeId + 1;
-            }
+            let mut slots = vec![0; name_capacity(self.offsets.len())];
+            self.hash_names(&mut slots, 0);
             slots
         })
+    }
+
+    /// Enters the named types from index `from` on into `slots`.
+    fn hash_names(&self, slots: &mut [TypeId], from: usize) {
+        let mask = slots.len() - 1;
+        for (index, &at) in self.offsets.iter().enumerate().skip(from) {
+            let name_off = u32_at(&self.data, at as usize).unwrap_or(0);
+            if name_off == 0 {
+                continue;
+            }
+            let Some(name) = self.name_bytes(name_off) else {
+                continue;
+            };
+            let mut slot = hash_name(name) as usize & mask;
+            while slots[slot] != 0 {
+                slot = (slot + 1) & mask;
+            }
+            slots[slot] = index as TypeId + 1;
+        }
     }
 
     /// Every type with this name (in no particular order).
@@ -1108,6 +1213,58 @@ pub(crate) mod tests {
         b.ty("color", 6, 2, true, 4, &[red, 1, neg, (-2i32) as u32]); // 13
         let _ = name;
         b.build()
+    }
+
+    /// A module's split BTF over [`sample`]: its type ids continue at 14,
+    /// its string offsets after the base's strings.
+    #[test]
+    fn split_btf_merges_onto_its_base() {
+        let base = Btf::parse(sample()).unwrap();
+        let base_strings = u32_at(base.bytes(), 4 + 4 * 4).unwrap();
+        let strings = b"mod_fn\0m\0";
+        let mut types = Vec::new();
+        // 14: int (struct task *m); 15: mod_fn, its function.
+        for word in [0, (13 << 24) | 1, 1, base_strings + 7, 10] {
+            types.extend_from_slice(&u32::to_le_bytes(word));
+        }
+        for word in [base_strings, 12 << 24 | 1, 14] {
+            types.extend_from_slice(&u32::to_le_bytes(word));
+        }
+        let mut split = Vec::new();
+        split.extend_from_slice(&0xeb9fu16.to_le_bytes());
+        split.extend_from_slice(&[1, 0]);
+        let (types_len, strings_len) = (types.len() as u32, strings.len() as u32);
+        for word in [24, 0, types_len, types_len, strings_len] {
+            split.extend_from_slice(&u32::to_le_bytes(word));
+        }
+        split.extend_from_slice(&types);
+        split.extend_from_slice(strings);
+
+        let merged = base.with_split(&split).unwrap();
+        assert_eq!(merged.type_count(), 15);
+        // The base's name index was reused, with the module's names added.
+        assert!(merged.names.get().is_some());
+        let rebuilt = Btf::parse(merged.bytes().to_vec()).unwrap();
+        for name in ["mod_fn", "vfs_read", "task", "int"] {
+            assert_eq!(
+                merged.ids_by_name(name).collect::<Vec<_>>(),
+                rebuilt.ids_by_name(name).collect::<Vec<_>>(),
+                "{name}"
+            );
+        }
+        let function = merged.function("mod_fn").unwrap().unwrap();
+        let params: Vec<_> = function.proto.params().map(Result::unwrap).collect();
+        assert_eq!(params[0].name, "m");
+        assert_eq!(merged.render(params[0].ty).unwrap(), "struct task *");
+        // The base's own types are still there.
+        assert!(merged.function("vfs_read").is_some());
+        assert!(matches!(
+            base.with_split(b"junk").unwrap_err(),
+            BtfError::BadMagic(_)
+        ));
+        let mut short = split.clone();
+        short.truncate(30);
+        assert!(base.with_split(&short).is_err());
     }
 
     #[test]

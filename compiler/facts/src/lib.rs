@@ -24,6 +24,7 @@ pub mod btf;
 mod config;
 mod diff;
 mod features;
+pub mod modules;
 mod names;
 mod summary;
 mod symbols;
@@ -39,6 +40,7 @@ pub use btf::{Btf, BtfError};
 pub use config::{ConfigValue, KernelConfig};
 pub use diff::{AddedRemoved, FactsDiff, FieldChange, PrototypeChange, TracepointChange};
 pub use features::TracingFeatures;
+pub use modules::{KernelModules, Module, ModuleError, ModuleTree, ModulesRecord};
 pub use names::NameList;
 pub use summary::FactsSummary;
 pub use symbols::{
@@ -149,6 +151,11 @@ pub struct KernelFacts {
     /// The kernel's BTF, indexed.
     #[serde(skip)]
     pub btf: Option<Btf>,
+    /// The kernel's modules, read offline from its packages' `.ko` files
+    /// (from `modules.json` beside the saved facts; not part of the
+    /// facts format, so recording them re-harvests nothing).
+    #[serde(skip)]
+    pub modules: KernelModules,
 }
 
 /// Where a function stands on a kernel, for probing it by name.
@@ -300,6 +307,7 @@ impl KernelFacts {
             config,
             btf_size: btf.as_ref().map(|btf| btf.bytes().len() as u64),
             btf,
+            modules: KernelModules::Unknown,
         })
     }
 
@@ -385,7 +393,24 @@ impl KernelFacts {
                 source,
             })?);
         }
+        facts.modules = KernelModules::load(dir);
         Ok(facts)
+    }
+
+    /// The facts of module `name` (`Ok(None)`: not built as a module; an
+    /// error: the kernel's modules are unknown or unreadable, said why).
+    pub fn module(&self, name: &str) -> Result<Option<std::sync::Arc<Module>>, ModuleError> {
+        match &self.modules {
+            KernelModules::Tree(tree) => tree.module(name, self.btf.as_ref()),
+            KernelModules::Missing(reason) => Err(ModuleError {
+                path: PathBuf::new(),
+                what: reason.clone(),
+            }),
+            KernelModules::Unknown => Err(ModuleError {
+                path: PathBuf::new(),
+                what: "no module facts recorded: run `tapmatrix kernels fetch` and `tapmatrix kernels harvest`".to_owned(),
+            }),
+        }
     }
 
     /// Whether a kprobe or fprobe can attach to the function by this name.

@@ -4,7 +4,7 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::{KernelConfig, KernelFacts};
+use crate::{KernelConfig, KernelFacts, KernelModules};
 
 /// What a kernel offers, counted (`None`: the kernel lacked the source).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -29,11 +29,24 @@ pub struct FactsSummary {
     pub config_options: Option<usize>,
     /// Probe syntax the kernel accepts (from its tracefs `README`).
     pub probe_syntax: Option<Vec<&'static str>>,
+    /// Modules built as `.ko` files, and built in (`modules.builtin`).
+    pub modules: Option<(usize, usize)>,
+    /// Why the modules are not known (when `modules` is `None`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub modules_missing: Option<String>,
 }
 
 impl FactsSummary {
     /// Summarises one kernel's facts.
     pub fn of(facts: &KernelFacts) -> FactsSummary {
+        let (modules, modules_missing) = match &facts.modules {
+            KernelModules::Tree(tree) => match (tree.count(), tree.builtin_count()) {
+                (Ok(built), Ok(builtin)) => (Some((built, builtin)), None),
+                (Err(error), _) | (_, Err(error)) => (None, Some(error.to_string())),
+            },
+            KernelModules::Missing(reason) => (None, Some(reason.clone())),
+            KernelModules::Unknown => (None, Some("not recorded".to_owned())),
+        };
         FactsSummary {
             release: facts.release.clone(),
             attachable_functions: facts.attachable_count(),
@@ -45,6 +58,8 @@ impl FactsSummary {
             btf_types: facts.btf.as_ref().map(crate::Btf::type_count),
             config_options: facts.config.as_ref().map(KernelConfig::len),
             probe_syntax: facts.features.as_ref().map(|f| f.probe_syntax()),
+            modules,
+            modules_missing,
         }
     }
 }
@@ -80,6 +95,17 @@ impl fmt::Display for FactsSummary {
             .probe_syntax
             .as_ref()
             .map_or_else(|| "unknown (no README)".to_owned(), |s| s.join(", "));
-        writeln!(f, "probe syntax:         {syntax}")
+        writeln!(f, "probe syntax:         {syntax}")?;
+        match (&self.modules, &self.modules_missing) {
+            (Some((built, builtin)), _) => writeln!(
+                f,
+                "modules:              {built} (.ko files; {builtin} built in)"
+            ),
+            (None, reason) => writeln!(
+                f,
+                "modules:              absent ({})",
+                reason.as_deref().unwrap_or("unknown")
+            ),
+        }
     }
 }

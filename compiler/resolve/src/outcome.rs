@@ -156,8 +156,15 @@ pub enum Reason {
         /// What needs it.
         what: String,
     },
-    /// No symbol of the module was seen when the kernel was harvested.
-    ModuleNotLoaded {
+    /// The kernel's packages build no module by this name (read offline
+    /// from its modules tree).
+    ModuleNotBuilt {
+        /// The module (or pattern).
+        module: String,
+    },
+    /// The module is built into the kernel (`modules.builtin`): its
+    /// functions are the kernel's, probed as `kernel.function(...)`.
+    ModuleBuiltin {
         /// The module.
         module: String,
     },
@@ -238,7 +245,8 @@ impl Reason {
             Reason::NotExported { .. } => "not_exported",
             Reason::TracepointAbsent { .. } => "tracepoint_absent",
             Reason::NeedsDwarf { .. } => "needs_dwarf",
-            Reason::ModuleNotLoaded { .. } => "module_not_loaded",
+            Reason::ModuleNotBuilt { .. } => "module_not_built",
+            Reason::ModuleBuiltin { .. } => "module_builtin",
             Reason::NothingMatched { .. } => "nothing_matched",
             Reason::FeatureMissing { .. } => "feature_missing",
             Reason::Unsupported { .. } => "unsupported",
@@ -281,9 +289,12 @@ impl fmt::Display for Reason {
             }
             Reason::TracepointAbsent { event } => write!(f, "tracepoint {event} is absent"),
             Reason::NeedsDwarf { what } => write!(f, "{what} needs DWARF debuginfo"),
-            Reason::ModuleNotLoaded { module } => write!(
+            Reason::ModuleNotBuilt { module } => {
+                write!(f, "module {module} is not built for this kernel")
+            }
+            Reason::ModuleBuiltin { module } => write!(
                 f,
-                "module {module} had no symbols when the kernel was harvested"
+                "module {module} is built into this kernel: probe kernel.function(...)"
             ),
             Reason::NothingMatched { pattern } => write!(f, "{pattern} matches nothing"),
             Reason::FeatureMissing { feature } => write!(f, "the kernel lacks {feature}"),

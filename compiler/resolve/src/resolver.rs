@@ -11,7 +11,9 @@ use std::collections::HashMap;
 
 use rustc_hash::FxHashMap;
 
-use tapmatrix_facts::{ConfigValue, FunctionPresence, KernelFacts, Tracepoint, clone_base};
+use tapmatrix_facts::{
+    ConfigValue, FunctionPresence, KernelFacts, KernelModules, Tracepoint, clone_base,
+};
 use tapmatrix_syntax::profile::{Glob, fnmatch};
 
 use crate::body::BodyTarget;
@@ -630,39 +632,13 @@ impl<'a> Resolver<'a> {
             })
         };
         if let Some(module_pattern) = module {
-            let Some(symbols) = &self.facts.kallsyms else {
-                return fail(Reason::FactsMissing {
-                    what: "kallsyms".to_owned(),
-                });
+            let points = self.module_functions(module_pattern, name, pattern, &|target, module| {
+                attach(target, None, Some(module))
+            });
+            return match points {
+                Ok(points) => Ok(found(point, points)),
+                Err(reason) => fail(reason),
             };
-            let in_module: Vec<_> = symbols
-                .modules
-                .iter()
-                .filter(|s| glob_match(module_pattern, &s.module))
-                .collect();
-            if in_module.is_empty() {
-                return fail(Reason::ModuleNotLoaded {
-                    module: module_pattern.to_owned(),
-                });
-            }
-            let points: Vec<AttachPoint> = in_module
-                .iter()
-                .filter(|s| glob_match(name, &s.name) && functions.contains(&s.name))
-                .filter(|s| !self.blacklisted(&s.name))
-                .map(|s| attach(&s.name, None, Some(&s.module)))
-                .collect();
-            if points.is_empty() {
-                return fail(if has_wildcard(name) {
-                    Reason::NothingMatched {
-                        pattern: pattern.to_owned(),
-                    }
-                } else {
-                    Reason::FunctionAbsent {
-                        function: name.to_owned(),
-                    }
-                });
-            }
-            return Ok(found(point, points));
         }
         if has_wildcard(name) && place.is_some() {
             return fail(Reason::NeedsDwarf {
@@ -714,6 +690,138 @@ impl<'a> Resolver<'a> {
                 what: "available_filter_functions".to_owned(),
             }),
         }
+    }
+
+    /// The attach points of `module("m").function("f")`: from the symbols
+    /// of loaded modules where the harvest saw the module, else from the
+    /// kernel's modules tree, read offline ([`tapmatrix_facts::modules`]).
+    fn module_functions(
+        &self,
+        module_pattern: &str,
+        name: &str,
+        pattern: &str,
+        attach: &dyn Fn(&str, &str) -> AttachPoint,
+    ) -> Result<Vec<AttachPoint>, Reason> {
+        let nothing = |absent: Reason| {
+            if has_wildcard(name) {
+                Reason::NothingMatched {
+                    pattern: pattern.to_owned(),
+                }
+            } else {
+                absent
+            }
+        };
+        let absent = || Reason::FunctionAbsent {
+            function: name.to_owned(),
+        };
+        let loaded: Vec<_> = self
+            .facts
+            .kallsyms
+            .iter()
+            .flat_map(|symbols| &symbols.modules)
+            .filter(|s| glob_match(module_pattern, &s.module))
+            .collect();
+        if !loaded.is_empty() {
+            let functions = self.facts.functions.as_ref();
+            let points: Vec<AttachPoint> = loaded
+                .iter()
+                .filter(|s| glob_match(name, &s.name))
+                .filter(|s| functions.is_some_and(|f| f.contains(&s.name)))
+                .filter(|s| !self.blacklisted(&s.name))
+                .map(|s| attach(&s.name, &s.module))
+                .collect();
+            return if points.is_empty() {
+                Err(nothing(absent()))
+            } else {
+                Ok(points)
+            };
+        }
+        let facts_missing = |what: String| Reason::FactsMissing { what };
+        let tree = match &self.facts.modules {
+            KernelModules::Tree(tree) => tree,
+            KernelModules::Missing(reason) => {
+                return Err(facts_missing(format!("module facts ({reason})")));
+            }
+            KernelModules::Unknown => {
+                return Err(facts_missing(
+                    "module facts (run `tapmatrix kernels fetch` and `tapmatrix kernels harvest`)"
+                        .to_owned(),
+                ));
+            }
+        };
+        let unreadable = |error: tapmatrix_facts::ModuleError| facts_missing(error.to_string());
+        let modules: Vec<String> = if has_wildcard(module_pattern) {
+            tree.names()
+                .map_err(unreadable)?
+                .filter(|m| fnmatch(module_pattern, m))
+                .map(str::to_owned)
+                .collect()
+        } else {
+            // SystemTap takes module("nf-conntrack") as nf_conntrack.
+            let canonical = module_pattern.replace('-', "_");
+            match tree.file(&canonical).map_err(unreadable)? {
+                Some(_) => vec![canonical],
+                None => Vec::new(),
+            }
+        };
+        if modules.is_empty() {
+            let builtin = !has_wildcard(module_pattern)
+                && tree
+                    .is_builtin(&module_pattern.replace('-', "_"))
+                    .map_err(unreadable)?;
+            let module = module_pattern.to_owned();
+            return Err(if builtin {
+                Reason::ModuleBuiltin { module }
+            } else {
+                Reason::ModuleNotBuilt { module }
+            });
+        }
+        let mut points = Vec::new();
+        let mut why_absent = absent();
+        for module_name in &modules {
+            let Some(module) = self.facts.module(module_name).map_err(unreadable)? else {
+                continue;
+            };
+            if has_wildcard(name) {
+                let glob = Glob::new(name);
+                points.extend(
+                    module
+                        .functions
+                        .iter()
+                        .filter(|f| glob.matches(f) && !self.blacklisted(f))
+                        .map(|f| attach(f, module_name)),
+                );
+            } else if module.is_traceable(name) {
+                if self.blacklisted(name) {
+                    why_absent = Reason::Blacklisted {
+                        function: name.to_owned(),
+                    };
+                } else {
+                    points.push(attach(name, module_name));
+                }
+            } else {
+                let clones: Vec<String> = module
+                    .functions
+                    .iter()
+                    .filter(|f| clone_base(f) == Some(name))
+                    .cloned()
+                    .collect();
+                if !clones.is_empty() {
+                    why_absent = Reason::ClonesOnly {
+                        function: name.to_owned(),
+                        clones,
+                    };
+                } else if module.is_untraceable_symbol(name) {
+                    why_absent = Reason::SymbolOnly {
+                        function: name.to_owned(),
+                    };
+                }
+            }
+        }
+        if points.is_empty() {
+            return Err(nothing(why_absent));
+        }
+        Ok(points)
     }
 
     fn blacklisted(&self, name: &str) -> bool {

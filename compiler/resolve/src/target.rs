@@ -51,13 +51,39 @@ fn btf_var(btf: &Btf, name: &str, ty: TypeId) -> Option<TargetVar> {
     })
 }
 
+/// The BTF describing an attach point: for a module function, the
+/// module's (merged onto the kernel's), else the kernel's.
+struct BtfAt<'a> {
+    module: Option<std::sync::Arc<tapmatrix_facts::Module>>,
+    kernel: Option<&'a Btf>,
+}
+
+impl BtfAt<'_> {
+    fn get(&self) -> Option<&Btf> {
+        match &self.module {
+            Some(module) => module.btf.as_ref(),
+            None => self.kernel,
+        }
+    }
+}
+
+fn btf_at<'a>(facts: &'a KernelFacts, at: Option<&AttachPoint>) -> BtfAt<'a> {
+    BtfAt {
+        module: at
+            .and_then(|at| at.module.as_deref())
+            .and_then(|module| facts.module(module).ok().flatten()),
+        kernel: facts.btf.as_ref(),
+    }
+}
+
 /// The target variables at an attach point (empty when the kernel has no
 /// BTF for a function, or for `begin`, timers...).
 pub fn target_vars(facts: &KernelFacts, point: &AttachPoint) -> Vec<TargetVar> {
     let mut vars = Vec::new();
     match point.kind {
         AttachKind::Kprobe | AttachKind::Kretprobe => {
-            let Some(btf) = &facts.btf else {
+            let holder = btf_at(facts, Some(point));
+            let Some(btf) = holder.get() else {
                 return vars;
             };
             let name = point.clone_of.as_deref().unwrap_or(&point.target);
@@ -296,7 +322,8 @@ fn resolve_at(
     at: Option<&AttachPoint>,
     target: &ast::Target,
 ) -> Result<TargetAccess, TargetError> {
-    let btf = facts.btf.as_ref();
+    let holder = btf_at(facts, at);
+    let btf = holder.get();
     let (base, mut place) = match &target.base {
         ast::TargetBase::Var(name) if name.starts_with("$$") => {
             return Err(TargetError::Unsupported { what: name.clone() });
@@ -528,7 +555,8 @@ fn base_var(
     at: &AttachPoint,
     name: &str,
 ) -> Result<(TargetBase, Option<TypeId>), TargetError> {
-    let btf = facts.btf.as_ref();
+    let holder = btf_at(facts, Some(at));
+    let btf = holder.get();
     match at.kind {
         AttachKind::Kprobe | AttachKind::Kretprobe => {
             let btf = btf.ok_or_else(|| no_btf(format!("function {}", at.target)))?;

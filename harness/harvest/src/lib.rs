@@ -5,14 +5,18 @@
 //! A kernel whose stored facts were harvested from the same image with the
 //! current facts format is not booted again: every later step works offline.
 //! The raw harvest and the console log of the last boot stay in
-//! `boots/<id>/harvest/`.
+//! `boots/<id>/harvest/`. Beside the facts, `modules.json` says where the
+//! kernel's modules tree is (or why there is none), for the module facts
+//! read offline from the `.ko` files; it is written on every harvest, also
+//! when the facts were current.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use tapmatrix_facts::{FORMAT_VERSION, FactsError, KernelFacts};
-use tapmatrix_kernels::{CacheGuard, FetchedKernel, KernelId};
+use tapmatrix_facts::modules::MODULES_FILE;
+use tapmatrix_facts::{FORMAT_VERSION, FactsError, KernelFacts, ModulesRecord};
+use tapmatrix_kernels::{CacheGuard, FetchedKernel, KernelId, Origin};
 use tapmatrix_vm::{HarvestError, VmOptions, boot_many, harvest_raw};
 
 /// `facts/<id>/harvest.json`: where the stored facts came from.
@@ -184,7 +188,14 @@ pub fn harvest_kernels(
         .map(|kernel| {
             let outcome = booted
                 .next_if(|(id, _)| **id == kernel.id)
-                .map_or(Ok(Harvested::Cached), |(_, outcome)| outcome);
+                .map_or(Ok(Harvested::Cached), |(_, outcome)| outcome)
+                .and_then(|harvested| {
+                    record_modules(guard, kernel).map_err(|source| HarvestFailure::Cache {
+                        id: kernel.id.clone(),
+                        source,
+                    })?;
+                    Ok(harvested)
+                });
             KernelHarvest {
                 id: kernel.id.clone(),
                 release: kernel.release.clone(),
@@ -192,6 +203,66 @@ pub fn harvest_kernels(
             }
         })
         .collect()
+}
+
+/// What a kernel's facts should say about its modules: the tree fetched
+/// with it, or why there is none.
+pub fn modules_record(guard: &CacheGuard<'_>, kernel: &FetchedKernel) -> ModulesRecord {
+    let cache = guard.cache();
+    if let Some(modules) = &kernel.modules {
+        // Relative to the facts directory where both are in the cache, so
+        // that the cache can move.
+        let facts_dir = cache.facts_dir(&kernel.id);
+        let path = match (
+            facts_dir.strip_prefix(cache.root()),
+            modules.strip_prefix(cache.root()),
+        ) {
+            (Ok(facts), Ok(modules)) => facts
+                .components()
+                .map(|_| Path::new(".."))
+                .collect::<PathBuf>()
+                .join(modules),
+            _ => modules.clone(),
+        };
+        return ModulesRecord::Tree { path };
+    }
+    let reason = match &kernel.record.origin {
+        Origin::Debian(locked) if locked.modules.is_none() => locked
+            .missing
+            .iter()
+            .find(|line| line.contains("the modules"))
+            .map(|line| line.replace(" (the modules):", ":"))
+            .unwrap_or_else(|| "the lock names no modules package".to_owned()),
+        Origin::Debian(_) => format!(
+            "the modules of kernel `{}` are not fetched: run `tapmatrix kernels fetch {}`",
+            kernel.id, kernel.id
+        ),
+        Origin::Local(_) => "a local kernel entry has no modules tree".to_owned(),
+    };
+    ModulesRecord::Missing { reason }
+}
+
+/// Writes `facts/<id>/modules.json` ([`modules_record`]) where the
+/// kernel has facts and it differs.
+fn record_modules(
+    guard: &CacheGuard<'_>,
+    kernel: &FetchedKernel,
+) -> Result<(), Box<tapmatrix_kernels::Error>> {
+    let facts_dir = guard.cache().facts_dir(&kernel.id);
+    if !guard.cache().harvested(&kernel.id) {
+        return Ok(());
+    }
+    let path = facts_dir.join(MODULES_FILE);
+    let json = serde_json::to_string_pretty(&modules_record(guard, kernel)).map_err(|error| {
+        Box::new(tapmatrix_kernels::Error::Json {
+            path: path.clone(),
+            message: error.to_string(),
+        })
+    })?;
+    if std::fs::read_to_string(&path).is_ok_and(|old| old == json) {
+        return Ok(());
+    }
+    Ok(tapmatrix_kernels::atomic_write(&path, json.as_bytes())?)
 }
 
 /// Parses a raw harvest into facts and installs them, with their stamp, as

@@ -99,6 +99,9 @@ pub struct FetchedKernel {
     pub vmlinux: Option<PathBuf>,
     /// The System.map (local entries that name one).
     pub system_map: Option<PathBuf>,
+    /// The modules tree (`kernels/<id>/modules/`: what `lib/modules/RELEASE/`
+    /// holds), when it was fetched.
+    pub modules: Option<PathBuf>,
     /// The full record from `kernel.json`.
     pub record: KernelRecord,
 }
@@ -120,6 +123,8 @@ impl FetchedKernel {
             config: file(CONFIG),
             vmlinux: file(VMLINUX),
             system_map: file(SYSTEM_MAP),
+            modules: Some(dir.join(crate::deb::MODULES_DIR))
+                .filter(|modules| modules.join("kernel").is_dir()),
             record,
         }
     }

@@ -5,7 +5,9 @@
 //! the lock's SHA256 and renamed into `apt/archives/`; kernels are unpacked
 //! into `tmp/` and renamed into `kernels/<id>/`. A kernel whose
 //! `kernel.json` matches its lock entry (and whose files match their
-//! recorded SHA256) is not touched: no apt-get at all.
+//! recorded SHA256) is not touched: no apt-get at all. A kernel fetched
+//! before the lock named its modules package differs from its lock entry
+//! (no `modules`), so it is fetched again, once, with its modules.
 
 use std::fs::File;
 use std::io::Read;
@@ -19,7 +21,7 @@ use crate::cache::{
     CONFIG, CacheGuard, FetchedKernel, FileRecord, KERNEL_JSON, KernelRecord, Origin, SYSTEM_MAP,
     VMLINUX, VMLINUZ,
 };
-use crate::lock::{LOCK_FORMAT, Lock, LockEntry, LockedKernel, LockedPackage};
+use crate::lock::{LOCK_FORMAT, Lock, LockEntry, LockedKernel, LockedPackage, Part};
 use crate::matrix::{KernelId, KernelSource, LocalSpec, Matrix};
 use crate::{Error, atomic_write, deb, resolve};
 
@@ -167,6 +169,7 @@ impl<'a> Fetcher<'a> {
         cache.fetched(&locked.id).filter(|fetched| {
             fetched.record.origin == Origin::Debian(locked.clone())
                 && files_intact(&cache.kernel_dir(&locked.id), &fetched.record)
+                && modules_intact(locked, fetched)
         })
     }
 
@@ -176,15 +179,21 @@ impl<'a> Fetcher<'a> {
             return Ok(fetched);
         }
         let origin = Origin::Debian(locked.clone());
-        let mut debs = Vec::new();
-        for package in &locked.packages {
-            debs.push((self.verified_deb(&locked.id, package)?, package));
+        // One pass over each .deb for all it holds: up to 6.x the image
+        // package holds the modules too.
+        let mut debs: Vec<(PathBuf, Vec<Part>)> = Vec::new();
+        for package in locked.packages.iter().chain(locked.modules.as_deref()) {
+            let deb = self.verified_deb(&locked.id, package)?;
+            match debs.iter_mut().find(|(path, _)| *path == deb) {
+                Some((_, holds)) => holds.extend(package.holds.iter().copied()),
+                None => debs.push((deb, package.holds.clone())),
+            }
         }
         let work = self.guard.work_dir()?;
         let spinner = self.progress.spinner(format!("{}: unpacking", locked.id));
         let mut release: Option<String> = None;
-        for (deb, package) in &debs {
-            let unpacked = deb::unpack(deb, &package.holds, work.path())?;
+        for (deb, holds) in &debs {
+            let unpacked = deb::unpack(deb, holds, work.path())?;
             match (&release, unpacked.release) {
                 (Some(known), Some(found)) if *known != found => {
                     return Err(Error::BadDeb {
@@ -319,6 +328,23 @@ fn verify(path: &Path, package: &LockedPackage) -> Result<(), Error> {
         actual,
         removed,
     })
+}
+
+/// Whether the modules tree the lock names is there: its modules, and the
+/// lists beside them (`modules.order`...) where the config's package holds
+/// them (a tree fetched before they were taken with the config lacks them).
+fn modules_intact(locked: &LockedKernel, fetched: &FetchedKernel) -> bool {
+    let Some(package) = &locked.modules else {
+        return true;
+    };
+    let Some(tree) = &fetched.modules else {
+        return false;
+    };
+    let split_config = locked
+        .packages
+        .iter()
+        .any(|p| p.holds.contains(&Part::Config) && p.name != package.name);
+    !split_config || tree.join("modules.order").is_file()
 }
 
 /// Whether every file of a kernel record is there with its SHA256.

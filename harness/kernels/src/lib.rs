@@ -262,6 +262,6 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 /// [`write_atomic`] with the cache's error.
-pub(crate) fn atomic_write(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     write_atomic(path, bytes).map_err(|error| Error::io(path, error))
 }

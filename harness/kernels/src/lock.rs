@@ -20,6 +20,9 @@ pub enum Part {
     Vmlinuz,
     /// The kernel's config.
     Config,
+    /// The modules tree (`lib/modules/RELEASE/`: `kernel/**.ko[.xz|.zst]`,
+    /// `modules.builtin`, `modules.order`...).
+    Modules,
 }
 
 /// One exact Debian package.
@@ -61,6 +64,13 @@ pub struct LockedKernel {
     /// The packages to download (the image's own, or for split images its
     /// `linux-binary-*` and `linux-base-*` dependencies).
     pub packages: Vec<LockedPackage>,
+    /// The package holding the modules (`holds: [modules]`): the vmlinuz
+    /// package itself up to 6.x, `linux-modules-RELEASE` from 7.0. `None`
+    /// when the suite lacks it (said in `missing`). A separate field, not
+    /// a part of `packages`, so that lock and cache records written before
+    /// modules were fetched still read (and refetch once).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub modules: Option<Box<LockedPackage>>,
     /// Dependencies the suite lacks, and what is missing for it (e.g. no
     /// config when `linux-base-*` is gone from the suite).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -197,6 +207,7 @@ mod tests {
                     sha256: "00".repeat(32),
                     holds: vec![Part::Config],
                 }],
+                modules: None,
                 missing: vec![],
             }],
         }

@@ -176,6 +176,9 @@ pub fn resolve(
         .iter()
         .find(|name| name.starts_with("linux-binary-"));
     let base = depends.iter().find(|name| name.starts_with("linux-base-"));
+    let modules_dependency = depends
+        .iter()
+        .find(|name| name.starts_with("linux-modules-"));
     let vmlinuz = match binary {
         Some(binary) => {
             let unsigned = binary.replacen("linux-binary-", "linux-binary-unsigned-", 1);
@@ -192,6 +195,28 @@ pub fn resolve(
         holds,
     };
     let mut missing = Vec::new();
+    let modules = match (binary, modules_dependency) {
+        // Up to 6.x the image package holds /lib/modules/RELEASE itself.
+        (None, _) => Some(Box::new(locked(vmlinuz, vec![Part::Modules]))),
+        (Some(_), Some(name)) => match index.exact(name, version) {
+            Some(record) => Some(Box::new(locked(record, vec![Part::Modules]))),
+            // Seen in trixie-backports for 7.0 and 7.1, like linux-base.
+            None => {
+                missing.push(format!(
+                    "{name} {version} (the modules): not in suite {}",
+                    index.suite
+                ));
+                None
+            }
+        },
+        (Some(_), None) => {
+            missing.push(format!(
+                "the modules: {} {version} depends on no linux-modules-* package",
+                image.name
+            ));
+            None
+        }
+    };
     let packages = match base {
         Some(base) => match index.exact(base, version) {
             Some(record) => vec![
@@ -217,6 +242,7 @@ pub fn resolve(
         image: image.name.clone(),
         version: version.to_owned(),
         packages,
+        modules,
         missing,
     })
 }
@@ -344,6 +370,11 @@ mod tests {
             "linux-image-5.10.0-32-amd64-unsigned"
         );
         assert_eq!(locked.packages[0].holds, [Part::Vmlinuz, Part::Config]);
+        // The same package holds the modules.
+        let modules = locked.modules.as_ref().unwrap();
+        assert_eq!(modules.name, "linux-image-5.10.0-32-amd64-unsigned");
+        assert_eq!(modules.holds, [Part::Modules]);
+        assert!(locked.missing.is_empty());
     }
 
     #[test]
@@ -372,6 +403,25 @@ mod tests {
             ]
         );
         assert_eq!(locked.packages[1].holds, [Part::Config]);
+        // No linux-modules-* in the suite (as for 7.0 and 7.1 in
+        // trixie-backports): no modules, and said so.
+        assert_eq!(locked.modules, None);
+        assert_eq!(
+            locked.missing,
+            [format!(
+                "linux-modules-7.0.13+deb13-amd64 {v} (the modules): not in suite trixie-backports"
+            )]
+        );
+        index.insert(record("linux-modules-7.0.13+deb13-amd64", v, ""));
+        let locked = resolve(&id("7.0"), &spec("trixie-backports", "7.0"), &index).unwrap();
+        assert_eq!(
+            locked
+                .modules
+                .as_ref()
+                .map(|p| (p.name.as_str(), p.holds.clone())),
+            Some(("linux-modules-7.0.13+deb13-amd64", vec![Part::Modules]))
+        );
+        assert!(locked.missing.is_empty(), "{:?}", locked.missing);
 
         index.insert(record("linux-binary-unsigned-7.0.13+deb13-amd64", v, ""));
         let locked = resolve(&id("7.0"), &spec("trixie-backports", "7.0"), &index).unwrap();
@@ -411,7 +461,10 @@ mod tests {
         assert_eq!(locked.packages[0].holds, [Part::Vmlinuz]);
         assert_eq!(
             locked.missing,
-            ["linux-base-7.2.13+deb14-amd64 7.2.13-1 (the config): not in suite sid"]
+            [
+                "the modules: linux-image-7.2.13+deb14-amd64 7.2.13-1 depends on no linux-modules-* package",
+                "linux-base-7.2.13+deb14-amd64 7.2.13-1 (the config): not in suite sid"
+            ]
         );
     }
 }

@@ -64,6 +64,9 @@ fn build_archive(root: &Path, gnupg: &Path) -> PathBuf {
             b"CONFIG_FTRACE=y\n",
         )
         .unwrap();
+        let module_dir = tree.join(format!("lib/modules/{release}/kernel/fs/ext4"));
+        std::fs::create_dir_all(&module_dir).unwrap();
+        std::fs::write(module_dir.join("ext4.ko"), b"fake module").unwrap();
         let deb = pool.join(format!("{name}_6.1.999-1_amd64.deb"));
         tool(
             "dpkg-deb",
@@ -219,6 +222,11 @@ fn a_named_archive_locks_and_fetches_on_a_host_without_debian_sources() {
     let fetched = fetcher.fetch(&entries[0]).unwrap();
     assert_eq!(fetched.release, "6.1.0-99-amd64");
     assert_eq!(std::fs::read(&fetched.vmlinuz).unwrap(), b"fake vmlinuz");
+    let modules = fetched.modules.as_ref().expect("the modules tree");
+    assert_eq!(
+        std::fs::read(modules.join("kernel/fs/ext4/ext4.ko")).unwrap(),
+        b"fake module"
+    );
 
     // apt fails (a suite the archive lacks): one sentence of ours, apt's
     // own lines as the detail.

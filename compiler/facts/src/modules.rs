@@ -1,0 +1,575 @@
+//! Kernel modules, offline: the modules tree the kernel's packages ship
+//! (`lib/modules/RELEASE/`, unpacked by `tapmatrix kernels fetch`), read
+//! from the `.ko` files themselves, no boot needed.
+//!
+//! Lazy at two levels, so that resolving scripts without module probes
+//! costs nothing: the tree's index (module name to file, from a walk of
+//! `kernel/` and `modules.builtin`) is built on the first module lookup,
+//! and each module's facts on its first use, then kept for the process.
+//!
+//! A module's facts are what the kernel would show once it is loaded:
+//! - its traceable functions, as `available_filter_functions` lists them
+//!   (`name [module]`): the functions holding an ftrace call site, read
+//!   from the `__mcount_loc` relocations, outside init sections (freed
+//!   after loading); where a module has no call-site table, its text
+//!   symbols outside init sections;
+//! - its other text symbols (notrace functions, init code);
+//! - its BTF: the `.BTF` section is split BTF against vmlinux, merged onto
+//!   the kernel's BTF ([`Btf::with_split`]);
+//! - its modinfo (`name`, `depends`).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use object::{Object, ObjectSection, ObjectSymbol, RelocationTarget, SectionIndex, SymbolKind};
+use serde::{Deserialize, Serialize};
+
+use crate::btf::Btf;
+
+/// The file in a facts directory that says where the kernel's modules are.
+pub const MODULES_FILE: &str = "modules.json";
+
+/// What `modules.json` records: the modules tree, or why there is none.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModulesRecord {
+    /// The unpacked `lib/modules/RELEASE/` (relative to the facts
+    /// directory, or absolute).
+    Tree {
+        /// The directory.
+        path: PathBuf,
+    },
+    /// The kernel's modules could not be fetched, and why.
+    Missing {
+        /// Why (e.g. the suite has no `linux-modules-*` package).
+        reason: String,
+    },
+}
+
+/// Why a module, or the modules tree, could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}{what}", where_(path))]
+pub struct ModuleError {
+    /// The file or directory.
+    pub path: PathBuf,
+    /// What was wrong.
+    pub what: String,
+}
+
+fn where_(path: &Path) -> String {
+    if path.as_os_str().is_empty() {
+        String::new()
+    } else {
+        format!("{}: ", path.display())
+    }
+}
+
+impl ModuleError {
+    fn new(path: &Path, what: impl Into<String>) -> ModuleError {
+        ModuleError {
+            path: path.to_owned(),
+            what: what.into(),
+        }
+    }
+}
+
+/// A kernel's modules, as its facts know them.
+#[derive(Debug, Default)]
+pub enum KernelModules {
+    /// Nothing recorded (facts stored before modules were fetched, or
+    /// parsed from a raw harvest alone).
+    #[default]
+    Unknown,
+    /// The kernel's modules are not available, and why.
+    Missing(String),
+    /// The modules tree.
+    Tree(ModuleTree),
+}
+
+impl KernelModules {
+    /// From a facts directory's `modules.json` (absent: [`KernelModules::Unknown`]).
+    pub fn load(facts_dir: &Path) -> KernelModules {
+        let Ok(text) = std::fs::read_to_string(facts_dir.join(MODULES_FILE)) else {
+            return KernelModules::Unknown;
+        };
+        match serde_json::from_str::<ModulesRecord>(&text) {
+            Ok(ModulesRecord::Tree { path }) => {
+                KernelModules::Tree(ModuleTree::open(&facts_dir.join(path)))
+            }
+            Ok(ModulesRecord::Missing { reason }) => KernelModules::Missing(reason),
+            Err(error) => KernelModules::Missing(format!(
+                "{} does not parse ({error}): run `tapmatrix kernels harvest` again",
+                facts_dir.join(MODULES_FILE).display()
+            )),
+        }
+    }
+}
+
+/// Module names to files, and the modules built into the kernel.
+#[derive(Debug, Default)]
+struct ModuleIndex {
+    files: BTreeMap<String, PathBuf>,
+    builtin: BTreeSet<String>,
+}
+
+/// One kernel's unpacked modules tree, read lazily.
+pub struct ModuleTree {
+    root: PathBuf,
+    index: OnceLock<Result<ModuleIndex, ModuleError>>,
+    parsed: Mutex<HashMap<String, Result<Arc<Module>, ModuleError>>>,
+}
+
+impl std::fmt::Debug for ModuleTree {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ModuleTree")
+            .field("root", &self.root)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A module's name from its file name: `nf-conntrack.ko.xz` is `nf_conntrack`.
+pub fn module_name(file_name: &str) -> Option<String> {
+    let stem = file_name.split_once(".ko").map(|(stem, _)| stem)?;
+    (!stem.is_empty()).then(|| stem.replace('-', "_"))
+}
+
+impl ModuleTree {
+    /// The tree at `root` (`lib/modules/RELEASE/`); nothing is read yet.
+    pub fn open(root: &Path) -> ModuleTree {
+        ModuleTree {
+            root: root.to_owned(),
+            index: OnceLock::new(),
+            parsed: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The tree's directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn index(&self) -> Result<&ModuleIndex, ModuleError> {
+        self.index
+            .get_or_init(|| build_index(&self.root))
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    /// The names of the modules built as `.ko` files, sorted.
+    pub fn names(&self) -> Result<impl Iterator<Item = &str>, ModuleError> {
+        Ok(self.index()?.files.keys().map(String::as_str))
+    }
+
+    /// How many modules are built as `.ko` files.
+    pub fn count(&self) -> Result<usize, ModuleError> {
+        Ok(self.index()?.files.len())
+    }
+
+    /// How many modules are built into the kernel (`modules.builtin`).
+    pub fn builtin_count(&self) -> Result<usize, ModuleError> {
+        Ok(self.index()?.builtin.len())
+    }
+
+    /// The module file of `name`, if it is built as one.
+    pub fn file(&self, name: &str) -> Result<Option<&Path>, ModuleError> {
+        Ok(self.index()?.files.get(name).map(PathBuf::as_path))
+    }
+
+    /// Whether `name` is built into the kernel (`modules.builtin`).
+    pub fn is_builtin(&self, name: &str) -> Result<bool, ModuleError> {
+        Ok(self.index()?.builtin.contains(name))
+    }
+
+    /// The facts of module `name` (`None`: not built as a module), its
+    /// BTF merged onto `base` when both have BTF. Parsed once.
+    pub fn module(
+        &self,
+        name: &str,
+        base: Option<&Btf>,
+    ) -> Result<Option<Arc<Module>>, ModuleError> {
+        let Some(path) = self.file(name)? else {
+            return Ok(None);
+        };
+        // A poisoned lock only means another thread panicked while parsing:
+        // the map itself is whole.
+        let mut parsed = self
+            .parsed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        parsed
+            .entry(name.to_owned())
+            .or_insert_with(|| Module::read(name, path, base).map(Arc::new))
+            .clone()
+            .map(Some)
+    }
+}
+
+fn build_index(root: &Path) -> Result<ModuleIndex, ModuleError> {
+    let mut index = ModuleIndex::default();
+    let mut dirs = vec![root.join("kernel")];
+    while let Some(dir) = dirs.pop() {
+        let entries = std::fs::read_dir(&dir).map_err(|e| ModuleError::new(&dir, e.to_string()))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| ModuleError::new(&dir, e.to_string()))?;
+            let path = entry.path();
+            let kind = entry
+                .file_type()
+                .map_err(|e| ModuleError::new(&path, e.to_string()))?;
+            if kind.is_dir() {
+                dirs.push(path);
+            } else if let Some(name) = module_name(&entry.file_name().to_string_lossy()) {
+                index.files.insert(name, path);
+            }
+        }
+    }
+    let builtin = root.join("modules.builtin");
+    if let Ok(text) = std::fs::read_to_string(&builtin) {
+        index.builtin = text
+            .lines()
+            .filter_map(|line| module_name(line.rsplit('/').next()?))
+            .collect();
+    }
+    Ok(index)
+}
+
+/// One module's facts, read from its `.ko`.
+#[derive(Debug)]
+pub struct Module {
+    /// Its name (modinfo `name`, else from the file name).
+    pub name: String,
+    /// Its file.
+    pub path: PathBuf,
+    /// Traceable functions, sorted.
+    pub functions: Vec<String>,
+    /// Text symbols that are not traceable (notrace, init code), sorted.
+    pub untraceable: Vec<String>,
+    /// The modules it depends on (modinfo `depends`).
+    pub depends: Vec<String>,
+    /// Its BTF merged onto the kernel's (`None`: the module or the kernel
+    /// has none, or the module's is relative to a distilled base).
+    pub btf: Option<Btf>,
+}
+
+impl Module {
+    /// Whether `name` is a traceable function of the module.
+    pub fn is_traceable(&self, name: &str) -> bool {
+        self.functions
+            .binary_search_by(|f| f.as_str().cmp(name))
+            .is_ok()
+    }
+
+    /// Whether `name` is a text symbol of the module that is not traceable.
+    pub fn is_untraceable_symbol(&self, name: &str) -> bool {
+        self.untraceable
+            .binary_search_by(|f| f.as_str().cmp(name))
+            .is_ok()
+    }
+
+    /// Reads a module file (`.ko`, `.ko.xz` or `.ko.zst`).
+    pub fn read(name: &str, path: &Path, base: Option<&Btf>) -> Result<Module, ModuleError> {
+        let bad = |what: String| ModuleError::new(path, what);
+        let raw = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+        let file_name = path.to_string_lossy();
+        let data = if file_name.ends_with(".xz") {
+            let mut out = Vec::with_capacity(raw.len() * 4);
+            liblzma::read::XzDecoder::new(&raw[..])
+                .read_to_end(&mut out)
+                .map_err(|e| bad(format!("xz: {e}")))?;
+            out
+        } else if file_name.ends_with(".zst") {
+            zstd::stream::decode_all(&raw[..]).map_err(|e| bad(format!("zstd: {e}")))?
+        } else if file_name.ends_with(".ko") {
+            raw
+        } else {
+            return Err(bad(
+                "compression not supported (only .ko, .ko.xz, .ko.zst)".into()
+            ));
+        };
+        Module::parse(name, path, &data, base)
+    }
+
+    /// Parses a module's ELF image.
+    pub fn parse(
+        name: &str,
+        path: &Path,
+        data: &[u8],
+        base: Option<&Btf>,
+    ) -> Result<Module, ModuleError> {
+        let bad = |what: String| ModuleError::new(path, what);
+        let elf = object::File::parse(data).map_err(|e| bad(format!("not an ELF module: {e}")))?;
+        let modinfo = elf
+            .section_by_name(".modinfo")
+            .and_then(|section| section.data().ok())
+            .map(parse_modinfo)
+            .unwrap_or_default();
+        let init = |index: SectionIndex| {
+            elf.section_by_index(index)
+                .ok()
+                .and_then(|section| section.name().ok().map(|n| n.starts_with(".init")))
+                .unwrap_or(false)
+        };
+        // Function symbols by section, sorted by start.
+        let mut by_section: HashMap<SectionIndex, Vec<(u64, u64, &str)>> = HashMap::new();
+        let mut untraceable = BTreeSet::new();
+        for symbol in elf.symbols() {
+            if symbol.kind() != SymbolKind::Text {
+                continue;
+            }
+            let (Some(section), Ok(name)) = (symbol.section_index(), symbol.name()) else {
+                continue;
+            };
+            if name.is_empty() || name.starts_with("__pfx_") || name.starts_with("__cfi_") {
+                continue;
+            }
+            untraceable.insert(name);
+            by_section
+                .entry(section)
+                .or_default()
+                .push((symbol.address(), symbol.size(), name));
+        }
+        for symbols in by_section.values_mut() {
+            symbols.sort_unstable();
+        }
+        let mut functions = BTreeSet::new();
+        let call_sites = elf.section_by_name("__mcount_loc");
+        match &call_sites {
+            Some(section) => {
+                for (_, relocation) in section.relocations() {
+                    let RelocationTarget::Symbol(index) = relocation.target() else {
+                        continue;
+                    };
+                    let Ok(symbol) = elf.symbol_by_index(index) else {
+                        continue;
+                    };
+                    let Some(section) = symbol.section_index() else {
+                        continue;
+                    };
+                    let Some(site) = symbol.address().checked_add_signed(relocation.addend())
+                    else {
+                        continue;
+                    };
+                    if init(section) {
+                        continue;
+                    }
+                    let symbols = by_section.get(&section).map_or(&[][..], Vec::as_slice);
+                    let after = symbols.partition_point(|(start, _, _)| *start <= site);
+                    if let Some((start, size, name)) = after.checked_sub(1).map(|i| symbols[i])
+                        && site < start.saturating_add(size.max(1))
+                    {
+                        functions.insert(name);
+                    }
+                }
+            }
+            None => {
+                for (section, symbols) in &by_section {
+                    if !init(*section) {
+                        functions.extend(symbols.iter().map(|(_, _, name)| *name));
+                    }
+                }
+            }
+        }
+        let untraceable = untraceable
+            .into_iter()
+            .filter(|name| !functions.contains(name))
+            .map(str::to_owned)
+            .collect();
+        let btf = match (base, elf.section_by_name(".BTF")) {
+            (Some(base), Some(section)) if elf.section_by_name(".BTF.base").is_none() => {
+                let split = section.data().map_err(|e| bad(format!(".BTF: {e}")))?;
+                Some(
+                    base.with_split(split)
+                        .map_err(|e| bad(format!(".BTF against the kernel's BTF: {e}")))?,
+                )
+            }
+            _ => None,
+        };
+        Ok(Module {
+            name: modinfo
+                .get("name")
+                .map_or_else(|| name.to_owned(), |n| (*n).to_owned()),
+            path: path.to_owned(),
+            functions: functions.into_iter().map(str::to_owned).collect(),
+            untraceable,
+            depends: modinfo
+                .get("depends")
+                .map(|list| {
+                    list.split(',')
+                        .filter(|d| !d.is_empty())
+                        .map(|d| d.replace('-', "_"))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            btf,
+        })
+    }
+}
+
+/// `.modinfo`: NUL-separated `key=value` strings (the first of each key).
+fn parse_modinfo(data: &[u8]) -> HashMap<&str, &str> {
+    let mut info = HashMap::new();
+    for entry in data.split(|&b| b == 0) {
+        if let Ok(entry) = std::str::from_utf8(entry)
+            && let Some((key, value)) = entry.split_once('=')
+        {
+            info.entry(key).or_insert(value);
+        }
+    }
+    info
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_from_files() {
+        assert_eq!(module_name("ext4.ko").as_deref(), Some("ext4"));
+        assert_eq!(
+            module_name("nf-conntrack.ko.xz").as_deref(),
+            Some("nf_conntrack")
+        );
+        assert_eq!(module_name("modules.order"), None);
+        assert_eq!(module_name(".ko"), None);
+    }
+
+    #[test]
+    fn modinfo_fields() {
+        let info =
+            parse_modinfo(b"license=GPL\0depends=mbcache,jbd2\0name=ext4\0\0alias=fs-ext4\0");
+        assert_eq!(info.get("name"), Some(&"ext4"));
+        assert_eq!(info.get("depends"), Some(&"mbcache,jbd2"));
+    }
+
+    #[test]
+    fn a_missing_tree_is_an_error_not_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let tree = ModuleTree::open(&dir.path().join("nope"));
+        let error = tree.count().unwrap_err();
+        assert!(error.to_string().contains("nope"), "{error}");
+        assert!(tree.module("ext4", None).is_err());
+    }
+
+    /// A module as the kernel's build leaves it: `.text` with a traced
+    /// function (its ftrace call site after `endbr64`), a notrace one and
+    /// a traced compiler clone; `.init.text` with a traced init function;
+    /// `__mcount_loc` relocated against the sections; `.modinfo`.
+    fn fake_module() -> Vec<u8> {
+        use object::write::{Object as Writer, Relocation, Symbol, SymbolSection};
+        use object::{
+            Architecture, BinaryFormat, Endianness, RelocationEncoding, RelocationFlags,
+            RelocationKind, SectionKind, SymbolFlags, SymbolScope,
+        };
+        let mut elf = Writer::new(BinaryFormat::Elf, Architecture::X86_64, Endianness::Little);
+        let text = elf.add_section(Vec::new(), b".text".to_vec(), SectionKind::Text);
+        elf.append_section_data(text, &[0x90; 48], 16);
+        let init = elf.add_section(Vec::new(), b".init.text".to_vec(), SectionKind::Text);
+        elf.append_section_data(init, &[0x90; 16], 16);
+        for (name, section, value) in [
+            ("traced", text, 0),
+            ("notrace_fn", text, 16),
+            ("helper.isra.0", text, 32),
+            ("fake_init", init, 0),
+        ] {
+            elf.add_symbol(Symbol {
+                name: name.as_bytes().to_vec(),
+                value,
+                size: 16,
+                kind: SymbolKind::Text,
+                scope: SymbolScope::Compilation,
+                weak: false,
+                section: SymbolSection::Section(section),
+                flags: SymbolFlags::None,
+            });
+        }
+        let mcount = elf.add_section(
+            Vec::new(),
+            b"__mcount_loc".to_vec(),
+            SectionKind::ReadOnlyData,
+        );
+        elf.append_section_data(mcount, &[0; 24], 8);
+        for (offset, section, addend) in [(0, text, 4), (8, text, 36), (16, init, 4)] {
+            let symbol = elf.section_symbol(section);
+            elf.add_relocation(
+                mcount,
+                Relocation {
+                    offset,
+                    symbol,
+                    addend,
+                    flags: RelocationFlags::Generic {
+                        kind: RelocationKind::Absolute,
+                        encoding: RelocationEncoding::Generic,
+                        size: 64,
+                    },
+                },
+            )
+            .unwrap();
+        }
+        let modinfo = elf.add_section(Vec::new(), b".modinfo".to_vec(), SectionKind::ReadOnlyData);
+        elf.append_section_data(
+            modinfo,
+            b"license=GPL\0depends=mbcache,jbd2\0name=fake\0",
+            1,
+        );
+        elf.write().unwrap()
+    }
+
+    #[test]
+    fn traceable_functions_are_those_with_a_call_site_outside_init() {
+        let module = Module::parse("fake", Path::new("fake.ko"), &fake_module(), None).unwrap();
+        assert_eq!(module.name, "fake");
+        assert_eq!(module.functions, ["helper.isra.0", "traced"]);
+        assert_eq!(module.untraceable, ["fake_init", "notrace_fn"]);
+        assert_eq!(module.depends, ["mbcache", "jbd2"]);
+        assert!(module.is_traceable("traced") && !module.is_traceable("notrace_fn"));
+        assert!(module.is_untraceable_symbol("fake_init"));
+        assert!(module.btf.is_none());
+    }
+
+    #[test]
+    fn compressed_modules_are_read_through_the_tree() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let fs = dir.path().join("kernel/fs/fake");
+        std::fs::create_dir_all(&fs).unwrap();
+        let mut xz = liblzma::write::XzEncoder::new(Vec::new(), 1);
+        xz.write_all(&fake_module()).unwrap();
+        std::fs::write(fs.join("fake.ko.xz"), xz.finish().unwrap()).unwrap();
+        let zst = zstd::stream::encode_all(&fake_module()[..], 1).unwrap();
+        std::fs::write(fs.join("fake-zst.ko.zst"), zst).unwrap();
+        let tree = ModuleTree::open(dir.path());
+        assert_eq!(tree.count().unwrap(), 2);
+        for name in ["fake", "fake_zst"] {
+            let module = tree.module(name, None).unwrap().unwrap();
+            assert_eq!(module.functions, ["helper.isra.0", "traced"], "{name}");
+        }
+        // Parsed once: the same facts again.
+        let again = tree.module("fake", None).unwrap().unwrap();
+        assert!(Arc::ptr_eq(
+            &again,
+            &tree.module("fake", None).unwrap().unwrap()
+        ));
+    }
+
+    #[test]
+    fn junk_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let kernel = dir.path().join("kernel/fs");
+        std::fs::create_dir_all(&kernel).unwrap();
+        std::fs::write(kernel.join("junk.ko"), b"not elf").unwrap();
+        std::fs::write(kernel.join("packed.ko.xz"), b"not xz").unwrap();
+        std::fs::write(dir.path().join("modules.builtin"), "kernel/fs/ext2.ko\n").unwrap();
+        let tree = ModuleTree::open(dir.path());
+        assert_eq!(
+            tree.names().unwrap().collect::<Vec<_>>(),
+            ["junk", "packed"]
+        );
+        assert!(tree.is_builtin("ext2").unwrap());
+        let error = tree.module("junk", None).unwrap_err();
+        assert!(error.to_string().contains("not an ELF module"), "{error}");
+        let error = tree.module("packed", None).unwrap_err();
+        assert!(error.to_string().contains("xz"), "{error}");
+        assert!(tree.module("absent", None).unwrap().is_none());
+    }
+}
