@@ -34,6 +34,11 @@ fn facts(id: &str) -> KernelFacts {
 
 /// `script` compiled to BPF for kernel `id`, as a run item.
 fn item(id: &str, name: &str, script: &str, command: &str) -> RunItem {
+    item_on(Backend::Bpf, id, name, script, command)
+}
+
+/// `item`, compiled for `backend` (a BPF one).
+fn item_on(backend: Backend, id: &str, name: &str, script: &str, command: &str) -> RunItem {
     let facts = facts(id);
     let mut tapsets =
         TapsetLibrary::load(&[workspace_root().join("tapsets")], kernel_profile(&facts))
@@ -44,7 +49,7 @@ fn item(id: &str, name: &str, script: &str, command: &str) -> RunItem {
         &mut tapsets,
         &facts,
         FunctionEvents::Kprobes,
-        Backend::Bpf,
+        backend,
     );
     let Compiled::Ready(artefact) = compiled else {
         panic!("{name} did not compile to BPF: {compiled:?}");
@@ -91,7 +96,10 @@ fn finished(report: &ItemReport) -> &ItemEnd {
 
 fn refused_then_next(id: &str) {
     // A program that returns without setting r0: the verifier refuses it.
-    let mut refused = item(
+    // A kprobe program (5.10 would attach `vfs_read` as fentry), which the
+    // ELF below declares.
+    let mut refused = item_on(
+        Backend::BpfKprobes,
         id,
         "refused",
         "probe kernel.function(\"vfs_read\") { next }\n",

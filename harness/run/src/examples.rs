@@ -480,7 +480,7 @@ fn by_design(detail: &str) -> Option<&'static str> {
     [
         (
             "procfs probes are not resolved offline",
-            "procfs probes: a /proc file that the script's kernel module serves; no module runs here",
+            "procfs probes (and input.*, which SystemTap feeds through one): a /proc file that the script's kernel module serves; no module runs here",
         ),
         (
             "unknown operator or macro '@prometheus_",
@@ -507,10 +507,6 @@ fn by_design(detail: &str) -> Option<&'static str> {
         (
             "embedded C is not supported",
             "guru mode's embedded C with no implementation here: no kernel module runs C code",
-        ),
-        (
-            "procfs probes are not resolved offline",
-            "procfs probes (and input.*, which SystemTap feeds through one): files of SystemTap's kernel module, and no module runs here",
         ),
         // tapsets/ has no input.* (they would resolve nowhere);
         // SystemTap's library maps them to procfs("__stdin"), above.

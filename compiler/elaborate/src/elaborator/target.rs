@@ -10,7 +10,7 @@
 
 use tapmatrix_ir as ir;
 use tapmatrix_resolve::{
-    TargetBase as ResolvedBase, resolve_cast, resolve_target, resolve_target_as,
+    AttachKind, TargetBase as ResolvedBase, resolve_cast, resolve_target, resolve_target_as,
 };
 use tapmatrix_syntax::ast::{self, Expr, ExprKind, TargetBase, TargetComponent};
 use tapmatrix_syntax::{Span, print_expr};
@@ -370,7 +370,15 @@ impl<'a> Elab<'a> {
     /// the members at the return, through the entry value of the pointer;
     /// a tracefs event can only read them at the entry.)
     fn is_entry_parameter(&self, target: &ast::Target) -> bool {
-        if !self.body.is_return() {
+        // A function's return only: a syscall's exit tracepoint has its
+        // own arguments (`$ret`), read where it fires.
+        if !self.body.is_return()
+            || self
+                .body
+                .attach
+                .iter()
+                .any(|at| at.kind != AttachKind::Kretprobe)
+        {
             return false;
         }
         match &target.base {
