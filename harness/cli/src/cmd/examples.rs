@@ -168,6 +168,7 @@ pub fn run(args: &ExamplesArgs) -> anyhow::Result<Status> {
         backend: args.backend,
         live: false,
         out_dir: Some(args.out.clone()),
+        progress: true,
     };
     let results = if specs.is_empty() {
         tapmatrix_run::Results::new(crate::cmd::report::run_info(None))

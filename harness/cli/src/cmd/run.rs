@@ -5,6 +5,7 @@
 //! `tapmatrix diff-output`, how one script's output differs between two
 //! kernels.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -328,6 +329,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Status> {
         },
         live: specs.len() == 1 && shown(&specs[0].name),
         out_dir: Some(args.out.clone()),
+        progress: false,
     };
     let pass = match (args.pass, args.dump) {
         (_, true) => Pass::Artefact,
@@ -408,6 +410,7 @@ pub fn diff_output(args: &DiffOutputArgs) -> anyhow::Result<Status> {
         backend: Backend::default(),
         live: false,
         out_dir: None,
+        progress: false,
     };
     let results = run_specs(
         &args.matrix,
@@ -618,6 +621,8 @@ pub(crate) struct Settings {
     pub(crate) live: bool,
     /// Where the logs of cells that are not a pass go.
     pub(crate) out_dir: Option<PathBuf>,
+    /// Say on stderr each kernel whose scripts have all run (long runs).
+    pub(crate) progress: bool,
 }
 
 /// Runs `specs` on the kernels named (all harvested ones when none).
@@ -657,9 +662,22 @@ pub(crate) fn run_specs(
         open: [false; 2],
         sink,
     });
-    let on_message = |_: &str, message: &RunMessage| {
+    // Per kernel, the items finished so far (a script that did not
+    // compile there is no item): a line every 25.
+    let finished: Mutex<BTreeMap<String, usize>> = Mutex::new(BTreeMap::new());
+    let on_message = |kernel: &str, message: &RunMessage| {
         if live && let Ok(mut out) = out.lock() {
             out.message(message);
+        }
+        if settings.progress
+            && matches!(message, RunMessage::Finished { .. })
+            && let Ok(mut finished) = finished.lock()
+        {
+            let count = finished.entry(kernel.to_owned()).or_default();
+            *count += 1;
+            if *count % 25 == 0 {
+                eprintln!("{kernel}: {count} of at most {} scripts run", specs.len());
+            }
         }
     };
     let results = run_matrix(specs, &kernels, &options, &on_message).map_err(input_error)?;
