@@ -25,18 +25,22 @@ use crate::lock::{LOCK_FORMAT, Lock, LockEntry, LockedKernel, LockedPackage, Par
 use crate::matrix::{KernelId, KernelSource, LocalSpec, Matrix};
 use crate::{Error, atomic_write, deb, resolve};
 
-/// Progress display on stderr (hidden when stderr is not a terminal), so
-/// stdout stays clean for data.
+/// Progress display on stderr, so stdout stays clean for data: bars on a
+/// terminal; elsewhere (a CI log) one line as each step starts.
 #[derive(Debug, Clone)]
 pub struct Progress {
     multi: MultiProgress,
+    /// Print each step's line (stderr is not a terminal, and not hidden).
+    lines: bool,
 }
 
 impl Progress {
     /// Bars on stderr.
     pub fn stderr() -> Progress {
+        use std::io::IsTerminal;
         Progress {
             multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
+            lines: !std::io::stderr().is_terminal(),
         }
     }
 
@@ -44,10 +48,14 @@ impl Progress {
     pub fn hidden() -> Progress {
         Progress {
             multi: MultiProgress::with_draw_target(ProgressDrawTarget::hidden()),
+            lines: false,
         }
     }
 
     fn spinner(&self, message: String) -> ProgressBar {
+        if self.lines {
+            eprintln!("{message}");
+        }
         let bar = self.multi.add(ProgressBar::new_spinner());
         bar.set_style(
             ProgressStyle::with_template("{spinner} {msg} [{elapsed}]")
@@ -59,6 +67,9 @@ impl Progress {
     }
 
     fn bytes(&self, length: u64, message: String) -> ProgressBar {
+        if self.lines {
+            eprintln!("{message}: downloading {} MB", length.div_ceil(1 << 20));
+        }
         let bar = self.multi.add(ProgressBar::new(length));
         bar.set_style(
             ProgressStyle::with_template(
