@@ -338,14 +338,15 @@ impl<'a> Elab<'a> {
         }
     }
 
-    /// Whether the probe being walked is at a system call's exit event.
+    /// Whether the probe being walked is at a system call's exit event (a
+    /// tracepoint with an entry: `AttachPoint::entry` knows the pairs).
     fn at_syscall_exit(&self) -> bool {
         !self.body.attach.is_empty()
-            && self.body.attach.iter().all(|at| {
-                at.kind == AttachKind::Tracepoint
-                    && (at.target == "raw_syscalls:sys_exit"
-                        || at.target.starts_with("syscalls:sys_exit_"))
-            })
+            && self
+                .body
+                .attach
+                .iter()
+                .all(|at| at.kind == AttachKind::Tracepoint && at.entry().is_some())
     }
 }
 
