@@ -12,6 +12,7 @@ mod launch;
 mod options;
 mod parallel;
 mod prereq;
+mod private_qemu;
 mod run;
 mod vmlinux;
 
@@ -22,6 +23,9 @@ pub use launch::{BootError, BootOutcome, BootSpec, Ending, boot, boot_streaming}
 pub use options::{QEMU_ENV, VmOptions};
 pub use parallel::{boot_floor, boot_many, default_jobs, floor_many};
 pub use prereq::{KvmState, Package, PrereqError, Prerequisites};
+pub use private_qemu::{
+    default_qemu, install_private_qemu, installed_private_qemu, private_qemu_dir,
+};
 pub use run::{InfraFailure, ItemReport, RunSettings, dropped_line, run_items};
 pub use vmlinux::bootable_kernel;
 
