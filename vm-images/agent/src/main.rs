@@ -7,6 +7,7 @@
 //! never exit (the kernel would panic).
 
 mod harvest;
+mod modules;
 mod ringbuf;
 mod run;
 mod tasks;
