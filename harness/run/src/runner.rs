@@ -142,12 +142,14 @@ fn run_kernel(
         tapmatrix_facts::KernelModules::Tree(_)
     );
     for (spec, (applies, compiled)) in specs.iter().zip(&mut compiled) {
-        if !spec.modules.is_empty() && !has_modules && matches!(compiled, Compiled::Ready(_)) {
+        if !spec.modules.is_empty() && !has_modules {
             *applies = false;
-            *compiled = Compiled::Error(format!(
-                "its workload needs the modules {}, and this kernel has none",
-                spec.modules.join(", ")
-            ));
+            if matches!(compiled, Compiled::Ready(_)) {
+                *compiled = Compiled::Error(format!(
+                    "its workload needs the modules {}, and this kernel has none",
+                    spec.modules.join(", ")
+                ));
+            }
         }
     }
     let mut items = Vec::new();
