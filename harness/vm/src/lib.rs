@@ -26,7 +26,10 @@ pub use prereq::{KvmState, Package, PrereqError, Prerequisites};
 pub use private_qemu::{
     default_qemu, install_private_qemu, installed_private_qemu, private_qemu_dir,
 };
-pub use run::{InfraFailure, ItemReport, RunSettings, dropped_line, run_items};
+pub use run::{
+    GuestModule, InfraFailure, ItemReport, RunSettings, dropped_line, run_items,
+    run_items_with_modules,
+};
 pub use vmlinux::bootable_kernel;
 
 /// The static agent (PID 1 of every image), built by this crate's build script.

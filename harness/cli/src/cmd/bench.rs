@@ -415,6 +415,8 @@ fn event_bench(args: &EventBenchArgs) -> anyhow::Result<Status> {
                         timeout_ms: 600_000,
                         target: None,
                     },
+                    modules: Vec::new(),
+                    setup: String::new(),
                 });
             }
         }
@@ -601,6 +603,8 @@ fn attach_bench(args: &AttachBenchArgs) -> anyhow::Result<Status> {
                         timeout_ms: 300_000,
                         target: None,
                     },
+                    modules: Vec::new(),
+                    setup: String::new(),
                 });
             }
         }
