@@ -158,10 +158,14 @@ pub fn harvest_kernels(
         if !force && is_current(guard, kernel) {
             return Ok(Harvested::Cached);
         }
-        // This directory is the cache's own: whatever an interrupted
-        // harvest left there goes.
+        // This directory is the cache's own. The last harvest of this very
+        // kernel (its facts are current, its manifest is there) stays:
+        // the new one rewrites only the files that differ and removes
+        // those no longer sent (`harvest_raw`). Anything else there (an
+        // interrupted first harvest, another build of the kernel) goes.
         let raw_dir = cache.boots_dir(&kernel.id).join("harvest");
-        if raw_dir.exists() {
+        let same_kernel = raw_dir.join("manifest.json").is_file() && is_current(guard, kernel);
+        if raw_dir.exists() && !same_kernel {
             std::fs::remove_dir_all(&raw_dir).map_err(|source| {
                 cache_error(tapmatrix_kernels::Error::Io {
                     path: raw_dir.clone(),

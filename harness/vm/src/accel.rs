@@ -344,7 +344,7 @@ pub(crate) fn probe(qemu: &Path, accel: ResolvedAccel) -> Result<(), String> {
         .stdout_null()
         .stderr_capture()
         .unchecked();
-    let ended = run_with_timeout(&expression, PROBE_TIMEOUT, None, &mut || Ok(()));
+    let ended = run_with_timeout(&expression, PROBE_TIMEOUT, None, &mut || Ok(false));
     match ended {
         Ok(Ended::Exited(output)) if output.status.code() == Some(3) => Ok(()),
         Ok(Ended::Exited(output)) => Err(format!(
@@ -353,6 +353,7 @@ pub(crate) fn probe(qemu: &Path, accel: ResolvedAccel) -> Result<(), String> {
             String::from_utf8_lossy(&output.stderr).trim()
         )),
         Ok(Ended::Aborted(message)) => Err(message),
+        Ok(Ended::Finished) => Err("the probe boot was stopped".to_owned()),
         Ok(Ended::TimedOut) => Err(format!(
             "the probe boot hung (killed after {}s)",
             PROBE_TIMEOUT.as_secs()

@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use flate2::Compression;
 use flate2::write::GzEncoder;
@@ -103,15 +104,31 @@ impl Initramfs {
     }
 
     /// Builds the image (or finds it in `cache_dir`) and returns its path.
+    ///
+    /// The image is two concatenated gzip'd cpio archives (the kernel
+    /// unpacks one after the other): the base every image shares (the
+    /// agent, busybox and its applets, `/etc`), compressed once per process
+    /// and cached, then the job and the extra files, the only part a run
+    /// compresses.
     pub fn build(&self, cache_dir: &Path) -> Result<PathBuf, InitramfsError> {
         let busybox = crate::Prerequisites::check()
             .busybox
             .ok_or(InitramfsError::NoBusybox)?;
-        let members = self.members(&busybox)?;
-        let archive = write_newc(members.iter().map(|(path, member)| (path.as_str(), member)));
-        let digest = Sha256::digest(&archive);
-        let name: String = digest.iter().map(|byte| format!("{byte:02x}")).collect();
         let dir = cache_dir.join("initramfs");
+        let base = base_image(&dir, &busybox)?;
+        let members = self.own_members(&busybox)?;
+        if members.is_empty() {
+            return Ok(base.path.clone());
+        }
+        let archive = write_newc(members.iter().map(|(path, member)| (path.as_str(), member)));
+        let mut hasher = Sha256::new();
+        hasher.update(base.digest.as_bytes());
+        hasher.update(&archive);
+        let name: String = hasher
+            .finalize()
+            .iter()
+            .map(|byte| format!("{byte:02x}"))
+            .collect();
         let path = dir.join(format!("{name}.cpio.gz"));
         if path.is_file() {
             return Ok(path);
@@ -120,8 +137,7 @@ impl Initramfs {
             path: path.clone(),
             source,
         };
-        std::fs::create_dir_all(&dir).map_err(write_error)?;
-        let mut encoder = GzEncoder::new(Vec::new(), Compression::fast());
+        let mut encoder = GzEncoder::new(base.compressed.clone(), Compression::fast());
         encoder.write_all(&archive).map_err(write_error)?;
         let compressed = encoder.finish().map_err(write_error)?;
         // Unique per writer, renamed whole: threads and processes building
@@ -130,60 +146,23 @@ impl Initramfs {
         Ok(path)
     }
 
-    /// Every member, by path relative to the root (sorted: parents first).
-    pub(crate) fn members(
-        &self,
-        busybox: &Path,
-    ) -> Result<BTreeMap<String, Member>, InitramfsError> {
+    /// Every member, by path relative to the root (sorted: parents first):
+    /// the base's and the image's own.
+    #[cfg(test)]
+    pub(crate) fn members(&self, busybox: &Path) -> Result<BTreeMap<String, Member>, InitramfsError> {
+        let mut members = base_members(busybox)?;
+        members.extend(self.own_members(busybox)?);
+        Ok(members)
+    }
+
+    /// The image's own members (the job, the extra files and their
+    /// directories), by path relative to the root (sorted: parents first).
+    fn own_members(&self, busybox: &Path) -> Result<BTreeMap<String, Member>, InitramfsError> {
         let busybox_error = |reason: String| InitramfsError::Busybox {
             path: busybox.to_path_buf(),
             reason,
         };
         let mut members = BTreeMap::new();
-        for dir in [
-            "bin", "dev", "etc", "proc", "root", "sbin", "sys", "tmp", "usr", "usr/bin", "usr/sbin",
-        ] {
-            members.insert(dir.to_owned(), Member::Dir);
-        }
-        members.insert(
-            "dev/console".to_owned(),
-            Member::CharDevice { major: 5, minor: 1 },
-        );
-        // Workloads name users (`id`, `ls -l`, `cat /etc/passwd`).
-        for (path, text) in [
-            ("etc/passwd", "root:x:0:0:root:/root:/bin/sh\n"),
-            ("etc/group", "root:x:0:\n"),
-        ] {
-            members.insert(
-                path.to_owned(),
-                Member::File {
-                    data: text.as_bytes().to_vec(),
-                    mode: 0o644,
-                },
-            );
-        }
-        members.insert(
-            "init".to_owned(),
-            Member::File {
-                data: crate::AGENT.to_vec(),
-                mode: 0o755,
-            },
-        );
-        let data = std::fs::read(busybox).map_err(|error| busybox_error(error.to_string()))?;
-        members.insert("bin/busybox".to_owned(), Member::File { data, mode: 0o755 });
-        let list = duct::cmd(busybox, ["--list-full"])
-            .stdout_capture()
-            .stderr_null()
-            .read()
-            .map_err(|error| busybox_error(format!("`busybox --list-full`: {error}")))?;
-        for applet in list.lines().map(str::trim).filter(|line| !line.is_empty()) {
-            if applet.contains("..") || applet.starts_with('/') || applet == "bin/busybox" {
-                continue;
-            }
-            members.entry(applet.to_owned()).or_insert(Member::Symlink {
-                target: "/bin/busybox".to_owned(),
-            });
-        }
         if let Some(job) = &self.job {
             let data = serde_json::to_vec(job).map_err(|error| busybox_error(error.to_string()))?;
             members.insert(
@@ -229,6 +208,116 @@ impl Initramfs {
         }
         Ok(members)
     }
+}
+
+/// The members every image has: directories, `/dev/console`, `/etc`, the
+/// agent as `/init`, busybox and its applet links.
+fn base_members(busybox: &Path) -> Result<BTreeMap<String, Member>, InitramfsError> {
+    let busybox_error = |reason: String| InitramfsError::Busybox {
+        path: busybox.to_path_buf(),
+        reason,
+    };
+    let mut members = BTreeMap::new();
+    for dir in [
+        "bin", "dev", "etc", "proc", "root", "sbin", "sys", "tmp", "usr", "usr/bin", "usr/sbin",
+    ] {
+        members.insert(dir.to_owned(), Member::Dir);
+    }
+    members.insert(
+        "dev/console".to_owned(),
+        Member::CharDevice { major: 5, minor: 1 },
+    );
+    // Workloads name users (`id`, `ls -l`, `cat /etc/passwd`).
+    for (path, text) in [
+        ("etc/passwd", "root:x:0:0:root:/root:/bin/sh\n"),
+        ("etc/group", "root:x:0:\n"),
+    ] {
+        members.insert(
+            path.to_owned(),
+            Member::File {
+                data: text.as_bytes().to_vec(),
+                mode: 0o644,
+            },
+        );
+    }
+    members.insert(
+        "init".to_owned(),
+        Member::File {
+            data: crate::AGENT.to_vec(),
+            mode: 0o755,
+        },
+    );
+    let data = std::fs::read(busybox).map_err(|error| busybox_error(error.to_string()))?;
+    members.insert("bin/busybox".to_owned(), Member::File { data, mode: 0o755 });
+    let list = duct::cmd(busybox, ["--list-full"])
+        .stdout_capture()
+        .stderr_null()
+        .read()
+        .map_err(|error| busybox_error(format!("`busybox --list-full`: {error}")))?;
+    for applet in list.lines().map(str::trim).filter(|line| !line.is_empty()) {
+        if applet.contains("..") || applet.starts_with('/') || applet == "bin/busybox" {
+            continue;
+        }
+        members.entry(applet.to_owned()).or_insert(Member::Symlink {
+            target: "/bin/busybox".to_owned(),
+        });
+    }
+    Ok(members)
+}
+
+/// The shared first part of every image, compressed.
+struct BaseImage {
+    /// Its file in the cache (the image of a job-less, extra-less build).
+    path: PathBuf,
+    /// The SHA256 of its archive, hex.
+    digest: String,
+    /// The gzip'd archive.
+    compressed: Vec<u8>,
+}
+
+/// The base image for `busybox` in `dir`: built and compressed once per
+/// process (and written to the cache once), then shared by every build.
+fn base_image(dir: &Path, busybox: &Path) -> Result<Arc<BaseImage>, InitramfsError> {
+    static BASES: Mutex<Vec<(PathBuf, PathBuf, Arc<BaseImage>)>> = Mutex::new(Vec::new());
+    let mut bases = BASES
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some((_, _, base)) = bases
+        .iter()
+        .find(|(d, b, base)| d == dir && b == busybox && base.path.is_file())
+    {
+        return Ok(Arc::clone(base));
+    }
+    let members = base_members(busybox)?;
+    let archive = write_newc(members.iter().map(|(path, member)| (path.as_str(), member)));
+    let digest: String = Sha256::digest(&archive)
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+    let path = dir.join(format!("{digest}.cpio.gz"));
+    let write_error = |source| InitramfsError::Write {
+        path: path.clone(),
+        source,
+    };
+    let compressed = match std::fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(_) => {
+            std::fs::create_dir_all(dir).map_err(write_error)?;
+            let mut encoder = GzEncoder::new(Vec::new(), Compression::fast());
+            encoder.write_all(&archive).map_err(write_error)?;
+            let compressed = encoder.finish().map_err(write_error)?;
+            tapmatrix_kernels::write_atomic(&path, &compressed).map_err(write_error)?;
+            compressed
+        }
+    };
+    let base = Arc::new(BaseImage {
+        path,
+        digest,
+        compressed,
+    });
+    bases.retain(|(d, b, _)| !(d == dir && b == busybox));
+    bases.push((dir.to_path_buf(), busybox.to_path_buf(), Arc::clone(&base)));
+    Ok(base)
 }
 
 #[cfg(test)]
@@ -277,21 +366,40 @@ mod tests {
                 .collect()
         });
         assert!(built.iter().all(|path| *path == built[0]));
+        // Whole, not torn: both archives (the base's, then the job's)
+        // decompress, the job's ends with its trailer and names the job.
         let bytes = std::fs::read(&built[0]).unwrap();
-        let mut decoder = flate2::read::GzDecoder::new(bytes.as_slice());
-        let mut archive = Vec::new();
-        std::io::Read::read_to_end(&mut decoder, &mut archive).unwrap();
-        let name = built[0].file_name().unwrap().to_str().unwrap();
-        let digest: String = Sha256::digest(&archive)
-            .iter()
-            .map(|byte| format!("{byte:02x}"))
-            .collect();
-        assert_eq!(name, format!("{digest}.cpio.gz"), "whole, not torn");
+        let mut decoder = flate2::read::MultiGzDecoder::new(bytes.as_slice());
+        let mut archives = Vec::new();
+        std::io::Read::read_to_end(&mut decoder, &mut archives).unwrap();
+        let job = write_newc(
+            image
+                .own_members(Path::new("/bin/busybox"))
+                .unwrap()
+                .iter()
+                .map(|(path, member)| (path.as_str(), member)),
+        );
+        assert!(archives.ends_with(&job), "the job's archive last, whole");
+        let base = write_newc(
+            base_members(Path::new("/bin/busybox"))
+                .unwrap()
+                .iter()
+                .map(|(path, member)| (path.as_str(), member)),
+        );
+        assert!(
+            archives.starts_with(&base),
+            "the base's archive first, whole"
+        );
+        assert_eq!(archives.len(), base.len() + job.len());
         let left: Vec<_> = std::fs::read_dir(cache.path().join("initramfs"))
             .unwrap()
             .map(|entry| entry.unwrap().file_name())
             .collect();
-        assert_eq!(left.len(), 1, "no temporary file left: {left:?}");
+        assert_eq!(
+            left.len(),
+            2,
+            "the base and the image, no temporary file left: {left:?}",
+        );
     }
 
     #[test]

@@ -281,8 +281,11 @@ fn boot_once(
         if streaming {
             stream.pull_window(&ram)?;
             stream.deliver(on_record)?;
+            // The agent's done record is its last word: what is left is
+            // its power-off, which the host need not wait for.
+            return Ok(stream.done.is_some());
         }
-        Ok(())
+        Ok(false)
     };
     let ended = run_with_timeout(
         &expression,
@@ -318,6 +321,7 @@ fn boot_once(
         .into());
     }
     let output = match ended {
+        Ended::Finished => None,
         Ended::TimedOut => {
             return Err(BootError::Timeout {
                 timeout: spec.vm.timeout,
@@ -326,9 +330,9 @@ fn boot_once(
             .into());
         }
         Ended::Aborted(message) => return Err(BootError::Output { message }.into()),
-        Ended::Exited(output) => output,
+        Ended::Exited(output) => Some(output),
     };
-    if !output.status.success() {
+    if let Some(output) = output.filter(|output| !output.status.success()) {
         return Err(BootError::Qemu {
             status: output.status.to_string(),
             stderr: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
@@ -526,10 +530,14 @@ pub(crate) enum Ended {
     TimedOut,
     /// The caller's polling failed; it was killed.
     Aborted(String),
+    /// The caller's polling said the child's work was done (a guest whose
+    /// agent sent its done record); it was killed.
+    Finished,
 }
 
 /// Runs `expression` (with unchecked status), killing it after `timeout`;
-/// `on_poll` runs about every 10 ms while it does.
+/// `on_poll` runs about every 10 ms while it does; `Ok(true)` from it
+/// means the child's work is done, and it is killed.
 /// The child gets SIGKILL if this process dies, and is killed if the
 /// waiting is abandoned (panic unwinding drops the guard).
 /// `pass_fd` is a descriptor the child inherits (the others stay close-on-exec).
@@ -537,7 +545,7 @@ pub(crate) fn run_with_timeout(
     expression: &duct::Expression,
     timeout: Duration,
     pass_fd: Option<RawFd>,
-    on_poll: &mut dyn FnMut() -> Result<(), String>,
+    on_poll: &mut dyn FnMut() -> Result<bool, String>,
 ) -> std::io::Result<Ended> {
     let handle = expression
         .before_spawn(move |command| prepare_child(command, pass_fd))
@@ -559,9 +567,16 @@ pub(crate) fn run_with_timeout(
             drop(guard);
             return Ok(Ended::TimedOut);
         }
-        if let Err(message) = on_poll() {
-            drop(guard);
-            return Ok(Ended::Aborted(message));
+        match on_poll() {
+            Ok(false) => {}
+            Ok(true) => {
+                drop(guard);
+                return Ok(Ended::Finished);
+            }
+            Err(message) => {
+                drop(guard);
+                return Ok(Ended::Aborted(message));
+            }
         }
         std::thread::sleep(Duration::from_millis(10));
     }

@@ -333,7 +333,14 @@ impl ItemRun<'_> {
             }
         }
         self.phases.mark("enable");
+        let tasks = if bundle.tasks.is_empty() {
+            Tasks::unfollowed()
+        } else {
+            Tasks::snapshot(&[spawned, target])
+        };
+        self.phases.mark("snapshot");
         let mut runtime = runtime_for(&bundle.program, target);
+        self.phases.mark("runtime");
         let mut stop = stopped(runtime.begin());
         self.flush(&mut runtime)?;
         let mut timers = Timers::new(&runtime);
@@ -346,11 +353,7 @@ impl ItemRun<'_> {
             decoders: &decoders,
             by_id: &by_id,
             task_decoders: &task_decoders,
-            tasks: if bundle.tasks.is_empty() {
-                Tasks::unfollowed()
-            } else {
-                Tasks::snapshot()
-            },
+            tasks,
         };
         self.phases.mark("begin");
         while stop.is_none() {
