@@ -115,6 +115,11 @@ impl Gen<'_> {
                 .get(*i as usize)
                 .copied()
                 .unwrap_or(ScalarType::Long),
+            Expr::EntryValue(i) => self
+                .entry_types
+                .get(*i as usize)
+                .copied()
+                .unwrap_or(ScalarType::Long),
             Expr::Index { array, .. } => self.global_type(*array),
             Expr::Ternary { then, .. } => self.ty(then),
             Expr::Assign { target, .. } => self.lvalue_type(target),
@@ -266,6 +271,10 @@ impl Gen<'_> {
             Expr::Fetch(i) => match self.fetches.get(*i as usize) {
                 Some(Slot::Long(off)) => self.asm.load(Size::DW, Reg::R0, Reg::FP, *off),
                 _ => return Err(BpfError::Internal("a fetch slot without a long")),
+            },
+            Expr::EntryValue(i) => match self.entry.get(*i as usize) {
+                Some(Slot::Long(off)) => self.asm.load(Size::DW, Reg::R0, Reg::FP, *off),
+                _ => return Err(BpfError::Internal("an @entry value without a long")),
             },
             Expr::Global(g) => self.load_global(*g)?,
             Expr::Index { array, keys } => self.index_long(*array, keys)?,

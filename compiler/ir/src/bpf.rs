@@ -256,7 +256,16 @@ pub enum MapRole {
         /// The global's index.
         global: u32,
     },
+    /// The `@entry` values of calls in flight, kept by the kernel alone (an
+    /// LRU hash keyed by thread id and entry key, see [`ENTRY_DEPTH_MAX`]):
+    /// the entry half pushes, its return probe pops.
+    Entries,
 }
+
+/// Calls of one thread through one entry/return pair whose `@entry` values
+/// the kernel keeps at most (a ring: a deeper call overwrites the oldest,
+/// as the runtime drops its oldest past the same depth).
+pub const ENTRY_DEPTH_MAX: u32 = 64;
 
 /// The session state word (offset 0 of the scalars map's value) once a
 /// handler called `exit()` or raised an error: every later hit does

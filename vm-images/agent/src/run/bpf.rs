@@ -393,7 +393,7 @@ fn open_maps(ebpf: &mut Ebpf, artefact: &BpfArtefact) -> Result<Maps> {
     let mut scalars = 0;
     for (index, map) in artefact.maps.iter().enumerate() {
         let table = match map.role {
-            MapRole::Events | MapRole::Scratch => None,
+            MapRole::Events | MapRole::Scratch | MapRole::Entries => None,
             MapRole::Scalars | MapRole::Global { .. } => {
                 let taken = ebpf
                     .take_map(&map.name)
