@@ -66,6 +66,8 @@ fn item_on(backend: Backend, id: &str, name: &str, script: &str, command: &str) 
             timeout_ms: 30_000,
             target: None,
         },
+        modules: Vec::new(),
+        setup: String::new(),
     }
 }
 

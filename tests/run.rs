@@ -109,6 +109,8 @@ fn item(name: &str, mut events: Vec<Event>, command: &str, timeout_ms: u64) -> R
             timeout_ms,
             target: None,
         },
+        modules: Vec::new(),
+        setup: String::new(),
     }
 }
 

@@ -166,6 +166,9 @@ fn a_missing_qemu_names_the_package_to_install() {
             "--nocapture",
         ])
         .env("PATH", "/nonexistent")
+        // Nor tapmatrix's private copy (`tapmatrix doctor --install`).
+        .env("XDG_DATA_HOME", "/nonexistent")
+        .env_remove("TAPMATRIX_QEMU")
         .env(CHILD_KERNEL, test_kernel())
         .output()
         .unwrap();

@@ -40,7 +40,7 @@ pub use btf::{Btf, BtfError};
 pub use config::{ConfigValue, KernelConfig};
 pub use diff::{AddedRemoved, FactsDiff, FieldChange, PrototypeChange, TracepointChange};
 pub use features::TracingFeatures;
-pub use modules::{KernelModules, Module, ModuleError, ModuleTree, ModulesRecord};
+pub use modules::{KernelModules, Module, ModuleError, ModuleImage, ModuleTree, ModulesRecord};
 pub use names::NameList;
 pub use summary::FactsSummary;
 pub use symbols::{

@@ -269,25 +269,7 @@ impl Module {
 
     /// Reads a module file (`.ko`, `.ko.xz` or `.ko.zst`).
     pub fn read(name: &str, path: &Path, base: Option<&Btf>) -> Result<Module, ModuleError> {
-        let bad = |what: String| ModuleError::new(path, what);
-        let raw = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
-        let file_name = path.to_string_lossy();
-        let data = if file_name.ends_with(".xz") {
-            let mut out = Vec::with_capacity(raw.len() * 4);
-            liblzma::read::XzDecoder::new(&raw[..])
-                .read_to_end(&mut out)
-                .map_err(|e| bad(format!("xz: {e}")))?;
-            out
-        } else if file_name.ends_with(".zst") {
-            zstd::stream::decode_all(&raw[..]).map_err(|e| bad(format!("zstd: {e}")))?
-        } else if file_name.ends_with(".ko") {
-            raw
-        } else {
-            return Err(bad(
-                "compression not supported (only .ko, .ko.xz, .ko.zst)".into()
-            ));
-        };
-        Module::parse(name, path, &data, base)
+        Module::parse(name, path, &read_image(path)?, base)
     }
 
     /// Parses a module's ELF image.
@@ -406,6 +388,106 @@ impl Module {
     }
 }
 
+/// A module file's ELF image: `.ko` as it is, `.ko.xz` and `.ko.zst`
+/// decompressed (what `init_module` takes, whatever the kernel's own
+/// decompression support).
+pub fn read_image(path: &Path) -> Result<Vec<u8>, ModuleError> {
+    let bad = |what: String| ModuleError::new(path, what);
+    let raw = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+    let file_name = path.to_string_lossy();
+    if file_name.ends_with(".xz") {
+        let mut out = Vec::with_capacity(raw.len() * 4);
+        liblzma::read::XzDecoder::new(&raw[..])
+            .read_to_end(&mut out)
+            .map_err(|e| bad(format!("xz: {e}")))?;
+        Ok(out)
+    } else if file_name.ends_with(".zst") {
+        zstd::stream::decode_all(&raw[..]).map_err(|e| bad(format!("zstd: {e}")))
+    } else if file_name.ends_with(".ko") {
+        Ok(raw)
+    } else {
+        Err(bad(
+            "compression not supported (only .ko, .ko.xz, .ko.zst)".into()
+        ))
+    }
+}
+
+/// A module's `depends` from its `.modinfo` (names with `_`).
+fn image_depends(path: &Path, image: &[u8]) -> Result<Vec<String>, ModuleError> {
+    let elf = object::File::parse(image)
+        .map_err(|e| ModuleError::new(path, format!("not an ELF module: {e}")))?;
+    let modinfo = elf
+        .section_by_name(".modinfo")
+        .and_then(|section| section.data().ok())
+        .map(parse_modinfo)
+        .unwrap_or_default();
+    Ok(modinfo
+        .get("depends")
+        .map(|list| {
+            list.split(',')
+                .filter(|d| !d.is_empty())
+                .map(|d| d.replace('-', "_"))
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
+/// A module to load in the guest: its name and its ELF image, decompressed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModuleImage {
+    /// The module's name (`nfs`, `sunrpc`).
+    pub name: String,
+    /// The `.ko` image, decompressed.
+    pub image: Vec<u8>,
+}
+
+impl ModuleTree {
+    /// The modules to load for `names`, dependencies first (each module's
+    /// `depends` from its `.modinfo`, as `modules.dep` would list them;
+    /// the packages ship no `modules.dep`), each once; a module built into
+    /// the kernel is left out (it is there already). A name that is neither
+    /// a module file nor built in is an error naming it.
+    pub fn load_order(&self, names: &[String]) -> Result<Vec<ModuleImage>, ModuleError> {
+        let mut order = Vec::new();
+        let mut seen = BTreeSet::new();
+        // Depth first, each module after its dependencies; `depends`
+        // forms no cycles (the kernel refuses to load one).
+        let mut stack: Vec<(String, bool)> =
+            names.iter().rev().map(|n| (n.clone(), false)).collect();
+        let mut pending: HashMap<String, Vec<u8>> = HashMap::new();
+        while let Some((name, expanded)) = stack.pop() {
+            if expanded {
+                if let Some(image) = pending.remove(&name) {
+                    order.push(ModuleImage { name, image });
+                }
+                continue;
+            }
+            if !seen.insert(name.clone()) {
+                continue;
+            }
+            let Some(path) = self.file(&name)? else {
+                if self.is_builtin(&name)? {
+                    continue;
+                }
+                return Err(ModuleError::new(
+                    &self.root,
+                    format!("module `{name}` is neither built as a module nor built in"),
+                ));
+            };
+            let image = read_image(path)?;
+            let depends = image_depends(path, &image)?;
+            pending.insert(name.clone(), image);
+            stack.push((name, true));
+            for dependency in depends.into_iter().rev() {
+                if !seen.contains(&dependency) {
+                    stack.push((dependency, false));
+                }
+            }
+        }
+        Ok(order)
+    }
+}
+
 /// `.modinfo`: NUL-separated `key=value` strings (the first of each key).
 fn parse_modinfo(data: &[u8]) -> HashMap<&str, &str> {
     let mut info = HashMap::new();
@@ -456,6 +538,10 @@ mod tests {
     /// a traced compiler clone; `.init.text` with a traced init function;
     /// `__mcount_loc` relocated against the sections; `.modinfo`.
     fn fake_module() -> Vec<u8> {
+        fake_module_with(b"license=GPL\0depends=mbcache,jbd2\0name=fake\0")
+    }
+
+    fn fake_module_with(modinfo_text: &[u8]) -> Vec<u8> {
         use object::write::{Object as Writer, Relocation, Symbol, SymbolSection};
         use object::{
             Architecture, BinaryFormat, Endianness, RelocationEncoding, RelocationFlags,
@@ -507,11 +593,7 @@ mod tests {
             .unwrap();
         }
         let modinfo = elf.add_section(Vec::new(), b".modinfo".to_vec(), SectionKind::ReadOnlyData);
-        elf.append_section_data(
-            modinfo,
-            b"license=GPL\0depends=mbcache,jbd2\0name=fake\0",
-            1,
-        );
+        elf.append_section_data(modinfo, modinfo_text, 1);
         elf.write().unwrap()
     }
 
@@ -571,5 +653,35 @@ mod tests {
         let error = tree.module("packed", None).unwrap_err();
         assert!(error.to_string().contains("xz"), "{error}");
         assert!(tree.module("absent", None).unwrap().is_none());
+    }
+
+    #[test]
+    fn modules_load_after_their_dependencies_each_once_built_ins_left_out() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let fs = dir.path().join("kernel/fs");
+        std::fs::create_dir_all(&fs).unwrap();
+        for (name, depends) in [
+            ("top", "mid-dep,base"),
+            ("mid_dep", "base,crc16"),
+            ("base", ""),
+            ("other", ""),
+        ] {
+            let image = fake_module_with(format!("depends={depends}\0name={name}\0").as_bytes());
+            let mut xz = liblzma::write::XzEncoder::new(Vec::new(), 1);
+            xz.write_all(&image).unwrap();
+            std::fs::write(fs.join(format!("{name}.ko.xz")), xz.finish().unwrap()).unwrap();
+        }
+        std::fs::write(dir.path().join("modules.builtin"), "kernel/lib/crc16.ko\n").unwrap();
+        let tree = ModuleTree::open(dir.path());
+        let order = tree
+            .load_order(&["top".to_owned(), "base".to_owned()])
+            .unwrap();
+        let names: Vec<&str> = order.iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(names, ["base", "mid_dep", "top"]);
+        assert_eq!(&order[0].image[..4], b"\x7fELF", "decompressed");
+        assert!(tree.load_order(&[]).unwrap().is_empty());
+        let error = tree.load_order(&["absent".to_owned()]).unwrap_err();
+        assert!(error.to_string().contains("`absent`"), "{error}");
     }
 }

@@ -25,6 +25,7 @@ pub use apt::{DEBIAN_KEYRING, DebianArchive, HostApt, KEYRING_ENV, MIRROR_ENV, a
 pub use cache::{
     CACHE_ENV, Cache, CacheGuard, FetchedKernel, FileRecord, HarvestLock, KernelRecord, Origin,
 };
+pub use deb::unpack_all as unpack_deb;
 pub use fetch::{Fetcher, Progress, bzimage_release, lock_matrix, sha256_file};
 pub use lock::{LOCK_FORMAT, Lock, LockEntry, LockedKernel, LockedPackage, Part};
 pub use matrix::{DebianSpec, KernelId, KernelSource, LocalSpec, Matrix, MatrixEntry};

@@ -8,7 +8,9 @@ use tapmatrix_facts::KernelFacts;
 use tapmatrix_ir::{OutputStream, RunMessage, Workload};
 use tapmatrix_resolve::{TapsetLibrary, kernel_profile};
 use tapmatrix_tracefs::FunctionEvents;
-use tapmatrix_vm::{ItemReport, RunSettings, VmOptions, boot_many, run_items};
+use tapmatrix_vm::{
+    GuestModule, ItemReport, RunSettings, VmOptions, boot_many, run_items_with_modules,
+};
 use tapmatrix_wire::RunItem;
 
 use crate::Error;
@@ -106,7 +108,7 @@ fn run_kernel(
     let mut tapsets = TapsetLibrary::load(&options.tapset_dirs, kernel_profile(&kernel.facts))
         .map_err(|error| error.to_string());
     let mut warnings: Vec<String> = Vec::with_capacity(specs.len());
-    let compiled: Vec<(bool, Compiled)> = specs
+    let mut compiled: Vec<(bool, Compiled)> = specs
         .iter()
         .map(|spec| {
             let applies =
@@ -132,11 +134,38 @@ fn run_kernel(
         })
         .collect();
     tracing::debug!(kernel = %kernel.id, elapsed = ?compiling.elapsed(), "compiled {} scripts", specs.len());
+    // A workload that needs modules (a disk) cannot run on a kernel whose
+    // modules are not there (7.0 and 7.1: no modules package): not
+    // available there, whatever its probes.
+    let has_modules = matches!(
+        kernel.facts.modules,
+        tapmatrix_facts::KernelModules::Tree(_)
+    );
+    for (spec, (applies, compiled)) in specs.iter().zip(&mut compiled) {
+        if !spec.modules.is_empty() && !has_modules {
+            *applies = false;
+            if matches!(compiled, Compiled::Ready(_)) {
+                *compiled = Compiled::Error(format!(
+                    "its workload needs the modules {}, and this kernel has none",
+                    spec.modules.join(", ")
+                ));
+            }
+        }
+    }
     let mut items = Vec::new();
     let mut item_of = vec![None; specs.len()];
-    for (index, (spec, (applies, compiled))) in specs.iter().zip(&compiled).enumerate() {
-        let (true, Compiled::Ready(artefact)) = (applies, compiled) else {
+    // The modules the items load, decompressed once for the boots.
+    let mut modules: Vec<GuestModule> = Vec::new();
+    for (index, (spec, (applies, compiled))) in specs.iter().zip(&mut compiled).enumerate() {
+        let (true, Compiled::Ready(artefact)) = (*applies, &*compiled) else {
             continue;
+        };
+        let load = match guest_modules(&kernel.facts, artefact, spec, &mut modules) {
+            Ok(load) => load,
+            Err(message) => {
+                *compiled = Compiled::Error(message);
+                continue;
+            }
         };
         item_of[index] = Some(items.len());
         if !warnings[index].is_empty() {
@@ -156,6 +185,8 @@ fn run_kernel(
                 timeout_ms: spec.timeout_s.saturating_mul(1000),
                 target: spec.invocation.target_pid,
             },
+            modules: load,
+            setup: spec.setup.clone(),
         });
     }
     // The warnings come first on standard error.
@@ -172,7 +203,7 @@ fn run_kernel(
     let started = Instant::now();
     let mut forward = |message: &RunMessage| on_message(&kernel.id, message);
     if !items.is_empty() {
-        runs = boots.boot(kernel, &kernel.work_dir, &items, vm, &mut forward);
+        runs = boots.boot(kernel, &kernel.work_dir, &items, &modules, vm, &mut forward);
         // A boot that died under some items (the kernel, QEMU, the data
         // channel, a timeout: not the scripts' fault, and not a failure
         // the agent reported) gets one more boot for the items it left,
@@ -190,11 +221,14 @@ fn run_kernel(
             });
             let again: Vec<RunItem> = retry.iter().map(|&index| items[index].clone()).collect();
             let work_dir = kernel.work_dir.join("retry");
-            for (index, run) in
-                retry
-                    .into_iter()
-                    .zip(boots.boot(kernel, &work_dir, &again, vm, &mut forward))
-            {
+            for (index, run) in retry.into_iter().zip(boots.boot(
+                kernel,
+                &work_dir,
+                &again,
+                &modules,
+                vm,
+                &mut forward,
+            )) {
                 runs[index] = run;
             }
         }
@@ -225,7 +259,7 @@ fn run_kernel(
             .filter_map(|&index| item_of[index].map(|item| items[item].clone()))
             .collect();
         let work_dir = kernel.work_dir.join("rerun");
-        let attempts = boots.boot(kernel, &work_dir, &again, vm, &mut forward);
+        let attempts = boots.boot(kernel, &work_dir, &again, &modules, vm, &mut forward);
         for (&index, attempt) in rerun.iter().zip(&attempts) {
             let (spec, (applies, compiled)) = (&specs[index], &compiled[index]);
             let second = judge(
@@ -263,6 +297,73 @@ fn run_kernel(
     Ok((kernel_run, cells))
 }
 
+/// The modules an item loads, in load order (dependencies first): those
+/// whose functions `artefact` probes and those `spec` names for its
+/// workload. Their images are added to `images` (each once). Empty for a
+/// script that needs none, whatever the kernel; an error says which module
+/// could not be read and why.
+fn guest_modules(
+    facts: &KernelFacts,
+    artefact: &tapmatrix_ir::Artefact,
+    spec: &Spec,
+    images: &mut Vec<GuestModule>,
+) -> Result<Vec<String>, String> {
+    let mut names = artefact.modules();
+    let wanted = spec.modules.iter().filter(|name| !name.ends_with('?'));
+    if names.is_empty() && wanted.clone().next().is_none() {
+        return Ok(Vec::new());
+    }
+    for name in wanted {
+        if !names.contains(name) {
+            names.push(name.clone());
+        }
+    }
+    let tree = match &facts.modules {
+        tapmatrix_facts::KernelModules::Tree(tree) => tree,
+        tapmatrix_facts::KernelModules::Missing(reason) => {
+            return Err(format!(
+                "needs the modules {} loaded, and this kernel's modules are missing: {reason}",
+                names.join(", ")
+            ));
+        }
+        tapmatrix_facts::KernelModules::Unknown => {
+            return Err(format!(
+                "needs the modules {} loaded, and this kernel's facts know no modules: run `tapmatrix kernels harvest` again",
+                names.join(", ")
+            ));
+        }
+    };
+    // `NAME?`: where the kernel builds it as a module (the crypto driver
+    // ext4 asks for until the kernel's own crc32c library replaced it).
+    for name in spec
+        .modules
+        .iter()
+        .filter_map(|name| name.strip_suffix('?'))
+    {
+        if !names.iter().any(|known| known == name)
+            && tree
+                .file(name)
+                .map_err(|error| error.to_string())?
+                .is_some()
+        {
+            names.push(name.to_owned());
+        }
+    }
+    let order = tree
+        .load_order(&names)
+        .map_err(|error| format!("the modules it needs ({}): {error}", names.join(", ")))?;
+    let load = order.iter().map(|module| module.name.clone()).collect();
+    for module in order {
+        if !images.iter().any(|known| known.name == module.name) {
+            images.push(GuestModule {
+                name: module.name,
+                image: module.image,
+            });
+        }
+    }
+    Ok(load)
+}
+
 /// One item's run in one boot, with what its logs need.
 struct ItemAttempt {
     run: ItemRun,
@@ -293,14 +394,23 @@ impl Boots {
         kernel: &RunKernel,
         work_dir: &Path,
         items: &[RunItem],
+        modules: &[GuestModule],
         vm: &VmOptions,
         forward: &mut dyn FnMut(&RunMessage),
     ) -> Vec<ItemAttempt> {
         self.count += 1;
         let boot = self.count;
-        let reports = run_items(
+        // Only the modules these items load: a boot without any has the
+        // image it had before modules.
+        let needed: Vec<GuestModule> = modules
+            .iter()
+            .filter(|module| items.iter().any(|item| item.modules.contains(&module.name)))
+            .cloned()
+            .collect();
+        let reports = run_items_with_modules(
             &kernel.vmlinuz,
             items,
+            &needed,
             work_dir,
             vm,
             RunSettings::default(),

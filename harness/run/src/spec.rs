@@ -26,6 +26,13 @@ pub struct Spec {
     pub description: String,
     /// The command run while the script's events are enabled.
     pub workload: String,
+    /// Kernel modules the workload needs loaded (a block driver, a
+    /// filesystem), besides those whose functions the script probes;
+    /// `NAME?` where the kernel builds NAME as a module.
+    pub modules: Vec<String>,
+    /// A command run to its end before the script's events are installed
+    /// (making and mounting a filesystem): its work is not traced.
+    pub setup: String,
     /// Stop after this many seconds.
     pub timeout_s: u64,
     /// Where the script applies.
@@ -253,6 +260,13 @@ struct RawSpec {
     description: String,
     #[serde(default)]
     workload: String,
+    /// Kernel modules the workload needs (loaded with their dependencies
+    /// before the events are installed).
+    #[serde(default)]
+    modules: Vec<String>,
+    /// A command run before the events are installed.
+    #[serde(default)]
+    setup: String,
     #[serde(default = "default_timeout")]
     timeout: u64,
     #[serde(default)]
@@ -350,6 +364,8 @@ impl Spec {
             spec_file,
             description: raw.description,
             workload: raw.workload,
+            modules: raw.modules,
+            setup: raw.setup,
             timeout_s: raw.timeout,
             kernels: raw.kernels,
             snapshot: raw.snapshot,
@@ -376,6 +392,8 @@ impl Spec {
             spec_file: None,
             description: String::new(),
             workload,
+            modules: Vec::new(),
+            setup: String::new(),
             timeout_s,
             kernels: Applies::default(),
             snapshot: SnapshotScope::Unchecked,

@@ -512,10 +512,7 @@ mod tests {
     fn the_probe_image_exits_under_tcg() {
         // The same image that decides on KVM must work where execution surely
         // works; this boots real QEMU.
-        assert_eq!(
-            probe(Path::new("qemu-system-x86_64"), ResolvedAccel::Tcg),
-            Ok(())
-        );
+        assert_eq!(probe(&crate::default_qemu(), ResolvedAccel::Tcg), Ok(()));
     }
 
     #[test]

@@ -131,7 +131,10 @@ impl Initramfs {
     }
 
     /// Every member, by path relative to the root (sorted: parents first).
-    fn members(&self, busybox: &Path) -> Result<BTreeMap<String, Member>, InitramfsError> {
+    pub(crate) fn members(
+        &self,
+        busybox: &Path,
+    ) -> Result<BTreeMap<String, Member>, InitramfsError> {
         let busybox_error = |reason: String| InitramfsError::Busybox {
             path: busybox.to_path_buf(),
             reason,

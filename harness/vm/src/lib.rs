@@ -12,6 +12,7 @@ mod launch;
 mod options;
 mod parallel;
 mod prereq;
+mod private_qemu;
 mod run;
 mod vmlinux;
 
@@ -22,7 +23,13 @@ pub use launch::{BootError, BootOutcome, BootSpec, Ending, boot, boot_streaming}
 pub use options::{QEMU_ENV, VmOptions};
 pub use parallel::{boot_floor, boot_many, default_jobs, floor_many};
 pub use prereq::{KvmState, Package, PrereqError, Prerequisites};
-pub use run::{InfraFailure, ItemReport, RunSettings, dropped_line, run_items};
+pub use private_qemu::{
+    default_qemu, install_private_qemu, installed_private_qemu, private_qemu_dir,
+};
+pub use run::{
+    GuestModule, InfraFailure, ItemReport, RunSettings, dropped_line, run_items,
+    run_items_with_modules,
+};
 pub use vmlinux::bootable_kernel;
 
 /// The static agent (PID 1 of every image), built by this crate's build script.

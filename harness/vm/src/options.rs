@@ -18,7 +18,7 @@ pub struct VmOptions {
     /// before it is taken for a KVM that hangs (see [`Accel::Auto`]).
     pub kvm_trial: Duration,
     /// The QEMU program: `$TAPMATRIX_QEMU`, else `qemu-system-x86_64` on
-    /// `PATH`.
+    /// `PATH`, else tapmatrix's private copy ([`crate::default_qemu`]).
     pub qemu: PathBuf,
     /// Guest memory in MiB.
     pub memory_mib: u32,
@@ -32,17 +32,14 @@ pub struct VmOptions {
 
 impl VmOptions {
     /// Defaults (the accelerator `TAPMATRIX_ACCEL` names, else `Auto` with a
-    /// 10 s KVM trial, the QEMU `TAPMATRIX_QEMU` names, else
-    /// `qemu-system-x86_64`,
+    /// 10 s KVM trial, the QEMU [`crate::default_qemu`] finds,
     /// 512 MiB, one CPU, 120 s timeout) with
     /// images cached under `cache_dir` (the kernel cache's root).
     pub fn new(cache_dir: &Path) -> Self {
         Self {
             accel: Accel::from_env(),
             kvm_trial: Duration::from_secs(10),
-            qemu: std::env::var_os(QEMU_ENV)
-                .filter(|qemu| !qemu.is_empty())
-                .map_or_else(|| PathBuf::from("qemu-system-x86_64"), PathBuf::from),
+            qemu: crate::default_qemu(),
             memory_mib: 512,
             cpus: 1,
             timeout: Duration::from_secs(120),

@@ -53,6 +53,8 @@ pub struct Prerequisites {
     pub dynamic_busybox: Option<PathBuf>,
     /// `/dev/kvm`.
     pub kvm: KvmState,
+    /// What an install did besides apt's usual work, for the user to read.
+    pub notes: Vec<String>,
 }
 
 /// Why the prerequisites are not met or could not be installed.
@@ -123,7 +125,7 @@ fn list(packages: &[Package]) -> String {
 impl Prerequisites {
     /// Looks at the host (nothing is run).
     pub fn check() -> Self {
-        let qemu = find_on_path("qemu-system-x86_64");
+        let qemu = find_qemu();
         let candidates = [Some(PathBuf::from("/bin/busybox")), find_on_path("busybox")];
         let found: Vec<PathBuf> = candidates
             .into_iter()
@@ -146,6 +148,7 @@ impl Prerequisites {
             busybox,
             dynamic_busybox,
             kvm,
+            notes: Vec::new(),
         }
     }
 
@@ -193,9 +196,35 @@ impl Prerequisites {
                 hint: " with this system's package manager (no apt-get here)".to_owned(),
             });
         };
-        install_with(&apt_get, &packages)?;
-        let after = Self::check();
+        let mut notes = Vec::new();
+        match install_with(&apt_get, &packages) {
+            Ok(()) => {}
+            // apt cannot install QEMU without removing packages (a host
+            // with qemu-utils from backports): the rest through apt, QEMU
+            // as a private copy beside no package of the host's.
+            Err(PrereqError::WouldRemove { removals, .. })
+                if packages.contains(&Package::QemuSystemX86) =>
+            {
+                let others: Vec<Package> = packages
+                    .iter()
+                    .copied()
+                    .filter(|package| *package != Package::QemuSystemX86)
+                    .collect();
+                if !others.is_empty() {
+                    install_with(&apt_get, &others)?;
+                }
+                let (program, version) = crate::install_private_qemu(&apt_get)?;
+                notes.push(format!(
+                    "apt-get would remove {} to install qemu-system-x86: unpacked a private copy instead ({version}) at {}; no package was installed or removed for it",
+                    removals.join(", "),
+                    program.display()
+                ));
+            }
+            Err(error) => return Err(error),
+        }
+        let mut after = Self::check();
         after.require()?;
+        after.notes = notes;
         Ok(after)
     }
 }
@@ -241,29 +270,7 @@ fn removals(simulated: &str) -> Vec<String> {
 /// simulation shows removals. apt's output is kept, never shown: its
 /// `E:`/`W:` lines become the detail of a failure.
 fn install_with(apt_get: &Path, packages: &[Package]) -> Result<(), PrereqError> {
-    let run = |args: &[String]| -> Result<String, PrereqError> {
-        let command = format!("apt-get {}", args.join(" "));
-        let failed = |reason: String| PrereqError::Install {
-            command: command.clone(),
-            reason,
-            packages: packages.to_vec(),
-        };
-        let output = duct::cmd(apt_get, args)
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .env("LC_ALL", "C.UTF-8")
-            .stdin_null()
-            .stderr_to_stdout()
-            .stdout_capture()
-            .unchecked()
-            .run()
-            .map_err(|error| failed(error.to_string()))?;
-        let text = String::from_utf8_lossy(&output.stdout).into_owned();
-        if output.status.success() {
-            Ok(text)
-        } else {
-            Err(failed(tapmatrix_kernels::apt_words(&text)))
-        }
-    };
+    let run = |args: &[String]| apt_output(apt_get, args, None, packages);
     let [update, simulate, install] = apt_steps(packages);
     run(&update)?;
     let removed = removals(&run(&simulate)?);
@@ -276,8 +283,59 @@ fn install_with(apt_get: &Path, packages: &[Package]) -> Result<(), PrereqError>
     run(&install).map(drop)
 }
 
+/// Runs `apt_get` with `args` (in `cwd` when given) and returns what it
+/// printed; a failure is [`PrereqError::Install`] for `packages` with
+/// apt's `E:`/`W:` lines as the reason.
+pub(crate) fn apt_output(
+    apt_get: &Path,
+    args: &[String],
+    cwd: Option<&Path>,
+    packages: &[Package],
+) -> Result<String, PrereqError> {
+    let command = format!("apt-get {}", args.join(" "));
+    let failed = |reason: String| PrereqError::Install {
+        command: command.clone(),
+        reason,
+        packages: packages.to_vec(),
+    };
+    let mut expression = duct::cmd(apt_get, args)
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .env("LC_ALL", "C.UTF-8")
+        .stdin_null()
+        .stderr_to_stdout()
+        .stdout_capture()
+        .unchecked();
+    if let Some(cwd) = cwd {
+        expression = expression.dir(cwd);
+    }
+    let output = expression
+        .run()
+        .map_err(|error| failed(error.to_string()))?;
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    if output.status.success() {
+        Ok(text)
+    } else {
+        Err(failed(tapmatrix_kernels::apt_words(&text)))
+    }
+}
+
+/// The QEMU a boot would run: `$TAPMATRIX_QEMU` (a path, or a name on
+/// `PATH`), else `qemu-system-x86_64` on `PATH`, else the private copy
+/// (see [`crate::default_qemu`]).
+fn find_qemu() -> Option<PathBuf> {
+    if let Some(named) = std::env::var_os(crate::QEMU_ENV).filter(|qemu| !qemu.is_empty()) {
+        let named = PathBuf::from(named);
+        return if is_executable(&named) {
+            Some(named)
+        } else {
+            named.to_str().and_then(find_on_path)
+        };
+    }
+    find_on_path("qemu-system-x86_64").or_else(crate::installed_private_qemu)
+}
+
 /// The first executable file called `program` in a `PATH` directory.
-fn find_on_path(program: &str) -> Option<PathBuf> {
+pub(crate) fn find_on_path(program: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
         .map(|dir| dir.join(program))
@@ -285,7 +343,7 @@ fn find_on_path(program: &str) -> Option<PathBuf> {
 }
 
 /// Whether `path` is a file with an execute bit.
-fn is_executable(path: &Path) -> bool {
+pub(crate) fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     fs::metadata(path).is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
 }
@@ -343,6 +401,7 @@ mod tests {
             busybox: None,
             dynamic_busybox: None,
             kvm: KvmState::Absent,
+            notes: Vec::new(),
         };
         let message = none.require().unwrap_err().to_string();
         assert!(

@@ -131,10 +131,33 @@ pub fn run_items(
     settings: RunSettings,
     on_message: &mut dyn FnMut(&RunMessage),
 ) -> Result<Vec<ItemReport>, InitramfsError> {
-    let image = Initramfs::with_job(Job::Run {
-        items: items.to_vec(),
-    })
-    .build(&options.cache_dir)?;
+    run_items_with_modules(kernel, items, &[], work_dir, options, settings, on_message)
+}
+
+/// A kernel module the image carries for the items that load it
+/// ([`RunItem::modules`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GuestModule {
+    /// Its name.
+    pub name: String,
+    /// Its ELF image, decompressed (the guest's `finit_module` reads it as
+    /// it is, whatever decompression the kernel was built with).
+    pub image: Vec<u8>,
+}
+
+/// [`run_items`] with the kernel modules the items load: each at
+/// [`tapmatrix_wire::module_path`] in the image. Without modules the image
+/// is the one [`run_items`] boots, byte for byte.
+pub fn run_items_with_modules(
+    kernel: &Path,
+    items: &[RunItem],
+    modules: &[GuestModule],
+    work_dir: &Path,
+    options: &VmOptions,
+    settings: RunSettings,
+    on_message: &mut dyn FnMut(&RunMessage),
+) -> Result<Vec<ItemReport>, InitramfsError> {
+    let image = run_image(items, modules).build(&options.cache_dir)?;
     let mut spec = BootSpec::new(kernel, &image, work_dir, options);
     spec.vm.timeout = boot_timeout(items, options.timeout);
     if settings.echo_hits {
@@ -211,6 +234,22 @@ pub fn run_items(
     Ok(reports)
 }
 
+/// The image of a run: the job and, only when there are some, the modules.
+fn run_image(items: &[RunItem], modules: &[GuestModule]) -> Initramfs {
+    let mut image = Initramfs::with_job(Job::Run {
+        items: items.to_vec(),
+    });
+    image.extra = modules
+        .iter()
+        .map(|module| crate::ExtraFile {
+            path: tapmatrix_wire::module_path(&module.name),
+            data: module.image.clone(),
+            mode: 0o644,
+        })
+        .collect();
+    image
+}
+
 /// The line standing for bytes of a workload stream the agent left out.
 pub fn dropped_line(bytes: u64) -> String {
     format!("[... {bytes} bytes left out ...]\n")
@@ -266,6 +305,8 @@ mod tests {
                 timeout_ms,
                 target: None,
             },
+            modules: Vec::new(),
+            setup: String::new(),
         }
     }
 
@@ -299,6 +340,68 @@ mod tests {
                 text: String::new()
             }),
             5
+        );
+    }
+
+    #[test]
+    fn an_image_without_modules_does_not_grow() {
+        // The run image of items that load no module is the image of the
+        // job alone, as it was before modules: same members, same bytes.
+        let items = [item(1000)];
+        let job_json = serde_json::to_string(&Job::Run {
+            items: items.to_vec(),
+        })
+        .unwrap();
+        assert!(!job_json.contains("modules"), "{job_json}");
+        let busybox = Path::new("/bin/busybox");
+        let plain = Initramfs::with_job(Job::Run {
+            items: items.to_vec(),
+        });
+        let without = run_image(&items, &[]);
+        assert_eq!(
+            without.members(busybox).unwrap(),
+            plain.members(busybox).unwrap()
+        );
+        let cache = tempfile::tempdir().unwrap();
+        let plain_path = plain.build(cache.path()).unwrap();
+        assert_eq!(without.build(cache.path()).unwrap(), plain_path);
+
+        // With modules: the job names them, and the image holds exactly
+        // those files (and their directories), nothing else.
+        let mut loading = item(1000);
+        loading.modules = vec!["jbd2".into(), "ext4".into()];
+        let modules = [
+            GuestModule {
+                name: "jbd2".into(),
+                image: vec![1; 4096],
+            },
+            GuestModule {
+                name: "ext4".into(),
+                image: vec![2; 8192],
+            },
+        ];
+        let with = run_image(std::slice::from_ref(&loading), &modules);
+        let members = with.members(busybox).unwrap();
+        let base = Initramfs::with_job(Job::Run {
+            items: vec![loading.clone()],
+        })
+        .members(busybox)
+        .unwrap();
+        let added: Vec<&String> = members.keys().filter(|k| !base.contains_key(*k)).collect();
+        assert_eq!(
+            added,
+            [
+                "lib",
+                "lib/modules",
+                "lib/modules/tapmatrix",
+                "lib/modules/tapmatrix/ext4.ko",
+                "lib/modules/tapmatrix/jbd2.ko"
+            ]
+        );
+        let with_path = with.build(cache.path()).unwrap();
+        assert!(
+            std::fs::metadata(&with_path).unwrap().len()
+                > std::fs::metadata(&plain_path).unwrap().len()
         );
     }
 }

@@ -7,6 +7,7 @@
 //! never exit (the kernel would panic).
 
 mod harvest;
+mod modules;
 mod ringbuf;
 mod run;
 mod tasks;
@@ -45,6 +46,7 @@ fn main() {
             log(&format!("mount {fstype} on {target}: {error}"));
         }
     }
+    raise_open_files();
     log("started");
     match Channel::open() {
         Ok(channel) => {
@@ -71,6 +73,24 @@ fn main() {
         Err(error) => log(&format!("no data channel: {error:#}")),
     }
     power_off();
+}
+
+/// Lifts the open files limit to the kernel's most (`fs.nr_open`): a BPF
+/// program on each function of a module's wildcard holds a program, a
+/// perf event and a link descriptor, and 1024 (the default) ran out at
+/// about 500 probes (SystemTap's example `nfs_func_users`).
+fn raise_open_files() {
+    let most = fs::read_to_string("/proc/sys/fs/nr_open")
+        .ok()
+        .and_then(|text| text.trim().parse::<u64>().ok())
+        .unwrap_or(65_536);
+    let limit = rustix::process::Rlimit {
+        current: Some(most),
+        maximum: Some(most),
+    };
+    if let Err(error) = rustix::process::setrlimit(rustix::process::Resource::Nofile, limit) {
+        log(&format!("raising the open files limit to {most}: {error}"));
+    }
 }
 
 /// Reads the job and does it.

@@ -22,6 +22,7 @@ use tapmatrix_wire::{
 };
 
 use crate::Channel;
+use crate::modules;
 use crate::ringbuf::{Field, Format, PageLayout, decode_page};
 use crate::tasks::{TaskDecoder, Tasks};
 use crate::tracefs::{self, Installed, Refusal};
@@ -78,11 +79,17 @@ pub fn run(channel: &Channel, items: &[RunItem]) -> Result<()> {
             phases: Phases::new(),
             boot: &mut boot,
         };
-        let end = match &layout {
-            Err(error) => Ok(RunEnd::AgentError {
+        // The modules it probes or its workload needs, then its setup:
+        // before anything is installed, and outside the item's phases.
+        let prepared = modules::load(&item.modules).and_then(|_| modules::setup(&item.setup));
+        let end = match (&layout, prepared) {
+            (_, Err(error)) => Ok(RunEnd::AgentError {
                 message: format!("{error:#}"),
             }),
-            Ok(layout) => catch_unwind(AssertUnwindSafe(|| match &item.artefact {
+            (Err(error), _) => Ok(RunEnd::AgentError {
+                message: format!("{error:#}"),
+            }),
+            (Ok(layout), Ok(())) => catch_unwind(AssertUnwindSafe(|| match &item.artefact {
                 Artefact::Bpf(artefact) => state.drive_bpf(item, artefact),
                 Artefact::Tracefs(bundle) => state.drive(item, bundle, layout),
             }))

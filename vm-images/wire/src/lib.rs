@@ -86,6 +86,28 @@ pub struct RunItem {
     pub artefact: tapmatrix_ir::Artefact,
     /// What runs while it is enabled.
     pub workload: tapmatrix_ir::Workload,
+    /// Kernel modules to load before the artefact is installed, each after
+    /// the modules it depends on: the ones whose functions it probes and
+    /// the ones its workload needs (a disk's driver, a filesystem). Each is
+    /// in the image at [`module_path`]; one already loaded (by an earlier
+    /// item) is not loaded again. Empty for most scripts, and then absent
+    /// from the job: an image without modules is what it was before.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub modules: Vec<String>,
+    /// A command run by `/bin/sh -c` to its end after the modules are
+    /// loaded and before the artefact is installed (making and mounting a
+    /// filesystem): its work is not traced. Failing, the item is not run.
+    /// Empty: none (and absent from the job).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub setup: String,
+}
+
+/// The directory of the image that holds the modules the items load.
+pub const MODULE_DIR: &str = "/lib/modules/tapmatrix";
+
+/// Where module `name`'s (decompressed) `.ko` is in the image.
+pub fn module_path(name: &str) -> String {
+    format!("{MODULE_DIR}/{name}.ko")
 }
 
 /// The kernel command line word that asks the agent to echo every decoded

@@ -432,6 +432,8 @@ fn event_bench(args: &EventBenchArgs) -> anyhow::Result<Status> {
                         timeout_ms: 600_000,
                         target: None,
                     },
+                    modules: Vec::new(),
+                    setup: String::new(),
                 });
             }
         }
@@ -618,6 +620,8 @@ fn attach_bench(args: &AttachBenchArgs) -> anyhow::Result<Status> {
                         timeout_ms: 300_000,
                         target: None,
                     },
+                    modules: Vec::new(),
+                    setup: String::new(),
                 });
             }
         }

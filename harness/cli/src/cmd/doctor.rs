@@ -21,12 +21,26 @@ pub fn run(args: &DoctorArgs) -> anyhow::Result<Status> {
     let mut found = Prerequisites::check();
     if args.install {
         found = found.install_missing().map_err(infra_error)?;
+        for note in &found.notes {
+            eprintln!("note: {note}");
+        }
     }
     let show = |path: &Option<std::path::PathBuf>| {
         path.as_ref()
             .map_or_else(|| "missing".to_owned(), |path| path.display().to_string())
     };
-    println!("qemu-system-x86_64: {}", show(&found.qemu));
+    let private = found.qemu.as_ref().is_some_and(|qemu| {
+        tapmatrix_vm::private_qemu_dir().is_some_and(|dir| qemu.starts_with(dir))
+    });
+    println!(
+        "qemu-system-x86_64: {}{}",
+        show(&found.qemu),
+        if private {
+            " (tapmatrix's private copy of Debian's qemu-system-x86)"
+        } else {
+            ""
+        }
+    );
     match (&found.busybox, &found.dynamic_busybox) {
         (Some(path), _) => println!("busybox (static): {}", path.display()),
         (None, Some(path)) => println!(
