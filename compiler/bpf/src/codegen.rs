@@ -137,6 +137,9 @@ pub(crate) struct Gen<'a> {
     /// The fetch slots, computed at entry.
     pub(crate) fetches: Vec<Slot>,
     pub(crate) fetch_types: Vec<ScalarType>,
+    /// A return probe's `@entry` values, popped before its handler.
+    pub(crate) entry: Vec<Slot>,
+    pub(crate) entry_types: Vec<ScalarType>,
     /// Functions being inlined, innermost last.
     pub(crate) inlined: Vec<Inlined>,
     /// (continue, break) of enclosing loops, innermost last.
@@ -170,6 +173,8 @@ impl<'a> Gen<'a> {
             local_types: Vec::new(),
             fetches: Vec::new(),
             fetch_types: Vec::new(),
+            entry: Vec::new(),
+            entry_types: Vec::new(),
             inlined: Vec::new(),
             loops: Vec::new(),
             out,

@@ -9,7 +9,7 @@ use crate::codegen::{Gen, SCALARS, Slot};
 use crate::error::BpfError;
 use crate::helpers::Helper;
 use crate::insn::{Alu, Cond, Reg, Size};
-use crate::layout::TARGET_OFFSET;
+use crate::layout::{REALTIME_OFFSET, TARGET_OFFSET};
 
 /// `file:line:col` of a place.
 pub(crate) fn place(program: &tapmatrix_ir::Program, loc: Loc) -> String {
@@ -112,6 +112,11 @@ impl Gen<'_> {
             Expr::Global(g) => self.global_type(*g),
             Expr::Fetch(i) => self
                 .fetch_types
+                .get(*i as usize)
+                .copied()
+                .unwrap_or(ScalarType::Long),
+            Expr::EntryValue(i) => self
+                .entry_types
                 .get(*i as usize)
                 .copied()
                 .unwrap_or(ScalarType::Long),
@@ -266,6 +271,10 @@ impl Gen<'_> {
             Expr::Fetch(i) => match self.fetches.get(*i as usize) {
                 Some(Slot::Long(off)) => self.asm.load(Size::DW, Reg::R0, Reg::FP, *off),
                 _ => return Err(BpfError::Internal("a fetch slot without a long")),
+            },
+            Expr::EntryValue(i) => match self.entry.get(*i as usize) {
+                Some(Slot::Long(off)) => self.asm.load(Size::DW, Reg::R0, Reg::FP, *off),
+                _ => return Err(BpfError::Internal("an @entry value without a long")),
             },
             Expr::Global(g) => self.load_global(*g)?,
             Expr::Index { array, keys } => self.index_long(*array, keys)?,
@@ -431,6 +440,24 @@ impl Gen<'_> {
                 self.read_kernel(4, true)?;
             }
             Builtin::ClockNs => self.asm.call(Helper::KtimeGetNs),
+            Builtin::GettimeofdayS
+            | Builtin::GettimeofdayMs
+            | Builtin::GettimeofdayUs
+            | Builtin::GettimeofdayNs => {
+                // The monotonic clock plus the agent's offset to the wall clock.
+                self.asm.call(Helper::KtimeGetNs);
+                self.asm.load(Size::DW, Reg::R1, SCALARS, REALTIME_OFFSET);
+                self.asm.alu(Alu::Add, Reg::R0, Reg::R1);
+                let unit = match builtin {
+                    Builtin::GettimeofdayS => 1_000_000_000,
+                    Builtin::GettimeofdayMs => 1_000_000,
+                    Builtin::GettimeofdayUs => 1_000,
+                    _ => 1,
+                };
+                if unit > 1 {
+                    self.asm.alu_imm(Alu::Div, Reg::R0, unit);
+                }
+            }
             Builtin::Target => self.asm.load(Size::DW, Reg::R0, SCALARS, TARGET_OFFSET),
             Builtin::IsReturn => self.asm.mov_imm(Reg::R0, i64::from(self.site.is_return)),
             Builtin::Print | Builtin::Println => {

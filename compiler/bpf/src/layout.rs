@@ -24,6 +24,8 @@ pub(crate) const STATE_OFFSET: i16 = bpf::STATE_OFFSET as i16;
 pub(crate) const TARGET_OFFSET: i16 = bpf::TARGET_OFFSET as i16;
 /// Offset of the count of records the ring buffer refused.
 pub(crate) const LOST_OFFSET: i16 = bpf::LOST_OFFSET as i16;
+/// Offset of the wall clock's offset from the monotonic clock.
+pub(crate) const REALTIME_OFFSET: i16 = bpf::REALTIME_OFFSET as i16;
 use tapmatrix_ir::bpf::{
     self, ARRAY_VALUE_SIZES, HASH_VALUE_SIZES, KEY_SIZES, SCALARS_START, size_class,
 };
@@ -44,6 +46,115 @@ pub(crate) struct Layout {
     pub(crate) events: usize,
     pub(crate) scalars: usize,
     pub(crate) scratch: usize,
+    /// The `@entry` values' map, when handlers in the kernel save some.
+    pub(crate) entries: Option<EntryLayout>,
+}
+
+/// The map of `@entry` values (`MapRole::Entries`): an LRU hash keyed by
+/// `u32 tid, u32 entry key`, whose value is a `u32` count of the calls in
+/// flight whose values it holds (at most `depth`), a `u32` top (the next
+/// slot to push, modulo `depth`), and a ring of `depth` slots of `slot`
+/// bytes, each holding one call's values at the offsets of its key: a
+/// stack that drops its oldest call when full, as the runtime's does.
+#[derive(Debug, Clone)]
+pub(crate) struct EntryLayout {
+    /// The map's index.
+    pub(crate) map: usize,
+    /// Slots in the ring (a power of two).
+    pub(crate) depth: u32,
+    /// Bytes of one slot.
+    pub(crate) slot: u32,
+    /// Per entry key: each value's field in a slot.
+    pub(crate) keys: Vec<(u32, Vec<Field>)>,
+}
+
+/// Offset of the count of calls in an entries value.
+pub(crate) const ENTRY_COUNT: i16 = 0;
+/// Offset of the top of the ring in an entries value.
+pub(crate) const ENTRY_TOP: i16 = 4;
+/// Offset of the ring in an entries value (after count and top).
+pub(crate) const ENTRY_RING: u32 = 8;
+
+/// Bytes an entries value takes at most: the ring's depth shrinks for
+/// large slots (strings: 8 calls of one 512-byte string) to stay within
+/// it, and within the scratch memory a new element is built in.
+const ENTRY_VALUE_MAX: u32 = 8192 + ENTRY_RING;
+
+/// Bytes the entries map's elements take together at most (an LRU hash
+/// allocates all of them when it is created).
+const ENTRY_MAP_BYTES: u32 = 4 << 20;
+
+/// Threads (times entry keys) with calls in flight the entries map keeps
+/// at most and at least; the least recently used go first.
+const ENTRY_THREADS: (u32, u32) = (4096, 256);
+
+impl EntryLayout {
+    /// The layout for the return probes of `program` that read `@entry`
+    /// values, or `None` when there are none.
+    fn of(program: &Program) -> Option<(EntryLayout, BpfMap)> {
+        let limits = program.limits;
+        let mut keys = Vec::new();
+        for probe in &program.probes {
+            let Some(entry) = &probe.entry else { continue };
+            if keys.iter().any(|(k, _)| *k == entry.key) {
+                continue;
+            }
+            let mut offset = 0;
+            let mut fields = Vec::new();
+            for ty in &entry.types {
+                let len = match ty {
+                    ScalarType::Long => 8,
+                    ScalarType::String => string_bytes(&limits),
+                };
+                fields.push(Field {
+                    offset,
+                    ty: *ty,
+                    len,
+                });
+                offset += len;
+            }
+            keys.push((entry.key, fields));
+        }
+        if keys.is_empty() {
+            return None;
+        }
+        let slot = keys
+            .iter()
+            .map(|(_, fields)| fields.iter().map(|f| f.len).sum::<u32>())
+            .max()
+            .unwrap_or(0)
+            .max(8);
+        let mut depth = bpf::ENTRY_DEPTH_MAX;
+        while depth > 1 && ENTRY_RING + depth * slot > ENTRY_VALUE_MAX {
+            depth /= 2;
+        }
+        let map = BpfMap {
+            name: "entries".to_owned(),
+            role: MapRole::Entries,
+            kind: MapKind::LruHash,
+            key_size: 8,
+            value_size: ENTRY_RING + depth * slot,
+            max_entries: (ENTRY_MAP_BYTES / (ENTRY_RING + depth * slot))
+                .clamp(ENTRY_THREADS.1, ENTRY_THREADS.0),
+        };
+        Some((
+            EntryLayout {
+                map: 0,
+                depth,
+                slot,
+                keys,
+            },
+            map,
+        ))
+    }
+
+    /// The fields of `key`'s values in a slot.
+    pub(crate) fn fields(&self, key: u32) -> Option<&[Field]> {
+        self.keys
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, fields)| fields.as_slice())
+    }
 }
 
 /// Bytes a string of `max_string_len` takes in a map (rounded up to 8).
@@ -132,7 +243,13 @@ pub(crate) fn bucket_count(spec: HistSpec) -> Option<u32> {
 impl Layout {
     /// The layout for `program`, the kernel keeping the globals `kernel`
     /// says (by index); the others stay in the runtime.
-    pub(crate) fn new(program: &Program, kernel: &[bool]) -> Result<Layout, BpfError> {
+    /// With `in_kernel`, the handlers run in the kernel: the map of
+    /// `@entry` values is added when return probes read some.
+    pub(crate) fn new(
+        program: &Program,
+        kernel: &[bool],
+        in_kernel: bool,
+    ) -> Result<Layout, BpfError> {
         let limits = program.limits;
         let mut maps = vec![
             BpfMap {
@@ -257,12 +374,21 @@ impl Layout {
             max_entries: 1,
         });
         let scalars_index = maps.len() - 1;
+        let entries = match EntryLayout::of(program).filter(|_| in_kernel) {
+            Some((mut entries, map)) => {
+                maps.push(map);
+                entries.map = maps.len() - 1;
+                Some(entries)
+            }
+            None => None,
+        };
         Ok(Layout {
             maps,
             globals,
             events: 0,
             scalars: scalars_index,
             scratch: 1,
+            entries,
         })
     }
 }

@@ -19,6 +19,7 @@ mod caps;
 mod codegen;
 pub mod disasm;
 pub mod elf;
+mod entry;
 mod error;
 mod expr;
 mod fetch;
@@ -240,7 +241,7 @@ fn generate(
     mode: BpfMode,
     hoisted: &[Vec<tapmatrix_ir::Expr>],
 ) -> Result<BpfArtefact, BpfError> {
-    let layout = Layout::new(program, kernel)?;
+    let layout = Layout::new(program, kernel, mode == BpfMode::InKernel)?;
     let task = codegen::TaskOffsets::of(facts);
     let mut tables = Tables::default();
     let mut codes: Vec<Code> = Vec::with_capacity(units.len());
@@ -270,7 +271,18 @@ fn generate(
                 let types = probe.locals.clone();
                 g.locals = g.alloc_locals(&types)?;
                 g.local_types = types;
-                g.block(&probe.body[..guards])?;
+                match &probe.entry {
+                    // The guards a thread answers alike at both ends (its
+                    // entry half has them too), then its values: every
+                    // return the entry half saw pops what it pushed.
+                    Some(entry) => {
+                        let thread = support::thread_guards(&probe.body[..guards]);
+                        g.block(&probe.body[..thread])?;
+                        g.entry_take(entry)?;
+                        g.block(&probe.body[thread..guards])?;
+                    }
+                    None => g.block(&probe.body[..guards])?,
+                }
                 g.fetch_all(&unit.plans)?;
                 g.block(&probe.body[guards..])?;
                 (Vec::new(), Vec::new())

@@ -121,9 +121,7 @@ impl Gen<'_> {
                 return Err(self.unsupported_stmt("foreach over a histogram"));
             }
             Stmt::Try { .. } => return Err(self.unsupported_stmt("try/catch")),
-            Stmt::EntrySave { .. } => {
-                return Err(self.unsupported_stmt("saving @entry values"));
-            }
+            Stmt::EntrySave { key, values } => self.entry_save(*key, values)?,
         }
         Ok(())
     }

@@ -32,6 +32,10 @@ impl Gen<'_> {
                 Some(Slot::Str(place)) => *place,
                 _ => return Err(BpfError::Internal("a fetch slot without a string")),
             },
+            Expr::EntryValue(i) => match self.entry.get(*i as usize) {
+                Some(Slot::Str(place)) => *place,
+                _ => return Err(BpfError::Internal("an @entry value without a string")),
+            },
             Expr::Global(g) => match self.site.layout.globals.get(*g as usize) {
                 Some(GlobalPlace::Scalar { field }) => StrPlace {
                     base: SCALARS,

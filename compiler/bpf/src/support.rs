@@ -26,6 +26,10 @@ fn kernel_builtin(builtin: Builtin) -> bool {
             | Builtin::Target
             | Builtin::IsReturn
             | Builtin::ClockNs
+            | Builtin::GettimeofdayS
+            | Builtin::GettimeofdayMs
+            | Builtin::GettimeofdayUs
+            | Builtin::GettimeofdayNs
             | Builtin::Strlen
             | Builtin::TaskCurrent
             | Builtin::Backtrace
@@ -285,6 +289,16 @@ fn thread_guard(e: &Expr) -> bool {
     })
 }
 
+/// How many of `guards` (leading guards), from the first, read only what
+/// a thread keeps from a call's entry to its return: the ones
+/// [`guard_entry_halves`] gives the entry half.
+pub(crate) fn thread_guards(guards: &[Stmt]) -> usize {
+    guards
+        .iter()
+        .take_while(|s| matches!(s, Stmt::If { cond, .. } if thread_guard(cond)))
+        .count()
+}
+
 /// Gives each entry half (a probe that saves `@entry` values) the leading
 /// guards of its return probe that a thread answers alike at both ends
 /// (`if (pid() != target()) next`): the return drops such a thread's hits
@@ -295,11 +309,8 @@ pub(crate) fn guard_entry_halves(probes: &mut [Probe]) {
         .iter()
         .filter_map(|p| {
             let key = p.entry.as_ref()?.key;
-            let guards: Vec<Stmt> = p.body[..leading_guards(&p.body)]
-                .iter()
-                .take_while(|s| matches!(s, Stmt::If { cond, .. } if thread_guard(cond)))
-                .cloned()
-                .collect();
+            let leading = &p.body[..leading_guards(&p.body)];
+            let guards = leading[..thread_guards(leading)].to_vec();
             (!guards.is_empty()).then_some((key, guards))
         })
         .collect();

@@ -199,7 +199,9 @@ fn a_counting_kprobe_runs_in_the_kernel_and_aya_reads_its_object() {
     );
     assert!(matches!(artefact.globals[0], GlobalPlace::Scalar { .. }));
     let listing = dump(&artefact);
-    assert!(listing.contains("lock *(u64 *)(r7 +24) += r1"), "{listing}");
+    // The first scalar global, after the session state, target(), the lost
+    // count and the wall clock's offset.
+    assert!(listing.contains("lock *(u64 *)(r7 +32) += r1"), "{listing}");
     assert!(listing.contains("; map scalars"), "{listing}");
     let object = aya_obj::Object::parse(&artefact.object).unwrap();
     assert!(object.programs.contains_key(&artefact.programs[0].name));
@@ -613,4 +615,57 @@ fn a_preemptible_kernel_keeps_kprobes_and_kretprobes() {
         "global n\nprobe kernel.function(\"vfs_read\") { n += $count }\nprobe kernel.function(\"vfs_read\").return { n += $return }\n",
     );
     assert_kprobe_then_kretprobe(&artefact);
+}
+
+#[test]
+fn entry_values_stay_in_the_kernel_in_a_map_of_calls_per_thread() {
+    // A long and a string saved at the entry, read at the return.
+    let artefact = compiled(
+        "6.1",
+        r#"probe kernel.function("vfs_read").return {
+  if (pid() != target()) next
+  printf("%d %d %s\n", $return, @entry($count), @entry(execname()))
+}
+"#,
+    );
+    let listing = dump(&artefact);
+    assert_eq!(artefact.mode, BpfMode::InKernel, "{listing}");
+    let entries: Vec<_> = artefact
+        .maps
+        .iter()
+        .filter(|m| m.role == MapRole::Entries)
+        .collect();
+    assert_eq!(entries.len(), 1, "{listing}");
+    let map = entries[0];
+    assert_eq!(map.kind, tapmatrix_ir::bpf::MapKind::LruHash);
+    assert_eq!(map.key_size, 8);
+    // count and top, then 8 calls of (a long, a 512-byte string).
+    assert_eq!(map.value_size, 8 + 8 * (8 + 512), "{listing}");
+    assert!(listing.contains("map entries: LruHash"), "{listing}");
+    // The entry half pushes (and creates its thread's element), the return pops.
+    assert_eq!(artefact.programs.len(), 2, "{listing}");
+    assert!(listing.contains("call bpf_map_update_elem"), "{listing}");
+    assert!(listing.contains("r1 &= 7"), "{listing}");
+    assert!(listing.contains("r1 *= 520"), "{listing}");
+    aya_obj::Object::parse(&artefact.object).unwrap();
+}
+
+#[test]
+fn forwarded_entry_values_have_no_map() {
+    let facts = fixture("6.1");
+    let e = elaborate(
+        r#"probe kernel.function("vfs_read").return { printf("%d\n", @entry($count)) }"#,
+        &facts,
+    );
+    let artefact = compile(
+        e,
+        &facts,
+        Options {
+            forward: true,
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(artefact.mode, BpfMode::Forwarded);
+    assert!(!artefact.maps.iter().any(|m| m.role == MapRole::Entries));
 }

@@ -291,8 +291,9 @@ fn depends_on_attach_point(program: &Program, body: &Block) -> bool {
 /// One probe for `members` (index, syscall numbers): locals shared by type
 /// (one member's handler runs per hit, and locals start afresh at each),
 /// the number in fetch slot 0 (the return value, where a member reads it,
-/// in slot 1), a guard on the numbers, then a dispatch on the number to
-/// each member's handler.
+/// in slot 1), the guards on the task every handler starts with (once), a
+/// guard on the numbers, then a dispatch on the number to each member's
+/// handler.
 fn merge(probes: &[Probe], members: &[Member]) -> Probe {
     let mut locals: Vec<ScalarType> = Vec::new();
     let mut leaves: Vec<(i64, Block)> = Vec::new();
@@ -334,7 +335,9 @@ fn merge(probes: &[Probe], members: &[Member]) -> Probe {
     }
     leaves.sort_by_key(|&(nr, _)| nr);
     let numbers: Vec<i64> = leaves.iter().map(|&(nr, _)| nr).collect();
-    let mut body = Vec::new();
+    // Guards every handler starts with run once, first.
+    let hoisted = shared_guards(&mut leaves);
+    let mut body: Vec<Stmt> = hoisted;
     if let Some(cond) = in_numbers(&numbers) {
         body.push(Stmt::If {
             cond: Expr::Unary {
@@ -358,6 +361,99 @@ fn merge(probes: &[Probe], members: &[Member]) -> Probe {
         body,
         entry: None,
     }
+}
+
+/// The guards on the task (`if (pid() != target()) next`) every leaf
+/// starts with alike, taken out of the leaves: they run once, before the
+/// dispatch (and before the guard on the numbers, so that the BPF back end
+/// runs them before anything is fetched or forwarded; tracefs pushes the
+/// numbers down past them). A leaf starts with them when only assignments
+/// of pure values to locals come before them (an alias's `name = "read"`):
+/// a guard reads only the task and constants, so it cannot fail nor change
+/// anything, and running it before such assignments keeps what happens.
+fn shared_guards(leaves: &mut [(i64, Block)]) -> Vec<Stmt> {
+    let leading = |leaf: &Block| -> Vec<usize> {
+        let mut guards = Vec::new();
+        for (i, stmt) in leaf.iter().enumerate() {
+            if task_guard(stmt) {
+                guards.push(i);
+            } else if !local_assignment(stmt) {
+                break;
+            }
+        }
+        guards
+    };
+    let Some((_, first)) = leaves.first() else {
+        return Vec::new();
+    };
+    let candidates: Vec<Stmt> = leading(first).iter().map(|&i| first[i].clone()).collect();
+    let mut common = candidates.len();
+    let positions: Vec<Vec<usize>> = leaves.iter().map(|(_, leaf)| leading(leaf)).collect();
+    for ((_, leaf), at) in leaves.iter().zip(&positions) {
+        let same = candidates
+            .iter()
+            .zip(at)
+            .take_while(|(guard, i)| leaf.get(**i) == Some(*guard))
+            .count();
+        common = common.min(same);
+    }
+    if common == 0 {
+        return Vec::new();
+    }
+    for ((_, leaf), at) in leaves.iter_mut().zip(&positions) {
+        for &i in at[..common].iter().rev() {
+            leaf.remove(i);
+        }
+    }
+    candidates[..common].to_vec()
+}
+
+/// `local = value` where `value` has no effect and cannot fail.
+fn local_assignment(stmt: &Stmt) -> bool {
+    fn pure(e: &Expr) -> bool {
+        match e {
+            Expr::Long(_) | Expr::Str(_) | Expr::Local(_) | Expr::Fetch(_) => true,
+            Expr::Unary { operand, .. } => pure(operand),
+            Expr::CompareLong { lhs, rhs, .. } | Expr::CompareStr { lhs, rhs, .. } => {
+                pure(lhs) && pure(rhs)
+            }
+            Expr::Concat(a, b) | Expr::And(a, b) | Expr::Or(a, b) => pure(a) && pure(b),
+            _ => false,
+        }
+    }
+    matches!(stmt, Stmt::Expr(Expr::Assign { target, op: None, value, .. })
+        if matches!(**target, LValue::Local(_)) && pure(value))
+}
+
+/// `if (cond) next` where `cond` compares constants and what the current
+/// task answers alike anywhere in its handler.
+fn task_guard(stmt: &Stmt) -> bool {
+    fn reads_task(e: &Expr) -> bool {
+        match e {
+            Expr::Long(_) | Expr::Str(_) => true,
+            Expr::CompareLong { lhs, rhs, .. } | Expr::CompareStr { lhs, rhs, .. } => {
+                reads_task(lhs) && reads_task(rhs)
+            }
+            Expr::And(a, b) | Expr::Or(a, b) => reads_task(a) && reads_task(b),
+            Expr::Unary { operand, .. } => reads_task(operand),
+            Expr::Builtin { builtin, args, .. } => {
+                args.is_empty()
+                    && matches!(
+                        builtin,
+                        Builtin::Pid
+                            | Builtin::Tid
+                            | Builtin::Uid
+                            | Builtin::Gid
+                            | Builtin::Cpu
+                            | Builtin::Target
+                            | Builtin::Execname
+                    )
+            }
+            _ => false,
+        }
+    }
+    matches!(stmt, Stmt::If { cond, then, otherwise }
+        if otherwise.is_empty() && matches!(then.as_slice(), [Stmt::Next]) && reads_task(cond))
 }
 
 /// The syscall number of the hit.

@@ -265,3 +265,65 @@ fn a_call_two_probes_are_on_keeps_its_event_for_both() {
         ]
     );
 }
+
+#[test]
+fn a_guard_on_the_task_every_handler_starts_with_runs_once_first() {
+    let (_, after) = shared(
+        "global counts\nprobe syscall.* { if (pid() != target()) next; counts[name]++ }
+probe end { foreach (n+ in counts) printf(\"%s %d\\n\", n, counts[n]) }\n",
+        &facts(),
+    );
+    let (index, probe) = after
+        .program
+        .probes
+        .iter()
+        .enumerate()
+        .find(|(_, p)| p.kind == ProbeKind::Event)
+        .unwrap();
+    // The task's guard first, once; then the numbers' guard.
+    let guard = format!("{:?}", probe.body[0]);
+    assert!(guard.contains("Pid") && guard.contains("Target"), "{guard}");
+    let numbers = format!("{:?}", probe.body[1]);
+    assert!(numbers.contains("Long(257)"), "{numbers}");
+    let body = format!("{:?}", probe.body);
+    assert_eq!(body.matches("Pid").count(), 1, "{body}");
+    // It still drops other tasks' calls (the runtime's target is pid 1).
+    let probe = u32::try_from(index).unwrap();
+    let hits: Vec<(u32, Vec<Value>)> = [0, 0, 3]
+        .into_iter()
+        .map(|nr| (probe, vec![Value::Long(nr)]))
+        .collect();
+    assert_eq!(run(&after, &hits), "close 1\nread 2\n");
+    let mut runtime = Runtime::new(after.program.clone(), 2);
+    runtime.begin();
+    runtime.hit(&Hit {
+        probe,
+        values: vec![Value::Long(0)],
+        context: HitContext {
+            pid: 1,
+            tid: 1,
+            ..HitContext::default()
+        },
+        faults: Vec::new(),
+    });
+    runtime.end();
+    assert_eq!(runtime.take_stdout(), "");
+}
+
+#[test]
+fn guards_that_differ_between_handlers_stay_in_them() {
+    let (_, after) = shared(
+        "global n\nprobe syscall.read { if (pid() != target()) next; n++ }
+probe syscall.write { if (tid() != target()) next; n++ }\n",
+        &facts(),
+    );
+    let probe = after
+        .program
+        .probes
+        .iter()
+        .find(|p| p.kind == ProbeKind::Event)
+        .unwrap();
+    // The numbers' guard first, as before.
+    let first = format!("{:?}", probe.body[0]);
+    assert!(!first.contains("Pid") && !first.contains("Tid"), "{first}");
+}

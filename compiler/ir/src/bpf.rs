@@ -237,8 +237,13 @@ pub const TARGET_OFFSET: u32 = 8;
 /// Offset of the count of records the ring buffer refused (full) in the
 /// scalars map's value.
 pub const LOST_OFFSET: u32 = 16;
+/// Offset of the wall clock's offset from the monotonic clock
+/// (`CLOCK_REALTIME - CLOCK_MONOTONIC` in nanoseconds, written by the agent
+/// before the programs attach): `gettimeofday_ns()` in the kernel is
+/// `bpf_ktime_get_ns()` plus it.
+pub const REALTIME_OFFSET: u32 = 24;
 /// Where the scalar globals start in the scalars map's value.
-pub const SCALARS_START: u32 = 24;
+pub const SCALARS_START: u32 = 32;
 
 /// What a map is for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -256,7 +261,16 @@ pub enum MapRole {
         /// The global's index.
         global: u32,
     },
+    /// The `@entry` values of calls in flight, kept by the kernel alone (an
+    /// LRU hash keyed by thread id and entry key, see [`ENTRY_DEPTH_MAX`]):
+    /// the entry half pushes, its return probe pops.
+    Entries,
 }
+
+/// Calls of one thread through one entry/return pair whose `@entry` values
+/// the kernel keeps at most (a ring: a deeper call overwrites the oldest,
+/// as the runtime drops its oldest past the same depth).
+pub const ENTRY_DEPTH_MAX: u32 = 64;
 
 /// The session state word (offset 0 of the scalars map's value) once a
 /// handler called `exit()` or raised an error: every later hit does

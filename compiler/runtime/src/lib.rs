@@ -412,17 +412,15 @@ impl Runtime {
         let Some(p) = program.probes.get(probe as usize) else {
             return;
         };
+        // A return whose entry was not seen (its call began before the
+        // probes were on) does not run: in SystemTap its `@entry` values
+        // live in the kretprobe instance the entry handler filled, and a
+        // return without one never reaches the handler.
         let entry = match &p.entry {
-            Some(entry) => self
-                .machine
-                .pop_entry(entry.key, context.tid)
-                .unwrap_or_else(|| {
-                    entry
-                        .types
-                        .iter()
-                        .map(|t| machine::default_of(*t))
-                        .collect()
-                }),
+            Some(entry) => match self.machine.pop_entry(entry.key, context.tid) {
+                Some(values) => values,
+                None => return,
+            },
             None => Vec::new(),
         };
         let cx = Cx {

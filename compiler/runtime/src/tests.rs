@@ -1493,3 +1493,37 @@ fn symname_and_symdata_name_functions_from_the_symbols_given() {
 fn s_value(text: &str) -> Value {
     Value::Str(text.to_owned())
 }
+
+#[test]
+fn entry_values_nest_per_thread_and_a_return_without_its_entry_does_not_run() {
+    // Probe 0 saves its fetch at each entry; probe 1, the return, prints
+    // the innermost saved value.
+    let entry_half = Probe {
+        body: vec![Stmt::EntrySave {
+            key: 1,
+            values: vec![Expr::Fetch(0)],
+        }],
+        ..event(&[ScalarType::Long], vec![])
+    };
+    let ret = Probe {
+        entry: Some(tapmatrix_ir::EntryValues {
+            key: 1,
+            types: vec![ScalarType::Long],
+        }),
+        ..event(&[], vec![println(vec![Expr::EntryValue(0)])])
+    };
+    let (out, err, _) = run(
+        program(vec![], vec![], vec![entry_half, ret]),
+        &[
+            // A return whose call began before the probes: not run.
+            hit(1, vec![], "dd"),
+            hit(0, vec![Value::Long(7)], "dd"),
+            hit(0, vec![Value::Long(8)], "dd"),
+            hit(1, vec![], "dd"),
+            hit(1, vec![], "dd"),
+            hit(1, vec![], "dd"),
+        ],
+    );
+    assert_eq!(err, "");
+    assert_eq!(out, "8\n7\n");
+}

@@ -3,8 +3,10 @@
 //! drop at once never leave the kernel.
 //!
 //! Only guards that come before any side effect are pushed (assignments to
-//! locals are not side effects), and the handler keeps its own check: the
-//! filter only ever drops hits the handler would skip with `next`.
+//! locals are not side effects; a guard ftrace cannot evaluate but that
+//! has none and cannot fail is skipped over), and the handler keeps its
+//! own check: the filter only ever drops hits the handler would skip with
+//! `next`.
 
 use tapmatrix_ir::{Builtin, CompareOp, Expr, LValue, Stmt};
 
@@ -19,9 +21,14 @@ pub fn pushdown(body: &[Stmt], field: &dyn Fn(u32) -> Option<String>) -> Option<
                 then,
                 otherwise,
             } if otherwise.is_empty() && matches!(then.as_slice(), [Stmt::Next]) => {
-                // `if (C) next`: keep the hits where C is false.
+                // `if (C) next`: keep the hits where C is false. A guard
+                // ftrace cannot evaluate but that has no effect and cannot
+                // fail (`pid() != target()`) is left to the handler, and
+                // the guards after it are still pushed: a hit they drop,
+                // the handler drops too.
                 match translate(cond, true, field) {
                     Some(filter) => keep.push(filter),
+                    None if is_pure(cond) => {}
                     None => break,
                 }
             }
@@ -51,6 +58,20 @@ fn is_pure(expr: &Expr) -> bool {
             is_pure(lhs) && is_pure(rhs)
         }
         Expr::Concat(a, b) | Expr::And(a, b) | Expr::Or(a, b) => is_pure(a) && is_pure(b),
+        // What the current task answers.
+        Expr::Builtin { builtin, args, .. } => {
+            args.is_empty()
+                && matches!(
+                    builtin,
+                    Builtin::Pid
+                        | Builtin::Tid
+                        | Builtin::Uid
+                        | Builtin::Gid
+                        | Builtin::Cpu
+                        | Builtin::Target
+                        | Builtin::Execname
+                )
+        }
         _ => false,
     }
 }
@@ -243,5 +264,31 @@ mod tests {
             }),
         });
         assert_eq!(pushdown(&[negated], &field).as_deref(), Some("f0 < 3"));
+    }
+
+    #[test]
+    fn guards_after_one_ftrace_cannot_evaluate_are_still_pushed() {
+        let by_pid = guard(Expr::CompareLong {
+            op: CompareOp::Ne,
+            lhs: Box::new(builtin(Builtin::Pid)),
+            rhs: Box::new(builtin(Builtin::Target)),
+        });
+        let by_number = guard(Expr::CompareLong {
+            op: CompareOp::Ne,
+            lhs: Box::new(Expr::Fetch(0)),
+            rhs: Box::new(Expr::Long(257)),
+        });
+        assert_eq!(
+            pushdown(&[by_pid, by_number.clone()], &field).as_deref(),
+            Some("f0 == 257")
+        );
+        // A guard that calls a function may fail or have effects: nothing
+        // after it is pushed.
+        let by_call = guard(Expr::Call {
+            function: 0,
+            args: Vec::new(),
+            loc: LOC,
+        });
+        assert_eq!(pushdown(&[by_call, by_number], &field), None);
     }
 }

@@ -239,6 +239,7 @@ fn run_kernel(
         let attempt = item_of[index].and_then(|item| runs.get(item));
         let run = attempt.map(|a| warned(index, a.run.clone()));
         let mut cell = judge(spec, &kernel.id, &series, *applies, compiled, run.as_ref())?;
+        expect_in_kernel(spec, options.backend, &mut cell);
         if let Some(attempt) = attempt
             && cell.status != Status::Pass
         {
@@ -534,5 +535,58 @@ fn item_run(report: &ItemReport) -> ItemRun {
                 _ => None,
             })
             .collect(),
+    }
+}
+
+/// A spec that says its handlers run in the kernel (`in_kernel: true`),
+/// run on a BPF back end that puts them there where it can, is an error
+/// when they were forwarded instead (never rerun: compiling again gives
+/// the same artefact).
+fn expect_in_kernel(spec: &Spec, backend: crate::Backend, cell: &mut Cell) {
+    let may_forward = matches!(backend, crate::Backend::Bpf | crate::Backend::BpfKprobes);
+    if spec.in_kernel && may_forward && cell.backend.as_deref() == Some("bpf-forward") {
+        cell.status = Status::Error;
+        cell.detail = format!(
+            "its handlers ran forwarded (bpf-forward), but its spec says they run in the kernel (in_kernel: true): some construct of {} has no BPF code",
+            spec.script.display()
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "a test")]
+
+    use super::*;
+
+    #[test]
+    fn a_forwarded_cell_of_an_in_kernel_spec_is_an_error_on_bpf_only() {
+        let mut spec = Spec::inline("s", "probe begin {}".to_owned(), String::new(), 1);
+        spec.in_kernel = true;
+        let cell = |backend: &str| {
+            let mut cell = Cell::new("s", "6.1", Status::Pass, "");
+            cell.backend = Some(backend.to_owned());
+            cell
+        };
+        let mut forwarded = cell("bpf-forward");
+        expect_in_kernel(&spec, crate::Backend::Bpf, &mut forwarded);
+        assert_eq!(forwarded.status, Status::Error);
+        assert!(
+            forwarded.detail.contains("in_kernel: true"),
+            "{}",
+            forwarded.detail
+        );
+        // Asked for forwarding, or in the kernel: no error.
+        let mut asked = cell("bpf-forward");
+        expect_in_kernel(&spec, crate::Backend::BpfForwarded, &mut asked);
+        assert_eq!(asked.status, Status::Pass);
+        let mut kernel = cell("bpf");
+        expect_in_kernel(&spec, crate::Backend::BpfKprobes, &mut kernel);
+        assert_eq!(kernel.status, Status::Pass);
+        // A spec that does not say so.
+        spec.in_kernel = false;
+        let mut any = cell("bpf-forward");
+        expect_in_kernel(&spec, crate::Backend::Bpf, &mut any);
+        assert_eq!(any.status, Status::Pass);
     }
 }

@@ -43,6 +43,10 @@ pub struct Spec {
     pub redactions: Redactions,
     /// The script is expected to end in a run-time error.
     pub expect_error: bool,
+    /// On the BPF back ends that run handlers in the kernel where they can
+    /// (`bpf`, `bpf-kprobes`), its handlers must run there: a cell whose
+    /// artefact forwards its hits is an error.
+    pub in_kernel: bool,
     /// How the script is invoked beyond its name: what `stap`'s command
     /// line gives it (arguments, `-g`, `-u`, `-w`/`-W`, `-G`, `-D`, `-T`,
     /// `-x`), from the command line or the spec.
@@ -273,6 +277,9 @@ struct RawSpec {
     redact: Vec<Redaction>,
     #[serde(default)]
     expect_error: bool,
+    /// The handlers run in the kernel on `bpf` (see [`Spec::in_kernel`]).
+    #[serde(default)]
+    in_kernel: bool,
     /// The script's arguments (`$1`, `@1`...), as after `stap SCRIPT`.
     #[serde(default)]
     args: Vec<String>,
@@ -364,6 +371,7 @@ impl Spec {
             snapshot: raw.snapshot,
             redactions,
             expect_error: raw.expect_error,
+            in_kernel: raw.in_kernel,
             invocation: Invocation {
                 args: raw.args,
                 globals,
@@ -391,6 +399,7 @@ impl Spec {
             snapshot: SnapshotScope::Unchecked,
             redactions: Redactions::default(),
             expect_error: false,
+            in_kernel: false,
             invocation: Invocation::default(),
         }
     }

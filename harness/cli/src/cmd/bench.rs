@@ -28,8 +28,10 @@ pub enum BenchCommand {
     /// Per-event cost in the guest: a workload of one-byte reads timed in
     /// the guest with no probe, with a raw ftrace kprobe event on
     /// `vfs_read` (created by the workload itself, nothing reading the
-    /// buffer), and under `probe kernel.function("vfs_read") { n++ }` on
-    /// the tracefs and the bpf back ends, all in one boot per kernel.
+    /// buffer), under `probe kernel.function("vfs_read") { n++ }` on the
+    /// tracefs and the bpf back ends, and under an `@entry` pair on
+    /// `vfs_read` (in the kernel, and forwarded), all in one boot per
+    /// kernel.
     Event(EventBenchArgs),
     /// Setup time of many probe points in the guest: `probe syscall.* {
     /// n++ }` installed by each back end (events written and enabled, or
@@ -314,7 +316,10 @@ const NO_PROBE: &str = "probe begin { }\n";
 const COUNTING: &str =
     "global n\nprobe kernel.function(\"vfs_read\") { n++ }\nprobe end { if (n < 0) println(n) }\n";
 
-const EVENT_VARIANTS: [EventVariant; 5] = [
+/// An `@entry` pair: the entry half saves `$count`, the return adds it.
+const ENTRY_PAIR: &str = "global n\nprobe kernel.function(\"vfs_read\").return { n += @entry($count) }\nprobe end { if (n < 0) println(n) }\n";
+
+const EVENT_VARIANTS: [EventVariant; 7] = [
     EventVariant {
         name: "no probe",
         backend: Backend::Bpf,
@@ -343,6 +348,18 @@ const EVENT_VARIANTS: [EventVariant; 5] = [
         name: "n++ (bpf: fentry where trampolines serve)",
         backend: Backend::Bpf,
         script: COUNTING,
+        raw_event: false,
+    },
+    EventVariant {
+        name: "@entry pair (bpf: in the kernel)",
+        backend: Backend::Bpf,
+        script: ENTRY_PAIR,
+        raw_event: false,
+    },
+    EventVariant {
+        name: "@entry pair (bpf-forward: both halves to the runtime)",
+        backend: Backend::BpfForwarded,
+        script: ENTRY_PAIR,
         raw_event: false,
     },
 ];

@@ -16,7 +16,8 @@ use aya::programs::{FEntry, FExit, KProbe, PerfEvent, RawTracePoint, TracePoint}
 use aya::{Btf, Ebpf, EbpfLoader};
 use tapmatrix_ir::bpf::{
     BpfArtefact, BpfAttach, Field, GlobalPlace, HIT_HEADER, LOST_OFFSET, MapKind, MapRole,
-    PerfSample, RECORD_HEADER, RecordTag, STATE_OFFSET, STATE_STOPPED, StatLayout, TARGET_OFFSET,
+    PerfSample, REALTIME_OFFSET, RECORD_HEADER, RecordTag, STATE_OFFSET, STATE_STOPPED, StatLayout,
+    TARGET_OFFSET,
 };
 use tapmatrix_ir::{RunEnd, RunMessage, ScalarType, Value};
 use tapmatrix_runtime::{Control, Element, GlobalValue, Hit, HitContext, Runtime, StatValue};
@@ -61,6 +62,7 @@ impl ItemRun<'_> {
         self.flush(&mut runtime)?;
         maps.export(artefact, &runtime)?;
         maps.set_word(TARGET_OFFSET, u64::from(target))?;
+        maps.set_word(REALTIME_OFFSET, realtime_offset())?;
         // Programs do nothing until every one is attached: a probe and its
         // partner (entry and exit) see the same hits.
         maps.set_word(STATE_OFFSET, STATE_STOPPED)?;
@@ -393,7 +395,7 @@ fn open_maps(ebpf: &mut Ebpf, artefact: &BpfArtefact) -> Result<Maps> {
     let mut scalars = 0;
     for (index, map) in artefact.maps.iter().enumerate() {
         let table = match map.role {
-            MapRole::Events | MapRole::Scratch => None,
+            MapRole::Events | MapRole::Scratch | MapRole::Entries => None,
             MapRole::Scalars | MapRole::Global { .. } => {
                 let taken = ebpf
                     .take_map(&map.name)
@@ -652,4 +654,14 @@ fn sizes(artefact: &BpfArtefact, map: u32) -> (usize, usize) {
         .maps
         .get(map as usize)
         .map_or((8, 16), |m| (m.key_size as usize, m.value_size as usize))
+}
+
+/// `CLOCK_REALTIME - CLOCK_MONOTONIC` in nanoseconds (two's complement):
+/// what `gettimeofday_ns()` in the kernel adds to `bpf_ktime_get_ns()`.
+fn realtime_offset() -> u64 {
+    use rustix::time::{ClockId, Timespec, clock_gettime};
+    let ns = |t: Timespec| i128::from(t.tv_sec) * 1_000_000_000 + i128::from(t.tv_nsec);
+    let monotonic = ns(clock_gettime(ClockId::Monotonic));
+    let realtime = ns(clock_gettime(ClockId::Realtime));
+    (realtime - monotonic) as u64
 }
