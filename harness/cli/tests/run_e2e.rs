@@ -253,9 +253,12 @@ if [ $n -le {failures} ]; then
     echo "fake QEMU failure $n" >&2
     exit 1
 fi
-exec qemu-system-x86_64 "$@"
+exec '{qemu}' "$@"
 "#,
-            count = count.display()
+            count = count.display(),
+            // The QEMU a boot would run here (on PATH, or tapmatrix's
+            // private copy): the fake only fails in front of it.
+            qemu = tapmatrix_vm::default_qemu().display()
         ),
     )
     .unwrap();
