@@ -1234,9 +1234,7 @@ pub(crate) mod tests {
 
     /// A module's split BTF over [`sample`]: its type ids continue at 14,
     /// its string offsets after the base's strings.
-    #[test]
-    fn split_btf_merges_onto_its_base() {
-        let base = Btf::parse(sample()).unwrap();
+    pub(crate) fn sample_split(base: &Btf) -> Vec<u8> {
         let base_strings = u32_at(base.bytes(), 4 + 4 * 4).unwrap();
         let strings = b"mod_fn\0m\0";
         let mut types = Vec::new();
@@ -1256,7 +1254,15 @@ pub(crate) mod tests {
         }
         split.extend_from_slice(&types);
         split.extend_from_slice(strings);
+        split
+    }
 
+    #[test]
+    fn split_btf_merges_onto_its_base() {
+        let base = Btf::parse(sample()).unwrap();
+        let split = sample_split(&base);
+        let strings = b"mod_fn\0m\0";
+        let types_len = split.len() - 24 - strings.len();
         let merged = base.with_split(&split).unwrap();
         assert_eq!(merged.type_count(), 15);
         assert!(merged.is_split() && !base.is_split());
@@ -1265,7 +1271,7 @@ pub(crate) mod tests {
         assert_eq!(merged.bytes(), &split[..]);
         // The same answers as one standalone blob holding the base's
         // types and strings, then the module's.
-        let (types, strings) = (&split[24..24 + types.len()], &split[24 + types.len()..]);
+        let (types, strings) = (&split[24..24 + types_len], &split[24 + types_len..]);
         let base_bytes = base.bytes();
         let base_types = &base_bytes[24..24 + u32_at(base_bytes, 12).unwrap() as usize];
         let base_strs = &base_bytes[24 + base_types.len()..];
