@@ -5,6 +5,8 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+use sha2::{Digest, Sha256};
+
 fn main() {
     let manifest = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_default());
     let root = manifest.join("../..");
@@ -30,6 +32,38 @@ fn main() {
         let _ = writeln!(code, "    ({relative:?}, include_bytes!({path:?})),");
     }
     code.push_str("];\n");
+    // The content hash naming the written-out root (`src/builtin.rs`),
+    // computed here once instead of in every run: SHA-256 over each file's
+    // path, a NUL, its length (u64 LE) and its bytes, in the order
+    // `builtin::files` lists them (the matrix, its lock, then the tapsets).
+    let mut hasher = Sha256::new();
+    let mut entries: Vec<(String, PathBuf)> = [("matrix.yaml"), ("matrix.lock")]
+        .iter()
+        .map(|file| (format!("kernels/{file}"), kernels.join(file)))
+        .collect();
+    entries.extend(
+        files
+            .iter()
+            .map(|(relative, path)| (format!("tapsets/{relative}"), PathBuf::from(path))),
+    );
+    for (path, file) in &entries {
+        let Ok(bytes) = std::fs::read(file) else {
+            println!("cargo:warning=cannot read {}", file.display());
+            std::process::exit(1);
+        };
+        hasher.update(path.as_bytes());
+        hasher.update([0]);
+        hasher.update((bytes.len() as u64).to_le_bytes());
+        hasher.update(&bytes);
+    }
+    let hash: String = hasher.finalize()[..8]
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+    let _ = writeln!(
+        code,
+        "/// The content hash of the built-in files (names their written-out root).\npub const HASH: &str = {hash:?};"
+    );
     for (name, file) in [
         ("MATRIX_YAML", "matrix.yaml"),
         ("MATRIX_LOCK", "matrix.lock"),

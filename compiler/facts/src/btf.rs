@@ -7,7 +7,7 @@
 //! `Documentation/bpf/btf.rst`.
 
 use std::hash::Hasher;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 mod subset;
 
@@ -52,6 +52,9 @@ pub enum BtfError {
         /// What the type is.
         found: &'static str,
     },
+    /// [`Btf::with_split`] on a BTF that is itself split.
+    #[error("a module's BTF cannot be the base of another split BTF")]
+    SplitOfSplit,
     /// A [`Btf::subset`] root names nothing in the blob.
     #[error("BTF has no {0}")]
     NoSuchRoot(SubsetRoot),
@@ -179,20 +182,36 @@ fn name_capacity(types: usize) -> usize {
 }
 const MAX_DEPTH: usize = 64;
 
-/// A parsed BTF blob with an index of where each type starts.
-pub struct Btf {
+/// One blob's bytes and their index: a kernel's whole BTF, or a module's
+/// split BTF (its own types and strings only).
+struct Blob {
     data: Box<[u8]>,
     strings: (usize, usize),
-    /// Offset (absolute, into `data`) of each type record; index = id - 1.
+    /// Offset (absolute, into `data`) of each of this blob's type records.
     offsets: Vec<u32>,
+    /// The name index of this blob's types (ids as the whole `Btf` numbers
+    /// them), built on first use.
     names: OnceLock<Vec<TypeId>>,
+}
+
+/// A parsed BTF blob with an index of where each type starts: a kernel's
+/// whole BTF, or a module's split BTF over it ([`Btf::with_split`]), which
+/// shares the kernel's bytes and indexes instead of copying them.
+pub struct Btf {
+    /// This blob: the whole BTF, or the module's split part.
+    own: Arc<Blob>,
+    /// The base a split BTF continues (the kernel's blob, shared): its
+    /// type ids come first, its strings at offsets below its string
+    /// section's length.
+    base: Option<Arc<Blob>>,
 }
 
 impl std::fmt::Debug for Btf {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Btf")
-            .field("bytes", &self.data.len())
-            .field("types", &self.offsets.len())
+            .field("bytes", &self.own.data.len())
+            .field("types", &self.type_count())
+            .field("split", &self.base.is_some())
             .finish()
     }
 }
@@ -202,17 +221,18 @@ fn u32_at(data: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]))
 }
 
-/// Records where each type of `data[start..end]` starts, continuing the
-/// ids of `offsets`.
+/// Records where each type of `data[start..end]` starts; the first is
+/// type `first_id + 1` (for errors).
 fn index_types(
     data: &[u8],
     start: usize,
     end: usize,
+    first_id: usize,
     offsets: &mut Vec<u32>,
 ) -> Result<(), BtfError> {
     let mut at = start;
     while at < end {
-        let id = offsets.len() as TypeId + 1;
+        let id = (first_id + offsets.len()) as TypeId + 1;
         let info = u32_at(data, at + 4).ok_or(BtfError::Truncated("type record"))?;
         let kind_number = (info >> 24) & 0x1f;
         let kind = Kind::from_u32(kind_number).ok_or(BtfError::UnknownKind {
@@ -234,6 +254,8 @@ fn index_types(
 #[derive(Clone, Copy)]
 struct Record {
     at: usize,
+    /// In a split BTF's own blob (else in the base, or the whole blob).
+    split: bool,
     name_off: u32,
     kind: Kind,
     vlen: u32,
@@ -241,40 +263,46 @@ struct Record {
     size_or_type: u32,
 }
 
-impl Btf {
-    /// Parses a raw BTF blob and indexes its types.
-    pub fn parse(data: Vec<u8>) -> Result<Btf, BtfError> {
-        let data = data.into_boxed_slice();
-        let header = data
-            .get(..HEADER_LEN)
-            .ok_or(BtfError::Truncated("header"))?;
-        let magic = u16::from_le_bytes([header[0], header[1]]);
-        if magic != 0xeb9f {
-            return Err(BtfError::BadMagic(magic));
-        }
-        let field = |i: usize| u32_at(&data, 4 + 4 * i).unwrap_or(0) as usize;
-        let hdr_len = field(0);
-        let (type_off, type_len, str_off, str_len) = (field(1), field(2), field(3), field(4));
-        let types_start = hdr_len
-            .checked_add(type_off)
-            .ok_or(BtfError::Truncated("type section"))?;
-        let types_end = types_start
-            .checked_add(type_len)
-            .filter(|&end| end <= data.len())
-            .ok_or(BtfError::Truncated("type section"))?;
-        let strings_start = hdr_len
-            .checked_add(str_off)
-            .ok_or(BtfError::Truncated("string section"))?;
-        strings_start
-            .checked_add(str_len)
-            .filter(|&end| end <= data.len())
-            .ok_or(BtfError::Truncated("string section"))?;
-        if u32::try_from(data.len()).is_err() {
-            return Err(BtfError::Truncated("blob larger than 4 GiB"));
-        }
-        let mut offsets = Vec::with_capacity(type_len / 20);
-        index_types(&data, types_start, types_end, &mut offsets)?;
-        Ok(Btf {
+/// Where the sections of a blob lie: (types start, types end, strings
+/// start, strings length), checked against its length.
+fn sections(data: &[u8]) -> Result<(usize, usize, usize, usize), BtfError> {
+    let header = data
+        .get(..HEADER_LEN)
+        .ok_or(BtfError::Truncated("header"))?;
+    let magic = u16::from_le_bytes([header[0], header[1]]);
+    if magic != 0xeb9f {
+        return Err(BtfError::BadMagic(magic));
+    }
+    let field = |i: usize| u32_at(data, 4 + 4 * i).unwrap_or(0) as usize;
+    let hdr_len = field(0);
+    let (type_off, type_len, str_off, str_len) = (field(1), field(2), field(3), field(4));
+    let types_start = hdr_len
+        .checked_add(type_off)
+        .ok_or(BtfError::Truncated("type section"))?;
+    let types_end = types_start
+        .checked_add(type_len)
+        .filter(|&end| end <= data.len())
+        .ok_or(BtfError::Truncated("type section"))?;
+    let strings_start = hdr_len
+        .checked_add(str_off)
+        .ok_or(BtfError::Truncated("string section"))?;
+    strings_start
+        .checked_add(str_len)
+        .filter(|&end| end <= data.len())
+        .ok_or(BtfError::Truncated("string section"))?;
+    if u32::try_from(data.len()).is_err() {
+        return Err(BtfError::Truncated("blob larger than 4 GiB"));
+    }
+    Ok((types_start, types_end, strings_start, str_len))
+}
+
+impl Blob {
+    /// Parses a blob and indexes its types, numbered after `first_id`.
+    fn parse(data: Box<[u8]>, first_id: usize) -> Result<Blob, BtfError> {
+        let (types_start, types_end, strings_start, str_len) = sections(&data)?;
+        let mut offsets = Vec::with_capacity((types_end - types_start) / 20);
+        index_types(&data, types_start, types_end, first_id, &mut offsets)?;
+        Ok(Blob {
             data,
             strings: (strings_start, str_len),
             offsets,
@@ -282,118 +310,112 @@ impl Btf {
         })
     }
 
+    /// The raw bytes of a string of this blob's section (no UTF-8 check).
+    fn name_bytes(&self, offset: u32) -> Option<&[u8]> {
+        let (start, len) = self.strings;
+        let rest = self.data.get(start..start + len)?.get(offset as usize..)?;
+        let end = rest.iter().position(|&b| b == 0)?;
+        Some(&rest[..end])
+    }
+
+    /// An open-addressing hash table of this blob's named types (ids from
+    /// `first_id + 1`; 0 = empty slot), built on first use: one pass, no
+    /// allocation per name. `name` reads a name offset (a split blob's
+    /// types may name strings of the base).
+    fn name_index<'a>(&self, first_id: usize, name: impl Fn(u32) -> Option<&'a [u8]>) -> &[TypeId] {
+        self.names.get_or_init(|| {
+            let mut slots = vec![0; name_capacity(self.offsets.len())];
+            let mask = slots.len() - 1;
+            for (index, &at) in self.offsets.iter().enumerate() {
+                let name_off = u32_at(&self.data, at as usize).unwrap_or(0);
+                if name_off == 0 {
+                    continue;
+                }
+                let Some(name) = name(name_off) else {
+                    continue;
+                };
+                let mut slot = hash_name(name) as usize & mask;
+                while slots[slot] != 0 {
+                    slot = (slot + 1) & mask;
+                }
+                slots[slot] = (first_id + index) as TypeId + 1;
+            }
+            slots
+        })
+    }
+}
+
+impl Btf {
+    /// Parses a raw BTF blob and indexes its types.
+    pub fn parse(data: Vec<u8>) -> Result<Btf, BtfError> {
+        Ok(Btf {
+            own: Arc::new(Blob::parse(data.into_boxed_slice(), 0)?),
+            base: None,
+        })
+    }
+
     /// A module's split BTF (its `.BTF` section: type ids continue after
     /// this blob's last type, string offsets after this blob's strings)
-    /// merged onto this base into one standalone blob: the base's types
-    /// and strings, then the module's. Ids and offsets stay as the module
-    /// numbers them, so the module's functions and the kernel's types
-    /// are read through one [`Btf`].
+    /// over this base: the module's types and strings are read through one
+    /// [`Btf`] with the kernel's, whose bytes and indexes are shared, not
+    /// copied (a module costs what its own `.BTF` does). This must be a
+    /// whole BTF, not itself a split one.
     pub fn with_split(&self, split: &[u8]) -> Result<Btf, BtfError> {
-        let header = |data: &[u8]| -> Result<[usize; 5], BtfError> {
-            let magic = data
-                .get(..2)
-                .map(|m| u16::from_le_bytes([m[0], m[1]]))
-                .ok_or(BtfError::Truncated("header"))?;
-            if magic != 0xeb9f {
-                return Err(BtfError::BadMagic(magic));
-            }
-            let mut fields = [0usize; 5];
-            for (i, field) in fields.iter_mut().enumerate() {
-                *field = u32_at(data, 4 + 4 * i).ok_or(BtfError::Truncated("header"))? as usize;
-            }
-            Ok(fields)
-        };
-        let section = |data: &'_ [u8], hdr_len: usize, off: usize, len: usize| {
-            hdr_len
-                .checked_add(off)
-                .and_then(|start| data.get(start..start.checked_add(len)?))
-                .map(<[u8]>::to_vec)
-        };
-        let [
-            base_hdr,
-            base_type_off,
-            base_type_len,
-            base_str_off,
-            base_str_len,
-        ] = header(&self.data)?;
-        let [hdr_len, type_off, type_len, str_off, str_len] = header(split)?;
-        let base_types = section(&self.data, base_hdr, base_type_off, base_type_len)
-            .ok_or(BtfError::Truncated("type section"))?;
-        let base_strings = section(&self.data, base_hdr, base_str_off, base_str_len)
-            .ok_or(BtfError::Truncated("string section"))?;
-        let types = section(split, hdr_len, type_off, type_len)
-            .ok_or(BtfError::Truncated("split type section"))?;
-        let strings = section(split, hdr_len, str_off, str_len)
-            .ok_or(BtfError::Truncated("split string section"))?;
-        let all_types = base_types.len() + types.len();
-        let all_strings = base_strings.len() + strings.len();
-        let as_u32 = |n: usize| u32::try_from(n).map_err(|_| BtfError::Truncated("merged BTF"));
-        let mut data = Vec::with_capacity(HEADER_LEN + all_types + all_strings);
-        data.extend_from_slice(&0xeb9f_u16.to_le_bytes());
-        data.push(1); // version
-        data.push(0); // flags
-        for field in [HEADER_LEN, 0, all_types, all_types, all_strings] {
-            data.extend_from_slice(&as_u32(field)?.to_le_bytes());
+        if self.base.is_some() {
+            return Err(BtfError::SplitOfSplit);
         }
-        data.extend_from_slice(&base_types);
-        data.extend_from_slice(&types);
-        data.extend_from_slice(&base_strings);
-        data.extend_from_slice(&strings);
-        if base_hdr + base_type_off != HEADER_LEN {
-            return Btf::parse(data);
+        if let Some(&[a, b]) = split.get(..2)
+            && u16::from_le_bytes([a, b]) != 0xeb9f
+        {
+            return Err(BtfError::BadMagic(u16::from_le_bytes([a, b])));
         }
-        // The base's types sit where they sat in the base: its index (and
-        // its name index, when built and of the same size) is reused, and
-        // only the module's types are walked and hashed.
-        let mut offsets = Vec::with_capacity(self.offsets.len() + types.len() / 20);
-        offsets.extend_from_slice(&self.offsets);
-        let split_start = HEADER_LEN + base_types.len();
-        index_types(&data, split_start, split_start + types.len(), &mut offsets)?;
-        let strings_start = HEADER_LEN + all_types;
-        let merged = Btf {
-            data: data.into_boxed_slice(),
-            strings: (strings_start, all_strings),
-            offsets,
-            names: OnceLock::new(),
-        };
-        // The base's index is built once for all its modules.
-        let base_slots = self.name_index();
-        if base_slots.len() == name_capacity(merged.offsets.len()) {
-            let mut slots = base_slots.to_vec();
-            merged.hash_names(&mut slots, self.offsets.len());
-            let _ = merged.names.set(slots);
-        }
-        Ok(merged)
+        let base = Arc::clone(&self.own);
+        let own = Blob::parse(split.into(), base.offsets.len())?;
+        Ok(Btf {
+            own: Arc::new(own),
+            base: Some(base),
+        })
     }
 
-    /// The raw blob, as parsed.
+    /// The raw blob, as parsed (for a split BTF, the module's own `.BTF`).
     pub fn bytes(&self) -> &[u8] {
-        &self.data
+        &self.own.data
     }
 
-    /// How many types the blob holds (not counting `void`).
+    /// Whether this is a module's split BTF over a kernel's.
+    pub fn is_split(&self) -> bool {
+        self.base.is_some()
+    }
+
+    /// How many types the blob holds (not counting `void`; a split BTF
+    /// counts its base's).
     pub fn type_count(&self) -> usize {
-        self.offsets.len()
+        self.base_count() + self.own.offsets.len()
+    }
+
+    /// How many types the base holds (0 without one).
+    fn base_count(&self) -> usize {
+        self.base.as_ref().map_or(0, |base| base.offsets.len())
+    }
+
+    /// The blob a record lies in.
+    fn blob(&self, split: bool) -> &Blob {
+        match &self.base {
+            Some(base) if !split => base,
+            _ => &self.own,
+        }
     }
 
     fn string(&self, offset: u32) -> Result<&str, BtfError> {
-        let (start, len) = self.strings;
-        let rest = self
-            .data
-            .get(start..start + len)
-            .and_then(|s| s.get(offset as usize..))
-            .ok_or(BtfError::BadString(offset))?;
-        let end = rest
-            .iter()
-            .position(|&b| b == 0)
-            .ok_or(BtfError::BadString(offset))?;
-        std::str::from_utf8(&rest[..end]).map_err(|_| BtfError::BadString(offset))
+        let bytes = self.name_bytes(offset).ok_or(BtfError::BadString(offset))?;
+        std::str::from_utf8(bytes).map_err(|_| BtfError::BadString(offset))
     }
 
     fn record(&self, id: TypeId) -> Result<Record, BtfError> {
         if id == 0 {
             return Ok(Record {
                 at: 0,
+                split: false,
                 name_off: 0,
                 kind: Kind::Void,
                 vlen: 0,
@@ -401,14 +423,18 @@ impl Btf {
                 size_or_type: 0,
             });
         }
-        let at = *self
-            .offsets
-            .get(id as usize - 1)
-            .ok_or(BtfError::BadTypeId(id))? as usize;
-        let word = |i: usize| u32_at(&self.data, at + 4 * i).ok_or(BtfError::Truncated("type"));
+        let index = id as usize - 1;
+        let (blob, index, split) = match &self.base {
+            Some(base) if index < base.offsets.len() => (&**base, index, false),
+            Some(base) => (&*self.own, index - base.offsets.len(), true),
+            None => (&*self.own, index, false),
+        };
+        let at = *blob.offsets.get(index).ok_or(BtfError::BadTypeId(id))? as usize;
+        let word = |i: usize| u32_at(&blob.data, at + 4 * i).ok_or(BtfError::Truncated("type"));
         let info = word(1)?;
         Ok(Record {
             at,
+            split,
             name_off: word(0)?,
             kind: Kind::from_u32((info >> 24) & 0x1f).ok_or(BtfError::UnknownKind {
                 id,
@@ -420,8 +446,14 @@ impl Btf {
         })
     }
 
+    /// Word `index` of a record (0: name, 1: info, 2: size or type, 3..: the rest).
+    fn word(&self, record: &Record, index: usize) -> Result<u32, BtfError> {
+        u32_at(&self.blob(record.split).data, record.at + 4 * index)
+            .ok_or(BtfError::Truncated("type"))
+    }
+
     fn extra(&self, record: &Record, index: usize) -> Result<u32, BtfError> {
-        u32_at(&self.data, record.at + 12 + 4 * index).ok_or(BtfError::Truncated("type"))
+        self.word(record, 3 + index)
     }
 
     /// The kind of a type.
@@ -518,61 +550,46 @@ impl Btf {
         })
     }
 
-    /// The raw bytes of a name (no UTF-8 check), for hashing.
+    /// The raw bytes of a name (no UTF-8 check): a split BTF's offsets
+    /// past its base's strings are its own.
     fn name_bytes(&self, offset: u32) -> Option<&[u8]> {
-        let (start, len) = self.strings;
-        let rest = self.data.get(start..start + len)?.get(offset as usize..)?;
-        let end = rest.iter().position(|&b| b == 0)?;
-        Some(&rest[..end])
-    }
-
-    /// An open-addressing hash table of named type ids (0 = empty slot),
-    /// built on first use: one pass, no allocation per name.
-    fn name_index(&self) -> &[TypeId] {
-        self.names.get_or_init(|| {
-            let mut slots = vec![0; name_capacity(self.offsets.len())];
-            self.hash_names(&mut slots, 0);
-            slots
-        })
-    }
-
-    /// Enters the named types from index `from` on into `slots`.
-    fn hash_names(&self, slots: &mut [TypeId], from: usize) {
-        let mask = slots.len() - 1;
-        for (index, &at) in self.offsets.iter().enumerate().skip(from) {
-            let name_off = u32_at(&self.data, at as usize).unwrap_or(0);
-            if name_off == 0 {
-                continue;
-            }
-            let Some(name) = self.name_bytes(name_off) else {
-                continue;
-            };
-            let mut slot = hash_name(name) as usize & mask;
-            while slots[slot] != 0 {
-                slot = (slot + 1) & mask;
-            }
-            slots[slot] = index as TypeId + 1;
+        match &self.base {
+            Some(base) => match offset.checked_sub(base.strings.1 as u32) {
+                Some(own) => self.own.name_bytes(own),
+                None => base.name_bytes(offset),
+            },
+            None => self.own.name_bytes(offset),
         }
     }
 
-    /// Every type with this name (in no particular order).
+    /// Every type with this name, in increasing id order (the base's
+    /// first).
     pub fn ids_by_name<'a>(&'a self, name: &'a str) -> impl Iterator<Item = TypeId> + 'a {
-        let slots = self.name_index();
-        let mask = slots.len() - 1;
-        let mut slot = hash_name(name.as_bytes()) as usize & mask;
-        std::iter::from_fn(move || {
-            loop {
-                let id = slots[slot];
-                if id == 0 {
-                    return None;
+        let base = self
+            .base
+            .as_deref()
+            .map(|base| base.name_index(0, |off| base.name_bytes(off)));
+        let own = self
+            .own
+            .name_index(self.base_count(), |off| self.name_bytes(off));
+        let lookup = move |slots: &'a [TypeId]| {
+            let mask = slots.len().wrapping_sub(1);
+            let mut slot = hash_name(name.as_bytes()) as usize & mask;
+            std::iter::from_fn(move || {
+                loop {
+                    let id = *slots.get(slot)?;
+                    if id == 0 {
+                        return None;
+                    }
+                    slot = (slot + 1) & mask;
+                    let off = self.record(id).map(|r| r.name_off).unwrap_or(0);
+                    if self.name_bytes(off) == Some(name.as_bytes()) {
+                        return Some(id);
+                    }
                 }
-                slot = (slot + 1) & mask;
-                let off = self.record(id).map(|r| r.name_off).unwrap_or(0);
-                if self.name_bytes(off) == Some(name.as_bytes()) {
-                    return Some(id);
-                }
-            }
-        })
+            })
+        };
+        base.into_iter().chain([own]).flat_map(lookup)
     }
 
     /// The first type of this kind and name.
@@ -1217,9 +1234,7 @@ pub(crate) mod tests {
 
     /// A module's split BTF over [`sample`]: its type ids continue at 14,
     /// its string offsets after the base's strings.
-    #[test]
-    fn split_btf_merges_onto_its_base() {
-        let base = Btf::parse(sample()).unwrap();
+    pub(crate) fn sample_split(base: &Btf) -> Vec<u8> {
         let base_strings = u32_at(base.bytes(), 4 + 4 * 4).unwrap();
         let strings = b"mod_fn\0m\0";
         let mut types = Vec::new();
@@ -1239,12 +1254,45 @@ pub(crate) mod tests {
         }
         split.extend_from_slice(&types);
         split.extend_from_slice(strings);
+        split
+    }
 
+    #[test]
+    fn split_btf_merges_onto_its_base() {
+        let base = Btf::parse(sample()).unwrap();
+        let split = sample_split(&base);
+        let strings = b"mod_fn\0m\0";
+        let types_len = split.len() - 24 - strings.len();
         let merged = base.with_split(&split).unwrap();
         assert_eq!(merged.type_count(), 15);
-        // The base's name index was reused, with the module's names added.
-        assert!(merged.names.get().is_some());
-        let rebuilt = Btf::parse(merged.bytes().to_vec()).unwrap();
+        assert!(merged.is_split() && !base.is_split());
+        // The base's bytes are shared, not copied.
+        assert!(Arc::ptr_eq(merged.base.as_ref().unwrap(), &base.own));
+        assert_eq!(merged.bytes(), &split[..]);
+        // The same answers as one standalone blob holding the base's
+        // types and strings, then the module's.
+        let (types, strings) = (&split[24..24 + types_len], &split[24 + types_len..]);
+        let base_bytes = base.bytes();
+        let base_types = &base_bytes[24..24 + u32_at(base_bytes, 12).unwrap() as usize];
+        let base_strs = &base_bytes[24 + base_types.len()..];
+        let mut whole = split[..4].to_vec();
+        let all_types = (base_types.len() + types.len()) as u32;
+        let all_strings = (base_strs.len() + strings.len()) as u32;
+        for word in [24, 0, all_types, all_types, all_strings] {
+            whole.extend_from_slice(&u32::to_le_bytes(word));
+        }
+        for part in [base_types, types, base_strs, strings] {
+            whole.extend_from_slice(part);
+        }
+        let rebuilt = Btf::parse(whole).unwrap();
+        assert_eq!(rebuilt.type_count(), 15);
+        for id in 0..=15 {
+            assert_eq!(merged.render(id), rebuilt.render(id), "type {id}");
+        }
+        assert!(matches!(
+            merged.with_split(&split).unwrap_err(),
+            BtfError::SplitOfSplit
+        ));
         for name in ["mod_fn", "vfs_read", "task", "int"] {
             assert_eq!(
                 merged.ids_by_name(name).collect::<Vec<_>>(),

@@ -17,6 +17,14 @@
 //! - its BTF: the `.BTF` section is split BTF against vmlinux, merged onto
 //!   the kernel's BTF ([`Btf::with_split`]);
 //! - its modinfo (`name`, `depends`).
+//!
+//! Decompressing a `.ko.xz` costs far more than the rest: what a module's
+//! file gives is kept in the kernel's facts directory
+//! ([`MODULE_FACTS_DIR`], one file per module, keyed by the module file's
+//! path, size and modification time), so later processes read that
+//! instead. It is a cache: a stale or unreadable entry is read from the
+//! `.ko` again, and an entry that cannot be written is only slower next
+//! time.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Read;
@@ -30,6 +38,13 @@ use crate::btf::Btf;
 
 /// The file in a facts directory that says where the kernel's modules are.
 pub const MODULES_FILE: &str = "modules.json";
+
+/// The directory in a facts directory that keeps what each module's file
+/// gave (see the module docs).
+pub const MODULE_FACTS_DIR: &str = "module-facts";
+
+/// The version of a [`MODULE_FACTS_DIR`] entry's layout.
+const MODULE_FACTS_VERSION: u32 = 1;
 
 /// What `modules.json` records: the modules tree, or why there is none.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -95,9 +110,10 @@ impl KernelModules {
             return KernelModules::Unknown;
         };
         match serde_json::from_str::<ModulesRecord>(&text) {
-            Ok(ModulesRecord::Tree { path }) => {
-                KernelModules::Tree(ModuleTree::open(&facts_dir.join(path)))
-            }
+            Ok(ModulesRecord::Tree { path }) => KernelModules::Tree(
+                ModuleTree::open(&facts_dir.join(path))
+                    .with_facts_cache(&facts_dir.join(MODULE_FACTS_DIR)),
+            ),
             Ok(ModulesRecord::Missing { reason }) => KernelModules::Missing(reason),
             Err(error) => KernelModules::Missing(format!(
                 "{} does not parse ({error}): run `tapmatrix kernels harvest` again",
@@ -117,6 +133,8 @@ struct ModuleIndex {
 /// One kernel's unpacked modules tree, read lazily.
 pub struct ModuleTree {
     root: PathBuf,
+    /// Where what each module's file gave is kept (see the module docs).
+    cache: Option<PathBuf>,
     index: OnceLock<Result<ModuleIndex, ModuleError>>,
     parsed: Mutex<HashMap<String, Result<Arc<Module>, ModuleError>>>,
 }
@@ -140,9 +158,17 @@ impl ModuleTree {
     pub fn open(root: &Path) -> ModuleTree {
         ModuleTree {
             root: root.to_owned(),
+            cache: None,
             index: OnceLock::new(),
             parsed: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Keeps what each module's file gives in `dir` (created when first
+    /// written), and reads it from there when the file has not changed.
+    pub fn with_facts_cache(mut self, dir: &Path) -> ModuleTree {
+        self.cache = Some(dir.to_owned());
+        self
     }
 
     /// The tree's directory.
@@ -200,7 +226,13 @@ impl ModuleTree {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         parsed
             .entry(name.to_owned())
-            .or_insert_with(|| Module::read(name, path, base).map(Arc::new))
+            .or_insert_with(|| {
+                let read = match &self.cache {
+                    Some(dir) => Module::read_cached(name, path, base, dir),
+                    None => Module::read(name, path, base),
+                };
+                read.map(Arc::new)
+            })
             .clone()
             .map(Some)
     }
@@ -269,7 +301,29 @@ impl Module {
 
     /// Reads a module file (`.ko`, `.ko.xz` or `.ko.zst`).
     pub fn read(name: &str, path: &Path, base: Option<&Btf>) -> Result<Module, ModuleError> {
-        Module::parse(name, path, &read_image(path)?, base)
+        ModuleFile::parse(name, path, &read_image(path)?)?.into_module(path, base)
+    }
+
+    /// [`read`](Self::read) through the cache in `dir` (see the module
+    /// docs): the entry when the file has not changed, else the file,
+    /// whose facts are then written there.
+    pub fn read_cached(
+        name: &str,
+        path: &Path,
+        base: Option<&Btf>,
+        dir: &Path,
+    ) -> Result<Module, ModuleError> {
+        let Some(key) = CacheKey::of(path) else {
+            return Module::read(name, path, base);
+        };
+        let entry = dir.join(format!("{name}.facts"));
+        if let Some(file) = ModuleFile::load(&entry, &key) {
+            return file.into_module(path, base);
+        }
+        let file = ModuleFile::parse(name, path, &read_image(path)?)?;
+        // A cache: failing to write it only costs the next reader time.
+        let _ = file.save(&entry, &key);
+        file.into_module(path, base)
     }
 
     /// Parses a module's ELF image.
@@ -279,6 +333,61 @@ impl Module {
         data: &[u8],
         base: Option<&Btf>,
     ) -> Result<Module, ModuleError> {
+        ModuleFile::parse(name, path, data)?.into_module(path, base)
+    }
+}
+
+/// What identifies a module file's version for the cache.
+#[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct CacheKey {
+    version: u32,
+    path: PathBuf,
+    size: u64,
+    modified_ns: u128,
+}
+
+impl CacheKey {
+    fn of(path: &Path) -> Option<CacheKey> {
+        let metadata = std::fs::metadata(path).ok()?;
+        let modified = metadata
+            .modified()
+            .ok()?
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()?;
+        Some(CacheKey {
+            version: MODULE_FACTS_VERSION,
+            path: path.to_owned(),
+            size: metadata.len(),
+            modified_ns: modified.as_nanos(),
+        })
+    }
+}
+
+/// What a module's file gives, before its BTF is put over the kernel's.
+#[derive(Debug, Serialize, Deserialize)]
+struct ModuleFile {
+    name: String,
+    functions: Vec<String>,
+    untraceable: Vec<String>,
+    depends: Vec<String>,
+    /// Its `.BTF` section, split against the kernel's (none when the
+    /// module has none, or one relative to a distilled base).
+    #[serde(skip)]
+    split_btf: Option<Vec<u8>>,
+}
+
+/// A cache entry's first line.
+#[derive(Serialize, Deserialize)]
+struct CacheHeader {
+    key: CacheKey,
+    facts: ModuleFile,
+    /// Whether the `.BTF` section follows the line.
+    btf: bool,
+}
+
+impl ModuleFile {
+    /// Reads a module's ELF image.
+    fn parse(name: &str, path: &Path, data: &[u8]) -> Result<ModuleFile, ModuleError> {
         let bad = |what: String| ModuleError::new(path, what);
         let elf = object::File::parse(data).map_err(|e| bad(format!("not an ELF module: {e}")))?;
         let modinfo = elf
@@ -357,21 +466,19 @@ impl Module {
             .filter(|name| !functions.contains(name))
             .map(str::to_owned)
             .collect();
-        let btf = match (base, elf.section_by_name(".BTF")) {
-            (Some(base), Some(section)) if elf.section_by_name(".BTF.base").is_none() => {
-                let split = section.data().map_err(|e| bad(format!(".BTF: {e}")))?;
-                Some(
-                    base.with_split(split)
-                        .map_err(|e| bad(format!(".BTF against the kernel's BTF: {e}")))?,
-                )
-            }
+        let split_btf = match elf.section_by_name(".BTF") {
+            Some(section) if elf.section_by_name(".BTF.base").is_none() => Some(
+                section
+                    .data()
+                    .map_err(|e| bad(format!(".BTF: {e}")))?
+                    .to_vec(),
+            ),
             _ => None,
         };
-        Ok(Module {
+        Ok(ModuleFile {
             name: modinfo
                 .get("name")
                 .map_or_else(|| name.to_owned(), |n| (*n).to_owned()),
-            path: path.to_owned(),
             functions: functions.into_iter().map(str::to_owned).collect(),
             untraceable,
             depends: modinfo
@@ -383,7 +490,72 @@ impl Module {
                         .collect()
                 })
                 .unwrap_or_default(),
+            split_btf,
+        })
+    }
+
+    fn into_module(self, path: &Path, base: Option<&Btf>) -> Result<Module, ModuleError> {
+        let btf = match (base, &self.split_btf) {
+            (Some(base), Some(split)) => Some(base.with_split(split).map_err(|e| {
+                ModuleError::new(path, format!(".BTF against the kernel's BTF: {e}"))
+            })?),
+            _ => None,
+        };
+        Ok(Module {
+            name: self.name,
+            path: path.to_owned(),
+            functions: self.functions,
+            untraceable: self.untraceable,
+            depends: self.depends,
             btf,
+        })
+    }
+
+    /// A cache entry, when it is one for `key`: a JSON line, then the
+    /// `.BTF` section's bytes.
+    fn load(entry: &Path, key: &CacheKey) -> Option<ModuleFile> {
+        let bytes = std::fs::read(entry).ok()?;
+        let line = memchr::memchr(b'\n', &bytes)?;
+        let header: CacheHeader = serde_json::from_slice(&bytes[..line]).ok()?;
+        if header.key != *key {
+            return None;
+        }
+        let mut facts = header.facts;
+        facts.split_btf = header.btf.then(|| bytes[line + 1..].to_vec());
+        Some(facts)
+    }
+
+    /// Writes the cache entry (atomically: a temporary file renamed).
+    fn save(&self, entry: &Path, key: &CacheKey) -> std::io::Result<()> {
+        let dir = entry.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir)?;
+        // `CacheHeader`'s fields, borrowed.
+        #[derive(Serialize)]
+        struct Header<'a> {
+            key: &'a CacheKey,
+            facts: &'a ModuleFile,
+            btf: bool,
+        }
+        let header = Header {
+            key,
+            facts: self,
+            btf: self.split_btf.is_some(),
+        };
+        let mut bytes = serde_json::to_vec(&header).map_err(std::io::Error::other)?;
+        bytes.push(b'\n');
+        bytes.extend_from_slice(self.split_btf.as_deref().unwrap_or_default());
+        let unique = format!(
+            ".{}.{}.{:?}.tmp",
+            entry
+                .file_name()
+                .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+            std::process::id(),
+            std::thread::current().id()
+        );
+        let temporary = dir.join(unique.replace(['(', ')'], ""));
+        std::fs::write(&temporary, &bytes)?;
+        std::fs::rename(&temporary, entry).inspect_err(|_| {
+            let _ = std::fs::remove_file(&temporary);
         })
     }
 }
@@ -632,6 +804,85 @@ mod tests {
             &again,
             &tree.module("fake", None).unwrap().unwrap()
         ));
+    }
+
+    #[test]
+    fn module_facts_are_cached_and_a_changed_file_is_read_again() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let fs = dir.path().join("kernel/fs/fake");
+        std::fs::create_dir_all(&fs).unwrap();
+        let module = fs.join("fake.ko.xz");
+        let write_xz = |data: &[u8]| {
+            let mut xz = liblzma::write::XzEncoder::new(Vec::new(), 1);
+            xz.write_all(data).unwrap();
+            std::fs::write(&module, xz.finish().unwrap()).unwrap();
+        };
+        write_xz(&fake_module());
+        let cache = dir.path().join("facts").join(MODULE_FACTS_DIR);
+        let direct = Module::read("fake", &module, None).unwrap();
+        let first = Module::read_cached("fake", &module, None, &cache).unwrap();
+        let entry = cache.join("fake.facts");
+        assert!(entry.is_file(), "the entry was written");
+        let second = Module::read_cached("fake", &module, None, &cache).unwrap();
+        for read in [&first, &second] {
+            assert_eq!(read.name, direct.name);
+            assert_eq!(read.functions, direct.functions);
+            assert_eq!(read.untraceable, direct.untraceable);
+            assert_eq!(read.depends, direct.depends);
+        }
+        // The second read came from the entry: an entry that says other
+        // functions (same key) is believed...
+        let text = std::fs::read(&entry).unwrap();
+        let doctored = String::from_utf8(text)
+            .unwrap()
+            .replace("\"traced\"", "\"doctored\"");
+        std::fs::write(&entry, doctored).unwrap();
+        let cached = Module::read_cached("fake", &module, None, &cache).unwrap();
+        assert!(cached.functions.contains(&"doctored".to_owned()));
+        // ...until the module file changes: then it is read again.
+        let mut other = fake_module();
+        other.extend_from_slice(&[0; 8]);
+        write_xz(&other);
+        let reread = Module::read_cached("fake", &module, None, &cache).unwrap();
+        assert_eq!(reread.functions, direct.functions);
+        // Junk in the cache is not an error: the file is read.
+        std::fs::write(&entry, b"junk").unwrap();
+        let reread = Module::read_cached("fake", &module, None, &cache).unwrap();
+        assert_eq!(reread.functions, direct.functions);
+        // A cache that cannot be written is only slower.
+        let blocked = dir.path().join("blocked");
+        std::fs::write(&blocked, b"a file, not a directory").unwrap();
+        let read = Module::read_cached("fake", &module, None, &blocked.join("x")).unwrap();
+        assert_eq!(read.functions, direct.functions);
+    }
+
+    #[test]
+    fn a_cached_split_btf_is_put_over_the_kernels() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = Btf::parse(crate::btf::tests::sample()).unwrap();
+        let split = crate::btf::tests::sample_split(&base);
+        let file = ModuleFile {
+            name: "m".to_owned(),
+            functions: vec!["mod_fn".to_owned()],
+            untraceable: Vec::new(),
+            depends: Vec::new(),
+            split_btf: Some(split.clone()),
+        };
+        let path = dir.path().join("m.ko");
+        std::fs::write(&path, b"x").unwrap();
+        let key = CacheKey::of(&path).unwrap();
+        let entry = dir.path().join("m.facts");
+        file.save(&entry, &key).unwrap();
+        let loaded = ModuleFile::load(&entry, &key).unwrap();
+        assert_eq!(loaded.split_btf.as_deref(), Some(&split[..]));
+        let module = loaded.into_module(&path, Some(&base)).unwrap();
+        let btf = module.btf.unwrap();
+        assert!(btf.is_split());
+        assert!(btf.function("mod_fn").is_some() && btf.function("vfs_read").is_some());
+        // Without the kernel's BTF, none.
+        let loaded = ModuleFile::load(&entry, &key).unwrap();
+        assert!(loaded.into_module(&path, None).unwrap().btf.is_none());
     }
 
     #[test]

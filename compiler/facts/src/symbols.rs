@@ -97,8 +97,10 @@ pub enum CloneSuffix {
 /// The function a compiler clone was made from (`vfs_read` for
 /// `vfs_read.isra.0`): [`split_clone`]'s base, without its suffixes.
 pub fn clone_base(name: &str) -> Option<&str> {
-    // Most names have no dot: a byte loop says so cheaper than a searcher.
-    let dot = name.bytes().position(|b| b == b'.')?;
+    // Most names have no dot: memchr says so in a few instructions (a
+    // byte loop cost 160 per name, 8% of resolving SystemTap's library,
+    // whose wildcards scan every function).
+    let dot = memchr::memchr(b'.', name.as_bytes())?;
     let (base, rest) = (name.get(..dot)?, name.get(dot + 1..)?);
     if base.is_empty() {
         return None;

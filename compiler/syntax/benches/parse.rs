@@ -114,9 +114,11 @@ fn tapset_dir() -> std::path::PathBuf {
 
 /// Parses SystemTap's own tapsets (x86_64, kernel 6.1.0) from
 /// [`tapset_dir`]: macro files, then every script, as `tapmatrix parse`
-/// does. Returns the number of files, lines and bytes, and the best time of
-/// five (ASTs dropped after timing).
-fn real_tapsets() -> Option<(usize, usize, usize, std::time::Duration)> {
+/// does. Returns the number of files, lines and bytes, the best time of
+/// five (ASTs dropped after timing), and the process's peak memory in MB
+/// while the first run's ASTs were alive (the high-water mark is reset
+/// before it) with the resident memory before it.
+fn real_tapsets() -> Option<(usize, usize, usize, std::time::Duration, f64, f64)> {
     let dir = tapset_dir();
     let profile = Profile::default();
     let files = tapmatrix_syntax::tapset_files(&dir, &profile).ok()?;
@@ -129,7 +131,13 @@ fn real_tapsets() -> Option<(usize, usize, usize, std::time::Duration)> {
     let lines = texts.iter().map(|(_, t)| t.lines().count()).sum();
     let bytes = texts.iter().map(|(_, t)| t.len()).sum();
     let mut best = None;
-    for _ in 0..5 {
+    let (mut peak, mut before) = (0.0, 0.0);
+    for run in 0..5 {
+        if run == 0 {
+            before = status_mb("VmRSS");
+            // Resets the high-water mark (VmHWM) to the current resident size.
+            let _ = std::fs::write("/proc/self/clear_refs", "5");
+        }
         let mut session = Session::new(profile.clone(), &[]);
         let ids: Vec<_> = texts
             .iter()
@@ -150,13 +158,35 @@ fn real_tapsets() -> Option<(usize, usize, usize, std::time::Duration)> {
             .collect();
         let elapsed = start.elapsed();
         assert!(asts.iter().all(|p| p.diagnostics.is_empty()));
+        if run == 0 {
+            peak = status_mb("VmHWM");
+        }
         drop(asts);
         best = Some(best.map_or(elapsed, |b: std::time::Duration| b.min(elapsed)));
     }
-    Some((texts.len(), lines, bytes, best?))
+    Some((texts.len(), lines, bytes, best?, peak, before))
+}
+
+/// A line of `/proc/self/status` in MB (`VmHWM`, `VmRSS`; 0 where unknown).
+fn status_mb(field: &str) -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|rest| {
+            rest.trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<f64>()
+                .ok()
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
 }
 
 fn main() {
+    // SystemTap's tapsets first, so that their peak memory is not hidden
+    // under what the generated input's parses left to the allocator.
+    let real = real_tapsets();
     let text = input(120_000);
     let lines = text.lines().count();
     let mb = text.len() as f64 / 1e6;
@@ -179,9 +209,10 @@ fn main() {
         best.as_secs_f64() * 1e3,
         mb / best.as_secs_f64()
     );
-    match real_tapsets() {
-        Some((files, lines, bytes, time)) => println!(
-            "SystemTap's tapsets ({}): {files} files, {lines} lines, {:.2} MB parsed in {:.1} ms: {:.1} MB/s",
+    match real {
+        Some((files, lines, bytes, time, peak, before)) => println!(
+            "SystemTap's tapsets ({}): {files} files, {lines} lines, {:.2} MB parsed in {:.1} ms: {:.1} MB/s; \
+             peak memory {peak:.0} MB ({before:.0} MB before)",
             tapset_dir().display(),
             bytes as f64 / 1e6,
             time.as_secs_f64() * 1e3,

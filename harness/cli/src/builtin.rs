@@ -8,7 +8,6 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use sha2::{Digest, Sha256};
 use tapmatrix_kernels::{Cache, write_atomic};
 
 mod generated {
@@ -38,21 +37,12 @@ fn files() -> Vec<(String, &'static [u8])> {
 /// Writes the built-in files into `cache` (once per content: each file
 /// atomically, then a marker) and returns their root.
 fn root(cache: &Cache) -> anyhow::Result<PathBuf> {
-    let files = files();
-    let mut hasher = Sha256::new();
-    for (path, bytes) in &files {
-        hasher.update(path.as_bytes());
-        hasher.update([0]);
-        hasher.update((bytes.len() as u64).to_le_bytes());
-        hasher.update(bytes);
-    }
-    let hash: String = hasher.finalize()[..8]
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect();
-    let dir = cache.root().join("builtin").join(hash);
+    // Hashed at build time (`build.rs`): hashing the files here cost more
+    // than resolving a script.
+    let dir = cache.root().join("builtin").join(generated::HASH);
     let complete = dir.join(".complete");
     if !complete.is_file() {
+        let files = files();
         for (path, bytes) in &files {
             let target = dir.join(path);
             write_atomic(&target, bytes)
@@ -71,4 +61,26 @@ pub fn matrix(cache: &Cache) -> anyhow::Result<PathBuf> {
 /// The built-in tapset library, written into `cache`.
 pub fn tapsets(cache: &Cache) -> anyhow::Result<PathBuf> {
     Ok(root(cache)?.join("tapsets"))
+}
+
+#[cfg(test)]
+mod tests {
+    use sha2::{Digest, Sha256};
+
+    /// The hash `build.rs` computed is that of the files built in.
+    #[test]
+    fn the_build_time_hash_is_the_contents_hash() {
+        let mut hasher = Sha256::new();
+        for (path, bytes) in super::files() {
+            hasher.update(path.as_bytes());
+            hasher.update([0]);
+            hasher.update((bytes.len() as u64).to_le_bytes());
+            hasher.update(bytes);
+        }
+        let hash: String = hasher.finalize()[..8]
+            .iter()
+            .map(|byte| format!("{byte:02x}"))
+            .collect();
+        assert_eq!(hash, super::generated::HASH);
+    }
 }

@@ -5,7 +5,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use super::{Btf, BtfError, HEADER_LEN, Kind, Record, TypeId, u32_at};
+use super::{Btf, BtfError, HEADER_LEN, Kind, TypeId};
 
 /// Where a [`Btf::subset`] starts: it keeps each root and every type the
 /// root reaches.
@@ -136,7 +136,7 @@ impl Btf {
         options: SubsetOptions,
     ) -> Result<Vec<u8>, BtfError> {
         let cap = options.max_pointer_depth.unwrap_or(u32::MAX);
-        let count = self.offsets.len();
+        let count = self.type_count();
         // Fewest pointers between a root and each type (u32::MAX: unreached),
         // by breadth-first search with 0/1 weights: only pointers count.
         let mut depth = vec![u32::MAX; count + 1];
@@ -221,7 +221,8 @@ impl Btf {
             let len = 12 + record.kind.extra_len(record.vlen) as usize;
             let start = types.len();
             types.extend_from_slice(
-                self.data
+                self.blob(record.split)
+                    .data
                     .get(record.at..record.at + len)
                     .ok_or(BtfError::Truncated("type record"))?,
             );
@@ -241,7 +242,7 @@ impl Btf {
             }
         }
         let mut out = Vec::with_capacity(HEADER_LEN + types.len() + strings.bytes.len());
-        out.extend_from_slice(self.data.get(..4).ok_or(BtfError::Truncated("header"))?);
+        out.extend_from_slice(self.bytes().get(..4).ok_or(BtfError::Truncated("header"))?);
         let (types_len, strings_len) = (types.len() as u32, strings.bytes.len() as u32);
         for word in [HEADER_LEN as u32, 0, types_len, types_len, strings_len] {
             out.extend_from_slice(&word.to_le_bytes());
@@ -283,11 +284,6 @@ impl Btf {
                 ids
             }
         }
-    }
-
-    /// Word `index` of a record (0: name, 1: info, 2: size or type, 3..: the rest).
-    fn word(&self, record: &Record, index: usize) -> Result<u32, BtfError> {
-        u32_at(&self.data, record.at + 4 * index).ok_or(BtfError::Truncated("type"))
     }
 
     /// A string's bytes as stored (no UTF-8 check).
