@@ -70,7 +70,27 @@ pub(crate) struct Site<'a> {
     pub(crate) is_return: bool,
     /// `task_struct` offsets from the kernel's BTF, when it has them.
     pub(crate) task: Option<TaskOffsets>,
+    /// What registers the program's context holds.
+    pub(crate) regs: Regs,
 }
+
+/// The registers a program's context holds (`user_mode()`, `addr()`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Regs {
+    /// A kprobe's or kretprobe's `struct pt_regs`: kernel code.
+    Kernel,
+    /// A perf sample's (`struct bpf_perf_event_data` starts with
+    /// `pt_regs`): the code the sample interrupted, kernel or user.
+    Sampled,
+    /// None (a tracepoint's record, a trampoline's or raw tracepoint's
+    /// arguments).
+    None,
+}
+
+/// `offsetof(struct pt_regs, ip)` on x86_64.
+pub(crate) const PT_REGS_IP: i16 = 16 * 8;
+/// `offsetof(struct pt_regs, cs)` on x86_64.
+pub(crate) const PT_REGS_CS: i16 = 17 * 8;
 
 /// Offsets in `struct task_struct` the context builtins read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

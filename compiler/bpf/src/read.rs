@@ -175,8 +175,10 @@ impl Gen<'_> {
 
     /// `backtrace()`: the kernel stack at the hit, `0x` and 16 hex digits
     /// per return address, separated by spaces (as many frames as
-    /// `MAXSTRINGLEN` holds, [`MAX_FRAMES`] at most).
-    pub(crate) fn backtrace(&mut self) -> Result<StrPlace, BpfError> {
+    /// `MAXSTRINGLEN` holds, [`MAX_FRAMES`] at most); with `user`,
+    /// `ubacktrace()`: the current task's user-space stack
+    /// (`BPF_F_USER_STACK`).
+    pub(crate) fn backtrace(&mut self, user: bool) -> Result<StrPlace, BpfError> {
         let cap = self.max_string();
         let frames = MAX_FRAMES.min(cap / FRAME_CHARS);
         let dst = self.str_temp(cap)?;
@@ -191,7 +193,8 @@ impl Gen<'_> {
         self.asm.mov(Reg::R1, CTX);
         self.addr(Reg::R2, SCRATCH, stack);
         self.asm.mov_imm(Reg::R3, i64::from(8 * frames));
-        self.asm.mov_imm(Reg::R4, 0);
+        // BPF_F_USER_STACK.
+        self.asm.mov_imm(Reg::R4, if user { 1 << 8 } else { 0 });
         self.asm.call(Helper::GetStack);
         // Frames read: bytes / 8, within [0, frames].
         let some = self.asm.label();

@@ -90,7 +90,11 @@ impl Gen<'_> {
             Expr::Builtin {
                 builtin: Builtin::Backtrace,
                 ..
-            } => self.backtrace()?,
+            } => self.backtrace(false)?,
+            Expr::Builtin {
+                builtin: Builtin::Ubacktrace,
+                ..
+            } => self.backtrace(true)?,
             Expr::ReadString {
                 addr,
                 max_len,

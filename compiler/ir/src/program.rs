@@ -617,6 +617,18 @@ pub enum Builtin {
     /// `ctime(secs)`: seconds since the epoch as `ctime(3)` prints them
     /// (UTC, without the newline).
     Ctime,
+    /// `user_mode()`: 1 when the probe interrupted user-space code (a
+    /// perf sample such as `timer.profile` taken in user mode), else 0.
+    UserMode,
+    /// `addr()`: the instruction pointer of the probe's registers (a
+    /// kprobe's, a perf sample's); 0 where the probe has none.
+    Addr,
+    /// `uaddr()`: the user-space instruction pointer of a perf sample taken
+    /// in user mode; 0 otherwise.
+    Uaddr,
+    /// `ubacktrace()`: the current task's user-space stack at the hit, in
+    /// the form of [`Builtin::Backtrace`].
+    Ubacktrace,
 }
 
 /// An expression, typed: every node's type is known from its shape.
