@@ -9,7 +9,7 @@ use crate::codegen::{CTX, Gen, PT_REGS_CS, PT_REGS_IP, Regs, SCALARS, Slot};
 use crate::error::BpfError;
 use crate::helpers::Helper;
 use crate::insn::{Alu, Cond, Reg, Size};
-use crate::layout::TARGET_OFFSET;
+use crate::layout::{REALTIME_OFFSET, TARGET_OFFSET};
 
 /// `file:line:col` of a place.
 pub(crate) fn place(program: &tapmatrix_ir::Program, loc: Loc) -> String {
@@ -432,6 +432,25 @@ impl Gen<'_> {
                 self.read_kernel(4, true)?;
             }
             Builtin::ClockNs => self.asm.call(Helper::KtimeGetNs),
+            Builtin::GettimeofdayS
+            | Builtin::GettimeofdayMs
+            | Builtin::GettimeofdayUs
+            | Builtin::GettimeofdayNs => {
+                // The monotonic clock plus the wall clock's lead over it,
+                // which the agent wrote at load.
+                self.asm.call(Helper::KtimeGetNs);
+                self.asm.load(Size::DW, Reg::R1, SCALARS, REALTIME_OFFSET);
+                self.asm.alu(Alu::Add, Reg::R0, Reg::R1);
+                let divisor = match builtin {
+                    Builtin::GettimeofdayS => 1_000_000_000,
+                    Builtin::GettimeofdayMs => 1_000_000,
+                    Builtin::GettimeofdayUs => 1_000,
+                    _ => 1,
+                };
+                if divisor > 1 {
+                    self.asm.alu_imm(Alu::Div, Reg::R0, divisor);
+                }
+            }
             Builtin::Target => self.asm.load(Size::DW, Reg::R0, SCALARS, TARGET_OFFSET),
             Builtin::IsReturn => self.asm.mov_imm(Reg::R0, i64::from(self.site.is_return)),
             Builtin::Print | Builtin::Println => {

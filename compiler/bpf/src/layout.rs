@@ -24,6 +24,8 @@ pub(crate) const STATE_OFFSET: i16 = bpf::STATE_OFFSET as i16;
 pub(crate) const TARGET_OFFSET: i16 = bpf::TARGET_OFFSET as i16;
 /// Offset of the count of records the ring buffer refused.
 pub(crate) const LOST_OFFSET: i16 = bpf::LOST_OFFSET as i16;
+/// Offset of the wall clock's lead over the monotonic clock.
+pub(crate) const REALTIME_OFFSET: i16 = bpf::REALTIME_OFFSET as i16;
 use tapmatrix_ir::bpf::{
     self, ARRAY_VALUE_SIZES, HASH_VALUE_SIZES, KEY_SIZES, SCALARS_START, size_class,
 };

@@ -26,6 +26,10 @@ fn kernel_builtin(builtin: Builtin) -> bool {
             | Builtin::Target
             | Builtin::IsReturn
             | Builtin::ClockNs
+            | Builtin::GettimeofdayS
+            | Builtin::GettimeofdayMs
+            | Builtin::GettimeofdayUs
+            | Builtin::GettimeofdayNs
             | Builtin::Strlen
             | Builtin::TaskCurrent
             | Builtin::Backtrace

@@ -237,8 +237,13 @@ pub const TARGET_OFFSET: u32 = 8;
 /// Offset of the count of records the ring buffer refused (full) in the
 /// scalars map's value.
 pub const LOST_OFFSET: u32 = 16;
+/// Offset of the wall clock's lead over the monotonic clock
+/// (`CLOCK_REALTIME - CLOCK_MONOTONIC` in nanoseconds, written by the
+/// agent at load) in the scalars map's value: `gettimeofday_ns()` in the
+/// kernel is `bpf_ktime_get_ns()` plus it.
+pub const REALTIME_OFFSET: u32 = 24;
 /// Where the scalar globals start in the scalars map's value.
-pub const SCALARS_START: u32 = 24;
+pub const SCALARS_START: u32 = 32;
 
 /// What a map is for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -17,6 +17,7 @@ use aya::{Btf, Ebpf, EbpfLoader};
 use tapmatrix_ir::bpf::{
     BpfArtefact, BpfAttach, Field, GlobalPlace, HIT_HEADER, LOST_OFFSET, MapKind, MapRole,
     PerfSample, RECORD_HEADER, RecordTag, STATE_OFFSET, STATE_STOPPED, StatLayout, TARGET_OFFSET,
+    REALTIME_OFFSET,
 };
 use tapmatrix_ir::{RunEnd, RunMessage, ScalarType, Value};
 use tapmatrix_runtime::{Control, Element, GlobalValue, Hit, HitContext, Runtime, StatValue};
@@ -61,6 +62,7 @@ impl ItemRun<'_> {
         self.flush(&mut runtime)?;
         maps.export(artefact, &runtime)?;
         maps.set_word(TARGET_OFFSET, u64::from(target))?;
+        maps.set_word(REALTIME_OFFSET, realtime_lead())?;
         // Programs do nothing until every one is attached: a probe and its
         // partner (entry and exit) see the same hits.
         maps.set_word(STATE_OFFSET, STATE_STOPPED)?;
@@ -652,4 +654,15 @@ fn sizes(artefact: &BpfArtefact, map: u32) -> (usize, usize) {
         .maps
         .get(map as usize)
         .map_or((8, 16), |m| (m.key_size as usize, m.value_size as usize))
+}
+
+/// `CLOCK_REALTIME - CLOCK_MONOTONIC` in nanoseconds: what programs add to
+/// `bpf_ktime_get_ns()` for `gettimeofday_ns()`.
+fn realtime_lead() -> u64 {
+    use rustix::time::{ClockId, clock_gettime};
+    let ns = |t: rustix::time::Timespec| {
+        (t.tv_sec as i128) * 1_000_000_000 + i128::from(t.tv_nsec as i64)
+    };
+    let lead = ns(clock_gettime(ClockId::Realtime)) - ns(clock_gettime(ClockId::Monotonic));
+    u64::try_from(lead.max(0)).unwrap_or(0)
 }
