@@ -99,6 +99,9 @@ pub(crate) struct TaskOffsets {
     pub(crate) real_parent: u32,
     /// `tgid` (a `pid_t`).
     pub(crate) tgid: u32,
+    /// `mm` (a pointer), and `arg_start` and `arg_end` in `struct
+    /// mm_struct`, for `cmdline_str()`.
+    pub(crate) args: Option<(u32, u32, u32)>,
 }
 
 impl TaskOffsets {
@@ -113,9 +116,22 @@ impl TaskOffsets {
                 .filter(|m| m.bitfield_size.is_none())
                 .map(|m| m.bit_offset / 8)
         };
+        let mm = btf.find(tapmatrix_facts::btf::Kind::Struct, "mm_struct");
+        let mm_offset = |name: &str| {
+            btf.member(mm?, name)
+                .ok()
+                .flatten()
+                .filter(|m| m.bitfield_size.is_none())
+                .map(|m| m.bit_offset / 8)
+        };
+        let args = match (offset("mm"), mm_offset("arg_start"), mm_offset("arg_end")) {
+            (Some(mm), Some(start), Some(end)) => Some((mm, start, end)),
+            _ => None,
+        };
         Some(TaskOffsets {
             real_parent: offset("real_parent")?,
             tgid: offset("tgid")?,
+            args,
         })
     }
 }

@@ -51,6 +51,7 @@ pub(crate) fn builtin_type(builtin: Builtin) -> ScalarType {
         | Builtin::Matched
         | Builtin::Backtrace
         | Builtin::Ubacktrace
+        | Builtin::CmdlineStr
         | Builtin::Symname
         | Builtin::Symdata
         | Builtin::SyscallName

@@ -42,6 +42,7 @@ fn slot_builtin(builtin: Builtin) -> bool {
             | Builtin::TaskCurrent
             | Builtin::Backtrace
             | Builtin::Ubacktrace
+            | Builtin::CmdlineStr
             | Builtin::UserMode
             | Builtin::Addr
             | Builtin::Uaddr
@@ -58,6 +59,7 @@ fn kernel_only(e: &Expr) -> bool {
                 builtin: Builtin::TaskCurrent
                     | Builtin::Backtrace
                     | Builtin::Ubacktrace
+                    | Builtin::CmdlineStr
                     | Builtin::UserMode
                     | Builtin::Addr
                     | Builtin::Uaddr,
@@ -82,6 +84,7 @@ fn describe(program: &Program, e: &Expr) -> Option<(String, String)> {
                 builtin @ (Builtin::TaskCurrent
                 | Builtin::Backtrace
                 | Builtin::Ubacktrace
+                | Builtin::CmdlineStr
                 | Builtin::UserMode
                 | Builtin::Addr
                 | Builtin::Uaddr),

@@ -95,6 +95,11 @@ impl Gen<'_> {
                 builtin: Builtin::Ubacktrace,
                 ..
             } => self.backtrace(true)?,
+            Expr::Builtin {
+                builtin: Builtin::CmdlineStr,
+                loc,
+                ..
+            } => self.cmdline_str(*loc)?,
             Expr::ReadString {
                 addr,
                 max_len,

@@ -34,6 +34,7 @@ fn kernel_builtin(builtin: Builtin) -> bool {
             | Builtin::TaskCurrent
             | Builtin::Backtrace
             | Builtin::Ubacktrace
+            | Builtin::CmdlineStr
             | Builtin::UserMode
             | Builtin::Addr
             | Builtin::Uaddr

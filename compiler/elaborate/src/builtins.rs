@@ -76,6 +76,7 @@ pub fn builtin(name: &str) -> Option<Signature> {
         "addr" => sig(Builtin::Addr, &[], Some(Long)),
         "uaddr" => sig(Builtin::Uaddr, &[], Some(Long)),
         "ubacktrace" => sig(Builtin::Ubacktrace, &[], Some(Str)),
+        "cmdline_str" => sig(Builtin::CmdlineStr, &[], Some(Str)),
         _ => return None,
     })
 }

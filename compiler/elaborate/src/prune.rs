@@ -189,6 +189,7 @@ fn pure(e: &Expr) -> bool {
                     | Builtin::TaskCurrent
                     | Builtin::Backtrace
                     | Builtin::Ubacktrace
+                    | Builtin::CmdlineStr
                     | Builtin::UserMode
                     | Builtin::Addr
                     | Builtin::Uaddr

@@ -629,6 +629,10 @@ pub enum Builtin {
     /// `ubacktrace()`: the current task's user-space stack at the hit, in
     /// the form of [`Builtin::Backtrace`].
     Ubacktrace,
+    /// `cmdline_str()`: the current task's command line (its memory from
+    /// `mm->arg_start` to `arg_end`), the arguments separated by spaces, at
+    /// most MAXSTRINGLEN; "" for a task without user memory.
+    CmdlineStr,
 }
 
 /// An expression, typed: every node's type is known from its shape.

@@ -1157,6 +1157,11 @@ impl Machine {
                     "backtrace() is not available here (the handler runs outside the kernel)",
                 ));
             }
+            Builtin::CmdlineStr => {
+                return Err(Fault::new(
+                    "cmdline_str() is not available here (the handler runs outside the kernel)",
+                ));
+            }
             Builtin::Ubacktrace => {
                 return Err(Fault::new(
                     "ubacktrace() is not available here (the handler runs outside the kernel)",

@@ -301,7 +301,7 @@ impl<'a> Elab<'a> {
             out.push(self.typed(arg, want).0);
         }
         let needs = match sig.builtin {
-            ir::Builtin::TaskCurrent => Some(Construct::CurrentTask),
+            ir::Builtin::TaskCurrent | ir::Builtin::CmdlineStr => Some(Construct::CurrentTask),
             ir::Builtin::Backtrace | ir::Builtin::Ubacktrace => Some(Construct::Backtrace),
             // Begin, end, error and timer probes interrupted no code: 0.
             ir::Builtin::UserMode | ir::Builtin::Addr | ir::Builtin::Uaddr

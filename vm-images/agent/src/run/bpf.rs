@@ -16,8 +16,8 @@ use aya::programs::{FEntry, FExit, KProbe, PerfEvent, RawTracePoint, TracePoint}
 use aya::{Btf, Ebpf, EbpfLoader};
 use tapmatrix_ir::bpf::{
     BpfArtefact, BpfAttach, Field, GlobalPlace, HIT_HEADER, LOST_OFFSET, MapKind, MapRole,
-    PerfSample, RECORD_HEADER, RecordTag, STATE_OFFSET, STATE_STOPPED, StatLayout, TARGET_OFFSET,
-    REALTIME_OFFSET,
+    PerfSample, REALTIME_OFFSET, RECORD_HEADER, RecordTag, STATE_OFFSET, STATE_STOPPED, StatLayout,
+    TARGET_OFFSET,
 };
 use tapmatrix_ir::{RunEnd, RunMessage, ScalarType, Value};
 use tapmatrix_runtime::{Control, Element, GlobalValue, Hit, HitContext, Runtime, StatValue};
