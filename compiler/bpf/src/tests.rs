@@ -199,7 +199,7 @@ fn a_counting_kprobe_runs_in_the_kernel_and_aya_reads_its_object() {
     );
     assert!(matches!(artefact.globals[0], GlobalPlace::Scalar { .. }));
     let listing = dump(&artefact);
-    assert!(listing.contains("lock *(u64 *)(r7 +24) += r1"), "{listing}");
+    assert!(listing.contains("lock *(u64 *)(r7 +32) += r1"), "{listing}");
     assert!(listing.contains("; map scalars"), "{listing}");
     let object = aya_obj::Object::parse(&artefact.object).unwrap();
     assert!(object.programs.contains_key(&artefact.programs[0].name));

@@ -660,9 +660,8 @@ fn sizes(artefact: &BpfArtefact, map: u32) -> (usize, usize) {
 /// `bpf_ktime_get_ns()` for `gettimeofday_ns()`.
 fn realtime_lead() -> u64 {
     use rustix::time::{ClockId, clock_gettime};
-    let ns = |t: rustix::time::Timespec| {
-        (t.tv_sec as i128) * 1_000_000_000 + i128::from(t.tv_nsec as i64)
-    };
+    let ns =
+        |t: rustix::time::Timespec| i128::from(t.tv_sec) * 1_000_000_000 + i128::from(t.tv_nsec);
     let lead = ns(clock_gettime(ClockId::Realtime)) - ns(clock_gettime(ClockId::Monotonic));
     u64::try_from(lead.max(0)).unwrap_or(0)
 }
