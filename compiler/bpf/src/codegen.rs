@@ -70,7 +70,27 @@ pub(crate) struct Site<'a> {
     pub(crate) is_return: bool,
     /// `task_struct` offsets from the kernel's BTF, when it has them.
     pub(crate) task: Option<TaskOffsets>,
+    /// What registers the program's context holds.
+    pub(crate) regs: Regs,
 }
+
+/// The registers a program's context holds (`user_mode()`, `addr()`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Regs {
+    /// A kprobe's or kretprobe's `struct pt_regs`: kernel code.
+    Kernel,
+    /// A perf sample's (`struct bpf_perf_event_data` starts with
+    /// `pt_regs`): the code the sample interrupted, kernel or user.
+    Sampled,
+    /// None (a tracepoint's record, a trampoline's or raw tracepoint's
+    /// arguments).
+    None,
+}
+
+/// `offsetof(struct pt_regs, ip)` on x86_64.
+pub(crate) const PT_REGS_IP: i16 = 16 * 8;
+/// `offsetof(struct pt_regs, cs)` on x86_64.
+pub(crate) const PT_REGS_CS: i16 = 17 * 8;
 
 /// Offsets in `struct task_struct` the context builtins read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,6 +99,9 @@ pub(crate) struct TaskOffsets {
     pub(crate) real_parent: u32,
     /// `tgid` (a `pid_t`).
     pub(crate) tgid: u32,
+    /// `mm` (a pointer), and `arg_start` and `arg_end` in `struct
+    /// mm_struct`, for `cmdline_str()`.
+    pub(crate) args: Option<(u32, u32, u32)>,
 }
 
 impl TaskOffsets {
@@ -93,9 +116,22 @@ impl TaskOffsets {
                 .filter(|m| m.bitfield_size.is_none())
                 .map(|m| m.bit_offset / 8)
         };
+        let mm = btf.find(tapmatrix_facts::btf::Kind::Struct, "mm_struct");
+        let mm_offset = |name: &str| {
+            btf.member(mm?, name)
+                .ok()
+                .flatten()
+                .filter(|m| m.bitfield_size.is_none())
+                .map(|m| m.bit_offset / 8)
+        };
+        let args = match (offset("mm"), mm_offset("arg_start"), mm_offset("arg_end")) {
+            (Some(mm), Some(start), Some(end)) => Some((mm, start, end)),
+            _ => None,
+        };
         Some(TaskOffsets {
             real_parent: offset("real_parent")?,
             tgid: offset("tgid")?,
+            args,
         })
     }
 }

@@ -5,7 +5,7 @@ use tapmatrix_ir::{
 };
 
 use crate::asm::Label;
-use crate::codegen::{Gen, SCALARS, Slot};
+use crate::codegen::{CTX, Gen, PT_REGS_CS, PT_REGS_IP, Regs, SCALARS, Slot};
 use crate::error::BpfError;
 use crate::helpers::Helper;
 use crate::insn::{Alu, Cond, Reg, Size};
@@ -50,6 +50,8 @@ pub(crate) fn builtin_type(builtin: Builtin) -> ScalarType {
         | Builtin::ErrnoStr
         | Builtin::Matched
         | Builtin::Backtrace
+        | Builtin::Ubacktrace
+        | Builtin::CmdlineStr
         | Builtin::Symname
         | Builtin::Symdata
         | Builtin::SyscallName
@@ -484,6 +486,34 @@ impl Gen<'_> {
                 self.release(mark);
             }
             Builtin::TaskCurrent => self.asm.call(Helper::GetCurrentTask),
+            Builtin::UserMode => match self.site.regs {
+                // A perf sample: the privilege level of the interrupted
+                // code segment (`regs->cs & 3`).
+                Regs::Sampled => {
+                    self.asm.load(Size::DW, Reg::R0, CTX, PT_REGS_CS);
+                    self.asm.alu_imm(Alu::And, Reg::R0, 3);
+                    let kernel = self.asm.label();
+                    self.asm.jump_imm(Cond::Eq, Reg::R0, 0, kernel);
+                    self.asm.mov_imm(Reg::R0, 1);
+                    self.asm.bind(kernel);
+                }
+                Regs::Kernel | Regs::None => self.asm.mov_imm(Reg::R0, 0),
+            },
+            Builtin::Addr => match self.site.regs {
+                Regs::Sampled | Regs::Kernel => self.asm.load(Size::DW, Reg::R0, CTX, PT_REGS_IP),
+                Regs::None => self.asm.mov_imm(Reg::R0, 0),
+            },
+            Builtin::Uaddr => match self.site.regs {
+                Regs::Sampled => {
+                    self.asm.load(Size::DW, Reg::R0, CTX, PT_REGS_CS);
+                    self.asm.alu_imm(Alu::And, Reg::R0, 3);
+                    let kernel = self.asm.label();
+                    self.asm.jump_imm(Cond::Eq, Reg::R0, 0, kernel);
+                    self.asm.load(Size::DW, Reg::R0, CTX, PT_REGS_IP);
+                    self.asm.bind(kernel);
+                }
+                Regs::Kernel | Regs::None => self.asm.mov_imm(Reg::R0, 0),
+            },
             other => {
                 return Err(self.unsupported(format!("{}()", builtin_name(other)), Some(loc)));
             }

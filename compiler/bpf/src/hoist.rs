@@ -41,6 +41,11 @@ fn slot_builtin(builtin: Builtin) -> bool {
             | Builtin::Strlen
             | Builtin::TaskCurrent
             | Builtin::Backtrace
+            | Builtin::Ubacktrace
+            | Builtin::CmdlineStr
+            | Builtin::UserMode
+            | Builtin::Addr
+            | Builtin::Uaddr
     )
 }
 
@@ -51,7 +56,13 @@ fn kernel_only(e: &Expr) -> bool {
         Expr::Read { .. }
             | Expr::ReadString { .. }
             | Expr::Builtin {
-                builtin: Builtin::TaskCurrent | Builtin::Backtrace,
+                builtin: Builtin::TaskCurrent
+                    | Builtin::Backtrace
+                    | Builtin::Ubacktrace
+                    | Builtin::CmdlineStr
+                    | Builtin::UserMode
+                    | Builtin::Addr
+                    | Builtin::Uaddr,
                 ..
             }
     )
@@ -69,7 +80,14 @@ fn describe(program: &Program, e: &Expr) -> Option<(String, String)> {
             "reading a string at a computed address".to_owned(),
         )),
         Expr::Builtin {
-            builtin: builtin @ (Builtin::TaskCurrent | Builtin::Backtrace),
+            builtin:
+                builtin @ (Builtin::TaskCurrent
+                | Builtin::Backtrace
+                | Builtin::Ubacktrace
+                | Builtin::CmdlineStr
+                | Builtin::UserMode
+                | Builtin::Addr
+                | Builtin::Uaddr),
             loc,
             ..
         } => Some((

@@ -262,6 +262,11 @@ fn generate(
             function: function.clone(),
             is_return: matches!(unit.context, Context::Return | Context::Exit { .. }),
             task,
+            regs: match unit.context {
+                Context::Entry | Context::Return => codegen::Regs::Kernel,
+                Context::Perf => codegen::Regs::Sampled,
+                _ => codegen::Regs::None,
+            },
         };
         let mut g = Gen::new(&site, &mut tables);
         g.prologue();

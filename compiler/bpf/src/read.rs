@@ -173,10 +173,103 @@ impl Gen<'_> {
         Ok(dst)
     }
 
+    /// `cmdline_str()`: the current task's `mm->arg_start` to `arg_end`
+    /// read in one piece (at most MAXSTRINGLEN - 1 bytes), each NUL
+    /// between arguments made a space; "" for a task without memory or
+    /// when the read fails.
+    pub(crate) fn cmdline_str(&mut self, loc: Loc) -> Result<StrPlace, BpfError> {
+        let Some((mm_at, start_at, end_at)) = self.site.task.and_then(|t| t.args) else {
+            return Err(BpfError::Unsupported {
+                location: self.site.pp.clone(),
+                what: format!(
+                    "cmdline_str() at {}",
+                    crate::expr::place(self.site.program, loc)
+                ),
+                why: Some(
+                    "the kernel's BTF has no task_struct.mm or mm_struct.arg_start".to_owned(),
+                ),
+            });
+        };
+        let cap = self.max_string();
+        let dst = self.str_temp(cap)?;
+        self.asm.store_imm(Size::B, dst.base, dst.off as i16, 0);
+        if cap < 2 {
+            return Ok(dst);
+        }
+        let mark = self.mark();
+        let start = self.stack_alloc(8)?;
+        let len = self.stack_alloc(8)?;
+        let index = self.stack_alloc(8)?;
+        let done = self.asm.label();
+        self.asm.call(Helper::GetCurrentTask);
+        self.asm.mov(Reg::R3, Reg::R0);
+        self.asm.alu_imm(Alu::Add, Reg::R3, mm_at as i32);
+        self.read_kernel(8, false)?;
+        self.asm.jump_imm(Cond::Eq, Reg::R0, 0, done);
+        // r0 = mm: keep it in `len` while reading arg_start.
+        self.asm.store(Size::DW, Reg::FP, len, Reg::R0);
+        self.asm.mov(Reg::R3, Reg::R0);
+        self.asm.alu_imm(Alu::Add, Reg::R3, start_at as i32);
+        self.read_kernel(8, false)?;
+        self.asm.store(Size::DW, Reg::FP, start, Reg::R0);
+        self.asm.load(Size::DW, Reg::R3, Reg::FP, len);
+        self.asm.alu_imm(Alu::Add, Reg::R3, end_at as i32);
+        self.read_kernel(8, false)?;
+        self.asm.load(Size::DW, Reg::R1, Reg::FP, start);
+        self.asm.alu(Alu::Sub, Reg::R0, Reg::R1);
+        // n = min(arg_end - arg_start, cap - 1), at least 1.
+        self.asm.jump_imm(Cond::Sle, Reg::R0, 0, done);
+        let within = self.asm.label();
+        self.asm
+            .jump_imm(Cond::Sle, Reg::R0, cap as i32 - 1, within);
+        self.asm.mov_imm(Reg::R0, i64::from(cap) - 1);
+        self.asm.bind(within);
+        self.asm.store(Size::DW, Reg::FP, len, Reg::R0);
+        self.addr(Reg::R1, dst.base, dst.off);
+        self.asm.mov(Reg::R2, Reg::R0);
+        self.asm.load(Size::DW, Reg::R3, Reg::FP, start);
+        self.asm.call(Helper::ProbeReadUser);
+        let read = self.asm.label();
+        self.asm.jump_imm(Cond::Sge, Reg::R0, 0, read);
+        self.asm.store_imm(Size::B, dst.base, dst.off as i16, 0);
+        self.asm.goto(done);
+        self.asm.bind(read);
+        // The terminator after the bytes read.
+        self.asm.load(Size::DW, Reg::R1, Reg::FP, len);
+        self.asm.jump_imm(Cond::Gt, Reg::R1, cap as i32 - 1, done);
+        self.asm.alu(Alu::Add, Reg::R1, dst.base);
+        self.asm.store_imm(Size::B, Reg::R1, dst.off as i16, 0);
+        // Every NUL before the last byte read becomes a space.
+        self.asm.store_imm(Size::DW, Reg::FP, index, 0);
+        let head = self.asm.label();
+        self.asm.bind(head);
+        self.asm.load(Size::DW, Reg::R1, Reg::FP, index);
+        self.asm.load(Size::DW, Reg::R2, Reg::FP, len);
+        self.asm.alu_imm(Alu::Sub, Reg::R2, 1);
+        self.asm.jump_reg(Cond::Ge, Reg::R1, Reg::R2, done);
+        self.asm.jump_imm(Cond::Ge, Reg::R1, cap as i32 - 1, done);
+        self.asm.mov(Reg::R3, Reg::R1);
+        self.asm.alu(Alu::Add, Reg::R3, dst.base);
+        self.asm.load(Size::B, Reg::R4, Reg::R3, dst.off as i16);
+        let kept = self.asm.label();
+        self.asm.jump_imm(Cond::Ne, Reg::R4, 0, kept);
+        self.asm
+            .store_imm(Size::B, Reg::R3, dst.off as i16, i32::from(b' '));
+        self.asm.bind(kept);
+        self.asm.alu_imm(Alu::Add, Reg::R1, 1);
+        self.asm.store(Size::DW, Reg::FP, index, Reg::R1);
+        self.asm.goto(head);
+        self.asm.bind(done);
+        self.release(mark);
+        Ok(dst)
+    }
+
     /// `backtrace()`: the kernel stack at the hit, `0x` and 16 hex digits
     /// per return address, separated by spaces (as many frames as
-    /// `MAXSTRINGLEN` holds, [`MAX_FRAMES`] at most).
-    pub(crate) fn backtrace(&mut self) -> Result<StrPlace, BpfError> {
+    /// `MAXSTRINGLEN` holds, [`MAX_FRAMES`] at most); with `user`,
+    /// `ubacktrace()`: the current task's user-space stack
+    /// (`BPF_F_USER_STACK`).
+    pub(crate) fn backtrace(&mut self, user: bool) -> Result<StrPlace, BpfError> {
         let cap = self.max_string();
         let frames = MAX_FRAMES.min(cap / FRAME_CHARS);
         let dst = self.str_temp(cap)?;
@@ -191,7 +284,8 @@ impl Gen<'_> {
         self.asm.mov(Reg::R1, CTX);
         self.addr(Reg::R2, SCRATCH, stack);
         self.asm.mov_imm(Reg::R3, i64::from(8 * frames));
-        self.asm.mov_imm(Reg::R4, 0);
+        // BPF_F_USER_STACK.
+        self.asm.mov_imm(Reg::R4, if user { 1 << 8 } else { 0 });
         self.asm.call(Helper::GetStack);
         // Frames read: bytes / 8, within [0, frames].
         let some = self.asm.label();

@@ -94,7 +94,16 @@ impl Gen<'_> {
             Expr::Builtin {
                 builtin: Builtin::Backtrace,
                 ..
-            } => self.backtrace()?,
+            } => self.backtrace(false)?,
+            Expr::Builtin {
+                builtin: Builtin::Ubacktrace,
+                ..
+            } => self.backtrace(true)?,
+            Expr::Builtin {
+                builtin: Builtin::CmdlineStr,
+                loc,
+                ..
+            } => self.cmdline_str(*loc)?,
             Expr::ReadString {
                 addr,
                 max_len,

@@ -33,6 +33,11 @@ fn kernel_builtin(builtin: Builtin) -> bool {
             | Builtin::Strlen
             | Builtin::TaskCurrent
             | Builtin::Backtrace
+            | Builtin::Ubacktrace
+            | Builtin::CmdlineStr
+            | Builtin::UserMode
+            | Builtin::Addr
+            | Builtin::Uaddr
     )
 }
 
@@ -254,16 +259,17 @@ pub(crate) fn leading_guards(body: &[Stmt]) -> usize {
         .count()
 }
 
-/// Whether a handler (or a function it calls) takes a `backtrace()`. Its
-/// program stays a kprobe: the stack a trampoline's program sees starts
-/// with the program and the trampoline, not the probed function.
+/// Whether a handler (or a function it calls) takes a `backtrace()` or
+/// reads `addr()`. Its program stays a kprobe: the stack a trampoline's
+/// program sees starts with the program and the trampoline, not the
+/// probed function, and a trampoline's context holds no registers.
 pub(crate) fn reads_stack(functions: &[Function], body: &[Stmt]) -> bool {
     let mut found = false;
     let mut calls: Vec<u32> = Vec::new();
     let mut visit = |block: &[Stmt], calls: &mut Vec<u32>| {
         tapmatrix_ir::visit::walk_block(block, &mut |_| {}, &mut |e| match e {
             Expr::Builtin {
-                builtin: Builtin::Backtrace,
+                builtin: Builtin::Backtrace | Builtin::Addr,
                 ..
             } => found = true,
             Expr::Call { function, .. } if !calls.contains(function) => calls.push(*function),

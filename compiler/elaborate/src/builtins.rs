@@ -72,6 +72,11 @@ pub fn builtin(name: &str) -> Option<Signature> {
         "symdata" => sig(Builtin::Symdata, &[Long], Some(Str)),
         "syscall_name" => sig(Builtin::SyscallName, &[Long], Some(Str)),
         "ctime" => sig(Builtin::Ctime, &[Long], Some(Str)),
+        "user_mode" => sig(Builtin::UserMode, &[], Some(Long)),
+        "addr" => sig(Builtin::Addr, &[], Some(Long)),
+        "uaddr" => sig(Builtin::Uaddr, &[], Some(Long)),
+        "ubacktrace" => sig(Builtin::Ubacktrace, &[], Some(Str)),
+        "cmdline_str" => sig(Builtin::CmdlineStr, &[], Some(Str)),
         _ => return None,
     })
 }

@@ -33,6 +33,9 @@ pub enum Construct {
     ProfileTimer,
     /// `perf.type(T).config(C)` probes and `perf.*` aliases.
     PerfProbe,
+    /// The registers the probe interrupted, at an event hit: `user_mode()`,
+    /// `addr()`, `uaddr()`.
+    Registers,
 }
 
 impl Construct {
@@ -47,6 +50,7 @@ impl Construct {
             Construct::CredentialsAtHit => "the task's credentials at an event hit",
             Construct::ProfileTimer => "timer.profile",
             Construct::PerfProbe => "perf probes",
+            Construct::Registers => "the probe's registers (user_mode(), addr(), uaddr())",
         }
     }
 }

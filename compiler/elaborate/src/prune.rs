@@ -188,6 +188,11 @@ fn pure(e: &Expr) -> bool {
                     | Builtin::Ctime
                     | Builtin::TaskCurrent
                     | Builtin::Backtrace
+                    | Builtin::Ubacktrace
+                    | Builtin::CmdlineStr
+                    | Builtin::UserMode
+                    | Builtin::Addr
+                    | Builtin::Uaddr
                     | Builtin::Symname
                     | Builtin::Symdata
             ) && args.iter().all(pure)

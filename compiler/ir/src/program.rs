@@ -617,6 +617,22 @@ pub enum Builtin {
     /// `ctime(secs)`: seconds since the epoch as `ctime(3)` prints them
     /// (UTC, without the newline).
     Ctime,
+    /// `user_mode()`: 1 when the probe interrupted user-space code (a
+    /// perf sample such as `timer.profile` taken in user mode), else 0.
+    UserMode,
+    /// `addr()`: the instruction pointer of the probe's registers (a
+    /// kprobe's, a perf sample's); 0 where the probe has none.
+    Addr,
+    /// `uaddr()`: the user-space instruction pointer of a perf sample taken
+    /// in user mode; 0 otherwise.
+    Uaddr,
+    /// `ubacktrace()`: the current task's user-space stack at the hit, in
+    /// the form of [`Builtin::Backtrace`].
+    Ubacktrace,
+    /// `cmdline_str()`: the current task's command line (its memory from
+    /// `mm->arg_start` to `arg_end`), the arguments separated by spaces, at
+    /// most MAXSTRINGLEN; "" for a task without user memory.
+    CmdlineStr,
 }
 
 /// An expression, typed: every node's type is known from its shape.

@@ -1157,6 +1157,19 @@ impl Machine {
                     "backtrace() is not available here (the handler runs outside the kernel)",
                 ));
             }
+            Builtin::CmdlineStr => {
+                return Err(Fault::new(
+                    "cmdline_str() is not available here (the handler runs outside the kernel)",
+                ));
+            }
+            Builtin::Ubacktrace => {
+                return Err(Fault::new(
+                    "ubacktrace() is not available here (the handler runs outside the kernel)",
+                ));
+            }
+            // The handlers that reach the runtime with these unhoisted are
+            // begin, end, error and timer probes: no code was interrupted.
+            Builtin::UserMode | Builtin::Addr | Builtin::Uaddr => Value::Long(0),
             Builtin::Symname | Builtin::Symdata => {
                 let address = long_arg(0) as u64;
                 Value::Str(match (&self.symbols, builtin) {

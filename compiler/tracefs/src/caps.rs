@@ -46,4 +46,8 @@ pub fn capabilities(_facts: &KernelFacts, kernel: &str) -> Capabilities {
             Construct::PerfProbe,
             format!("ftrace has no perf event overflow event; {bpf}"),
         )
+        .refuse(
+            Construct::Registers,
+            format!("a tracefs event records no registers of the interrupted code; {bpf}"),
+        )
 }

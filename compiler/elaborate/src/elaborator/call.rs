@@ -301,8 +301,14 @@ impl<'a> Elab<'a> {
             out.push(self.typed(arg, want).0);
         }
         let needs = match sig.builtin {
-            ir::Builtin::TaskCurrent => Some(Construct::CurrentTask),
-            ir::Builtin::Backtrace => Some(Construct::Backtrace),
+            ir::Builtin::TaskCurrent | ir::Builtin::CmdlineStr => Some(Construct::CurrentTask),
+            ir::Builtin::Backtrace | ir::Builtin::Ubacktrace => Some(Construct::Backtrace),
+            // Begin, end, error and timer probes interrupted no code: 0.
+            ir::Builtin::UserMode | ir::Builtin::Addr | ir::Builtin::Uaddr
+                if self.body.event || self.body.function.is_some() =>
+            {
+                Some(Construct::Registers)
+            }
             // In begin, end, error and timer probes the task is the
             // session's own; at an event (or in a function, which events
             // may call) it is the task the event fired in.

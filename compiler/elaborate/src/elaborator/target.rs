@@ -188,7 +188,9 @@ impl<'a> Elab<'a> {
                 let fetched = self.body.event
                     && self.body.function.is_none()
                     && match &operand.kind {
-                        ExprKind::Number(_) => true,
+                        // `& @cast(0, "type")->member` (@offsetof) is a
+                        // constant, computed without a fetch.
+                        ExprKind::Number(_) => !target.address_of,
                         ExprKind::Target(inner) => {
                             matches!(self.reading(inner, operand.span), Some(Reading::Fetch))
                         }

@@ -82,6 +82,7 @@ pub fn tracefs_like() -> Capabilities {
         .refuse(Construct::CredentialsAtHit, no)
         .refuse(Construct::ProfileTimer, no)
         .refuse(Construct::PerfProbe, no)
+        .refuse(Construct::Registers, no)
 }
 
 /// Elaborates a script alone (no tapsets) on 6.1.

@@ -475,7 +475,9 @@ pub(crate) fn specs_of(args: &RunArgs) -> anyhow::Result<Vec<Spec>> {
             )));
         }
         specs.push(Spec::load(path).map_err(input_error)?);
-        script_args = Some(args.operands[1..].to_vec());
+        // Arguments on the command line replace the spec's; none leave
+        // them (a spec's script runs as its spec says).
+        script_args = Some(args.operands[1..].to_vec()).filter(|a| !a.is_empty());
     } else {
         let paths: Vec<PathBuf> = if args.operands.is_empty() {
             let default = PathBuf::from("tests/scripts");
