@@ -149,7 +149,10 @@ impl Initramfs {
     /// Every member, by path relative to the root (sorted: parents first):
     /// the base's and the image's own.
     #[cfg(test)]
-    pub(crate) fn members(&self, busybox: &Path) -> Result<BTreeMap<String, Member>, InitramfsError> {
+    pub(crate) fn members(
+        &self,
+        busybox: &Path,
+    ) -> Result<BTreeMap<String, Member>, InitramfsError> {
         let mut members = base_members(busybox)?;
         members.extend(self.own_members(busybox)?);
         Ok(members)
