@@ -437,17 +437,7 @@ fn task_guard(stmt: &Stmt) -> bool {
             Expr::And(a, b) | Expr::Or(a, b) => reads_task(a) && reads_task(b),
             Expr::Unary { operand, .. } => reads_task(operand),
             Expr::Builtin { builtin, args, .. } => {
-                args.is_empty()
-                    && matches!(
-                        builtin,
-                        Builtin::Pid
-                            | Builtin::Tid
-                            | Builtin::Uid
-                            | Builtin::Gid
-                            | Builtin::Cpu
-                            | Builtin::Target
-                            | Builtin::Execname
-                    )
+                args.is_empty() && builtin.is_current_task_scalar()
             }
             _ => false,
         }

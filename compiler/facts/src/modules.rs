@@ -481,15 +481,7 @@ impl ModuleFile {
                 .map_or_else(|| name.to_owned(), |n| (*n).to_owned()),
             functions: functions.into_iter().map(str::to_owned).collect(),
             untraceable,
-            depends: modinfo
-                .get("depends")
-                .map(|list| {
-                    list.split(',')
-                        .filter(|d| !d.is_empty())
-                        .map(|d| d.replace('-', "_"))
-                        .collect()
-                })
-                .unwrap_or_default(),
+            depends: modinfo_depends(&modinfo),
             split_btf,
         })
     }
@@ -593,7 +585,13 @@ fn image_depends(path: &Path, image: &[u8]) -> Result<Vec<String>, ModuleError> 
         .and_then(|section| section.data().ok())
         .map(parse_modinfo)
         .unwrap_or_default();
-    Ok(modinfo
+    Ok(modinfo_depends(&modinfo))
+}
+
+/// The `depends` of a module's `.modinfo` (names with `_`, as the kernel
+/// names loaded modules).
+fn modinfo_depends(modinfo: &HashMap<&str, &str>) -> Vec<String> {
+    modinfo
         .get("depends")
         .map(|list| {
             list.split(',')
@@ -601,7 +599,7 @@ fn image_depends(path: &Path, image: &[u8]) -> Result<Vec<String>, ModuleError> 
                 .map(|d| d.replace('-', "_"))
                 .collect()
         })
-        .unwrap_or_default())
+        .unwrap_or_default()
 }
 
 /// A module to load in the guest: its name and its ELF image, decompressed.

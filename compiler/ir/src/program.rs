@@ -635,6 +635,24 @@ pub enum Builtin {
     CmdlineStr,
 }
 
+impl Builtin {
+    /// Whether the builtin, called with no arguments, answers what the
+    /// current task is (its ids, CPU, name, or `target()`): a value every
+    /// back end can test before it reads anything of the event.
+    pub fn is_current_task_scalar(self) -> bool {
+        matches!(
+            self,
+            Builtin::Pid
+                | Builtin::Tid
+                | Builtin::Uid
+                | Builtin::Gid
+                | Builtin::Cpu
+                | Builtin::Target
+                | Builtin::Execname
+        )
+    }
+}
+
 /// An expression, typed: every node's type is known from its shape.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

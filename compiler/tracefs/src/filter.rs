@@ -59,19 +59,7 @@ fn is_pure(expr: &Expr) -> bool {
         }
         Expr::Concat(a, b) | Expr::And(a, b) | Expr::Or(a, b) => is_pure(a) && is_pure(b),
         // What the current task answers.
-        Expr::Builtin { builtin, args, .. } => {
-            args.is_empty()
-                && matches!(
-                    builtin,
-                    Builtin::Pid
-                        | Builtin::Tid
-                        | Builtin::Uid
-                        | Builtin::Gid
-                        | Builtin::Cpu
-                        | Builtin::Target
-                        | Builtin::Execname
-                )
-        }
+        Expr::Builtin { builtin, args, .. } => args.is_empty() && builtin.is_current_task_scalar(),
         _ => false,
     }
 }
