@@ -61,6 +61,17 @@ pub fn run(channel: &Channel, items: &[RunItem]) -> Result<()> {
     crate::log("tracing prepared");
     let mut boot = Boot::default();
     for (index, item) in items.iter().enumerate() {
+        // The task tracepoints the next item follows stay enabled when
+        // this one ends.
+        boot.keep = items
+            .get(index + 1)
+            .map(|next| match &next.artefact {
+                Artefact::Tracefs(bundle) => {
+                    bundle.tasks.iter().map(|&event| task_dir(event)).collect()
+                }
+                Artefact::Bpf(_) => Vec::new(),
+            })
+            .unwrap_or_default();
         let index = u32::try_from(index).context("too many items")?;
         crate::log(&format!("run item {index}: {}", item.name));
         let started = Instant::now();
@@ -120,6 +131,9 @@ pub fn run(channel: &Channel, items: &[RunItem]) -> Result<()> {
         crate::log(&format!("run item {index} done: {finished:?}"));
         send(channel, &finished)?;
     }
+    // Unloading them now would only wait for grace periods before the
+    // power-off.
+    std::mem::forget(std::mem::take(&mut boot.stopped));
     Ok(())
 }
 
@@ -152,27 +166,58 @@ impl ItemRun<'_> {
 }
 
 /// The runtime for an item's `program`, with the workload's pid as
-/// `target()`, and the kernel's symbols when the program names symbols
-/// (read from `/proc/kallsyms` per item: modules may come and go).
-fn runtime_for(program: &tapmatrix_ir::Program, target: u32) -> Runtime {
+/// `target()`, and the kernel's symbols when the program names symbols.
+fn runtime_for(
+    program: &tapmatrix_ir::Program,
+    target: u32,
+    symbols: &mut KernelSymbols,
+) -> Runtime {
     let mut runtime = Runtime::new(program.clone(), i64::from(target));
     runtime.set_target(i64::from(target));
-    if Runtime::needs_symbols(program) {
+    if Runtime::needs_symbols(program)
+        && let Some(symbols) = symbols.current()
+    {
+        runtime.set_symbols(symbols);
+    }
+    runtime
+}
+
+/// The kernel's symbols as an earlier item of the boot read them, with
+/// the module list they were read under: `/proc/kallsyms` is read again
+/// only when modules came or went (reading and parsing its 200,000 lines
+/// takes a TCG guest 0.5 s or more).
+#[derive(Default)]
+struct KernelSymbols {
+    read: Option<(String, std::sync::Arc<tapmatrix_runtime::Symbols>)>,
+}
+
+impl KernelSymbols {
+    /// The symbols now, read again if the loaded modules changed.
+    fn current(&mut self) -> Option<std::sync::Arc<tapmatrix_runtime::Symbols>> {
+        let modules = tracefs::read_text("/proc/modules").unwrap_or_default();
+        if let Some((under, symbols)) = &self.read
+            && *under == modules
+        {
+            return Some(symbols.clone());
+        }
         let started = Instant::now();
         match fs::read_to_string("/proc/kallsyms") {
             Ok(text) => {
-                let symbols = tapmatrix_runtime::Symbols::from_kallsyms(&text);
+                let symbols = std::sync::Arc::new(tapmatrix_runtime::Symbols::from_kallsyms(&text));
                 crate::log(&format!(
                     "{} kernel symbols read in {} ms",
                     symbols.len(),
                     started.elapsed().as_millis()
                 ));
-                runtime.set_symbols(std::sync::Arc::new(symbols));
+                self.read = Some((modules, symbols.clone()));
+                Some(symbols)
             }
-            Err(error) => crate::log(&format!("reading /proc/kallsyms: {error}")),
+            Err(error) => {
+                crate::log(&format!("reading /proc/kallsyms: {error}"));
+                None
+            }
         }
     }
-    runtime
 }
 
 /// Sends one run message as a JSON line.
@@ -217,6 +262,32 @@ struct Boot {
     notrace: Vec<u32>,
     /// Threads unloading earlier items' BPF objects.
     unloading: Vec<std::thread::JoinHandle<()>>,
+    /// Earlier items' BPF objects left loaded, their programs stopped
+    /// (see `Boot::put_away`); never unloaded: the guest powers off.
+    stopped: Vec<aya::Ebpf>,
+    /// The directories of the task tracepoints the next item follows: the
+    /// item that ends leaves them enabled (enabling and disabling a
+    /// tracepoint costs a kernel text update each under TCG, and most
+    /// items follow the same four).
+    keep: Vec<std::path::PathBuf>,
+    /// The tracepoints an earlier item left enabled for the next.
+    kept: Vec<Installed>,
+    /// The kernel's symbols, for the items whose programs name symbols.
+    symbols: KernelSymbols,
+}
+
+impl Boot {
+    /// Whether `installed` is a tracepoint the next item follows (left
+    /// enabled when this item ends).
+    fn keeps(&self, installed: &Installed) -> bool {
+        installed.dynamic.is_none() && self.keep.contains(&installed.dir)
+    }
+}
+
+/// The directory of a task event's tracepoint.
+fn task_dir(event: TaskEvent) -> std::path::PathBuf {
+    let (system, name) = event.tracepoint();
+    tracefs::path(&format!("events/{system}/{name}"))
 }
 
 /// Where an item's time went, phase by phase (logged on the console once
@@ -293,12 +364,15 @@ impl ItemRun<'_> {
             None => open_buffers()?,
         };
         let mut page = vec![0u8; layout.page_size];
-        discard(&mut buffers, &mut page)?;
-        self.phases.mark("clear");
         // `stap -x PID` names target() itself; else it is the workload.
         let spawned = self.spawn_workload(&item.workload.command)?;
         let target = item.workload.target.unwrap_or(spawned);
         self.phases.mark("spawn");
+        // After the spawn (the workload waits at its gate by now): the
+        // task tracepoints an earlier item left enabled recorded its
+        // start, which no event of this item may see.
+        discard(&mut buffers, &mut page)?;
+        self.phases.mark("clear");
         let agent_tids = own_threads();
         let mut decoders = Vec::new();
         let mut by_id: HashMap<u16, Vec<usize>> = HashMap::new();
@@ -339,7 +413,7 @@ impl ItemRun<'_> {
             Tasks::snapshot(&[spawned, target])
         };
         self.phases.mark("snapshot");
-        let mut runtime = runtime_for(&bundle.program, target);
+        let mut runtime = runtime_for(&bundle.program, target, &mut self.boot.symbols);
         self.phases.mark("runtime");
         let mut stop = stopped(runtime.begin());
         self.flush(&mut runtime)?;
@@ -373,7 +447,9 @@ impl ItemRun<'_> {
         // Stop the events, then hand on what is left in the buffer (unless
         // the script itself stopped).
         for installed in &self.installed {
-            let _ = installed.enable(false);
+            if !self.boot.keeps(installed) {
+                let _ = installed.enable(false);
+            }
         }
         self.phases.mark("disable");
         let mut end = stop.unwrap_or(RunEnd::WorkloadDone);
@@ -644,8 +720,14 @@ impl ItemRun<'_> {
     /// stay defined), stops its workload, and lists the events still
     /// enabled.
     fn clean_up(&mut self) -> Vec<String> {
-        for installed in self.installed.iter().rev() {
-            if let Err(error) = installed.retire() {
+        let earlier = std::mem::take(&mut self.boot.kept);
+        let mut kept: Vec<Installed> = Vec::new();
+        for installed in self.installed.iter().rev().chain(&earlier) {
+            if self.boot.keeps(installed) {
+                if !kept.iter().any(|known| known.dir == installed.dir) {
+                    kept.push(installed.clone());
+                }
+            } else if let Err(error) = installed.retire() {
                 crate::log(&format!("disabling {}: {error}", installed.label()));
             }
         }
@@ -663,10 +745,11 @@ impl ItemRun<'_> {
         let mut leftover: Vec<String> = self
             .installed
             .iter()
-            .filter(|installed| installed.left_over())
+            .filter(|installed| !self.boot.keeps(installed) && installed.left_over())
             .map(Installed::label)
             .collect();
         leftover.dedup();
+        self.boot.kept = kept;
         self.phases.mark("check");
         leftover
     }

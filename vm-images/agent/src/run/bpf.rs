@@ -57,7 +57,7 @@ impl ItemRun<'_> {
             ebpf.take_map("events")
                 .context("the object has no events map")?,
         )?;
-        let mut runtime = super::runtime_for(&artefact.program, target);
+        let mut runtime = super::runtime_for(&artefact.program, target, &mut self.boot.symbols);
         let mut stop = stopped(runtime.begin());
         self.flush(&mut runtime)?;
         maps.export(artefact, &runtime)?;
@@ -68,11 +68,12 @@ impl ItemRun<'_> {
         maps.set_word(STATE_OFFSET, STATE_STOPPED)?;
         self.phases.mark("begin");
         let attaching = Instant::now();
+        let mut verifying = Duration::ZERO;
         for (index, program) in artefact.programs.iter().enumerate() {
             if stop.is_some() {
                 break;
             }
-            if let Err(error) = attach(&mut ebpf, &program.name, &program.attach) {
+            if let Err(error) = attach(&mut ebpf, &program.name, &program.attach, &mut verifying) {
                 crate::log(&format!(
                     "BPF program {} ({}) refused: {error:#}",
                     program.name, program.pp
@@ -85,10 +86,11 @@ impl ItemRun<'_> {
             }
         }
         crate::log(&format!(
-            "loaded and attached {} BPF programs ({:?} mode) in {} ms",
+            "loaded and attached {} BPF programs ({:?} mode) in {} ms (loading {} ms)",
             artefact.programs.len(),
             artefact.mode,
-            attaching.elapsed().as_millis()
+            attaching.elapsed().as_millis(),
+            verifying.as_millis()
         ));
         self.phases.mark("attach");
         if stop.is_none() {
@@ -149,13 +151,11 @@ impl ItemRun<'_> {
         self.flush(&mut runtime)?;
         self.phases.mark("end");
         drop(maps);
-        // Detaching waits for grace periods (about 40 ms per kprobe program
-        // under TCG on 6.1): the guest is idle meanwhile, so the next item
-        // goes on while a thread of its own unloads this one. Its programs
-        // are stopped (they return at once) until they are gone.
-        self.boot
-            .unloading
-            .push(std::thread::spawn(move || drop(ebpf)));
+        let periodic = artefact
+            .programs
+            .iter()
+            .any(|program| matches!(program.attach, BpfAttach::PerfEvent { .. }));
+        self.boot.put_away(ebpf, periodic);
         self.phases.mark("unload");
         Ok(end)
     }
@@ -225,35 +225,85 @@ impl ItemRun<'_> {
     }
 }
 
-/// Loads and attaches one program.
-fn attach(ebpf: &mut Ebpf, name: &str, how: &BpfAttach) -> Result<()> {
+impl super::Boot {
+    /// Puts an item's object away once the item is over. Its programs are
+    /// stopped (they return at once). Detaching them waits for grace
+    /// periods with the locks held that the next item's attaching needs
+    /// (under TCG about 40 ms a kprobe program on 6.1, and more for
+    /// trampolines), and the guest powers off after the batch anyway: so
+    /// the object stays loaded and attached, unless its programs fire on
+    /// their own (perf events sample whatever runs) or memory runs short
+    /// (each object holds a ring buffer of 4 MiB), when a thread of its own
+    /// unloads it while the next item runs.
+    fn put_away(&mut self, ebpf: Ebpf, periodic: bool) {
+        let available = available_memory();
+        if !periodic && available.is_some_and(|bytes| bytes >= KEEP_LOADED_ABOVE) {
+            self.stopped.push(ebpf);
+        } else {
+            if !periodic {
+                crate::log(&format!(
+                    "unloading a BPF object: {} MiB available, {} objects kept loaded",
+                    available.unwrap_or(0) >> 20,
+                    self.stopped.len()
+                ));
+            }
+            self.unloading.push(std::thread::spawn(move || drop(ebpf)));
+        }
+    }
+}
+
+/// Memory the guest must have available for an item's object to stay
+/// loaded after the item (a quarter of the guest's 512 MiB).
+const KEEP_LOADED_ABOVE: u64 = 128 << 20;
+
+/// `MemAvailable` from `/proc/meminfo`, in bytes.
+fn available_memory() -> Option<u64> {
+    let text = crate::tracefs::read_text("/proc/meminfo").ok()?;
+    text.lines()
+        .find_map(|line| line.strip_prefix("MemAvailable:"))
+        .and_then(|rest| rest.trim().strip_suffix("kB"))
+        .and_then(|kb| kb.trim().parse::<u64>().ok())
+        .map(|kb| kb * 1024)
+}
+
+/// Loads and attaches one program; `loading` adds the time its loading
+/// (the kernel's verifier) took.
+fn attach(ebpf: &mut Ebpf, name: &str, how: &BpfAttach, loading: &mut Duration) -> Result<()> {
     let program = ebpf
         .program_mut(name)
         .with_context(|| format!("the object has no program {name}"))?;
+    let mut timed = |load: &mut dyn FnMut() -> Result<(), aya::programs::ProgramError>| {
+        let started = Instant::now();
+        let loaded = load();
+        *loading += started.elapsed();
+        loaded
+    };
     match how {
         BpfAttach::Kprobe { function } | BpfAttach::Kretprobe { function, .. } => {
             let program: &mut KProbe = program.try_into()?;
-            program.load()?;
+            timed(&mut || program.load())?;
             program.attach(function, 0)?;
         }
         BpfAttach::Fentry { function } => {
             let program: &mut FEntry = program.try_into()?;
-            program.load(function, kernel_btf()?)?;
+            let btf = kernel_btf()?;
+            timed(&mut || program.load(function, btf))?;
             program.attach()?;
         }
         BpfAttach::Fexit { function } => {
             let program: &mut FExit = program.try_into()?;
-            program.load(function, kernel_btf()?)?;
+            let btf = kernel_btf()?;
+            timed(&mut || program.load(function, btf))?;
             program.attach()?;
         }
         BpfAttach::Tracepoint { system, event } => {
             let program: &mut TracePoint = program.try_into()?;
-            program.load()?;
+            timed(&mut || program.load())?;
             program.attach(system, event)?;
         }
         BpfAttach::RawTracepoint { event } => {
             let program: &mut RawTracePoint = program.try_into()?;
-            program.load()?;
+            timed(&mut || program.load())?;
             program.attach(event)?;
         }
         BpfAttach::PerfEvent {
@@ -262,7 +312,7 @@ fn attach(ebpf: &mut Ebpf, name: &str, how: &BpfAttach) -> Result<()> {
             sample,
         } => {
             let program: &mut PerfEvent = program.try_into()?;
-            program.load()?;
+            timed(&mut || program.load())?;
             let config = perf_config(*perf_type, *config)?;
             let sample = match sample {
                 PerfSample::Period { n } => SamplePolicy::Period(*n),
@@ -289,9 +339,17 @@ fn attach(ebpf: &mut Ebpf, name: &str, how: &BpfAttach) -> Result<()> {
 /// a noticeable time per item otherwise).
 fn kernel_btf() -> Result<&'static Btf> {
     static BTF: std::sync::OnceLock<Result<Btf, String>> = std::sync::OnceLock::new();
-    BTF.get_or_init(|| Btf::from_sys_fs().map_err(|error| format!("{error:#}")))
-        .as_ref()
-        .map_err(|error| anyhow::anyhow!("reading /sys/kernel/btf/vmlinux: {error}"))
+    BTF.get_or_init(|| {
+        let started = Instant::now();
+        let btf = Btf::from_sys_fs().map_err(|error| format!("{error:#}"));
+        crate::log(&format!(
+            "the kernel's BTF read in {} ms",
+            started.elapsed().as_millis()
+        ));
+        btf
+    })
+    .as_ref()
+    .map_err(|error| anyhow::anyhow!("reading /sys/kernel/btf/vmlinux: {error}"))
 }
 
 /// aya's name of `perf_event_attr`'s type and config (software and
