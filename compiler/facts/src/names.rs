@@ -119,6 +119,43 @@ impl NameList {
     }
 }
 
+impl NameList {
+    /// The lines that contain `needle`, in order: found with one substring
+    /// search over the joined text instead of a look at every line (a
+    /// wildcard such as `*sys_open` has no prefix to narrow it). A needle
+    /// with whitespace is in no line; an empty one is in every line.
+    pub fn containing<'a>(&'a self, needle: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        let finder = (!needle.is_empty() && !needle.contains(char::is_whitespace))
+            .then(|| memchr::memmem::Finder::new(needle.as_bytes()));
+        let mut hits = finder
+            .as_ref()
+            .map(|finder| {
+                finder
+                    .find_iter(self.text.as_bytes())
+                    .collect::<Vec<usize>>()
+            })
+            .unwrap_or_default()
+            .into_iter()
+            // The line a hit starts in: the last start at or before it.
+            .map(|at| self.starts.partition_point(|&start| start as usize <= at) - 1)
+            .peekable();
+        let all = needle.is_empty();
+        let mut next_all = 0;
+        std::iter::from_fn(move || {
+            if all {
+                let line = self.get(next_all)?;
+                next_all += 1;
+                return Some(line);
+            }
+            let line = hits.next()?;
+            while hits.peek() == Some(&line) {
+                hits.next();
+            }
+            self.get(line)
+        })
+    }
+}
+
 impl Serialize for NameList {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_str(&self.text)
@@ -128,18 +165,39 @@ impl Serialize for NameList {
 impl<'de> Deserialize<'de> for NameList {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<NameList, D::Error> {
         let text = String::deserialize(deserializer)?;
-        let list = NameList::from_text(text);
-        // Each name against the next, found through the index (a `split`
-        // by char costs more than the whole JSON parse).
-        let sorted = (1..list.len()).all(|index| list.get(index - 1) < list.get(index));
-        let blank = list.text.starts_with(' ')
-            || memchr::memchr2(b'\n', b'\t', list.text.as_bytes()).is_some();
-        if !sorted || blank {
-            return Err(serde::de::Error::custom(
-                "name list not sorted, distinct and space-separated",
-            ));
+        NameList::parse_text(text).ok_or_else(|| {
+            serde::de::Error::custom("name list not sorted, distinct and space-separated")
+        })
+    }
+}
+
+impl NameList {
+    /// The list a saved string holds, or `None` when it is not sorted,
+    /// distinct, non-empty names joined by single spaces. One pass: each
+    /// separator found with memchr, each name compared with the one
+    /// before as bytes (the index and `str` slicing per name cost more
+    /// than the JSON parse of the string).
+    fn parse_text(text: String) -> Option<NameList> {
+        let bytes = text.as_bytes();
+        if memchr::memchr2(b'\n', b'\t', bytes).is_some() {
+            return None;
         }
-        Ok(list)
+        let mut starts = Vec::new();
+        if !bytes.is_empty() {
+            starts.reserve(bytes.len() / 16);
+            let mut previous: &[u8] = &[];
+            let mut start = 0;
+            for end in memchr::memchr_iter(b' ', bytes).chain(std::iter::once(bytes.len())) {
+                let name = bytes.get(start..end)?;
+                if name.is_empty() || (start > 0 && previous >= name) {
+                    return None;
+                }
+                starts.push(u32::try_from(start).ok()?);
+                previous = name;
+                start = end + 1;
+            }
+        }
+        Some(NameList { text, starts })
     }
 }
 
@@ -153,11 +211,24 @@ mod tests {
         assert_eq!(list.iter().collect::<Vec<_>>(), ["a", "b", "c", "c.isra.0"]);
         assert!(list.contains("c") && !list.contains("d") && !list.contains(""));
         assert_eq!(list.with_prefix("c.").collect::<Vec<_>>(), ["c.isra.0"]);
+        assert_eq!(list.containing("c").collect::<Vec<_>>(), ["c", "c.isra.0"]);
+        assert_eq!(list.containing("a").collect::<Vec<_>>(), ["a", "c.isra.0"]);
+        assert_eq!(list.containing("").count(), 4);
+        assert_eq!(list.containing("b c").count(), 0);
+        assert_eq!(list.containing("x").count(), 0);
         let json = serde_json::to_string(&list).unwrap();
         assert_eq!(json, r#""a b c c.isra.0""#);
         assert_eq!(serde_json::from_str::<NameList>(&json).unwrap(), list);
         assert!(serde_json::from_str::<NameList>(r#""b a""#).is_err());
         assert!(serde_json::from_str::<NameList>(r#""a  b""#).is_err());
+        assert!(serde_json::from_str::<NameList>(r#"" a b""#).is_err());
+        assert!(serde_json::from_str::<NameList>(r#""a b ""#).is_err());
+        assert!(serde_json::from_str::<NameList>(r#""a a""#).is_err());
+        assert!(serde_json::from_str::<NameList>(r#""a\tb""#).is_err());
+        assert_eq!(
+            serde_json::from_str::<NameList>(r#""a ab b""#).unwrap(),
+            NameList::from_lines(["b", "ab", "a"])
+        );
         assert_eq!(
             NameList::from_lines(["a b", "", "c"])
                 .iter()

@@ -479,7 +479,15 @@ pub fn kernel_profile(facts: &KernelFacts) -> Profile {
         profile.kernel_release = release.clone();
     }
     if let Some(config) = &facts.config {
-        let config_name = |name: &str| format!("CONFIG_{name}");
+        profile
+            .kernel_config
+            .reserve(config.yes.len() + config.module.len() + config.values.len());
+        let config_name = |name: &str| {
+            let mut key = String::with_capacity("CONFIG_".len() + name.len());
+            key.push_str("CONFIG_");
+            key.push_str(name);
+            key
+        };
         for name in config.yes.iter() {
             profile
                 .kernel_config

@@ -648,9 +648,16 @@ impl<'a> Resolver<'a> {
         if has_wildcard(name) {
             let prefix = &name[..name.find(['*', '?', '[']).unwrap_or(name.len())];
             let glob = Glob::new(name);
-            let points: Vec<AttachPoint> = functions
-                .names
-                .with_prefix(prefix)
+            // The names that can match: those with the pattern's literal
+            // prefix, else those holding its longest literal piece (a clone
+            // holds whatever its base holds); a scan of every name only for
+            // a pattern with no literal at all.
+            let candidates: Box<dyn Iterator<Item = &str>> = if !prefix.is_empty() {
+                Box::new(functions.names.with_prefix(prefix))
+            } else {
+                Box::new(functions.names.containing(longest_literal(name)))
+            };
+            let points: Vec<AttachPoint> = candidates
                 .filter_map(|target| {
                     let base = clone_base(target).unwrap_or(target);
                     (glob.matches(base)
@@ -889,6 +896,19 @@ fn too_deep(resolved: &Resolved) -> bool {
     misses.iter().any(|miss| miss.reason == Reason::TooDeep)
 }
 
+/// The longest run of `pattern` that every match holds as written: a piece
+/// between wildcards (`*`, `?`); none (empty) when it has a `[...]` class,
+/// whose pieces this does not read.
+fn longest_literal(pattern: &str) -> &str {
+    if pattern.contains('[') {
+        return "";
+    }
+    pattern
+        .split(['*', '?'])
+        .max_by_key(|piece| piece.len())
+        .unwrap_or("")
+}
+
 /// `fnmatch`, with plain string equality for a pattern without wildcards.
 fn glob_match(pattern: &str, text: &str) -> bool {
     if has_wildcard(pattern) {
@@ -982,5 +1002,53 @@ mod tests {
         assert!(lib.probe_ast(&lib.probes[0]).is_some());
         let missing = ProbePoint::parse("kernel.function(\"no_such_fn\")").unwrap();
         assert!(resolver.derive(&[missing]).is_err());
+    }
+}
+
+#[cfg(test)]
+mod wildcard_tests {
+    use super::*;
+    use crate::tests::fixture;
+
+    #[test]
+    fn longest_literal_piece() {
+        assert_eq!(longest_literal("*sys_open"), "sys_open");
+        assert_eq!(longest_literal("__*_compat_sys_open"), "_compat_sys_open");
+        assert_eq!(longest_literal("a?bcd*ef"), "bcd");
+        assert_eq!(longest_literal("*"), "");
+        assert_eq!(longest_literal("*[ab]cdef"), "");
+    }
+
+    /// A wildcard without a prefix finds what a scan of every function
+    /// finds, clones included (matched by their base).
+    #[test]
+    fn wildcard_without_prefix_matches_a_full_scan() {
+        let facts = fixture("6.1");
+        let library = Library::default();
+        let resolver = Resolver::new(&library, &facts);
+        let Some(functions) = &facts.functions else {
+            panic!("the 6.1 fixture has available_filter_functions");
+        };
+        for pattern in ["*sys_read", "*read*", "*_?ead", "*", "*[rw]rite"] {
+            let point = ProbePoint::parse(&format!("kernel.function(\"{pattern}\")")).unwrap();
+            let glob = Glob::new(pattern);
+            let mut expected: Vec<&str> = functions
+                .names
+                .iter()
+                .filter(|name| glob.matches(clone_base(name).unwrap_or(name)))
+                .filter(|name| !resolver.blacklisted(name))
+                .collect();
+            let mut got: Vec<String> = match resolver.resolve_point(&point) {
+                Outcome::Resolved(found) => found.attach.into_iter().map(|a| a.target).collect(),
+                _ => Vec::new(),
+            };
+            expected.sort_unstable();
+            got.sort_unstable();
+            assert!(
+                !expected.is_empty(),
+                "{pattern} matches something in the fixture"
+            );
+            assert_eq!(got, expected, "{pattern}");
+        }
     }
 }

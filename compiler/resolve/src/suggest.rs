@@ -185,10 +185,13 @@ fn renamed(
     others: &[&KernelFacts],
 ) -> Option<(String, Evidence)> {
     let functions = here.functions.as_ref()?;
-    let reference = others
-        .iter()
-        .filter_map(|facts| prototype_types(facts.btf.as_ref()?, function))
-        .next();
+    // Rendered only when a candidate gets as far as comparing prototypes.
+    let reference = std::cell::LazyCell::new(|| {
+        others
+            .iter()
+            .filter_map(|facts| prototype_types(facts.btf.as_ref()?, function))
+            .next()
+    });
     // The kernels that have the missing function.
     let having: Vec<&KernelFacts> = others
         .iter()
@@ -243,8 +246,8 @@ fn renamed(
             continue;
         }
         // `void (void)` is shared by too many functions to be evidence.
-        let same = match (&reference, here.btf.as_ref()) {
-            (Some(reference), Some(btf))
+        let same = match (here.btf.as_ref(), &*reference) {
+            (Some(btf), Some(reference))
                 if !matches!(reference.as_str(), "void ()" | "void (void)") =>
             {
                 prototype_types(btf, &candidate).as_deref() == Some(reference.as_str())
