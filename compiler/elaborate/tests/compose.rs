@@ -283,3 +283,17 @@ fn reads_at_computed_addresses_where_the_back_end_serves_them() {
     });
     assert_eq!(strings, 1);
 }
+
+#[test]
+fn defined_of_an_entry_value_takes_one_branch() {
+    // tcpipstat: `@defined(@entry($sk)) ? @entry($sk) : @entry($sock->sk)`.
+    // The condition is decided at compile time, and the branch not taken
+    // is not lowered: its target does not resolve and is not fetched.
+    let script = "probe kernel.function(\"vfs_read\").return {\n  println(@defined(@entry($count)) ? @entry($count) : @entry($gone->x))\n  println(@defined(@entry($gone)) ? @entry($gone) : 5)\n}\n";
+    let e = run_with(&[], &[], script, &fixture("6.1")).unwrap();
+    assert_eq!(e.program.probes.len(), 2, "{:#?}", e.program.probes);
+    assert_eq!(e.sites[1].fetches.len(), 1, "only $count, at the entry");
+    let body = format!("{:?}", e.program.probes[0].body);
+    assert!(body.contains("Long(5)"), "{body}");
+    assert!(!body.contains("Ternary"), "{body}");
+}

@@ -66,9 +66,9 @@ struct TapsetFile {
 /// with the script's. A mention in a comment or string only costs a parse.
 fn names_arguments(text: &str) -> bool {
     let bytes = text.as_bytes();
-    bytes.windows(2).any(|pair| {
-        matches!(pair[0], b'$' | b'@') && (pair[1] == b'#' || pair[1].is_ascii_digit())
-    })
+    bytes
+        .windows(2)
+        .any(|pair| matches!(pair[0], b'$' | b'@') && (pair[1] == b'#' || pair[1].is_ascii_digit()))
 }
 
 impl TapsetLibrary {
@@ -287,5 +287,64 @@ mod tests {
         }
         // The broken tapset is skipped, and said so, once per load.
         assert_eq!(library.loaded().diagnostics.len(), 1);
+    }
+
+    #[test]
+    fn tapset_files_that_name_the_arguments_read_each_scripts_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let tapsets = dir.path().join("tapsets");
+        std::fs::create_dir(&tapsets).unwrap();
+        std::fs::write(
+            tapsets.join("argv.stp"),
+            "global argc = $#\nglobal argv_1 = %( $# >= 1 %? @1 %: \"\" %)\n",
+        )
+        .unwrap();
+        std::fs::write(tapsets.join("plain.stp"), "global other = 1\n").unwrap();
+        let script = dir.path().join("s.stp");
+        std::fs::write(&script, "probe begin { println(argv_1) }\n").unwrap();
+        let mut library = TapsetLibrary::load(&[tapsets], Profile::default()).unwrap();
+        let globals = |loaded: &Loaded| -> Vec<String> {
+            loaded
+                .library
+                .files
+                .iter()
+                .filter(|f| !f.script)
+                .flat_map(|f| f.ast.items.iter())
+                .filter_map(|item| match item {
+                    tapmatrix_syntax::ast::Item::Global(g) => {
+                        Some(format!("{} = {:?}", g.name, g.init))
+                    }
+                    _ => None,
+                })
+                .collect()
+        };
+        let options = |args: &[&str]| ScriptOptions {
+            args: args.iter().map(|a| (*a).to_owned()).collect(),
+            guru: false,
+        };
+        for (args, argc, argv_1) in [
+            (&["first", "second"][..], "2", "\"first\""),
+            (&[][..], "0", "\"\""),
+            (&["again"][..], "1", "\"again\""),
+        ] {
+            let loaded = library
+                .with_script_options(&script, None, &options(args))
+                .unwrap();
+            let found = globals(&loaded);
+            assert_eq!(found.len(), 3, "{found:?}");
+            assert!(
+                found
+                    .iter()
+                    .any(|g| g.starts_with("argc = ") && g.contains(argc)),
+                "{args:?}: {found:?}"
+            );
+            assert!(
+                found
+                    .iter()
+                    .any(|g| g.starts_with("argv_1 = ") && g.contains(argv_1)),
+                "{args:?}: {found:?}"
+            );
+            assert!(loaded.diagnostics.is_empty(), "{:?}", loaded.diagnostics);
+        }
     }
 }
