@@ -297,3 +297,14 @@ fn defined_of_an_entry_value_takes_one_branch() {
     assert!(body.contains("Long(5)"), "{body}");
     assert!(!body.contains("Ternary"), "{body}");
 }
+
+#[test]
+fn kernel_string_of_a_local_holding_a_char_array_is_that_string() {
+    // stapgames' gmtty.stp: `namep = @cast(tty, ...)->name` then
+    // `kernel_string(namep)`; tapmatrix reads char arrays as strings.
+    let script = "probe kernel.function(\"vfs_read\") {\n  namep = @cast($file, \"file\", \"kernel\")->f_path->dentry->d_iname\n  println(kernel_string(namep))\n}\n";
+    let caps = Capabilities::all("bpf", "6.1");
+    let e = run_for(&[], &[], script, &fixture("6.1"), &caps).unwrap();
+    let body = format!("{:?}", e.program.probes[0].body);
+    assert_eq!(body.matches("ReadString").count(), 1, "{body}");
+}
