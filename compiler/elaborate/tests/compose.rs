@@ -283,3 +283,28 @@ fn reads_at_computed_addresses_where_the_back_end_serves_them() {
     });
     assert_eq!(strings, 1);
 }
+
+#[test]
+fn defined_of_an_entry_value_takes_one_branch() {
+    // tcpipstat: `@defined(@entry($sk)) ? @entry($sk) : @entry($sock->sk)`.
+    // The condition is decided at compile time, and the branch not taken
+    // is not lowered: its target does not resolve and is not fetched.
+    let script = "probe kernel.function(\"vfs_read\").return {\n  println(@defined(@entry($count)) ? @entry($count) : @entry($gone->x))\n  println(@defined(@entry($gone)) ? @entry($gone) : 5)\n}\n";
+    let e = run_with(&[], &[], script, &fixture("6.1")).unwrap();
+    assert_eq!(e.program.probes.len(), 2, "{:#?}", e.program.probes);
+    assert_eq!(e.sites[1].fetches.len(), 1, "only $count, at the entry");
+    let body = format!("{:?}", e.program.probes[0].body);
+    assert!(body.contains("Long(5)"), "{body}");
+    assert!(!body.contains("Ternary"), "{body}");
+}
+
+#[test]
+fn kernel_string_of_a_local_holding_a_char_array_is_that_string() {
+    // stapgames' gmtty.stp: `namep = @cast(tty, ...)->name` then
+    // `kernel_string(namep)`; tapmatrix reads char arrays as strings.
+    let script = "probe kernel.function(\"vfs_read\") {\n  namep = @cast($file, \"file\", \"kernel\")->f_path->dentry->d_iname\n  println(kernel_string(namep))\n}\n";
+    let caps = Capabilities::all("bpf", "6.1");
+    let e = run_for(&[], &[], script, &fixture("6.1"), &caps).unwrap();
+    let body = format!("{:?}", e.program.probes[0].body);
+    assert_eq!(body.matches("ReadString").count(), 1, "{body}");
+}

@@ -209,3 +209,59 @@ fn a_scripts_own_definition_wins_over_a_context_function() {
     .unwrap();
     assert_eq!(e.program.functions.len(), 1);
 }
+
+#[test]
+fn a_tapset_files_probes_join_the_program_with_the_file() {
+    // SystemTap pulls a tapset file in, probes and all, when the script
+    // uses one of its globals or functions; `probe init` runs first.
+    let tapsets = [
+        (
+            "args.stp",
+            "global slots[4]\nglobal count = 2\nprobe init { slots[1] = \"one\" }\n",
+        ),
+        (
+            "other.stp",
+            "global unused\nfunction helper:long () { return 7 }\nprobe begin { unused = 1 }\n",
+        ),
+    ];
+    let e = run_with(
+        &tapsets,
+        &[],
+        "probe begin { println(slots[1], count) }\n",
+        &fixture("6.1"),
+    )
+    .unwrap();
+    let kinds: Vec<String> = e
+        .program
+        .probes
+        .iter()
+        .map(|p| format!("{:?}", p.kind))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "Begin { seq: 0 }".to_owned(),
+            format!("Begin {{ seq: {} }}", i64::MIN)
+        ],
+        "the script's begin, then args.stp's init (other.stp is not used)"
+    );
+    // A function of a file pulls it in too.
+    let e = run_with(
+        &tapsets,
+        &[],
+        "probe begin { println(helper()) }\n",
+        &fixture("6.1"),
+    )
+    .unwrap();
+    assert_eq!(e.program.probes.len(), 2);
+    assert_eq!(e.program.globals.len(), 1, "other.stp's global `unused`");
+    // A script that uses neither file gets neither's probes.
+    let e = run_with(
+        &tapsets,
+        &[],
+        "probe begin { println(1) }\n",
+        &fixture("6.1"),
+    )
+    .unwrap();
+    assert_eq!(e.program.probes.len(), 1);
+}

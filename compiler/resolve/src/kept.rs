@@ -37,6 +37,38 @@ pub struct TapsetLibrary {
     library: Library,
     /// Parse errors in tapset files (those files are skipped).
     diagnostics: Vec<LoadDiagnostic>,
+    /// The errors of the library macro files alone.
+    base_diagnostics: Vec<LoadDiagnostic>,
+    /// Every tapset file in load order, as read without arguments.
+    files: Vec<TapsetFile>,
+}
+
+/// One tapset file as [`TapsetLibrary::load`] read it.
+#[derive(Debug)]
+struct TapsetFile {
+    path: PathBuf,
+    /// Its tapset directory.
+    layer: usize,
+    /// Whether its text names the command-line arguments ([`names_arguments`]).
+    uses_args: bool,
+    /// Its text when it does (parsed again per script), else empty.
+    text: String,
+    /// Its AST without arguments (`None`: it had parse errors, skipped).
+    ast: Option<Arc<tapmatrix_syntax::ast::File>>,
+    /// Its parse errors without arguments.
+    diagnostics: Vec<LoadDiagnostic>,
+}
+
+/// Whether `text` names a command-line argument as SystemTap's lexer reads
+/// one (`$#`, `@#`, `$N`, `@N`): such a tapset file (SystemTap's
+/// `argv.stp`: `global argc = $#`, `%( $# >= 1 %? @1 %: "" %)`) is parsed
+/// again with each script's own arguments, as `stap` parses its tapsets
+/// with the script's. A mention in a comment or string only costs a parse.
+fn names_arguments(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    bytes
+        .windows(2)
+        .any(|pair| matches!(pair[0], b'$' | b'@') && (pair[1] == b'#' || pair[1].is_ascii_digit()))
 }
 
 impl TapsetLibrary {
@@ -56,20 +88,66 @@ impl TapsetLibrary {
             ..
         } = sources.prepare(profile, &mut HashMap::new())?;
         let mut texts = Texts::default();
+        let mut files = Vec::with_capacity(scripts.len());
         let mut library = Library::default();
+        let base_diagnostics = diagnostics.clone();
         for (path, layer) in scripts.iter().zip(layers) {
-            let (file, found, clean) = parse_text(&mut session, path, texts.get(path)?, false);
-            diagnostics.extend(found);
-            if clean {
-                library.add_kept(Arc::new(file), session.sources(), false, layer);
+            let text = texts.get(path)?;
+            let uses_args = names_arguments(text);
+            let (file, found, clean) = parse_text(&mut session, path, text, false);
+            let text = if uses_args {
+                text.to_owned()
+            } else {
+                String::new()
+            };
+            diagnostics.extend(found.iter().cloned());
+            let ast = clean.then(|| Arc::new(file));
+            if let Some(ast) = &ast {
+                library.add_kept(Arc::clone(ast), session.sources(), false, layer);
             }
+            files.push(TapsetFile {
+                path: path.clone(),
+                layer,
+                text,
+                uses_args,
+                ast,
+                diagnostics: found,
+            });
         }
         library.shadow();
         Ok(TapsetLibrary {
             session,
             library,
             diagnostics,
+            base_diagnostics,
+            files,
         })
+    }
+
+    /// The library again, its files that name the command-line arguments
+    /// parsed with the arguments the session has now.
+    fn with_arguments(&mut self) -> Loaded {
+        let mut library = Library::default();
+        let mut diagnostics = self.base_diagnostics.clone();
+        for file in &self.files {
+            let ast = if file.uses_args {
+                let (ast, found, clean) =
+                    parse_text(&mut self.session, &file.path, &file.text, false);
+                diagnostics.extend(found);
+                clean.then(|| Arc::new(ast))
+            } else {
+                diagnostics.extend(file.diagnostics.iter().cloned());
+                file.ast.clone()
+            };
+            if let Some(ast) = ast {
+                library.add_kept(ast, self.session.sources(), false, file.layer);
+            }
+        }
+        library.shadow();
+        Loaded {
+            library,
+            diagnostics,
+        }
     }
 
     /// The tapsets alone, as [`Sources::load`] gives them without a script.
@@ -108,10 +186,16 @@ impl TapsetLibrary {
         });
         let text = texts.get(script)?;
         self.session.set_args(&options.args);
+        // The tapsets were read without arguments; those that name them
+        // read this script's.
+        let mut loaded = if options.args.is_empty() || !self.files.iter().any(|f| f.uses_args) {
+            self.loaded()
+        } else {
+            self.with_arguments()
+        };
         self.session.set_guru_mode(options.guru);
         let (file, found, _) = parse_text(&mut self.session, script, text, true);
         self.session.set_guru_mode(false);
-        let mut loaded = self.loaded();
         loaded.diagnostics.extend(found);
         loaded
             .library
@@ -203,5 +287,64 @@ mod tests {
         }
         // The broken tapset is skipped, and said so, once per load.
         assert_eq!(library.loaded().diagnostics.len(), 1);
+    }
+
+    #[test]
+    fn tapset_files_that_name_the_arguments_read_each_scripts_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let tapsets = dir.path().join("tapsets");
+        std::fs::create_dir(&tapsets).unwrap();
+        std::fs::write(
+            tapsets.join("argv.stp"),
+            "global argc = $#\nglobal argv_1 = %( $# >= 1 %? @1 %: \"\" %)\n",
+        )
+        .unwrap();
+        std::fs::write(tapsets.join("plain.stp"), "global other = 1\n").unwrap();
+        let script = dir.path().join("s.stp");
+        std::fs::write(&script, "probe begin { println(argv_1) }\n").unwrap();
+        let mut library = TapsetLibrary::load(&[tapsets], Profile::default()).unwrap();
+        let globals = |loaded: &Loaded| -> Vec<String> {
+            loaded
+                .library
+                .files
+                .iter()
+                .filter(|f| !f.script)
+                .flat_map(|f| f.ast.items.iter())
+                .filter_map(|item| match item {
+                    tapmatrix_syntax::ast::Item::Global(g) => {
+                        Some(format!("{} = {:?}", g.name, g.init))
+                    }
+                    _ => None,
+                })
+                .collect()
+        };
+        let options = |args: &[&str]| ScriptOptions {
+            args: args.iter().map(|a| (*a).to_owned()).collect(),
+            guru: false,
+        };
+        for (args, argc, argv_1) in [
+            (&["first", "second"][..], "2", "\"first\""),
+            (&[][..], "0", "\"\""),
+            (&["again"][..], "1", "\"again\""),
+        ] {
+            let loaded = library
+                .with_script_options(&script, None, &options(args))
+                .unwrap();
+            let found = globals(&loaded);
+            assert_eq!(found.len(), 3, "{found:?}");
+            assert!(
+                found
+                    .iter()
+                    .any(|g| g.starts_with("argc = ") && g.contains(argc)),
+                "{args:?}: {found:?}"
+            );
+            assert!(
+                found
+                    .iter()
+                    .any(|g| g.starts_with("argv_1 = ") && g.contains(argv_1)),
+                "{args:?}: {found:?}"
+            );
+            assert!(loaded.diagnostics.is_empty(), "{:?}", loaded.diagnostics);
+        }
     }
 }

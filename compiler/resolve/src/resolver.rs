@@ -397,9 +397,11 @@ impl<'a> Resolver<'a> {
         let name = |i: usize| c.get(i).map_or("", |c| c.name.as_str());
         let bad = |message: String| Err(vec![miss(point, Reason::BadPoint { message })]);
         match name(0) {
-            "begin" | "end" | "error" if c.len() == 1 => {
+            // `init` runs before every `begin` probe (SystemTap's tapsets
+            // fill `argv[]` there): a begin probe of the lowest sequence.
+            "begin" | "end" | "error" | "init" if c.len() == 1 => {
                 let kind = match name(0) {
-                    "begin" => AttachKind::Begin,
+                    "begin" | "init" => AttachKind::Begin,
                     "end" => AttachKind::End,
                     _ => AttachKind::Error,
                 };

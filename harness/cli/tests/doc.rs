@@ -35,6 +35,12 @@ fn every_alias_of_the_repository_tapsets_is_documented() {
                 continue;
             };
             let name = rest.split([' ', '=']).next().unwrap();
+            // A tapset's own probe (`probe init {`), not an alias: it joins
+            // a script's program with its file and has no reference entry.
+            let after = rest[name.len()..].trim_start();
+            if after.is_empty() || after.starts_with('{') {
+                continue;
+            }
             aliases += 1;
             assert!(
                 reference.contains(&format!("\n### probe {name}\n")),

@@ -479,6 +479,18 @@ impl<'a> Elab<'a> {
             });
             return self.quoted(e, ir::Expr::Fetch(slot), quoted);
         }
+        // A variable that holds a char array's contents already (a
+        // `->name` member stored in a local, as stapgames' gmtty.stp does:
+        // tapmatrix reads char arrays as strings): that string, unread.
+        if array_at.is_none()
+            && !sized
+            && let ExprKind::Ident(_) = &arg.kind
+        {
+            let (value, ty) = self.typed(arg, Ty::Unknown);
+            if ty == Ty::Str {
+                return self.quoted(e, value, quoted);
+            }
+        }
         // Anything else is a read at a computed address.
         let (addr, array_len) = match array_at {
             Some((addr, array_len)) => (addr, array_len),

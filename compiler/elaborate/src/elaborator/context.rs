@@ -285,6 +285,17 @@ impl<'a> Elab<'a> {
             }
             return self.returning(e, name, ir::Expr::Long(0), None, void_ok);
         }
+        // An argument at a system call's exit event, which records only
+        // the return value: the argument the call was made with, read at
+        // its entry event (SystemTap's nd_syscall return probes read it
+        // from the call's saved registers: `int_arg(1)` in
+        // `nd_syscall.kill.return`).
+        if matches!(kind, ContextFn::Arg(_))
+            && self.body.syscall_regs.is_none()
+            && self.at_syscall_exit()
+        {
+            return self.entry_value(e, e, Ty::Long);
+        }
         let target = match self.context_target(name, kind, args) {
             Ok(target) => target,
             Err(message) => {

@@ -60,6 +60,76 @@ impl<'a> Elab<'a> {
         out
     }
 
+    /// The probes of the tapset files the program uses now and did not
+    /// before (`pulled`, by file index): as in SystemTap, a tapset file's
+    /// own probes (`probe init` of the argv tapset) join the program with
+    /// the file, once one of its globals or functions is used.
+    pub(super) fn derive_tapset_probes(
+        &mut self,
+        facts: &KernelFacts,
+        pulled: &mut HashSet<usize>,
+    ) -> Vec<DerivedProbe<'a>> {
+        let lib = self.lib;
+        let mut used: Vec<usize> = self
+            .sym
+            .globals
+            .iter()
+            .filter(|g| g.used && !g.script)
+            .map(|g| g.file)
+            .chain(
+                self.sym
+                    .functions
+                    .iter()
+                    .filter(|f| f.reached.is_some() && !f.script)
+                    .map(|f| f.file),
+            )
+            .filter(|file| !pulled.contains(file))
+            .collect();
+        used.sort_unstable();
+        used.dedup();
+        let resolver = Resolver::new(lib, facts);
+        let mut out = Vec::new();
+        for file in used {
+            pulled.insert(file);
+            let Some(parsed) = lib.files.get(file) else {
+                continue;
+            };
+            for item in &parsed.ast.items {
+                let ast::Item::Probe(probe) = item else {
+                    continue;
+                };
+                let points: Vec<tapmatrix_resolve::ProbePoint> = probe
+                    .points
+                    .iter()
+                    .map(tapmatrix_resolve::ProbePoint::from_ast)
+                    .collect();
+                let derivations = match resolver.derive(&points) {
+                    Ok(derivations) => derivations,
+                    Err(misses) => {
+                        let reasons: Vec<String> = misses
+                            .iter()
+                            .map(|m| format!("{}: {}", m.point, m.reason))
+                            .collect();
+                        self.push_error(ElaborateError::new(
+                            format!(
+                                "probe point mismatch: a probe of a tapset file this script uses resolves to nothing on this kernel ({})",
+                                reasons.join("; ")
+                            ),
+                            parsed.names.location(probe.span),
+                        ));
+                        continue;
+                    }
+                };
+                for derivation in derivations {
+                    if let Some(derived) = self.derived(file, probe, &derivation) {
+                        out.push(derived);
+                    }
+                }
+            }
+        }
+        out
+    }
+
     /// The derived probe of one derivation (`None` for `never`, or on error).
     pub(super) fn derived(
         &mut self,
@@ -119,9 +189,13 @@ impl<'a> Elab<'a> {
         let kind = match derivation.attach.first().map(|a| a.kind) {
             Some(AttachKind::Never) | None => return None,
             Some(kind @ (AttachKind::Begin | AttachKind::End | AttachKind::Error)) => {
-                let seq = match leaf.components.first().and_then(|c| c.arg.as_ref()) {
-                    Some(Arg::Number(n)) => *n,
-                    _ => 0,
+                let seq = match leaf.components.first() {
+                    Some(c) if c.name == "init" => i64::MIN,
+                    Some(c) => match &c.arg {
+                        Some(Arg::Number(n)) => *n,
+                        _ => 0,
+                    },
+                    None => 0,
                 };
                 match kind {
                     AttachKind::Begin => ir::ProbeKind::Begin { seq },

@@ -235,6 +235,12 @@ impl<'a> Elab<'a> {
                 otherwise,
             } => {
                 let (cond, _) = self.typed(cond, Ty::Long);
+                // A constant condition (`@defined(@entry($x)) ? ... : ...`)
+                // takes one branch: the other is not lowered, as SystemTap
+                // folds it away before resolving its target expressions.
+                if let ir::Expr::Long(value) = cond {
+                    return self.typed(if value != 0 { then } else { otherwise }, want);
+                }
                 let (mut t, mut tt) = self.typed(then, want);
                 let (o, ot) = self.typed(otherwise, if want == Ty::Unknown { tt } else { want });
                 if tt == Ty::Unknown && ot != Ty::Unknown {
@@ -273,6 +279,17 @@ impl<'a> Elab<'a> {
             }
             ExprKind::Defined(inner) => match &inner.kind {
                 ExprKind::Target(target) => (self.target_defined(inner, target), Ty::Long),
+                // `@defined(@entry($x))` in a return probe: whether `$x`
+                // resolves at the entry, where a parameter is read anyway.
+                // A constant, so that the branch not taken is not lowered
+                // (its `@entry` would be fetched by the entry half).
+                ExprKind::Entry(entry) if self.body.is_return() => match &entry.kind {
+                    ExprKind::Target(target) => (
+                        ir::Expr::Long(i64::from(self.resolves_everywhere(target))),
+                        Ty::Long,
+                    ),
+                    _ => (ir::Expr::Long(1), Ty::Long),
+                },
                 _ => (ir::Expr::Long(1), Ty::Long),
             },
             ExprKind::Entry(inner) => self.entry_value(e, inner, want),

@@ -273,12 +273,25 @@ pub(crate) fn run(
             probe.skip = elab.dead_stores(probe);
         }
     }
-    for _ in 0..MAX_PASSES {
-        elab.changed = false;
-        elab.pass(&mut probes);
-        if !elab.changed {
+    let mut pulled = std::collections::HashSet::new();
+    loop {
+        for _ in 0..MAX_PASSES {
+            elab.changed = false;
+            elab.pass(&mut probes);
+            if !elab.changed {
+                break;
+            }
+        }
+        let mut more = elab.derive_tapset_probes(facts, &mut pulled);
+        if more.is_empty() {
             break;
         }
+        if !options.unoptimized {
+            for probe in &mut more {
+                probe.skip = elab.dead_stores(probe);
+            }
+        }
+        probes.extend(more);
     }
     elab.number_globals();
     elab.report = true;

@@ -38,6 +38,19 @@ impl<'a> Elab<'a> {
                 otherwise,
             } => {
                 let (cond, _) = self.typed(cond, Ty::Long);
+                // A constant condition (`@type_member_defined(...)`, a
+                // `@defined` of a cast) takes one branch; the other is not
+                // lowered, as SystemTap folds it away before resolving its
+                // target expressions and functions.
+                if let ir::Expr::Long(value) = cond {
+                    return match (value != 0, otherwise) {
+                        (true, _) => vec![ir::Stmt::Block(self.stmt_block(then))],
+                        (false, Some(otherwise)) => {
+                            vec![ir::Stmt::Block(self.stmt_block(otherwise))]
+                        }
+                        (false, None) => Vec::new(),
+                    };
+                }
                 let then = self.stmt_block(then);
                 let otherwise = otherwise
                     .as_ref()
