@@ -33,6 +33,9 @@ pub struct BootSpec {
     /// Accelerator, memory, CPUs, the timeout, the QEMU program and the
     /// cache (for the accelerator's remembered verdicts).
     pub vm: VmOptions,
+    /// The size in MiB of an empty virtio block device the guest gets
+    /// (`/dev/vda` once `virtio_pci` and `virtio_blk` are loaded); 0: none.
+    pub disk_mib: u32,
 }
 
 impl BootSpec {
@@ -47,6 +50,7 @@ impl BootSpec {
             work_dir: work_dir.to_path_buf(),
             ending: Ending::AgentDone,
             vm: options.clone(),
+            disk_mib: 0,
         }
     }
 }
@@ -242,6 +246,17 @@ fn boot_once(
     ));
     push(&"-machine");
     push(&"pc,memory-backend=tapmatrix-ram");
+    // Made for this boot and unlinked at once: kept alive by `disk` until
+    // QEMU is gone, never shared with another boot, nothing left behind.
+    let disk =
+        Disk::create(spec.disk_mib, &spec.vm.cache_dir).map_err(|source| BootError::WorkDir {
+            path: Disk::dir(&spec.vm.cache_dir),
+            source,
+        })?;
+    if let Some(disk) = &disk {
+        push(&"-drive");
+        push(&disk.drive());
+    }
     push(&"-smp");
     push(&spec.vm.cpus.to_string());
     push(&"-kernel");
@@ -295,6 +310,7 @@ fn boot_once(
     )
     .map_err(|source| BootError::Spawn { source })?;
     let wall = started.elapsed();
+    drop(disk);
     if on_trial {
         // Ended (or was killed) before the kernel showed itself under KVM.
         let console = fs::read(&console_log).unwrap_or_default();
@@ -514,6 +530,42 @@ impl GuestRam {
         let mut length = [0u8; 8];
         length.copy_from_slice(&header[8..]);
         Some(u64::from_le_bytes(length).min(self.window.size - WINDOW_HEADER_LEN))
+    }
+}
+
+/// The guest's disk: an empty sparse file of the cache's `tmp/`, unlinked
+/// as soon as it is made; QEMU opens it through `/proc/PID/fd/N` of this
+/// process.
+struct Disk {
+    file: File,
+}
+
+impl Disk {
+    /// Where disks are made: `<cache>/tmp` (a disk, not memory).
+    fn dir(cache_dir: &Path) -> PathBuf {
+        cache_dir.join("tmp")
+    }
+
+    /// An empty disk of `mib` MiB, or none for 0.
+    fn create(mib: u32, cache_dir: &Path) -> std::io::Result<Option<Self>> {
+        if mib == 0 {
+            return Ok(None);
+        }
+        let dir = Self::dir(cache_dir);
+        fs::create_dir_all(&dir)?;
+        let file = tempfile::tempfile_in(&dir)?;
+        file.set_len(u64::from(mib) << 20)?;
+        Ok(Some(Self { file }))
+    }
+
+    /// QEMU's `-drive` value: a raw virtio disk (virtio-blk-pci), its
+    /// writes not flushed to the host (the file is thrown away).
+    fn drive(&self) -> String {
+        format!(
+            "file=/proc/{}/fd/{},if=virtio,format=raw,cache=unsafe",
+            std::process::id(),
+            self.file.as_raw_fd()
+        )
     }
 }
 
