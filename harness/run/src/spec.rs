@@ -549,6 +549,18 @@ mod tests {
         assert_eq!(spec.snapshot, SnapshotScope::PerSeries);
         assert!(!spec.kernels.covers("6.1", &facts("6.1")));
         assert!(spec.kernels.covers("7.3", &facts("7.3")));
+        assert_eq!(spec.disk_mib, 0);
+        std::fs::write(
+            script.with_extension("yaml"),
+            "modules: [virtio_pci?, virtio_blk]\ndisk: 32\nsetup: mke2fs /dev/vda\n",
+        )
+        .unwrap();
+        let spec = Spec::load(&script).unwrap();
+        assert_eq!(spec.disk_mib, 32);
+        assert_eq!(spec.modules, ["virtio_pci?", "virtio_blk"]);
+        std::fs::write(script.with_extension("yaml"), "disk: big\n").unwrap();
+        let error = Spec::load(&script).unwrap_err().to_string();
+        assert!(error.contains("fprobe_only.yaml:1:"), "{error}");
         std::fs::write(
             script.with_extension("yaml"),
             "workload: x\ntimeout: soon\n",

@@ -226,14 +226,14 @@ fn boot_once(
     for arg in choice.accel.qemu_args() {
         push(&arg);
     }
-    for arg in [
-        "-nographic",
-        "-nodefaults",
-        "-no-user-config",
-        "-no-reboot",
-        "-nic",
-        "none",
-    ] {
+    // Made for this boot and unlinked at once: kept alive by `disk` until
+    // QEMU is gone, never shared with another boot, nothing left behind.
+    let disk =
+        Disk::create(spec.disk_mib, &spec.vm.cache_dir).map_err(|source| BootError::WorkDir {
+            path: Disk::dir(&spec.vm.cache_dir),
+            source,
+        })?;
+    for arg in device_args(disk.as_ref().map(Disk::drive)) {
         push(&arg);
     }
     push(&"-m");
@@ -246,17 +246,6 @@ fn boot_once(
     ));
     push(&"-machine");
     push(&"pc,memory-backend=tapmatrix-ram");
-    // Made for this boot and unlinked at once: kept alive by `disk` until
-    // QEMU is gone, never shared with another boot, nothing left behind.
-    let disk =
-        Disk::create(spec.disk_mib, &spec.vm.cache_dir).map_err(|source| BootError::WorkDir {
-            path: Disk::dir(&spec.vm.cache_dir),
-            source,
-        })?;
-    if let Some(disk) = &disk {
-        push(&"-drive");
-        push(&disk.drive());
-    }
     push(&"-smp");
     push(&spec.vm.cpus.to_string());
     push(&"-kernel");
@@ -533,6 +522,26 @@ impl GuestRam {
     }
 }
 
+/// QEMU's devices: none of its defaults, no network device whatever the
+/// build's defaults (`-nic none`), and the disk's `-drive` when there is one.
+fn device_args(drive: Option<String>) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "-nographic",
+        "-nodefaults",
+        "-no-user-config",
+        "-no-reboot",
+        "-nic",
+        "none",
+    ]
+    .map(str::to_owned)
+    .into();
+    if let Some(drive) = drive {
+        args.push("-drive".to_owned());
+        args.push(drive);
+    }
+    args
+}
+
 /// The guest's disk: an empty sparse file of the cache's `tmp/`, unlinked
 /// as soon as it is made; QEMU opens it through `/proc/PID/fd/N` of this
 /// process.
@@ -677,6 +686,39 @@ fn prepare_child(
 mod tests {
     use super::*;
     use tapmatrix_wire::RecordWriter;
+
+    #[test]
+    fn a_disk_is_an_unlinked_sparse_file_and_the_only_device_added() {
+        let cache = tempfile::tempdir().unwrap();
+        assert!(Disk::create(0, cache.path()).unwrap().is_none());
+        assert!(!device_args(None).iter().any(|arg| arg == "-drive"));
+        let disk = Disk::create(32, cache.path()).unwrap().unwrap();
+        let metadata = disk.file.metadata().unwrap();
+        assert_eq!(metadata.len(), 32 << 20);
+        // Sparse: nothing written yet.
+        assert_eq!(std::os::unix::fs::MetadataExt::blocks(&metadata), 0);
+        // Unlinked: the cache's tmp/ holds nothing.
+        assert_eq!(fs::read_dir(Disk::dir(cache.path())).unwrap().count(), 0);
+        let drive = disk.drive();
+        // QEMU reaches it through this process's descriptor.
+        let path = drive
+            .strip_prefix("file=")
+            .and_then(|rest| rest.split(',').next())
+            .unwrap();
+        assert_eq!(fs::metadata(path).unwrap().len(), 32 << 20);
+        assert!(drive.contains(",if=virtio,format=raw"), "{drive}");
+        let args = device_args(Some(drive.clone()));
+        assert_eq!(args[args.len() - 2..], ["-drive".to_owned(), drive]);
+        // No network device: `-nic none`, and nothing else names one.
+        let nic = args.iter().position(|arg| arg == "-nic").unwrap();
+        assert_eq!(args[nic + 1], "none");
+        assert!(
+            !args
+                .iter()
+                .any(|arg| arg.contains("netdev") || arg == "-net" || arg.contains("virtio-net")),
+            "{args:?}"
+        );
+    }
 
     fn stream_bytes(done: bool) -> Vec<u8> {
         let mut writer = RecordWriter::new(Vec::new());

@@ -355,6 +355,7 @@ mod tests {
         })
         .unwrap();
         assert!(!job_json.contains("modules"), "{job_json}");
+        assert!(!job_json.contains("disk"), "{job_json}");
         let busybox = Path::new("/bin/busybox");
         let plain = Initramfs::with_job(Job::Run {
             items: items.to_vec(),
