@@ -68,6 +68,7 @@ fn item_on(backend: Backend, id: &str, name: &str, script: &str, command: &str) 
         },
         modules: Vec::new(),
         setup: String::new(),
+        disk_mib: 0,
     }
 }
 

@@ -111,6 +111,7 @@ fn item(name: &str, mut events: Vec<Event>, command: &str, timeout_ms: u64) -> R
         },
         modules: Vec::new(),
         setup: String::new(),
+        disk_mib: 0,
     }
 }
 

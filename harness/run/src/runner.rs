@@ -187,6 +187,7 @@ fn run_kernel(
             },
             modules: load,
             setup: spec.setup.clone(),
+            disk_mib: spec.disk_mib,
         });
     }
     // The warnings come first on standard error.

@@ -33,6 +33,10 @@ pub struct Spec {
     /// A command run to its end before the script's events are installed
     /// (making and mounting a filesystem): its work is not traced.
     pub setup: String,
+    /// The size in MiB of an empty virtio disk (`/dev/vda`) the setup and
+    /// workload use (its drivers, `virtio_pci` and `virtio_blk`, named in
+    /// `modules`); 0: none.
+    pub disk_mib: u32,
     /// Stop after this many seconds.
     pub timeout_s: u64,
     /// Where the script applies.
@@ -267,6 +271,9 @@ struct RawSpec {
     /// A command run before the events are installed.
     #[serde(default)]
     setup: String,
+    /// An empty virtio disk of this many MiB (`/dev/vda`).
+    #[serde(default)]
+    disk: u32,
     #[serde(default = "default_timeout")]
     timeout: u64,
     #[serde(default)]
@@ -366,6 +373,7 @@ impl Spec {
             workload: raw.workload,
             modules: raw.modules,
             setup: raw.setup,
+            disk_mib: raw.disk,
             timeout_s: raw.timeout,
             kernels: raw.kernels,
             snapshot: raw.snapshot,
@@ -394,6 +402,7 @@ impl Spec {
             workload,
             modules: Vec::new(),
             setup: String::new(),
+            disk_mib: 0,
             timeout_s,
             kernels: Applies::default(),
             snapshot: SnapshotScope::Unchecked,
@@ -540,6 +549,18 @@ mod tests {
         assert_eq!(spec.snapshot, SnapshotScope::PerSeries);
         assert!(!spec.kernels.covers("6.1", &facts("6.1")));
         assert!(spec.kernels.covers("7.3", &facts("7.3")));
+        assert_eq!(spec.disk_mib, 0);
+        std::fs::write(
+            script.with_extension("yaml"),
+            "modules: [virtio_pci?, virtio_blk]\ndisk: 32\nsetup: mke2fs /dev/vda\n",
+        )
+        .unwrap();
+        let spec = Spec::load(&script).unwrap();
+        assert_eq!(spec.disk_mib, 32);
+        assert_eq!(spec.modules, ["virtio_pci?", "virtio_blk"]);
+        std::fs::write(script.with_extension("yaml"), "disk: big\n").unwrap();
+        let error = Spec::load(&script).unwrap_err().to_string();
+        assert!(error.contains("fprobe_only.yaml:1:"), "{error}");
         std::fs::write(
             script.with_extension("yaml"),
             "workload: x\ntimeout: soon\n",

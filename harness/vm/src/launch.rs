@@ -33,6 +33,9 @@ pub struct BootSpec {
     /// Accelerator, memory, CPUs, the timeout, the QEMU program and the
     /// cache (for the accelerator's remembered verdicts).
     pub vm: VmOptions,
+    /// The size in MiB of an empty virtio block device the guest gets
+    /// (`/dev/vda` once `virtio_pci` and `virtio_blk` are loaded); 0: none.
+    pub disk_mib: u32,
 }
 
 impl BootSpec {
@@ -47,6 +50,7 @@ impl BootSpec {
             work_dir: work_dir.to_path_buf(),
             ending: Ending::AgentDone,
             vm: options.clone(),
+            disk_mib: 0,
         }
     }
 }
@@ -222,14 +226,14 @@ fn boot_once(
     for arg in choice.accel.qemu_args() {
         push(&arg);
     }
-    for arg in [
-        "-nographic",
-        "-nodefaults",
-        "-no-user-config",
-        "-no-reboot",
-        "-nic",
-        "none",
-    ] {
+    // Made for this boot and unlinked at once: kept alive by `disk` until
+    // QEMU is gone, never shared with another boot, nothing left behind.
+    let disk =
+        Disk::create(spec.disk_mib, &spec.vm.cache_dir).map_err(|source| BootError::WorkDir {
+            path: Disk::dir(&spec.vm.cache_dir),
+            source,
+        })?;
+    for arg in device_args(disk.as_ref().map(Disk::drive)) {
         push(&arg);
     }
     push(&"-m");
@@ -295,6 +299,7 @@ fn boot_once(
     )
     .map_err(|source| BootError::Spawn { source })?;
     let wall = started.elapsed();
+    drop(disk);
     if on_trial {
         // Ended (or was killed) before the kernel showed itself under KVM.
         let console = fs::read(&console_log).unwrap_or_default();
@@ -517,6 +522,62 @@ impl GuestRam {
     }
 }
 
+/// QEMU's devices: none of its defaults, no network device whatever the
+/// build's defaults (`-nic none`), and the disk's `-drive` when there is one.
+fn device_args(drive: Option<String>) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "-nographic",
+        "-nodefaults",
+        "-no-user-config",
+        "-no-reboot",
+        "-nic",
+        "none",
+    ]
+    .map(str::to_owned)
+    .into();
+    if let Some(drive) = drive {
+        args.push("-drive".to_owned());
+        args.push(drive);
+    }
+    args
+}
+
+/// The guest's disk: an empty sparse file of the cache's `tmp/`, unlinked
+/// as soon as it is made; QEMU opens it through `/proc/PID/fd/N` of this
+/// process.
+struct Disk {
+    file: File,
+}
+
+impl Disk {
+    /// Where disks are made: `<cache>/tmp` (a disk, not memory).
+    fn dir(cache_dir: &Path) -> PathBuf {
+        cache_dir.join("tmp")
+    }
+
+    /// An empty disk of `mib` MiB, or none for 0.
+    fn create(mib: u32, cache_dir: &Path) -> std::io::Result<Option<Self>> {
+        if mib == 0 {
+            return Ok(None);
+        }
+        let dir = Self::dir(cache_dir);
+        fs::create_dir_all(&dir)?;
+        let file = tempfile::tempfile_in(&dir)?;
+        file.set_len(u64::from(mib) << 20)?;
+        Ok(Some(Self { file }))
+    }
+
+    /// QEMU's `-drive` value: a raw virtio disk (virtio-blk-pci), its
+    /// writes not flushed to the host (the file is thrown away).
+    fn drive(&self) -> String {
+        format!(
+            "file=/proc/{}/fd/{},if=virtio,format=raw,cache=unsafe",
+            std::process::id(),
+            self.file.as_raw_fd()
+        )
+    }
+}
+
 /// A path as a QEMU option value (commas doubled).
 fn qemu_path(path: &Path) -> String {
     path.display().to_string().replace(',', ",,")
@@ -625,6 +686,39 @@ fn prepare_child(
 mod tests {
     use super::*;
     use tapmatrix_wire::RecordWriter;
+
+    #[test]
+    fn a_disk_is_an_unlinked_sparse_file_and_the_only_device_added() {
+        let cache = tempfile::tempdir().unwrap();
+        assert!(Disk::create(0, cache.path()).unwrap().is_none());
+        assert!(!device_args(None).iter().any(|arg| arg == "-drive"));
+        let disk = Disk::create(32, cache.path()).unwrap().unwrap();
+        let metadata = disk.file.metadata().unwrap();
+        assert_eq!(metadata.len(), 32 << 20);
+        // Sparse: nothing written yet.
+        assert_eq!(std::os::unix::fs::MetadataExt::blocks(&metadata), 0);
+        // Unlinked: the cache's tmp/ holds nothing.
+        assert_eq!(fs::read_dir(Disk::dir(cache.path())).unwrap().count(), 0);
+        let drive = disk.drive();
+        // QEMU reaches it through this process's descriptor.
+        let path = drive
+            .strip_prefix("file=")
+            .and_then(|rest| rest.split(',').next())
+            .unwrap();
+        assert_eq!(fs::metadata(path).unwrap().len(), 32 << 20);
+        assert!(drive.contains(",if=virtio,format=raw"), "{drive}");
+        let args = device_args(Some(drive.clone()));
+        assert_eq!(args[args.len() - 2..], ["-drive".to_owned(), drive]);
+        // No network device: `-nic none`, and nothing else names one.
+        let nic = args.iter().position(|arg| arg == "-nic").unwrap();
+        assert_eq!(args[nic + 1], "none");
+        assert!(
+            !args
+                .iter()
+                .any(|arg| arg.contains("netdev") || arg == "-net" || arg.contains("virtio-net")),
+            "{args:?}"
+        );
+    }
 
     fn stream_bytes(done: bool) -> Vec<u8> {
         let mut writer = RecordWriter::new(Vec::new());

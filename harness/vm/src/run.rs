@@ -160,6 +160,7 @@ pub fn run_items_with_modules(
     let image = run_image(items, modules).build(&options.cache_dir)?;
     let mut spec = BootSpec::new(kernel, &image, work_dir, options);
     spec.vm.timeout = boot_timeout(items, options.timeout);
+    spec.disk_mib = items.iter().map(|item| item.disk_mib).max().unwrap_or(0);
     if settings.echo_hits {
         spec.append.push(ECHO_HITS_PARAM.to_owned());
     }
@@ -307,6 +308,7 @@ mod tests {
             },
             modules: Vec::new(),
             setup: String::new(),
+            disk_mib: 0,
         }
     }
 
@@ -353,6 +355,7 @@ mod tests {
         })
         .unwrap();
         assert!(!job_json.contains("modules"), "{job_json}");
+        assert!(!job_json.contains("disk"), "{job_json}");
         let busybox = Path::new("/bin/busybox");
         let plain = Initramfs::with_job(Job::Run {
             items: items.to_vec(),

@@ -100,6 +100,17 @@ pub struct RunItem {
     /// Empty: none (and absent from the job).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub setup: String,
+    /// The size in MiB of the virtio block device (`/dev/vda`, unformatted)
+    /// its setup and workload use; 0: none (and absent from the job). A boot
+    /// gets one disk, as large as its largest item asks, made empty for that
+    /// boot; items of one boot share it in turn (each setup makes its own
+    /// filesystem).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub disk_mib: u32,
+}
+
+fn is_zero(value: &u32) -> bool {
+    *value == 0
 }
 
 /// The directory of the image that holds the modules the items load.

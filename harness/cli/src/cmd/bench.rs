@@ -434,6 +434,7 @@ fn event_bench(args: &EventBenchArgs) -> anyhow::Result<Status> {
                     },
                     modules: Vec::new(),
                     setup: String::new(),
+                    disk_mib: 0,
                 });
             }
         }
@@ -622,6 +623,7 @@ fn attach_bench(args: &AttachBenchArgs) -> anyhow::Result<Status> {
                     },
                     modules: Vec::new(),
                     setup: String::new(),
+                    disk_mib: 0,
                 });
             }
         }
