@@ -486,6 +486,7 @@ impl Gen<'_> {
                 self.release(mark);
             }
             Builtin::TaskCurrent => self.asm.call(Helper::GetCurrentTask),
+            Builtin::Isinstr => self.isinstr(args)?,
             Builtin::UserMode => match self.site.regs {
                 // A perf sample: the privilege level of the interrupted
                 // code segment (`regs->cs & 3`).

@@ -33,6 +33,7 @@ mod records;
 mod stats;
 mod stmt;
 mod strings;
+mod sprintf;
 mod support;
 
 #[cfg(test)]
