@@ -334,6 +334,11 @@ impl Gen<'_> {
             }
             Expr::Builtin { builtin, args, loc } => self.builtin_long(*builtin, args, *loc)?,
             Expr::Read { addr, access, loc } => self.read(addr, access, *loc)?,
+            Expr::Regex {
+                negated,
+                operand,
+                pattern,
+            } => self.regex_literal(operand, pattern, *negated)?,
             Expr::Printf {
                 to_string: false,
                 format,

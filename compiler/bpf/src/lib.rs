@@ -30,10 +30,10 @@ pub mod insn;
 mod layout;
 mod read;
 mod records;
+mod sprintf;
 mod stats;
 mod stmt;
 mod strings;
-mod sprintf;
 mod support;
 
 #[cfg(test)]

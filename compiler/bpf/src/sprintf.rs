@@ -287,12 +287,8 @@ impl Gen<'_> {
     fn finish_builder(&mut self, b: Builder) -> StrPlace {
         let max = self.max_string();
         if b.dst.cap > max {
-            self.asm.store_imm(
-                Size::B,
-                b.dst.base,
-                (b.dst.off + max as i32 - 1) as i16,
-                0,
-            );
+            self.asm
+                .store_imm(Size::B, b.dst.base, (b.dst.off + max as i32 - 1) as i16, 0);
         }
         StrPlace {
             cap: b.dst.cap.min(max),
@@ -304,7 +300,9 @@ impl Gen<'_> {
     /// holds the size to copy (the terminator included, at most `max`).
     fn append_raw(&mut self, b: Builder, max: u32) -> Result<(), BpfError> {
         if max > b.dst.cap {
-            return Err(BpfError::Internal("a formatted piece larger than its buffer"));
+            return Err(BpfError::Internal(
+                "a formatted piece larger than its buffer",
+            ));
         }
         let skip = self.asm.label();
         let room = b.dst.cap.saturating_sub(max);
@@ -390,8 +388,7 @@ impl Gen<'_> {
         if f.width > 0 {
             self.strlen(s);
             let cut = self.asm.label();
-            self.asm
-                .jump_imm(Cond::Le, Reg::R0, shown as i32 - 1, cut);
+            self.asm.jump_imm(Cond::Le, Reg::R0, shown as i32 - 1, cut);
             self.asm.mov_imm(Reg::R0, i64::from(shown) - 1);
             self.asm.bind(cut);
             // r0 = width - shown length.
@@ -428,10 +425,8 @@ impl Gen<'_> {
         }
         let mark = self.mark();
         let one = self.str_temp(2)?;
-        self.asm
-            .store(Size::B, one.base, one.off as i16, Reg::R0);
-        self.asm
-            .store_imm(Size::B, one.base, one.off as i16 + 1, 0);
+        self.asm.store(Size::B, one.base, one.off as i16, Reg::R0);
+        self.asm.store_imm(Size::B, one.base, one.off as i16 + 1, 0);
         let pad = f.width - 1;
         if pad > 0 && !f.left {
             self.asm.mov_imm(Reg::R0, pad);
@@ -477,31 +472,46 @@ impl Gen<'_> {
         self.asm.store(Size::DW, Reg::FP, neg, Reg::R4);
         // r1: where the number starts in `t` (counts down from `end`).
         self.asm.mov_imm(Reg::R1, i64::from(end));
-        self.asm.store_imm(Size::B, SCRATCH, (t.off + end) as i16, 0);
+        self.asm
+            .store_imm(Size::B, SCRATCH, (t.off + end) as i16, 0);
         let full = self.asm.label();
-        // Digits, lowest first.
-        let digit = self.asm.label();
-        self.asm.bind(digit);
-        self.asm.jump_imm(Cond::Eq, Reg::R1, 0, full);
-        self.asm.alu_imm(Alu::Sub, Reg::R1, 1);
-        self.asm.mov(Reg::R3, Reg::R0);
-        self.asm.alu_imm(Alu::Mod, Reg::R3, base as i32);
-        if base > 10 {
-            let decimal = self.asm.label();
-            let stored = self.asm.label();
-            self.asm.jump_imm(Cond::Lt, Reg::R3, 10, decimal);
+        // Digits, lowest first, unrolled and without branches (the
+        // verifier follows one path however many digits there are, which
+        // matters in loops): r5 counts the digits up to the highest one
+        // that is not zero.
+        let digits: i32 = match base {
+            8 => 22,
+            10 => 20,
+            _ => 16,
+        };
+        self.asm.mov_imm(Reg::R5, 1);
+        for i in 0..digits {
+            self.asm.mov(Reg::R3, Reg::R0);
+            self.asm.alu_imm(Alu::Mod, Reg::R3, base as i32);
+            if base > 10 {
+                // r2 = 1 when the digit is a letter: (9 - d) >> 63.
+                self.asm.mov_imm(Reg::R2, 9);
+                self.asm.alu(Alu::Sub, Reg::R2, Reg::R3);
+                self.asm.alu_imm(Alu::Rsh, Reg::R2, 63);
+                let gap = i32::from(if large { b'A' } else { b'a' }) - i32::from(b'0') - 10;
+                self.asm.alu_imm(Alu::Mul, Reg::R2, gap);
+                self.asm.alu(Alu::Add, Reg::R3, Reg::R2);
+            }
+            self.asm.alu_imm(Alu::Add, Reg::R3, i32::from(b'0'));
             self.asm
-                .alu_imm(Alu::Add, Reg::R3, i32::from(if large { b'A' } else { b'a' }) - 10);
-            self.asm.goto(stored);
-            self.asm.bind(decimal);
-            self.asm.alu_imm(Alu::Add, Reg::R3, i32::from(b'0'));
-            self.asm.bind(stored);
-        } else {
-            self.asm.alu_imm(Alu::Add, Reg::R3, i32::from(b'0'));
+                .store(Size::B, SCRATCH, (t.off + end - 1 - i) as i16, Reg::R3);
+            self.asm.alu_imm(Alu::Div, Reg::R0, base as i32);
+            if i + 1 < digits {
+                // r2 = 1 when what is left is not zero: (-m | m) >> 63.
+                self.asm.mov_imm(Reg::R2, 0);
+                self.asm.alu(Alu::Sub, Reg::R2, Reg::R0);
+                self.asm.alu(Alu::Or, Reg::R2, Reg::R0);
+                self.asm.alu_imm(Alu::Rsh, Reg::R2, 63);
+                self.asm.alu(Alu::Add, Reg::R5, Reg::R2);
+            }
         }
-        self.put(t, Reg::R3);
-        self.asm.alu_imm(Alu::Div, Reg::R0, base as i32);
-        self.asm.jump_imm(Cond::Ne, Reg::R0, 0, digit);
+        self.asm.mov_imm(Reg::R1, i64::from(end));
+        self.asm.alu(Alu::Sub, Reg::R1, Reg::R5);
         // Zeros up to the precision.
         if f.precision > 0 {
             self.pad_to(t, end, f.precision, b'0', full);
@@ -571,13 +581,6 @@ impl Gen<'_> {
         Ok(off)
     }
 
-    /// `t[--r1] = reg` (the caller checked `r1 > 0`).
-    fn put(&mut self, t: StrPlace, reg: Reg) {
-        self.asm.mov(Reg::R2, SCRATCH);
-        self.asm.alu(Alu::Add, Reg::R2, Reg::R1);
-        self.asm.store(Size::B, Reg::R2, t.off as i16, reg);
-    }
-
     /// `t[--r1] = byte`, or to `full` when `t` is full.
     fn put_byte(&mut self, t: StrPlace, byte: u8, full: crate::asm::Label) {
         self.asm.jump_imm(Cond::Eq, Reg::R1, 0, full);
@@ -617,7 +620,33 @@ impl Gen<'_> {
                 why: Some("it runs in the kernel".to_owned()),
             });
         };
-        let needle = needle.as_bytes();
+        self.contains(haystack, needle.as_bytes())
+    }
+
+    /// `s =~ "re"` (or `!~`) into `r0`, where the pattern only asks for a
+    /// literal somewhere in the string (`AF_INET*` is `AF_INE` anywhere).
+    pub(crate) fn regex_literal(
+        &mut self,
+        operand: &Expr,
+        pattern: &str,
+        negated: bool,
+    ) -> Result<(), BpfError> {
+        let Some(literal) = literal_pattern(pattern) else {
+            return Err(BpfError::Unsupported {
+                location: self.site.pp.clone(),
+                what: "a regular expression match".to_owned(),
+                why: Some("it runs in the kernel".to_owned()),
+            });
+        };
+        self.contains(operand, literal.as_bytes())?;
+        if negated {
+            self.asm.alu_imm(Alu::Xor, Reg::R0, 1);
+        }
+        Ok(())
+    }
+
+    /// `r0` = 1 when the string `haystack` holds `needle`.
+    fn contains(&mut self, haystack: &Expr, needle: &[u8]) -> Result<(), BpfError> {
         let mark = self.mark();
         let s = self.string(haystack)?;
         let found = self.asm.label();
@@ -650,8 +679,7 @@ impl Gen<'_> {
                 // The string ended before the needle was found.
                 self.asm.jump_imm(Cond::Eq, Reg::R3, 0, missing);
             }
-            self.asm
-                .jump_imm(Cond::Ne, Reg::R3, i32::from(*byte), next);
+            self.asm.jump_imm(Cond::Ne, Reg::R3, i32::from(*byte), next);
         }
         self.asm.goto(found);
         self.asm.bind(next);
@@ -666,4 +694,27 @@ impl Gen<'_> {
         self.release(mark);
         Ok(())
     }
+}
+
+/// The literal an unanchored POSIX ERE asks for when it is plain text
+/// followed by optional characters (`c*`, `c?`), which match anywhere the
+/// text does; `None` for anything else.
+pub(crate) fn literal_pattern(pattern: &str) -> Option<String> {
+    let mut chars: Vec<char> = pattern.chars().collect();
+    while chars.len() >= 2 && matches!(chars.last(), Some('*' | '?')) {
+        let c = chars[chars.len() - 2];
+        if !plain(c) {
+            return None;
+        }
+        chars.truncate(chars.len() - 2);
+    }
+    if chars.iter().all(|c| plain(*c)) {
+        Some(chars.into_iter().collect())
+    } else {
+        None
+    }
+}
+
+fn plain(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | ' ' | '/' | ':' | ',' | '=' | '@' | '%')
 }

@@ -113,7 +113,16 @@ impl Gen<'_> {
                 builtin: Builtin::Sprint | Builtin::Sprintln,
                 args,
                 ..
-            } => self.sprint(args, matches!(e, Expr::Builtin { builtin: Builtin::Sprintln, .. }))?,
+            } => self.sprint(
+                args,
+                matches!(
+                    e,
+                    Expr::Builtin {
+                        builtin: Builtin::Sprintln,
+                        ..
+                    }
+                ),
+            )?,
             Expr::LongToStr(inner) => self.long_to_str(inner)?,
             Expr::ReadString {
                 addr,

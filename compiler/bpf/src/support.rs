@@ -131,10 +131,14 @@ pub(crate) fn kernel_globals(program: &Program) -> Result<Vec<bool>, String> {
                     crate::expr::builtin_name(*builtin),
                     crate::expr::place(program, *loc)
                 )),
-                Expr::Regex { .. }
-                | Expr::Stat { .. }
-                | Expr::Hist { .. }
-                | Expr::HistBucket { .. } => stop(crate::expr::construct_name(e)),
+                Expr::Regex { pattern, .. }
+                    if crate::sprintf::literal_pattern(pattern).is_none() =>
+                {
+                    stop(crate::expr::construct_name(e))
+                }
+                Expr::Stat { .. } | Expr::Hist { .. } | Expr::HistBucket { .. } => {
+                    stop(crate::expr::construct_name(e))
+                }
                 _ => {}
             },
         );
