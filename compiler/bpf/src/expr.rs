@@ -334,6 +334,11 @@ impl Gen<'_> {
             }
             Expr::Builtin { builtin, args, loc } => self.builtin_long(*builtin, args, *loc)?,
             Expr::Read { addr, access, loc } => self.read(addr, access, *loc)?,
+            Expr::Regex {
+                negated,
+                operand,
+                pattern,
+            } => self.regex_literal(operand, pattern, *negated)?,
             Expr::Printf {
                 to_string: false,
                 format,
@@ -486,6 +491,7 @@ impl Gen<'_> {
                 self.release(mark);
             }
             Builtin::TaskCurrent => self.asm.call(Helper::GetCurrentTask),
+            Builtin::Isinstr => self.isinstr(args)?,
             Builtin::UserMode => match self.site.regs {
                 // A perf sample: the privilege level of the interrupted
                 // code segment (`regs->cs & 3`).

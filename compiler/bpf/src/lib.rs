@@ -30,6 +30,7 @@ pub mod insn;
 mod layout;
 mod read;
 mod records;
+mod sprintf;
 mod stats;
 mod stmt;
 mod strings;

@@ -104,6 +104,26 @@ impl Gen<'_> {
                 loc,
                 ..
             } => self.cmdline_str(*loc)?,
+            Expr::Printf {
+                to_string: true,
+                format,
+                args,
+            } => self.sprintf(format, args)?,
+            Expr::Builtin {
+                builtin: Builtin::Sprint | Builtin::Sprintln,
+                args,
+                ..
+            } => self.sprint(
+                args,
+                matches!(
+                    e,
+                    Expr::Builtin {
+                        builtin: Builtin::Sprintln,
+                        ..
+                    }
+                ),
+            )?,
+            Expr::LongToStr(inner) => self.long_to_str(inner)?,
             Expr::ReadString {
                 addr,
                 max_len,

@@ -38,6 +38,9 @@ fn kernel_builtin(builtin: Builtin) -> bool {
             | Builtin::UserMode
             | Builtin::Addr
             | Builtin::Uaddr
+            | Builtin::Sprint
+            | Builtin::Sprintln
+            | Builtin::Isinstr
     )
 }
 
@@ -128,13 +131,14 @@ pub(crate) fn kernel_globals(program: &Program) -> Result<Vec<bool>, String> {
                     crate::expr::builtin_name(*builtin),
                     crate::expr::place(program, *loc)
                 )),
-                Expr::Regex { .. }
-                | Expr::Printf {
-                    to_string: true, ..
+                Expr::Regex { pattern, .. }
+                    if crate::sprintf::literal_pattern(pattern).is_none() =>
+                {
+                    stop(crate::expr::construct_name(e))
                 }
-                | Expr::Stat { .. }
-                | Expr::Hist { .. }
-                | Expr::HistBucket { .. } => stop(crate::expr::construct_name(e)),
+                Expr::Stat { .. } | Expr::Hist { .. } | Expr::HistBucket { .. } => {
+                    stop(crate::expr::construct_name(e))
+                }
                 _ => {}
             },
         );
@@ -153,22 +157,7 @@ pub(crate) fn kernel_globals(program: &Program) -> Result<Vec<bool>, String> {
             visit(&function.body);
         }
     }
-    let functions = functions.into_inner();
     let touched = touched.into_inner();
-    // A number turned into a string only as a print argument.
-    let number_to_string = "a number turned into a string (other than as a print argument)";
-    for probe in &program.probes {
-        if probe.kind == ProbeKind::Event && !long_to_str_only_in_print(&probe.body) {
-            stop(format!("{number_to_string} in probe {}", probe.name));
-        }
-    }
-    for f in &functions {
-        if let Some(function) = program.functions.get(*f as usize)
-            && !long_to_str_only_in_print(&function.body)
-        {
-            stop(format!("{number_to_string} in function {}", function.name));
-        }
-    }
     // Statistics the kernel aggregates lose the runtime's running variance.
     tapmatrix_ir::visit::each_expr(program, &mut |e| {
         if let Expr::Stat {
@@ -192,27 +181,6 @@ pub(crate) fn kernel_globals(program: &Program) -> Result<Vec<bool>, String> {
         Some(why) => Err(why),
         None => Ok(touched),
     }
-}
-
-/// Whether every `LongToStr` of a block is an argument of `print`.
-fn long_to_str_only_in_print(block: &[Stmt]) -> bool {
-    let mut in_print = 0usize;
-    let mut total = 0usize;
-    tapmatrix_ir::visit::walk_block(block, &mut |_| {}, &mut |e| match e {
-        Expr::LongToStr(_) => total += 1,
-        Expr::Builtin {
-            builtin: Builtin::Print | Builtin::Println,
-            args,
-            ..
-        } => {
-            in_print += args
-                .iter()
-                .filter(|a| matches!(a, Expr::LongToStr(_)))
-                .count();
-        }
-        _ => {}
-    });
-    in_print == total
 }
 
 /// Whether a guard can run in the kernel before anything else of a

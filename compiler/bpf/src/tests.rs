@@ -669,3 +669,32 @@ fn forwarded_entry_values_have_no_map() {
     assert_eq!(artefact.mode, BpfMode::Forwarded);
     assert!(!artefact.maps.iter().any(|m| m.role == MapRole::Entries));
 }
+
+#[test]
+fn strings_formatted_in_the_kernel_keep_the_handler_in_the_kernel() {
+    let facts = fixture("6.1");
+    let e = elaborate(
+        "global a\nprobe kernel.function(\"vfs_read\") {\n  k = sprintf(\"%s-%5d|%-3x\", execname(), pid(), 10)\n  a[k] = sprintln(\"n=\", 3)\n  if (isinstr(k, \"-\") && execname() !~ \"AF_INET*\") a[\"x\"] = sprint(1)\n}\n",
+        &facts,
+    );
+    let artefact = compile(e, &facts, Options::default()).unwrap();
+    assert_eq!(artefact.mode, BpfMode::InKernel);
+    // A regular expression that is more than a literal still forwards.
+    let e = elaborate(
+        "global a\nprobe kernel.function(\"vfs_read\") { if (execname() =~ \"^a.b$\") a++ }\n",
+        &facts,
+    );
+    let artefact = compile(e, &facts, Options::default()).unwrap();
+    assert_eq!(artefact.mode, BpfMode::Forwarded);
+}
+
+#[test]
+fn literal_patterns_are_the_text_before_optional_characters() {
+    use crate::sprintf::literal_pattern;
+    assert_eq!(literal_pattern("AF_INET*").as_deref(), Some("AF_INE"));
+    assert_eq!(literal_pattern("abc").as_deref(), Some("abc"));
+    assert_eq!(literal_pattern("ab?c*").as_deref(), Some("a"));
+    assert_eq!(literal_pattern("^abc"), None);
+    assert_eq!(literal_pattern("a.c"), None);
+    assert_eq!(literal_pattern("a+"), None);
+}
