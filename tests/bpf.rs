@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use tapmatrix_bpf::asm::Code;
 use tapmatrix_bpf::elf::{ElfProgram, write_object};
-use tapmatrix_bpf::insn::Insn;
+use tapmatrix_bpf::insn::{Alu, Cond, Insn, Reg};
 use tapmatrix_e2e::{fetched_kernels, test_cache, test_cache_dir, workspace_root};
 use tapmatrix_facts::KernelFacts;
 use tapmatrix_ir::bpf::BpfMode;
@@ -97,34 +97,67 @@ fn finished(report: &ItemReport) -> &ItemEnd {
     }
 }
 
-fn refused_then_next(id: &str) {
-    // A program that returns without setting r0: the verifier refuses it.
-    // A kprobe program (5.10 would attach `vfs_read` as fentry), which the
-    // ELF below declares.
-    let mut refused = item_on(
+/// A kprobe item whose program is `insns` (5.10 would attach `vfs_read`
+/// as fentry: a kprobe program is what the ELF below declares).
+fn hand_written(id: &str, name: &str, insns: Vec<Insn>) -> RunItem {
+    let mut item = item_on(
         Backend::BpfKprobes,
         id,
-        "refused",
+        name,
         "probe kernel.function(\"vfs_read\") { next }\n",
         "",
     );
-    let Artefact::Bpf(artefact) = &mut refused.artefact else {
+    let Artefact::Bpf(artefact) = &mut item.artefact else {
         panic!("a BPF item was expected");
     };
     let code = Code {
-        insns: vec![Insn::exit()],
+        insns,
         maps: Vec::new(),
     };
-    let name = artefact.programs[0].name.clone();
+    let program = artefact.programs[0].name.clone();
     artefact.object = write_object(
         &[ElfProgram {
-            name: &name,
+            name: &program,
             section: "kprobe",
             code: &code,
         }],
         &artefact.maps,
     )
     .unwrap();
+    item
+}
+
+/// What the agent said the verifier said of `report`'s programs.
+fn verifier_words(report: &ItemReport) -> Vec<&str> {
+    report
+        .messages
+        .iter()
+        .filter_map(|m| match m {
+            RunMessage::EventRejected { error, .. } => Some(error.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn refused_then_next(id: &str) {
+    // A program that returns without setting r0: the verifier refuses it.
+    let refused = hand_written(id, "refused", vec![Insn::exit()]);
+    // A loop the verifier walks once per iteration, 333,334 times: more
+    // than the million instructions it checks. Refused for its size, in a
+    // few seconds (a log of every instruction walked never fit: loaded
+    // again and again with a larger log, it hid that reason behind
+    // ENOSPC, for minutes).
+    let walked = hand_written(
+        id,
+        "walked",
+        vec![
+            Insn::mov64_imm(Reg::R1, 0),
+            Insn::alu64_imm(Alu::Add, Reg::R1, 1),
+            Insn::jmp_imm(Cond::Lt, Reg::R1, 10_000_000, -2),
+            Insn::mov64_imm(Reg::R0, 0),
+            Insn::exit(),
+        ],
+    );
     let counting = item(
         id,
         "counting",
@@ -136,23 +169,23 @@ probe end { printf(\"%d reads of %d bytes\\n\", n, @sum(sizes)) }\n",
         matches!(&counting.artefact, Artefact::Bpf(a) if a.mode == BpfMode::InKernel),
         "counting runs in the kernel"
     );
-    let reports = run_on(id, &[refused, counting]);
-    let rejected = finished(&reports[0]);
-    assert_eq!(rejected.reason, RunEnd::Rejected);
-    let words: Vec<&str> = reports[0]
-        .messages
-        .iter()
-        .filter_map(|m| match m {
-            RunMessage::EventRejected { error, .. } => Some(error.as_str()),
-            _ => None,
-        })
-        .collect();
+    let reports = run_on(id, &[refused, walked, counting]);
+    assert_eq!(finished(&reports[0]).reason, RunEnd::Rejected);
+    let words = verifier_words(&reports[0]);
     assert!(
         words.iter().any(|w| w.contains("R0 !read_ok")),
         "the verifier's words: {words:?}"
     );
-    assert_eq!(finished(&reports[1]).reason, RunEnd::WorkloadDone);
-    assert_eq!(reports[1].stdout(), "30 reads of 210 bytes\n");
+    assert_eq!(finished(&reports[1]).reason, RunEnd::Rejected);
+    let words = verifier_words(&reports[1]);
+    assert!(
+        words.iter().any(
+            |w| w.contains("BPF program is too large") && w.contains("processed 1000001 insns")
+        ),
+        "the verifier's words: {words:?}"
+    );
+    assert_eq!(finished(&reports[2]).reason, RunEnd::WorkloadDone);
+    assert_eq!(reports[2].stdout(), "30 reads of 210 bytes\n");
 }
 
 #[test]

@@ -180,6 +180,9 @@ pub(crate) struct Gen<'a> {
     pub(crate) inlined: Vec<Inlined>,
     /// (continue, break) of enclosing loops, innermost last.
     pub(crate) loops: Vec<(Label, Label)>,
+    /// The instructions the verifier walks beyond the code's length: a
+    /// loop is checked once per iteration (see [`crate::stmt::VERIFIER_BUDGET`]).
+    pub(crate) loop_extra: u64,
     /// `return 0` from the program.
     pub(crate) out: Label,
     /// Where run-time errors go instead of ending the handler.
@@ -213,6 +216,7 @@ impl<'a> Gen<'a> {
             entry_types: Vec::new(),
             inlined: Vec::new(),
             loops: Vec::new(),
+            loop_extra: 0,
             out,
             fault_to: None,
         }

@@ -9,6 +9,11 @@ use crate::error::BpfError;
 use crate::expr::place;
 use crate::insn::{Alu, Cond, Reg, Size};
 
+/// How many instructions, counted as the verifier walks them, a program's
+/// loops may take: half the kernel's `BPF_COMPLEXITY_LIMIT_INSNS` (1M),
+/// the other half for the branches it explores on each walk.
+pub(crate) const VERIFIER_BUDGET: u64 = 500_000;
+
 impl Gen<'_> {
     /// Emits a block.
     pub(crate) fn block(&mut self, block: &[Stmt]) -> Result<(), BpfError> {
@@ -26,6 +31,25 @@ impl Gen<'_> {
             what: what.to_owned(),
             why: Some("it runs in the kernel".to_owned()),
         }
+    }
+
+    /// What the verifier walks of the loop emitted from `start` on beyond
+    /// its length: it checks the loop once per iteration, up to `max`
+    /// (nested loops within each time). A loop that would take it past
+    /// [`VERIFIER_BUDGET`] is too large for the kernel: the verifier
+    /// would refuse the program or, on 7.3, exhaust a small guest's memory
+    /// trying; the script runs forwarded instead.
+    fn walked(&self, start: usize, max: i32) -> Result<u64, BpfError> {
+        let length = (self.asm.len() - start) as u64;
+        let iteration = length + self.loop_extra;
+        let walked = iteration.saturating_mul(u64::from(max.unsigned_abs()) + 1);
+        if walked > VERIFIER_BUDGET {
+            return Err(BpfError::TooLarge {
+                what: "a loop the verifier checks once per iteration (up to MAXACTION times)",
+                limit: "what the verifier checks of one program (a million instructions)",
+            });
+        }
+        Ok(walked - length)
     }
 
     fn stmt(&mut self, stmt: &Stmt) -> Result<(), BpfError> {
@@ -51,6 +75,8 @@ impl Gen<'_> {
                 }
             }
             Stmt::Loop { cond, body, step } => {
+                let start = self.asm.len();
+                let outer_extra = std::mem::take(&mut self.loop_extra);
                 let counter = self.stack_alloc(8)?;
                 self.asm.store_imm(Size::DW, Reg::FP, counter, 0);
                 let head = self.asm.label();
@@ -77,6 +103,7 @@ impl Gen<'_> {
                 }
                 self.asm.goto(head);
                 self.asm.bind(done);
+                self.loop_extra = outer_extra + self.walked(start, max)?;
             }
             Stmt::Break | Stmt::Continue => {
                 let Some((next, done)) = self.loops.last().copied() else {

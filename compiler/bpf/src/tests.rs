@@ -698,3 +698,53 @@ fn literal_patterns_are_the_text_before_optional_characters() {
     assert_eq!(literal_pattern("a.c"), None);
     assert_eq!(literal_pattern("a+"), None);
 }
+
+#[test]
+fn loops_the_verifier_would_walk_too_long_are_forwarded() {
+    let facts = fixture("6.1");
+    // One loop with a short body: at most 1000 short walks, in the kernel.
+    let small = elaborate(
+        r#"global n
+probe kernel.function("vfs_read") {
+  for (i = 0; i < $count; i++) n++
+}
+"#,
+        &facts,
+    );
+    let artefact = compile(small, &facts, Options::default()).unwrap();
+    assert_eq!(artefact.mode, BpfMode::InKernel, "{}", dump(&artefact));
+    // A loop within a loop: a million walks of the inner body, more than
+    // the verifier checks of one program (traceaio.stp's shape).
+    let nested = elaborate(
+        r#"global n
+probe kernel.function("vfs_read") {
+  for (i = 0; i < $count; i++)
+    for (j = 0; j < $count; j++) n++
+}
+"#,
+        &facts,
+    );
+    let artefact = compile(nested, &facts, Options::default()).unwrap();
+    assert_eq!(artefact.mode, BpfMode::Forwarded, "{}", dump(&artefact));
+    // Forwarded, a loop over what only the kernel can read says why the
+    // handler could not stay there.
+    let reads = elaborate(
+        r#"probe kernel.function("vfs_read") {
+  for (i = 0; i < $count; i++)
+    for (j = 0; j < $count; j++)
+      printf("%d\n", @cast($file + i * 8 + j, "task_struct")->tgid)
+}
+"#,
+        &facts,
+    );
+    let errors = compile(reads, &facts, Options::default()).unwrap_err();
+    let text = errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(
+        text.contains("a loop the verifier checks once per iteration"),
+        "{text}"
+    );
+}

@@ -318,6 +318,59 @@ fn a_boot_that_died_is_retried_once_and_the_retry_recorded() {
 }
 
 #[test]
+fn a_boot_that_dies_again_leaves_out_the_script_it_ran_and_boots_for_the_rest() {
+    // Two boots die (the first and its retry, both under `a.stp`, the item
+    // they start with): `a.stp` keeps its death, `b.stp` runs in a third.
+    let dir = tempfile::tempdir().unwrap();
+    let (qemu, starts) = flaky_qemu(dir.path(), 2);
+    let scripts = dir.path().join("scripts");
+    std::fs::create_dir(&scripts).unwrap();
+    for name in ["a", "b"] {
+        std::fs::write(
+            scripts.join(format!("{name}.stp")),
+            format!("probe begin {{ printf(\"{name} ran\\n\"); exit() }}\n"),
+        )
+        .unwrap();
+    }
+    let out = dir.path().join("out");
+    let run = run_out(
+        dir.path(),
+        &out,
+        &[
+            scripts.to_str().unwrap(),
+            "--kernels",
+            "6.1",
+            "--accel",
+            "tcg",
+        ],
+        &[("TAPMATRIX_QEMU", qemu.to_str().unwrap())],
+    );
+    let stderr = text(&run.stderr);
+    assert_eq!(run.status.code(), Some(3), "{stderr}");
+    assert_eq!(std::fs::read_to_string(&starts).unwrap().trim(), "3");
+    let json = results(&out);
+    let cell = |script: &str| {
+        json["cells"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|cell| cell["script"] == script)
+            .cloned()
+            .unwrap_or_else(|| panic!("no cell for {script}: {json}"))
+    };
+    let (a, b) = (cell("a"), cell("b"));
+    assert_eq!(a["status"], "infra", "{json}");
+    let detail = a["detail"].as_str().unwrap();
+    assert!(detail.contains("fake QEMU failure 2"), "{detail}");
+    assert!(
+        detail.contains("the boot died while this script ran"),
+        "{detail}"
+    );
+    assert_eq!(b["status"], "pass", "{json}");
+    assert_eq!(b["output"], "b ran\n", "{json}");
+}
+
+#[test]
 fn two_runs_share_one_cache_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let spawn = |name: &str| {

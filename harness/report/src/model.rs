@@ -277,8 +277,8 @@ pub struct KernelRun {
 pub struct Retry {
     /// Why the first boot died.
     pub cause: String,
-    /// The first boot's console log (the second boot's is beside it, in
-    /// `retry/`).
+    /// The first boot's console log (the later boots' are beside it, in
+    /// `retry/`, then `retry-2/`, ... when a retry died too).
     pub first_console_log: std::path::PathBuf,
 }
 

@@ -95,6 +95,11 @@ fn series_of(kernel: &RunKernel) -> String {
         )
 }
 
+/// How many more boots the items a dead boot left may get (see
+/// `run_kernel`): each boot after the first retry leaves out the item the
+/// previous one died under.
+const RETRY_BOOTS: usize = 4;
+
 fn run_kernel(
     specs: &[Spec],
     kernel: &RunKernel,
@@ -209,28 +214,46 @@ fn run_kernel(
         // channel, a timeout: not the scripts' fault, and not a failure
         // the agent reported) gets one more boot for the items it left,
         // in `retry/`: a transient failure is not reported as the
-        // kernel's, a kernel that dies again is. Both console logs stay,
-        // and results.json records the retry and its cause.
-        let retry: Vec<usize> = (0..runs.len())
+        // kernel's, a kernel that dies again is. When that boot dies too,
+        // the item it was running keeps its death (a script whose program
+        // takes the kernel down, e.g. the verifier exhausting the guest's
+        // memory) and the items after it boot once more without it
+        // (`retry-2/`, ...), at most `RETRY_BOOTS` times. Every console
+        // log stays, and results.json records the retry and its cause.
+        let mut pending: Vec<usize> = (0..runs.len())
             .filter(|&index| runs[index].died.is_some())
             .collect();
-        if let Some(cause) = retry.first().and_then(|&index| runs[index].died.clone()) {
-            tracing::warn!(kernel = %kernel.id, %cause, "the boot died under {} scripts: booting again for them", retry.len());
+        if let Some(cause) = pending.first().and_then(|&index| runs[index].died.clone()) {
+            tracing::warn!(kernel = %kernel.id, %cause, "the boot died under {} scripts: booting again for them", pending.len());
             kernel_run.retry = Some(Retry {
                 cause,
                 first_console_log: kernel.work_dir.join("console.log"),
             });
-            let again: Vec<RunItem> = retry.iter().map(|&index| items[index].clone()).collect();
-            let work_dir = kernel.work_dir.join("retry");
-            for (index, run) in retry.into_iter().zip(boots.boot(
-                kernel,
-                &work_dir,
-                &again,
-                &modules,
-                vm,
-                &mut forward,
-            )) {
+        }
+        for round in 1..=RETRY_BOOTS {
+            if pending.is_empty() {
+                break;
+            }
+            let again: Vec<RunItem> = pending.iter().map(|&index| items[index].clone()).collect();
+            let work_dir = kernel.work_dir.join(match round {
+                1 => "retry".to_owned(),
+                n => format!("retry-{n}"),
+            });
+            let attempts = boots.boot(kernel, &work_dir, &again, &modules, vm, &mut forward);
+            for (&index, run) in pending.iter().zip(attempts) {
                 runs[index] = run;
+            }
+            pending.retain(|&index| runs[index].died.is_some());
+            let Some(&culprit) = pending.first() else {
+                break;
+            };
+            pending.remove(0);
+            let name = &items[culprit].name;
+            if let Err(why) = &mut runs[culprit].run.end {
+                why.push_str(" (the boot died while this script ran, in a boot again for the scripts a death left: the scripts after it ran in another boot)");
+            }
+            if !pending.is_empty() {
+                tracing::warn!(kernel = %kernel.id, script = %name, "the boot died again while this script ran: booting again for the {} after it", pending.len());
             }
         }
         kernel_run.infra = runs.iter().find_map(|attempt| attempt.run.infra_failure());

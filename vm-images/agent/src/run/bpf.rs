@@ -13,7 +13,7 @@ use aya::programs::perf_event::{
     HardwareEvent, PerfEventConfig, PerfEventScope, SamplePolicy, SoftwareEvent,
 };
 use aya::programs::{FEntry, FExit, KProbe, PerfEvent, RawTracePoint, TracePoint};
-use aya::{Btf, Ebpf, EbpfLoader};
+use aya::{Btf, Ebpf, EbpfLoader, VerifierLogLevel};
 use tapmatrix_ir::bpf::{
     BpfArtefact, BpfAttach, Field, GlobalPlace, HIT_HEADER, LOST_OFFSET, MapKind, MapRole,
     PerfSample, REALTIME_OFFSET, RECORD_HEADER, RecordTag, STATE_OFFSET, STATE_STOPPED, StatLayout,
@@ -43,6 +43,14 @@ impl ItemRun<'_> {
         let loader = self.boot.loader.get_or_insert_with(|| {
             let mut loader = EbpfLoader::new();
             loader.btf(None);
+            // The verifier's verdict and its statistics, not every
+            // instruction it walked: aya loads once without a log and,
+            // when the kernel refuses, again with one, growing it while the
+            // kernel says it is full. A per-instruction log (aya's default)
+            // of a program the verifier walks a million times never fits:
+            // ten walks of it took 187 s on 7.3 under TCG and ended in
+            // ENOSPC, hiding the real reason.
+            loader.verifier_log_level(VerifierLogLevel::STATS);
             loader
         });
         let mut ebpf = match loader.load(&artefact.object) {
