@@ -143,9 +143,19 @@ impl Asm {
         self.emit(Insn::exit());
     }
 
-    /// Patches every jump; an unbound label or a jump farther than 32767
-    /// instructions is an error.
+    /// Patches every jump, leaving out the instructions no path reaches
+    /// (the kernel refuses a program with any: "unreachable insn", e.g.
+    /// the `goto` an `if` adds after a `return` that already left); an
+    /// unbound label or a jump farther than 32767 instructions is an error.
     pub fn finish(mut self) -> Result<Code, BpfError> {
+        // Every jump's target, by instruction index: a label's, or the
+        // offset a jump written whole already holds.
+        let mut targets: Vec<Option<usize>> = vec![None; self.insns.len()];
+        for (at, insn) in self.insns.iter().enumerate() {
+            if insn.is_jump() {
+                targets[at] = usize::try_from(at as i64 + 1 + i64::from(insn.off)).ok();
+            }
+        }
         for (at, label) in std::mem::take(&mut self.jumps) {
             let target = self
                 .labels
@@ -153,18 +163,76 @@ impl Asm {
                 .copied()
                 .flatten()
                 .ok_or(BpfError::Internal("a jump to a label never placed"))?;
-            let delta = target as i64 - at as i64 - 1;
-            let off = i16::try_from(delta).map_err(|_| BpfError::TooLarge {
-                what: "a jump",
-                limit: "32767 instructions",
-            })?;
-            if let Some(insn) = self.insns.get_mut(at) {
-                insn.off = off;
+            if let Some(slot) = targets.get_mut(at) {
+                *slot = Some(target);
             }
         }
-        Ok(Code {
-            insns: self.insns,
-            maps: self.maps,
-        })
+        let reached = self.reached(&targets);
+        // Old index to new; the instructions kept in order.
+        let mut new_index = vec![0usize; self.insns.len() + 1];
+        let mut kept = 0;
+        for (at, slot) in new_index.iter_mut().enumerate() {
+            *slot = kept;
+            if reached.get(at).copied().unwrap_or(false) {
+                kept += 1;
+            }
+        }
+        let mut insns = Vec::with_capacity(kept);
+        for (at, insn) in self.insns.iter().enumerate() {
+            if !reached[at] {
+                continue;
+            }
+            let mut insn = *insn;
+            if let Some(target) = targets[at] {
+                let to = new_index
+                    .get(target)
+                    .copied()
+                    .ok_or(BpfError::Internal("a jump past the end of the program"))?;
+                let delta = to as i64 - new_index[at] as i64 - 1;
+                insn.off = i16::try_from(delta).map_err(|_| BpfError::TooLarge {
+                    what: "a jump",
+                    limit: "32767 instructions",
+                })?;
+            }
+            insns.push(insn);
+        }
+        let maps = self
+            .maps
+            .iter()
+            .filter(|(at, _)| reached.get(*at).copied().unwrap_or(false))
+            .map(|&(at, map)| (new_index[at], map))
+            .collect();
+        Ok(Code { insns, maps })
+    }
+
+    /// Which instructions a path from the first reaches (both slots of a
+    /// wide load); `targets` holds each jump's target.
+    fn reached(&self, targets: &[Option<usize>]) -> Vec<bool> {
+        let exit = Insn::exit();
+        let ja = Insn::ja(0).code;
+        let mut reached = vec![false; self.insns.len()];
+        let mut pending = vec![0usize];
+        while let Some(at) = pending.pop() {
+            let Some(insn) = self.insns.get(at) else {
+                continue;
+            };
+            if std::mem::replace(&mut reached[at], true) {
+                continue;
+            }
+            if insn.is_wide() {
+                if let Some(second) = reached.get_mut(at + 1) {
+                    *second = true;
+                }
+                pending.push(at + 2);
+                continue;
+            }
+            if let Some(target) = targets[at] {
+                pending.push(target);
+            }
+            if insn.code != exit.code && insn.code != ja {
+                pending.push(at + 1);
+            }
+        }
+        reached
     }
 }

@@ -748,3 +748,33 @@ probe kernel.function("vfs_read") {
         "{text}"
     );
 }
+
+#[test]
+fn code_no_path_reaches_is_left_out_and_the_jumps_follow() {
+    let mut asm = crate::asm::Asm::new();
+    let done = asm.label();
+    // 0: a jump written whole over the next instruction.
+    asm.emit(Insn::jmp_imm(Cond::Eq, Reg::R1, 0, 3));
+    asm.mov_imm(Reg::R0, 1);
+    asm.goto(done);
+    // 3: unreachable (a `return` then the `if`'s own jump).
+    asm.goto(done);
+    asm.mov_imm(Reg::R0, 2);
+    asm.bind(done);
+    asm.load_map(Reg::R2, 0);
+    asm.emit(Insn::exit());
+    let code = asm.finish().unwrap();
+    assert_eq!(
+        code.insns,
+        vec![
+            Insn::jmp_imm(Cond::Eq, Reg::R1, 0, 2),
+            Insn::mov64_imm(Reg::R0, 1),
+            Insn::ja(1),
+            Insn::mov64_imm(Reg::R0, 2),
+            Insn::ld_map(Reg::R2)[0],
+            Insn::ld_map(Reg::R2)[1],
+            Insn::exit(),
+        ]
+    );
+    assert_eq!(code.maps, vec![(4, 0)]);
+}
