@@ -77,6 +77,7 @@ pub fn builtin(name: &str) -> Option<Signature> {
         "uaddr" => sig(Builtin::Uaddr, &[], Some(Long)),
         "ubacktrace" => sig(Builtin::Ubacktrace, &[], Some(Str)),
         "cmdline_str" => sig(Builtin::CmdlineStr, &[], Some(Str)),
+        "system" => sig(Builtin::System, &[Str], None),
         _ => return None,
     })
 }

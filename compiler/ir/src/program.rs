@@ -633,6 +633,10 @@ pub enum Builtin {
     /// `mm->arg_start` to `arg_end`), the arguments separated by spaces, at
     /// most MAXSTRINGLEN; "" for a task without user memory.
     CmdlineStr,
+    /// `system(cmd)`: runs `cmd` with `/bin/sh -c` in the background, some
+    /// time after the current probe completes (SystemTap's words); the
+    /// agent starts it once the script's probes are attached.
+    System,
 }
 
 impl Builtin {

@@ -393,6 +393,12 @@ impl Runtime {
         std::mem::take(&mut self.machine.stderr)
     }
 
+    /// Takes the commands `system()` asked for since the last call, in
+    /// order: the agent starts each with `/bin/sh -c` in the background.
+    pub fn take_commands(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.machine.commands)
+    }
+
     fn control(&self) -> Control {
         match &self.fatal {
             Some(message) => Control::Error(message.clone()),

@@ -96,6 +96,8 @@ pub(crate) struct Machine {
     pub(crate) stderr: String,
     /// `exit()` was called in this handler.
     pub(crate) exit_requested: bool,
+    /// Commands `system()` asked for, not yet started.
+    pub(crate) commands: Vec<String>,
     /// What `target()` returns.
     pub(crate) target: i64,
     /// The latest trace timestamp seen (`local_clock_ns()` in `begin`,
@@ -315,6 +317,7 @@ impl Machine {
             stdout: String::new(),
             stderr: String::new(),
             exit_requested: false,
+            commands: Vec::new(),
             target,
             last_timestamp: 0,
             frames: Vec::new(),
@@ -1138,6 +1141,10 @@ impl Machine {
             }
             Builtin::Exit => {
                 self.exit_requested = true;
+                Value::Long(0)
+            }
+            Builtin::System => {
+                self.commands.push(str_arg(0).to_owned());
                 Value::Long(0)
             }
             Builtin::Error => return Err(Fault::new(str_arg(0))),

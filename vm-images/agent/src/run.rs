@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::fs;
 use std::os::fd::OwnedFd;
+use std::os::unix::process::CommandExt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::{Duration, Instant};
 
@@ -89,6 +90,7 @@ pub fn run(channel: &Channel, items: &[RunItem]) -> Result<()> {
             setup_ms: 0,
             phases: Phases::new(),
             boot: &mut boot,
+            attached: false,
         };
         // The modules it probes or its workload needs, then its setup:
         // before anything is installed, and outside the item's phases.
@@ -158,10 +160,29 @@ impl ItemRun<'_> {
     /// Lets the workload go (every probe is on): the setup is over.
     fn release_workload(&mut self) -> Result<()> {
         self.setup_ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.attached = true;
         match &mut self.workload {
             Some(workload) => workload.release(),
             None => Ok(()),
         }
+    }
+}
+
+/// Starts a `system()` command with `/bin/sh -c` in the background, in a
+/// process group of its own (killed with the item's other processes when
+/// it ends), its output discarded: SystemTap's goes to the terminal stap
+/// runs in, which a guest does not have. A command that cannot start is
+/// logged.
+fn start_command(command: &str) {
+    let started = std::process::Command::new("/bin/sh")
+        .args(["-c", command])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .process_group(0)
+        .spawn();
+    if let Err(error) = started {
+        crate::log(&format!("system(\"{command}\") could not start: {error}"));
     }
 }
 
@@ -244,6 +265,10 @@ struct ItemRun<'a> {
     setup_ms: u64,
     phases: Phases,
     boot: &'a mut Boot,
+    /// Whether the probes are attached: `system()` commands start from
+    /// then on (a `begin` probe's too, as SystemTap's probes are
+    /// registered before `begin` runs).
+    attached: bool,
 }
 
 /// What one item leaves ready for the next in a boot, because making it
@@ -663,6 +688,11 @@ impl ItemRun<'_> {
 
     /// Sends what the script printed since the last call.
     fn flush(&self, runtime: &mut Runtime) -> Result<()> {
+        if self.attached {
+            for command in runtime.take_commands() {
+                start_command(&command);
+            }
+        }
         let text = runtime.take_stdout();
         if !text.is_empty() {
             send(
