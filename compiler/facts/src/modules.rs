@@ -136,6 +136,9 @@ pub struct ModuleTree {
     /// Where what each module's file gave is kept (see the module docs).
     cache: Option<PathBuf>,
     index: OnceLock<Result<ModuleIndex, ModuleError>>,
+    /// The aliases of the crypto modules, read on the first soft
+    /// dependency that names no module (see [`CryptoAliases`]).
+    aliases: OnceLock<Box<Result<CryptoAliases, ModuleError>>>,
     parsed: Mutex<HashMap<String, Result<Arc<Module>, ModuleError>>>,
 }
 
@@ -160,6 +163,7 @@ impl ModuleTree {
             root: root.to_owned(),
             cache: None,
             index: OnceLock::new(),
+            aliases: OnceLock::new(),
             parsed: Mutex::new(HashMap::new()),
         }
     }
@@ -576,16 +580,16 @@ pub fn read_image(path: &Path) -> Result<Vec<u8>, ModuleError> {
     }
 }
 
-/// A module's `depends` from its `.modinfo` (names with `_`).
-fn image_depends(path: &Path, image: &[u8]) -> Result<Vec<String>, ModuleError> {
+/// A module's `depends` from its `.modinfo` (names with `_`), and the
+/// names its `softdep=pre:` entries give (as written).
+fn image_depends(path: &Path, image: &[u8]) -> Result<(Vec<String>, Vec<String>), ModuleError> {
     let elf = object::File::parse(image)
         .map_err(|e| ModuleError::new(path, format!("not an ELF module: {e}")))?;
-    let modinfo = elf
+    let data = elf
         .section_by_name(".modinfo")
         .and_then(|section| section.data().ok())
-        .map(parse_modinfo)
         .unwrap_or_default();
-    Ok(modinfo_depends(&modinfo))
+    Ok((modinfo_depends(&parse_modinfo(data)), soft_pre(data)))
 }
 
 /// The `depends` of a module's `.modinfo` (names with `_`, as the kernel
@@ -614,7 +618,9 @@ pub struct ModuleImage {
 impl ModuleTree {
     /// The modules to load for `names`, dependencies first (each module's
     /// `depends` from its `.modinfo`, as `modules.dep` would list them;
-    /// the packages ship no `modules.dep`), each once; a module built into
+    /// the packages ship no `modules.dep`; then its `softdep=pre:` names,
+    /// as modprobe loads them first: see [`ModuleTree::soft_provider`]),
+    /// each once; a module built into
     /// the kernel is left out (it is there already). A name that is neither
     /// a module file nor built in is an error naming it.
     pub fn load_order(&self, names: &[String]) -> Result<Vec<ModuleImage>, ModuleError> {
@@ -645,7 +651,10 @@ impl ModuleTree {
                 ));
             };
             let image = read_image(path)?;
-            let depends = image_depends(path, &image)?;
+            let (mut depends, soft) = image_depends(path, &image)?;
+            for wanted in soft {
+                depends.extend(self.soft_provider(&wanted)?);
+            }
             pending.insert(name.clone(), image);
             stack.push((name, true));
             for dependency in depends.into_iter().rev() {
@@ -656,6 +665,127 @@ impl ModuleTree {
         }
         Ok(order)
     }
+
+    /// The module that provides a soft dependency `wanted` (a module's
+    /// name, or an alias a crypto module declares: `crc32c`,
+    /// `crypto-crc32c`), as modprobe would load it; `None` when the kernel
+    /// has it built in or nothing provides it (modprobe goes on without a
+    /// soft dependency too). Of several providers the generic one
+    /// (`crc32c_generic`): CPU-specific drivers (`crc32c-intel` needs
+    /// SSE4.2) may refuse the guest's CPU. Measured on 6.1: `libcrc32c`
+    /// (`softdep=pre: crc32c`) fails its init with ENOENT unless
+    /// `crc32c_generic` is loaded first.
+    pub fn soft_provider(&self, wanted: &str) -> Result<Option<String>, ModuleError> {
+        let name = wanted.replace('-', "_");
+        if self.file(&name)?.is_some() {
+            return Ok(Some(name));
+        }
+        if self.is_builtin(&name)? {
+            return Ok(None);
+        }
+        let aliases = self
+            .aliases
+            .get_or_init(|| {
+                Box::new(
+                    self.index()
+                        .and_then(|index| CryptoAliases::read(&self.root, index)),
+                )
+            })
+            .as_ref()
+            .as_ref()
+            .map_err(Clone::clone)?;
+        if aliases.builtin.contains(wanted) {
+            return Ok(None);
+        }
+        let providers = aliases.modules.get(wanted).map_or(&[][..], Vec::as_slice);
+        Ok(providers
+            .iter()
+            .find(|name| name.ends_with("_generic"))
+            .or_else(|| providers.first())
+            .cloned())
+    }
+}
+
+/// The aliases crypto algorithms are loaded by (`crc32c`, `crypto-crc32c`),
+/// which modules name in their soft dependencies: those of the modules
+/// under `kernel/crypto/` and `kernel/arch/x86/crypto/` (their `.modinfo`
+/// `alias=` entries, each provider's name sorted), and those of the
+/// modules built in (`modules.builtin.modinfo`). The packages ship no
+/// `modules.alias`.
+#[derive(Debug, Default)]
+struct CryptoAliases {
+    modules: HashMap<String, Vec<String>>,
+    builtin: BTreeSet<String>,
+}
+
+impl CryptoAliases {
+    fn read(root: &Path, index: &ModuleIndex) -> Result<CryptoAliases, ModuleError> {
+        let mut aliases = CryptoAliases::default();
+        let dirs = [
+            root.join("kernel/crypto"),
+            root.join("kernel/arch/x86/crypto"),
+        ];
+        for (name, path) in &index.files {
+            if !dirs.iter().any(|dir| path.starts_with(dir)) {
+                continue;
+            }
+            let image = read_image(path)?;
+            let elf = object::File::parse(&*image)
+                .map_err(|e| ModuleError::new(path, format!("not an ELF module: {e}")))?;
+            let Some(modinfo) = elf.section_by_name(".modinfo").and_then(|s| s.data().ok()) else {
+                continue;
+            };
+            for alias in modinfo_values(modinfo, "alias") {
+                let providers = aliases.modules.entry(alias.to_owned()).or_default();
+                if !providers.contains(name) {
+                    providers.push(name.clone());
+                    providers.sort();
+                }
+            }
+        }
+        // `NAME.alias=VALUE` entries, NUL-separated.
+        if let Ok(data) = std::fs::read(root.join("modules.builtin.modinfo")) {
+            for entry in data.split(|&b| b == 0) {
+                if let Ok(entry) = std::str::from_utf8(entry)
+                    && let Some((key, value)) = entry.split_once('=')
+                    && key.ends_with(".alias")
+                {
+                    aliases.builtin.insert(value.to_owned());
+                }
+            }
+        }
+        Ok(aliases)
+    }
+}
+
+/// Every value of `key` in a `.modinfo` section (`alias` and `softdep`
+/// appear many times).
+fn modinfo_values<'a>(data: &'a [u8], key: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+    data.split(|&b| b == 0).filter_map(move |entry| {
+        let entry = std::str::from_utf8(entry).ok()?;
+        let (k, value) = entry.split_once('=')?;
+        (k == key).then_some(value)
+    })
+}
+
+/// The names a module's `softdep=` entries load before it
+/// (`pre: crc32c crc32c-intel post: ...`: the words after `pre:`).
+fn soft_pre(data: &[u8]) -> Vec<String> {
+    let mut names = Vec::new();
+    for value in modinfo_values(data, "softdep") {
+        let mut pre = false;
+        for word in value.split_whitespace() {
+            match word {
+                "pre:" => pre = true,
+                "post:" => pre = false,
+                name if pre && !names.iter().any(|known| known == name) => {
+                    names.push(name.to_owned());
+                }
+                _ => {}
+            }
+        }
+    }
+    names
 }
 
 /// `.modinfo`: NUL-separated `key=value` strings (the first of each key).
@@ -932,5 +1062,58 @@ mod tests {
         assert!(tree.load_order(&[]).unwrap().is_empty());
         let error = tree.load_order(&["absent".to_owned()]).unwrap_err();
         assert!(error.to_string().contains("`absent`"), "{error}");
+    }
+
+    #[test]
+    fn soft_dependencies_load_first_through_the_crypto_modules_aliases() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let write = |relative: &str, modinfo: &str| {
+            let path = dir.path().join(relative);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            let mut xz = liblzma::write::XzEncoder::new(Vec::new(), 1);
+            xz.write_all(&fake_module_with(modinfo.as_bytes())).unwrap();
+            std::fs::write(path, xz.finish().unwrap()).unwrap();
+        };
+        // 6.1's libcrc32c and its providers.
+        write(
+            "kernel/lib/libcrc32c.ko.xz",
+            "softdep=pre: crc32c\0depends=\0name=libcrc32c\0",
+        );
+        write(
+            "kernel/crypto/crc32c_generic.ko.xz",
+            "alias=crypto-crc32c\0alias=crc32c\0depends=\0name=crc32c_generic\0",
+        );
+        write(
+            "kernel/arch/x86/crypto/crc32c-intel.ko.xz",
+            "alias=crypto-crc32c\0alias=crc32c\0depends=\0name=crc32c_intel\0",
+        );
+        // btrfs's: one built in, one nobody provides, one a module's name.
+        write(
+            "kernel/fs/btrfs.ko.xz",
+            "softdep=pre: sha256\0softdep=pre: xxhash64 libcrc32c\0depends=\0name=btrfs\0",
+        );
+        std::fs::write(
+            dir.path().join("modules.builtin.modinfo"),
+            "sha256_generic.alias=sha256\0sha256_generic.alias=crypto-sha256\0",
+        )
+        .unwrap();
+        let tree = ModuleTree::open(dir.path());
+        let names = |wanted: &[&str]| -> Vec<String> {
+            let wanted: Vec<String> = wanted.iter().map(|n| (*n).to_owned()).collect();
+            tree.load_order(&wanted)
+                .unwrap()
+                .into_iter()
+                .map(|m| m.name)
+                .collect()
+        };
+        assert_eq!(names(&["libcrc32c"]), ["crc32c_generic", "libcrc32c"]);
+        assert_eq!(names(&["btrfs"]), ["crc32c_generic", "libcrc32c", "btrfs"]);
+        assert_eq!(tree.soft_provider("sha256").unwrap(), None);
+        assert_eq!(tree.soft_provider("xxhash64").unwrap(), None);
+        assert_eq!(
+            tree.soft_provider("crypto-crc32c").unwrap().as_deref(),
+            Some("crc32c_generic")
+        );
     }
 }
