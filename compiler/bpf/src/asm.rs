@@ -210,6 +210,16 @@ impl Asm {
     fn reached(&self, targets: &[Option<usize>]) -> Vec<bool> {
         let exit = Insn::exit();
         let ja = Insn::ja(0).code;
+        let call = Insn::call(0).code;
+        // A call into the program itself (none is written today) reaches
+        // code no jump does: keep everything.
+        if self
+            .insns
+            .iter()
+            .any(|insn| insn.code == call && insn.src == crate::insn::PSEUDO_CALL)
+        {
+            return vec![true; self.insns.len()];
+        }
         let mut reached = vec![false; self.insns.len()];
         let mut pending = vec![0usize];
         while let Some(at) = pending.pop() {
