@@ -234,9 +234,10 @@ fn a_run_time_error_in_begin_boots_once_and_fails() {
     assert_eq!(json["cells"][0]["status"], "fail");
 }
 
-/// A QEMU that fails `failures` times (writing a console line first),
-/// then is the real one; it counts its starts in `count`.
-fn flaky_qemu(dir: &Path, failures: u32) -> (PathBuf, PathBuf) {
+/// A QEMU that fails `failures` times (writing a console line first, and
+/// `began` as the agent would when it begins an item, if not empty), then
+/// is the real one; it counts its starts in `count`.
+fn flaky_qemu(dir: &Path, failures: u32, began: &str) -> (PathBuf, PathBuf) {
     let count = dir.join("starts");
     let script = dir.join("qemu");
     std::fs::write(
@@ -247,7 +248,7 @@ n=$(cat '{count}' 2>/dev/null || echo 0); n=$((n + 1)); echo $n > '{count}'
 if [ $n -le {failures} ]; then
     prev=""
     for arg in "$@"; do
-        [ "$prev" = -serial ] && {{ echo "fake boot $n died" > "${{arg#file:}}"; break; }}
+        [ "$prev" = -serial ] && {{ printf 'fake boot %s died\n{began}' $n > "${{arg#file:}}"; break; }}
         prev="$arg"
     done
     echo "fake QEMU failure $n" >&2
@@ -256,6 +257,7 @@ fi
 exec '{qemu}' "$@"
 "#,
             count = count.display(),
+            began = if began.is_empty() { String::new() } else { format!("{began}\\n") },
             // The QEMU a boot would run here (on PATH, or tapmatrix's
             // private copy): the fake only fails in front of it.
             qemu = tapmatrix_vm::default_qemu().display()
@@ -269,7 +271,7 @@ exec '{qemu}' "$@"
 #[test]
 fn a_boot_that_died_is_retried_once_and_the_retry_recorded() {
     let dir = tempfile::tempdir().unwrap();
-    let (qemu, starts) = flaky_qemu(dir.path(), 1);
+    let (qemu, starts) = flaky_qemu(dir.path(), 1, "");
     let out = dir.path().join("out");
     let args = [
         "-e",
@@ -306,7 +308,7 @@ fn a_boot_that_died_is_retried_once_and_the_retry_recorded() {
 
     // A boot that dies every time: infra, exit 3 (nothing failed).
     std::fs::remove_file(&starts).unwrap();
-    let (qemu, _) = flaky_qemu(dir.path(), 99);
+    let (qemu, _) = flaky_qemu(dir.path(), 99, "");
     let run = run_out(
         dir.path(),
         &out,
@@ -319,10 +321,11 @@ fn a_boot_that_died_is_retried_once_and_the_retry_recorded() {
 
 #[test]
 fn a_boot_that_dies_again_leaves_out_the_script_it_ran_and_boots_for_the_rest() {
-    // Two boots die (the first and its retry, both under `a.stp`, the item
-    // they start with): `a.stp` keeps its death, `b.stp` runs in a third.
+    // Two boots die (the first and its retry, both while the agent ran
+    // `a.stp`, the item they begin with, as their consoles say): `a.stp`
+    // keeps its death, `b.stp` runs in a third.
     let dir = tempfile::tempdir().unwrap();
-    let (qemu, starts) = flaky_qemu(dir.path(), 2);
+    let (qemu, starts) = flaky_qemu(dir.path(), 2, "tapmatrix-agent: run item 0: a");
     let scripts = dir.path().join("scripts");
     std::fs::create_dir(&scripts).unwrap();
     for name in ["a", "b"] {
@@ -368,6 +371,29 @@ fn a_boot_that_dies_again_leaves_out_the_script_it_ran_and_boots_for_the_rest() 
     );
     assert_eq!(b["status"], "pass", "{json}");
     assert_eq!(b["output"], "b ran\n", "{json}");
+
+    // Two boots that die before the agent began anything blame no
+    // script: both run in the third.
+    std::fs::remove_file(&starts).unwrap();
+    let (qemu, starts) = flaky_qemu(dir.path(), 2, "");
+    let run = run_out(
+        dir.path(),
+        &out,
+        &[
+            scripts.to_str().unwrap(),
+            "--kernels",
+            "6.1",
+            "--accel",
+            "tcg",
+        ],
+        &[("TAPMATRIX_QEMU", qemu.to_str().unwrap())],
+    );
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run.stderr));
+    assert_eq!(std::fs::read_to_string(&starts).unwrap().trim(), "3");
+    let json = results(&out);
+    for cell in json["cells"].as_array().unwrap() {
+        assert_eq!(cell["status"], "pass", "{json}");
+    }
 }
 
 #[test]

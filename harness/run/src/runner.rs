@@ -215,7 +215,7 @@ fn run_kernel(
         // the agent reported) gets one more boot for the items it left,
         // in `retry/`: a transient failure is not reported as the
         // kernel's, a kernel that dies again is. When that boot dies too,
-        // the item it was running keeps its death (a script whose program
+        // the item it was running (begun, as its console says) keeps its death (a script whose program
         // takes the kernel down, e.g. the verifier exhausting the guest's
         // memory) and the items after it boot once more without it
         // (`retry-2/`, ...), at most `RETRY_BOOTS` times. Every console
@@ -243,10 +243,18 @@ fn run_kernel(
             for (&index, run) in pending.iter().zip(attempts) {
                 runs[index] = run;
             }
+            let booted = pending.clone();
             pending.retain(|&index| runs[index].died.is_some());
             let Some(&culprit) = pending.first() else {
                 break;
             };
+            // Only an item the agent had begun (its console says so) is
+            // blamed; a boot that died before any item began (QEMU, the
+            // kernel's own start) boots them all again.
+            let position = booted.iter().position(|&index| index == culprit);
+            if !position.is_some_and(|position| boots.began(position, &items[culprit].name)) {
+                continue;
+            }
             pending.remove(0);
             let name = &items[culprit].name;
             if let Err(why) = &mut runs[culprit].run.end {
@@ -411,6 +419,16 @@ struct Boots {
 }
 
 impl Boots {
+    /// Whether the last boot's console says the agent began its item at
+    /// `position` (`run item N: NAME`).
+    fn began(&self, position: usize, name: &str) -> bool {
+        let line = format!("run item {position}: {name}");
+        self.consoles
+            .last()
+            .and_then(Option::as_ref)
+            .is_some_and(|console| memchr::memmem::find(console, line.as_bytes()).is_some())
+    }
+
     /// Boots `kernel` once with `items` in `work_dir`; one attempt per
     /// item (all infra when the image cannot be built).
     fn boot(
