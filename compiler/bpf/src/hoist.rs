@@ -126,9 +126,15 @@ impl Hoister<'_> {
             Expr::Long(_) | Expr::Str(_) | Expr::Fetch(_) => true,
             Expr::Local(_) => locals,
             Expr::Read { addr, .. } => self.closed(addr, locals),
-            Expr::ReadString { addr, max_len, .. } => {
+            Expr::ReadString {
+                addr,
+                max_len,
+                fallback,
+                ..
+            } => {
                 self.closed(addr, locals)
                     && max_len.as_deref().is_none_or(|n| self.closed(n, locals))
+                    && fallback.as_deref().is_none_or(|f| self.closed(f, locals))
             }
             Expr::Unary { operand, .. } => self.closed(operand, locals),
             Expr::Binary { lhs, rhs, .. }

@@ -113,13 +113,15 @@ impl Gen<'_> {
     }
 
     /// The NUL-terminated string at the address `addr` computes, at most
-    /// `max_len` bytes of it (`MAXSTRINGLEN - 1` at most); a fault raises
-    /// SystemTap's string copy fault.
+    /// `max_len` bytes of it (`MAXSTRINGLEN - 1` at most); a fault gives
+    /// `fallback` (`user_string(ptr, err_msg)`), else raises SystemTap's
+    /// string copy fault.
     pub(crate) fn read_string(
         &mut self,
         addr: &Expr,
         max_len: Option<&Expr>,
         user: bool,
+        fallback: Option<&Expr>,
         loc: Loc,
     ) -> Result<StrPlace, BpfError> {
         let max = self.max_string();
@@ -129,7 +131,9 @@ impl Gen<'_> {
             }
             _ => max,
         };
-        let dst = self.str_temp(cap)?;
+        // err_msg is copied whole, whatever `n` (SystemTap's strlcpy to
+        // MAXSTRINGLEN).
+        let dst = self.str_temp(if fallback.is_some() { max } else { cap })?;
         let mark = self.mark();
         let length = match max_len {
             Some(n) if !matches!(n, Expr::Long(_)) => {
@@ -165,9 +169,19 @@ impl Gen<'_> {
         });
         let read = self.asm.label();
         self.asm.jump_imm(Cond::Sge, Reg::R0, 0, read);
-        self.asm.load(Size::DW, Reg::R1, Reg::FP, address);
-        let message = self.fault_message("string copy", user, loc);
-        self.raise_at(message, Reg::R1)?;
+        match fallback {
+            Some(fallback) => {
+                let inner = self.mark();
+                let text = self.string(fallback)?;
+                self.copy_string(dst, text);
+                self.release(inner);
+            }
+            None => {
+                self.asm.load(Size::DW, Reg::R1, Reg::FP, address);
+                let message = self.fault_message("string copy", user, loc);
+                self.raise_at(message, Reg::R1)?;
+            }
+        }
         self.asm.bind(read);
         self.release(mark);
         Ok(dst)

@@ -128,8 +128,9 @@ impl Gen<'_> {
                 addr,
                 max_len,
                 user,
+                fallback,
                 loc,
-            } => self.read_string(addr, max_len.as_deref(), *user, *loc)?,
+            } => self.read_string(addr, max_len.as_deref(), *user, fallback.as_deref(), *loc)?,
             Expr::Builtin {
                 builtin: Builtin::Probefunc | Builtin::Ppfunc,
                 loc,

@@ -407,3 +407,17 @@ fn an_arity_error_names_every_overload() {
         "3:23",
     );
 }
+
+#[test]
+fn string_readers_take_an_err_msg_but_the_quoted_ones_do_not() {
+    assert_error(
+        "probe begin { println(user_string(1, \"a\", \"b\")) }\n",
+        "unresolved arity-3 function: identifier 'user_string' takes 1 or 2 argument(s)",
+        "1:23",
+    );
+    assert_error(
+        "probe begin { println(user_string_quoted(1, \"a\")) }\n",
+        "unresolved arity-2 function: identifier 'user_string_quoted' takes 1 argument(s)",
+        "1:23",
+    );
+}

@@ -844,6 +844,9 @@ pub enum Expr {
         max_len: Option<Box<Expr>>,
         /// From user memory.
         user: bool,
+        /// The string when the read faults (`user_string(ptr, err_msg)`);
+        /// `None`: a fault is SystemTap's run-time error.
+        fallback: Option<Box<Expr>>,
         /// Where (for a read that faults).
         loc: Loc,
     },

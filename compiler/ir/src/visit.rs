@@ -130,9 +130,15 @@ impl Walker<'_> {
             | Expr::Fetch(_)
             | Expr::EntryValue(_) => {}
             Expr::Read { addr, .. } => self.expr(addr),
-            Expr::ReadString { addr, max_len, .. } => {
+            Expr::ReadString {
+                addr,
+                max_len,
+                fallback,
+                ..
+            } => {
                 self.expr(addr);
                 self.opt(max_len.as_deref());
+                self.opt(fallback.as_deref());
             }
             Expr::Index { keys, .. } => {
                 for k in keys {
@@ -263,10 +269,18 @@ fn visit_expr(e: &mut Expr, f: &mut dyn FnMut(&mut Expr)) {
         | Expr::Fetch(_)
         | Expr::EntryValue(_) => {}
         Expr::Read { addr, .. } => visit_expr(addr, f),
-        Expr::ReadString { addr, max_len, .. } => {
+        Expr::ReadString {
+            addr,
+            max_len,
+            fallback,
+            ..
+        } => {
             visit_expr(addr, f);
             if let Some(max_len) = max_len {
                 visit_expr(max_len, f);
+            }
+            if let Some(fallback) = fallback {
+                visit_expr(fallback, f);
             }
         }
         Expr::Index { keys, .. } => keys.iter_mut().for_each(|k| visit_expr(k, f)),

@@ -410,8 +410,21 @@ impl<'a> Elab<'a> {
     ) -> (ir::Expr, Ty) {
         let fallback = (ir::Expr::Str(String::new()), Ty::Str);
         let expected = if sized { 2 } else { 1 };
-        if args.len() != expected {
-            self.arity_error(e, name, args.len(), &[expected]);
+        // `kernel_string(ptr, err_msg)`, `user_string_n(ptr, n, err_msg)`:
+        // a fault gives `err_msg` instead of an error. Read where the
+        // pointer is computed (the read itself can fault there).
+        let err_msg = if quoted || args.len() != expected + 1 {
+            None
+        } else {
+            args.last()
+        };
+        if args.len() != expected && err_msg.is_none() {
+            let arities: &[usize] = if quoted {
+                &[expected]
+            } else {
+                &[expected, expected + 1]
+            };
+            self.arity_error(e, name, args.len(), arities);
             return fallback;
         }
         let arg = &args[0];
@@ -422,7 +435,9 @@ impl<'a> Elab<'a> {
         // A probe's own target expression is fetched with the string at
         // the hit (in a return probe, at the entry, for a parameter).
         let mut array_at = None;
-        if let ExprKind::Target(target) = &arg.kind {
+        if let ExprKind::Target(target) = &arg.kind
+            && err_msg.is_none()
+        {
             match self.reading(target, arg.span) {
                 None => return fallback,
                 // A char array read through a computed address: the
@@ -465,6 +480,7 @@ impl<'a> Elab<'a> {
             && !self.script_defines(inner)
             && self.body.function.is_none()
             && self.body.event
+            && err_msg.is_none()
             && (!sized || literal_len.is_some())
             && let Ok(target) = self.context_target(inner, kind, inner_args)
         {
@@ -484,6 +500,7 @@ impl<'a> Elab<'a> {
         // tapmatrix reads char arrays as strings): that string, unread.
         if array_at.is_none()
             && !sized
+            && err_msg.is_none()
             && let ExprKind::Ident(_) = &arg.kind
         {
             let (value, ty) = self.typed(arg, Ty::Unknown);
@@ -504,10 +521,12 @@ impl<'a> Elab<'a> {
         if !self.serves(Construct::ComputedRead, &print_expr(e), e.span) {
             return fallback;
         }
+        let fallback = err_msg.map(|err_msg| Box::new(self.typed(err_msg, Ty::Str).0));
         let read = ir::Expr::ReadString {
             addr,
             max_len,
             user,
+            fallback,
             loc: self.loc(e.span),
         };
         self.quoted(e, read, quoted)

@@ -358,6 +358,7 @@ impl<'a> Elab<'a> {
                     addr: Box::new(read),
                     max_len: max_len.map(|n| Box::new(ir::Expr::Long(n))),
                     user,
+                    fallback: None,
                     loc,
                 },
                 Ty::Str,
