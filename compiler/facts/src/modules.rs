@@ -393,12 +393,8 @@ impl ModuleFile {
     /// Reads a module's ELF image.
     fn parse(name: &str, path: &Path, data: &[u8]) -> Result<ModuleFile, ModuleError> {
         let bad = |what: String| ModuleError::new(path, what);
-        let elf = object::File::parse(data).map_err(|e| bad(format!("not an ELF module: {e}")))?;
-        let modinfo = elf
-            .section_by_name(".modinfo")
-            .and_then(|section| section.data().ok())
-            .map(parse_modinfo)
-            .unwrap_or_default();
+        let elf = parse_elf(path, data)?;
+        let modinfo = parse_modinfo(modinfo_section(&elf));
         let init = |index: SectionIndex| {
             elf.section_by_index(index)
                 .ok()
@@ -583,13 +579,21 @@ pub fn read_image(path: &Path) -> Result<Vec<u8>, ModuleError> {
 /// A module's `depends` from its `.modinfo` (names with `_`), and the
 /// names its `softdep=pre:` entries give (as written).
 fn image_depends(path: &Path, image: &[u8]) -> Result<(Vec<String>, Vec<String>), ModuleError> {
-    let elf = object::File::parse(image)
-        .map_err(|e| ModuleError::new(path, format!("not an ELF module: {e}")))?;
-    let data = elf
-        .section_by_name(".modinfo")
-        .and_then(|section| section.data().ok())
-        .unwrap_or_default();
+    let data = modinfo_section(&parse_elf(path, image)?);
     Ok((modinfo_depends(&parse_modinfo(data)), soft_pre(data)))
+}
+
+/// A module's image as an ELF file.
+fn parse_elf<'a>(path: &Path, image: &'a [u8]) -> Result<object::File<'a>, ModuleError> {
+    object::File::parse(image)
+        .map_err(|e| ModuleError::new(path, format!("not an ELF module: {e}")))
+}
+
+/// A module's `.modinfo` section (empty when it has none).
+fn modinfo_section<'a>(elf: &object::File<'a>) -> &'a [u8] {
+    elf.section_by_name(".modinfo")
+        .and_then(|section| section.data().ok())
+        .unwrap_or_default()
 }
 
 /// The `depends` of a module's `.modinfo` (names with `_`, as the kernel
@@ -730,29 +734,21 @@ impl CryptoAliases {
                 continue;
             }
             let image = read_image(path)?;
-            let elf = object::File::parse(&*image)
-                .map_err(|e| ModuleError::new(path, format!("not an ELF module: {e}")))?;
-            let Some(modinfo) = elf.section_by_name(".modinfo").and_then(|s| s.data().ok()) else {
-                continue;
-            };
-            for alias in modinfo_values(modinfo, "alias") {
+            // Files in name order: each alias's providers come sorted.
+            for alias in modinfo_values(modinfo_section(&parse_elf(path, &image)?), "alias") {
                 let providers = aliases.modules.entry(alias.to_owned()).or_default();
                 if !providers.contains(name) {
                     providers.push(name.clone());
-                    providers.sort();
                 }
             }
         }
-        // `NAME.alias=VALUE` entries, NUL-separated.
+        // `NAME.alias=VALUE` entries, as `.modinfo` holds them.
         if let Ok(data) = std::fs::read(root.join("modules.builtin.modinfo")) {
-            for entry in data.split(|&b| b == 0) {
-                if let Ok(entry) = std::str::from_utf8(entry)
-                    && let Some((key, value)) = entry.split_once('=')
-                    && key.ends_with(".alias")
-                {
-                    aliases.builtin.insert(value.to_owned());
-                }
-            }
+            aliases.builtin.extend(
+                modinfo_entries(&data)
+                    .filter(|(key, _)| key.ends_with(".alias"))
+                    .map(|(_, value)| value.to_owned()),
+            );
         }
         Ok(aliases)
     }
@@ -761,10 +757,15 @@ impl CryptoAliases {
 /// Every value of `key` in a `.modinfo` section (`alias` and `softdep`
 /// appear many times).
 fn modinfo_values<'a>(data: &'a [u8], key: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-    data.split(|&b| b == 0).filter_map(move |entry| {
-        let entry = std::str::from_utf8(entry).ok()?;
-        let (k, value) = entry.split_once('=')?;
-        (k == key).then_some(value)
+    modinfo_entries(data).filter_map(move |(k, value)| (k == key).then_some(value))
+}
+
+/// `.modinfo`'s NUL-separated `key=value` strings, in order.
+fn modinfo_entries(data: &[u8]) -> impl Iterator<Item = (&str, &str)> {
+    data.split(|&b| b == 0).filter_map(|entry| {
+        std::str::from_utf8(entry)
+            .ok()
+            .and_then(|entry| entry.split_once('='))
     })
 }
 
@@ -791,12 +792,8 @@ fn soft_pre(data: &[u8]) -> Vec<String> {
 /// `.modinfo`: NUL-separated `key=value` strings (the first of each key).
 fn parse_modinfo(data: &[u8]) -> HashMap<&str, &str> {
     let mut info = HashMap::new();
-    for entry in data.split(|&b| b == 0) {
-        if let Ok(entry) = std::str::from_utf8(entry)
-            && let Some((key, value)) = entry.split_once('=')
-        {
-            info.entry(key).or_insert(value);
-        }
+    for (key, value) in modinfo_entries(data) {
+        info.entry(key).or_insert(value);
     }
     info
 }
