@@ -336,18 +336,21 @@ fn a_boot_that_dies_again_leaves_out_the_script_it_ran_and_boots_for_the_rest() 
         .unwrap();
     }
     let out = dir.path().join("out");
-    let run = run_out(
-        dir.path(),
-        &out,
-        &[
-            scripts.to_str().unwrap(),
-            "--kernels",
-            "6.1",
-            "--accel",
-            "tcg",
-        ],
-        &[("TAPMATRIX_QEMU", qemu.to_str().unwrap())],
-    );
+    let run_with = |qemu: &Path| {
+        run_out(
+            dir.path(),
+            &out,
+            &[
+                scripts.to_str().unwrap(),
+                "--kernels",
+                "6.1",
+                "--accel",
+                "tcg",
+            ],
+            &[("TAPMATRIX_QEMU", qemu.to_str().unwrap())],
+        )
+    };
+    let run = run_with(&qemu);
     let stderr = text(&run.stderr);
     assert_eq!(run.status.code(), Some(3), "{stderr}");
     assert_eq!(std::fs::read_to_string(&starts).unwrap().trim(), "3");
@@ -376,18 +379,7 @@ fn a_boot_that_dies_again_leaves_out_the_script_it_ran_and_boots_for_the_rest() 
     // script: both run in the third.
     std::fs::remove_file(&starts).unwrap();
     let (qemu, starts) = flaky_qemu(dir.path(), 2, "");
-    let run = run_out(
-        dir.path(),
-        &out,
-        &[
-            scripts.to_str().unwrap(),
-            "--kernels",
-            "6.1",
-            "--accel",
-            "tcg",
-        ],
-        &[("TAPMATRIX_QEMU", qemu.to_str().unwrap())],
-    );
+    let run = run_with(&qemu);
     assert_eq!(run.status.code(), Some(0), "{}", text(&run.stderr));
     assert_eq!(std::fs::read_to_string(&starts).unwrap().trim(), "3");
     let json = results(&out);

@@ -215,9 +215,10 @@ fn run_kernel(
         // the agent reported) gets one more boot for the items it left,
         // in `retry/`: a transient failure is not reported as the
         // kernel's, a kernel that dies again is. When that boot dies too,
-        // the item it was running (begun, as its console says) keeps its death (a script whose program
-        // takes the kernel down, e.g. the verifier exhausting the guest's
-        // memory) and the items after it boot once more without it
+        // the item it was running (begun, as its console says) keeps its
+        // death (a script whose program takes the kernel down, e.g. the
+        // verifier exhausting the guest's memory) and the items after it
+        // boot once more without it
         // (`retry-2/`, ...), at most `RETRY_BOOTS` times. Every console
         // log stays, and results.json records the retry and its cause.
         let mut pending: Vec<usize> = (0..runs.len())
@@ -243,16 +244,17 @@ fn run_kernel(
             for (&index, run) in pending.iter().zip(attempts) {
                 runs[index] = run;
             }
-            let booted = pending.clone();
-            pending.retain(|&index| runs[index].died.is_some());
-            let Some(&culprit) = pending.first() else {
+            // The first item the boot left is the one it was running.
+            let Some(position) = pending.iter().position(|&index| runs[index].died.is_some())
+            else {
                 break;
             };
+            let culprit = pending[position];
+            pending.retain(|&index| runs[index].died.is_some());
             // Only an item the agent had begun (its console says so) is
             // blamed; a boot that died before any item began (QEMU, the
             // kernel's own start) boots them all again.
-            let position = booted.iter().position(|&index| index == culprit);
-            if !position.is_some_and(|position| boots.began(position, &items[culprit].name)) {
+            if !boots.began(position, &items[culprit].name) {
                 continue;
             }
             pending.remove(0);
