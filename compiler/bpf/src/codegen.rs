@@ -22,6 +22,9 @@ use crate::layout::{LOST_OFFSET, Layout, SCRATCH_BYTES, STATE_OFFSET, round8};
 
 /// The context pointer.
 pub(crate) const CTX: Reg = Reg::R6;
+/// Offset of the word in the scratch memory that says a handler is using
+/// it on this CPU (see [`Gen::prologue`]).
+pub(crate) const SCRATCH_OWNER: i16 = 0;
 /// The scalars map's value.
 pub(crate) const SCALARS: Reg = Reg::R7;
 /// A map element between lookup and update.
@@ -183,8 +186,10 @@ pub(crate) struct Gen<'a> {
     /// The instructions the verifier walks beyond the code's length: a
     /// loop is checked once per iteration (see [`crate::stmt::VERIFIER_BUDGET`]).
     pub(crate) loop_extra: u64,
-    /// `return 0` from the program.
+    /// The end of the handler: the scratch memory given back, `return 0`.
     pub(crate) out: Label,
+    /// `return 0` before the scratch memory is taken.
+    pub(crate) leave: Label,
     /// Where run-time errors go instead of ending the handler.
     pub(crate) fault_to: Option<FaultTo>,
 }
@@ -200,6 +205,7 @@ impl<'a> Gen<'a> {
     pub(crate) fn new(site: &'a Site<'a>, tables: &'a mut Tables) -> Gen<'a> {
         let mut asm = Asm::new();
         let out = asm.label();
+        let leave = asm.label();
         Gen {
             asm,
             site,
@@ -207,7 +213,8 @@ impl<'a> Gen<'a> {
             // r10-8 holds the u32 key 0 of the array maps.
             stack: -8,
 
-            scratch: 0,
+            // The first word is the scratch memory's owner flag.
+            scratch: SCRATCH_OWNER as i32 + 8,
             locals: Vec::new(),
             local_types: Vec::new(),
             fetches: Vec::new(),
@@ -218,6 +225,7 @@ impl<'a> Gen<'a> {
             loops: Vec::new(),
             loop_extra: 0,
             out,
+            leave,
             fault_to: None,
         }
     }
@@ -294,25 +302,48 @@ impl<'a> Gen<'a> {
     }
 
     /// The code before the body: the context kept, the scalars map's value
-    /// (and leave when the session stopped), the scratch memory.
+    /// (and leave when the session stopped), the scratch memory, taken.
+    ///
+    /// The scratch memory is one per CPU, shared by every program. On a
+    /// preemptible kernel (Debian's 7.x: `PREEMPT_LAZY`) a program can be
+    /// preempted mid-handler by a task whose own hit runs a program on the
+    /// same CPU, which would overwrite the first's strings and records
+    /// (seen on 7.3: a string argument printed as the other task's `comm`).
+    /// So a handler takes the scratch memory by its first word
+    /// ([`SCRATCH_OWNER`]) and gives it back on the way out; a hit that
+    /// finds it taken is not run and is counted with the lost records, as
+    /// SystemTap skips a probe that would reenter its context. (A plain
+    /// load and store suffice: a program that preempts another runs to its
+    /// end before the first resumes, on a CPU it cannot leave.)
     pub(crate) fn prologue(&mut self) {
+        let leave = self.leave;
         self.asm.mov(CTX, Reg::R1);
         self.asm.store_imm(Size::W, Reg::FP, -8, 0);
         self.lookup(self.site.layout.scalars, Reg::FP, -8);
-        let out = self.out;
-        self.asm.jump_imm(Cond::Eq, Reg::R0, 0, out);
+        self.asm.jump_imm(Cond::Eq, Reg::R0, 0, leave);
         self.asm.mov(SCALARS, Reg::R0);
         self.asm.load(Size::DW, Reg::R1, SCALARS, STATE_OFFSET);
-        self.asm.jump_imm(Cond::Ne, Reg::R1, 0, out);
+        self.asm.jump_imm(Cond::Ne, Reg::R1, 0, leave);
         self.lookup(self.site.layout.scratch, Reg::FP, -8);
-        self.asm.jump_imm(Cond::Eq, Reg::R0, 0, out);
+        self.asm.jump_imm(Cond::Eq, Reg::R0, 0, leave);
         self.asm.mov(SCRATCH, Reg::R0);
+        let free = self.asm.label();
+        self.asm.load(Size::DW, Reg::R1, SCRATCH, SCRATCH_OWNER);
+        self.asm.jump_imm(Cond::Eq, Reg::R1, 0, free);
+        self.asm.mov_imm(Reg::R1, 1);
+        self.emit(Insn::atomic_add(Size::DW, SCALARS, LOST_OFFSET, Reg::R1));
+        self.asm.goto(leave);
+        self.asm.bind(free);
+        self.asm.store_imm(Size::DW, SCRATCH, SCRATCH_OWNER, 1);
     }
 
-    /// Binds the exit and finishes the code.
+    /// Binds the exit (the scratch memory given back) and finishes the
+    /// code.
     pub(crate) fn finish(mut self) -> Result<crate::asm::Code, BpfError> {
-        let out = self.out;
+        let (out, leave) = (self.out, self.leave);
         self.asm.bind(out);
+        self.asm.store_imm(Size::DW, SCRATCH, SCRATCH_OWNER, 0);
+        self.asm.bind(leave);
         self.asm.ret(0);
         self.asm.finish()
     }

@@ -83,6 +83,81 @@ fn embedded_c_of_a_later_directory_is_served_by_a_script_function_before_it() {
 }
 
 #[test]
+fn a_later_directorys_script_built_on_c_gives_way_too() {
+    // SystemTap's `task_utime()` is `return @const("current->utime")`, its
+    // `tz_name()` a `%{ %}` expression: script functions tapmatrix cannot
+    // run, served by the earlier layer's of the same name.
+    let base = tapset_dir(&[(
+        "impl.stp",
+        "function utime:long () { return 7 }\nfunction zone:string () { return \"UTC\" }\n",
+    )]);
+    let upstream = "function utime:long () { return @const(\"current->utime\") }\nfunction zone:string () { return %{ /* string */ tz_name %} }\nfunction alone:long () { return @const(\"current->stime\") }\n";
+    let e = run_with(
+        &[("upstream.stp", upstream)],
+        &[base.path().to_owned()],
+        "probe begin { println(utime()); println(zone()) }\n",
+        &fixture("6.1"),
+    )
+    .unwrap();
+    let bodies = format!("{:?}", e.program.functions);
+    assert!(
+        bodies.contains("Long(7)") && bodies.contains("\"UTC\""),
+        "{bodies}"
+    );
+    // With nothing to give way to, the C is an error at its place.
+    let errors = run_with(
+        &[("upstream.stp", upstream)],
+        &[base.path().to_owned()],
+        "probe begin { println(alone()) }\n",
+        &fixture("6.1"),
+    )
+    .unwrap_err();
+    assert!(
+        errors.iter().any(|e| e
+            .contains("'@const(\"current->stime\")' is C code, and tapmatrix runs no C")
+            && e.contains("tapsets/upstream.stp:3:")),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn const_names_fold_to_values_and_probewrite_sees_the_probes_own_writes() {
+    // SystemTap's syscall aliases gate on `@const("__NR_...")` (a tapset
+    // may use it; a script needs guru mode) and store an argument back only
+    // where `@probewrite` says the handler wrote it.
+    let upstream = "probe my.call = kernel.function(\"vfs_read\") {\n  count = 1\n  if (@probewrite(count)) never_called()\n  if (@probewrite(fd)) wrote_fd = 1\n}\nfunction consts:string () { return sprintf(\"%d %d %d %d\", @const(\"__NR_openat\"), @const(\"AF_INET6\"), @const(\"__NR_mmap2\"), @const(\"AT_FDCWD\")) }\nfunction unknown:long () { return @const(\"NO_SUCH_CONSTANT\") }\n";
+    let e = run_with(
+        &[("upstream.stp", upstream)],
+        &[],
+        "probe my.call { fd = 3; println(consts(), wrote_fd) }\n",
+        &fixture("6.1"),
+    )
+    .unwrap();
+    let code = format!("{:?} {:?}", e.program.probes[0].body, e.program.functions);
+    for value in ["Long(257)", "Long(10)", "Long(-1)", "Long(-100)"] {
+        assert!(code.contains(value), "{value} in {code}");
+    }
+    // `count` is written by the alias, not the probe: its branch (a call
+    // to a function nothing defines) is folded away, unresolved; `fd` is
+    // the probe's own.
+    assert!(!code.contains("never_called"), "{code}");
+    assert!(code.contains("Assign"), "{code}");
+    let errors = run_with(
+        &[("upstream.stp", upstream)],
+        &[],
+        "probe my.call { println(unknown()) }\n",
+        &fixture("6.1"),
+    )
+    .unwrap_err();
+    assert!(
+        errors.iter().any(|e| e.contains(
+            "'@const(\"NO_SUCH_CONSTANT\")': a C constant tapmatrix has no value for on x86_64"
+        ) && e.contains("tapsets/upstream.stp:7:")),
+        "{errors:?}"
+    );
+}
+
+#[test]
 fn a_later_directory_shadows_an_alias_of_the_same_name() {
     let base = tapset_dir(&[(
         "a.stp",

@@ -192,6 +192,9 @@ struct Blob {
     /// The name index of this blob's types (ids as the whole `Btf` numbers
     /// them), built on first use.
     names: OnceLock<Vec<TypeId>>,
+    /// The enumerators of this blob's enums by name (the first type's
+    /// value where several declare one), built on first use.
+    enumerators: OnceLock<std::collections::HashMap<Box<str>, i128>>,
 }
 
 /// A parsed BTF blob with an index of where each type starts: a kernel's
@@ -307,6 +310,7 @@ impl Blob {
             strings: (strings_start, str_len),
             offsets,
             names: OnceLock::new(),
+            enumerators: OnceLock::new(),
         })
     }
 
@@ -590,6 +594,42 @@ impl Btf {
             })
         };
         base.into_iter().chain([own]).flat_map(lookup)
+    }
+
+    /// The value of the enumerator `name` of any enum (the first type that
+    /// declares it, in id order): what `@const("ITER_IOVEC")` means on
+    /// this kernel. The first lookup indexes every enumerator of the blob
+    /// (shared by every user of it).
+    pub fn enumerator(&self, name: &str) -> Option<i128> {
+        let base = self.base_count();
+        if let Some(blob) = &self.base
+            && let Some(&value) = self.enumerators_of(blob, 1..=base).get(name)
+        {
+            return Some(value);
+        }
+        self.enumerators_of(&self.own, base + 1..=self.type_count())
+            .get(name)
+            .copied()
+    }
+
+    /// The enumerator index of `blob`, whose types are `ids`.
+    fn enumerators_of<'b>(
+        &self,
+        blob: &'b Blob,
+        ids: std::ops::RangeInclusive<usize>,
+    ) -> &'b std::collections::HashMap<Box<str>, i128> {
+        blob.enumerators.get_or_init(|| {
+            let mut map = std::collections::HashMap::new();
+            for id in ids {
+                let Ok(id) = TypeId::try_from(id) else { break };
+                if let Ok(Type::Enum(e)) = self.get(id) {
+                    for (n, value) in e.values().filter_map(Result::ok) {
+                        map.entry(n.into()).or_insert(value);
+                    }
+                }
+            }
+            map
+        })
     }
 
     /// The first type of this kind and name.

@@ -343,6 +343,33 @@ fn resolve_at(
                         .and_then(|(system, event)| facts.tracepoint(system, event))
                         .and_then(|tp| tp.field(&name))
                         .ok_or_else(|| no_btf(format!("field {name}")))?;
+                    // `$args[2]` of an array field (`unsigned long[6]`):
+                    // the element at its offset in the record.
+                    if let [ast::TargetComponent::Index(index)] = target.components.as_slice()
+                        && let ast::ExprKind::Number(i) = index.kind
+                        && let Some((element, count)) = array_field(&field.c_type)
+                        && let Ok(i) = u32::try_from(i)
+                        && i < count
+                        && let Some(size) = field.size.checked_div(count)
+                    {
+                        let offset = offset + i * size;
+                        return Ok(TargetAccess {
+                            base: TargetBase::Field {
+                                name: name.clone(),
+                                offset,
+                            },
+                            loads: Vec::new(),
+                            bitfield: None,
+                            address: target.address_of.then_some(u64::from(offset)),
+                            pretty: false,
+                            var: TargetVar {
+                                name: format!("{name}[{i}]"),
+                                c_type: stap_type(element),
+                                size: Some(u64::from(size)),
+                                signed: Some(field.signed),
+                            },
+                        });
+                    }
                     if !target.components.is_empty() {
                         return Err(TargetError::Unsupported {
                             what: format!("->/[] on the format field ${name}"),
@@ -542,9 +569,45 @@ fn find_type(btf: &Btf, type_name: &str) -> Option<TypeId> {
         btf.find(Kind::Struct, name.trim())
     } else if let Some(name) = name.strip_prefix("union ") {
         btf.find(Kind::Union, name.trim())
+    } else if let Some(name) = name.strip_prefix("enum ") {
+        btf.find(Kind::Enum, name.trim())
+            .or_else(|| btf.find(Kind::Enum64, name.trim()))
     } else {
         btf.find(Kind::Typedef, name)
             .or_else(|| btf.find(Kind::Struct, name))
+            .or_else(|| btf.find(Kind::Int, base_type_name(name)))
+    }
+}
+
+/// The element type and length of a format field's array type
+/// (`unsigned long[6]`); `None` for anything else (`char[16]` included:
+/// a string, read whole).
+fn array_field(c_type: &str) -> Option<(&str, u32)> {
+    let (element, rest) = c_type.split_once('[')?;
+    let count: u32 = rest.strip_suffix(']')?.trim().parse().ok()?;
+    let element = element.trim();
+    (count > 0 && !element.ends_with("char") && !element.starts_with("__data_loc"))
+        .then_some((element, count))
+}
+
+/// A C base type as BTF names it (GCC's spelling: `unsigned long` is
+/// `long unsigned int`).
+fn base_type_name(name: &str) -> &str {
+    match name
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .as_str()
+    {
+        "unsigned" => "unsigned int",
+        "long" | "signed long" | "long int" => "long int",
+        "unsigned long" | "long unsigned" | "unsigned long int" => "long unsigned int",
+        "short" | "signed short" | "short int" => "short int",
+        "unsigned short" | "short unsigned" | "unsigned short int" => "short unsigned int",
+        "long long" | "signed long long" | "long long int" => "long long int",
+        "unsigned long long" | "unsigned long long int" => "long long unsigned int",
+        "signed" | "signed int" => "int",
+        _ => name,
     }
 }
 

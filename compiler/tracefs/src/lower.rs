@@ -405,6 +405,13 @@ fn fetch_of(
                 "a tracepoint's BTF arguments cannot be fetched by a tracefs event; use its format fields".to_owned(),
             ));
         };
+        if access.var.name != *name {
+            // `$args[2]`: the event delivers fields whole.
+            return Err(error(format!(
+                "{} is an element of the array field ${name}, which a tracefs event delivers whole",
+                access.var.name
+            )));
+        }
         if read_as == ReadAs::Value && is_char_field(access) {
             return Err(error(format!(
                 "${name} is {}: read it with kernel_string(${name})",

@@ -2,7 +2,8 @@
 //! (Debian's `systemtap-common`, layered with `-I` over the built-in one)
 //! with `-p 4` on every kernel of the matrix, offline (the test cache's
 //! facts; no boot): every embedded-C function (`%{ %}`) of that library
-//! that an example calls and tapmatrix has no implementation of is listed.
+//! that an example calls and tapmatrix has no implementation of is listed,
+//! and every `@const` it has no value for (C too).
 //!
 //! The list is a ratchet: `fixtures/systemtap-unimplemented-c.txt` holds
 //! the ones not served yet (name, then the library file that defines it).
@@ -63,6 +64,25 @@ fn unimplemented(detail: &str, library: &str) -> Vec<(String, String)> {
             format!("%{{{code}%}}"),
             file.trim_start_matches('/').to_owned(),
         ));
+    }
+    // `@const` of a name tapmatrix has no value for, or of C code.
+    for marker in [
+        "': a C constant tapmatrix has no value for",
+        "' is C code, and tapmatrix runs no C",
+    ] {
+        for (at, _) in detail.match_indices(marker) {
+            let Some(start) = detail[..at].rfind("'@const(") else {
+                continue;
+            };
+            let what = &detail[start + 1..at];
+            let rest = &detail[at..];
+            let file = rest
+                .split_once(" at ")
+                .map(|(_, place)| place.split(':').next().unwrap_or_default())
+                .unwrap_or_default();
+            let file = file.strip_prefix(library).unwrap_or(file);
+            out.push((what.to_owned(), file.trim_start_matches('/').to_owned()));
+        }
     }
     out
 }

@@ -135,9 +135,23 @@ impl<'a> Elab<'a> {
         match kind {
             ContextFn::ReturnValue => Ok(synthesized("return", &[])),
             ContextFn::Arg(_) => {
-                let n = match args.first().map(|a| &a.kind) {
-                    Some(ExprKind::Number(n)) if (1..=6).contains(n) => *n,
-                    Some(ExprKind::Number(n)) => {
+                // A constant expression (`@__compat_task ? 5 : 4` in
+                // SystemTap's macros) counts as its value.
+                let folded = match args.first() {
+                    Some(arg) if !matches!(arg.kind, ExprKind::Number(_)) => {
+                        match self.typed(arg, Ty::Long).0 {
+                            ir::Expr::Long(n) => Some(n),
+                            _ => None,
+                        }
+                    }
+                    _ => None,
+                };
+                let n = match folded.as_ref().or(match args.first().map(|a| &a.kind) {
+                    Some(ExprKind::Number(n)) => Some(n),
+                    _ => None,
+                }) {
+                    Some(n) if (1..=6).contains(n) => *n,
+                    Some(n) => {
                         return Err(format!(
                             "{name}({n}): tapmatrix reads the arguments passed in registers, 1 to 6"
                         ));
@@ -162,6 +176,20 @@ impl<'a> Elab<'a> {
                     .filter_map(|at| at.target.strip_prefix("syscalls:sys_enter_").map(|_| at))
                     .map(|at| self.syscall_arg_field(&at.target, index))
                     .collect();
+                // At `raw_syscalls:sys_enter` (SystemTap's `kernel.trace("sys_enter")`
+                // fallback) they are the event's `args` array.
+                let raw_enter = !self.body.attach.is_empty()
+                    && self.body.attach.iter().all(|at| {
+                        at.kind == AttachKind::Tracepoint && at.target == "raw_syscalls:sys_enter"
+                    });
+                if fields.is_empty() && raw_enter {
+                    let mut target = synthesized("args", &[]);
+                    target.components.push(TargetComponent::Index(ast::Expr {
+                        kind: ExprKind::Number(n - 1),
+                        span: tapmatrix_syntax::Span::default(),
+                    }));
+                    return Ok(target);
+                }
                 match fields.first() {
                     None => Ok(synthesized(&format!("arg{n}"), &[])),
                     Some(Some(field)) if fields.iter().all(|f| f.as_ref() == Some(field)) => {

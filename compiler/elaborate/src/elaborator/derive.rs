@@ -8,6 +8,7 @@ use tapmatrix_ir as ir;
 use tapmatrix_resolve::{Arg, AttachKind, AttachPoint, Derivation, Resolver};
 use tapmatrix_syntax::ast;
 
+use super::symbols::writes_of_block;
 use super::{DerivedProbe, Elab};
 use crate::Construct;
 use crate::error::ElaborateError;
@@ -272,6 +273,7 @@ impl<'a> Elab<'a> {
             pieces,
             locals: Vec::new(),
             entry: None,
+            writes: writes_of_block(&probe.body),
         })
     }
 }

@@ -325,10 +325,35 @@ impl<'a> Elab<'a> {
                     Ty::Long,
                 )
             }
-            ExprKind::Const(_)
-            | ExprKind::Probewrite(_)
-            | ExprKind::Perf(_)
-            | ExprKind::Register { .. } => {
+            ExprKind::Const(name) => {
+                if let Some(value) =
+                    super::consts::value(name, self.facts.btf.as_ref(), &mut self.consts)
+                {
+                    return (ir::Expr::Long(value), Ty::Long);
+                }
+                let message = if super::consts::is_identifier(name) {
+                    format!(
+                        "'{}': a C constant tapmatrix has no value for on x86_64 (not a system call, not an enumerator of this kernel's BTF, not in its table of ABI constants)",
+                        print_expr(e)
+                    )
+                } else {
+                    format!("'{}' is C code, and tapmatrix runs no C", print_expr(e))
+                };
+                self.error(
+                    e.span,
+                    message,
+                    Some("tapmatrix loads no kernel module; a library function built on such C is served by a tapmatrix function of the same name where one exists"),
+                );
+                bad
+            }
+            ExprKind::Probewrite(name) => {
+                // Whether the probe's own body writes the variable (false in
+                // a function): SystemTap's syscall aliases store a written
+                // argument back only then, which tapmatrix never does.
+                let written = self.body.function.is_none() && self.body.writes.contains(name);
+                (ir::Expr::Long(i64::from(written)), Ty::Long)
+            }
+            ExprKind::Perf(_) | ExprKind::Register { .. } => {
                 self.error(
                     e.span,
                     format!("'{}' is not supported by tapmatrix yet", print_expr(e)),
@@ -512,7 +537,7 @@ pub(super) fn describe(e: &Expr) -> String {
 /// the guests' user space is static 64-bit busybox, the only programs a
 /// workload can run, so no compat task ever makes a system call, and
 /// tracefs could not read the flag at a hit anyway (no current task).
-fn embedded_constant(code: &str) -> Option<i64> {
+pub(super) fn embedded_constant(code: &str) -> Option<i64> {
     let mut text = String::new();
     let mut rest = code;
     while let Some(start) = rest.find("/*") {

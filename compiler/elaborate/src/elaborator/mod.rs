@@ -7,6 +7,7 @@
 //! IR it builds (with every type then known).
 
 mod call;
+mod consts;
 mod context;
 mod derive;
 mod elide;
@@ -122,6 +123,9 @@ struct FuncDef<'a> {
     locals: Vec<Local>,
     /// Its index in the program once reachable.
     reached: Option<u32>,
+    /// A script body built on C tapmatrix cannot run (`%{ %}` that is not a
+    /// known constant, `@const` of a name it has no value for).
+    uses_c: bool,
 }
 
 /// One derived probe: its trigger and its composed handler.
@@ -141,6 +145,9 @@ struct DerivedProbe<'a> {
     /// The entry half of a return probe that reads `@entry` values (kept
     /// between passes for its locals' types).
     entry: Option<Box<EntryHalf>>,
+    /// The variables the probe's own body (not its aliases') writes:
+    /// where `@probewrite(v)` is true.
+    writes: HashSet<String>,
 }
 
 /// The entry half of a return probe: a probe on the function's entry that
@@ -214,6 +221,8 @@ struct Elab<'a> {
     errors: Vec<ElaborateError>,
     /// Warnings about the script's own files, each once.
     warnings: Vec<ElaborateWarning>,
+    /// `@const` names looked up in the kernel's BTF.
+    consts: consts::Cache,
 }
 
 /// Every global and function of the script and its tapsets.
@@ -256,6 +265,25 @@ struct Body {
     /// The system call registers `__set_syscall_pt_regs(regs)` named: the
     /// later `*_arg(N)` of the body read the call's arguments from them.
     syscall_regs: Option<ast::Target>,
+    /// What the probe's own body writes (`@probewrite`); empty in functions.
+    writes: HashSet<String>,
+}
+
+/// Whether a script function's body holds C tapmatrix cannot run.
+fn block_uses_c(block: &ast::Block, facts: &KernelFacts, cache: &mut consts::Cache) -> bool {
+    let mut found = false;
+    for stmt in &block.stmts {
+        symbols::for_each_expr(stmt, &mut |e| {
+            found |= match &e.kind {
+                ast::ExprKind::Embedded(code) => expr::embedded_constant(code).is_none(),
+                ast::ExprKind::Const(name) => {
+                    consts::value(name, facts.btf.as_ref(), cache).is_none()
+                }
+                _ => false,
+            };
+        });
+    }
+    found
 }
 
 /// Elaborates a library's script for one kernel.
@@ -428,6 +456,7 @@ impl<'a> Elab<'a> {
     ) -> Elab<'a> {
         let mut globals = Vec::new();
         let mut functions = Vec::new();
+        let mut consts = consts::Cache::new();
         for (file_index, file) in lib.files.iter().enumerate() {
             for item in &file.ast.items {
                 match item {
@@ -471,6 +500,12 @@ impl<'a> Elab<'a> {
                             returns_value: f.return_type.is_some(),
                             locals,
                             reached: None,
+                            uses_c: match &f.body {
+                                ast::FunctionBody::Block(block) => {
+                                    block_uses_c(block, facts, &mut consts)
+                                }
+                                ast::FunctionBody::Embedded(_) => false,
+                            },
                         });
                     }
                     _ => {}
@@ -509,6 +544,7 @@ impl<'a> Elab<'a> {
             report: false,
             errors: Vec::new(),
             warnings: Vec::new(),
+            consts,
         }
     }
 
@@ -599,6 +635,7 @@ impl<'a> Elab<'a> {
             locals: std::mem::take(&mut probe.locals),
             skip: std::mem::take(&mut probe.skip),
             attach: probe.attach.clone(),
+            writes: probe.writes.clone(),
             event: probe.kind == ir::ProbeKind::Event,
             entry: probe.entry.take().map(|mut half| {
                 half.restart();
@@ -684,6 +721,7 @@ impl<'a> Elab<'a> {
         self.body.file = f.file;
         self.body.params = def.params.len();
         self.body.function = Some(index);
+        self.body.writes.clear();
         self.body.skip.clear();
         self.body.fetches.clear();
         self.body.fetch_keys.clear();

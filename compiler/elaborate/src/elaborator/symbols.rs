@@ -249,9 +249,10 @@ impl<'a> Elab<'a> {
 
     /// The functions named `name` visible from the current file, best
     /// first: script bodies before embedded C (an embedded-C function of
-    /// SystemTap's library is served by a script function of the same name
-    /// and arity where one exists, tapmatrix's own in the built-in
-    /// library); then the current file's, the script's, and the tapsets'
+    /// SystemTap's library, or a script function built on C it cannot run:
+    /// a `%{ %}` expression or an `@const` it has no value for, is served
+    /// by a script function of the same name and arity where one exists,
+    /// tapmatrix's own in the built-in library); then the current file's, the script's, and the tapsets'
     /// from the last directory to the first (a directory given with `-I`
     /// shadows the built-in library).
     pub(super) fn find_functions(&self, name: &str) -> Vec<usize> {
@@ -271,7 +272,7 @@ impl<'a> Elab<'a> {
             let func = &self.sym.functions[f];
             let embedded = matches!(func.def.body, ast::FunctionBody::Embedded(_));
             (
-                embedded,
+                embedded || func.uses_c,
                 func.file != file,
                 !func.script,
                 std::cmp::Reverse(func.layer),
@@ -417,6 +418,68 @@ impl<'a> Elab<'a> {
         }
         out
     }
+}
+
+/// Calls `f` with every expression of a statement, nested ones included.
+pub(super) fn for_each_expr<'a>(stmt: &'a ast::Stmt, f: &mut dyn FnMut(&'a Expr)) {
+    use ast::StmtKind;
+    fn deep<'a>(e: &'a Expr, f: &mut dyn FnMut(&'a Expr)) {
+        f(e);
+        e.for_each_child(&mut |child| deep(child, f));
+    }
+    match &stmt.kind {
+        StmtKind::Block(block) => block.stmts.iter().for_each(|s| for_each_expr(s, f)),
+        StmtKind::Expr(e) | StmtKind::Return(Some(e)) | StmtKind::Delete(e) => deep(e, f),
+        StmtKind::If {
+            cond,
+            then,
+            otherwise,
+        } => {
+            deep(cond, f);
+            for_each_expr(then, f);
+            if let Some(otherwise) = otherwise {
+                for_each_expr(otherwise, f);
+            }
+        }
+        StmtKind::While { cond, body } => {
+            deep(cond, f);
+            for_each_expr(body, f);
+        }
+        StmtKind::For(l) => {
+            for e in [&l.init, &l.cond, &l.step].into_iter().flatten() {
+                deep(e, f);
+            }
+            for_each_expr(&l.body, f);
+        }
+        StmtKind::Foreach(l) => {
+            for e in l.slice.iter().flatten().flatten().chain(&l.limit) {
+                deep(e, f);
+            }
+            for_each_expr(&l.body, f);
+        }
+        StmtKind::Try(t) => t
+            .body
+            .stmts
+            .iter()
+            .chain(&t.catch.stmts)
+            .for_each(|s| for_each_expr(s, f)),
+        StmtKind::Empty
+        | StmtKind::Break
+        | StmtKind::Continue
+        | StmtKind::Next
+        | StmtKind::Return(None) => {}
+    }
+}
+
+/// The names a probe body writes (`@probewrite`).
+pub(super) fn writes_of_block(block: &ast::Block) -> std::collections::HashSet<String> {
+    let mut out = std::collections::HashSet::new();
+    for stmt in &block.stmts {
+        writes_of(stmt, &mut |name| {
+            out.insert(name.to_owned());
+        });
+    }
+    out
 }
 
 /// Calls `written` with each name a statement writes: the target of an
