@@ -345,51 +345,54 @@ fn resolve_at(
                         .ok_or_else(|| no_btf(format!("field {name}")))?;
                     // `$args[2]` of an array field (`unsigned long[6]`):
                     // the element at its offset in the record.
-                    if let [ast::TargetComponent::Index(index)] = target.components.as_slice()
-                        && let ast::ExprKind::Number(i) = index.kind
-                        && let Some((element, count)) = array_field(&field.c_type)
-                        && let Ok(i) = u32::try_from(i)
-                        && i < count
-                        && let Some(size) = field.size.checked_div(count)
-                    {
-                        let offset = offset + i * size;
-                        return Ok(TargetAccess {
-                            base: TargetBase::Field {
-                                name: name.clone(),
-                                offset,
-                            },
-                            loads: Vec::new(),
-                            bitfield: None,
-                            address: target.address_of.then_some(u64::from(offset)),
-                            pretty: false,
-                            var: TargetVar {
-                                name: format!("{name}[{i}]"),
-                                c_type: stap_type(element),
-                                size: Some(u64::from(size)),
-                                signed: Some(field.signed),
-                            },
-                        });
-                    }
-                    if !target.components.is_empty() {
-                        return Err(TargetError::Unsupported {
-                            what: format!("->/[] on the format field ${name}"),
-                        });
-                    }
-                    return Ok(TargetAccess {
-                        base: TargetBase::Field {
-                            name: name.clone(),
+                    let (offset, var) = match target.components.as_slice() {
+                        [] => (
                             offset,
-                        },
+                            TargetVar {
+                                c_type: stap_type(&field.c_type),
+                                size: Some(u64::from(field.size)),
+                                signed: Some(field.signed),
+                                name: name.clone(),
+                            },
+                        ),
+                        [ast::TargetComponent::Index(index)] => {
+                            let element = match index.kind {
+                                ast::ExprKind::Number(i) => {
+                                    array_field(&field.c_type).and_then(|(element, count)| {
+                                        let i = u32::try_from(i).ok().filter(|i| *i < count)?;
+                                        Some((element, i, field.size.checked_div(count)?))
+                                    })
+                                }
+                                _ => None,
+                            };
+                            let Some((element, i, size)) = element else {
+                                return Err(TargetError::Unsupported {
+                                    what: format!("->/[] on the format field ${name}"),
+                                });
+                            };
+                            (
+                                offset + i * size,
+                                TargetVar {
+                                    name: format!("{name}[{i}]"),
+                                    c_type: stap_type(element),
+                                    size: Some(u64::from(size)),
+                                    signed: Some(field.signed),
+                                },
+                            )
+                        }
+                        _ => {
+                            return Err(TargetError::Unsupported {
+                                what: format!("->/[] on the format field ${name}"),
+                            });
+                        }
+                    };
+                    return Ok(TargetAccess {
+                        base: TargetBase::Field { name, offset },
                         loads: Vec::new(),
                         bitfield: None,
                         address: target.address_of.then_some(u64::from(offset)),
                         pretty: false,
-                        var: TargetVar {
-                            name,
-                            c_type: stap_type(&field.c_type),
-                            size: Some(u64::from(field.size)),
-                            signed: Some(field.signed),
-                        },
+                        var,
                     });
                 }
                 (_, None) => return Err(no_btf(name.clone())),

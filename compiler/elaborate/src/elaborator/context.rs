@@ -137,21 +137,9 @@ impl<'a> Elab<'a> {
             ContextFn::Arg(_) => {
                 // A constant expression (`@__compat_task ? 5 : 4` in
                 // SystemTap's macros) counts as its value.
-                let folded = match args.first() {
-                    Some(arg) if !matches!(arg.kind, ExprKind::Number(_)) => {
-                        match self.typed(arg, Ty::Long).0 {
-                            ir::Expr::Long(n) => Some(n),
-                            _ => None,
-                        }
-                    }
-                    _ => None,
-                };
-                let n = match folded.as_ref().or(match args.first().map(|a| &a.kind) {
-                    Some(ExprKind::Number(n)) => Some(n),
-                    _ => None,
-                }) {
-                    Some(n) if (1..=6).contains(n) => *n,
-                    Some(n) => {
+                let n = match args.first().map(|arg| self.typed(arg, Ty::Long).0) {
+                    Some(ir::Expr::Long(n)) if (1..=6).contains(&n) => n,
+                    Some(ir::Expr::Long(n)) => {
                         return Err(format!(
                             "{name}({n}): tapmatrix reads the arguments passed in registers, 1 to 6"
                         ));

@@ -124,8 +124,9 @@ struct FuncDef<'a> {
     /// Its index in the program once reachable.
     reached: Option<u32>,
     /// A script body built on C tapmatrix cannot run (`%{ %}` that is not a
-    /// known constant, `@const` of a name it has no value for).
-    uses_c: bool,
+    /// known constant, `@const` of a name it has no value for); looked at
+    /// only when another function of the same name competes with it.
+    uses_c: std::cell::OnceCell<bool>,
 }
 
 /// One derived probe: its trigger and its composed handler.
@@ -270,7 +271,8 @@ struct Body {
 }
 
 /// Whether a script function's body holds C tapmatrix cannot run.
-fn block_uses_c(block: &ast::Block, facts: &KernelFacts, cache: &mut consts::Cache) -> bool {
+fn block_uses_c(block: &ast::Block, facts: &KernelFacts) -> bool {
+    let cache = &mut consts::Cache::new();
     let mut found = false;
     for stmt in &block.stmts {
         symbols::for_each_expr(stmt, &mut |e| {
@@ -456,7 +458,7 @@ impl<'a> Elab<'a> {
     ) -> Elab<'a> {
         let mut globals = Vec::new();
         let mut functions = Vec::new();
-        let mut consts = consts::Cache::new();
+        let consts = consts::Cache::new();
         for (file_index, file) in lib.files.iter().enumerate() {
             for item in &file.ast.items {
                 match item {
@@ -500,12 +502,7 @@ impl<'a> Elab<'a> {
                             returns_value: f.return_type.is_some(),
                             locals,
                             reached: None,
-                            uses_c: match &f.body {
-                                ast::FunctionBody::Block(block) => {
-                                    block_uses_c(block, facts, &mut consts)
-                                }
-                                ast::FunctionBody::Embedded(_) => false,
-                            },
+                            uses_c: std::cell::OnceCell::new(),
                         });
                     }
                     _ => {}

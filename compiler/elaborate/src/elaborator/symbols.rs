@@ -268,11 +268,19 @@ impl<'a> Elab<'a> {
                 func.file == file || !func.def.private
             })
             .collect();
+        if found.len() < 2 {
+            return found;
+        }
         found.sort_by_key(|&f| {
             let func = &self.sym.functions[f];
-            let embedded = matches!(func.def.body, ast::FunctionBody::Embedded(_));
+            let runs_c = match &func.def.body {
+                ast::FunctionBody::Embedded(_) => true,
+                ast::FunctionBody::Block(block) => *func
+                    .uses_c
+                    .get_or_init(|| super::block_uses_c(block, self.facts)),
+            };
             (
-                embedded || func.uses_c,
+                runs_c,
                 func.file != file,
                 !func.script,
                 std::cmp::Reverse(func.layer),
@@ -422,47 +430,57 @@ impl<'a> Elab<'a> {
 
 /// Calls `f` with every expression of a statement, nested ones included.
 pub(super) fn for_each_expr<'a>(stmt: &'a ast::Stmt, f: &mut dyn FnMut(&'a Expr)) {
+    walk(stmt, f, &mut |_| {});
+}
+
+/// Calls `f` with every expression of a statement, nested ones included,
+/// and `deleted` with the operand of each `delete` statement.
+fn walk<'a>(stmt: &'a ast::Stmt, f: &mut dyn FnMut(&'a Expr), deleted: &mut dyn FnMut(&'a Expr)) {
     use ast::StmtKind;
     fn deep<'a>(e: &'a Expr, f: &mut dyn FnMut(&'a Expr)) {
         f(e);
         e.for_each_child(&mut |child| deep(child, f));
     }
     match &stmt.kind {
-        StmtKind::Block(block) => block.stmts.iter().for_each(|s| for_each_expr(s, f)),
-        StmtKind::Expr(e) | StmtKind::Return(Some(e)) | StmtKind::Delete(e) => deep(e, f),
+        StmtKind::Block(block) => block.stmts.iter().for_each(|s| walk(s, f, deleted)),
+        StmtKind::Expr(e) | StmtKind::Return(Some(e)) => deep(e, f),
+        StmtKind::Delete(e) => {
+            deleted(e);
+            deep(e, f);
+        }
         StmtKind::If {
             cond,
             then,
             otherwise,
         } => {
             deep(cond, f);
-            for_each_expr(then, f);
+            walk(then, f, deleted);
             if let Some(otherwise) = otherwise {
-                for_each_expr(otherwise, f);
+                walk(otherwise, f, deleted);
             }
         }
         StmtKind::While { cond, body } => {
             deep(cond, f);
-            for_each_expr(body, f);
+            walk(body, f, deleted);
         }
         StmtKind::For(l) => {
             for e in [&l.init, &l.cond, &l.step].into_iter().flatten() {
                 deep(e, f);
             }
-            for_each_expr(&l.body, f);
+            walk(&l.body, f, deleted);
         }
         StmtKind::Foreach(l) => {
             for e in l.slice.iter().flatten().flatten().chain(&l.limit) {
                 deep(e, f);
             }
-            for_each_expr(&l.body, f);
+            walk(&l.body, f, deleted);
         }
         StmtKind::Try(t) => t
             .body
             .stmts
             .iter()
             .chain(&t.catch.stmts)
-            .for_each(|s| for_each_expr(s, f)),
+            .for_each(|s| walk(s, f, deleted)),
         StmtKind::Empty
         | StmtKind::Break
         | StmtKind::Continue
@@ -486,68 +504,19 @@ pub(super) fn writes_of_block(block: &ast::Block) -> std::collections::HashSet<S
 /// assignment or `++`/`--`, an array stored into or deleted from, a
 /// statistic added to.
 fn writes_of<'a>(stmt: &'a ast::Stmt, written: &mut dyn FnMut(&'a str)) {
-    use ast::StmtKind;
-    let expr = |e: &'a Expr, written: &mut dyn FnMut(&'a str)| expr_writes(e, written);
-    match &stmt.kind {
-        StmtKind::Block(block) => block.stmts.iter().for_each(|s| writes_of(s, written)),
-        StmtKind::Expr(e) | StmtKind::Return(Some(e)) => expr(e, written),
-        StmtKind::Delete(e) => {
-            if let Some(name) = root_name(e) {
-                written(name);
-            }
-            expr(e, written);
-        }
-        StmtKind::If {
-            cond,
-            then,
-            otherwise,
-        } => {
-            expr(cond, written);
-            writes_of(then, written);
-            if let Some(otherwise) = otherwise {
-                writes_of(otherwise, written);
-            }
-        }
-        StmtKind::While { cond, body } => {
-            expr(cond, written);
-            writes_of(body, written);
-        }
-        StmtKind::For(f) => {
-            for e in [&f.init, &f.cond, &f.step].into_iter().flatten() {
-                expr(e, written);
-            }
-            writes_of(&f.body, written);
-        }
-        StmtKind::Foreach(f) => writes_of(&f.body, written),
-        StmtKind::Try(t) => t
-            .body
-            .stmts
-            .iter()
-            .chain(&t.catch.stmts)
-            .for_each(|s| writes_of(s, written)),
-        StmtKind::Empty
-        | StmtKind::Break
-        | StmtKind::Continue
-        | StmtKind::Next
-        | StmtKind::Return(None) => {}
-    }
-}
-
-fn expr_writes<'a>(e: &'a Expr, written: &mut dyn FnMut(&'a str)) {
-    match &e.kind {
-        ast::ExprKind::Assign { lhs, .. } => {
-            if let Some(name) = root_name(lhs) {
-                written(name);
-            }
-        }
-        ast::ExprKind::Crement { operand, .. } => {
-            if let Some(name) = root_name(operand) {
-                written(name);
-            }
-        }
-        _ => {}
-    }
-    e.for_each_child(&mut |child| expr_writes(child, written));
+    let (mut assigned, mut deleted) = (Vec::new(), Vec::new());
+    walk(
+        stmt,
+        &mut |e| match &e.kind {
+            ast::ExprKind::Assign { lhs: target, .. }
+            | ast::ExprKind::Crement {
+                operand: target, ..
+            } => assigned.extend(root_name(target)),
+            _ => {}
+        },
+        &mut |e| deleted.extend(root_name(e)),
+    );
+    assigned.into_iter().chain(deleted).for_each(written);
 }
 
 /// The variable an lvalue names: `x`, or the array of `a[k]`.
