@@ -24,6 +24,10 @@ use tapmatrix_facts::KernelFacts;
 
 use tapmatrix_resolve::{Matrix, RowsOf, Sources, availability};
 
+/// The allocator the `tapmatrix` binary uses.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn repo_tapsets() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tapsets")
 }
