@@ -825,3 +825,32 @@ fn code_no_path_reaches_is_left_out_and_the_jumps_follow() {
     );
     assert_eq!(code.maps, vec![(4, 0)]);
 }
+
+/// `stap -s MB` sizes the ring buffer, rounded up to a power of two;
+/// 1 MiB without it.
+#[test]
+fn the_ring_buffer_is_stap_s_megabytes_rounded_up_to_a_power_of_two() {
+    let facts = fixture("6.1");
+    let events_bytes = |buffer_mb: Option<u32>| {
+        let mut e = elaborate(
+            "global n\nprobe kernel.function(\"vfs_read\") { n++ }\n",
+            &facts,
+        );
+        if let Some(mb) = buffer_mb {
+            e.program.limits.buffer_mb = mb;
+        }
+        let artefact = compile(e, &facts, Options::default()).unwrap();
+        let events = artefact.maps.iter().find(|m| m.name == "events").unwrap();
+        let object = aya_obj::Object::parse(&artefact.object).unwrap();
+        assert_eq!(
+            object.maps["events"].max_entries(),
+            events.max_entries,
+            "the object's map and the artefact's description agree"
+        );
+        events.max_entries
+    };
+    assert_eq!(events_bytes(None), 1 << 20);
+    assert_eq!(events_bytes(Some(3)), 4 << 20);
+    assert_eq!(events_bytes(Some(16)), 16 << 20);
+    assert_eq!(events_bytes(Some(4095)), 1 << 30);
+}

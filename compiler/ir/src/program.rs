@@ -45,6 +45,16 @@ pub struct Limits {
     /// `MAXERRORS`: run-time errors tolerated before the script stops
     /// (SystemTap's default is 0: the first error ends the run).
     pub max_errors: u32,
+    /// `stap -s MB`: the transport buffer from the kernel to the guest's
+    /// runtime, in megabytes (the BPF ring buffer, rounded up to a power
+    /// of two). A script that prints faster than the runtime drains it
+    /// loses records, counted as lost.
+    #[serde(default = "default_buffer_mb")]
+    pub buffer_mb: u32,
+}
+
+fn default_buffer_mb() -> u32 {
+    Limits::default().buffer_mb
 }
 
 impl Default for Limits {
@@ -55,6 +65,7 @@ impl Default for Limits {
             max_nesting: 10,
             max_action: 1000,
             max_errors: 0,
+            buffer_mb: 1,
         }
     }
 }

@@ -78,6 +78,8 @@ pub struct Invocation {
     pub globals: Vec<GlobalSetting>,
     /// Run-time limits (`-D MAXACTION=N`...), in order.
     pub defines: Vec<Define>,
+    /// `-s MB`: the transport buffer's size in megabytes.
+    pub buffer_mb: Option<u32>,
     /// `-T SECS`: the run ends after the spec's timeout as `exit()` ends
     /// it (`end` probes run, and it is no failure).
     pub time_limit: bool,
@@ -214,6 +216,9 @@ impl Invocation {
                 Limit::MaxErrors => limits.max_errors = narrow(define.value),
                 Limit::Ignored => {}
             }
+        }
+        if let Some(mb) = self.buffer_mb {
+            limits.buffer_mb = mb;
         }
         limits
     }

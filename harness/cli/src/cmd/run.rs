@@ -66,6 +66,12 @@ pub struct RunArgs {
     /// (module build settings) are accepted and have no effect.
     #[arg(short = 'D', value_name = "NAME=VALUE", value_parser = parse_define)]
     pub defines: Vec<Define>,
+    /// The transport buffer from the kernel in megabytes (like `stap -s`;
+    /// 1 to 4095): the BPF ring buffer, rounded up to a power of two, at
+    /// most 1024 (default 1). Records a full buffer refuses are counted
+    /// as lost.
+    #[arg(short = 's', value_name = "NUM", value_parser = clap::value_parser!(u32).range(1..=4095))]
+    pub buffer: Option<u32>,
     /// Write the script's output to FILE instead of standard output (like
     /// `stap -o`).
     #[arg(short = 'o', value_name = "FILE")]
@@ -189,7 +195,7 @@ after the script; arguments that start with `-` go after `--`. Bad usage exits 2
 
 Not here, by design: -i (interactive), -F and -S (flight recorder, output files), -E \
 (more scripts), --remote, --dyninst, compile servers, \
---suppress-handler-errors. No kernel module is built or loaded: -k, -b, -s, -m, -d, \
+--suppress-handler-errors. No kernel module is built or loaded: -k, -b, -m, -d, \
 --ldd, --all-modules, -r, -R, -B, -a x86_64, -P, -t, --suppress-time-limits are \
 accepted and change nothing.";
 
@@ -204,9 +210,6 @@ pub struct ModuleOptions {
     /// Bulk mode (per-CPU output files).
     #[arg(short = 'b')]
     bulk: bool,
-    /// Transport buffers of NUM megabytes (1 to 4095).
-    #[arg(short = 's', value_name = "NUM", value_parser = clap::value_parser!(u32).range(1..=4095))]
-    buffer: Option<u32>,
     /// The module's name (letters, digits, `_`).
     #[arg(short = 'm', value_name = "MODULE", value_parser = parse_module_name)]
     module: Option<String>,
@@ -537,6 +540,9 @@ pub(crate) fn specs_of(args: &RunArgs) -> anyhow::Result<Vec<Spec>> {
         }
         invocation.globals.extend(args.globals.iter().cloned());
         invocation.defines.extend(args.defines.iter().copied());
+        if args.buffer.is_some() {
+            invocation.buffer_mb = args.buffer;
+        }
         invocation.time_limit |= args.time_limit.is_some();
         if args.target_pid.is_some() {
             invocation.target_pid = args.target_pid;
