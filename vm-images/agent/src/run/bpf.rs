@@ -81,6 +81,7 @@ impl ItemRun<'_> {
             if stop.is_some() {
                 break;
             }
+            let before = verifying;
             if let Err(error) = attach(&mut ebpf, &program.name, &program.attach, &mut verifying) {
                 crate::log(&format!(
                     "BPF program {} ({}) refused: {error:#}",
@@ -91,6 +92,23 @@ impl ItemRun<'_> {
                     format!("BPF program {} for {}", program.name, program.pp),
                     format!("{error:#}"),
                 );
+            }
+            // The programs the verifier took long over, with the
+            // instructions it walked (the kernel's count, 5.16 and later):
+            // where a script's setup time goes.
+            let took = verifying.saturating_sub(before);
+            if took >= SLOW_VERIFY {
+                let walked = ebpf
+                    .program(&program.name)
+                    .and_then(|p| p.info().ok())
+                    .and_then(|info| info.verified_instruction_count())
+                    .map_or_else(String::new, |n| format!(", {n} instructions walked"));
+                crate::log(&format!(
+                    "BPF program {} ({}) verified in {} ms{walked}",
+                    program.name,
+                    program.pp,
+                    took.as_millis()
+                ));
             }
         }
         crate::log(&format!(
@@ -259,6 +277,10 @@ impl super::Boot {
         }
     }
 }
+
+/// A program whose loading took this long is logged with what the verifier
+/// walked.
+const SLOW_VERIFY: Duration = Duration::from_millis(100);
 
 /// Memory the guest must have available for an item's object to stay
 /// loaded after the item (a quarter of the guest's 512 MiB).
