@@ -343,6 +343,9 @@ fn resolve_at(
                         .and_then(|(system, event)| facts.tracepoint(system, event))
                         .and_then(|tp| tp.field(&name))
                         .ok_or_else(|| no_btf(format!("field {name}")))?;
+                    let unsupported = || TargetError::Unsupported {
+                        what: format!("->/[] on the format field ${name}"),
+                    };
                     // `$args[2]` of an array field (`unsigned long[6]`):
                     // the element at its offset in the record.
                     let (offset, var) = match target.components.as_slice() {
@@ -365,11 +368,7 @@ fn resolve_at(
                                 }
                                 _ => None,
                             };
-                            let Some((element, i, size)) = element else {
-                                return Err(TargetError::Unsupported {
-                                    what: format!("->/[] on the format field ${name}"),
-                                });
-                            };
+                            let (element, i, size) = element.ok_or_else(unsupported)?;
                             (
                                 offset + i * size,
                                 TargetVar {
@@ -380,11 +379,7 @@ fn resolve_at(
                                 },
                             )
                         }
-                        _ => {
-                            return Err(TargetError::Unsupported {
-                                what: format!("->/[] on the format field ${name}"),
-                            });
-                        }
+                        _ => return Err(unsupported()),
                     };
                     return Ok(TargetAccess {
                         base: TargetBase::Field { name, offset },

@@ -46,23 +46,16 @@ fn unimplemented(detail: &str, library: &str) -> Vec<(String, String)> {
         let Some((name, rest)) = rest.split_once("' (defined at ") else {
             continue;
         };
-        let file = rest.split(':').next().unwrap_or_default();
-        let file = file.strip_prefix(library).unwrap_or(file);
-        out.push((name.to_owned(), file.trim_start_matches('/').to_owned()));
+        out.push((name.to_owned(), library_file(rest, library)));
     }
     let expression = "unimplemented embedded-C expression: %{";
     for (at, _) in detail.match_indices(expression) {
         let rest = &detail[at + expression.len()..];
         let (code, after) = rest.split_once("%}").unwrap_or((rest, ""));
         let code: String = code.split_whitespace().collect::<Vec<_>>().join(" ");
-        let file = after
-            .split_once(" at ")
-            .map(|(_, place)| place.split(':').next().unwrap_or_default())
-            .unwrap_or_default();
-        let file = file.strip_prefix(library).unwrap_or(file);
         out.push((
             format!("%{{{code}%}}"),
-            file.trim_start_matches('/').to_owned(),
+            library_file(after_at(after), library),
         ));
     }
     // `@const` of a name tapmatrix has no value for, or of C code.
@@ -75,16 +68,25 @@ fn unimplemented(detail: &str, library: &str) -> Vec<(String, String)> {
                 continue;
             };
             let what = &detail[start + 1..at];
-            let rest = &detail[at..];
-            let file = rest
-                .split_once(" at ")
-                .map(|(_, place)| place.split(':').next().unwrap_or_default())
-                .unwrap_or_default();
-            let file = file.strip_prefix(library).unwrap_or(file);
-            out.push((what.to_owned(), file.trim_start_matches('/').to_owned()));
+            out.push((
+                what.to_owned(),
+                library_file(after_at(&detail[at..]), library),
+            ));
         }
     }
     out
+}
+
+/// What follows the first ` at ` of a diagnostic: its place.
+fn after_at(text: &str) -> &str {
+    text.split_once(" at ").map_or("", |(_, place)| place)
+}
+
+/// The file of a place (`/dir/file.stp:3:1`), relative to the library.
+fn library_file(place: &str, library: &str) -> String {
+    let file = place.split(':').next().unwrap_or_default();
+    let file = file.strip_prefix(library).unwrap_or(file);
+    file.trim_start_matches('/').to_owned()
 }
 
 #[test]

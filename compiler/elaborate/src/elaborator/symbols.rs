@@ -470,7 +470,15 @@ fn walk<'a>(stmt: &'a ast::Stmt, f: &mut dyn FnMut(&'a Expr), deleted: &mut dyn 
             walk(&l.body, f, deleted);
         }
         StmtKind::Foreach(l) => {
-            for e in l.slice.iter().flatten().flatten().chain(&l.limit) {
+            let stat = match &l.array {
+                ast::Indexable::Hist(h) => Some(&*h.stat),
+                _ => None,
+            };
+            for e in stat
+                .into_iter()
+                .chain(l.slice.iter().flatten().flatten())
+                .chain(&l.limit)
+            {
                 deep(e, f);
             }
             walk(&l.body, f, deleted);

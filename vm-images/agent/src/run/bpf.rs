@@ -81,22 +81,24 @@ impl ItemRun<'_> {
             if stop.is_some() {
                 break;
             }
-            let before = verifying;
-            if let Err(error) = attach(&mut ebpf, &program.name, &program.attach, &mut verifying) {
-                crate::log(&format!(
-                    "BPF program {} ({}) refused: {error:#}",
-                    program.name, program.pp
-                ));
-                return self.refused(
-                    index,
-                    format!("BPF program {} for {}", program.name, program.pp),
-                    format!("{error:#}"),
-                );
-            }
+            let took = match attach(&mut ebpf, &program.name, &program.attach) {
+                Ok(took) => took,
+                Err(error) => {
+                    crate::log(&format!(
+                        "BPF program {} ({}) refused: {error:#}",
+                        program.name, program.pp
+                    ));
+                    return self.refused(
+                        index,
+                        format!("BPF program {} for {}", program.name, program.pp),
+                        format!("{error:#}"),
+                    );
+                }
+            };
+            verifying += took;
             // The programs the verifier took long over, with the
             // instructions it walked (the kernel's count, 5.16 and later):
             // where a script's setup time goes.
-            let took = verifying.saturating_sub(before);
             if took >= SLOW_VERIFY {
                 let walked = ebpf
                     .program(&program.name)
@@ -296,16 +298,17 @@ fn available_memory() -> Option<u64> {
         .map(|kb| kb * 1024)
 }
 
-/// Loads and attaches one program; `loading` adds the time its loading
-/// (the kernel's verifier) took.
-fn attach(ebpf: &mut Ebpf, name: &str, how: &BpfAttach, loading: &mut Duration) -> Result<()> {
+/// Loads and attaches one program; the time its loading (the kernel's
+/// verifier) took.
+fn attach(ebpf: &mut Ebpf, name: &str, how: &BpfAttach) -> Result<Duration> {
+    let mut loading = Duration::ZERO;
     let program = ebpf
         .program_mut(name)
         .with_context(|| format!("the object has no program {name}"))?;
     let mut timed = |load: &mut dyn FnMut() -> Result<(), aya::programs::ProgramError>| {
         let started = Instant::now();
         let loaded = load();
-        *loading += started.elapsed();
+        loading += started.elapsed();
         loaded
     };
     match how {
@@ -360,7 +363,7 @@ fn attach(ebpf: &mut Ebpf, name: &str, how: &BpfAttach, loading: &mut Duration) 
             }
         }
     }
-    Ok(())
+    Ok(loading)
 }
 
 /// The kernel's BTF, which `fentry` and `fexit` programs name their
