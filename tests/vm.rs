@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use tapmatrix_e2e::test_kernel;
 use tapmatrix_vm::{BootError, BootSpec, ExtraFile, Initramfs, VmOptions, boot, harvest_raw};
-use tapmatrix_wire::Job;
+use tapmatrix_wire::{Harvest, Job};
 
 fn options(cache: &std::path::Path) -> VmOptions {
     VmOptions::new(cache)
@@ -57,6 +57,59 @@ fn harvest_of_a_real_6_1_kernel_has_real_content() {
     assert!(manifest.files.len() > 1000, "every event format is listed");
 }
 
+/// What the host reads from the kernel image instead of the guest
+/// (`tapmatrix_vm::ImageFiles`: kallsyms decoded from the image's symbol
+/// table, the `.BTF` section) is what the guest itself sends: a harvest
+/// with everything read in the guest, compared file by file.
+#[test]
+fn the_image_gives_the_guests_kallsyms_and_btf() {
+    let kernel = test_kernel();
+    let scratch = tempfile::tempdir().unwrap();
+    let options = options(scratch.path());
+    let image = Initramfs::with_job(Job::Harvest(Harvest::default()))
+        .build(&options.cache_dir)
+        .unwrap();
+    let spec = BootSpec::new(&kernel, &image, &scratch.path().join("boot"), &options);
+    let mut guest = std::collections::BTreeMap::new();
+    let mut keep = |record: tapmatrix_wire::Record| {
+        if record.name == "kallsyms" || record.name == "btf_vmlinux" {
+            guest.insert(record.name, record.payload);
+        }
+        Ok(())
+    };
+    tapmatrix_vm::boot_streaming(&spec, &mut keep).unwrap();
+    let host = tapmatrix_vm::ImageFiles::read(&spec.kernel);
+    let btf = host.btf.expect("the image has a .BTF section");
+    assert!(
+        btf == guest["btf_vmlinux"],
+        "the .BTF section is /sys/kernel/btf/vmlinux"
+    );
+    // Type and name of each line, in order (the host's addresses are 0).
+    let symbols = |text: &[u8]| -> Vec<String> {
+        String::from_utf8_lossy(text)
+            .lines()
+            .map(|line| {
+                line.split_once(' ')
+                    .map_or(line, |(_, rest)| rest)
+                    .to_owned()
+            })
+            .collect()
+    };
+    let from_image = symbols(&host.kallsyms.expect("the image's symbol table decodes"));
+    let from_guest = symbols(&guest["kallsyms"]);
+    assert!(
+        from_guest.len() > 40_000,
+        "{} text symbols",
+        from_guest.len()
+    );
+    assert!(
+        from_image == from_guest,
+        "{} lines from the image, {} from the guest",
+        from_image.len(),
+        from_guest.len()
+    );
+}
+
 /// A boot of the test kernel with `image`, extra kernel arguments and a timeout.
 fn boot_with(
     image: &Initramfs,
@@ -90,7 +143,7 @@ fn processes_mentioning(needle: &str) -> Vec<String> {
 fn a_kernel_panic_is_an_infra_error_quoting_the_panic() {
     let scratch = tempfile::tempdir().unwrap();
     let error = boot_with(
-        &Initramfs::with_job(Job::Harvest),
+        &Initramfs::with_job(Job::Harvest(Harvest::default())),
         &["rdinit=/nonexistent"],
         Duration::from_secs(180),
         scratch.path(),
@@ -140,7 +193,7 @@ fn a_guest_that_never_powers_off_times_out_and_leaves_no_qemu() {
 fn a_guest_that_stops_without_the_agents_done_record_is_an_early_exit() {
     let scratch = tempfile::tempdir().unwrap();
     let error = boot_with(
-        &Initramfs::with_job(Job::Harvest),
+        &Initramfs::with_job(Job::Harvest(Harvest::default())),
         &["rdinit=/sbin/poweroff", "--", "-f"],
         Duration::from_secs(180),
         scratch.path(),

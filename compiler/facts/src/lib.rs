@@ -14,7 +14,7 @@
 //! | `tracing/README`, `tracing/available_filter_functions`, `tracing/available_events` | tracefs |
 //! | `tracing/events/<system>/<event>/format` | tracefs, every event |
 //! | `kprobes_blacklist` | debugfs `kprobes/blacklist` (`0xSTART-0xEND\tname`) |
-//! | `kallsyms` | `/proc/kallsyms`, text symbols only |
+//! | `kallsyms` | `/proc/kallsyms` (or the kernel image's symbol table, which it expands: addresses 0), text symbols only |
 //! | `btf_vmlinux` | `/sys/kernel/btf/vmlinux` |
 //!
 //! Saved facts are `facts.json` (lean: big name lists are single

@@ -5,7 +5,9 @@
 //! `tracing/available_filter_functions`, `tracing/available_events`,
 //! `tracing/events/<system>/<event>/format`, `kprobes_blacklist`,
 //! `kallsyms` (text symbols only), `btf_vmlinux`, and `manifest.json` (every
-//! file with its size or the error reading it). A file that is absent is one
+//! file with its size or the error reading it). `kallsyms` and
+//! `btf_vmlinux` are read from the kernel image on the host where it can
+//! be ([`crate::ImageFiles`]), else in the guest. A file that is absent is one
 //! the kernel does not have. `console.log` is the boot's console.
 
 use std::collections::BTreeMap;
@@ -14,8 +16,9 @@ use std::time::Duration;
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
-use tapmatrix_wire::{Job, Record, RecordKind, bundle};
+use tapmatrix_wire::{Harvest, Job, Record, RecordKind, bundle};
 
+use crate::image_files::ImageFiles;
 use crate::{
     BootError, BootSpec, Initramfs, InitramfsError, ResolvedAccel, VmOptions, boot_streaming,
 };
@@ -110,15 +113,40 @@ pub fn harvest_raw(
     };
     let started = std::time::Instant::now();
     let previous = prepare_out_dir(out_dir)?;
-    let image = Initramfs::with_job(Job::Harvest).build(&options.cache_dir)?;
-    let spec = BootSpec::new(vmlinuz, &image, out_dir, options);
-    tracing::debug!(elapsed = ?started.elapsed(), "harvest: image and kernel ready");
+    let kernel = crate::bootable_kernel(vmlinuz, &options.cache_dir);
+    // What the host reads from the image the guest need not (an image it
+    // cannot read is left to the guest, file by file).
+    let from_image = ImageFiles::read(&kernel);
+    let job = Harvest {
+        kallsyms_from_image: from_image.kallsyms.is_some(),
+        btf_from_image: from_image.btf.is_some(),
+    };
+    let image = Initramfs::with_job(Job::Harvest(job)).build(&options.cache_dir)?;
+    let spec = BootSpec::of_image(kernel, &image, out_dir, options);
+    tracing::debug!(elapsed = ?started.elapsed(), ?job, "harvest: image and kernel ready");
     // Files are written as the agent sends them, while the guest still runs,
     // by a writer thread spreading them over rayon's pool: on a busy disk
     // each small file costs a millisecond or more, 1500 of them add up.
     let mut manifest = Manifest::default();
     let mut bytes = 0;
     let (files_tx, to_write) = std::sync::mpsc::channel::<(PathBuf, Vec<u8>)>();
+    for (name, payload) in [
+        ("kallsyms", from_image.kallsyms),
+        ("btf_vmlinux", from_image.btf),
+    ] {
+        let Some(payload) = payload else { continue };
+        let size = payload.len() as u64;
+        bytes += size;
+        manifest.files.insert(
+            name.to_owned(),
+            ManifestEntry {
+                size: Some(size),
+                error: None,
+            },
+        );
+        // The receiver is alive: the writer below drains it.
+        let _ = files_tx.send((out_dir.join(name), payload));
+    }
     let (outcome, written) = std::thread::scope(|scope| {
         let writer = scope.spawn(move || {
             to_write

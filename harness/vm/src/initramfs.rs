@@ -326,12 +326,13 @@ fn base_image(dir: &Path, busybox: &Path) -> Result<Arc<BaseImage>, InitramfsErr
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tapmatrix_wire::Harvest;
 
     #[test]
     fn images_are_reproducible_and_cached_by_content() {
         let cache = tempfile::tempdir().unwrap();
         let image = Initramfs {
-            job: Some(Job::Harvest),
+            job: Some(Job::Harvest(Harvest::default())),
             extra: vec![ExtraFile {
                 path: "/scripts/a.sh".into(),
                 data: b"echo hi\n".to_vec(),
@@ -358,7 +359,7 @@ mod tests {
         // Every kernel of a harvest shares one image: the first boots of a
         // fresh cache all build it at the same moment.
         let cache = tempfile::tempdir().unwrap();
-        let image = Initramfs::with_job(Job::Harvest);
+        let image = Initramfs::with_job(Job::Harvest(Harvest::default()));
         let built: Vec<PathBuf> = std::thread::scope(|scope| {
             let workers: Vec<_> = (0..16)
                 .map(|_| scope.spawn(|| image.build(cache.path())))
@@ -408,7 +409,7 @@ mod tests {
     #[test]
     fn members_hold_init_busybox_applets_job_and_extras() {
         let image = Initramfs {
-            job: Some(Job::Harvest),
+            job: Some(Job::Harvest(Harvest::default())),
             extra: vec![ExtraFile {
                 path: "/scripts/a.sh".into(),
                 data: Vec::new(),

@@ -43,8 +43,20 @@ impl BootSpec {
     /// booted instead where possible) with `initramfs` using `options`,
     /// logging into `work_dir`.
     pub fn new(kernel: &Path, initramfs: &Path, work_dir: &Path, options: &VmOptions) -> Self {
+        let image = crate::bootable_kernel(kernel, &options.cache_dir);
+        Self::of_image(image, initramfs, work_dir, options)
+    }
+
+    /// A boot of the kernel image `image` as it is (what
+    /// [`crate::bootable_kernel`] gave).
+    pub fn of_image(
+        image: PathBuf,
+        initramfs: &Path,
+        work_dir: &Path,
+        options: &VmOptions,
+    ) -> Self {
         Self {
-            kernel: crate::bootable_kernel(kernel, &options.cache_dir),
+            kernel: image,
             initramfs: initramfs.to_path_buf(),
             append: Vec::new(),
             work_dir: work_dir.to_path_buf(),

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use anyhow::Result;
 use rustix::fs::{Mode, OFlags};
-use tapmatrix_wire::{RecordKind, bundle};
+use tapmatrix_wire::{Harvest, RecordKind, bundle};
 
 use crate::Channel;
 
@@ -27,11 +27,13 @@ const PLAIN_FILES: &[(&str, &str)] = &[
         "/sys/kernel/tracing/available_events",
     ),
     ("kprobes_blacklist", "/sys/kernel/debug/kprobes/blacklist"),
-    ("btf_vmlinux", "/sys/kernel/btf/vmlinux"),
 ];
 
-/// Sends the whole harvest.
-pub fn run(channel: &Channel) -> Result<()> {
+/// The kernel's BTF: (name in the harvest, path in the guest).
+const BTF: (&str, &str) = ("btf_vmlinux", "/sys/kernel/btf/vmlinux");
+
+/// Sends the whole harvest, but what the host took from the kernel image.
+pub fn run(channel: &Channel, what: Harvest) -> Result<()> {
     let release = rustix::system::uname()
         .release()
         .to_string_lossy()
@@ -44,18 +46,23 @@ pub fn run(channel: &Channel) -> Result<()> {
     for (name, path) in PLAIN_FILES {
         send_file(channel, name, Path::new(path), |bytes| bytes)?;
     }
-    crate::log("tracefs and BTF files queued");
-    // About 10 MB on 7.x: room for it at once (no copies as it grows).
-    let kallsyms = Path::new("/proc/kallsyms");
-    match read_with(kallsyms, 16 << 20) {
-        Ok(bytes) => channel.send(RecordKind::File, "kallsyms", text_symbols(bytes))?,
-        Err(error) => channel.send(
-            RecordKind::FileError,
-            "kallsyms",
-            format!("{}: {error}", kallsyms.display()).into_bytes(),
-        )?,
+    if !what.btf_from_image {
+        send_file(channel, BTF.0, Path::new(BTF.1), |bytes| bytes)?;
     }
-    crate::log("kallsyms queued");
+    crate::log("tracefs and BTF files queued");
+    if !what.kallsyms_from_image {
+        // About 10 MB on 7.x: room for it at once (no copies as it grows).
+        let kallsyms = Path::new("/proc/kallsyms");
+        match read_with(kallsyms, 16 << 20) {
+            Ok(bytes) => channel.send(RecordKind::File, "kallsyms", text_symbols(bytes))?,
+            Err(error) => channel.send(
+                RecordKind::FileError,
+                "kallsyms",
+                format!("{}: {error}", kallsyms.display()).into_bytes(),
+            )?,
+        }
+        crate::log("kallsyms queued");
+    }
     send_event_formats(channel)?;
     crate::log("event formats queued");
     Ok(())

@@ -99,7 +99,7 @@ fn run(channel: &Channel) -> Result<()> {
     let job: Job = serde_json::from_slice(&text).with_context(|| format!("parsing {JOB_PATH}"))?;
     log(&format!("job read ({} bytes)", text.len()));
     match job {
-        Job::Harvest => harvest::run(channel),
+        Job::Harvest(what) => harvest::run(channel, what),
         Job::Run { items } => run::run(channel, &items),
     }
 }

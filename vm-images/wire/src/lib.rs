@@ -66,8 +66,9 @@ const LZ4_MAX_RATIO: usize = 255;
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Job {
     /// Read the kernel's facts (release, tracefs, kallsyms, BTF) and send
-    /// each as a [`RecordKind::File`] named by its path in the raw harvest.
-    Harvest,
+    /// each as a [`RecordKind::File`] named by its path in the raw harvest,
+    /// but those the host took from the kernel image.
+    Harvest(Harvest),
     /// Run each item in turn (events created, workload started, handlers
     /// run) and stream [`tapmatrix_ir::RunMessage`]s as
     /// [`RecordKind::Line`] records named `run`.
@@ -75,6 +76,24 @@ pub enum Job {
         /// What to run, in order.
         items: Vec<RunItem>,
     },
+}
+
+/// A facts harvest: which files the guest leaves to the host, which read
+/// them from the kernel image it boots. By default the guest sends all.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Harvest {
+    /// The host decoded `kallsyms` from the image's symbol table: the guest
+    /// does not read `/proc/kallsyms`.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub kallsyms_from_image: bool,
+    /// The host took `btf_vmlinux` from the image's `.BTF` section: the
+    /// guest does not read `/sys/kernel/btf/vmlinux`.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub btf_from_image: bool,
+}
+
+fn is_false(value: &bool) -> bool {
+    !value
 }
 
 /// One script to run in the guest.
@@ -530,8 +549,19 @@ mod tests {
 
     #[test]
     fn jobs_are_tagged_json() {
-        let json = serde_json::to_string(&Job::Harvest).unwrap();
+        let all = Job::Harvest(Harvest::default());
+        let json = serde_json::to_string(&all).unwrap();
         assert_eq!(json, r#"{"kind":"harvest"}"#);
-        assert_eq!(serde_json::from_str::<Job>(&json).unwrap(), Job::Harvest);
+        assert_eq!(serde_json::from_str::<Job>(&json).unwrap(), all);
+        let from_image = Job::Harvest(Harvest {
+            kallsyms_from_image: true,
+            btf_from_image: true,
+        });
+        let json = serde_json::to_string(&from_image).unwrap();
+        assert_eq!(
+            json,
+            r#"{"kind":"harvest","kallsyms_from_image":true,"btf_from_image":true}"#
+        );
+        assert_eq!(serde_json::from_str::<Job>(&json).unwrap(), from_image);
     }
 }
