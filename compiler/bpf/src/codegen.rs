@@ -192,6 +192,9 @@ pub(crate) struct Gen<'a> {
     pub(crate) leave: Label,
     /// Where run-time errors go instead of ending the handler.
     pub(crate) fault_to: Option<FaultTo>,
+    /// The shared ends of the handler's run-time errors, without and with
+    /// an address (see [`Gen::raise`]), once one is raised.
+    raise_tails: [Option<Label>; 2],
 }
 
 /// A mark to release temporaries to.
@@ -227,6 +230,7 @@ impl<'a> Gen<'a> {
             out,
             leave,
             fault_to: None,
+            raise_tails: [None, None],
         }
     }
 
@@ -337,14 +341,16 @@ impl<'a> Gen<'a> {
         self.asm.store_imm(Size::DW, SCRATCH, SCRATCH_OWNER, 1);
     }
 
-    /// Binds the exit (the scratch memory given back) and finishes the
-    /// code.
+    /// Binds the exit (the scratch memory given back), adds the raise
+    /// tails, and finishes the code.
     pub(crate) fn finish(mut self) -> Result<crate::asm::Code, BpfError> {
         let (out, leave) = (self.out, self.leave);
         self.asm.bind(out);
         self.asm.store_imm(Size::DW, SCRATCH, SCRATCH_OWNER, 0);
         self.asm.bind(leave);
         self.asm.ret(0);
+        // After the exit, jumped to and back.
+        self.raise_tails();
         self.asm.finish()
     }
 
@@ -621,20 +627,54 @@ impl<'a> Gen<'a> {
             self.asm.goto(to.skip);
             return Ok(());
         }
-        let mark = self.mark();
-        let size = RECORD_HEADER + if address.is_some() { 8 } else { 0 };
-        let rec = self.scratch_alloc(size)?;
+        // The record is written and sent by a tail shared by every error
+        // of the handler, with the error's id in r1 and its address in r2:
+        // the verifier walks a raise as three instructions, not the whole
+        // record, each time it walks the code around it (each iteration
+        // of a loop), its states at the tail pruned as equal.
         if let Some(reg) = address {
-            self.asm
-                .store(Size::DW, SCRATCH, (rec + RECORD_HEADER as i32) as i16, reg);
+            self.asm.mov(Reg::R2, reg);
         }
-        self.header(rec, RecordTag::Error, id);
-        self.send(rec, size);
-        self.release(mark);
-        self.stop_session();
-        let out = self.out;
-        self.asm.goto(out);
+        self.asm.mov_imm(Reg::R1, i64::from(id));
+        let with_address = usize::from(address.is_some());
+        let tail = match self.raise_tails[with_address] {
+            Some(tail) => tail,
+            None => {
+                let tail = self.asm.label();
+                self.raise_tails[with_address] = Some(tail);
+                tail
+            }
+        };
+        self.asm.goto(tail);
         Ok(())
+    }
+
+    /// The shared ends of [`Gen::raise`]: the error record (id in r1,
+    /// address in r2) written at the start of the scratch memory (the
+    /// handler is leaving), sent, the session stopped, the handler left.
+    fn raise_tails(&mut self) {
+        let out = self.out;
+        for (with_address, tail) in self.raise_tails.into_iter().enumerate() {
+            let Some(tail) = tail else { continue };
+            self.asm.bind(tail);
+            let rec = i32::from(SCRATCH_OWNER) + 8;
+            let mut size = RECORD_HEADER;
+            if with_address == 1 {
+                self.asm.store(
+                    Size::DW,
+                    SCRATCH,
+                    (rec + RECORD_HEADER as i32) as i16,
+                    Reg::R2,
+                );
+                size += 8;
+            }
+            self.asm
+                .store_imm(Size::W, SCRATCH, rec as i16, RecordTag::Error as i32);
+            self.asm.store(Size::W, SCRATCH, (rec + 4) as i16, Reg::R1);
+            self.send(rec, size);
+            self.stop_session();
+            self.asm.goto(out);
+        }
     }
 
     /// Registers a printf record's format; its id.

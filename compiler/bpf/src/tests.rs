@@ -747,6 +747,41 @@ fn literal_patterns_are_the_text_before_optional_characters() {
 }
 
 #[test]
+fn every_error_of_a_handler_is_sent_by_one_shared_tail() {
+    let facts = fixture("6.1");
+    // Four reads that can fault (an address each), a division by zero and
+    // MAXACTION in the loop (none): two tails, one record send each, and
+    // each raise three or four instructions where it is.
+    let e = elaborate(
+        r#"global n
+probe kernel.function("vfs_read") {
+  t = task_current()
+  for (i = 0; i < $count; i++)
+    n += @cast(t, "task_struct")->tgid / $count + @cast(t, "task_struct")->pid
+  printf("%d %d\n", @cast(t, "task_struct")->prio, @cast(t, "task_struct")->flags)
+}
+"#,
+        &facts,
+    );
+    let artefact = compile(e, &facts, Options::default()).unwrap();
+    let listing = dump(&artefact);
+    assert_eq!(artefact.mode, BpfMode::InKernel, "{listing}");
+    let with_address = artefact.errors.iter().filter(|e| e.address).count();
+    let without = artefact.errors.len() - with_address;
+    assert!(with_address >= 4 && without >= 2, "{:?}", artefact.errors);
+    // One send for the printf, one for each tail.
+    let sends = listing.matches("call bpf_ringbuf_output#130").count();
+    assert_eq!(sends, 3, "{listing}");
+    // Each raise sets its error's id in r1 before going to its tail.
+    for id in 0..artefact.errors.len() {
+        assert!(
+            listing.contains(&format!("r1 = {id}\n")),
+            "raise {id}: {listing}"
+        );
+    }
+}
+
+#[test]
 fn loops_the_verifier_would_walk_too_long_are_forwarded() {
     let facts = fixture("6.1");
     // One loop with a short body: at most 1000 short walks, in the kernel.
