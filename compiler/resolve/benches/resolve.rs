@@ -7,8 +7,9 @@
 //! TAPMATRIX_RESOLVE_FACTS=/path/to/cache/facts cargo bench -p tapmatrix-resolve
 //! ```
 //!
-//! Two libraries: the repository's `tapsets/`, and with it SystemTap's own
-//! tapset directory: `$TAPMATRIX_SYSTEMTAP_TAPSETS` (`cargo xtask
+//! Three libraries: the repository's `tapsets/`, SystemTap's own tapset
+//! directory alone (what `tapmatrix resolve DIR` resolves), and the two
+//! together. SystemTap's is `$TAPMATRIX_SYSTEMTAP_TAPSETS` (`cargo xtask
 //! systemtap` fetches the newest `systemtap-common` through the test
 //! cache's private apt state and prints it), else Debian's 4.8 when the
 //! syntax crate's `real_tapsets` test has fetched it into the target
@@ -141,7 +142,11 @@ fn bench(c: &mut Criterion) {
     let kernels = kernel_dirs(Path::new(&root));
     let mut libraries = vec![("repo_tapsets", vec![repo_tapsets()])];
     match debian_tapsets() {
-        Some(debian) => libraries.push(("repo_and_debian_tapsets", vec![repo_tapsets(), debian])),
+        Some(debian) => {
+            // SystemTap's library alone, as `tapmatrix resolve DIR` resolves it.
+            libraries.push(("debian_tapsets", vec![debian.clone()]));
+            libraries.push(("repo_and_debian_tapsets", vec![repo_tapsets(), debian]));
+        }
         None => eprintln!(
             "SystemTap's tapsets not fetched (TAPMATRIX_SYSTEMTAP_TAPSETS=$(cargo xtask systemtap), or cargo test -p tapmatrix-syntax --test real_tapsets): repo tapsets only"
         ),

@@ -26,7 +26,7 @@ use object::{Object, ObjectSection};
 /// Why the image's symbol table could not be read (the guest then reads
 /// `/proc/kallsyms`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SymbolTableError {
+pub(crate) enum SymbolTableError {
     /// The image is not an ELF file with a `.rodata` section.
     #[error("the kernel image is not an ELF file with a .rodata section: {0}")]
     NotElf(String),
@@ -73,7 +73,7 @@ impl ImageFiles {
 }
 
 /// The `.BTF` section of an ELF image.
-pub fn btf_section(image: &[u8]) -> Option<Vec<u8>> {
+pub(crate) fn btf_section(image: &[u8]) -> Option<Vec<u8>> {
     let file = object::File::parse(image).ok()?;
     let data = file.section_by_name(".BTF")?.data().ok()?;
     (!data.is_empty()).then(|| data.to_vec())
@@ -81,7 +81,7 @@ pub fn btf_section(image: &[u8]) -> Option<Vec<u8>> {
 
 /// The kallsyms lines of the image's text and weak symbols
 /// (`0000000000000000 T name`).
-pub fn text_symbols(image: &[u8]) -> Result<Vec<u8>, SymbolTableError> {
+pub(crate) fn text_symbols(image: &[u8]) -> Result<Vec<u8>, SymbolTableError> {
     let file = object::File::parse(image).map_err(|e| SymbolTableError::NotElf(e.to_string()))?;
     let rodata = file
         .section_by_name(".rodata")
@@ -134,8 +134,8 @@ fn u32_at(bytes: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_le_bytes(bytes.get(at..at + 4)?.try_into().ok()?))
 }
 
-/// The most symbols a kernel is taken to have (Debian's have 45,000 to
-/// 210,000), and the fewest.
+/// The fewest and the most symbols a kernel is taken to have (Debian's
+/// have 94,000 to 210,000).
 const COUNTS: std::ops::RangeInclusive<u32> = 1_000..=4_000_000;
 
 /// How far before the tokens the symbol count is looked for.

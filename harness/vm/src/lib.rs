@@ -19,7 +19,7 @@ mod vmlinux;
 
 pub use accel::{ACCEL_ENV, ACCEL_MEMORY, Accel, AccelError, AccelStatus, ResolvedAccel};
 pub use harvest::{HarvestError, HarvestReport, Manifest, ManifestEntry, harvest_raw};
-pub use image_files::{ImageFiles, SymbolTableError, btf_section, text_symbols};
+pub use image_files::ImageFiles;
 pub use initramfs::{ExtraFile, Initramfs, InitramfsError, guest_commands};
 pub use launch::{BootError, BootOutcome, BootSpec, Ending, boot, boot_streaming};
 pub use options::{QEMU_ENV, VmOptions};
