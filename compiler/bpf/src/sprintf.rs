@@ -6,8 +6,9 @@
 //! `tapmatrix-runtime`'s `format` follows): every argument is evaluated
 //! first (longs spilled, strings where they are), then the pieces are
 //! appended to one buffer sized for the largest result, its length kept in
-//! a stack slot and checked against a constant before every write, so the
-//! verifier knows each access is in the buffer. A number is written
+//! a scratch word (which the verifier does not track: see [`Builder`]) and
+//! checked against a constant before every write, so the verifier knows
+//! each access is in the buffer. A number is written
 //! backwards into its own buffer with a counter the verifier follows
 //! exactly (loops on 5.10 must change their state every iteration), then
 //! appended with `bpf_probe_read_kernel_str`. The result is cut to
@@ -85,7 +86,15 @@ impl Field {
 }
 
 /// The buffer being appended to: `dst` (its whole allocation) and the
-/// stack slot holding the length so far.
+/// scratch word holding the length so far.
+///
+/// The length is in scratch memory, not on the stack, so that the
+/// verifier does not track it: a map value's contents are unknown to it,
+/// and each append bounds the length it loads before using it. On the
+/// stack, each path through a handler's branches (a decoder's `if`s on
+/// values read from memory) carried its own range of lengths, precise
+/// because they offset pointers, and no two paths' states ever matched:
+/// the verifier walked every path to the end.
 #[derive(Debug, Clone, Copy)]
 struct Builder {
     dst: StrPlace,
@@ -278,8 +287,8 @@ impl Gen<'_> {
     fn builder(&mut self, alloc: u32) -> Result<Builder, BpfError> {
         let dst = self.str_temp(alloc.max(1))?;
         self.asm.store_imm(Size::B, dst.base, dst.off as i16, 0);
-        let len = self.stack_alloc(8)?;
-        self.asm.store_imm(Size::DW, Reg::FP, len, 0);
+        let len = self.scratch_alloc(8)? as i16;
+        self.asm.store_imm(Size::DW, SCRATCH, len, 0);
         Ok(Builder { dst, len })
     }
 
@@ -306,7 +315,7 @@ impl Gen<'_> {
         }
         let skip = self.asm.label();
         let room = b.dst.cap.saturating_sub(max);
-        self.asm.load(Size::DW, Reg::R4, Reg::FP, b.len);
+        self.asm.load(Size::DW, Reg::R4, SCRATCH, b.len);
         self.asm.jump_imm(Cond::Gt, Reg::R4, room as i32, skip);
         self.asm.mov(Reg::R1, SCRATCH);
         self.asm.alu(Alu::Add, Reg::R1, Reg::R4);
@@ -324,9 +333,9 @@ impl Gen<'_> {
         self.asm.mov_imm(Reg::R0, i64::from(max));
         self.asm.bind(within);
         self.asm.alu_imm(Alu::Sub, Reg::R0, 1);
-        self.asm.load(Size::DW, Reg::R4, Reg::FP, b.len);
+        self.asm.load(Size::DW, Reg::R4, SCRATCH, b.len);
         self.asm.alu(Alu::Add, Reg::R4, Reg::R0);
-        self.asm.store(Size::DW, Reg::FP, b.len, Reg::R4);
+        self.asm.store(Size::DW, SCRATCH, b.len, Reg::R4);
         self.asm.bind(skip);
         Ok(())
     }
