@@ -187,8 +187,34 @@ impl Gen<'_> {
         Ok(StrPlace { cap, ..dst })
     }
 
-    /// `r0` = the length of the string at `s`.
+    /// `r0` = the length of the string at `s`: what copying it (into a
+    /// scratch buffer as large) counts, one helper call, where a loop over
+    /// its bytes is walked by the verifier once per byte it might hold (a
+    /// `MAXSTRINGLEN` buffer: 512 times, at every call); the loop where
+    /// the scratch memory has no room for the copy.
     pub(crate) fn strlen(&mut self, s: StrPlace) {
+        let mark = self.mark();
+        let copied = self.str_temp(s.cap.max(1));
+        if let Ok(copy) = copied {
+            self.addr(Reg::R1, copy.base, copy.off);
+            self.asm.mov_imm(Reg::R2, i64::from(s.cap.max(1)));
+            self.addr(Reg::R3, s.base, s.off);
+            self.asm.call(Helper::ProbeReadKernelStr);
+            // The bytes copied with the terminator; none on an error.
+            self.asm.alu_imm(Alu::Sub, Reg::R0, 1);
+            let counted = self.asm.label();
+            self.asm.jump_imm(Cond::Sge, Reg::R0, 0, counted);
+            self.asm.mov_imm(Reg::R0, 0);
+            self.asm.bind(counted);
+        }
+        self.release(mark);
+        if copied.is_err() {
+            self.strlen_loop(s);
+        }
+    }
+
+    /// [`Gen::strlen`] by a loop over the bytes.
+    fn strlen_loop(&mut self, s: StrPlace) {
         let head = self.asm.label();
         let done = self.asm.label();
         self.asm.mov_imm(Reg::R1, 0);
