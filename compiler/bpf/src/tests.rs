@@ -747,6 +747,30 @@ fn literal_patterns_are_the_text_before_optional_characters() {
 }
 
 #[test]
+fn strlen_and_formatting_leave_the_verifier_no_loop_to_walk() {
+    let facts = fixture("6.1");
+    // strlen() and a padded %s (which measures its string): one copy by
+    // the helper each, no backward jump.
+    let e = elaborate(
+        r#"global n
+probe kernel.function("vfs_read") {
+  n += strlen(execname())
+  printf("%20s|%-8s|\n", execname(), sprintf("%d", n))
+}
+"#,
+        &facts,
+    );
+    let artefact = compile(e, &facts, Options::default()).unwrap();
+    let listing = dump(&artefact);
+    assert_eq!(artefact.mode, BpfMode::InKernel, "{listing}");
+    assert!(!listing.contains("goto pc-"), "a loop: {listing}");
+    assert!(
+        listing.contains("call bpf_probe_read_kernel_str#115"),
+        "{listing}"
+    );
+}
+
+#[test]
 fn every_error_of_a_handler_is_sent_by_one_shared_tail() {
     let facts = fixture("6.1");
     // Four reads that can fault (an address each), a division by zero and
