@@ -748,19 +748,17 @@ fn literal_patterns_are_the_text_before_optional_characters() {
 
 #[test]
 fn strlen_and_formatting_leave_the_verifier_no_loop_to_walk() {
-    let facts = fixture("6.1");
     // strlen() and a padded %s (which measures its string): one copy by
     // the helper each, no backward jump.
-    let e = elaborate(
+    let artefact = compiled(
+        "6.1",
         r#"global n
 probe kernel.function("vfs_read") {
   n += strlen(execname())
   printf("%20s|%-8s|\n", execname(), sprintf("%d", n))
 }
 "#,
-        &facts,
     );
-    let artefact = compile(e, &facts, Options::default()).unwrap();
     let listing = dump(&artefact);
     assert_eq!(artefact.mode, BpfMode::InKernel, "{listing}");
     assert!(!listing.contains("goto pc-"), "a loop: {listing}");
@@ -772,11 +770,11 @@ probe kernel.function("vfs_read") {
 
 #[test]
 fn every_error_of_a_handler_is_sent_by_one_shared_tail() {
-    let facts = fixture("6.1");
     // Four reads that can fault (an address each), a division by zero and
     // MAXACTION in the loop (none): two tails, one record send each, and
     // each raise three or four instructions where it is.
-    let e = elaborate(
+    let artefact = compiled(
+        "6.1",
         r#"global n
 probe kernel.function("vfs_read") {
   t = task_current()
@@ -785,9 +783,7 @@ probe kernel.function("vfs_read") {
   printf("%d %d\n", @cast(t, "task_struct")->prio, @cast(t, "task_struct")->flags)
 }
 "#,
-        &facts,
     );
-    let artefact = compile(e, &facts, Options::default()).unwrap();
     let listing = dump(&artefact);
     assert_eq!(artefact.mode, BpfMode::InKernel, "{listing}");
     let with_address = artefact.errors.iter().filter(|e| e.address).count();

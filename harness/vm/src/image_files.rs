@@ -27,15 +27,15 @@ use object::{Object, ObjectSection};
 /// `/proc/kallsyms`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub(crate) enum SymbolTableError {
-    /// The image is not an ELF file with a `.rodata` section.
-    #[error("the kernel image is not an ELF file with a .rodata section: {0}")]
-    NotElf(String),
+    /// The image's `.rodata` section is missing or unreadable.
+    #[error("the kernel image has no readable .rodata section: {0}")]
+    Rodata(String),
     /// No token table and offsets of the expected shape.
     #[error("no kallsyms token table in .rodata (a kernel without CONFIG_KALLSYMS?)")]
-    NoTokenTable,
+    TokenTable,
     /// A token table, but no symbol count before it whose names decode.
     #[error("no kallsyms name table that decodes before the token table")]
-    NoNames,
+    Names,
 }
 
 /// The raw files taken from a kernel image, each absent when the image has
@@ -58,7 +58,14 @@ impl ImageFiles {
         if !image.starts_with(b"\x7fELF") {
             return ImageFiles::default();
         }
-        let kallsyms = match text_symbols(&image) {
+        let file = match object::File::parse(&*image) {
+            Ok(file) => file,
+            Err(why) => {
+                tracing::debug!(kernel = %kernel.display(), %why, "the image left to the guest");
+                return ImageFiles::default();
+            }
+        };
+        let kallsyms = match text_symbols(&file) {
             Ok(lines) => Some(lines),
             Err(why) => {
                 tracing::debug!(kernel = %kernel.display(), %why, "kallsyms left to the guest");
@@ -67,27 +74,25 @@ impl ImageFiles {
         };
         ImageFiles {
             kallsyms,
-            btf: btf_section(&image),
+            btf: btf_section(&file),
         }
     }
 }
 
 /// The `.BTF` section of an ELF image.
-pub(crate) fn btf_section(image: &[u8]) -> Option<Vec<u8>> {
-    let file = object::File::parse(image).ok()?;
+fn btf_section(file: &object::File<'_>) -> Option<Vec<u8>> {
     let data = file.section_by_name(".BTF")?.data().ok()?;
     (!data.is_empty()).then(|| data.to_vec())
 }
 
 /// The kallsyms lines of the image's text and weak symbols
 /// (`0000000000000000 T name`).
-pub(crate) fn text_symbols(image: &[u8]) -> Result<Vec<u8>, SymbolTableError> {
-    let file = object::File::parse(image).map_err(|e| SymbolTableError::NotElf(e.to_string()))?;
+fn text_symbols(file: &object::File<'_>) -> Result<Vec<u8>, SymbolTableError> {
     let rodata = file
         .section_by_name(".rodata")
-        .ok_or_else(|| SymbolTableError::NotElf("no .rodata section".to_owned()))?
+        .ok_or_else(|| SymbolTableError::Rodata("no .rodata section".to_owned()))?
         .data()
-        .map_err(|e| SymbolTableError::NotElf(e.to_string()))?;
+        .map_err(|e| SymbolTableError::Rodata(e.to_string()))?;
     text_lines(rodata)
 }
 
@@ -99,9 +104,7 @@ fn text_lines(rodata: &[u8]) -> Result<Vec<u8>, SymbolTableError> {
     let mut at = table.names;
     for _ in 0..table.count {
         name.clear();
-        at = table
-            .expand(at, &mut name)
-            .ok_or(SymbolTableError::NoNames)?;
+        at = table.expand(at, &mut name).ok_or(SymbolTableError::Names)?;
         if let [kind @ (b't' | b'T' | b'w' | b'W'), symbol @ ..] = name.as_slice() {
             out.extend_from_slice(b"0000000000000000 ");
             out.push(*kind);
@@ -143,7 +146,7 @@ const NAMES_WITHIN: usize = 32 << 20;
 
 impl<'a> SymbolTable<'a> {
     fn find(rodata: &'a [u8]) -> Result<SymbolTable<'a>, SymbolTableError> {
-        let (tokens_at, tokens) = find_tokens(rodata).ok_or(SymbolTableError::NoTokenTable)?;
+        let (tokens_at, tokens) = find_tokens(rodata).ok_or(SymbolTableError::TokenTable)?;
         let mut table = SymbolTable {
             rodata,
             tokens,
@@ -169,7 +172,7 @@ impl<'a> SymbolTable<'a> {
                 }
             }
         }
-        Err(SymbolTableError::NoNames)
+        Err(SymbolTableError::Names)
     }
 
     /// The name at `at`: where its tokens are, if it has some and its
@@ -352,9 +355,7 @@ mod tests {
         let mut name = Vec::new();
         for _ in 0..table.count {
             name.clear();
-            at = table
-                .expand(at, &mut name)
-                .ok_or(SymbolTableError::NoNames)?;
+            at = table.expand(at, &mut name).ok_or(SymbolTableError::Names)?;
             names.push_str(&String::from_utf8_lossy(&name));
             names.push('\n');
         }
@@ -391,14 +392,14 @@ mod tests {
             .unwrap()
             + 4;
         bytes[second] ^= 1;
-        assert_eq!(decode(&bytes).unwrap_err(), SymbolTableError::NoNames);
+        assert_eq!(decode(&bytes).unwrap_err(), SymbolTableError::Names);
     }
 
     #[test]
     fn rodata_without_tables_says_so() {
         assert_eq!(
             decode(&vec![0u8; 4096]).unwrap_err(),
-            SymbolTableError::NoTokenTable
+            SymbolTableError::TokenTable
         );
     }
 

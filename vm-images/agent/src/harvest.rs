@@ -53,14 +53,7 @@ pub fn run(channel: &Channel, what: Harvest) -> Result<()> {
     if !what.kallsyms_from_image {
         // About 10 MB on 7.x: room for it at once (no copies as it grows).
         let kallsyms = Path::new("/proc/kallsyms");
-        match read_with(kallsyms, 16 << 20) {
-            Ok(bytes) => channel.send(RecordKind::File, "kallsyms", text_symbols(bytes))?,
-            Err(error) => channel.send(
-                RecordKind::FileError,
-                "kallsyms",
-                format!("{}: {error}", kallsyms.display()).into_bytes(),
-            )?,
-        }
+        send_file_read_with(channel, "kallsyms", kallsyms, 16 << 20, text_symbols)?;
         crate::log("kallsyms queued");
     }
     send_event_formats(channel)?;
@@ -75,7 +68,18 @@ fn send_file(
     path: &Path,
     transform: impl FnOnce(Vec<u8>) -> Vec<u8>,
 ) -> Result<()> {
-    match read(path) {
+    send_file_read_with(channel, name, path, 8192, transform)
+}
+
+/// [`send_file`], read into a buffer of `capacity` bytes to start with.
+fn send_file_read_with(
+    channel: &Channel,
+    name: &str,
+    path: &Path,
+    capacity: usize,
+    transform: impl FnOnce(Vec<u8>) -> Vec<u8>,
+) -> Result<()> {
+    match read_with(path, capacity) {
         Ok(bytes) => channel.send(RecordKind::File, name, transform(bytes)),
         Err(error) => channel.send(
             RecordKind::FileError,
@@ -85,13 +89,9 @@ fn send_file(
     }
 }
 
-/// Reads a whole file. (`fs::read` asks for the size first, which proc,
-/// sysfs and tracefs files do not know: one system call less per file.)
-fn read(path: &Path) -> std::io::Result<Vec<u8>> {
-    read_with(path, 8192)
-}
-
-/// [`read`] into a buffer of `capacity` bytes to start with.
+/// Reads a whole file into a buffer of `capacity` bytes to start with.
+/// (`fs::read` asks for the size first, which proc, sysfs and tracefs
+/// files do not know: one system call less per file.)
 fn read_with(path: &Path, capacity: usize) -> std::io::Result<Vec<u8>> {
     let mut bytes = Vec::with_capacity(capacity);
     fs::File::open(path)?.read_to_end(&mut bytes)?;
