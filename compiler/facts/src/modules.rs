@@ -3,8 +3,9 @@
 //! from the `.ko` files themselves, no boot needed.
 //!
 //! Lazy at two levels, so that resolving scripts without module probes
-//! costs nothing: the tree's index (module name to file, from a walk of
-//! `kernel/` and `modules.builtin`) is built on the first module lookup,
+//! costs nothing: the tree's index (module name to file, from
+//! `modules.order`, or a walk of `kernel/` without it, and
+//! `modules.builtin`) is built on the first module lookup,
 //! and each module's facts on its first use, then kept for the process.
 //!
 //! A module's facts are what the kernel would show once it is loaded:
@@ -243,7 +244,49 @@ impl ModuleTree {
 }
 
 fn build_index(root: &Path) -> Result<ModuleIndex, ModuleError> {
-    let mut index = ModuleIndex::default();
+    let mut index = ModuleIndex {
+        files: match listed_files(root) {
+            Some(files) => files,
+            None => walked_files(root)?,
+        },
+        builtin: BTreeSet::new(),
+    };
+    let builtin = root.join("modules.builtin");
+    if let Ok(text) = std::fs::read_to_string(&builtin) {
+        index.builtin = text
+            .lines()
+            .filter_map(|line| module_name(line.rsplit('/').next()?))
+            .collect();
+    }
+    Ok(index)
+}
+
+/// The module files `modules.order` lists (`kernel/.../name.ko`, one per
+/// line; the packages ship it beside the tree, the same files the walk
+/// finds), each with the compression suffix of the first listed file. One
+/// read instead of a walk of some 900 directories per kernel. `None`
+/// where there is no list, or its first file is not there under any
+/// suffix: the tree is walked instead.
+fn listed_files(root: &Path) -> Option<BTreeMap<String, PathBuf>> {
+    let text = std::fs::read_to_string(root.join("modules.order")).ok()?;
+    let lines = text.lines().map(str::trim).filter(|line| !line.is_empty());
+    let first = lines.clone().next()?;
+    let suffix = ["", ".xz", ".zst"]
+        .into_iter()
+        .find(|suffix| root.join(format!("{first}{suffix}")).is_file())?;
+    Some(
+        lines
+            .filter_map(|line| {
+                let name = module_name(line.rsplit('/').next()?)?;
+                Some((name, root.join(format!("{line}{suffix}"))))
+            })
+            .collect(),
+    )
+}
+
+/// The module files under `kernel/`, found by walking it.
+fn walked_files(root: &Path) -> Result<BTreeMap<String, PathBuf>, ModuleError> {
+    let mut files = BTreeMap::new();
     let mut dirs = vec![root.join("kernel")];
     while let Some(dir) = dirs.pop() {
         let entries = std::fs::read_dir(&dir).map_err(|e| ModuleError::new(&dir, e.to_string()))?;
@@ -256,18 +299,11 @@ fn build_index(root: &Path) -> Result<ModuleIndex, ModuleError> {
             if kind.is_dir() {
                 dirs.push(path);
             } else if let Some(name) = module_name(&entry.file_name().to_string_lossy()) {
-                index.files.insert(name, path);
+                files.insert(name, path);
             }
         }
     }
-    let builtin = root.join("modules.builtin");
-    if let Ok(text) = std::fs::read_to_string(&builtin) {
-        index.builtin = text
-            .lines()
-            .filter_map(|line| module_name(line.rsplit('/').next()?))
-            .collect();
-    }
-    Ok(index)
+    Ok(files)
 }
 
 /// One module's facts, read from its `.ko`.
@@ -1008,6 +1044,64 @@ mod tests {
         // Without the kernel's BTF, none.
         let loaded = ModuleFile::load(&entry, &key).unwrap();
         assert!(loaded.into_module(&path, None).unwrap().btf.is_none());
+    }
+
+    /// Debian's trees (`TAPMATRIX_FACTS_CACHE=<cache>/facts`): `modules.order`
+    /// names exactly the files a walk finds.
+    #[test]
+    fn real_trees_list_in_modules_order_what_a_walk_finds() {
+        let Some(cache) = std::env::var_os("TAPMATRIX_FACTS_CACHE") else {
+            eprintln!("TAPMATRIX_FACTS_CACHE unset: skipping the modules.order test on real trees");
+            return;
+        };
+        let mut trees = 0;
+        for entry in std::fs::read_dir(Path::new(&cache)).unwrap() {
+            let KernelModules::Tree(tree) = KernelModules::load(&entry.unwrap().path()) else {
+                continue;
+            };
+            let listed = listed_files(tree.root()).expect("modules.order read");
+            assert_eq!(
+                listed,
+                walked_files(tree.root()).unwrap(),
+                "{:?}",
+                tree.root()
+            );
+            assert!(
+                listed.len() > 3000,
+                "{:?}: {} modules",
+                tree.root(),
+                listed.len()
+            );
+            trees += 1;
+        }
+        assert!(trees > 0, "no kernel in {cache:?} has a modules tree");
+    }
+
+    #[test]
+    fn the_index_reads_modules_order_where_its_files_are_and_walks_elsewhere() {
+        let dir = tempfile::tempdir().unwrap();
+        for relative in ["kernel/fs/nfs/nfs.ko.xz", "kernel/net/nf-conntrack.ko.xz"] {
+            let path = dir.path().join(relative);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, b"").unwrap();
+        }
+        let order = dir.path().join("modules.order");
+        // Listed without the compression suffix, as the packages list them.
+        std::fs::write(&order, "kernel/fs/nfs/nfs.ko\nkernel/net/nf-conntrack.ko\n").unwrap();
+        let listed = listed_files(dir.path()).expect("the list is read");
+        assert_eq!(listed, walked_files(dir.path()).unwrap());
+        assert_eq!(
+            listed.get("nf_conntrack"),
+            Some(&dir.path().join("kernel/net/nf-conntrack.ko.xz"))
+        );
+        // A list whose first file is not in the tree is not trusted.
+        std::fs::write(&order, "kernel/fs/gone.ko\nkernel/fs/nfs/nfs.ko\n").unwrap();
+        assert!(listed_files(dir.path()).is_none());
+        let tree = ModuleTree::open(dir.path());
+        assert_eq!(
+            tree.names().unwrap().collect::<Vec<_>>(),
+            ["nf_conntrack", "nfs"]
+        );
     }
 
     #[test]

@@ -20,6 +20,7 @@
 use std::path::{Path, PathBuf};
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use rayon::prelude::*;
 use std::time::{Duration, Instant};
 use tapmatrix_facts::KernelFacts;
 
@@ -87,19 +88,13 @@ fn kernel_dirs(root: &Path) -> Vec<(String, PathBuf)> {
     dirs
 }
 
-/// Loads every kernel's facts, one thread per kernel (as `tapmatrix
-/// resolve` does).
+/// Loads every kernel's facts on rayon's threads (as `tapmatrix resolve`
+/// does).
 fn load_facts(kernels: &[(String, PathBuf)]) -> Vec<KernelFacts> {
-    std::thread::scope(|scope| {
-        let loads: Vec<_> = kernels
-            .iter()
-            .map(|(_, dir)| scope.spawn(|| KernelFacts::load(dir).expect("load facts")))
-            .collect();
-        loads
-            .into_iter()
-            .map(|load| load.join().expect("a facts loader"))
-            .collect()
-    })
+    kernels
+        .par_iter()
+        .map(|(_, dir)| KernelFacts::load(dir).expect("load facts"))
+        .collect()
 }
 
 /// The matrix of the library over the kernels, as `tapmatrix resolve` builds it.

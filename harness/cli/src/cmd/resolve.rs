@@ -12,6 +12,8 @@ use tapmatrix_resolve::{
     suggest,
 };
 
+use rayon::prelude::*;
+
 use crate::cmd::kernels::{MatrixArgs, harvested_ids, load_facts, print};
 use crate::cmd::report::{RenderArgs, run_info};
 use crate::exit::{Status, infra_error, input_error};
@@ -117,19 +119,10 @@ pub fn run(args: &ResolveArgs) -> anyhow::Result<Status> {
         ids
     };
     // One thread per kernel: parsing each kernel's facts is independent.
-    let facts: Vec<KernelFacts> = std::thread::scope(|scope| {
-        let loads: Vec<_> = ids
-            .iter()
-            .map(|id| scope.spawn(|| load_facts(&args.matrix, id, infra_error)))
-            .collect();
-        loads
-            .into_iter()
-            .map(|load| {
-                load.join()
-                    .map_err(|_| anyhow!("loading kernel facts failed unexpectedly"))?
-            })
-            .collect::<anyhow::Result<_>>()
-    })?;
+    let facts: Vec<KernelFacts> = ids
+        .par_iter()
+        .map(|id| load_facts(&args.matrix, id, infra_error))
+        .collect::<anyhow::Result<_>>()?;
     let kernels: Vec<(&str, &KernelFacts)> = ids.iter().map(String::as_str).zip(&facts).collect();
     let Availability {
         mut matrix,
