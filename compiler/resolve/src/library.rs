@@ -755,25 +755,37 @@ impl Sources {
                 *slot = Some((unit, found));
             }
         }
-        let mut distinct = Vec::with_capacity(representatives.len());
-        for &kernel in &representatives {
-            let mut library = Library::default();
-            let mut diagnostics = kernels
-                .get_mut(kernel)
-                .map(|prepared| std::mem::take(&mut prepared.diagnostics))
-                .unwrap_or_default();
-            for &job in files_of.get(kernel).into_iter().flatten() {
-                if let Some(Some((unit, found))) = units.get(job) {
-                    diagnostics.extend(found.iter().cloned());
-                    library.add_unit(unit);
+        // Each distinct library on its own (they share only the parsed
+        // units), so they are built in parallel.
+        let units = &units;
+        let files_of = &files_of;
+        let starts: Vec<(usize, Vec<LoadDiagnostic>)> = representatives
+            .iter()
+            .map(|&kernel| {
+                let diagnostics = kernels
+                    .get_mut(kernel)
+                    .map(|prepared| std::mem::take(&mut prepared.diagnostics))
+                    .unwrap_or_default();
+                (kernel, diagnostics)
+            })
+            .collect();
+        let distinct: Vec<Loaded> = starts
+            .into_par_iter()
+            .map(|(kernel, mut diagnostics)| {
+                let mut library = Library::default();
+                for &job in files_of.get(kernel).into_iter().flatten() {
+                    if let Some(Some((unit, found))) = units.get(job) {
+                        diagnostics.extend(found.iter().cloned());
+                        library.add_unit(unit);
+                    }
                 }
-            }
-            library.shadow();
-            distinct.push(Loaded {
-                library,
-                diagnostics,
-            });
-        }
+                library.shadow();
+                Loaded {
+                    library,
+                    diagnostics,
+                }
+            })
+            .collect();
         Ok(Shared {
             distinct,
             of_kernel,
