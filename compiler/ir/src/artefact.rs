@@ -7,9 +7,11 @@ use crate::bpf::BpfArtefact;
 use crate::bundle::Bundle;
 use crate::program::Program;
 
-/// A script compiled for one kernel by one back end.
+/// A script compiled for one kernel by one back end. Externally tagged
+/// (`{"bpf": {...}}`): an internally tagged enum is read into a buffer
+/// first, and artefacts are most of a job's bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "backend", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum Artefact {
     /// ftrace events feeding the handler runtime.
     Tracefs(Bundle),
