@@ -456,14 +456,13 @@ mod hex {
         }
 
         fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Vec<u8>, E> {
-            let pairs = text.as_bytes().chunks_exact(2);
-            if !pairs.remainder().is_empty() {
+            let (pairs, rest) = text.as_bytes().as_chunks::<2>();
+            if !rest.is_empty() {
                 return Err(E::custom("the object's hex has an odd length"));
             }
-            let mut bytes = Vec::with_capacity(text.len() / 2);
-            for pair in pairs {
-                let [high, low] =
-                    [0, 1].map(|at| pair.get(at).map_or(INVALID, |&c| VALUES[usize::from(c)]));
+            let mut bytes = Vec::with_capacity(pairs.len());
+            for &[high, low] in pairs {
+                let (high, low) = (VALUES[usize::from(high)], VALUES[usize::from(low)]);
                 if (high | low) == INVALID {
                     return Err(E::custom("the object is not a hex string"));
                 }
@@ -479,15 +478,14 @@ mod hex {
     /// Each byte's digit value, [`INVALID`] for the others.
     const VALUES: [u8; 256] = {
         let mut values = [INVALID; 256];
-        let mut at = 0;
-        while at < 10 {
-            values[b'0' as usize + at] = at as u8;
-            at += 1;
-        }
-        let mut at = 0;
-        while at < 6 {
-            values[b'a' as usize + at] = 10 + at as u8;
-            at += 1;
+        let mut byte = 0;
+        while byte < 256 {
+            values[byte] = match byte as u8 {
+                c @ b'0'..=b'9' => c - b'0',
+                c @ b'a'..=b'f' => c - b'a' + 10,
+                _ => INVALID,
+            };
+            byte += 1;
         }
         values
     };

@@ -757,8 +757,6 @@ impl Sources {
         }
         // Each distinct library on its own (they share only the parsed
         // units), so they are built in parallel.
-        let units = &units;
-        let files_of = &files_of;
         let starts: Vec<(usize, Vec<LoadDiagnostic>)> = representatives
             .iter()
             .map(|&kernel| {
