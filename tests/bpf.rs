@@ -197,3 +197,32 @@ fn a_refused_program_quotes_the_verifier_and_the_next_item_runs_on_5_10() {
 fn a_refused_program_quotes_the_verifier_and_the_next_item_runs_on_7_3() {
     refused_then_next("7.3");
 }
+
+/// The kernel runs one kprobe or tracepoint BPF program at a time on a CPU
+/// (`bpf_prog_active`): a kprobe that fires inside a tracepoint's handler
+/// (on the helper that reads the user string) is skipped. From 6.7 the
+/// kernel counts it as the program's `recursion_misses`, and the item's end
+/// says it: the handler's hits the script never saw are not hidden.
+#[test]
+fn a_kprobe_inside_a_tracepoints_handler_is_skipped_and_counted_on_6_12() {
+    let script = "global copies, opens\n\
+        probe kernel.trace(\"syscalls:sys_enter_openat\") {\n\
+          if (pid() == target()) { opens++; printf(\"open %s\\n\", user_string($filename)) }\n\
+        }\n\
+        probe kernel.function(\"strncpy_from_user_nofault\") { copies++ }\n\
+        probe end { printf(\"copies seen %d, opens %d\\n\", copies, opens) }\n";
+    let nested = item_on(
+        Backend::BpfKprobes,
+        "6.12",
+        "nested",
+        script,
+        "cat /etc/passwd",
+    );
+    let reports = run_on("6.12", &[nested]);
+    let end = finished(&reports[0]);
+    assert_eq!(
+        reports[0].stdout(),
+        "open /etc/passwd\ncopies seen 0, opens 1\n"
+    );
+    assert!(end.skipped >= 1, "no skipped hit counted: {end:?}");
+}

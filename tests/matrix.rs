@@ -6,7 +6,7 @@
 //! line saying so.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use libtest_mimic::{Arguments, Failed, Trial};
@@ -21,6 +21,7 @@ fn main() -> ExitCode {
     let args = Arguments::from_args();
     let root = workspace_root();
     let scripts = root.join("tests/scripts");
+    let out_dir = root.join("target/tapmatrix-e2e-matrix");
     let specs = match Spec::load_dir(&scripts) {
         Ok(specs) => specs,
         Err(error) => {
@@ -106,7 +107,7 @@ fn main() -> ExitCode {
             function_events: FunctionEvents::default(),
             backend: backend(),
             vm: VmOptions::new(cache.root()),
-            out_dir: Some(root.join("target/tapmatrix-e2e-matrix")),
+            out_dir: Some(out_dir.clone()),
         };
         if !kernels.is_empty() && !selected_specs.is_empty() {
             match run_matrix(&selected_specs, &kernels, &options, &|_, _| {}) {
@@ -140,9 +141,12 @@ fn main() -> ExitCode {
             let spec = spec.clone();
             let series = series.get(id).cloned().unwrap_or_else(|| id.clone());
             let snapshots = scripts.join("snapshots");
+            let out_dir = out_dir.clone();
             trials.push(
-                Trial::test(test, move || check(&spec, &series, snapshots, cell))
-                    .with_ignored_flag(skipped),
+                Trial::test(test, move || {
+                    check(&spec, &series, snapshots, &out_dir, cell)
+                })
+                .with_ignored_flag(skipped),
             );
         }
     }
@@ -151,7 +155,13 @@ fn main() -> ExitCode {
 
 /// Judges one cell; its output goes through insta, so that a new or
 /// changed output leaves a `.snap.new` for `cargo insta review`.
-fn check(spec: &Spec, series: &str, snapshots: PathBuf, cell: Option<Cell>) -> Result<(), Failed> {
+fn check(
+    spec: &Spec,
+    series: &str,
+    snapshots: PathBuf,
+    out_dir: &Path,
+    cell: Option<Cell>,
+) -> Result<(), Failed> {
     let Some(cell) = cell else {
         return Err("not run".into());
     };
@@ -159,7 +169,7 @@ fn check(spec: &Spec, series: &str, snapshots: PathBuf, cell: Option<Cell>) -> R
         Status::NotAvailable => return Ok(()),
         // A flaky cell failed once: never a pass.
         Status::Error | Status::Infra | Status::Flaky => {
-            return Err(failure_report(&cell).into());
+            return Err(failure_report(&cell, out_dir).into());
         }
         Status::Pass | Status::Fail => {}
     }
@@ -182,8 +192,9 @@ fn check(spec: &Spec, series: &str, snapshots: PathBuf, cell: Option<Cell>) -> R
 /// What a test that did not pass prints: the cell's status and detail,
 /// and for a flaky cell its failed first attempt, what that printed and
 /// the end of its agent and console logs (CI keeps nothing else: the
-/// clone's `target/` is gone when the run ends).
-fn failure_report(cell: &Cell) -> String {
+/// clone's `target/` is gone when the run ends). The logs' paths are
+/// relative to the run's `out_dir`.
+fn failure_report(cell: &Cell, out_dir: &Path) -> String {
     let mut out = format!("{}: {}", cell.status.word(), cell.detail);
     let (what, output, logs) = match &cell.first_attempt {
         Some(first) => {
@@ -202,7 +213,7 @@ fn failure_report(cell: &Cell) -> String {
     if let Some(logs) = logs {
         for (name, path) in [("agent log", &logs.agent), ("console", &logs.console)] {
             out.push_str(&format!("\n--- {what}: {name} ({path}), last lines ---\n"));
-            match std::fs::read_to_string(path) {
+            match std::fs::read_to_string(out_dir.join(path)) {
                 Ok(text) => {
                     let lines: Vec<&str> = text.lines().collect();
                     let tail = &lines[lines.len().saturating_sub(40)..];

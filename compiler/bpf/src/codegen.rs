@@ -18,7 +18,9 @@ use crate::error::BpfError;
 use crate::fetch::{Last, Plan, Read, Start};
 use crate::helpers::Helper;
 use crate::insn::{Alu, Cond, Insn, Reg, Size};
-use crate::layout::{LOST_OFFSET, Layout, SCRATCH_BYTES, STATE_OFFSET, round8};
+use crate::layout::{
+    LOST_OFFSET, Layout, SCRATCH_BYTES, SCRATCH_SLOTS, SKIPPED_OFFSET, STATE_OFFSET, round8,
+};
 
 /// The context pointer.
 pub(crate) const CTX: Reg = Reg::R6;
@@ -306,19 +308,25 @@ impl<'a> Gen<'a> {
     }
 
     /// The code before the body: the context kept, the scalars map's value
-    /// (and leave when the session stopped), the scratch memory, taken.
+    /// (and leave when the session stopped), a slot of scratch memory,
+    /// taken.
     ///
-    /// The scratch memory is one per CPU, shared by every program. On a
-    /// preemptible kernel (Debian's 7.x: `PREEMPT_LAZY`) a program can be
-    /// preempted mid-handler by a task whose own hit runs a program on the
-    /// same CPU, which would overwrite the first's strings and records
-    /// (seen on 7.3: a string argument printed as the other task's `comm`).
-    /// So a handler takes the scratch memory by its first word
-    /// ([`SCRATCH_OWNER`]) and gives it back on the way out; a hit that
-    /// finds it taken is not run and is counted with the lost records, as
-    /// SystemTap skips a probe that would reenter its context. (A plain
-    /// load and store suffice: a program that preempts another runs to its
-    /// end before the first resumes, on a CPU it cannot leave.)
+    /// Each CPU has [`SCRATCH_SLOTS`] slots of scratch memory, shared by
+    /// every program. A handler takes the first free one by its first word
+    /// ([`SCRATCH_OWNER`]) and gives it back on the way out, so that a
+    /// handler that interrupts another on its CPU (a softirq or a hard
+    /// interrupt over a task's handler: a virtio completion over the
+    /// submitting task's) runs in a slot of its own instead of overwriting
+    /// the first's strings and records, and so does a task's handler that
+    /// preempts another's on a preemptible kernel (Debian's 7.x:
+    /// `PREEMPT_LAZY`; seen on 7.3 with one slot: a string argument printed
+    /// as the other task's `comm`). A hit that finds every slot taken is not
+    /// run and is counted at [`SKIPPED_OFFSET`], as SystemTap skips a probe
+    /// that would reenter its context. (A plain load and store suffice
+    /// against interrupts: one that comes between them runs to its end
+    /// before the first resumes, on a CPU it cannot leave.) The verifier
+    /// walks the body once: the paths from the slots meet at the take in the
+    /// same state.
     pub(crate) fn prologue(&mut self) {
         let leave = self.leave;
         self.asm.mov(CTX, Reg::R1);
@@ -328,16 +336,19 @@ impl<'a> Gen<'a> {
         self.asm.mov(SCALARS, Reg::R0);
         self.asm.load(Size::DW, Reg::R1, SCALARS, STATE_OFFSET);
         self.asm.jump_imm(Cond::Ne, Reg::R1, 0, leave);
-        self.lookup(self.site.layout.scratch, Reg::FP, -8);
-        self.asm.jump_imm(Cond::Eq, Reg::R0, 0, leave);
-        self.asm.mov(SCRATCH, Reg::R0);
-        let free = self.asm.label();
-        self.asm.load(Size::DW, Reg::R1, SCRATCH, SCRATCH_OWNER);
-        self.asm.jump_imm(Cond::Eq, Reg::R1, 0, free);
+        let take = self.asm.label();
+        for slot in 0..SCRATCH_SLOTS {
+            self.asm.store_imm(Size::W, Reg::FP, -8, slot as i32);
+            self.lookup(self.site.layout.scratch, Reg::FP, -8);
+            self.asm.jump_imm(Cond::Eq, Reg::R0, 0, leave);
+            self.asm.load(Size::DW, Reg::R1, Reg::R0, SCRATCH_OWNER);
+            self.asm.jump_imm(Cond::Eq, Reg::R1, 0, take);
+        }
         self.asm.mov_imm(Reg::R1, 1);
-        self.emit(Insn::atomic_add(Size::DW, SCALARS, LOST_OFFSET, Reg::R1));
+        self.emit(Insn::atomic_add(Size::DW, SCALARS, SKIPPED_OFFSET, Reg::R1));
         self.asm.goto(leave);
-        self.asm.bind(free);
+        self.asm.bind(take);
+        self.asm.mov(SCRATCH, Reg::R0);
         self.asm.store_imm(Size::DW, SCRATCH, SCRATCH_OWNER, 1);
     }
 

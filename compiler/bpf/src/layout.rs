@@ -24,6 +24,11 @@ fn ringbuf_bytes(limits: &tapmatrix_ir::Limits) -> u32 {
 /// for the 16-bit offsets of loads and stores.
 pub(crate) const SCRATCH_BYTES: u32 = 32 * 1024 - 8;
 
+/// Slots of scratch memory per CPU: one for each context a handler can
+/// run in over another's on that CPU (a task, a softirq, a hard interrupt,
+/// an NMI), as the kernel's own recursion guards count them.
+pub(crate) const SCRATCH_SLOTS: u32 = 4;
+
 /// The largest key of a hash map (`MAX_BPF_STACK`).
 const MAX_KEY: u32 = 512;
 
@@ -35,6 +40,8 @@ pub(crate) const TARGET_OFFSET: i16 = bpf::TARGET_OFFSET as i16;
 pub(crate) const LOST_OFFSET: i16 = bpf::LOST_OFFSET as i16;
 /// Offset of the wall clock's offset from the monotonic clock.
 pub(crate) const REALTIME_OFFSET: i16 = bpf::REALTIME_OFFSET as i16;
+/// Offset of the count of hits skipped for want of a scratch slot.
+pub(crate) const SKIPPED_OFFSET: i16 = bpf::SKIPPED_OFFSET as i16;
 use tapmatrix_ir::bpf::{
     self, ARRAY_VALUE_SIZES, HASH_VALUE_SIZES, KEY_SIZES, SCALARS_START, size_class,
 };
@@ -275,7 +282,7 @@ impl Layout {
                 kind: MapKind::PercpuArray,
                 key_size: 4,
                 value_size: SCRATCH_BYTES,
-                max_entries: 1,
+                max_entries: SCRATCH_SLOTS,
             },
         ];
         let mut globals = Vec::new();

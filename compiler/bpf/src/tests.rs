@@ -213,11 +213,12 @@ fn a_counting_kprobe_runs_in_the_kernel_and_aya_reads_its_object() {
 }
 
 #[test]
-fn a_handler_takes_this_cpus_scratch_memory_and_gives_it_back() {
-    // A preemptible kernel can run a second handler on this CPU while the
-    // first is preempted: the scratch memory (r9) is taken by its first
-    // word, a hit that finds it taken is counted lost and not run, and
-    // every way out of the handler gives it back.
+fn a_handler_takes_a_free_slot_of_its_cpus_scratch_memory_and_gives_it_back() {
+    // A handler can run over another on its CPU (an interrupt over a
+    // task's handler, or a task's handler preempting another's): each
+    // takes the first free of the CPU's four slots of scratch memory by its
+    // first word; a hit that finds all four taken is counted skipped (the
+    // scalars' fifth word) and not run; every way out gives the slot back.
     let facts = fixture("6.1");
     let e = elaborate(
         "global n\nprobe kernel.function(\"vfs_read\") { if (pid() == 1) next; printf(\"%s\\n\", execname()); n++ }\n",
@@ -232,6 +233,11 @@ fn a_handler_takes_this_cpus_scratch_memory_and_gives_it_back() {
         },
     )
     .unwrap();
+    let scratch = &artefact.maps[1];
+    assert_eq!(
+        (scratch.role.clone(), scratch.max_entries),
+        (MapRole::Scratch, 4)
+    );
     let listing = dump(&artefact);
     let lines: Vec<&str> = listing.lines().collect();
     let at = |text: &str| {
@@ -240,17 +246,24 @@ fn a_handler_takes_this_cpus_scratch_memory_and_gives_it_back() {
             .position(|l| l.contains(text))
             .unwrap_or_else(|| panic!("{text} in {listing}"))
     };
-    let check = at("r1 = *(u64 *)(r9 +0)");
-    let take = at("*(u64 *)(r9 +0) = 1");
+    // Slots 0 to 3 are looked up in turn, each owner word read.
+    let last_key = at("*(u32 *)(r10 -8) = 3");
+    let checks: Vec<usize> = lines
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.contains("r1 = *(u64 *)(r0 +0)"))
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(checks.len(), 4, "{listing}");
+    let skip = at("lock *(u64 *)(r7 +32) += r1");
+    let take = at("r9 = r0");
+    let owned = at("*(u64 *)(r9 +0) = 1");
     let give = at("*(u64 *)(r9 +0) = 0");
-    assert!(check < take && take < give, "{listing}");
-    // Taken: counted with the lost records (the scalars' third word).
     assert!(
-        lines[check..take]
-            .iter()
-            .any(|l| l.contains("lock *(u64 *)(r7 +16) += r1")),
+        last_key < checks[3] && checks[3] < skip && skip < take,
         "{listing}"
     );
+    assert!(take + 1 == owned && owned < give, "{listing}");
     // Nothing of the handler writes the owner word but these.
     assert_eq!(listing.matches("(r9 +0) =").count(), 2, "{listing}");
     assert!(

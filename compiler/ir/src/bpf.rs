@@ -242,8 +242,12 @@ pub const LOST_OFFSET: u32 = 16;
 /// before the programs attach): `gettimeofday_ns()` in the kernel is
 /// `bpf_ktime_get_ns()` plus it.
 pub const REALTIME_OFFSET: u32 = 24;
+/// Offset of the count of hits a handler skipped because every slot of
+/// its CPU's scratch memory was taken (handlers nested deeper than the
+/// slots) in the scalars map's value.
+pub const SKIPPED_OFFSET: u32 = 32;
 /// Where the scalar globals start in the scalars map's value.
-pub const SCALARS_START: u32 = 32;
+pub const SCALARS_START: u32 = 40;
 
 /// What a map is for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

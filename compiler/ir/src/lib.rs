@@ -47,6 +47,7 @@ mod tests {
                 },
                 hits: 3,
                 lost: 0,
+                skipped: 0,
                 workload_status: Some(0),
                 elapsed_ms: 12,
                 setup_ms: 5,

@@ -71,6 +71,12 @@ pub struct ItemEnd {
     pub hits: u64,
     /// Events lost in the ring buffer (overruns): never hidden.
     pub lost: u64,
+    /// Hits whose handler did not run: the kernel skipped a BPF program
+    /// because another one was running on that CPU (its recursion guard,
+    /// counted from 6.7 for kprobes and tracepoints), or every scratch slot
+    /// of the CPU was taken. Never hidden; 0 on the tracefs path.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub skipped: u64,
     /// The workload's exit status, if it ran and exited.
     pub workload_status: Option<i32>,
     /// Wall time of the item, in milliseconds.

@@ -278,8 +278,31 @@ impl AptState {
     }
 
     /// `apt-get download NAME=VERSION` into `into`; returns the .deb's path.
-    /// The bar follows the bytes written.
+    /// The bar follows the bytes written. A version apt cannot find is
+    /// looked for once more after a new `apt-get update`: a mirror in the
+    /// middle of its sync served lists without a version that was there
+    /// before and after (6.1's, once, on a fresh cache).
     pub fn download(
+        &self,
+        package: &LockedPackage,
+        into: &Path,
+        bar: &ProgressBar,
+    ) -> Result<PathBuf, Error> {
+        match self.download_once(package, into, bar) {
+            Err(Error::Apt { detail, .. }) if not_found(&detail) => {
+                tracing::info!(
+                    "apt-get found no {} {}: updating the lists and trying again",
+                    package.name,
+                    package.version
+                );
+                self.update()?;
+                self.download_once(package, into, bar)
+            }
+            done => done,
+        }
+    }
+
+    fn download_once(
         &self,
         package: &LockedPackage,
         into: &Path,
@@ -323,7 +346,7 @@ impl AptState {
         let output = std::fs::read_to_string(&log_path).unwrap_or_default();
         if !status.success() {
             let mut words = apt_words(&output);
-            if words.contains("was not found") || words.contains("Unable to locate") {
+            if not_found(&words) {
                 words.push_str(
                     "\nThe locked version has left the archive (sid and backports keep only recent ones): \
                      run `tapmatrix kernels --matrix MATRIX lock` to pin the newest \
@@ -342,6 +365,11 @@ impl AptState {
         bar.set_position(package.size);
         Ok(deb)
     }
+}
+
+/// Whether apt's words say it knows no such package or version.
+fn not_found(words: &str) -> bool {
+    words.contains("was not found") || words.contains("Unable to locate")
 }
 
 impl AptState {

@@ -189,9 +189,10 @@ fn script_detail(out: &mut String, id: &str, cell: &Cell, description: &str) {
     }
     let _ = writeln!(
         out,
-        "<p>{} hits, {} lost, {} ms in the guest{}</p>",
+        "<p>{} hits, {} lost, {} skipped, {} ms in the guest{}</p>",
         cell.hits,
         cell.lost,
+        cell.skipped,
         cell.elapsed_ms,
         cell.backend
             .as_ref()

@@ -208,6 +208,7 @@ fn test(
         "kernel": cell.kernel,
         "hits": cell.hits,
         "lost": cell.lost,
+        "skipped": cell.skipped,
     });
     if cell.status == Status::Flaky {
         misc["flaky"] = json!(true);

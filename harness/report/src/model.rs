@@ -177,6 +177,10 @@ pub struct Cell {
     /// Events lost in the kernel's ring buffer.
     #[serde(default)]
     pub lost: u64,
+    /// Hits whose BPF handler the kernel did not run (another BPF program
+    /// was running on that CPU) or that found no scratch slot free.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub skipped: u64,
     /// Wall time of the run in the guest, in milliseconds.
     #[serde(default)]
     pub elapsed_ms: u64,
@@ -226,6 +230,7 @@ impl Cell {
             expected: None,
             hits: 0,
             lost: 0,
+            skipped: 0,
             elapsed_ms: 0,
             backend: None,
             first_attempt: None,
@@ -540,6 +545,11 @@ impl Results {
         });
         self.scripts.sort_by(|a, b| a.name.cmp(&b.name));
     }
+}
+
+/// Whether a count is zero (left out of results.json).
+fn is_zero(value: &u64) -> bool {
+    *value == 0
 }
 
 #[cfg(test)]

@@ -126,6 +126,7 @@ pub fn judge(
     if let Ok(end) = &run.end {
         cell.hits = end.hits;
         cell.lost = end.lost;
+        cell.skipped = end.skipped;
         cell.elapsed_ms = end.elapsed_ms;
     }
     let end = match (&run.end, run.infra_failure()) {
@@ -187,8 +188,19 @@ pub fn judge(
     if end.lost > 0 {
         problems.push(format!("{} events lost in the ring buffer", end.lost));
     }
+    if end.skipped > 0 {
+        problems.push(skipped_hits(end.skipped));
+    }
     cell.detail = problems.join("; ");
     Ok(cell)
+}
+
+/// What a cell's detail says of hits whose handler did not run.
+pub(crate) fn skipped_hits(skipped: u64) -> String {
+    format!(
+        "{skipped} hits skipped: their BPF handler did not run, another was running on that CPU \
+         (the kernel's recursion guard for kprobe and tracepoint programs)"
+    )
 }
 
 #[cfg(test)]
@@ -237,6 +249,7 @@ mod tests {
                 reason,
                 hits: 0,
                 lost: 0,
+                skipped: 0,
                 workload_status: Some(0),
                 elapsed_ms: 0,
                 setup_ms: 0,

@@ -282,7 +282,11 @@ fn run_kernel(
         cells.push(cell);
     }
     // A cell that ran and failed is rerun once, in a boot of its own with
-    // the others that failed: passing then, it is flaky (never a pass).
+    // the others that failed: passing then, it is flaky (never a pass),
+    // unless the kernel said the failed attempt's hits were not all
+    // handled (skipped by its BPF recursion guard): an incomplete run that
+    // proves nothing either way, so the rerun's verdict stands, and the
+    // detail keeps the first attempt's.
     let rerun: Vec<usize> = (0..specs.len())
         .filter(|&index| cells[index].status == Status::Fail && item_of[index].is_some())
         .collect();
@@ -307,10 +311,18 @@ fn run_kernel(
             let first = &mut cells[index];
             if second.status == Status::Pass {
                 let failed = std::mem::replace(first, second);
-                let logs = boots.keep(options.out_dir.as_deref(), &kernel.id, &spec.name, attempt);
-                first.status = Status::Flaky;
-                first.detail = format!("failed, then passed when rerun: {}", failed.detail);
-                first.logs = logs;
+                if failed.skipped > 0 {
+                    first.detail = format!(
+                        "passed when rerun; the first attempt ran incomplete and failed: {}",
+                        failed.detail
+                    );
+                } else {
+                    let logs =
+                        boots.keep(options.out_dir.as_deref(), &kernel.id, &spec.name, attempt);
+                    first.status = Status::Flaky;
+                    first.detail = format!("failed, then passed when rerun: {}", failed.detail);
+                    first.logs = logs;
+                }
                 first.first_attempt = Some(Box::new(Attempt {
                     status: failed.status,
                     detail: failed.detail,

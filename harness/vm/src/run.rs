@@ -329,6 +329,7 @@ mod tests {
                 reason: RunEnd::Timeout,
                 hits: 1,
                 lost: 2,
+                skipped: 0,
                 workload_status: None,
                 elapsed_ms: 4,
                 setup_ms: 2,

@@ -16,8 +16,8 @@ use aya::programs::{FEntry, FExit, KProbe, PerfEvent, RawTracePoint, TracePoint}
 use aya::{Btf, Ebpf, EbpfLoader, VerifierLogLevel};
 use tapmatrix_ir::bpf::{
     BpfArtefact, BpfAttach, Field, GlobalPlace, HIT_HEADER, LOST_OFFSET, MapKind, MapRole,
-    PerfSample, REALTIME_OFFSET, RECORD_HEADER, RecordTag, STATE_OFFSET, STATE_STOPPED, StatLayout,
-    TARGET_OFFSET,
+    PerfSample, REALTIME_OFFSET, RECORD_HEADER, RecordTag, SKIPPED_OFFSET, STATE_OFFSET,
+    STATE_STOPPED, StatLayout, TARGET_OFFSET,
 };
 use tapmatrix_ir::{RunEnd, RunMessage, ScalarType, Value};
 use tapmatrix_runtime::{Control, Element, GlobalValue, Hit, HitContext, Runtime, StatValue};
@@ -121,6 +121,9 @@ impl ItemRun<'_> {
             verifying.as_millis()
         ));
         self.phases.mark("attach");
+        // The kernel's count of hits it skipped starts with the run: those
+        // while the programs were still stopped did not matter.
+        let misses_before = recursion_misses(&ebpf, artefact);
         if stop.is_none() {
             maps.set_word(STATE_OFFSET, 0)?;
         }
@@ -166,6 +169,14 @@ impl ItemRun<'_> {
             let _ = self.drain(&mut events, artefact, &mut runtime)?;
         }
         self.lost = maps.word(LOST_OFFSET).unwrap_or(0);
+        let misses = recursion_misses(&ebpf, artefact).saturating_sub(misses_before);
+        self.skipped = maps.word(SKIPPED_OFFSET).unwrap_or(0) + misses;
+        if self.skipped > 0 {
+            crate::log(&format!(
+                "{} hits skipped ({misses} by the kernel's recursion guard)",
+                self.skipped
+            ));
+        }
         if let Some(workload) = &mut self.workload {
             workload.kill();
             self.status = workload.poll();
@@ -278,6 +289,34 @@ impl super::Boot {
             self.unloading.push(std::thread::spawn(move || drop(ebpf)));
         }
     }
+}
+
+/// The hits the kernel did not run the object's programs for, summed over
+/// them: `recursion_misses` of each program's `/proc/self/fdinfo` (5.12
+/// and later; kprobe and tracepoint programs skipped because another BPF
+/// program was running on that CPU are counted from 6.7). 0 where the
+/// kernel does not say.
+fn recursion_misses(ebpf: &Ebpf, artefact: &BpfArtefact) -> u64 {
+    use std::os::fd::{AsFd as _, AsRawFd as _};
+    artefact
+        .programs
+        .iter()
+        .filter_map(|program| {
+            let fd = ebpf.program(&program.name)?.fd().ok()?;
+            let info =
+                crate::tracefs::read_text(format!("/proc/self/fdinfo/{}", fd.as_fd().as_raw_fd()))
+                    .ok()?;
+            fdinfo_field(&info, "recursion_misses")
+        })
+        .sum()
+}
+
+/// A number field of an fdinfo file (`name:\tvalue` lines).
+fn fdinfo_field(info: &str, name: &str) -> Option<u64> {
+    info.lines().find_map(|line| {
+        let (key, value) = line.split_once(':')?;
+        (key.trim() == name).then(|| value.trim().parse().ok())?
+    })
 }
 
 /// A program whose loading took this long is logged with what the verifier
@@ -755,4 +794,24 @@ fn realtime_offset() -> u64 {
     let monotonic = ns(clock_gettime(ClockId::Monotonic));
     let realtime = ns(clock_gettime(ClockId::Realtime));
     (realtime - monotonic) as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fdinfo_field;
+
+    #[test]
+    fn recursion_misses_are_read_from_a_programs_fdinfo() {
+        let info = "pos:\t0\nflags:\t02000002\nmnt_id:\t15\nino:\t2085\nprog_type:\t5\n\
+                    prog_jited:\t1\nprog_tag:\t3b185187f1855c4c\nmemlock:\t4096\nprog_id:\t12\n\
+                    run_time_ns:\t0\nrun_cnt:\t0\nrecursion_misses:\t3\nverified_insns:\t10\n";
+        assert_eq!(fdinfo_field(info, "recursion_misses"), Some(3));
+        assert_eq!(fdinfo_field(info, "run_cnt"), Some(0));
+        // Before 5.12 the line is not there.
+        assert_eq!(fdinfo_field("prog_id:\t12\n", "recursion_misses"), None);
+        assert_eq!(
+            fdinfo_field("recursion_misses:\tlots\n", "recursion_misses"),
+            None
+        );
+    }
 }
