@@ -189,10 +189,14 @@ fn script_detail(out: &mut String, id: &str, cell: &Cell, description: &str) {
     }
     let _ = writeln!(
         out,
-        "<p>{} hits, {} lost, {} skipped, {} ms in the guest{}</p>",
+        "<p>{} hits, {} lost{}, {} ms in the guest{}</p>",
         cell.hits,
         cell.lost,
-        cell.skipped,
+        if cell.skipped > 0 {
+            format!(", {} skipped", cell.skipped)
+        } else {
+            String::new()
+        },
         cell.elapsed_ms,
         cell.backend
             .as_ref()

@@ -208,8 +208,10 @@ fn test(
         "kernel": cell.kernel,
         "hits": cell.hits,
         "lost": cell.lost,
-        "skipped": cell.skipped,
     });
+    if cell.skipped > 0 {
+        misc["skipped"] = json!(cell.skipped);
+    }
     if cell.status == Status::Flaky {
         misc["flaky"] = json!(true);
         if let Some(first) = &cell.first_attempt {
