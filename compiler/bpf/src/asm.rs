@@ -167,7 +167,23 @@ impl Asm {
                 *slot = Some(target);
             }
         }
-        let reached = self.reached(&targets);
+        let mut reached = self.reached(&targets);
+        // A `goto` to where the code would go anyway (the end of an `if`
+        // whose `else` left no code, a `return` at a function's end) is
+        // left out too; a jump to it then lands where it led. From the
+        // end, so that a chain of them goes.
+        let ja = Insn::ja(0).code;
+        for at in (0..self.insns.len()).rev() {
+            if reached[at]
+                && self.insns[at].code == ja
+                && let Some(target) = targets[at]
+                && target > at
+                && target < self.insns.len()
+                && !reached[at + 1..target].contains(&true)
+            {
+                reached[at] = false;
+            }
+        }
         // Old index to new; the instructions kept in order.
         let mut new_index = vec![0usize; self.insns.len() + 1];
         let mut kept = 0;

@@ -158,6 +158,8 @@ pub(crate) struct Inlined {
     pub(crate) function: u32,
     pub(crate) locals: Vec<Slot>,
     pub(crate) types: Vec<ScalarType>,
+    /// The parameters whose value is known at this call (`Gen::fold`).
+    pub(crate) known: Vec<Option<i64>>,
     pub(crate) done: Label,
     pub(crate) result: Option<Slot>,
 }

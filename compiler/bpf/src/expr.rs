@@ -356,6 +356,12 @@ impl Gen<'_> {
 
     /// Jumps to `target` when `e`'s truth is `when`.
     pub(crate) fn branch(&mut self, e: &Expr, target: Label, when: bool) -> Result<(), BpfError> {
+        if let Some(value) = self.fold(e) {
+            if (value != 0) == when {
+                self.asm.goto(target);
+            }
+            return Ok(());
+        }
         match e {
             Expr::And(a, b) => {
                 if when {

@@ -23,6 +23,7 @@ mod entry;
 mod error;
 mod expr;
 mod fetch;
+mod fold;
 mod forward;
 pub mod helpers;
 mod hoist;

@@ -484,41 +484,56 @@ impl Gen<'_> {
         self.asm
             .store_imm(Size::B, SCRATCH, (t.off + end) as i16, 0);
         let full = self.asm.label();
-        // Digits, lowest first, unrolled and without branches (the
-        // verifier follows one path however many digits there are, which
-        // matters in loops): r5 counts the digits up to the highest one
-        // that is not zero.
+        // Digits, lowest first, as many as the base can have in 64 bits:
+        // a loop of that many turns whose body has no branch, so that the
+        // verifier follows one path however many digits there are (which
+        // matters in loops), and the program holds the body once (the
+        // kernel's cost of a program grows with its length: on 7.x under
+        // TCG about six times what walking an instruction costs, and a
+        // 20-digit unrolled body was most of a tapset's `sprintf`s). r5
+        // counts the digits up to the highest one that is not zero, r1
+        // points at the next digit's byte, r4 counts the turns (the sign
+        // is on the stack).
         let digits: i32 = match base {
             8 => 22,
             10 => 20,
             _ => 16,
         };
         self.asm.mov_imm(Reg::R5, 1);
-        for i in 0..digits {
-            self.asm.mov(Reg::R3, Reg::R0);
-            self.asm.alu_imm(Alu::Mod, Reg::R3, base as i32);
-            if base > 10 {
-                // r2 = 1 when the digit is a letter: (9 - d) >> 63.
-                self.asm.mov_imm(Reg::R2, 9);
-                self.asm.alu(Alu::Sub, Reg::R2, Reg::R3);
-                self.asm.alu_imm(Alu::Rsh, Reg::R2, 63);
-                let gap = i32::from(if large { b'A' } else { b'a' }) - i32::from(b'0') - 10;
-                self.asm.alu_imm(Alu::Mul, Reg::R2, gap);
-                self.asm.alu(Alu::Add, Reg::R3, Reg::R2);
-            }
-            self.asm.alu_imm(Alu::Add, Reg::R3, i32::from(b'0'));
-            self.asm
-                .store(Size::B, SCRATCH, (t.off + end - 1 - i) as i16, Reg::R3);
-            self.asm.alu_imm(Alu::Div, Reg::R0, base as i32);
-            if i + 1 < digits {
-                // r2 = 1 when what is left is not zero: (-m | m) >> 63.
-                self.asm.mov_imm(Reg::R2, 0);
-                self.asm.alu(Alu::Sub, Reg::R2, Reg::R0);
-                self.asm.alu(Alu::Or, Reg::R2, Reg::R0);
-                self.asm.alu_imm(Alu::Rsh, Reg::R2, 63);
-                self.asm.alu(Alu::Add, Reg::R5, Reg::R2);
-            }
+        self.asm.mov(Reg::R1, SCRATCH);
+        self.asm.alu_imm(Alu::Add, Reg::R1, t.off + end - 1);
+        self.asm.mov_imm(Reg::R4, 0);
+        let body_start = self.asm.len();
+        let turn = self.asm.label();
+        self.asm.bind(turn);
+        self.asm.mov(Reg::R3, Reg::R0);
+        self.asm.alu_imm(Alu::Mod, Reg::R3, base as i32);
+        if base > 10 {
+            // r2 = 1 when the digit is a letter: (9 - d) >> 63.
+            self.asm.mov_imm(Reg::R2, 9);
+            self.asm.alu(Alu::Sub, Reg::R2, Reg::R3);
+            self.asm.alu_imm(Alu::Rsh, Reg::R2, 63);
+            let gap = i32::from(if large { b'A' } else { b'a' }) - i32::from(b'0') - 10;
+            self.asm.alu_imm(Alu::Mul, Reg::R2, gap);
+            self.asm.alu(Alu::Add, Reg::R3, Reg::R2);
         }
+        self.asm.alu_imm(Alu::Add, Reg::R3, i32::from(b'0'));
+        self.asm.store(Size::B, Reg::R1, 0, Reg::R3);
+        self.asm.alu_imm(Alu::Sub, Reg::R1, 1);
+        self.asm.alu_imm(Alu::Div, Reg::R0, base as i32);
+        // r2 = 1 when what is left is not zero: (-m | m) >> 63 (0 after
+        // the last turn: the base's digits hold any 64-bit value).
+        self.asm.mov_imm(Reg::R2, 0);
+        self.asm.alu(Alu::Sub, Reg::R2, Reg::R0);
+        self.asm.alu(Alu::Or, Reg::R2, Reg::R0);
+        self.asm.alu_imm(Alu::Rsh, Reg::R2, 63);
+        self.asm.alu(Alu::Add, Reg::R5, Reg::R2);
+        self.asm.alu_imm(Alu::Add, Reg::R4, 1);
+        self.asm.jump_imm(Cond::Lt, Reg::R4, digits, turn);
+        // What the verifier walks beyond the body's length, for the loops
+        // around this one (`Gen::walked`).
+        let body = (self.asm.len() - body_start) as u64;
+        self.loop_extra += body * (digits as u64 - 1);
         self.asm.mov_imm(Reg::R1, i64::from(end));
         self.asm.alu(Alu::Sub, Reg::R1, Reg::R5);
         // Zeros up to the precision.

@@ -56,6 +56,14 @@ impl Gen<'_> {
         match stmt {
             Stmt::Expr(e) => self.effect(e)?,
             Stmt::Block(b) => self.block(b)?,
+            // A condition known here: only the branch taken is emitted.
+            Stmt::If {
+                cond,
+                then,
+                otherwise,
+            } if let Some(value) = self.fold(cond) => {
+                self.block(if value != 0 { then } else { otherwise })?;
+            }
             Stmt::If {
                 cond,
                 then,
@@ -212,11 +220,15 @@ impl Gen<'_> {
             None => None,
         };
         let locals = self.alloc_locals(&f.locals)?;
-        for (arg, slot) in args.iter().zip(&locals) {
+        let known = self.known_parameters(&f.body, args);
+        for (index, (arg, slot)) in args.iter().zip(&locals).enumerate() {
             let mark = self.mark();
             match slot {
                 Slot::Long(off) => {
-                    self.long(arg)?;
+                    match known.get(index).copied().flatten() {
+                        Some(value) => self.asm.mov_imm(Reg::R0, value),
+                        None => self.long(arg)?,
+                    }
                     self.asm.store(Size::DW, Reg::FP, *off, Reg::R0);
                 }
                 Slot::Str(dst) => {
@@ -231,6 +243,7 @@ impl Gen<'_> {
             function: *function,
             locals,
             types: f.locals.clone(),
+            known,
             done,
             result,
         });
