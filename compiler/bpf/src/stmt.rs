@@ -94,8 +94,17 @@ impl Gen<'_> {
                 if let Some(cond) = cond {
                     self.branch(cond, done, false)?;
                 }
+                // SystemTap counts statements against MAXACTION, as the
+                // runtime does (the loop's test and each statement run):
+                // a turn that goes on to the next runs at least the loop's
+                // test and the body's statements up to the first that can
+                // `continue`. Counted per loop (the runtime counts the
+                // whole handler), so the kernel never stops a loop the
+                // runtime lets run, and the verifier walks MAXACTION /
+                // that many turns instead of MAXACTION.
+                let per_turn = 1 + statements_per_turn(body);
                 self.asm.load(Size::DW, Reg::R1, Reg::FP, counter);
-                self.asm.alu_imm(Alu::Add, Reg::R1, 1);
+                self.asm.alu_imm(Alu::Add, Reg::R1, per_turn);
                 self.asm.store(Size::DW, Reg::FP, counter, Reg::R1);
                 let within = self.asm.label();
                 let max = i32::try_from(self.limits().max_action).unwrap_or(i32::MAX);
@@ -111,7 +120,7 @@ impl Gen<'_> {
                 }
                 self.asm.goto(head);
                 self.asm.bind(done);
-                self.loop_extra = outer_extra + self.walked(start, max)?;
+                self.loop_extra = outer_extra + self.walked(start, max / per_turn)?;
             }
             Stmt::Break | Stmt::Continue => {
                 let Some((next, done)) = self.loops.last().copied() else {
@@ -253,5 +262,34 @@ impl Gen<'_> {
         outcome?;
         self.asm.bind(done);
         Ok(result)
+    }
+}
+
+/// The statements of a loop's body that run in every turn that goes on to
+/// the next: those up to the first that can `continue` this loop (a
+/// `break`, `return` or `next` ends the loop, so a turn that goes on ran
+/// them all), at least 0.
+pub(crate) fn statements_per_turn(body: &[Stmt]) -> i32 {
+    let mut count = 0;
+    for stmt in body {
+        count += 1;
+        if can_continue(stmt) {
+            break;
+        }
+    }
+    count
+}
+
+/// Whether `stmt` holds a `continue` of the loop around it (not one of a
+/// loop inside it).
+fn can_continue(stmt: &Stmt) -> bool {
+    match stmt {
+        Stmt::Continue => true,
+        Stmt::Block(block) => block.iter().any(can_continue),
+        Stmt::If {
+            then, otherwise, ..
+        } => then.iter().chain(otherwise).any(can_continue),
+        Stmt::Try { body, catch, .. } => body.iter().chain(catch).any(can_continue),
+        _ => false,
     }
 }

@@ -986,3 +986,56 @@ fn a_flag_a_call_passes_as_a_literal_leaves_out_the_branches_it_never_takes() {
     // An assigned parameter is not known.
     assert_eq!(insns("g(1)"), insns("g(2)"));
 }
+
+#[test]
+fn a_loop_counts_its_statements_against_maxaction_as_the_runtime_does() {
+    // Each turn that goes on runs the loop's test and the body's
+    // statements up to the first that can `continue`: the counter steps
+    // by that many, so the kernel stops the loop where the runtime does
+    // (and the verifier walks MAXACTION / that many turns).
+    let step = |body: &str| {
+        let artefact = compiled(
+            "6.1",
+            &format!(
+                "global n\nprobe kernel.function(\"vfs_read\") {{ for (i = 0; i < $count; i++) {{ {body} }} }}\n"
+            ),
+        );
+        let listing = dump(&artefact);
+        assert_eq!(artefact.mode, BpfMode::InKernel, "{listing}");
+        let lines: Vec<&str> = listing.lines().collect();
+        let check = lines
+            .iter()
+            .position(|l| l.contains("if r1 <= 0x3e8 goto"))
+            .unwrap_or_else(|| panic!("no MAXACTION check: {listing}"));
+        lines[check - 2]
+            .trim()
+            .rsplit(' ')
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(step("n++"), "2");
+    assert_eq!(step("n++; n++; n++"), "4");
+    // A `continue` in the second statement: a turn that goes on may have
+    // run only the first two.
+    assert_eq!(step("n++; if (n == 3) continue; n++; n++"), "3");
+    // A `continue` of an inner loop is that loop's.
+    let inner = tapmatrix_ir::Stmt::Loop {
+        cond: None,
+        body: vec![tapmatrix_ir::Stmt::Continue],
+        step: None,
+    };
+    let body = [
+        tapmatrix_ir::Stmt::Next,
+        inner,
+        tapmatrix_ir::Stmt::Break,
+        tapmatrix_ir::Stmt::Next,
+    ];
+    assert_eq!(crate::stmt::statements_per_turn(&body), 4);
+    assert_eq!(
+        crate::stmt::statements_per_turn(&[tapmatrix_ir::Stmt::Block(vec![
+            tapmatrix_ir::Stmt::Continue
+        ])]),
+        1
+    );
+}
