@@ -1039,3 +1039,26 @@ fn a_loop_counts_its_statements_against_maxaction_as_the_runtime_does() {
         1
     );
 }
+
+#[test]
+fn isinstr_of_one_character_tests_eight_bytes_a_turn() {
+    // A 512-byte string: 64 turns of a word each (the last at byte 504),
+    // not 510 turns of a byte; a longer needle keeps the byte search.
+    let listing = |needle: &str| {
+        let artefact = compiled(
+            "6.1",
+            &format!(
+                "global n\nprobe kernel.function(\"vfs_read\") {{ s = execname() . \"!\"; n += isinstr(s, \"{needle}\") }}\n"
+            ),
+        );
+        assert_eq!(artefact.mode, BpfMode::InKernel);
+        dump(&artefact)
+    };
+    let one = listing("!");
+    assert!(one.contains("if r1 > 0x1f8 goto"), "{one}");
+    assert!(one.contains("r0 = 0x101010101010101"), "{one}");
+    assert!(one.contains("r1 += 8"), "{one}");
+    let two = listing("!!");
+    assert!(two.contains("if r1 > 0x1fd goto"), "{two}");
+    assert!(!two.contains("0x101010101010101"), "{two}");
+}
