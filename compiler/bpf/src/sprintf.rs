@@ -681,8 +681,7 @@ impl Gen<'_> {
         const ONES: i64 = 0x0101_0101_0101_0101;
         const HIGHS: i64 = 0x8080_8080_8080_8080_u64 as i64;
         let pattern = ONES.wrapping_mul(i64::from(byte));
-        let (head, found, missing, done, absent) = (
-            self.asm.label(),
+        let (head, found, missing, absent) = (
             self.asm.label(),
             self.asm.label(),
             self.asm.label(),
@@ -730,6 +729,12 @@ impl Gen<'_> {
         self.asm.jump_imm(Cond::Ne, Reg::R4, 0, missing);
         self.asm.alu_imm(Alu::Add, Reg::R1, 8);
         self.asm.goto(head);
+        self.verdict(missing, found);
+    }
+
+    /// `r0` = 0 at `missing`, 1 at `found`, both going on after.
+    fn verdict(&mut self, missing: crate::asm::Label, found: crate::asm::Label) {
+        let done = self.asm.label();
         self.asm.bind(missing);
         self.asm.mov_imm(Reg::R0, 0);
         self.asm.goto(done);
@@ -743,7 +748,6 @@ impl Gen<'_> {
         let mark = self.mark();
         let s = self.string(haystack)?;
         let found = self.asm.label();
-        let done = self.asm.label();
         if needle.is_empty() {
             self.asm.mov_imm(Reg::R0, 1);
             self.release(mark);
@@ -787,12 +791,7 @@ impl Gen<'_> {
         self.asm.bind(next);
         self.asm.alu_imm(Alu::Add, Reg::R1, 1);
         self.asm.goto(head);
-        self.asm.bind(missing);
-        self.asm.mov_imm(Reg::R0, 0);
-        self.asm.goto(done);
-        self.asm.bind(found);
-        self.asm.mov_imm(Reg::R0, 1);
-        self.asm.bind(done);
+        self.verdict(missing, found);
         self.release(mark);
         Ok(())
     }
