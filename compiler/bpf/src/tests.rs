@@ -50,6 +50,18 @@ fn compiled(id: &str, script: &str) -> tapmatrix_ir::bpf::BpfArtefact {
     compile(elaborate(script, &facts), &facts, Options::default()).unwrap()
 }
 
+/// `prelude` (globals, functions) and a `vfs_read` handler of `body`,
+/// compiled for 6.1, which must run in the kernel; and its listing.
+fn handler_in_kernel(prelude: &str, body: &str) -> (tapmatrix_ir::bpf::BpfArtefact, String) {
+    let artefact = compiled(
+        "6.1",
+        &format!("{prelude}probe kernel.function(\"vfs_read\") {{ {body} }}\n"),
+    );
+    let listing = dump(&artefact);
+    assert_eq!(artefact.mode, BpfMode::InKernel, "{listing}");
+    (artefact, listing)
+}
+
 fn hex(insns: &[Insn]) -> String {
     encode_all(insns)
         .iter()
@@ -965,12 +977,10 @@ fn a_flag_a_call_passes_as_a_literal_leaves_out_the_branches_it_never_takes() {
                     if (what & 1) return sprintf(\"%d %d %d\", pid(), tid(), uid())\n\
                     return \"none\"\n}\n";
     let insns = |call: &str| {
-        let script = format!(
-            "{function}probe kernel.function(\"vfs_read\") {{ printf(\"%s\\n\", {call}) }}\n"
-        );
-        let artefact = compiled("6.1", &script);
-        assert_eq!(artefact.mode, BpfMode::InKernel, "{call}");
-        artefact.programs[0].insns
+        handler_in_kernel(function, &format!("printf(\"%s\\n\", {call})"))
+            .0
+            .programs[0]
+            .insns
     };
     let (unknown, one, two, neither) = (
         insns("f(pid())"),
@@ -994,14 +1004,10 @@ fn a_loop_counts_its_statements_against_maxaction_as_the_runtime_does() {
     // by that many, so the kernel stops the loop where the runtime does
     // (and the verifier walks MAXACTION / that many turns).
     let step = |body: &str| {
-        let artefact = compiled(
-            "6.1",
-            &format!(
-                "global n\nprobe kernel.function(\"vfs_read\") {{ for (i = 0; i < $count; i++) {{ {body} }} }}\n"
-            ),
+        let (_, listing) = handler_in_kernel(
+            "global n\n",
+            &format!("for (i = 0; i < $count; i++) {{ {body} }}"),
         );
-        let listing = dump(&artefact);
-        assert_eq!(artefact.mode, BpfMode::InKernel, "{listing}");
         let lines: Vec<&str> = listing.lines().collect();
         let check = lines
             .iter()
@@ -1045,14 +1051,11 @@ fn isinstr_of_one_character_tests_eight_bytes_a_turn() {
     // A 512-byte string: 64 turns of a word each (the last at byte 504),
     // not 510 turns of a byte; a longer needle keeps the byte search.
     let listing = |needle: &str| {
-        let artefact = compiled(
-            "6.1",
-            &format!(
-                "global n\nprobe kernel.function(\"vfs_read\") {{ s = execname() . \"!\"; n += isinstr(s, \"{needle}\") }}\n"
-            ),
-        );
-        assert_eq!(artefact.mode, BpfMode::InKernel);
-        dump(&artefact)
+        handler_in_kernel(
+            "global n\n",
+            &format!("s = execname() . \"!\"; n += isinstr(s, \"{needle}\")"),
+        )
+        .1
     };
     let one = listing("!");
     assert!(one.contains("if r1 > 0x1f8 goto"), "{one}");

@@ -196,7 +196,7 @@ pub fn judge(
 }
 
 /// What a cell's detail says of hits whose handler did not run.
-pub(crate) fn skipped_hits(skipped: u64) -> String {
+fn skipped_hits(skipped: u64) -> String {
     format!(
         "{skipped} hits skipped: their BPF handler did not run, another was running on that CPU \
          (the kernel's recursion guard for kprobe and tracepoint programs)"
