@@ -279,9 +279,7 @@ struct ItemRun<'a> {
 /// again would cost time under TCG.
 #[derive(Default)]
 struct Boot {
-    /// The BPF loader, made for the first BPF item: making one reads and
-    /// parses the kernel's BTF (about 130 ms), which this loader never
-    /// uses.
+    /// The BPF loader, made for the first BPF item (see `bpf::loader`).
     loader: Option<aya::EbpfLoader<'static>>,
     /// Every CPU's ring buffer, opened by the first tracefs item.
     buffers: Option<Vec<CpuBuffer>>,

@@ -9,7 +9,8 @@ use tapmatrix_kernels::FetchedKernel;
 use tapmatrix_vm::{Accel, VmOptions, floor_many};
 
 use tapmatrix_run::{
-    Backend, FunctionEvents, RunKernel, RunOptions, Spec, Status as CellStatus, run_matrix,
+    Backend, FunctionEvents, RunKernel, RunOptions, SnapshotScope, Spec, Status as CellStatus,
+    run_matrix,
 };
 
 use crate::cmd::kernels::{MatrixArgs, classify, fetch_all, harvested_ids, load_facts};
@@ -105,6 +106,12 @@ pub struct RunBenchArgs {
     /// --backend`).
     #[arg(long, default_value = "auto", value_parser = crate::cmd::run::parse_backend)]
     backend: Backend,
+    /// Run each script's setup, disk and workload with no probe at all (the
+    /// script replaced by `probe begin {}`): what the workloads alone cost
+    /// over the bare boots, the floor any tracer's run stands on. Modules
+    /// a script loads only because it probes them are not loaded.
+    #[arg(long)]
+    untraced: bool,
 }
 
 /// `tapmatrix bench harvest` options.
@@ -209,7 +216,10 @@ fn run_bench(args: &RunBenchArgs) -> anyhow::Result<Status> {
             args.scripts.display()
         )));
     }
-    let specs = Spec::load_dir(&args.scripts).map_err(input_error)?;
+    let mut specs = Spec::load_dir(&args.scripts).map_err(input_error)?;
+    if args.untraced {
+        specs = specs.into_iter().map(untraced).collect();
+    }
     let ids = if args.ids.is_empty() {
         harvested_ids(&args.matrix)?
     } else {
@@ -268,9 +278,10 @@ fn run_bench(args: &RunBenchArgs) -> anyhow::Result<Status> {
         best_run = best_run.min(run_wall);
     }
     println!(
-        "{} kernels, {} scripts, {cells} cells, back end {:?}, -j {jobs}, accel {}, best of {}: run {:.2}s, floor {:.2}s, ratio {:.2} (aim: 1.3)",
+        "{} kernels, {} scripts{}, {cells} cells, back end {:?}, -j {jobs}, accel {}, best of {}: run {:.2}s, floor {:.2}s, ratio {:.2} (aim: 1.3)",
         kernels.len(),
         specs.len(),
+        if args.untraced { " untraced" } else { "" },
         args.backend,
         options.vm.accel.resolve(&options.vm).name(),
         args.rounds.max(1),
@@ -279,6 +290,20 @@ fn run_bench(args: &RunBenchArgs) -> anyhow::Result<Status> {
         best_run.as_secs_f64() / best_floor.as_secs_f64()
     );
     Ok(Status::Success)
+}
+
+/// `spec` with its script replaced by one that attaches nothing and its
+/// output left unjudged: its setup, disk, modules and workload run as
+/// they would under the script.
+fn untraced(spec: Spec) -> Spec {
+    Spec {
+        text: Some("probe begin {}\n".to_owned()),
+        spec_file: None,
+        snapshot: SnapshotScope::Unchecked,
+        expect_error: false,
+        in_kernel: false,
+        ..spec
+    }
 }
 
 /// The bare boots of one round: each kernel with its own work directory.

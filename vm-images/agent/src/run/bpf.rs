@@ -40,19 +40,7 @@ impl ItemRun<'_> {
         let spawned = self.spawn_workload(&item.workload.command)?;
         let target = item.workload.target.unwrap_or(spawned);
         self.phases.mark("spawn");
-        let loader = self.boot.loader.get_or_insert_with(|| {
-            let mut loader = EbpfLoader::new();
-            loader.btf(None);
-            // The verifier's verdict and its statistics, not every
-            // instruction it walked: aya loads once without a log and,
-            // when the kernel refuses, again with one, growing it while the
-            // kernel says it is full. A per-instruction log (aya's default)
-            // of a program the verifier walks a million times never fits:
-            // ten walks of it took 187 s on 7.3 under TCG and ended in
-            // ENOSPC, hiding the real reason.
-            loader.verifier_log_level(VerifierLogLevel::STATS);
-            loader
-        });
+        let loader = self.boot.loader.get_or_insert_with(loader);
         let mut ebpf = match loader.load(&artefact.object) {
             Ok(ebpf) => ebpf,
             Err(error) => {
@@ -403,6 +391,45 @@ fn attach(ebpf: &mut Ebpf, name: &str, how: &BpfAttach) -> Result<Duration> {
         }
     }
     Ok(loading)
+}
+
+/// The boot's BPF loader: no BTF relocations (the objects have none), the
+/// verifier's verdict and statistics for a log.
+///
+/// aya 0.14's `EbpfLoader::new` reads and parses the kernel's BTF before
+/// `btf(None)` can drop it (aya-rs/aya#1172): 175 ms of a TCG guest on 6.1
+/// and 7.3, every boot with a BPF item. The file is hidden behind
+/// `/dev/null` for that call (a bind mount, taken away at once; nothing else
+/// reads it meanwhile), so the parse fails at once; [`kernel_btf`] reads
+/// the real file afterwards for the `fentry` programs.
+fn loader() -> EbpfLoader<'static> {
+    const BTF: &str = "/sys/kernel/btf/vmlinux";
+    let made = Instant::now();
+    let hidden = match rustix::mount::mount_bind("/dev/null", BTF) {
+        Ok(()) => true,
+        Err(error) => {
+            crate::log(&format!("hiding {BTF} from aya's loader: {error}"));
+            false
+        }
+    };
+    let mut loader = EbpfLoader::new();
+    if hidden && let Err(error) = rustix::mount::unmount(BTF, rustix::mount::UnmountFlags::empty())
+    {
+        crate::log(&format!("unhiding {BTF}: {error}"));
+    }
+    crate::log(&format!(
+        "BPF loader made in {} ms",
+        made.elapsed().as_millis()
+    ));
+    loader.btf(None);
+    // The verifier's verdict and its statistics, not every instruction it
+    // walked: aya loads once without a log and, when the kernel refuses,
+    // again with one, growing it while the kernel says it is full. A
+    // per-instruction log (aya's default) of a program the verifier walks a
+    // million times never fits: ten walks of it took 187 s on 7.3 under TCG
+    // and ended in ENOSPC, hiding the real reason.
+    loader.verifier_log_level(VerifierLogLevel::STATS);
+    loader
 }
 
 /// The kernel's BTF, which `fentry` and `fexit` programs name their
