@@ -109,7 +109,10 @@ pub struct RunBenchArgs {
     /// Run each script's setup, disk and workload with no probe at all (the
     /// script replaced by `probe begin {}`): what the workloads alone cost
     /// over the bare boots, the floor any tracer's run stands on. Modules
-    /// a script loads only because it probes them are not loaded.
+    /// a script loads only because it probes them are not loaded, and a
+    /// workload a script ends early (`exit()` from a timer under `sleep
+    /// 10`) runs to its end: leave such scripts out of `--scripts` for a
+    /// floor.
     #[arg(long)]
     untraced: bool,
 }
@@ -274,6 +277,22 @@ fn run_bench(args: &RunBenchArgs) -> anyhow::Result<Status> {
             floor_wall.as_secs_f64(),
             run_wall.as_secs_f64()
         );
+        // A failing cell's time is not the suite's: say which, and why.
+        if !args.untraced {
+            for cell in results
+                .cells
+                .iter()
+                .filter(|cell| !matches!(cell.status, CellStatus::Pass | CellStatus::NotAvailable))
+            {
+                println!(
+                    "  {}@{}: {:?}: {}",
+                    cell.script,
+                    cell.kernel,
+                    cell.status,
+                    cell.detail.lines().next().unwrap_or_default()
+                );
+            }
+        }
         best_floor = best_floor.min(floor_wall);
         best_run = best_run.min(run_wall);
     }
