@@ -367,10 +367,15 @@ impl<'a> Gen<'a> {
         self.asm.finish()
     }
 
-    /// Local slots for `types`, zeroed.
-    pub(crate) fn alloc_locals(&mut self, types: &[ScalarType]) -> Result<Vec<Slot>, BpfError> {
+    /// Local slots for `types`, zeroed; a string's buffer holds `caps` bytes
+    /// (`Gen::local_caps`).
+    pub(crate) fn alloc_locals(
+        &mut self,
+        types: &[ScalarType],
+        caps: &[u32],
+    ) -> Result<Vec<Slot>, BpfError> {
         let mut slots = Vec::with_capacity(types.len());
-        for ty in types {
+        for (ty, cap) in types.iter().zip(caps) {
             let slot = match ty {
                 ScalarType::Long => {
                     let off = self.stack_alloc(8)?;
@@ -378,7 +383,7 @@ impl<'a> Gen<'a> {
                     Slot::Long(off)
                 }
                 ScalarType::String => {
-                    let place = self.str_temp(self.max_string())?;
+                    let place = self.str_temp((*cap).clamp(1, self.max_string()))?;
                     self.asm.store_imm(Size::B, place.base, place.off as i16, 0);
                     Slot::Str(place)
                 }

@@ -62,7 +62,7 @@ pub(crate) fn builtin_type(builtin: Builtin) -> ScalarType {
 
 impl Gen<'_> {
     /// The type of a local of the innermost frame.
-    fn local_type(&self, i: u32) -> ScalarType {
+    pub(crate) fn local_type(&self, i: u32) -> ScalarType {
         let types = match self.inlined.last() {
             Some(frame) => &frame.types,
             None => &self.local_types,
@@ -95,8 +95,13 @@ impl Gen<'_> {
 
     /// The type of an lvalue.
     pub(crate) fn lvalue_type(&self, lv: &LValue) -> ScalarType {
+        self.lvalue_type_in(lv, &|i| self.local_type(i))
+    }
+
+    /// [`Gen::lvalue_type`] with the locals' types of `local_type`.
+    fn lvalue_type_in(&self, lv: &LValue, local_type: &dyn Fn(u32) -> ScalarType) -> ScalarType {
         match lv {
-            LValue::Local(i) => self.local_type(*i),
+            LValue::Local(i) => local_type(*i),
             LValue::Global(g) => self.global_type(*g),
             LValue::Index { array, .. } => self.global_type(*array),
         }
@@ -104,13 +109,19 @@ impl Gen<'_> {
 
     /// The type of an expression.
     pub(crate) fn ty(&self, e: &Expr) -> ScalarType {
+        self.ty_in(e, &|i| self.local_type(i))
+    }
+
+    /// The type of an expression whose locals have the types
+    /// `local_type` gives (those of a frame not entered yet).
+    pub(crate) fn ty_in(&self, e: &Expr, local_type: &dyn Fn(u32) -> ScalarType) -> ScalarType {
         match e {
             Expr::Str(_)
             | Expr::Concat(..)
             | Expr::LongToStr(_)
             | Expr::Hist { .. }
             | Expr::ReadString { .. } => ScalarType::String,
-            Expr::Local(i) => self.local_type(*i),
+            Expr::Local(i) => local_type(*i),
             Expr::Global(g) => self.global_type(*g),
             Expr::Fetch(i) => self
                 .fetch_types
@@ -123,8 +134,8 @@ impl Gen<'_> {
                 .copied()
                 .unwrap_or(ScalarType::Long),
             Expr::Index { array, .. } => self.global_type(*array),
-            Expr::Ternary { then, .. } => self.ty(then),
-            Expr::Assign { target, .. } => self.lvalue_type(target),
+            Expr::Ternary { then, .. } => self.ty_in(then, local_type),
+            Expr::Assign { target, .. } => self.lvalue_type_in(target, local_type),
             Expr::Call { function, .. } => self
                 .site
                 .program

@@ -15,6 +15,7 @@
 
 mod access;
 pub mod asm;
+mod bounds;
 mod caps;
 mod codegen;
 pub mod disasm;
@@ -276,7 +277,8 @@ fn generate(
         let (slots, faults) = match mode {
             BpfMode::InKernel => {
                 let types = probe.locals.clone();
-                g.locals = g.alloc_locals(&types)?;
+                let caps = g.local_caps(&probe.body, &types, &[]);
+                g.locals = g.alloc_locals(&types, &caps)?;
                 g.local_types = types;
                 match &probe.entry {
                     // The guards a thread answers alike at both ends (its

@@ -152,39 +152,14 @@ impl Gen<'_> {
                 ScalarType::String => Arg::Str(self.string(arg)?),
             });
         }
-        // The largest result.
-        let mut alloc: u32 = 1;
-        let mut next = values.iter();
-        for spec in format {
-            match spec {
-                FormatSpec::Literal { text } => alloc += text.len() as u32,
-                FormatSpec::Directive {
-                    flags,
-                    width,
-                    precision,
-                    conversion,
-                } => {
-                    if *conversion == '%' {
-                        alloc += 2;
-                        continue;
-                    }
-                    let f = Field::of(flags, *width, *precision)
-                        .ok_or(BpfError::Internal("a field checked above"))?;
-                    let arg = next.next();
-                    // What the appends below may claim: each checks
-                    // that its whole copy fits.
-                    let width = f.width.max(0) as u32;
-                    let number = NUMBER_ROOM + f.precision.max(0) as u32 + 2 * width + 1;
-                    alloc += match (conversion, arg) {
-                        ('s', Some(Arg::Str(s))) => s.cap + width + 1,
-                        ('s', None) => width + 2,
-                        ('c', _) => 2 + 2 * width,
-                        _ => number,
-                    };
-                }
-            }
-        }
-        let b = self.builder(alloc)?;
+        let caps: Vec<Option<u32>> = values
+            .iter()
+            .map(|value| match value {
+                Arg::Str(s) => Some(s.cap),
+                Arg::Long(_) => None,
+            })
+            .collect();
+        let b = self.builder(format_room(format, &caps))?;
         let mut next = values.iter();
         for spec in format {
             let mark = self.mark();
@@ -245,8 +220,14 @@ impl Gen<'_> {
         Ok(self.finish_builder(b))
     }
 
-    /// `sprint(args...)` (and `sprintln`): each argument as a string.
-    pub(crate) fn sprint(&mut self, args: &[Expr], newline: bool) -> Result<StrPlace, BpfError> {
+    /// The format and arguments of `sprint(args...)` (and `sprintln`):
+    /// each argument as a string, the types of locals from `local_type`.
+    pub(crate) fn sprint_format(
+        &self,
+        args: &[Expr],
+        newline: bool,
+        local_type: &dyn Fn(u32) -> ScalarType,
+    ) -> (Vec<FormatSpec>, Vec<Expr>) {
         let mut format = Vec::with_capacity(args.len() + 1);
         let mut exprs = Vec::with_capacity(args.len());
         for arg in args {
@@ -258,7 +239,7 @@ impl Gen<'_> {
                 flags: String::new(),
                 width: None,
                 precision: None,
-                conversion: match self.ty(arg) {
+                conversion: match self.ty_in(arg, local_type) {
                     ScalarType::Long => 'd',
                     ScalarType::String => 's',
                 },
@@ -270,6 +251,12 @@ impl Gen<'_> {
                 text: "\n".to_owned(),
             });
         }
+        (format, exprs)
+    }
+
+    /// `sprint(args...)` (and `sprintln`): each argument as a string.
+    pub(crate) fn sprint(&mut self, args: &[Expr], newline: bool) -> Result<StrPlace, BpfError> {
+        let (format, exprs) = self.sprint_format(args, newline, &|i| self.local_type(i));
         self.sprintf(&format, &exprs)
     }
 
@@ -795,6 +782,45 @@ impl Gen<'_> {
         self.release(mark);
         Ok(())
     }
+}
+
+/// The buffer a formatted string needs, its terminator included: what the
+/// appends of [`Gen::sprintf`] may claim (each checks that its whole copy
+/// fits), for the arguments in order (`Some(cap)` a string's buffer, `None`
+/// a long). More than `MAXSTRINGLEN` is cut to it when finished.
+pub(crate) fn format_room(format: &[FormatSpec], args: &[Option<u32>]) -> u32 {
+    let mut alloc: u32 = 1;
+    let mut next = args.iter();
+    for spec in format {
+        match spec {
+            FormatSpec::Literal { text } => alloc += text.len() as u32,
+            FormatSpec::Directive {
+                flags,
+                width,
+                precision,
+                conversion,
+            } => {
+                if *conversion == '%' {
+                    alloc += 2;
+                    continue;
+                }
+                // A field `Gen::sprintf` refuses never gets here: the
+                // widest claim stands in for it.
+                let (width, precision) = Field::of(flags, *width, *precision)
+                    .map_or((MAX_FIELD as u32, MAX_FIELD as u32), |f| {
+                        (f.width.max(0) as u32, f.precision.max(0) as u32)
+                    });
+                let number = NUMBER_ROOM + precision + 2 * width + 1;
+                alloc += match (conversion, next.next()) {
+                    ('s', Some(Some(cap))) => cap + width + 1,
+                    ('s', None) => width + 2,
+                    ('c', _) => 2 + 2 * width,
+                    _ => number,
+                };
+            }
+        }
+    }
+    alloc
 }
 
 /// The literal an unanchored POSIX ERE asks for when it is plain text

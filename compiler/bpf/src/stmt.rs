@@ -228,7 +228,14 @@ impl Gen<'_> {
             }
             None => None,
         };
-        let locals = self.alloc_locals(&f.locals)?;
+        // The parameters' buffers: their arguments', in this frame.
+        let here = self.frame_caps();
+        let params: Vec<u32> = args
+            .iter()
+            .map(|arg| self.string_bound(arg, &here, &|i| self.local_type(i)))
+            .collect();
+        let caps = self.local_caps(&f.body, &f.locals, &params);
+        let locals = self.alloc_locals(&f.locals, &caps)?;
         let known = self.known_parameters(&f.body, args);
         for (index, (arg, slot)) in args.iter().zip(&locals).enumerate() {
             let mark = self.mark();

@@ -1050,10 +1050,11 @@ fn a_loop_counts_its_statements_against_maxaction_as_the_runtime_does() {
 fn isinstr_of_one_character_tests_eight_bytes_a_turn() {
     // A 512-byte string: 64 turns of a word each (the last at byte 504),
     // not 510 turns of a byte; a longer needle keeps the byte search.
+    // (An array's element: a string of any length up to MAXSTRINGLEN.)
     let listing = |needle: &str| {
         handler_in_kernel(
-            "global n\n",
-            &format!("s = execname() . \"!\"; n += isinstr(s, \"{needle}\")"),
+            "global n, a\n",
+            &format!("a[1] = execname(); s = a[1] . \"!\"; n += isinstr(s, \"{needle}\")"),
         )
         .1
     };
@@ -1064,4 +1065,70 @@ fn isinstr_of_one_character_tests_eight_bytes_a_turn() {
     let two = listing("!!");
     assert!(two.contains("if r1 > 0x1fd goto"), "{two}");
     assert!(!two.contains("0x101010101010101"), "{two}");
+}
+
+#[test]
+fn a_string_local_gets_a_buffer_as_long_as_what_is_assigned_to_it() {
+    // The search over a local tries the needle at offsets up to the
+    // local's buffer less the needle and terminator: the bound of what the
+    // local can hold, not MAXSTRINGLEN (512 bytes: up to 0x1fd).
+    let last_offset = |prelude: &str, body: &str| {
+        let (_, listing) = handler_in_kernel(prelude, body);
+        listing
+            .lines()
+            .find_map(|l| {
+                let (_, rest) = l.split_once("if r1 > ")?;
+                rest.split_once(" goto").map(|(n, _)| n.to_owned())
+            })
+            .unwrap_or_else(|| panic!("no search: {listing}"))
+    };
+    // execname() (16 with its terminator) and one more byte: 17.
+    assert_eq!(
+        last_offset(
+            "global n\n",
+            "s = execname() . \"!\"; n += isinstr(s, \"!!\")"
+        ),
+        "0xe"
+    );
+    // A sprintf's room: 1, the comm's 16 and a field's 1, "-", a number's
+    // 27: 46 bytes.
+    assert_eq!(
+        last_offset(
+            "global n\n",
+            "k = sprintf(\"%s-%d\", execname(), n); n += isinstr(k, \"-1\")"
+        ),
+        "0x2b"
+    );
+    // The largest of two assignments, and of a local assigned another.
+    assert_eq!(
+        last_offset(
+            "global n\n",
+            "t = \"ab\"; if (n) t = \"abcdefgh\"; s = t; n += isinstr(s, \"zz\")"
+        ),
+        "0x6"
+    );
+    // A parameter's buffer is its argument's.
+    assert_eq!(
+        last_offset(
+            "global n\nfunction f(x) { return isinstr(x, \"zz\") }\n",
+            "n += f(execname())"
+        ),
+        "0xd"
+    );
+    // Grown in a loop: no bound short of MAXSTRINGLEN.
+    assert_eq!(
+        last_offset(
+            "global n\n",
+            "s = \"a\"; while (n < $count) { s .= \"bc\"; n++ }; n += isinstr(s, \"zz\")"
+        ),
+        "0x1fd"
+    );
+    // A value of unknown length (an array's element) likewise.
+    assert_eq!(
+        last_offset(
+            "global n, a\n",
+            "a[1] = execname(); s = a[1]; n += isinstr(s, \"zz\")"
+        ),
+        "0x1fd"
+    );
 }
