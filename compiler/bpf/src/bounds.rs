@@ -15,7 +15,7 @@ use tapmatrix_ir::visit::walk_block;
 use tapmatrix_ir::{Builtin, Expr, FormatSpec, LValue, ScalarType, Stmt};
 
 use crate::codegen::{Gen, Slot};
-use crate::sprintf::format_room;
+use crate::sprintf::{decimal, format_room};
 
 impl Gen<'_> {
     /// The buffer each local of a frame needs, its terminator included
@@ -73,11 +73,7 @@ impl Gen<'_> {
 
     /// The buffers of the current frame's locals (1 for longs).
     pub(crate) fn frame_caps(&self) -> Vec<u32> {
-        let slots = match self.inlined.last() {
-            Some(frame) => &frame.locals,
-            None => &self.locals,
-        };
-        slots
+        self.frame_slots()
             .iter()
             .map(|slot| match slot {
                 Slot::Str(place) => place.cap,
@@ -132,15 +128,7 @@ impl Gen<'_> {
                 let (format, args) = self.sprint_format(args, newline, local_type);
                 self.format_bound(&format, &args, caps, local_type)
             }
-            Expr::LongToStr(_) => format_room(
-                &[FormatSpec::Directive {
-                    flags: String::new(),
-                    width: None,
-                    precision: None,
-                    conversion: 'd',
-                }],
-                &[None],
-            ),
+            Expr::LongToStr(_) => format_room(&[decimal()], &[None]),
             _ => max,
         };
         cap.clamp(1, max)

@@ -70,13 +70,17 @@ impl Gen<'_> {
         types.get(i as usize).copied().unwrap_or(ScalarType::Long)
     }
 
-    /// The slot of a local of the innermost frame.
-    pub(crate) fn local_slot(&self, i: u32) -> Result<Slot, BpfError> {
-        let slots = match self.inlined.last() {
+    /// The slots of the innermost frame's locals.
+    pub(crate) fn frame_slots(&self) -> &[Slot] {
+        match self.inlined.last() {
             Some(frame) => &frame.locals,
             None => &self.locals,
-        };
-        slots
+        }
+    }
+
+    /// The slot of a local of the innermost frame.
+    pub(crate) fn local_slot(&self, i: u32) -> Result<Slot, BpfError> {
+        self.frame_slots()
             .get(i as usize)
             .copied()
             .ok_or(BpfError::Internal("a local without a slot"))

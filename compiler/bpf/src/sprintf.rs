@@ -262,13 +262,7 @@ impl Gen<'_> {
 
     /// A long as its decimal string.
     pub(crate) fn long_to_str(&mut self, e: &Expr) -> Result<StrPlace, BpfError> {
-        let format = [FormatSpec::Directive {
-            flags: String::new(),
-            width: None,
-            precision: None,
-            conversion: 'd',
-        }];
-        self.sprintf(&format, std::slice::from_ref(e))
+        self.sprintf(&[decimal()], std::slice::from_ref(e))
     }
 
     /// A new, empty buffer of `alloc` bytes and its length slot.
@@ -781,6 +775,16 @@ impl Gen<'_> {
         self.verdict(missing, found);
         self.release(mark);
         Ok(())
+    }
+}
+
+/// `%d`: how a long becomes a string.
+pub(crate) fn decimal() -> FormatSpec {
+    FormatSpec::Directive {
+        flags: String::new(),
+        width: None,
+        precision: None,
+        conversion: 'd',
     }
 }
 

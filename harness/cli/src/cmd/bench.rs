@@ -267,11 +267,12 @@ fn run_bench(args: &RunBenchArgs) -> anyhow::Result<Status> {
         let (run_wall, results) = timed(|| run_matrix(&specs, &kernels, &options, &|_, _| {}));
         let results = results.map_err(input_error)?;
         cells = results.cells.len();
-        let passed = results
+        let failing: Vec<_> = results
             .cells
             .iter()
-            .filter(|cell| matches!(cell.status, CellStatus::Pass | CellStatus::NotAvailable))
-            .count();
+            .filter(|cell| !matches!(cell.status, CellStatus::Pass | CellStatus::NotAvailable))
+            .collect();
+        let passed = cells - failing.len();
         println!(
             "round {round}: bare boot {:.2}s, run {:.2}s ({passed} of {cells} cells pass or n/a)",
             floor_wall.as_secs_f64(),
@@ -279,11 +280,7 @@ fn run_bench(args: &RunBenchArgs) -> anyhow::Result<Status> {
         );
         // A failing cell's time is not the suite's: say which, and why.
         if !args.untraced {
-            for cell in results
-                .cells
-                .iter()
-                .filter(|cell| !matches!(cell.status, CellStatus::Pass | CellStatus::NotAvailable))
-            {
+            for cell in failing {
                 println!(
                     "  {}@{}: {:?}: {}",
                     cell.script,
